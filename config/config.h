@@ -1,0 +1,109 @@
+/*
+ * config.h - secretsd's INI configuration (parsed with inih).
+ *
+ * sx_config_load() reads the whole file, validates every key and resolves defaults, so that the
+ * rest of the server only ever sees a complete, valid configuration. Any mistake - a missing file,
+ * an unknown section or key, a bad value, a repeated non-repeatable key - is reported as
+ * "FILE:LINE: what is wrong" (LINE is 0 when the mistake is not on one line, e.g. a missing file or
+ * a key that must be present). Relative paths in the file are resolved against the folder that
+ * holds the config file. The module does not log: the caller prints the message and exits with
+ * status 2.
+ *
+ * secrets.conf.example at the top of the source tree documents every key with its default.
+ */
+#ifndef SX_CONFIG_H
+#define SX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A TCP address to listen on. host is a numeric IPv4/IPv6 address or a name ("localhost"); IPv6
+ * is written "[::1]:8080" in the file and stored without brackets. port 0 = an ephemeral port. */
+typedef struct sx_config_listen {
+    char *host;
+    uint16_t port;
+    int line; /* where it was configured, for error messages */
+} sx_config_listen;
+
+typedef enum sx_config_backend {
+    SX_CONFIG_BACKEND_ROCKSDB = 0,
+    SX_CONFIG_BACKEND_MEMORY = 1,
+} sx_config_backend;
+
+typedef enum sx_config_seal {
+    SX_CONFIG_SEAL_FILE = 0,
+    SX_CONFIG_SEAL_PASSPHRASE = 1,
+    SX_CONFIG_SEAL_TPM = 2,
+} sx_config_seal;
+
+typedef enum sx_config_log_level {
+    SX_LOG_ERROR = 0,
+    SX_LOG_WARN = 1,
+    SX_LOG_INFO = 2,
+    SX_LOG_DEBUG = 3,
+} sx_config_log_level;
+
+typedef struct sx_config {
+    char *path; /* the config file as given */
+    char *dir;  /* its folder (absolute), base of relative paths */
+
+    /* [server] */
+    sx_config_listen *listen; /* cleartext HTTP/1.1 + h2c; default 127.0.0.1:8080 when neither
+                                 [server] listen nor [tls] listen is given */
+    size_t n_listen;
+    unsigned threads;        /* resolved: 0 in the file means the number of online CPUs */
+    char *admin_socket;      /* absolute path; default "var/secretsd.sock"; "" disables it */
+    size_t max_body_bytes;   /* default 1048576 */
+    size_t max_value_bytes;  /* default 65536; must be < max_body_bytes */
+    unsigned drain_timeout;  /* seconds SIGTERM waits for in-flight requests; default 10 */
+    size_t max_connections;  /* per server; default 4096 */
+
+    /* [tls] */
+    sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */
+    size_t n_tls_listen;
+    char *tls_cert; /* absolute path; required when tls listen is set */
+    char *tls_key;
+
+    /* [storage] */
+    sx_config_backend backend; /* default rocksdb */
+    char *storage_path;        /* absolute; default "var/data" */
+    bool storage_sync;         /* default true */
+
+    /* [seal] */
+    sx_config_seal seal;          /* default file */
+    char *seal_key_file;          /* absolute; default "var/seal.key" */
+    char *seal_passphrase_env;    /* name of the environment variable; default "SECRETSD_PASSPHRASE" */
+    unsigned long long seal_pwhash_opslimit; /* default crypto_pwhash_OPSLIMIT_MODERATE */
+    size_t seal_pwhash_memlimit;             /* default crypto_pwhash_MEMLIMIT_MODERATE */
+    char *seal_tcti;              /* default "device:/dev/tpmrm0" */
+    uint32_t seal_pcrs;           /* bitmask of sha256 PCRs to bind to (bit n = PCR n); default 0 = none */
+
+    /* [log] */
+    sx_config_log_level log_level; /* default info */
+    char *access_log;              /* absolute path, "-" = stderr, "" = off; default "-" */
+    char *audit_log;               /* absolute path or "" = off; default "" */
+} sx_config;
+
+/*
+ * Load and validate path. On success *ret is a new configuration (free with sx_config_free()).
+ * On failure returns a negative errno (-ENOENT missing file, -EINVAL any mistake in it, -ENOMEM)
+ * and writes "FILE:LINE: what is wrong" into err (errlen bytes, always NUL-terminated).
+ */
+int sx_config_load(const char *path, sx_config **ret, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Free a configuration. NULL ok. */
+void sx_config_free(sx_config *cfg);
+
+/* Parse "sha256:7,14" (or "" / "none") into a PCR bitmask. 0 on success, -EINVAL otherwise. */
+int sx_config_parse_pcrs(const char *s, uint32_t *ret_mask);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SX_CONFIG_H */

@@ -1,0 +1,279 @@
+/*
+ * storage.h - the storage vtable behind everything secretsd persists.
+ *
+ * Secret metadata, value ciphertexts, wrapped data keys, the sealed keyring and token records all
+ * live in one ordered key/value store reached through this table. The shape follows SQLite's VFS
+ * and git's ref backends: a versioned, const table of operations (`sx_storage_ops`), a handle whose
+ * first member points at it, an iterator with its own small table, and thin inline wrappers that
+ * check arguments before dispatching. New slots are only ever added at the end of a table, and a
+ * caller checks `ops->version` before using a slot introduced after version 1.
+ *
+ * Keys and values are byte strings (keys may contain NUL). Keys sort bytewise (memcmp order, shorter
+ * first on a common prefix). Every record carries a revision: a non-zero 64-bit number that changes
+ * on every write of that key and is never handed out twice by one store, so that a key deleted and
+ * created again never gets back a revision it had before. Revisions back ETags and compare-and-set.
+ *
+ * Concurrency: every operation may be called from many threads at once on the same handle. The
+ * interface promises nothing about in-process locks, so that a networked SQL backend can implement
+ * it; callers that need atomicity use sx_storage_batch() with preconditions.
+ *
+ * Errors: 0 on success, a negative errno otherwise (-ENOENT not found, -EINVAL bad argument,
+ * -EIO an I/O or corruption error, -ENOMEM, -EBUSY store locked by another process, -ENOSPC disk
+ * full), or SX_STORAGE_ECONDITION when a batch precondition fails. The storage library never logs;
+ * sx_storage_strerror() gives a sentence for any of these codes.
+ */
+#ifndef SX_STORAGE_H
+#define SX_STORAGE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SX_STORAGE_OPS_VERSION 1
+
+/* Project-specific error codes (reserved range -1000 .. -1099). */
+#define SX_STORAGE_ECONDITION (-1000) /* a batch precondition failed; see ret_failed */
+
+/* Return value of sx_storage_iter_next() when the iteration is over. */
+#define SX_STORAGE_DONE 1
+
+/* Capability bits in sx_storage_ops.caps. */
+#define SX_STORAGE_CAP_DURABLE (1u << 0)    /* acknowledged writes survive a crash (with sync on) */
+#define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
+#define SX_STORAGE_CAP_SHARED (1u << 2)     /* several processes / nodes may open the same store */
+
+/* Largest key any backend must accept. */
+#define SX_STORAGE_MAX_KEY 4096
+/* Largest value any backend must accept. */
+#define SX_STORAGE_MAX_VALUE (16u * 1024 * 1024)
+
+typedef struct sx_storage sx_storage;
+typedef struct sx_storage_iter sx_storage_iter;
+typedef struct sx_storage_ops sx_storage_ops;
+typedef struct sx_storage_iter_ops sx_storage_iter_ops;
+
+/* Options for opening a store. Strings are borrowed for the duration of the open call only. */
+typedef struct sx_storage_options {
+    const char *backend; /* "rocksdb" | "memory" */
+    const char *path;    /* directory for file-based backends; ignored by "memory" */
+    bool sync;           /* fsync the log before acknowledging a write (rocksdb); default true */
+} sx_storage_options;
+
+/* The kinds of operation in a batch. */
+typedef enum sx_storage_op_kind {
+    SX_STORAGE_OP_PUT = 1,    /* write val under key */
+    SX_STORAGE_OP_DELETE = 2, /* remove key (no error if absent unless a precondition says so) */
+    SX_STORAGE_OP_CHECK = 3,  /* write nothing; only evaluate the precondition */
+} sx_storage_op_kind;
+
+/* Preconditions, evaluated atomically with the whole batch. */
+typedef enum sx_storage_cond {
+    SX_STORAGE_COND_NONE = 0,
+    SX_STORAGE_COND_ABSENT = 1,  /* key must not exist */
+    SX_STORAGE_COND_PRESENT = 2, /* key must exist (any revision) */
+    SX_STORAGE_COND_REV = 3,     /* key must exist with revision == rev */
+} sx_storage_cond;
+
+/* One operation of a batch. key/val are borrowed for the duration of the call. */
+typedef struct sx_storage_op {
+    sx_storage_op_kind kind;
+    const void *key;
+    size_t klen;
+    const void *val; /* PUT only */
+    size_t vlen;
+    sx_storage_cond cond;
+    uint64_t rev;     /* for SX_STORAGE_COND_REV */
+    uint64_t ret_rev; /* out: for PUT, the record's new revision, written only on success */
+} sx_storage_op;
+
+/* Iterator flags. */
+#define SX_STORAGE_ITER_AFTER (1u << 0) /* start key is exclusive (pagination: "after NAME") */
+
+/*
+ * The backend table. A backend provides one `const sx_storage_ops` instance. Slots marked optional
+ * may be NULL when the matching capability bit is clear.
+ */
+struct sx_storage_ops {
+    int version;      /* SX_STORAGE_OPS_VERSION the backend was written against */
+    const char *name; /* "memory", "rocksdb", ... */
+    unsigned caps;    /* SX_STORAGE_CAP_* */
+
+    /* Open a store. On success *ret is a handle whose first member is this table. On failure
+     * writes a one-line reason (no secrets) into err (errlen bytes, NUL-terminated) when err != NULL. */
+    int (*open)(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen);
+    /* Close the store and free the handle. Outstanding iterators must be freed first. NULL ok. */
+    void (*close)(sx_storage *s);
+
+    /* Read key. On success *ret_val is a malloc'd copy (free with sx_storage_free()), *ret_len its
+     * length, *ret_rev its revision (any of the three may be NULL). -ENOENT when absent. */
+    int (*get)(sx_storage *s, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev);
+    /* Write key unconditionally. *ret_rev (may be NULL) gets the new revision. */
+    int (*put)(sx_storage *s, const void *key, size_t klen, const void *val, size_t vlen, uint64_t *ret_rev);
+    /* Delete key. -ENOENT when absent (nothing changes). */
+    int (*del)(sx_storage *s, const void *key, size_t klen);
+    /* Apply ops all-or-nothing. Every precondition is checked against the state the batch applies
+     * to, atomically with the writes, also against concurrent batches from other threads or nodes.
+     * On a failed precondition returns SX_STORAGE_ECONDITION, sets *ret_failed (may be NULL) to the
+     * index of the first failing op and changes nothing. A key may appear at most once per batch. */
+    int (*batch)(sx_storage *s, sx_storage_op *ops, size_t n, size_t *ret_failed);
+    /* Start an ordered forward iteration over the keys beginning with prefix, from the first key
+     * >= start (or > start with SX_STORAGE_ITER_AFTER; start NULL = from the prefix itself). Keys
+     * written or deleted during the iteration may or may not be seen, but every key is yielded at
+     * most once, in order, and never one outside the prefix. */
+    int (*iter_new)(sx_storage *s, const void *prefix, size_t plen, const void *start, size_t slen, unsigned flags,
+                    sx_storage_iter **ret);
+    /* Optional (SX_STORAGE_CAP_CHECKPOINT): write an online, consistent copy of the store into dir,
+     * which must not exist yet. The copy opens with the same backend. */
+    int (*checkpoint)(sx_storage *s, const char *dir);
+};
+
+struct sx_storage_iter_ops {
+    /* Advance. Returns 0 with the next record, SX_STORAGE_DONE at the end, or a negative errno.
+     * The borrowed key and value stay valid until the next call to next() or free(). Any out
+     * pointer may be NULL. */
+    int (*next)(sx_storage_iter *it, const void **key, size_t *klen, const void **val, size_t *vlen, uint64_t *rev);
+    /* Release the iterator. NULL ok. */
+    void (*free)(sx_storage_iter *it);
+};
+
+/* Every handle starts with its table; backends embed this as their first member. */
+struct sx_storage {
+    const sx_storage_ops *ops;
+};
+
+struct sx_storage_iter {
+    const sx_storage_iter_ops *ops;
+};
+
+/* NULL-terminated registry of the backends built into this binary. */
+extern const sx_storage_ops *const sx_storage_backends[];
+
+/* Find a backend by name; NULL when unknown. */
+const sx_storage_ops *sx_storage_backend_find(const char *name);
+
+/* Open the backend named in opt->backend. On failure fills err with a one-line reason. */
+int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* A sentence for a code returned by any storage call (static string). */
+const char *sx_storage_strerror(int code);
+
+/* Free a value returned by get(). NULL ok. */
+void sx_storage_free(void *p);
+
+/* --- inline wrappers: argument checks, then dispatch ------------------------------------------- */
+
+static inline void sx_storage_close(sx_storage *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+static inline const char *sx_storage_name(const sx_storage *s)
+{
+    return s->ops->name;
+}
+
+static inline bool sx_storage_has(const sx_storage *s, unsigned cap)
+{
+    return (s->ops->caps & cap) == cap;
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_get(sx_storage *s, const void *key, size_t klen,
+                                                                     void **ret_val, size_t *ret_len,
+                                                                     uint64_t *ret_rev)
+{
+    if (!s || !key || klen == 0 || klen > SX_STORAGE_MAX_KEY)
+        return -EINVAL;
+    return s->ops->get(s, key, klen, ret_val, ret_len, ret_rev);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_put(sx_storage *s, const void *key, size_t klen,
+                                                                     const void *val, size_t vlen,
+                                                                     uint64_t *ret_rev)
+{
+    if (!s || !key || klen == 0 || klen > SX_STORAGE_MAX_KEY || (!val && vlen) || vlen > SX_STORAGE_MAX_VALUE)
+        return -EINVAL;
+    return s->ops->put(s, key, klen, val, vlen, ret_rev);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_delete(sx_storage *s, const void *key, size_t klen)
+{
+    if (!s || !key || klen == 0 || klen > SX_STORAGE_MAX_KEY)
+        return -EINVAL;
+    return s->ops->del(s, key, klen);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_batch(sx_storage *s, sx_storage_op *ops, size_t n,
+                                                                       size_t *ret_failed)
+{
+    if (!s || (!ops && n))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!ops[i].key || ops[i].klen == 0 || ops[i].klen > SX_STORAGE_MAX_KEY)
+            return -EINVAL;
+        if (ops[i].kind == SX_STORAGE_OP_PUT && ((!ops[i].val && ops[i].vlen) || ops[i].vlen > SX_STORAGE_MAX_VALUE))
+            return -EINVAL;
+        if (ops[i].kind < SX_STORAGE_OP_PUT || ops[i].kind > SX_STORAGE_OP_CHECK)
+            return -EINVAL;
+    }
+    if (n == 0)
+        return 0;
+    return s->ops->batch(s, ops, n, ret_failed);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_iter_new(sx_storage *s, const void *prefix,
+                                                                          size_t plen, const void *start,
+                                                                          size_t slen, unsigned flags,
+                                                                          sx_storage_iter **ret)
+{
+    if (!s || !ret || (!prefix && plen) || plen > SX_STORAGE_MAX_KEY || (!start && slen) ||
+        slen > SX_STORAGE_MAX_KEY)
+        return -EINVAL;
+    return s->ops->iter_new(s, prefix, plen, start, slen, flags, ret);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_iter_next(sx_storage_iter *it, const void **key,
+                                                                           size_t *klen, const void **val,
+                                                                           size_t *vlen, uint64_t *rev)
+{
+    if (!it)
+        return -EINVAL;
+    return it->ops->next(it, key, klen, val, vlen, rev);
+}
+
+static inline void sx_storage_iter_free(sx_storage_iter *it)
+{
+    if (it)
+        it->ops->free(it);
+}
+
+__attribute__((warn_unused_result)) static inline int sx_storage_checkpoint(sx_storage *s, const char *dir)
+{
+    if (!s || !dir)
+        return -EINVAL;
+    if (!(s->ops->caps & SX_STORAGE_CAP_CHECKPOINT) || !s->ops->checkpoint)
+        return -ENOTSUP;
+    return s->ops->checkpoint(s, dir);
+}
+
+/* --- fault injection (tests of the layers above) ---------------------------------------------- */
+
+/* Wrap inner in a backend that forwards every call, except that it fails with -EIO according to
+ * the policy set by sx_storage_fault_set(). The wrapper owns inner: closing it closes inner. */
+int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret) __attribute__((warn_unused_result));
+
+/* Fail the nth call from now (1 = the next call; 0 = never) and, when every is true, every call
+ * after that too. Counts get, put, del, batch, iter_new and iterator steps. Thread-safe. */
+void sx_storage_fault_set(sx_storage *fault, unsigned long nth, bool every);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SX_STORAGE_H */

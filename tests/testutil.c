@@ -1,0 +1,127 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sx_test_failures;
+
+int sx_test_main(const sx_test *tests, size_t n, int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 1) {
+            bool wanted = false;
+            for (int a = 1; a < argc; a++)
+                if (strcmp(argv[a], tests[i].name) == 0)
+                    wanted = true;
+            if (!wanted)
+                continue;
+        }
+        sx_test_failures = 0;
+        fprintf(stderr, "-- %s\n", tests[i].name);
+        tests[i].fn();
+        if (sx_test_failures) {
+            fprintf(stderr, "FAIL %s (%d checks)\n", tests[i].name, sx_test_failures);
+            failed++;
+        } else {
+            fprintf(stderr, "ok   %s\n", tests[i].name);
+            passed++;
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    fflush(stdout);
+    return failed ? 1 : 0;
+}
+
+char *sx_test_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    size_t len = strlen(base) + strlen(tag) + 32;
+    char *p = malloc(len);
+    if (!p)
+        abort();
+    snprintf(p, len, "%s/sx-%s-XXXXXX", base, tag);
+    if (!mkdtemp(p)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return p;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 ? 0 : -errno;
+}
+
+int sx_test_rmtree(const char *path)
+{
+    if (!path)
+        return 0;
+    return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+int sx_test_write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+char *sx_test_read_file(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[len] = '\0';
+    if (ret_len)
+        *ret_len = len;
+    return buf;
+}
+
+bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen)
+{
+    return memmem(hay, len, needle, nlen) != NULL;
+}

@@ -1,0 +1,81 @@
+/*
+ * testutil.h - the small harness every secretsd test program uses.
+ *
+ * A test program is a list of functions run by sx_test_main(); each CHECK that fails prints the
+ * file, line and expression and marks the current test failed, and the program ends with the
+ * plain "N passed, N failed" line and exit status 0 only when nothing failed. Helpers make and
+ * remove temporary directories, so tests clean up after themselves.
+ */
+#ifndef SX_TESTUTIL_H
+#define SX_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct sx_test {
+    const char *name;
+    void (*fn)(void);
+} sx_test;
+
+extern int sx_test_failures; /* failures in the current test */
+
+#define CHECK(expr)                                                                                                    \
+    do {                                                                                                               \
+        if (!(expr)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);                                   \
+            sx_test_failures++;                                                                                        \
+        }                                                                                                              \
+    } while (0)
+
+/* Like CHECK but returns from the test function on failure (for preconditions of later steps). */
+#define REQUIRE(expr)                                                                                                  \
+    do {                                                                                                               \
+        if (!(expr)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #expr);                                 \
+            sx_test_failures++;                                                                                        \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                                                \
+    do {                                                                                                               \
+        long long _a = (long long)(a), _b = (long long)(b);                                                            \
+        if (_a != _b) {                                                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b, _a, _b);     \
+            sx_test_failures++;                                                                                        \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                                                \
+    do {                                                                                                               \
+        const char *_a = (a), *_b = (b);                                                                               \
+        if (!_a || !_b || strcmp(_a, _b) != 0) {                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__, __LINE__, #a, #b,          \
+                    _a ? _a : "(null)", _b ? _b : "(null)");                                                           \
+            sx_test_failures++;                                                                                        \
+        }                                                                                                              \
+    } while (0)
+
+/* Run the tests named on the command line (all when none), print "N passed, N failed", return the
+ * exit status for main(). */
+int sx_test_main(const sx_test *tests, size_t n, int argc, char **argv);
+
+/* Make a fresh directory under $TMPDIR (or /tmp) named after tag; returns a malloc'd path. Aborts
+ * the program on failure. */
+char *sx_test_tmpdir(const char *tag);
+
+/* Remove path and everything below it. Returns 0 or -errno. */
+int sx_test_rmtree(const char *path);
+
+/* Write len bytes to path (mode 0600), replacing it. Returns 0 or -errno. */
+int sx_test_write_file(const char *path, const void *data, size_t len);
+
+/* Read a whole file into a malloc'd NUL-terminated buffer; NULL on error. */
+char *sx_test_read_file(const char *path, size_t *ret_len);
+
+/* True when needle (nlen bytes) occurs in the len bytes at hay. */
+bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen);
+
+#endif
