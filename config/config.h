@@ -66,7 +66,7 @@ typedef struct sx_config {
     /* [tls] */
     sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */
     size_t n_tls_listen;
-    char *tls_cert; /* absolute path; required when tls listen is set */
+    char *tls_cert; /* absolute path; required when tls listen is set; "" when not given */
     char *tls_key;
 
     /* [storage] */
@@ -92,7 +92,9 @@ typedef struct sx_config {
 /*
  * Load and validate path. On success *ret is a new configuration (free with sx_config_free()).
  * On failure returns a negative errno (-ENOENT missing file, -EINVAL any mistake in it, -ENOMEM)
- * and writes "FILE:LINE: what is wrong" into err (errlen bytes, always NUL-terminated).
+ * and writes "FILE:LINE: what is wrong" into err (errlen bytes, always NUL-terminated; err may be
+ * NULL). *ret is written only on success. Touches no global state (not even inih's settings), so
+ * any thread may call it.
  */
 int sx_config_load(const char *path, sx_config **ret, char *err, size_t errlen) __attribute__((warn_unused_result));
 
@@ -101,6 +103,17 @@ void sx_config_free(sx_config *cfg);
 
 /* Parse "sha256:7,14" (or "" / "none") into a PCR bitmask. 0 on success, -EINVAL otherwise. */
 int sx_config_parse_pcrs(const char *s, uint32_t *ret_mask);
+
+/* One key that sx_config_load() accepts. */
+typedef struct sx_config_key {
+    const char *section; /* "server", "tls", "storage", "seal", "log" */
+    const char *name;
+    bool repeatable; /* may appear on several lines (listen) */
+} sx_config_key;
+
+/* Every key sx_config_load() accepts, in the order of secrets.conf.example: a static array of
+ * *ret_n entries, valid for the life of the process (for documentation checks and tools). */
+const sx_config_key *sx_config_keys(size_t *ret_n);
 
 #ifdef __cplusplus
 }

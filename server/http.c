@@ -1,0 +1,434 @@
+/*
+ * http.c - the request path: the h2o handler that routes every request, the JSON response and
+ * error helpers, a filter that turns h2o's own plain-text errors into the JSON error form, and the
+ * access log.
+ *
+ * Every request gets an sx_request in its own pool (h2o frees it with the request). Its dispose
+ * callback keeps the in-flight counts that a drain waits for and cancels blocking work the
+ * request had queued, so a job never answers a request that has gone away.
+ */
+#include "server/server_internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <yajl/yajl_gen.h>
+
+#include "storage/storage.h"
+
+typedef struct sx_handler {
+    h2o_handler_t super;
+    sx_server *server;
+} sx_handler;
+
+typedef struct sx_error_filter {
+    h2o_filter_t super;
+    sx_server *server;
+} sx_error_filter;
+
+typedef struct sx_error_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    bool sent;
+} sx_error_ostream;
+
+const char *sx_status_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Bad Request" : "Internal Server Error";
+    }
+}
+
+/* The machine code for an error status that h2o produced on its own. */
+static const char *code_for_status(int status)
+{
+    switch (status) {
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 413:
+        return "payload_too_large";
+    case 503:
+        return "unavailable";
+    default:
+        return status < 500 ? "invalid_request" : "internal";
+    }
+}
+
+static const char *message_for_status(int status)
+{
+    switch (status) {
+    case 404:
+        return "no such route";
+    case 413:
+        return "the request body is larger than the server accepts";
+    case 417:
+        return "unsupported Expect header";
+    default:
+        return status < 500 ? "the request could not be parsed" : "the server could not answer the request";
+    }
+}
+
+/* Build {"error": message, "code": code} into the request pool. */
+static h2o_iovec_t error_body(h2o_mem_pool_t *pool, const char *code, const char *message)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    h2o_iovec_t out = {NULL, 0};
+    if (!g)
+        return h2o_iovec_init(H2O_STRLIT("{\"error\":\"out of memory\",\"code\":\"internal\"}"));
+    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"error", 5);
+    if (yajl_gen_string(g, (const unsigned char *)message, strlen(message)) != yajl_gen_status_ok)
+        yajl_gen_string(g, (const unsigned char *)"invalid request", 15);
+    yajl_gen_string(g, (const unsigned char *)"code", 4);
+    yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t len;
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+        out = h2o_strdup(pool, (const char *)buf, len);
+    yajl_gen_free(g);
+    return out;
+}
+
+static void send_json_raw(h2o_req_t *req, int status, const char *json, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = sx_status_reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, json, len);
+}
+
+void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len)
+{
+    (void)reason;
+    send_json_raw(r->req, status, json, len);
+}
+
+void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    h2o_iovec_t body = error_body(&req->pool, code, message);
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+    send_json_raw(req, status, body.base, body.len);
+}
+
+void sx_send_error(sx_request *r, int status, const char *code, const char *message)
+{
+    sx_send_error_raw(r->req, status, code, message);
+}
+
+/* ---- request lifecycle ------------------------------------------------------------------------- */
+
+static void on_request_dispose(void *p)
+{
+    sx_request *r = p;
+    if (r->job)
+        atomic_store(&r->job->cancelled, true);
+    if (r->thread && r->thread->inflight)
+        r->thread->inflight--;
+    if (r->conn && r->conn->inflight)
+        r->conn->inflight--;
+}
+
+void sx_request_submit(sx_request *r, sx_job *job)
+{
+    job->reply_to = &r->thread->pool_receiver;
+    job->owner_slot = &r->job;
+    r->job = job;
+    sx_pool_submit(r->server->pool, job);
+}
+
+extern void sx_conn_on_close(void *data);
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    sx_server *s = ((sx_handler *)self)->server;
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, ctx, req->conn->ctx);
+    sx_request *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
+    memset(r, 0, sizeof(*r));
+    r->req = req;
+    r->server = s;
+    r->thread = t;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock && sock->on_close.cb == sx_conn_on_close)
+        r->conn = sock->on_close.data;
+    r->admin = r->conn && r->conn->kind == SX_LISTEN_ADMIN;
+    t->inflight++;
+    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+    if (r->conn) {
+        r->conn->inflight++;
+        if (req->version >= 0x200)
+            r->conn->http2 = true;
+    }
+
+    /* The raw request target, never h2o's percent-decoded normalised form. */
+    const char *path = req->input.path.base;
+    size_t plen = req->input.path.len;
+    const char *q = memchr(path, '?', plen);
+    r->path = h2o_iovec_init(path, q ? (size_t)(q - path) : plen);
+    r->query = q ? h2o_iovec_init(q + 1, plen - (size_t)(q - path) - 1) : h2o_iovec_init(NULL, 0);
+
+    if (req->entity.base && req->entity.len > s->config->max_body_bytes) {
+        sx_send_error(r, 413, "payload_too_large", "the request body is larger than max_body_bytes");
+        return 0;
+    }
+
+    unsigned method = sx_method_parse(req->method.base, req->method.len);
+    const sx_route *route = NULL;
+    unsigned allow = 0;
+    const char *bad = NULL;
+    sx_route_result res = sx_router_match(r->admin ? SX_ROUTE_ADMIN : SX_ROUTE_PUBLIC, method, r->path.base,
+                                          r->path.len, &route, r->params, &r->nparams, &allow, &bad);
+    switch (res) {
+    case SX_ROUTE_FOUND:
+        route->handler(r);
+        return 0;
+    case SX_ROUTE_BAD_PATH:
+        sx_send_error(r, 400, "invalid_request", bad);
+        return 0;
+    case SX_ROUTE_BAD_METHOD: {
+        char list[64];
+        size_t n = sx_method_list(allow, list, sizeof(list));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, list, n).base, n);
+        sx_send_error(r, 405, "method_not_allowed", "this path does not accept that method");
+        return 0;
+    }
+    case SX_ROUTE_NOT_FOUND:
+    default:
+        sx_send_error(r, 404, "not_found", "no such route");
+        return 0;
+    }
+}
+
+/* ---- the error filter: h2o's own errors in our JSON form --------------------------------------- */
+
+static void error_ostream_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                               h2o_send_state_t state)
+{
+    sx_error_ostream *self = (sx_error_ostream *)_self;
+    (void)bufs;
+    (void)bufcnt;
+    if (!self->sent && !h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"))) {
+        self->sent = true;
+        h2o_ostream_send_next(&self->super, req, &self->body, 1, state);
+    } else {
+        h2o_ostream_send_next(&self->super, req, NULL, 0, state);
+    }
+}
+
+static void error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    bool ours = ct != -1 && h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
+                                      H2O_STRLIT("application/json"));
+    if (req->res.status < 400 || ours) {
+        h2o_setup_next_ostream(req, slot);
+        return;
+    }
+    /* A response h2o generated itself (413 on a too-large body, 400 on broken chunked encoding,
+     * ...): replace its text/plain body with the JSON error form. */
+    h2o_iovec_t body = error_body(&req->pool, code_for_status(req->res.status), message_for_status(req->res.status));
+    if (ct != -1)
+        req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    req->res.content_length = body.len;
+    sx_error_ostream *os = (sx_error_ostream *)h2o_add_ostream(req, sizeof(*os), slot);
+    os->body = body;
+    os->sent = false;
+    os->super.do_send = error_ostream_send;
+    slot = &os->super.next;
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- access log -------------------------------------------------------------------------------- */
+
+static size_t format_peer(h2o_req_t *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl == 0)
+        return (size_t)snprintf(buf, cap, "-");
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
+        return strlen(buf);
+    }
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)cap);
+        return strlen(buf);
+    }
+    return (size_t)snprintf(buf, cap, "unix");
+}
+
+/* Copy at most max bytes of src into dst, replacing bytes outside printable ASCII and the quote. */
+static size_t copy_printable(char *dst, const char *src, size_t len, size_t max)
+{
+    size_t n = len < max ? len : max;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    return n;
+}
+
+static void log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    if (!sx_access_log_enabled())
+        return;
+    char line[1024];
+    size_t n = sx_log_timestamp(line, sizeof(line));
+    line[n++] = ' ';
+    n += format_peer(req, line + n, 64);
+    line[n++] = ' ';
+    line[n++] = '"';
+    n += copy_printable(line + n, req->input.method.base, req->input.method.len, 16);
+    line[n++] = ' ';
+    /* The path without its query: paths name scopes and secrets, never values or tokens. */
+    const char *path = req->input.path.base;
+    size_t plen = req->input.path.len;
+    const char *q = path ? memchr(path, '?', plen) : NULL;
+    if (q)
+        plen = (size_t)(q - path);
+    n += copy_printable(line + n, path, plen, 512);
+    if (plen > 512)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "...");
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
+                (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
+    if (req->timestamps.request_begin_at.tv_sec == 0)
+        ms = 0;
+    n += (size_t)snprintf(line + n, sizeof(line) - n, "\" %s %d %zu %.3fms\n",
+                          req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
+                          req->res.status, req->bytes_sent, ms);
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    sx_access_log_write(line, n);
+}
+
+/* ---- registration ------------------------------------------------------------------------------ */
+
+void sx_http_register(sx_server *s, h2o_pathconf_t *pathconf)
+{
+    if (pathconf != &s->hostconf->fallback_path) {
+        sx_handler *h = (sx_handler *)h2o_create_handler(pathconf, sizeof(*h));
+        h->super.on_req = on_req;
+        h->server = s;
+    }
+    sx_error_filter *f = (sx_error_filter *)h2o_create_filter(pathconf, sizeof(*f));
+    f->super.on_setup_ostream = error_filter_setup;
+    f->server = s;
+    h2o_logger_t *l = h2o_create_logger(pathconf, sizeof(*l));
+    l->log_access = log_access;
+}
+
+/* ---- built-in handlers ------------------------------------------------------------------------- */
+
+void sx_handle_healthz(sx_request *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    sx_send_json(r, 200, "OK", body, sizeof(body) - 1);
+}
+
+typedef struct readyz_job {
+    sx_job super;
+    sx_request *r;
+    sx_storage *storage;
+    int result;
+} readyz_job;
+
+static void readyz_work(sx_job *job)
+{
+    readyz_job *j = (readyz_job *)job;
+    /* Any answer from the store - found or not - shows it is serving. */
+    void *val = NULL;
+    int rc = sx_storage_get(j->storage, "s/readyz", 8, &val, NULL, NULL);
+    sx_storage_free(val);
+    j->result = (rc == 0 || rc == -ENOENT) ? 0 : rc;
+}
+
+static void readyz_done(sx_job *job)
+{
+    readyz_job *j = (readyz_job *)job;
+    if (j->result == 0) {
+        static const char body[] = "{\"status\":\"ready\"}";
+        sx_send_json(j->r, 200, "OK", body, sizeof(body) - 1);
+    } else {
+        sx_log(SX_LOG_WARN, "readiness check: storage error: %s", sx_storage_strerror(j->result));
+        sx_send_error(j->r, 503, "unavailable", "storage is not answering");
+    }
+}
+
+static void free_job(sx_job *job)
+{
+    free(job);
+}
+
+void sx_handle_readyz(sx_request *r)
+{
+    readyz_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        sx_send_error(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    j->r = r;
+    j->storage = r->server->storage;
+    j->super.work = readyz_work;
+    j->super.done = readyz_done;
+    j->super.release = free_job;
+    sx_request_submit(r, &j->super);
+}
+
+void sx_handle_admin_status(sx_request *r)
+{
+    sx_server *s = r->server;
+    h2o_mem_pool_t *pool = &r->req->pool;
+    size_t cap = 256 + (size_t)s->nthreads * 32;
+    char *body = h2o_mem_alloc_pool(pool, cap);
+    size_t n = (size_t)snprintf(body, cap,
+                                "{\"status\":\"ok\",\"version\":\"%s\",\"storage\":\"%s\",\"threads\":%u,"
+                                "\"pool_queued\":%zu,\"requests_per_thread\":[",
+                                SX_VERSION, sx_storage_name(s->storage), s->nthreads, sx_pool_queued(s->pool));
+    for (unsigned i = 0; i < s->nthreads && n < cap; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s%lu", i ? "," : "",
+                              atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
+    if (n < cap)
+        n += (size_t)snprintf(body + n, cap - n, "]}");
+    sx_send_json(r, 200, "OK", body, n < cap ? n : cap - 1);
+}

@@ -1,0 +1,147 @@
+/*
+ * main.c - secretsd, the server executable.
+ *
+ *   secretsd --config FILE
+ *
+ * Start-up order matters: signals are blocked and libsodium is initialised before any thread
+ * exists (RocksDB starts background threads when it opens), the process is made non-dumpable with
+ * no core files before any key material is loaded, and the configuration is validated completely
+ * before anything is opened. A configuration mistake exits with status 2 and "FILE:LINE: what is
+ * wrong"; any other start-up failure exits with status 1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "config/config.h"
+#include "server/server.h"
+#include "storage/storage.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: secretsd --config FILE\n"
+               "       secretsd --version\n"
+               "\n"
+               "Serves the secretsd HTTP API as configured in FILE (see secrets.conf.example).\n");
+}
+
+/* No core dumps and no ptrace by other processes of the same user: key material lives in this
+ * process's memory. */
+static int harden_process(void)
+{
+    struct rlimit rl = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        return -errno;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return -errno;
+    return 0;
+}
+
+/* Create the parent folder of path (one level) with mode 0700 if it does not exist. */
+static void ensure_parent_dir(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return;
+    *slash = '\0';
+    mkdir(buf, 0700);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("secretsd %s\n", SX_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    sx_server_block_signals();
+    if (sodium_init() < 0) {
+        fprintf(stderr, "secretsd: libsodium could not be initialised\n");
+        return 1;
+    }
+    if (harden_process() != 0) {
+        fprintf(stderr, "secretsd: cannot disable core dumps: %s\n", strerror(errno));
+        return 1;
+    }
+
+    char err[1024];
+    sx_config *cfg = NULL;
+    if (sx_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (sx_log_open(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "secretsd: %s\n", err);
+        sx_config_free(cfg);
+        return 1;
+    }
+
+    int status = 1;
+    sx_storage *storage = NULL;
+    sx_server *server = NULL;
+    if (cfg->backend == SX_CONFIG_BACKEND_ROCKSDB)
+        ensure_parent_dir(cfg->storage_path);
+    if (cfg->admin_socket && *cfg->admin_socket)
+        ensure_parent_dir(cfg->admin_socket);
+    sx_storage_options sopt = {
+        .backend = cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "memory" : "rocksdb",
+        .path = cfg->storage_path,
+        .sync = cfg->storage_sync,
+    };
+    int rc = sx_storage_open(&sopt, &storage, err, sizeof(err));
+    if (rc != 0) {
+        sx_log(SX_LOG_ERROR, "cannot open storage: %s", err);
+        goto out;
+    }
+    sx_log(SX_LOG_INFO, "storage: %s%s%s", sopt.backend, cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "" : " at ",
+           cfg->backend == SX_CONFIG_BACKEND_MEMORY ? " (not durable)" : cfg->storage_path);
+
+    sx_server_deps deps = {.config = cfg, .storage = storage};
+    rc = sx_server_new(&server, &deps, err, sizeof(err));
+    if (rc != 0) {
+        sx_log(SX_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    rc = sx_server_run(server);
+    if (rc == 0)
+        status = 0;
+
+out:
+    sx_server_free(server);
+    sx_storage_close(storage);
+    sx_log_close();
+    sx_config_free(cfg);
+    return status;
+}

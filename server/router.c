@@ -1,0 +1,185 @@
+/*
+ * router.c - maps a method and a path to a handler.
+ *
+ * The path rules of SPEC §2.4 are enforced here, before any handler or authorization runs: every
+ * segment is 1+ bytes of [A-Za-z0-9._-], so "%2e%2e", "%2F", "//", NUL bytes and any other trick
+ * are rejected with 400 instead of being decoded or normalised into another scope. A path made of
+ * valid segments that matches no route is 404; one that matches a route with other methods is 405
+ * with the allowed methods. Route parameters are then checked against their own rule (scope names
+ * or secret names) so that a bad one is a 400 that names it.
+ */
+#include "server/server_internal.h"
+
+#include <string.h>
+
+#define MAX_SEGMENTS 16
+
+static const sx_route routes[] = {
+    {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_healthz},
+    {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_readyz},
+    {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_handle_admin_status},
+};
+
+unsigned sx_method_parse(const char *m, size_t len)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } methods[] = {{"GET", SX_GET}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}, {"HEAD", SX_HEAD}};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strlen(methods[i].name) == len && memcmp(methods[i].name, m, len) == 0)
+            return methods[i].bit;
+    return 0;
+}
+
+size_t sx_method_list(unsigned mask, char *buf, size_t cap)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < 5; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+    return n;
+}
+
+static bool seg_char_ok(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+static bool is_alnum(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* Split path into segments. Returns the count, or -1 when a segment breaks the byte rules. */
+static int split(const char *path, size_t len, h2o_iovec_t *segs, const char **ret_bad)
+{
+    if (len == 0 || path[0] != '/') {
+        *ret_bad = "the path must start with '/'";
+        return -1;
+    }
+    int n = 0;
+    size_t i = 1;
+    while (i <= len) {
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (i == start) {
+            *ret_bad = "the path has an empty segment";
+            return -1;
+        }
+        if (n == MAX_SEGMENTS) {
+            *ret_bad = "the path has too many segments";
+            return -1;
+        }
+        for (size_t j = start; j < i; j++) {
+            if (!seg_char_ok((unsigned char)path[j])) {
+                *ret_bad = "a path segment contains a character outside [A-Za-z0-9._-]";
+                return -1;
+            }
+        }
+        segs[n++] = h2o_iovec_init(path + start, i - start);
+        i++; /* skip '/' */
+    }
+    return n;
+}
+
+/* Check one parameter against its rule; returns NULL or the message naming it. */
+static const char *check_param(const char *pname, size_t plen, h2o_iovec_t v)
+{
+    if (plen == 4 && memcmp(pname, "name", 4) == 0) {
+        if (v.len > 256)
+            return "path parameter \"name\" must be 1-256 characters of [A-Za-z0-9._-]";
+        if ((v.len == 1 && v.base[0] == '.') || (v.len == 2 && v.base[0] == '.' && v.base[1] == '.'))
+            return "path parameter \"name\" must not be \".\" or \"..\"";
+        return NULL;
+    }
+    /* o, p, env: scope names */
+    if (v.len > 64 || !is_alnum((unsigned char)v.base[0])) {
+        if (plen == 1 && pname[0] == 'o')
+            return "path parameter \"o\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+        if (plen == 1 && pname[0] == 'p')
+            return "path parameter \"p\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+        return "path parameter \"env\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+    }
+    return NULL;
+}
+
+sx_route_result sx_router_match(unsigned scope, unsigned method, const char *path, size_t len,
+                                const sx_route **ret_route, h2o_iovec_t *params, size_t *ret_nparams,
+                                unsigned *ret_allow, const char **ret_bad)
+{
+    h2o_iovec_t segs[MAX_SEGMENTS];
+    int nsegs = split(path, len, segs, ret_bad);
+    if (nsegs < 0)
+        return SX_ROUTE_BAD_PATH;
+
+    unsigned allow = 0;
+    const sx_route *found = NULL;
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
+        const sx_route *route = &routes[r];
+        if (!(route->scope & scope))
+            continue;
+        /* Walk the pattern segment by segment. */
+        const char *p = route->pattern + 1;
+        int i = 0;
+        bool match = true;
+        while (match) {
+            const char *end = strchr(p, '/');
+            size_t plen = end ? (size_t)(end - p) : strlen(p);
+            if (i >= nsegs) {
+                match = false;
+                break;
+            }
+            if (!(plen >= 2 && p[0] == '{')) {
+                if (segs[i].len != plen || memcmp(segs[i].base, p, plen) != 0)
+                    match = false;
+            }
+            i++;
+            if (!end)
+                break;
+            p = end + 1;
+        }
+        if (!match || i != nsegs)
+            continue;
+        allow |= route->methods;
+        if ((route->methods & method) && !found)
+            found = route;
+    }
+    if (!found) {
+        if (allow) {
+            *ret_allow = allow;
+            return SX_ROUTE_BAD_METHOD;
+        }
+        return SX_ROUTE_NOT_FOUND;
+    }
+
+    /* Collect and check the parameters. */
+    size_t np = 0;
+    const char *p = found->pattern + 1;
+    for (int i = 0; i < nsegs; i++) {
+        const char *end = strchr(p, '/');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        if (plen >= 2 && p[0] == '{') {
+            const char *bad = check_param(p + 1, plen - 2, segs[i]);
+            if (bad) {
+                *ret_bad = bad;
+                return SX_ROUTE_BAD_PATH;
+            }
+            if (np < SX_MAX_PARAMS)
+                params[np++] = segs[i];
+        }
+        p = end ? end + 1 : p + plen;
+    }
+    *ret_nparams = np;
+    *ret_route = found;
+    return SX_ROUTE_FOUND;
+}

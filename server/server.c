@@ -1,0 +1,504 @@
+/*
+ * server.c - listeners, event-loop threads, signals and the drain.
+ *
+ * Every listening socket is opened once, then each of the N loop threads watches its own dup() of
+ * it, so all threads accept on all listeners (the kernel wakes one or a few; the others find
+ * nothing and go back to sleep). Accepted connections are tracked per thread so that, on SIGTERM,
+ * a drain can close the idle HTTP/1 keep-alive connections at once while busy ones finish: the
+ * loops stop accepting, h2o sends HTTP/2 GOAWAY, and each loop exits when its last connection is
+ * gone or [server] drain_timeout has passed.
+ */
+#include "server/server_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <h2o/http2.h>
+#include <h2o/serverutil.h>
+
+#define POOL_MAX_THREADS 16
+
+typedef struct sx_listen_sock {
+    sx_thread *thread;
+    sx_listener *listener;
+    int fd; /* this thread's dup of listener->fd */
+} sx_listen_sock;
+
+/* ---- listeners --------------------------------------------------------------------------------- */
+
+static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind kind, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", cl->port);
+    int rc = getaddrinfo(cl->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address \"%s\": %s", cl->host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        snprintf(err, errlen, "socket: %s", strerror(e));
+        return -e;
+    }
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        close(fd);
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", cl->host, cl->port, strerror(e));
+        return -e;
+    }
+    freeaddrinfo(res);
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned bound_port = 0;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+        bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(l->name, sizeof(l->name), "%s://%s:%u", kind == SX_LISTEN_TLS ? "https" : "http", host, bound_port);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+        bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(l->name, sizeof(l->name), "%s://[%s]:%u", kind == SX_LISTEN_TLS ? "https" : "http", host,
+                 bound_port);
+    }
+    l->fd = fd;
+    l->kind = kind;
+    return 0;
+}
+
+static int open_admin(sx_listener *l, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "admin socket path \"%s\" is too long", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+
+    /* A socket file left by a server that died is removed; one that answers belongs to a live
+     * server, and starting a second one on it would steal its operator interface. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "admin socket path \"%s\" exists and is not a socket", path);
+            return -EEXIST;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(probe);
+            snprintf(err, errlen, "admin socket \"%s\" is in use by a running server", path);
+            return -EADDRINUSE;
+        }
+        if (probe >= 0)
+            close(probe);
+        unlink(path);
+    }
+
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "socket: %s", strerror(e));
+        return -e;
+    }
+    /* Created 0600 from the start (umask), not chmod'ed after bind: there is no window in which
+     * another user could connect. The file mode is the only gate on the admin API. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        snprintf(err, errlen, "cannot listen on admin socket \"%s\": %s", path, strerror(e));
+        return -e;
+    }
+    l->fd = fd;
+    l->kind = SX_LISTEN_ADMIN;
+    snprintf(l->name, sizeof(l->name), "unix:%.120s", path);
+    return 0;
+}
+
+static int setup_tls(sx_server *s, char *err, size_t errlen)
+{
+    const sx_config *cfg = s->config;
+    s->ssl_ctx = SSL_CTX_new(TLS_server_method());
+    if (!s->ssl_ctx) {
+        snprintf(err, errlen, "cannot create the TLS context");
+        return -ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(s->ssl_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cfg->tls_cert) != 1) {
+        snprintf(err, errlen, "cannot load TLS certificate \"%s\": %s", cfg->tls_cert,
+                 ERR_reason_error_string(ERR_get_error()));
+        return -EINVAL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(s->ssl_ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->ssl_ctx) != 1) {
+        snprintf(err, errlen, "cannot load TLS key \"%s\" (or it does not match the certificate)", cfg->tls_key);
+        return -EINVAL;
+    }
+    h2o_ssl_register_alpn_protocols(s->ssl_ctx, h2o_http2_alpn_protocols);
+    return 0;
+}
+
+int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t errlen)
+{
+    const sx_config *cfg = deps->config;
+    sx_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->config = cfg;
+    s->storage = deps->storage;
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    atomic_init(&s->stop_requested, false);
+    int rc;
+
+    h2o_config_init(&s->globalconf);
+    s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("secretsd"));
+    /* h2o's own default is 1 GiB. A body over max_body_bytes is answered 413 by our handler on a
+     * connection that stays usable; h2o itself refuses (and, for HTTP/1, closes the connection)
+     * only past twice that, so at most 2 x max_body_bytes is ever buffered for one request. */
+    s->globalconf.max_request_entity_size =
+        cfg->max_body_bytes > SIZE_MAX / 2 ? cfg->max_body_bytes : cfg->max_body_bytes * 2;
+    s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(s->hostconf, "/", 0);
+    sx_http_register(s, pc);
+    sx_http_register(s, &s->hostconf->fallback_path);
+
+    size_t n = cfg->n_listen + cfg->n_tls_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
+    s->listeners = calloc(n ? n : 1, sizeof(*s->listeners));
+    if (!s->listeners) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++)
+        s->listeners[i].fd = -1;
+    if (cfg->n_tls_listen && (rc = setup_tls(s, err, errlen)) != 0)
+        goto fail;
+    for (size_t i = 0; i < cfg->n_listen; i++, s->nlisteners++)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->listen[i], SX_LISTEN_CLEAR, err, errlen)) != 0)
+            goto fail;
+    for (size_t i = 0; i < cfg->n_tls_listen; i++, s->nlisteners++)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->tls_listen[i], SX_LISTEN_TLS, err, errlen)) != 0)
+            goto fail;
+    if (cfg->admin_socket && *cfg->admin_socket) {
+        if ((rc = open_admin(&s->listeners[s->nlisteners], cfg->admin_socket, err, errlen)) != 0)
+            goto fail;
+        s->nlisteners++;
+    }
+    if ((rc = sx_pool_new(&s->pool, POOL_MAX_THREADS)) != 0) {
+        snprintf(err, errlen, "cannot create the worker pool");
+        goto fail;
+    }
+    if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    s->nthreads = cfg->threads ? cfg->threads : 1;
+    *ret = s;
+    return 0;
+
+fail:
+    sx_server_free(s);
+    return rc;
+}
+
+void sx_server_free(sx_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i].fd >= 0)
+            close(s->listeners[i].fd);
+        if (s->listeners[i].kind == SX_LISTEN_ADMIN && s->config->admin_socket)
+            unlink(s->config->admin_socket);
+    }
+    free(s->listeners);
+    sx_pool_free(s->pool);
+    if (s->ssl_ctx)
+        SSL_CTX_free(s->ssl_ctx);
+    h2o_config_dispose(&s->globalconf);
+    if (s->stop_pipe[0] >= 0)
+        close(s->stop_pipe[0]);
+    if (s->stop_pipe[1] >= 0)
+        close(s->stop_pipe[1]);
+    free(s->threads);
+    free(s);
+}
+
+/* ---- connections ------------------------------------------------------------------------------- */
+
+void sx_conn_on_close(void *data)
+{
+    sx_conn *c = data;
+    h2o_linklist_unlink(&c->link);
+    c->thread->nconns--;
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    sx_listen_sock *ls = listener->data;
+    sx_thread *t = ls->thread;
+    if (err != NULL || t->stopping)
+        return;
+    size_t per_thread_max = t->server->config->max_connections / t->server->nthreads + 1;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN: another thread took it, or nothing left */
+        if (t->nconns >= per_thread_max) {
+            close(fd);
+            continue;
+        }
+        if (ls->listener->kind != SX_LISTEN_ADMIN) {
+            int on = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        }
+        sx_conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        h2o_socket_t *sock = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        c->thread = t;
+        c->sock = sock;
+        c->fd = fd;
+        c->kind = ls->listener->kind;
+        h2o_linklist_insert(&t->conns, &c->link);
+        t->nconns++;
+        sock->on_close.cb = sx_conn_on_close;
+        sock->on_close.data = c;
+        h2o_accept(&t->accept_ctx[ls->listener->kind], sock);
+    }
+}
+
+/* ---- loop threads ------------------------------------------------------------------------------ */
+
+typedef struct stop_msg {
+    h2o_multithread_message_t super;
+} stop_msg;
+
+static void begin_drain(sx_thread *t)
+{
+    if (t->stopping)
+        return;
+    t->stopping = true;
+    for (size_t i = 0; i < t->server->nlisteners; i++) {
+        if (t->listen_socks[i]) {
+            h2o_socket_read_stop(t->listen_socks[i]);
+            h2o_socket_close(t->listen_socks[i]);
+            t->listen_socks[i] = NULL;
+        }
+    }
+    /* HTTP/2 connections get GOAWAY and close when their streams are done. */
+    h2o_context_request_shutdown(&t->ctx);
+    t->stop_deadline = h2o_now(t->ctx.loop) + (uint64_t)t->server->config->drain_timeout * 1000;
+}
+
+static void on_ctl(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, ctl_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        stop_msg *m = H2O_STRUCT_FROM_MEMBER(stop_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        free(m);
+        begin_drain(t);
+    }
+}
+
+/* One step of the drain: close idle HTTP/1 connections, and finish when nothing is left. */
+static void drain_step(sx_thread *t)
+{
+    for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) {
+        sx_conn *c = H2O_STRUCT_FROM_MEMBER(sx_conn, link, l);
+        /* An HTTP/1 connection with no request in a handler and no partial request buffered is
+         * idle: shutting down its read side makes h2o see EOF and close it cleanly. */
+        if (!c->http2 && c->inflight == 0 && (c->sock->input == NULL || c->sock->input->size == 0))
+            shutdown(c->fd, SHUT_RD);
+    }
+    if (t->nconns == 0 || h2o_now(t->ctx.loop) >= t->stop_deadline)
+        t->stopped = true;
+}
+
+static void *thread_main(void *arg)
+{
+    sx_thread *t = arg;
+    while (!t->stopped) {
+        h2o_evloop_run(t->ctx.loop, t->stopping ? 20 : INT32_MAX);
+        if (t->stopping)
+            drain_step(t);
+    }
+    return NULL;
+}
+
+static int thread_init(sx_server *s, sx_thread *t, unsigned index)
+{
+    t->server = s;
+    t->index = index;
+    h2o_linklist_init_anchor(&t->conns);
+    h2o_context_init(&t->ctx, h2o_evloop_create(), &s->globalconf);
+    for (int k = 0; k < 3; k++) {
+        t->accept_ctx[k].ctx = &t->ctx;
+        t->accept_ctx[k].hosts = s->globalconf.hosts;
+        t->accept_ctx[k].ssl_ctx = k == SX_LISTEN_TLS ? s->ssl_ctx : NULL;
+    }
+    t->queue = h2o_multithread_create_queue(t->ctx.loop);
+    h2o_multithread_register_receiver(t->queue, &t->pool_receiver, sx_pool_on_reply);
+    h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);
+    t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
+    if (!t->listen_socks)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        int fd = fcntl(s->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        h2o_socket_t *sock = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        sx_listen_sock *ls = calloc(1, sizeof(*ls));
+        if (!ls)
+            return -ENOMEM;
+        ls->thread = t;
+        ls->listener = &s->listeners[i];
+        ls->fd = fd;
+        sock->data = ls;
+        sock->on_close.cb = free;
+        sock->on_close.data = ls;
+        h2o_socket_read_start(sock, on_accept);
+        t->listen_socks[i] = sock;
+    }
+    return 0;
+}
+
+static void thread_dispose(sx_thread *t)
+{
+    /* Deliver the last pool replies (their release() frees the jobs). */
+    h2o_evloop_run(t->ctx.loop, 0);
+    for (size_t i = 0; t->listen_socks && i < t->server->nlisteners; i++)
+        if (t->listen_socks[i])
+            h2o_socket_close(t->listen_socks[i]);
+    free(t->listen_socks);
+    h2o_multithread_unregister_receiver(t->queue, &t->pool_receiver);
+    h2o_multithread_unregister_receiver(t->queue, &t->ctl_receiver);
+    h2o_multithread_destroy_queue(t->queue);
+    if (t->nconns == 0) {
+        h2o_loop_t *loop = t->ctx.loop;
+        /* The HTTP/2 graceful-shutdown timer (GOAWAY resend) may still be armed. */
+        if (h2o_timeout_is_linked(&t->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&t->ctx.http2._graceful_shutdown_timeout);
+        h2o_context_dispose(&t->ctx);
+        h2o_evloop_destroy(loop);
+    }
+    /* Otherwise the drain timed out with connections still open: the process is exiting, and
+     * tearing the loop down under live connections would only risk touching freed memory. */
+}
+
+void sx_server_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void sx_server_stop(sx_server *s)
+{
+    atomic_store(&s->stop_requested, true);
+    char c = 1;
+    ssize_t w = write(s->stop_pipe[1], &c, 1);
+    (void)w;
+}
+
+/* Wait for SIGTERM/SIGINT (blocked in every thread, taken with signalfd-free sigtimedwait) or a
+ * call to sx_server_stop(). SIGHUP is taken and ignored here (the audit log reopen comes later). */
+static void wait_for_stop(sx_server *s)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    while (!atomic_load(&s->stop_requested)) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            sx_log(SX_LOG_INFO, "received %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        char buf[8];
+        while (read(s->stop_pipe[0], buf, sizeof(buf)) > 0)
+            ;
+    }
+}
+
+int sx_server_run(sx_server *s)
+{
+    s->threads = calloc(s->nthreads, sizeof(*s->threads));
+    if (!s->threads)
+        return -ENOMEM;
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        int rc = thread_init(s, &s->threads[i], i);
+        if (rc != 0) {
+            sx_log(SX_LOG_ERROR, "cannot start loop thread %u: %s", i, strerror(-rc));
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        sx_log(SX_LOG_INFO, "listening on %s", s->listeners[i].name);
+    for (unsigned i = 0; i < s->nthreads; i++)
+        h2o_multithread_create_thread(&s->threads[i].tid, NULL, thread_main, &s->threads[i]);
+    sx_log(SX_LOG_INFO, "serving with %u threads", s->nthreads);
+
+    wait_for_stop(s);
+
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        stop_msg *m = calloc(1, sizeof(*m));
+        if (m)
+            h2o_multithread_send_message(&s->threads[i].ctl_receiver, &m->super);
+    }
+    for (unsigned i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i].tid, NULL);
+    size_t left = 0;
+    for (unsigned i = 0; i < s->nthreads; i++)
+        left += s->threads[i].nconns;
+    /* Every job has replied once the pool is joined; then the loops deliver those replies. */
+    sx_pool_free(s->pool);
+    s->pool = NULL;
+    for (unsigned i = 0; i < s->nthreads; i++)
+        thread_dispose(&s->threads[i]);
+    if (left)
+        sx_log(SX_LOG_WARN, "drain timed out with %zu connections open", left);
+    else
+        sx_log(SX_LOG_INFO, "drained");
+    return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * server_internal.h - what the files of the server module share: the server and thread structs,
+ * the request context, the router, the worker pool and the JSON response helpers.
+ */
+#ifndef SX_SERVER_INTERNAL_H
+#define SX_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <h2o.h>
+#include <h2o/multithread.h>
+
+#include "server/server.h"
+
+/* ---- worker pool (pool.c) ---------------------------------------------------------------------- */
+
+typedef struct sx_job sx_job;
+typedef struct sx_pool sx_pool;
+
+/*
+ * A unit of blocking work. The submitting loop thread fills in work and done; work() runs on a pool
+ * thread, done() back on the submitting loop thread, unless the job was cancelled meanwhile, in
+ * which case only release() runs (on the loop thread). The job's memory must not live in a request
+ * pool (the request may be gone when the job comes back): embed sx_job in a malloc'd struct and
+ * free it in release().
+ */
+struct sx_job {
+    h2o_multithread_message_t super; /* must be first: messages come back as this */
+    h2o_linklist_t pending;          /* link in the pool's queue */
+    h2o_multithread_receiver_t *reply_to;
+    void (*work)(sx_job *job);
+    void (*done)(sx_job *job);    /* NULL = nothing to do on completion */
+    void (*release)(sx_job *job); /* frees the job; always called exactly once */
+    sx_job **owner_slot;          /* cleared on the loop thread when the job comes back (if not
+                                     cancelled), so the owner never points at a released job */
+    atomic_bool cancelled;
+};
+
+/* Create a pool that grows lazily up to max_threads threads. */
+int sx_pool_new(sx_pool **ret, unsigned max_threads);
+/* Stop the pool: running jobs finish, queued ones are cancelled (their release() still runs on
+ * their loop when the loop delivers the message). Joins every pool thread. */
+void sx_pool_free(sx_pool *pool);
+/* Queue job. Call from a loop thread; job->reply_to is that loop's receiver. */
+void sx_pool_submit(sx_pool *pool, sx_job *job);
+/* Number of jobs queued and not yet started (for metrics and tests). */
+size_t sx_pool_queued(sx_pool *pool);
+/* The receiver callback each loop registers for pool replies. */
+void sx_pool_on_reply(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* ---- server and threads (server.c) ------------------------------------------------------------ */
+
+typedef struct sx_thread sx_thread;
+typedef struct sx_listener sx_listener;
+typedef struct sx_conn sx_conn;
+
+typedef enum sx_listener_kind {
+    SX_LISTEN_CLEAR = 0, /* HTTP/1.1 + h2c prior knowledge */
+    SX_LISTEN_TLS = 1,   /* HTTP/1.1 + h2 over ALPN */
+    SX_LISTEN_ADMIN = 2, /* Unix socket, cleartext, admin routes */
+} sx_listener_kind;
+
+struct sx_listener {
+    int fd;
+    sx_listener_kind kind;
+    char name[128]; /* "http://127.0.0.1:8080", for logs */
+};
+
+/* One accepted connection, tracked so that a drain can tell idle ones from busy ones. */
+struct sx_conn {
+    h2o_linklist_t link; /* in thread->conns */
+    sx_thread *thread;
+    h2o_socket_t *sock;
+    int fd;
+    sx_listener_kind kind;
+    unsigned inflight; /* requests of this connection inside a handler or sending */
+    bool http2;        /* saw an HTTP/2 request */
+};
+
+struct sx_thread {
+    sx_server *server;
+    unsigned index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx[3]; /* per listener kind */
+    h2o_socket_t **listen_socks;    /* one per listener */
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t pool_receiver; /* replies from the worker pool */
+    h2o_multithread_receiver_t ctl_receiver;  /* stop requests from the main thread */
+    h2o_linklist_t conns;
+    size_t nconns;
+    size_t inflight;
+    atomic_ulong requests; /* served by this loop (read by the status handler of other loops) */
+    bool stopping;
+    bool stopped;
+    uint64_t stop_deadline;
+};
+
+struct sx_server {
+    const sx_config *config;
+    sx_storage *storage;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl_ctx;
+    sx_listener *listeners;
+    size_t nlisteners;
+    sx_thread *threads;
+    unsigned nthreads;
+    sx_pool *pool;
+    atomic_bool stop_requested;
+    int stop_pipe[2]; /* sx_server_stop() wakes the signal-waiting thread */
+};
+
+/* ---- logging helpers (log.c) ----------------------------------------------------------------- */
+
+/* Format the current time as 2026-11-26T15:46:21.123Z into buf (at least 25 bytes). */
+size_t sx_log_timestamp(char *buf, size_t cap);
+bool sx_access_log_enabled(void);
+/* Append one complete line (with its newline) to the access log. */
+void sx_access_log_write(const char *line, size_t len);
+
+/* ---- requests and routing (http.c, router.c) -------------------------------------------------- */
+
+#define SX_MAX_PARAMS 4
+
+typedef struct sx_request sx_request;
+typedef void (*sx_handler_fn)(sx_request *r);
+
+/* Per-request state, allocated in req->pool (freed with the request). */
+struct sx_request {
+    h2o_req_t *req;
+    sx_server *server;
+    sx_thread *thread;
+    sx_conn *conn; /* may be NULL if the socket is unknown */
+    bool admin;    /* arrived on the admin socket */
+    h2o_iovec_t path;  /* without the query string */
+    h2o_iovec_t query; /* after '?', may be empty */
+    h2o_iovec_t params[SX_MAX_PARAMS];
+    size_t nparams;
+    sx_job *job; /* blocking work in flight for this request, cancelled if the request goes away */
+};
+
+typedef enum sx_method {
+    SX_GET = 1u << 0,
+    SX_POST = 1u << 1,
+    SX_PUT = 1u << 2,
+    SX_DELETE = 1u << 3,
+    SX_HEAD = 1u << 4,
+} sx_method;
+
+typedef enum sx_route_scope {
+    SX_ROUTE_PUBLIC = 1u << 0, /* served on the TCP listeners */
+    SX_ROUTE_ADMIN = 1u << 1,  /* served on the admin socket */
+} sx_route_scope;
+
+typedef struct sx_route {
+    const char *pattern; /* "/healthz", "/{o}/{p}/envs/{env}/secrets/{name}" */
+    unsigned methods;    /* SX_GET | ... */
+    unsigned scope;      /* SX_ROUTE_* */
+    sx_handler_fn handler;
+} sx_route;
+
+/* Outcome of matching a path against the route table. */
+typedef enum sx_route_result {
+    SX_ROUTE_FOUND = 0,
+    SX_ROUTE_NOT_FOUND = 1,
+    SX_ROUTE_BAD_METHOD = 2, /* *ret_allow holds the allowed methods */
+    SX_ROUTE_BAD_PATH = 3,   /* a segment breaks the path rules; *ret_bad names it */
+} sx_route_result;
+
+/* Match method and path (no query) against the built-in table for the given scope. On FOUND writes
+ * the route and fills params (borrowed slices of path). */
+sx_route_result sx_router_match(unsigned scope, unsigned method, const char *path, size_t len,
+                                const sx_route **ret_route, h2o_iovec_t *params, size_t *ret_nparams,
+                                unsigned *ret_allow, const char **ret_bad);
+/* Parse an HTTP method name; 0 when unknown. */
+unsigned sx_method_parse(const char *m, size_t len);
+/* Write "GET, PUT" for a method mask into buf; returns the length. */
+size_t sx_method_list(unsigned mask, char *buf, size_t cap);
+
+/* Handlers of the built-in routes. */
+void sx_handle_healthz(sx_request *r);
+void sx_handle_readyz(sx_request *r);
+void sx_handle_admin_status(sx_request *r);
+
+/* Send a JSON body (bytes are copied into the request pool) with status. */
+void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len);
+/* Send the error form {"error": message, "code": code} with status. */
+void sx_send_error(sx_request *r, int status, const char *code, const char *message);
+/* Same, for a raw h2o request (used before an sx_request exists). */
+void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char *message);
+/* The reason phrase for a status code. */
+const char *sx_status_reason(int status);
+
+/* Register the request handler, the JSON error filter and the access logger on a pathconf. */
+void sx_http_register(sx_server *s, h2o_pathconf_t *pathconf);
+
+/* Submit blocking work for r; the job is cancelled if the request goes away first. */
+void sx_request_submit(sx_request *r, sx_job *job);
+
+#endif /* SX_SERVER_INTERNAL_H */

@@ -1,0 +1,705 @@
+/*
+ * rocksdb.c - the durable, embedded storage backend (RocksDB C API, RocksDB 7.8).
+ *
+ * Durability. The write-ahead log is always on; with `sync` (the default, `[storage] sync = true`)
+ * every acknowledged write has been fsync'ed to the log before the call returns. The store opens
+ * with paranoid checks and point-in-time WAL recovery (a torn log tail is cut at the last intact
+ * record; nothing after a hole is replayed), and every read verifies block checksums.
+ *
+ * Layout inside RocksDB: two column families. "records" holds the callers' keys, unchanged, each
+ * value prefixed by a 9-byte header (format byte 0x01, then the 64-bit revision big-endian).
+ * "default" holds this backend's own bookkeeping: "format" and "rev_ceiling" (see LAYOUT.md).
+ * Keeping bookkeeping in its own family means no caller key is reserved and no iteration can see it.
+ *
+ * Atomic conditional batches: per-key lock striping, not TransactionDB. Every write of a key (put,
+ * delete, batch) takes the mutex of the stripe its key hashes to; a batch takes the stripes of all
+ * its keys in ascending stripe order (so two batches can never deadlock), reads the current
+ * revisions, checks the preconditions, and applies all writes in one RocksDB WriteBatch (atomic in
+ * the WAL) before releasing the stripes. Only this process writes to the directory (RocksDB's LOCK
+ * plus our own lock file), so "check, then write" under the stripes is atomic against every other
+ * writer. Unrelated keys almost always hash to different stripes, so concurrent writers reach
+ * RocksDB's write queue together and share one fsync (group commit); a single global mutex around
+ * check+write would serialise every fsync. A pessimistic TransactionDB would give the same
+ * atomicity, but adds a lock manager, per-transaction allocations and lock-timeout / deadlock
+ * errors we would have to retry, for nothing the stripes do not already give us.
+ *
+ * Revisions: a hybrid clock, rev = max(last + 1, realtime in microseconds). It never goes
+ * backwards while the process runs, even if the wall clock does. To survive restarts without a
+ * scan, revisions are leased: "rev_ceiling" in the default family is a synced upper bound on every
+ * revision ever handed out; when the clock would reach it, a new ceiling (now + 60 s of
+ * microseconds) is written and synced first. On open, `last` starts at the stored ceiling, so no
+ * revision is reused after delete + recreate, a crash or a clock step back.
+ *
+ * Second opener: before RocksDB sees the directory we take flock() on "secretsd.lock" in it. A
+ * second process (or a second open in this process) fails at once with -EBUSY and changes
+ * nothing; without our lock, RocksDB would rotate the first process's info LOG file before
+ * discovering its own LOCK is taken. RocksDB's LOCK stays as a backstop and maps to -EBUSY too.
+ */
+#include "storage/storage_internal.h"
+
+#include <rocksdb/c.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RDB_STRIPES 1024
+#define RDB_HDR 9           /* format byte + revision */
+#define RDB_REC_FORMAT 0x01 /* first byte of every record value */
+#define RDB_LEASE_US (60ull * 1000 * 1000)
+#define RDB_FORMAT_TAG "secretsd-storage 1"
+#define RDB_LOCK_FILE "secretsd.lock"
+
+typedef struct rdb_store {
+    sx_storage base; /* must stay first */
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *meta; /* "default" */
+    rocksdb_column_family_handle_t *recs; /* "records" */
+    rocksdb_writeoptions_t *wopt;         /* sync as configured */
+    rocksdb_writeoptions_t *wopt_sync;    /* always sync (bookkeeping) */
+    rocksdb_readoptions_t *ropt;          /* verify checksums */
+    int lock_fd;
+    pthread_mutex_t clock_mu;
+    uint64_t last_rev;
+    uint64_t ceiling;
+    pthread_mutex_t stripes[RDB_STRIPES];
+} rdb_store;
+
+typedef struct rdb_iter {
+    sx_storage_iter base; /* must stay first */
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ropt;
+    uint8_t *prefix;
+    size_t plen;
+    uint8_t *lower; /* first seek target */
+    size_t llen;
+    uint8_t *upper; /* kept alive: the read options point at it */
+    bool excl;
+    bool started;
+    bool done;
+} rdb_iter;
+
+static const sx_storage_iter_ops rdb_iter_ops;
+
+/* Translate a RocksDB error string into a negative errno, then free it with rocksdb_free(). */
+static int rdb_errno(char *msg)
+{
+    int r = -EIO;
+    if (!msg)
+        return r;
+    if (strstr(msg, "No space left"))
+        r = -ENOSPC;
+    else if (strstr(msg, "Permission denied"))
+        r = -EACCES;
+    else if (strstr(msg, "Read-only file system"))
+        r = -EROFS;
+    else if (strstr(msg, "While lock file") || strstr(msg, "lock hold by current process"))
+        r = -EBUSY;
+    else if (strstr(msg, "does not exist"))
+        r = -ENOENT;
+    else if (strstr(msg, "exists"))
+        r = -EEXIST;
+    rocksdb_free(msg);
+    return r;
+}
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Decode a stored record: 0 and the revision, or -EIO when the header is not ours. */
+static int rec_decode(const char *raw, size_t len, uint64_t *ret_rev)
+{
+    if (len < RDB_HDR || (uint8_t)raw[0] != RDB_REC_FORMAT)
+        return -EIO;
+    *ret_rev = be64_get((const uint8_t *)raw + 1);
+    return 0;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Persist a new revision ceiling (always synced). Caller holds clock_mu. */
+static int write_ceiling(rdb_store *s, uint64_t ceiling)
+{
+    uint8_t buf[8];
+    be64_put(buf, ceiling);
+    char *err = NULL;
+    rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "rev_ceiling", 11, (const char *)buf, 8, &err);
+    if (err)
+        return rdb_errno(err);
+    s->ceiling = ceiling;
+    return 0;
+}
+
+/* Hand out n consecutive fresh revisions; *ret_first gets the first. */
+static int alloc_revs(rdb_store *s, size_t n, uint64_t *ret_first)
+{
+    pthread_mutex_lock(&s->clock_mu);
+    uint64_t now = now_us();
+    uint64_t first = s->last_rev + 1 > now ? s->last_rev + 1 : now;
+    uint64_t last = first + n - 1;
+    if (last >= s->ceiling) {
+        int r = write_ceiling(s, last + RDB_LEASE_US);
+        if (r < 0) {
+            pthread_mutex_unlock(&s->clock_mu);
+            return r;
+        }
+    }
+    s->last_rev = last;
+    pthread_mutex_unlock(&s->clock_mu);
+    *ret_first = first;
+    return 0;
+}
+
+static unsigned stripe_of(const void *key, size_t klen)
+{
+    /* FNV-1a, folded; only needs to spread keys, not resist an attacker (a collision just shares
+     * a mutex). */
+    const uint8_t *p = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < klen; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    h ^= h >> 32;
+    return (unsigned)(h % RDB_STRIPES);
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lock the stripes of all keys in ops, ascending, each once. Fills idx (n entries); returns how
+ * many distinct stripes were locked. */
+static size_t lock_stripes(rdb_store *s, const sx_storage_op *ops, size_t n, unsigned *idx)
+{
+    for (size_t i = 0; i < n; i++)
+        idx[i] = stripe_of(ops[i].key, ops[i].klen);
+    qsort(idx, n, sizeof(*idx), cmp_unsigned);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || idx[m - 1] != idx[i])
+            idx[m++] = idx[i];
+    for (size_t i = 0; i < m; i++)
+        pthread_mutex_lock(&s->stripes[idx[i]]);
+    return m;
+}
+
+static void unlock_stripes(rdb_store *s, const unsigned *idx, size_t m)
+{
+    for (size_t i = m; i > 0; i--)
+        pthread_mutex_unlock(&s->stripes[idx[i - 1]]);
+}
+
+/* Current revision of key: 0 with *ret_rev (0 when absent), or a negative errno. */
+static int current_rev(rdb_store *s, const void *key, size_t klen, uint64_t *ret_rev)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(s->db, s->ropt, s->recs, key, klen, &err);
+    if (err)
+        return rdb_errno(err);
+    *ret_rev = 0;
+    if (!ps)
+        return 0;
+    size_t len = 0;
+    const char *raw = rocksdb_pinnableslice_value(ps, &len);
+    int r = rec_decode(raw, len, ret_rev);
+    rocksdb_pinnableslice_destroy(ps);
+    return r;
+}
+
+static bool cond_holds(const sx_storage_op *op, uint64_t rev)
+{
+    switch (op->cond) {
+    case SX_STORAGE_COND_NONE:
+        return true;
+    case SX_STORAGE_COND_ABSENT:
+        return rev == 0;
+    case SX_STORAGE_COND_PRESENT:
+        return rev != 0;
+    case SX_STORAGE_COND_REV:
+        return rev != 0 && rev == op->rev;
+    }
+    return false;
+}
+
+/*
+ * The one write path. With must_exist (single delete), a missing key answers -ENOENT. Headers for
+ * PUT values live in hdrs (9 bytes per op); the value bytes themselves are not copied (putv).
+ */
+static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_failed, bool must_exist)
+{
+    int r = sxs_batch_validate(ops, n);
+    if (r < 0)
+        return r;
+    unsigned stack_idx[16];
+    uint8_t stack_hdr[16][RDB_HDR];
+    unsigned *idx = n <= 16 ? stack_idx : malloc(n * sizeof(*idx));
+    uint8_t(*hdrs)[RDB_HDR] = n <= 16 ? stack_hdr : malloc(n * sizeof(*hdrs));
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (!idx || !hdrs || !wb) {
+        r = -ENOMEM;
+        goto out_free;
+    }
+
+    size_t m = lock_stripes(s, ops, n, idx);
+    size_t puts = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == SX_STORAGE_OP_PUT)
+            puts++;
+        if (ops[i].cond == SX_STORAGE_COND_NONE && !must_exist)
+            continue;
+        uint64_t cur = 0;
+        r = current_rev(s, ops[i].key, ops[i].klen, &cur);
+        if (r < 0)
+            goto out_unlock;
+        if (must_exist && cur == 0) {
+            r = -ENOENT;
+            goto out_unlock;
+        }
+        if (!cond_holds(&ops[i], cur)) {
+            if (ret_failed)
+                *ret_failed = i;
+            r = SX_STORAGE_ECONDITION;
+            goto out_unlock;
+        }
+    }
+    uint64_t rev = 0;
+    if (puts) {
+        r = alloc_revs(s, puts, &rev);
+        if (r < 0)
+            goto out_unlock;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == SX_STORAGE_OP_PUT) {
+            hdrs[i][0] = RDB_REC_FORMAT;
+            be64_put(hdrs[i] + 1, rev++);
+            const char *k = ops[i].key;
+            const char *vs[2] = {(const char *)hdrs[i], ops[i].vlen ? (const char *)ops[i].val : ""};
+            size_t vl[2] = {RDB_HDR, ops[i].vlen};
+            rocksdb_writebatch_putv_cf(wb, s->recs, 1, &k, &ops[i].klen, 2, vs, vl);
+        } else if (ops[i].kind == SX_STORAGE_OP_DELETE) {
+            rocksdb_writebatch_delete_cf(wb, s->recs, ops[i].key, ops[i].klen);
+        }
+    }
+    if (rocksdb_writebatch_count(wb) > 0) {
+        char *err = NULL;
+        rocksdb_write(s->db, s->wopt, wb, &err);
+        if (err) {
+            r = rdb_errno(err);
+            goto out_unlock;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].kind == SX_STORAGE_OP_PUT)
+            ops[i].ret_rev = be64_get(hdrs[i] + 1);
+    r = 0;
+out_unlock:
+    unlock_stripes(s, idx, m);
+out_free:
+    if (wb)
+        rocksdb_writebatch_destroy(wb);
+    if (idx != stack_idx)
+        free(idx);
+    if (hdrs != stack_hdr)
+        free(hdrs);
+    return r;
+}
+
+static int rdb_batch(sx_storage *base, sx_storage_op *ops, size_t n, size_t *ret_failed)
+{
+    return rdb_apply((rdb_store *)base, ops, n, ret_failed, false);
+}
+
+static int rdb_put(sx_storage *base, const void *key, size_t klen, const void *val, size_t vlen, uint64_t *ret_rev)
+{
+    sx_storage_op op = {.kind = SX_STORAGE_OP_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen};
+    int r = rdb_apply((rdb_store *)base, &op, 1, NULL, false);
+    if (r == 0 && ret_rev)
+        *ret_rev = op.ret_rev;
+    return r;
+}
+
+static int rdb_del(sx_storage *base, const void *key, size_t klen)
+{
+    sx_storage_op op = {.kind = SX_STORAGE_OP_DELETE, .key = key, .klen = klen};
+    return rdb_apply((rdb_store *)base, &op, 1, NULL, true);
+}
+
+static int rdb_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev)
+{
+    rdb_store *s = (rdb_store *)base;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(s->db, s->ropt, s->recs, key, klen, &err);
+    if (err)
+        return rdb_errno(err);
+    if (!ps)
+        return -ENOENT;
+    size_t len = 0;
+    const char *raw = rocksdb_pinnableslice_value(ps, &len);
+    uint64_t rev = 0;
+    int r = rec_decode(raw, len, &rev);
+    if (r == 0 && ret_val) {
+        size_t vlen = len - RDB_HDR;
+        void *copy = malloc(vlen ? vlen : 1);
+        if (!copy) {
+            r = -ENOMEM;
+        } else {
+            memcpy(copy, raw + RDB_HDR, vlen);
+            *ret_val = copy;
+        }
+    }
+    if (r == 0) {
+        if (ret_len)
+            *ret_len = len - RDB_HDR;
+        if (ret_rev)
+            *ret_rev = rev;
+    }
+    rocksdb_pinnableslice_destroy(ps);
+    return r;
+}
+
+/*
+ * The smallest key greater than every key with this prefix: strip trailing 0xff bytes, then add
+ * one to the last byte. No such key exists for an empty or all-0xff prefix (*ret_len = 0).
+ */
+static void prefix_successor(const uint8_t *prefix, size_t plen, uint8_t *out, size_t *ret_len)
+{
+    size_t n = plen;
+    while (n > 0 && prefix[n - 1] == 0xff)
+        n--;
+    if (n == 0) {
+        *ret_len = 0;
+        return;
+    }
+    memcpy(out, prefix, n);
+    out[n - 1]++;
+    *ret_len = n;
+}
+
+static void rdb_iter_free(sx_storage_iter *base)
+{
+    rdb_iter *it = (rdb_iter *)base;
+    if (!it)
+        return;
+    if (it->it)
+        rocksdb_iter_destroy(it->it);
+    if (it->ropt)
+        rocksdb_readoptions_destroy(it->ropt);
+    free(it->prefix);
+    free(it->lower);
+    free(it->upper);
+    free(it);
+}
+
+static int rdb_iter_new(sx_storage *base, const void *prefix, size_t plen, const void *start, size_t slen,
+                        unsigned flags, sx_storage_iter **ret)
+{
+    rdb_store *s = (rdb_store *)base;
+    rdb_iter *it = calloc(1, sizeof(*it));
+    if (!it)
+        return -ENOMEM;
+    it->base.ops = &rdb_iter_ops;
+    const void *lb;
+    sxs_iter_lower_bound(prefix, plen, start, slen, flags, &lb, &it->llen, &it->excl);
+    it->prefix = malloc(plen ? plen : 1);
+    it->lower = malloc(it->llen ? it->llen : 1);
+    it->upper = malloc(plen ? plen : 1);
+    it->ropt = rocksdb_readoptions_create();
+    if (!it->prefix || !it->lower || !it->upper || !it->ropt) {
+        rdb_iter_free(&it->base);
+        return -ENOMEM;
+    }
+    if (plen)
+        memcpy(it->prefix, prefix, plen);
+    it->plen = plen;
+    if (it->llen)
+        memcpy(it->lower, lb, it->llen);
+    rocksdb_readoptions_set_verify_checksums(it->ropt, 1);
+    size_t ulen = 0;
+    prefix_successor(it->prefix, plen, it->upper, &ulen);
+    if (ulen)
+        rocksdb_readoptions_set_iterate_upper_bound(it->ropt, (const char *)it->upper, ulen);
+    it->it = rocksdb_create_iterator_cf(s->db, it->ropt, s->recs);
+    if (!it->it) {
+        rdb_iter_free(&it->base);
+        return -ENOMEM;
+    }
+    *ret = &it->base;
+    return 0;
+}
+
+static int rdb_iter_next(sx_storage_iter *base, const void **key, size_t *klen, const void **val, size_t *vlen,
+                         uint64_t *rev)
+{
+    rdb_iter *it = (rdb_iter *)base;
+    if (it->done)
+        return SX_STORAGE_DONE;
+    if (!it->started) {
+        it->started = true;
+        rocksdb_iter_seek(it->it, (const char *)it->lower, it->llen);
+        if (it->excl && rocksdb_iter_valid(it->it)) {
+            size_t kl = 0;
+            const char *k = rocksdb_iter_key(it->it, &kl);
+            if (sxs_keycmp(k, kl, it->lower, it->llen) == 0)
+                rocksdb_iter_next(it->it);
+        }
+    } else {
+        rocksdb_iter_next(it->it);
+    }
+    if (!rocksdb_iter_valid(it->it)) {
+        char *err = NULL;
+        rocksdb_iter_get_error(it->it, &err);
+        if (err)
+            return rdb_errno(err);
+        it->done = true;
+        return SX_STORAGE_DONE;
+    }
+    size_t kl = 0, rl = 0;
+    const char *k = rocksdb_iter_key(it->it, &kl);
+    if (!sxs_has_prefix(k, kl, it->prefix, it->plen)) {
+        it->done = true; /* only reachable for all-0xff prefixes, which have no upper bound */
+        return SX_STORAGE_DONE;
+    }
+    const char *raw = rocksdb_iter_value(it->it, &rl);
+    uint64_t r = 0;
+    if (rec_decode(raw, rl, &r) < 0)
+        return -EIO;
+    if (key)
+        *key = k;
+    if (klen)
+        *klen = kl;
+    if (val)
+        *val = raw + RDB_HDR;
+    if (vlen)
+        *vlen = rl - RDB_HDR;
+    if (rev)
+        *rev = r;
+    return 0;
+}
+
+static const sx_storage_iter_ops rdb_iter_ops = {
+    .next = rdb_iter_next,
+    .free = rdb_iter_free,
+};
+
+static int rdb_checkpoint(sx_storage *base, const char *dir)
+{
+    rdb_store *s = (rdb_store *)base;
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
+    if (err)
+        return rdb_errno(err);
+    /* log_size_for_flush = 0: flush the memtables first, so the copy needs no WAL replay. */
+    rocksdb_checkpoint_create(cp, dir, 0, &err);
+    rocksdb_checkpoint_object_destroy(cp);
+    return err ? rdb_errno(err) : 0;
+}
+
+static void rdb_close(sx_storage *base)
+{
+    rdb_store *s = (rdb_store *)base;
+    if (!s)
+        return;
+    if (s->meta)
+        rocksdb_column_family_handle_destroy(s->meta);
+    if (s->recs)
+        rocksdb_column_family_handle_destroy(s->recs);
+    if (s->db)
+        rocksdb_close(s->db);
+    if (s->wopt)
+        rocksdb_writeoptions_destroy(s->wopt);
+    if (s->wopt_sync)
+        rocksdb_writeoptions_destroy(s->wopt_sync);
+    if (s->ropt)
+        rocksdb_readoptions_destroy(s->ropt);
+    for (int i = 0; i < RDB_STRIPES; i++)
+        pthread_mutex_destroy(&s->stripes[i]);
+    pthread_mutex_destroy(&s->clock_mu);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    free(s);
+}
+
+/* Take the directory's lock file (creating the directory if it is missing). */
+static int take_dir_lock(rdb_store *s, const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        sxs_set_err(err, errlen, "rocksdb storage: cannot create directory '%s': %s", path, strerror(e));
+        return -e;
+    }
+    char lock[4096];
+    if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, RDB_LOCK_FILE) >= sizeof(lock)) {
+        sxs_set_err(err, errlen, "rocksdb storage: path too long");
+        return -ENAMETOOLONG;
+    }
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        int e = errno;
+        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", lock, strerror(e));
+        return -e;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            sxs_set_err(err, errlen,
+                        "rocksdb storage: '%s' is already open in another process (lock '%s' is held); "
+                        "stop that process or use another directory",
+                        path, lock);
+            return -EBUSY;
+        }
+        sxs_set_err(err, errlen, "rocksdb storage: cannot lock '%s': %s", lock, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* Check the format tag (writing it into a fresh store) and load the revision ceiling. */
+static int load_meta(rdb_store *s, const char *path, char *err, size_t errlen)
+{
+    char *e = NULL;
+    size_t len = 0;
+    char *tag = rocksdb_get_cf(s->db, s->ropt, s->meta, "format", 6, &len, &e);
+    if (e) {
+        int r = rdb_errno(e);
+        sxs_set_err(err, errlen, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
+        return r;
+    }
+    if (!tag) {
+        rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "format", 6, RDB_FORMAT_TAG, strlen(RDB_FORMAT_TAG), &e);
+        if (e) {
+            int r = rdb_errno(e);
+            sxs_set_err(err, errlen, "rocksdb storage: cannot initialise '%s': %s", path, sx_storage_strerror(r));
+            return r;
+        }
+    } else {
+        bool ok = len == strlen(RDB_FORMAT_TAG) && memcmp(tag, RDB_FORMAT_TAG, len) == 0;
+        rocksdb_free(tag);
+        if (!ok) {
+            sxs_set_err(err, errlen, "rocksdb storage: '%s' holds data in an unknown format", path);
+            return -EIO;
+        }
+    }
+    char *ceil = rocksdb_get_cf(s->db, s->ropt, s->meta, "rev_ceiling", 11, &len, &e);
+    if (e) {
+        int r = rdb_errno(e);
+        sxs_set_err(err, errlen, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
+        return r;
+    }
+    if (ceil) {
+        bool ok = len == 8;
+        if (ok)
+            s->last_rev = s->ceiling = be64_get((const uint8_t *)ceil);
+        rocksdb_free(ceil);
+        if (!ok) {
+            sxs_set_err(err, errlen, "rocksdb storage: '%s' has a corrupt revision ceiling", path);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
+{
+    if (!opt->path || !*opt->path) {
+        sxs_set_err(err, errlen, "rocksdb storage: no data directory configured");
+        return -EINVAL;
+    }
+    rdb_store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        return -ENOMEM;
+    }
+    s->base.ops = &sx_storage_rocksdb_ops;
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->clock_mu, NULL);
+    for (int i = 0; i < RDB_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i], NULL);
+    int r = take_dir_lock(s, opt->path, err, errlen);
+    if (r < 0)
+        goto fail;
+
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    rocksdb_options_set_paranoid_checks(o, 1);
+    rocksdb_options_set_wal_recovery_mode(o, 2); /* kPointInTimeRecovery */
+    rocksdb_options_increase_parallelism(o, 2);
+    rocksdb_options_set_keep_log_file_num(o, 4);
+    rocksdb_options_set_max_log_file_size(o, 4u << 20);
+    if (getenv("SXS_NOYIELD")) rocksdb_options_set_enable_write_thread_adaptive_yield(o, 0);
+    if (getenv("SXS_PIPE")) rocksdb_options_set_enable_pipelined_write(o, 1);
+    rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_options_set_block_based_table_factory(o, bb);
+    const char *names[2] = {"default", "records"};
+    const rocksdb_options_t *cfo[2] = {o, o};
+    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
+    char *e = NULL;
+    s->db = rocksdb_open_column_families(o, opt->path, 2, names, cfo, h, &e);
+    rocksdb_block_based_options_destroy(bb);
+    rocksdb_options_destroy(o);
+    if (e) {
+        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", opt->path, e);
+        r = rdb_errno(e);
+        s->db = NULL;
+        goto fail;
+    }
+    s->meta = h[0];
+    s->recs = h[1];
+    s->wopt = rocksdb_writeoptions_create();
+    s->wopt_sync = rocksdb_writeoptions_create();
+    s->ropt = rocksdb_readoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopt, opt->sync);
+    rocksdb_writeoptions_disable_WAL(s->wopt, 0);
+    rocksdb_writeoptions_set_sync(s->wopt_sync, 1);
+    rocksdb_writeoptions_disable_WAL(s->wopt_sync, 0);
+    rocksdb_readoptions_set_verify_checksums(s->ropt, 1);
+    r = load_meta(s, opt->path, err, errlen);
+    if (r < 0)
+        goto fail;
+    *ret = &s->base;
+    return 0;
+fail:
+    rdb_close(&s->base);
+    return r;
+}
+
+const sx_storage_ops sx_storage_rocksdb_ops = {
+    .version = SX_STORAGE_OPS_VERSION,
+    .name = "rocksdb",
+    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_CHECKPOINT,
+    .open = rdb_open,
+    .close = rdb_close,
+    .get = rdb_get,
+    .put = rdb_put,
+    .del = rdb_del,
+    .batch = rdb_batch,
+    .iter_new = rdb_iter_new,
+    .checkpoint = rdb_checkpoint,
+};

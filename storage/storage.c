@@ -1,0 +1,138 @@
+/*
+ * storage.c - the backend registry, sx_storage_open(), error sentences and the helpers the
+ * backends share.
+ *
+ * The registry is a NULL-terminated array of const backend tables, in the manner of curl's TLS
+ * backends: a caller names a backend in its options and this file finds the table and calls its
+ * open slot. Nothing here logs; errors come back as negative errno values and sentences.
+ */
+#include "storage/storage_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const sx_storage_ops *const sx_storage_backends[] = {
+    &sx_storage_rocksdb_ops,
+    &sx_storage_memory_ops,
+    NULL,
+};
+
+const sx_storage_ops *sx_storage_backend_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; sx_storage_backends[i]; i++)
+        if (strcmp(sx_storage_backends[i]->name, name) == 0)
+            return sx_storage_backends[i];
+    return NULL;
+}
+
+void sxs_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!opt || !ret) {
+        sxs_set_err(err, errlen, "storage: no options given");
+        return -EINVAL;
+    }
+    const char *name = opt->backend ? opt->backend : "rocksdb";
+    const sx_storage_ops *ops = sx_storage_backend_find(name);
+    if (!ops || !ops->open) {
+        sxs_set_err(err, errlen, "storage: unknown backend \"%.64s\" (known: rocksdb, memory)", name);
+        return -EINVAL;
+    }
+    sx_storage *s = NULL;
+    int r = ops->open(opt, &s, err, errlen);
+    if (r < 0)
+        return r;
+    *ret = s;
+    return 0;
+}
+
+const char *sx_storage_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case SX_STORAGE_DONE:
+        return "end of iteration";
+    case SX_STORAGE_ECONDITION:
+        return "a precondition of the batch failed; nothing was written";
+    case -ENOENT:
+        return "no such record";
+    case -EEXIST:
+        return "record already exists";
+    case -EINVAL:
+        return "invalid argument to a storage call";
+    case -EIO:
+        return "storage I/O error or corrupt data";
+    case -ENOMEM:
+        return "out of memory";
+    case -EBUSY:
+        return "the store is in use by another process";
+    case -ENOSPC:
+        return "no space left on the storage device";
+    case -ENOTSUP:
+        return "operation not supported by this storage backend";
+    case -EACCES:
+        return "permission denied on the storage directory";
+    case -ENOTDIR:
+        return "storage path is not a directory";
+    case -EROFS:
+        return "storage is on a read-only file system";
+    default:
+        return "storage error";
+    }
+}
+
+void sx_storage_free(void *p)
+{
+    free(p);
+}
+
+/* qsort context is not portable in C11; sort an array of pointers to ops instead. */
+static int cmp_op_ptr(const void *a, const void *b)
+{
+    const sx_storage_op *x = *(const sx_storage_op *const *)a;
+    const sx_storage_op *y = *(const sx_storage_op *const *)b;
+    return sxs_keycmp(x->key, x->klen, y->key, y->klen);
+}
+
+int sxs_batch_validate(const sx_storage_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].cond < SX_STORAGE_COND_NONE || ops[i].cond > SX_STORAGE_COND_REV)
+            return -EINVAL;
+    if (n < 2)
+        return 0;
+    if (n <= 8) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = i + 1; j < n; j++)
+                if (sxs_keycmp(ops[i].key, ops[i].klen, ops[j].key, ops[j].klen) == 0)
+                    return -EINVAL;
+        return 0;
+    }
+    const sx_storage_op **idx = malloc(n * sizeof(*idx));
+    if (!idx)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = &ops[i];
+    qsort(idx, n, sizeof(*idx), cmp_op_ptr);
+    int r = 0;
+    for (size_t i = 1; i < n && r == 0; i++)
+        if (cmp_op_ptr(&idx[i - 1], &idx[i]) == 0)
+            r = -EINVAL;
+    free(idx);
+    return r;
+}

@@ -1,0 +1,62 @@
+/*
+ * storage_internal.h - helpers shared by the storage backends; not part of the public contract.
+ *
+ * Only files under storage/ include this header. It holds the pieces every backend needs in the
+ * same form: the batch sanity check (a key at most once per batch), the key comparison that defines
+ * the store's order, and the lower bound of an iteration.
+ */
+#ifndef SX_STORAGE_INTERNAL_H
+#define SX_STORAGE_INTERNAL_H
+
+#include "storage/storage.h"
+
+#include <string.h>
+
+/* Bytewise key order: memcmp on the common length, the shorter key first on a tie. */
+static inline int sxs_keycmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* True when key starts with prefix. */
+static inline bool sxs_has_prefix(const void *key, size_t klen, const void *prefix, size_t plen)
+{
+    return klen >= plen && (plen == 0 || memcmp(key, prefix, plen) == 0);
+}
+
+/*
+ * Where an iteration starts: the larger of prefix and start. *ret_key and *ret_len borrow one of the
+ * two arguments; *ret_excl is true when the first key equal to the bound must be skipped (only
+ * when the bound is start and SX_STORAGE_ITER_AFTER is set).
+ */
+static inline void sxs_iter_lower_bound(const void *prefix, size_t plen, const void *start, size_t slen,
+                                        unsigned flags, const void **ret_key, size_t *ret_len, bool *ret_excl)
+{
+    if (start && slen && sxs_keycmp(start, slen, prefix, plen) >= 0) {
+        *ret_key = start;
+        *ret_len = slen;
+        *ret_excl = (flags & SX_STORAGE_ITER_AFTER) != 0;
+    } else {
+        *ret_key = prefix;
+        *ret_len = plen;
+        *ret_excl = false;
+    }
+}
+
+/*
+ * Check what the inline wrapper cannot check cheaply: no key appears twice in ops, and every
+ * precondition is a known value. Returns 0 or -EINVAL. Allocates a temporary index (-ENOMEM).
+ */
+int sxs_batch_validate(const sx_storage_op *ops, size_t n);
+
+/* The backends built into the library (defined in their own files). */
+extern const sx_storage_ops sx_storage_memory_ops;
+extern const sx_storage_ops sx_storage_rocksdb_ops;
+
+/* Copy a one-line message into err (errlen bytes, always NUL-terminated) when err != NULL. */
+void sxs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif /* SX_STORAGE_INTERNAL_H */

@@ -1,0 +1,312 @@
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "testutil.h"
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Parse "listening on http://127.0.0.1:PORT" / "https://..." lines from the server's stderr. */
+static void scan_ports(sx_srv *srv)
+{
+    char *log = sx_test_read_file(srv->stderr_path, NULL);
+    if (!log)
+        return;
+    for (char *p = log; (p = strstr(p, "listening on ")) != NULL; p++) {
+        p += strlen("listening on ");
+        bool tls = strncmp(p, "https://", 8) == 0;
+        if (!tls && strncmp(p, "http://", 7) != 0)
+            continue;
+        char *colon = strchr(p + 8, '\n');
+        char *end = colon ? colon : p + strlen(p);
+        char *c = end;
+        while (c > p && *c != ':')
+            c--;
+        int port = atoi(c + 1);
+        if (tls)
+            srv->tls_port = port;
+        else
+            srv->port = port;
+    }
+    free(log);
+}
+
+int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
+{
+    static const sx_srv_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    memset(srv, 0, sizeof(*srv));
+    if (opts->dir) {
+        srv->dir = strdup(opts->dir);
+    } else {
+        srv->dir = sx_test_tmpdir("srv");
+        srv->own_dir = !opts->keep_dir;
+    }
+    srv->config_path = path_join(srv->dir, "secrets.conf");
+    srv->admin_socket = path_join(srv->dir, "admin.sock");
+    srv->stderr_path = path_join(srv->dir, "stderr.log");
+    srv->access_log = path_join(srv->dir, "access.log");
+    srv->cert_path = path_join(srv->dir, "cert.pem");
+    char *key_path = path_join(srv->dir, "key.pem");
+
+    if (access(srv->cert_path, R_OK) != 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
+                 "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout '%s' -out '%s' >/dev/null 2>&1",
+                 key_path, srv->cert_path);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "harness: openssl could not make a test certificate\n");
+            free(key_path);
+            return -1;
+        }
+    }
+    char conf[4096];
+    snprintf(conf, sizeof(conf),
+             "[server]\nlisten = 127.0.0.1:0\nthreads = %u\nadmin_socket = admin.sock\n%s"
+             "[tls]\nlisten = 127.0.0.1:0\ncert = cert.pem\nkey = key.pem\n"
+             "[storage]\nbackend = %s\npath = data\n"
+             "[seal]\ntype = file\nkey_file = seal.key\n"
+             "[log]\nlevel = info\naccess_log = access.log\n",
+             opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "",
+             opts->backend ? opts->backend : "memory");
+    free(key_path);
+    if (sx_test_write_file(srv->config_path, conf, strlen(conf)) != 0)
+        return -1;
+    unlink(srv->stderr_path);
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        FILE *f = freopen(srv->stderr_path, "w", stderr);
+        (void)f;
+        execl(SX_SECRETSD_PATH, "secretsd", "--config", srv->config_path, (char *)NULL);
+        _exit(127);
+    }
+    srv->pid = pid;
+    for (int i = 0; i < 300; i++) { /* up to 30 s: sanitizer builds start slowly */
+        scan_ports(srv);
+        if (srv->port && srv->tls_port && access(srv->admin_socket, F_OK) == 0) {
+            char *log = sx_test_read_file(srv->stderr_path, NULL);
+            bool serving = log && strstr(log, "serving with");
+            free(log);
+            if (serving)
+                return 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            char *log = sx_test_read_file(srv->stderr_path, NULL);
+            fprintf(stderr, "harness: secretsd exited at start-up:\n%s\n", log ? log : "");
+            free(log);
+            srv->pid = 0;
+            return -1;
+        }
+        sleep_ms(100);
+    }
+    fprintf(stderr, "harness: secretsd did not come up\n");
+    return -1;
+}
+
+int sx_srv_stop(sx_srv *srv, int sig, int timeout_s)
+{
+    int result = -1;
+    if (srv->pid > 0) {
+        kill(srv->pid, sig);
+        int st = 0;
+        bool done = false;
+        for (int i = 0; i < timeout_s * 20; i++) {
+            if (waitpid(srv->pid, &st, WNOHANG) == srv->pid) {
+                done = true;
+                break;
+            }
+            sleep_ms(50);
+        }
+        if (!done) {
+            kill(srv->pid, SIGKILL);
+            waitpid(srv->pid, &st, 0);
+        } else if (WIFEXITED(st)) {
+            result = WEXITSTATUS(st);
+        }
+        if (result != 0) {
+            char *log = sx_test_read_file(srv->stderr_path, NULL);
+            fprintf(stderr, "harness: secretsd stderr:\n%s\n", log ? log : "");
+            free(log);
+        }
+        srv->pid = 0;
+    }
+    if (srv->own_dir)
+        sx_test_rmtree(srv->dir);
+    free(srv->dir);
+    free(srv->config_path);
+    free(srv->admin_socket);
+    free(srv->stderr_path);
+    free(srv->access_log);
+    free(srv->cert_path);
+    memset(srv, 0, sizeof(*srv));
+    return result;
+}
+
+typedef struct growbuf {
+    char *data;
+    size_t len;
+} growbuf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    growbuf *b = ud;
+    size_t add = size * n;
+    char *nd = realloc(b->data, b->len + add + 1);
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, p, add);
+    b->data = nd;
+    b->len += add;
+    b->data[b->len] = '\0';
+    return add;
+}
+
+int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *const *headers,
+                   const char *body, size_t body_len, sx_resp *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -1;
+    char url[4096];
+    switch (proto) {
+    case SX_H1:
+    case SX_H2C:
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", srv->port, path);
+        break;
+    case SX_H2TLS:
+    case SX_H1TLS:
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", srv->tls_port, path);
+        break;
+    case SX_ADMIN:
+        snprintf(url, sizeof(url), "http://localhost%s", path);
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, srv->admin_socket);
+        break;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    if (proto == SX_H2C)
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    else if (proto == SX_H2TLS)
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    else
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (proto == SX_H2TLS || proto == SX_H1TLS) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, srv->cert_path);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    hl = curl_slist_append(hl, "Expect:");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    growbuf b = {0}, hb = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
+        curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &ret->http_version);
+    } else {
+        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
+    }
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    ret->body = b.data ? b.data : calloc(1, 1);
+    ret->body_len = b.len;
+    ret->headers = hb.data ? hb.data : calloc(1, 1);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void sx_resp_free(sx_resp *r)
+{
+    free(r->body);
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
+}
+
+bool sx_resp_header(const sx_resp *r, const char *name, char *buf, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = r->headers; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            eol = p + strlen(p);
+        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = (size_t)(eol - v);
+            if (len >= cap)
+                len = cap - 1;
+            memcpy(buf, v, len);
+            buf[len] = '\0';
+            return true;
+        }
+        p = *eol ? eol + 2 : eol;
+    }
+    return false;
+}
+
+bool sx_resp_is_error(const sx_resp *r, const char *code)
+{
+    char ebuf[128];
+    yajl_val v = yajl_tree_parse(r->body, ebuf, sizeof(ebuf));
+    bool ok = v && YAJL_IS_OBJECT(v) && v->u.object.len == 2;
+    if (ok) {
+        const char *ep[] = {"error", NULL}, *cp[] = {"code", NULL};
+        yajl_val e = yajl_tree_get(v, ep, yajl_t_string), c = yajl_tree_get(v, cp, yajl_t_string);
+        const char *es = e ? YAJL_GET_STRING(e) : NULL, *cs = c ? YAJL_GET_STRING(c) : NULL;
+        ok = es && cs && es[0] != '\0' && strcmp(cs, code) == 0;
+    }
+    if (!ok)
+        fprintf(stderr, "harness: expected a JSON error with code \"%s\", got: %s\n", code, r->body);
+    yajl_tree_free(v);
+    char ct[128];
+    if (ok && (!sx_resp_header(r, "content-type", ct, sizeof(ct)) || strcmp(ct, "application/json") != 0)) {
+        fprintf(stderr, "harness: error without Content-Type application/json\n");
+        ok = false;
+    }
+    return ok;
+}

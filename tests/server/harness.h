@@ -1,0 +1,72 @@
+/*
+ * harness.h - runs the real secretsd binary for integration tests and talks to it with libcurl.
+ *
+ * sx_srv_start() writes a configuration into a fresh temp dir (memory or RocksDB storage, a
+ * cleartext and a TLS listener on ephemeral loopback ports, an admin socket), generates a
+ * throw-away TLS certificate with the openssl tool, starts the binary and waits until it logs its
+ * listeners. sx_srv_stop() signals it, reaps it and removes the temp dir.
+ */
+#ifndef SX_TEST_HARNESS_H
+#define SX_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef enum sx_proto {
+    SX_H1 = 0,    /* cleartext HTTP/1.1 */
+    SX_H2C = 1,   /* cleartext HTTP/2 with prior knowledge */
+    SX_H2TLS = 2, /* TLS, ALPN h2 */
+    SX_H1TLS = 3, /* TLS, ALPN http/1.1 */
+    SX_ADMIN = 4, /* HTTP/1.1 over the admin socket */
+} sx_proto;
+
+typedef struct sx_srv_opts {
+    const char *backend;      /* "memory" (default) or "rocksdb" */
+    unsigned threads;         /* default 2 */
+    const char *extra_server; /* extra lines for [server], e.g. "max_body_bytes = 4096\n" */
+    bool keep_dir;            /* leave the temp dir after stop (for restart tests) */
+    const char *dir;          /* reuse this dir instead of making one */
+} sx_srv_opts;
+
+typedef struct sx_srv {
+    char *dir;
+    char *config_path;
+    char *admin_socket;
+    char *stderr_path;
+    char *access_log;
+    char *cert_path;
+    pid_t pid;
+    int port;     /* cleartext */
+    int tls_port; /* TLS */
+    bool own_dir;
+} sx_srv;
+
+typedef struct sx_resp {
+    long status;
+    long http_version; /* CURL_HTTP_VERSION_1_1, CURL_HTTP_VERSION_2_0 */
+    char *body;        /* NUL-terminated */
+    size_t body_len;
+    char *headers; /* raw header block, NUL-terminated */
+} sx_resp;
+
+/* Start a server; returns 0, or -1 after printing why. */
+int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts);
+/* Send sig (SIGTERM usually), wait up to timeout_s for the exit; returns the exit status, or -1 if
+ * it had to be killed or died from a signal. Removes the temp dir unless keep_dir was set. */
+int sx_srv_stop(sx_srv *srv, int sig, int timeout_s);
+
+/* One request. headers: NULL-terminated array of "Name: value" lines (may be NULL). body may be
+ * NULL. Returns 0 when an HTTP answer came back (any status). */
+int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *const *headers,
+                   const char *body, size_t body_len, sx_resp *ret);
+void sx_resp_free(sx_resp *r);
+
+/* Value of response header name (case-insensitive), copied into buf; false when absent. */
+bool sx_resp_header(const sx_resp *r, const char *name, char *buf, size_t cap);
+
+/* True when the body is a JSON error with exactly the keys "error" (non-empty string) and "code"
+ * equal to code. */
+bool sx_resp_is_error(const sx_resp *r, const char *code);
+
+#endif
