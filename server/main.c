@@ -19,7 +19,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
+#include "crypto/crypto.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
@@ -53,6 +55,79 @@ static void ensure_parent_dir(const char *path)
         return;
     *slash = '\0';
     mkdir(buf, 0700);
+}
+
+/* Read the passphrase from the environment into sodium_malloc memory, then wipe the variable's
+ * bytes in place (they are what /proc/PID/environ shows) and remove it from the environment. */
+static char *take_passphrase(const char *var, size_t *ret_len)
+{
+    char *v = getenv(var);
+    if (!v || !*v)
+        return NULL;
+    size_t len = strlen(v);
+    char *copy = sodium_malloc(len + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, v, len + 1);
+    sodium_memzero(v, len);
+    unsetenv(var);
+    *ret_len = len;
+    return copy;
+}
+
+/* Open (or on first start initialise) the key hierarchy. Prints the recovery key once, to stdout
+ * and not to the log, when the keyring was created now. */
+static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **ret)
+{
+    sx_crypto_options opt = {0};
+    char *passphrase = NULL;
+    switch (cfg->seal) {
+    case SX_CONFIG_SEAL_FILE:
+        opt.seal.type = SX_CRYPTO_SEAL_FILE;
+        opt.seal.key_file = cfg->seal_key_file;
+        break;
+    case SX_CONFIG_SEAL_PASSPHRASE:
+        opt.seal.type = SX_CRYPTO_SEAL_PASSPHRASE;
+        passphrase = take_passphrase(cfg->seal_passphrase_env, &opt.seal.passphrase_len);
+        if (!passphrase) {
+            sx_log(SX_LOG_ERROR, "[seal] type = passphrase, but the environment variable \"%s\" is empty or unset",
+                   cfg->seal_passphrase_env);
+            return -EINVAL;
+        }
+        opt.seal.passphrase = passphrase;
+        opt.seal.pwhash_opslimit = cfg->seal_pwhash_opslimit;
+        opt.seal.pwhash_memlimit = cfg->seal_pwhash_memlimit;
+        break;
+    case SX_CONFIG_SEAL_TPM:
+        opt.seal.type = SX_CRYPTO_SEAL_TPM;
+        opt.seal.tcti = cfg->seal_tcti;
+        opt.seal.pcrs = cfg->seal_pcrs;
+        break;
+    }
+    if (cfg->seal == SX_CONFIG_SEAL_FILE)
+        ensure_parent_dir(cfg->seal_key_file);
+    char err[1024];
+    char *recovery = NULL;
+    int rc = sx_crypto_open(ret, &recovery, storage, &opt, err, sizeof(err));
+    if (passphrase)
+        sodium_free(passphrase);
+    if (rc != 0) {
+        sx_log(SX_LOG_ERROR, "cannot unseal the keyring: %s", err);
+        return rc;
+    }
+    if (recovery) {
+        printf("\n"
+               "secretsd: a new keyring was created. Its RECOVERY KEY is shown this once:\n"
+               "\n    %s\n\n"
+               "Store it offline. With it, `secretsctl seal recover` restores access when the seal (key file,\n"
+               "passphrase or TPM) is lost. Anyone holding it and the data can decrypt every secret.\n\n",
+               recovery);
+        fflush(stdout);
+        sx_crypto_recovery_key_free(recovery);
+    }
+    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)",
+           cfg->seal == SX_CONFIG_SEAL_FILE ? "file" : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase" : "tpm");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -110,6 +185,8 @@ int main(int argc, char **argv)
 
     int status = 1;
     sx_storage *storage = NULL;
+    sx_crypto *crypto = NULL;
+    sx_auth *auth = NULL;
     sx_server *server = NULL;
     if (cfg->backend == SX_CONFIG_BACKEND_ROCKSDB)
         ensure_parent_dir(cfg->storage_path);
@@ -128,7 +205,15 @@ int main(int argc, char **argv)
     sx_log(SX_LOG_INFO, "storage: %s%s%s", sopt.backend, cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "" : " at ",
            cfg->backend == SX_CONFIG_BACKEND_MEMORY ? " (not durable)" : cfg->storage_path);
 
-    sx_server_deps deps = {.config = cfg, .storage = storage};
+    if (open_crypto(cfg, storage, &crypto) != 0)
+        goto out;
+    const uint8_t *token_key = sx_crypto_system_key(crypto, SX_CRYPTO_KEY_TOKEN_HASH);
+    if (!token_key || sx_auth_new(storage, token_key, SX_AUTH_KEY_BYTES, &auth) != 0) {
+        sx_log(SX_LOG_ERROR, "cannot set up token verification");
+        goto out;
+    }
+
+    sx_server_deps deps = {.config = cfg, .storage = storage, .crypto = crypto, .auth = auth};
     rc = sx_server_new(&server, &deps, err, sizeof(err));
     if (rc != 0) {
         sx_log(SX_LOG_ERROR, "%s", err);
@@ -140,6 +225,8 @@ int main(int argc, char **argv)
 
 out:
     sx_server_free(server);
+    sx_auth_free(auth);
+    sx_crypto_free(crypto);
     sx_storage_close(storage);
     sx_log_close();
     sx_config_free(cfg);

@@ -8,7 +8,7 @@
  * with the allowed methods. Route parameters are then checked against their own rule (scope names
  * or secret names) so that a bad one is a 400 that names it.
  */
-#include "server/server_internal.h"
+#include "server/api.h"
 
 #include <string.h>
 
@@ -18,6 +18,17 @@ static const sx_route routes[] = {
     {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_healthz},
     {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_readyz},
     {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_handle_admin_status},
+    {"/v1/tokens", SX_POST, SX_ROUTE_ADMIN, sx_admin_token_create},
+    {"/v1/tokens", SX_GET, SX_ROUTE_ADMIN, sx_admin_token_list},
+    {"/v1/tokens/{id}", SX_DELETE, SX_ROUTE_ADMIN, sx_admin_token_revoke},
+    {"/{o}/{p}/envs/{env}/secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_list},
+    {"/{o}/{p}/envs/{env}/secrets", SX_POST, SX_ROUTE_PUBLIC, sx_api_create},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_GET, SX_ROUTE_PUBLIC, sx_api_get},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_PUT, SX_ROUTE_PUBLIC, sx_api_update},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_delete},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal},
+    {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values},
 };
 
 unsigned sx_method_parse(const char *m, size_t len)
@@ -95,6 +106,12 @@ static int split(const char *path, size_t len, h2o_iovec_t *segs, const char **r
 /* Check one parameter against its rule; returns NULL or the message naming it. */
 static const char *check_param(const char *pname, size_t plen, h2o_iovec_t v)
 {
+    if (plen == 2 && memcmp(pname, "id", 2) == 0) {
+        bool ok = v.len == 32;
+        for (size_t i = 0; ok && i < v.len; i++)
+            ok = (v.base[i] >= '0' && v.base[i] <= '9') || (v.base[i] >= 'a' && v.base[i] <= 'f');
+        return ok ? NULL : "path parameter \"id\" must be a token id (32 lowercase hex digits)";
+    }
     if (plen == 4 && memcmp(pname, "name", 4) == 0) {
         if (v.len > 256)
             return "path parameter \"name\" must be 1-256 characters of [A-Za-z0-9._-]";

@@ -33,6 +33,7 @@
 #include <h2o/serverutil.h>
 
 #define POOL_MAX_THREADS 16
+#define AUTH_CACHE_ENTRIES 4096 /* verified tokens cached per loop thread */
 
 typedef struct sx_listen_sock {
     sx_thread *thread;
@@ -176,6 +177,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         return -ENOMEM;
     s->config = cfg;
     s->storage = deps->storage;
+    s->crypto = deps->crypto;
+    s->auth = deps->auth;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     atomic_init(&s->stop_requested, false);
     int rc;
@@ -213,6 +216,10 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
             goto fail;
         s->nlisteners++;
     }
+    if ((rc = sx_auth_throttle_new(NULL, &s->throttle)) != 0) {
+        snprintf(err, errlen, "cannot create the authentication throttle");
+        goto fail;
+    }
     if ((rc = sx_pool_new(&s->pool, POOL_MAX_THREADS)) != 0) {
         snprintf(err, errlen, "cannot create the worker pool");
         goto fail;
@@ -243,6 +250,7 @@ void sx_server_free(sx_server *s)
     }
     free(s->listeners);
     sx_pool_free(s->pool);
+    sx_auth_throttle_free(s->throttle);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
     h2o_config_dispose(&s->globalconf);
@@ -377,6 +385,9 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
     if (!t->listen_socks)
         return -ENOMEM;
+    int rc = sx_auth_cache_new(AUTH_CACHE_ENTRIES, &t->auth_cache);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < s->nlisteners; i++) {
         int fd = fcntl(s->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
         if (fd < 0)
@@ -405,6 +416,8 @@ static void thread_dispose(sx_thread *t)
         if (t->listen_socks[i])
             h2o_socket_close(t->listen_socks[i]);
     free(t->listen_socks);
+    sx_auth_cache_free(t->auth_cache);
+    t->auth_cache = NULL;
     h2o_multithread_unregister_receiver(t->queue, &t->pool_receiver);
     h2o_multithread_unregister_receiver(t->queue, &t->ctl_receiver);
     h2o_multithread_destroy_queue(t->queue);

@@ -16,7 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
+#include "crypto/crypto.h"
 #include "storage/storage.h"
 
 #ifdef __cplusplus
@@ -29,6 +31,8 @@ typedef struct sx_server sx_server;
 typedef struct sx_server_deps {
     const sx_config *config;
     sx_storage *storage;
+    sx_crypto *crypto; /* the unsealed key hierarchy */
+    sx_auth *auth;     /* token verification, keyed with the keyring's token-hash key */
 } sx_server_deps;
 
 /*

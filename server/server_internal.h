@@ -12,6 +12,8 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
+#include "auth/auth.h"
+#include "crypto/crypto.h"
 #include "server/server.h"
 
 /* ---- worker pool (pool.c) ---------------------------------------------------------------------- */
@@ -89,6 +91,7 @@ struct sx_thread {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t pool_receiver; /* replies from the worker pool */
     h2o_multithread_receiver_t ctl_receiver;  /* stop requests from the main thread */
+    sx_auth_cache *auth_cache; /* verified tokens, this loop only */
     h2o_linklist_t conns;
     size_t nconns;
     size_t inflight;
@@ -101,6 +104,9 @@ struct sx_thread {
 struct sx_server {
     const sx_config *config;
     sx_storage *storage;
+    sx_crypto *crypto;
+    sx_auth *auth;
+    sx_auth_throttle *throttle;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     SSL_CTX *ssl_ctx;

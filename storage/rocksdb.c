@@ -64,6 +64,9 @@ typedef struct rdb_store {
     rocksdb_writeoptions_t *wopt_sync;    /* always sync (bookkeeping) */
     rocksdb_readoptions_t *ropt;          /* verify checksums */
     int lock_fd;
+    bool sync;
+    bool group_ok; /* group initialised */
+    sxs_group group; /* group commit of synced writes (group.c) */
     pthread_mutex_t clock_mu;
     uint64_t last_rev;
     uint64_t ceiling;
@@ -247,9 +250,48 @@ static bool cond_holds(const sx_storage_op *op, uint64_t rev)
     return false;
 }
 
+/* One caller's writes, waiting to be committed (alone, or in a group). */
+typedef struct rdb_write {
+    sx_storage_op *ops;
+    size_t n;
+    uint8_t (*hdrs)[RDB_HDR]; /* record header of each PUT, revision filled in */
+} rdb_write;
+
 /*
- * The one write path. With must_exist (single delete), a missing key answers -ENOENT. Headers for
- * PUT values live in hdrs (9 bytes per op); the value bytes themselves are not copied (putv).
+ * Commit function for the group queue (and for single writes when sync is off): every request in
+ * list goes into ONE WriteBatch, written with one call, so the whole group is atomic and shares one
+ * fsync. Values are not copied twice: putv gathers header and value into the batch.
+ */
+static int write_list(void *ctx, sxs_group_req *list)
+{
+    rdb_store *s = ctx;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (!wb)
+        return -ENOMEM;
+    for (sxs_group_req *q = list; q; q = q->next) {
+        const rdb_write *w = q->arg;
+        for (size_t i = 0; i < w->n; i++) {
+            const sx_storage_op *op = &w->ops[i];
+            if (op->kind == SX_STORAGE_OP_PUT) {
+                const char *k = op->key;
+                const char *vs[2] = {(const char *)w->hdrs[i], op->vlen ? (const char *)op->val : ""};
+                size_t vl[2] = {RDB_HDR, op->vlen};
+                rocksdb_writebatch_putv_cf(wb, s->recs, 1, &k, &op->klen, 2, vs, vl);
+            } else if (op->kind == SX_STORAGE_OP_DELETE) {
+                rocksdb_writebatch_delete_cf(wb, s->recs, op->key, op->klen);
+            }
+        }
+    }
+    char *err = NULL;
+    if (rocksdb_writebatch_count(wb) > 0)
+        rocksdb_write(s->db, s->wopt, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    return err ? rdb_errno(err) : 0;
+}
+
+/*
+ * The one write path: lock the stripes, check preconditions, assign revisions, commit, unlock.
+ * With must_exist (single delete), a missing key answers -ENOENT.
  */
 static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_failed, bool must_exist)
 {
@@ -260,17 +302,18 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
     uint8_t stack_hdr[16][RDB_HDR];
     unsigned *idx = n <= 16 ? stack_idx : malloc(n * sizeof(*idx));
     uint8_t(*hdrs)[RDB_HDR] = n <= 16 ? stack_hdr : malloc(n * sizeof(*hdrs));
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    if (!idx || !hdrs || !wb) {
+    if (!idx || !hdrs) {
         r = -ENOMEM;
         goto out_free;
     }
 
     size_t m = lock_stripes(s, ops, n, idx);
-    size_t puts = 0;
+    size_t puts = 0, writes = 0;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].kind == SX_STORAGE_OP_PUT)
             puts++;
+        if (ops[i].kind != SX_STORAGE_OP_CHECK)
+            writes++;
         if (ops[i].cond == SX_STORAGE_COND_NONE && !must_exist)
             continue;
         uint64_t cur = 0;
@@ -298,22 +341,19 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
         if (ops[i].kind == SX_STORAGE_OP_PUT) {
             hdrs[i][0] = RDB_REC_FORMAT;
             be64_put(hdrs[i] + 1, rev++);
-            const char *k = ops[i].key;
-            const char *vs[2] = {(const char *)hdrs[i], ops[i].vlen ? (const char *)ops[i].val : ""};
-            size_t vl[2] = {RDB_HDR, ops[i].vlen};
-            rocksdb_writebatch_putv_cf(wb, s->recs, 1, &k, &ops[i].klen, 2, vs, vl);
-        } else if (ops[i].kind == SX_STORAGE_OP_DELETE) {
-            rocksdb_writebatch_delete_cf(wb, s->recs, ops[i].key, ops[i].klen);
         }
     }
-    if (rocksdb_writebatch_count(wb) > 0) {
-        char *err = NULL;
-        rocksdb_write(s->db, s->wopt, wb, &err);
-        if (err) {
-            r = rdb_errno(err);
-            goto out_unlock;
-        }
+    rdb_write w = {.ops = ops, .n = n, .hdrs = hdrs};
+    if (writes == 0) {
+        r = 0;
+    } else if (s->sync) {
+        r = sxs_group_commit(&s->group, &w);
+    } else {
+        sxs_group_req alone = {.arg = &w};
+        r = write_list(s, &alone);
     }
+    if (r < 0)
+        goto out_unlock;
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == SX_STORAGE_OP_PUT)
             ops[i].ret_rev = be64_get(hdrs[i] + 1);
@@ -321,8 +361,6 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
 out_unlock:
     unlock_stripes(s, idx, m);
 out_free:
-    if (wb)
-        rocksdb_writebatch_destroy(wb);
     if (idx != stack_idx)
         free(idx);
     if (hdrs != stack_hdr)
@@ -540,6 +578,8 @@ static void rdb_close(sx_storage *base)
     for (int i = 0; i < RDB_STRIPES; i++)
         pthread_mutex_destroy(&s->stripes[i]);
     pthread_mutex_destroy(&s->clock_mu);
+    if (s->group_ok)
+        sxs_group_clear(&s->group);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     free(s);
@@ -637,7 +677,14 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     }
     s->base.ops = &sx_storage_rocksdb_ops;
     s->lock_fd = -1;
+    s->sync = opt->sync;
     pthread_mutex_init(&s->clock_mu, NULL);
+    if (sxs_group_init(&s->group, write_list, s) < 0) {
+        free(s);
+        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        return -ENOMEM;
+    }
+    s->group_ok = true;
     for (int i = 0; i < RDB_STRIPES; i++)
         pthread_mutex_init(&s->stripes[i], NULL);
     int r = take_dir_lock(s, opt->path, err, errlen);
@@ -652,8 +699,6 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     rocksdb_options_increase_parallelism(o, 2);
     rocksdb_options_set_keep_log_file_num(o, 4);
     rocksdb_options_set_max_log_file_size(o, 4u << 20);
-    if (getenv("SXS_NOYIELD")) rocksdb_options_set_enable_write_thread_adaptive_yield(o, 0);
-    if (getenv("SXS_PIPE")) rocksdb_options_set_enable_pipelined_write(o, 1);
     rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, bb);

@@ -10,6 +10,7 @@
 
 #include "storage/storage.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* Bytewise key order: memcmp on the common length, the shorter key first on a tie. */
@@ -58,5 +59,41 @@ extern const sx_storage_ops sx_storage_rocksdb_ops;
 
 /* Copy a one-line message into err (errlen bytes, always NUL-terminated) when err != NULL. */
 void sxs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Group commit (group.c): writers that each need a synced write queue up, and one leader commits
+ * the whole queue with one synced write. See group.c for the design.
+ */
+typedef struct sxs_group_req {
+    void *arg; /* the caller's request, passed to the commit function */
+    int result;
+    bool done;
+    bool leader;
+    pthread_cond_t cv;
+    struct sxs_group_req *next;
+} sxs_group_req;
+
+/* Commit every request in list (linked by next) with one atomic, durable write; the result is
+ * given to all of them. Called without the group's lock, by one thread at a time. */
+typedef int (*sxs_group_commit_fn)(void *ctx, sxs_group_req *list);
+
+typedef struct sxs_group {
+    pthread_mutex_t mu;
+    pthread_cond_t arrive; /* signalled on every enqueue; the gathering leader waits on it */
+    sxs_group_req *head, *tail;
+    size_t qlen;
+    bool busy;         /* a leader is active */
+    size_t last_group; /* size of the previous group: how many to gather */
+    uint64_t ewma_ns;  /* recent commit duration: bounds the gather */
+    sxs_group_commit_fn fn;
+    void *ctx;
+} sxs_group;
+
+/* Initialise g (0 or -ENOMEM); sxs_group_clear() releases it once no writer uses it. */
+int sxs_group_init(sxs_group *g, sxs_group_commit_fn fn, void *ctx);
+void sxs_group_clear(sxs_group *g);
+
+/* Queue arg and block until a group containing it has been committed; returns fn's result. */
+int sxs_group_commit(sxs_group *g, void *arg);
 
 #endif /* SX_STORAGE_INTERNAL_H */

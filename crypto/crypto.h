@@ -1,0 +1,273 @@
+/*
+ * crypto.h - secretsd's KMS-style key hierarchy.
+ *
+ *     seal key     (key file | passphrase via Argon2id | TPM 2.0 sealed object)
+ *       keyring    master-key versions (one active) + long-lived system keys, sealed under the seal key
+ *         data key per-environment versions (one active), each wrapped under one master version
+ *           value  a secret's value, encrypted under one data-key version of its environment
+ *
+ * Every layer uses XChaCha20-Poly1305-IETF with a fresh random nonce per encryption; the associated
+ * data binds each ciphertext to its place (org, project, env, name) and key versions, so a blob
+ * copied to another record fails to decrypt. The persisted formats are described in crypto/FORMAT.md.
+ * Initialisation also wraps the keyring for a recovery key (shown once), which can re-seal the
+ * keyring when the seal is lost (dead TPM, lost key file, forgotten passphrase).
+ *
+ * Persistence goes through the storage vtable (storage/storage.h). The module owns these keys:
+ *     s/seal               seal parameters (type, seal id, salt + limits, TPM public/private blobs)
+ *     s/keyring            the keyring sealed under the seal key
+ *     s/keyring.recovery   the keyring wrapped for the recovery key
+ *     e/{org}/{project}/{env}               the env's data-key state (active version)
+ *     d/{org}/{project}/{env}/{%08x ver}    wrapped data-key versions
+ * Every multi-record change is one sx_storage_batch() with preconditions, so several threads or
+ * processes (or nodes sharing a networked store) may initialise, encrypt and rotate at once.
+ *
+ * Memory: key material lives only in sodium_malloc() memory (guarded, locked, zeroed on free);
+ * temporaries are wiped with sodium_memzero(). The caller has called sodium_init() once before
+ * starting threads (sx_crypto_open() calls it too; it is idempotent).
+ *
+ * Threads: once sx_crypto_open() has returned, every function taking an sx_crypto handle may be
+ * called from any number of threads at once, except sx_crypto_free(). Functions that may block for
+ * milliseconds or more (open, recover, reseal: Argon2id, TPM; the rotation primitives: storage
+ * scans) must run off the event loop. Value encryption and decryption do a storage read on a cache
+ * miss (decrypt) or always (encrypt: the env's active version) and are otherwise CPU-only.
+ *
+ * Errors: 0 on success, a negative errno, a storage code (SX_STORAGE_*) or one of the SX_CRYPTO_E*
+ * codes below (reserved range -1100 .. -1199). sx_crypto_strerror() gives a sentence for any of
+ * them. Functions that take err/errlen also write a one-line, more specific reason there (never a
+ * secret). The module never logs. ret_ out-parameters are written only on success.
+ */
+#ifndef SX_CRYPTO_H
+#define SX_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- error codes (reserved range -1100 .. -1199) ---------------------------------------------- */
+#define SX_CRYPTO_EFORGED (-1100) /* a value or data-key blob failed authentication: altered or moved */
+#define SX_CRYPTO_EBADSEAL                                                                                             \
+    (-1101)                            /* the seal key does not open the keyring (wrong key file or passphrase,        \
+                                          or the sealed keyring / seal record was altered or copied) */
+#define SX_CRYPTO_EFORMAT      (-1102) /* a stored blob is malformed or has an unknown format version */
+#define SX_CRYPTO_EKEYPERM     (-1103) /* the seal key file is accessible by group or others */
+#define SX_CRYPTO_ESEALTYPE    (-1104) /* the store is sealed with another seal type than configured */
+#define SX_CRYPTO_EBADRECOVERY (-1105) /* the recovery key is mistyped or does not open the recovery record */
+#define SX_CRYPTO_ENOTPM       (-1106) /* no TPM reachable through the configured TCTI */
+#define SX_CRYPTO_ETPMWRONG    (-1107) /* the sealed object belongs to another TPM (or another owner seed) */
+#define SX_CRYPTO_EPCR         (-1108) /* the TPM's PCR values differ from those the key was sealed to */
+#define SX_CRYPTO_ELOCKOUT     (-1109) /* the TPM is in dictionary-attack lockout */
+#define SX_CRYPTO_ETPM         (-1110) /* any other TPM failure */
+#define SX_CRYPTO_ETOOMANY     (-1111) /* the keyring already holds SX_CRYPTO_MAX_MASTERS versions */
+
+/* A sentence for any code returned by this module (or by storage, or a negative errno). Static. */
+const char *sx_crypto_strerror(int code);
+
+/* --- sizes ------------------------------------------------------------------------------------ */
+#define SX_CRYPTO_KEYBYTES 32u
+/* Bytes a value blob adds to its plaintext: format byte, data-key version, nonce, tag. */
+#define SX_CRYPTO_VALUE_OVERHEAD       (1u + 4u + 24u + 16u)
+#define SX_CRYPTO_VALUE_BLOB_LEN(plen) ((size_t)(plen) + SX_CRYPTO_VALUE_OVERHEAD)
+/* Plaintext length of a blob of blen bytes (0 for a blob too short to be valid). */
+#define SX_CRYPTO_VALUE_PLAIN_LEN(blen)                                                                                \
+    ((blen) >= SX_CRYPTO_VALUE_OVERHEAD ? (size_t)(blen)-SX_CRYPTO_VALUE_OVERHEAD : 0u)
+/* Largest value accepted by sx_crypto_value_encrypt(). */
+#define SX_CRYPTO_VALUE_MAX (SX_STORAGE_MAX_VALUE - SX_CRYPTO_VALUE_OVERHEAD)
+/* Most master-key versions a keyring holds at once (retire old ones after rotating). */
+#define SX_CRYPTO_MAX_MASTERS 64u
+/* Default number of unwrapped data keys kept in memory. */
+#define SX_CRYPTO_CACHE_DEFAULT 1024u
+/* Length of a printable recovery key including the terminating NUL. */
+#define SX_CRYPTO_RECOVERY_KEY_SIZE 72u
+
+/* --- options ---------------------------------------------------------------------------------- */
+typedef enum sx_crypto_seal_type {
+    SX_CRYPTO_SEAL_FILE = 1,       /* 32 random bytes in a 0600 file, created on first start */
+    SX_CRYPTO_SEAL_PASSPHRASE = 2, /* Argon2id(passphrase, stored salt) */
+    SX_CRYPTO_SEAL_TPM = 3,        /* sealed under the TPM's storage primary key (ECC P-256) */
+} sx_crypto_seal_type;
+
+/* How the seal key is obtained. Borrowed for the duration of the call that takes it. */
+typedef struct sx_crypto_seal_options {
+    sx_crypto_seal_type type;
+    const char *key_file;               /* FILE: path of the key file */
+    const char *passphrase;             /* PASSPHRASE: the bytes (the caller read the env variable) */
+    size_t passphrase_len;              /* PASSPHRASE: may not be 0 */
+    unsigned long long pwhash_opslimit; /* PASSPHRASE: for a new seal; 0 = crypto_pwhash_OPSLIMIT_MODERATE */
+    size_t pwhash_memlimit;             /* PASSPHRASE: for a new seal; 0 = crypto_pwhash_MEMLIMIT_MODERATE */
+    const char *tcti;                   /* TPM: e.g. "device:/dev/tpmrm0" (default), "swtpm:host=...,port=..." */
+    uint32_t pcrs;                      /* TPM: sha256 PCRs to bind a new seal to (bit n = PCR n); 0 = none */
+} sx_crypto_seal_options;
+
+typedef struct sx_crypto_options {
+    sx_crypto_seal_options seal;
+    size_t cache_entries; /* unwrapped data keys kept in memory; 0 = SX_CRYPTO_CACHE_DEFAULT */
+} sx_crypto_options;
+
+/* Where a value lives. Strings are borrowed for the call. org, project, env: 1-64 chars of
+ * [A-Za-z0-9._-] starting alphanumeric; name: 1-256 chars of [A-Za-z0-9._-], not "." or "..".
+ * Functions that act on an environment ignore name. Anything else is -EINVAL. */
+typedef struct sx_crypto_place {
+    const char *org;
+    const char *project;
+    const char *env;
+    const char *name;
+} sx_crypto_place;
+
+typedef struct sx_crypto sx_crypto;
+
+/* --- lifecycle -------------------------------------------------------------------------------- */
+
+/*
+ * Open the key hierarchy in st, initialising it when the store holds none: then a new keyring
+ * (one master version, the system keys) is sealed with opt->seal, a recovery key is generated and
+ * *ret_recovery_key (when ret_recovery_key != NULL) receives it as a printable NUL-terminated
+ * string in sodium_malloc memory: show it once, then free it with sx_crypto_recovery_key_free().
+ * When the store was already initialised (also by a concurrent opener that won the race),
+ * *ret_recovery_key is set to NULL. A FILE seal creates a missing key file only when initialising.
+ *
+ * st is borrowed and must outlive the handle. Blocks (Argon2id, TPM): call off the event loop.
+ * Errors: SX_CRYPTO_EBADSEAL, _EKEYPERM, _ESEALTYPE, _ENOTPM, _ETPMWRONG, _EPCR, _ELOCKOUT, _ETPM,
+ * _EFORMAT, -ENOENT (key file missing for an existing keyring), -ENOTSUP (TPM not built in),
+ * -EINVAL, -ENOMEM, storage errors; err gets the specific reason.
+ */
+int sx_crypto_open(sx_crypto **ret, char **ret_recovery_key, sx_storage *st, const sx_crypto_options *opt, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
+
+/* Wipe every key and free the handle. No other call on c may be running. NULL ok. */
+void sx_crypto_free(sx_crypto *c);
+
+/* Wipe and free a recovery key string. NULL ok. */
+void sx_crypto_recovery_key_free(char *key);
+
+/*
+ * Recovery: open the hierarchy with the recovery key (the printed form; case, spaces and dashes
+ * are ignored) and re-seal the keyring under new_seal in one atomic write, replacing the old seal,
+ * which stops working. The recovery key itself stays valid. On success *ret is an open handle as
+ * from sx_crypto_open(). Errors: SX_CRYPTO_EBADRECOVERY, the seal errors of sx_crypto_open(),
+ * SX_STORAGE_ECONDITION when another process changed the seal meanwhile (retry), storage errors.
+ */
+int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key, const sx_crypto_options *opt,
+                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Seal migration: re-seal the keyring under new_seal (e.g. file -> TPM) in one atomic write. The
+ * old seal no longer opens the store. Errors as sx_crypto_recover(); on failure nothing changed.
+ */
+int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* --- values ----------------------------------------------------------------------------------- */
+
+/*
+ * Encrypt len bytes at plaintext for place (all four fields) under the env's active data-key
+ * version, creating and persisting the env's first data key when it has none. On success *ret_blob
+ * is a malloc'd blob of *ret_len = SX_CRYPTO_VALUE_BLOB_LEN(len) bytes (free with free()); the
+ * caller stores it. plaintext may be NULL when len is 0. -EINVAL when len > SX_CRYPTO_VALUE_MAX.
+ */
+int sx_crypto_value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                            const void *plaintext, size_t len) __attribute__((warn_unused_result));
+
+/*
+ * Decrypt blob for place into out (outcap bytes, at least SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), else
+ * -ENOBUFS). *ret_len gets the plaintext length. SX_CRYPTO_EFORGED when the blob was altered or
+ * belongs to another place; -ENOKEY when its data-key version no longer exists; SX_CRYPTO_EFORMAT
+ * for a malformed blob. On failure out's contents are unspecified but hold no plaintext.
+ */
+int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_len, const sx_crypto_place *place,
+                            const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
+
+/* The data-key version a value blob was encrypted under (no key needed). SX_CRYPTO_EFORMAT. */
+int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Data-key rotation step for one value: when blob is not under the env's active data-key version,
+ * decrypt it and encrypt it again under the active one: returns 0 and a new malloc'd blob in
+ * *ret_blob / *ret_len, which the caller writes with a REV precondition on the record it read.
+ * Returns 1 and leaves the outputs alone when the blob already uses the active version.
+ */
+int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                              const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
+
+/* --- system keys ------------------------------------------------------------------------------ */
+typedef enum sx_crypto_system_key_id {
+    SX_CRYPTO_KEY_TOKEN_HASH = 1, /* key for crypto_generichash of API tokens (auth module) */
+    SX_CRYPTO_KEY_AUDIT = 2,      /* key for the audit log's MAC chain */
+} sx_crypto_system_key_id;
+
+/* A borrowed pointer to the 32-byte system key, in sodium_malloc memory, valid and constant until
+ * sx_crypto_free(c). These keys live in the keyring, independent of master rotation. NULL for an
+ * unknown id. */
+const uint8_t *sx_crypto_system_key(const sx_crypto *c, sx_crypto_system_key_id which);
+
+/* --- status ----------------------------------------------------------------------------------- */
+typedef struct sx_crypto_master_info {
+    uint32_t version;
+    uint64_t data_keys; /* wrapped data-key versions (all envs) still under this master */
+} sx_crypto_master_info;
+
+typedef struct sx_crypto_status {
+    sx_crypto_seal_type seal;
+    uint32_t active_master;
+    size_t n_masters;
+    sx_crypto_master_info masters[SX_CRYPTO_MAX_MASTERS]; /* ascending versions */
+    uint64_t data_keys;                                   /* all wrapped data-key versions */
+} sx_crypto_status;
+
+/* Fill *ret (reloading the keyring from storage first). Scans every d/ record: operator use only. */
+int sx_crypto_status_get(sx_crypto *c, sx_crypto_status *ret) __attribute__((warn_unused_result));
+
+/* The env's active data-key version; -ENOENT when the env has no data key yet. */
+int sx_crypto_datakey_active(sx_crypto *c, uint32_t *ret_version, const sx_crypto_place *env)
+    __attribute__((warn_unused_result));
+
+/* --- rotation primitives ---------------------------------------------------------------------- *
+ * Each is idempotent so an interrupted rotation resumes by running the same steps again:
+ *   master:   master_add(from) -> datakey_rewrap_all() -> master_retire(old)
+ *   data key: datakey_rotate(env, from) -> value_reencrypt() for each value -> datakey_destroy(old)
+ */
+
+/* Add a master-key version and make it active, unless the active version is no longer from_active
+ * (someone - maybe an earlier run of this step - already rotated): then nothing is added. Either
+ * way *ret_active gets the active version afterwards. from_active 0 = add unconditionally.
+ * SX_CRYPTO_ETOOMANY when the keyring is full. */
+int sx_crypto_master_add(sx_crypto *c, uint32_t *ret_active, uint32_t from_active) __attribute__((warn_unused_result));
+
+/* Re-wrap every data-key version of env that is not under the active master; *ret_count (may be
+ * NULL) gets how many were re-wrapped by this call. */
+int sx_crypto_datakey_rewrap(sx_crypto *c, size_t *ret_count, const sx_crypto_place *env)
+    __attribute__((warn_unused_result));
+
+/* The same for every env in the store. */
+int sx_crypto_datakey_rewrap_all(sx_crypto *c, size_t *ret_count) __attribute__((warn_unused_result));
+
+/* Remove master version from the keyring. -EBUSY when it is the active version or any data key is
+ * still wrapped under it; 0 when it does not exist (already retired). */
+int sx_crypto_master_retire(sx_crypto *c, uint32_t version) __attribute__((warn_unused_result));
+
+/* Create a new data-key version for env and make it active, unless the active version is no
+ * longer from_active (then nothing is created). *ret_active gets the active version afterwards.
+ * from_active 0 = rotate unconditionally (creates the first version of a new env). */
+int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, uint32_t from_active)
+    __attribute__((warn_unused_result));
+
+/* Asked by sx_crypto_datakey_destroy(): return 1 when some stored value of env still uses
+ * data-key version, 0 when none does, or a negative error. The value records belong to the server. */
+typedef int (*sx_crypto_in_use_fn)(void *ctx, const sx_crypto_place *env, uint32_t version);
+
+/* Destroy data-key version of env. -EBUSY when it is the env's active version or in_use() says a
+ * value still needs it; 0 when it does not exist (already destroyed). in_use may not be NULL. */
+int sx_crypto_datakey_destroy(sx_crypto *c, const sx_crypto_place *env, uint32_t version, sx_crypto_in_use_fn in_use,
+                              void *ctx) __attribute__((warn_unused_result));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SX_CRYPTO_H */

@@ -1,0 +1,213 @@
+/*
+ * crypto_internal.h - what the files of the crypto module share, and what its tests reach into.
+ *
+ * Three groups: the blob formats (format.c; pure functions with an explicit nonce so known-answer
+ * tests pin the bytes), the seals (seal_file.c, seal_passphrase.c, seal_tpm.c; each turns options
+ * and stored parameters into the 32-byte seal key), and the handle itself (keyring.c, datakey.c).
+ * Nothing here is part of the public contract.
+ */
+#ifndef SX_CRYPTO_INTERNAL_H
+#define SX_CRYPTO_INTERNAL_H
+
+#include <pthread.h>
+#include <sodium.h>
+
+#include "crypto/crypto.h"
+
+#define SX_FMT_V1       1u
+#define SX_NONCEBYTES   crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
+#define SX_TAGBYTES     crypto_aead_xchacha20poly1305_ietf_ABYTES    /* 16 */
+#define SX_SEAL_IDBYTES 16u
+#define SX_SALTBYTES    crypto_pwhash_SALTBYTES /* 16 */
+
+/* Blob sizes (see FORMAT.md). */
+#define SX_DATAKEY_BLOB_LEN (1u + 4u + SX_NONCEBYTES + SX_CRYPTO_KEYBYTES + SX_TAGBYTES) /* 77 */
+#define SX_KEYRING_HDR_LEN  (1u + SX_NONCEBYTES)
+#define SX_RECOVERY_HDR_LEN (1u + 32u + SX_NONCEBYTES)
+/* Keyring plaintext: version, install id, recovery public key, two system keys, active, count,
+ * then count x (version, key). */
+#define SX_KEYRING_PLAIN_MAX (1u + 16u + 32u + 32u + 32u + 4u + 4u + SX_CRYPTO_MAX_MASTERS * (4u + SX_CRYPTO_KEYBYTES))
+#define SX_RECOVERY_RAWBYTES 35u /* 32 key bytes + 3 checksum bytes */
+
+/* Largest associated data we build (labels + 3 x 64 + 256 + headers). */
+#define SX_AD_MAX 1024u
+
+/* --- byte helpers ----------------------------------------------------------------------------- */
+static inline void sx_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t sx_be32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline void sx_be64_put(uint8_t *p, uint64_t v)
+{
+    sx_be32_put(p, (uint32_t)(v >> 32));
+    sx_be32_put(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t sx_be64_get(const uint8_t *p)
+{
+    return (uint64_t)sx_be32_get(p) << 32 | sx_be32_get(p + 4);
+}
+
+/* Format a one-line reason into err (when err != NULL) and return code. */
+int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* --- places and storage keys (format.c) ------------------------------------------------------- */
+/* Validate place; with_name also checks name. 0 or -EINVAL. */
+int sx_crypto_place_check(const sx_crypto_place *p, bool with_name);
+/* "e/o/p/env" into buf (cap >= 256). Returns the length. */
+size_t sx_crypto_env_key(char *buf, size_t cap, const sx_crypto_place *p);
+/* "d/o/p/env/" (with trailing '/') and "d/o/p/env/%08x". Return the length. */
+size_t sx_crypto_dk_prefix(char *buf, size_t cap, const sx_crypto_place *p);
+size_t sx_crypto_dk_key(char *buf, size_t cap, const sx_crypto_place *p, uint32_t version);
+
+/* --- blob formats (format.c) ------------------------------------------------------------------ *
+ * The _nonce variants take the nonce explicitly (known-answer tests); the others draw it from
+ * randombytes_buf(). Open functions return SX_CRYPTO_EFORMAT for a malformed blob and
+ * SX_CRYPTO_EFORGED when authentication fails. */
+
+/* Value blob: out must hold SX_CRYPTO_VALUE_BLOB_LEN(len). */
+void sx_crypto_value_seal_nonce(uint8_t *out, const uint8_t dk[32], uint32_t dk_version, const sx_crypto_place *p,
+                                const void *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES]);
+int sx_crypto_value_open_raw(void *out, const uint8_t dk[32], const sx_crypto_place *p, const uint8_t *blob,
+                             size_t bloblen);
+
+/* Wrapped data key: out must hold SX_DATAKEY_BLOB_LEN. */
+void sx_crypto_datakey_wrap_nonce(uint8_t *out, const uint8_t mk[32], uint32_t mk_version, const sx_crypto_place *env,
+                                  uint32_t dk_version, const uint8_t dk[32], const uint8_t nonce[SX_NONCEBYTES]);
+void sx_crypto_datakey_wrap(uint8_t *out, const uint8_t mk[32], uint32_t mk_version, const sx_crypto_place *env,
+                            uint32_t dk_version, const uint8_t dk[32]);
+/* The master version a wrapped data key names (header only). */
+int sx_crypto_datakey_master(uint32_t *ret_mk_version, const uint8_t *blob, size_t len);
+int sx_crypto_datakey_unwrap(uint8_t dk[32], const uint8_t mk[32], const sx_crypto_place *env, uint32_t dk_version,
+                             const uint8_t *blob, size_t len);
+
+/* Sealed keyring: out must hold SX_KEYRING_HDR_LEN + len + SX_TAGBYTES. seal_rec is the s/seal
+ * record, bound in the associated data. Open returns SX_CRYPTO_EBADSEAL on authentication failure;
+ * out must hold len - SX_KEYRING_HDR_LEN - SX_TAGBYTES bytes. */
+void sx_crypto_keyring_seal_nonce(uint8_t *out, const uint8_t sk[32], const uint8_t *seal_rec, size_t seal_len,
+                                  const uint8_t *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES]);
+int sx_crypto_keyring_open_raw(uint8_t *out, size_t *ret_len, const uint8_t sk[32], const uint8_t *seal_rec,
+                               size_t seal_len, const uint8_t *blob, size_t len);
+
+/* Recovery copy of the keyring, encrypted to the recovery X25519 public key with an ephemeral key
+ * (eph_sk given explicitly for known answers). out must hold SX_RECOVERY_HDR_LEN + len + 16. */
+int sx_crypto_recovery_seal_eph(uint8_t *out, const uint8_t rpk[32], const uint8_t *pt, size_t len,
+                                const uint8_t eph_sk[32], const uint8_t nonce[SX_NONCEBYTES]);
+int sx_crypto_recovery_seal(uint8_t *out, const uint8_t rpk[32], const uint8_t *pt, size_t len);
+int sx_crypto_recovery_open_raw(uint8_t *out, size_t *ret_len, const uint8_t rpk[32], const uint8_t rsk[32],
+                                const uint8_t *blob, size_t len);
+
+/* Recovery key text <-> 32 raw bytes; and the X25519 key pair derived from the raw key. */
+void sx_crypto_recovery_encode(char out[SX_CRYPTO_RECOVERY_KEY_SIZE], const uint8_t raw[32]);
+int sx_crypto_recovery_decode(uint8_t raw[32], const char *text);
+void sx_crypto_recovery_keypair(uint8_t pk[32], uint8_t sk[32], const uint8_t raw[32]);
+
+/* --- seals (seal_*.c) ------------------------------------------------------------------------- */
+/* Parsed s/seal record. Blobs point into the record buffer they were parsed from. */
+typedef struct sx_seal_params {
+    sx_crypto_seal_type type;
+    uint8_t seal_id[SX_SEAL_IDBYTES];
+    uint64_t opslimit, memlimit; /* passphrase */
+    uint8_t salt[SX_SALTBYTES];  /* passphrase */
+    uint32_t pcrs;               /* tpm */
+    const uint8_t *tpm_pub;
+    size_t tpm_publen;
+    const uint8_t *tpm_priv;
+    size_t tpm_privlen;
+} sx_seal_params;
+
+/* Encode params into a malloc'd record; decode a record (borrowing blobs from rec). */
+int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *sp);
+int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len);
+
+/* seal.c: create a new seal of o->type (fresh seal id; TPM blobs malloc'd, released with
+ * sx_seal_params_release()) and its key; or unlock stored params with o. key is sodium_malloc'd. */
+int sx_seal_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err, size_t errlen);
+int sx_seal_unlock(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
+                   size_t errlen);
+void sx_seal_params_release(sx_seal_params *sp);
+const char *sx_seal_type_name(sx_crypto_seal_type t);
+
+/* Create a new seal: fill sp (type-specific fields; the caller sets seal_id) and key. TPM blobs in
+ * sp are malloc'd by seal_tpm and freed by the caller with free(). */
+int sx_seal_file_create(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen);
+int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen);
+int sx_seal_passphrase_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
+                              size_t errlen);
+int sx_seal_passphrase_derive(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
+                              size_t errlen);
+int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err, size_t errlen);
+int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
+                       size_t errlen);
+
+/* --- the data-key cache (cache.c) ------------------------------------------------------------- */
+typedef struct sx_dk_cache sx_dk_cache;
+typedef struct sx_dk_ref sx_dk_ref; /* a pinned entry */
+
+int sx_dk_cache_new(sx_dk_cache **ret, size_t cap);
+void sx_dk_cache_free(sx_dk_cache *c);
+/* Find (env key "o/p/env", version) and pin it; *ret_key is valid until sx_dk_cache_unpin(). */
+sx_dk_ref *sx_dk_cache_get(sx_dk_cache *c, const char *env, uint32_t version, const uint8_t **ret_key);
+/* Insert (or find) and pin; copies key. NULL on -ENOMEM or when every slot is pinned. */
+sx_dk_ref *sx_dk_cache_put(sx_dk_cache *c, const char *env, uint32_t version, const uint8_t key[32],
+                           const uint8_t **ret_key);
+void sx_dk_cache_unpin(sx_dk_cache *c, sx_dk_ref *r);
+/* Drop an entry (when unpinned; otherwise it is dropped at unpin). */
+void sx_dk_cache_drop(sx_dk_cache *c, const char *env, uint32_t version);
+
+/* --- the handle (keyring.c, datakey.c) -------------------------------------------------------- */
+typedef struct sx_master {
+    uint32_t version;
+    uint8_t key[SX_CRYPTO_KEYBYTES];
+} sx_master;
+
+/* All of it sodium_malloc'd: the decoded keyring. */
+typedef struct sx_keyring {
+    uint8_t install_id[16];
+    uint8_t recovery_pk[32];
+    uint32_t active;
+    uint32_t n;
+    sx_master masters[SX_CRYPTO_MAX_MASTERS];
+} sx_keyring;
+
+struct sx_crypto {
+    sx_storage *st;
+    pthread_rwlock_t lock; /* guards everything below except the cache and sys */
+    sx_keyring *kr;        /* sodium_malloc */
+    uint8_t *seal_key;     /* sodium_malloc, 32 bytes */
+    uint8_t *seal_rec;     /* malloc'd s/seal record (no secret) */
+    size_t seal_len;
+    uint64_t seal_rev, keyring_rev, recovery_rev;
+    sx_crypto_seal_type seal_type;
+    uint8_t *sys; /* sodium_malloc, 64 bytes: token-hash key, audit key; constant */
+    sx_dk_cache *cache;
+};
+
+/* keyring.c: look up master version under the read lock, reloading the keyring from storage once
+ * when it is unknown. Copies the key into mk (sodium_malloc'd by the caller). */
+int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version);
+/* The active master (version and key copy) plus the keyring revision it belongs to. */
+int sx_crypto_master_active(sx_crypto *c, uint8_t mk[32], uint32_t *ret_version, uint64_t *ret_keyring_rev);
+/* Reload the keyring from storage (write lock). */
+int sx_crypto_keyring_reload(sx_crypto *c);
+
+/* datakey.c: call fn for every wrapped data key under prefix ("d/" = the whole store; key
+ * "d/o/p/env/ver" and the master version it names). fn returns 0 to go on or a negative error to
+ * stop with it. */
+typedef int (*sx_crypto_scan_fn)(void *ctx, const char *key, size_t klen, uint32_t mk_version);
+int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn fn, void *ctx);
+
+#define SX_KEY_S_SEAL     "s/seal"
+#define SX_KEY_S_KEYRING  "s/keyring"
+#define SX_KEY_S_RECOVERY "s/keyring.recovery"
+
+#endif /* SX_CRYPTO_INTERNAL_H */

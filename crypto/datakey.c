@@ -1,0 +1,563 @@
+/*
+ * datakey.c - per-environment data keys and the values they encrypt.
+ *
+ * An environment's state record (e/o/p/env) names its active data-key version; each version is a
+ * random 256-bit key stored wrapped under one master version (d/o/p/env/%08x). Values are
+ * encrypted under the active version; a blob names its version, so older versions keep decrypting
+ * until a data-key rotation has re-encrypted every value and destroyed them.
+ *
+ * Writes are single storage batches with preconditions: creating a version puts the state record
+ * (absent, or at the revision read) and the new wrapped key (absent) together, and every batch that
+ * writes a wrap also checks the keyring revision the master key came from. Two writers racing
+ * therefore never both win, and nothing is ever wrapped under a master version that has stopped
+ * being active (see keyring.c, master_retire). The loser re-reads and, where that makes sense,
+ * retries.
+ *
+ * Plaintext: a value's plaintext lives in the caller's buffers (request memory in the server);
+ * reencrypt holds it briefly in sodium_malloc memory. Unwrapped data keys live in the cache
+ * (cache.c); a master key is copied into a per-call sodium_malloc scratch while it is used.
+ */
+#include "crypto/crypto_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRIES 16
+#define KEYBUF  320
+
+typedef struct env_state {
+    uint32_t active; /* 0 = no data key yet */
+    uint64_t rev;    /* 0 = record absent */
+} env_state;
+
+static void env_name(char *buf, size_t cap, const sx_crypto_place *p)
+{
+    snprintf(buf, cap, "%s/%s/%s", p->org, p->project, p->env);
+}
+
+static int env_state_read(sx_crypto *c, const sx_crypto_place *env, env_state *es)
+{
+    char key[KEYBUF];
+    size_t klen = sx_crypto_env_key(key, sizeof key, env);
+    uint8_t *val = NULL;
+    size_t len = 0;
+    es->active = 0;
+    es->rev = 0;
+    int r = sx_storage_get(c->st, key, klen, (void **)&val, &len, &es->rev);
+    if (r == -ENOENT) {
+        es->rev = 0;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (len != 5 || val[0] != SX_FMT_V1 || sx_be32_get(val + 1) == 0)
+        r = SX_CRYPTO_EFORMAT;
+    else
+        es->active = sx_be32_get(val + 1);
+    sx_storage_free(val);
+    return r;
+}
+
+/* Highest data-key version stored for env (0 when none). */
+static int env_max_version(sx_crypto *c, const sx_crypto_place *env, uint32_t *ret_max)
+{
+    char prefix[KEYBUF];
+    size_t plen = sx_crypto_dk_prefix(prefix, sizeof prefix, env);
+    sx_storage_iter *it;
+    int r = sx_storage_iter_new(c->st, prefix, plen, NULL, 0, 0, &it);
+    if (r < 0)
+        return r;
+    uint32_t max = 0;
+    const void *k;
+    size_t klen;
+    while ((r = sx_storage_iter_next(it, &k, &klen, NULL, NULL, NULL)) == 0) {
+        char hex[9] = {0};
+        if (klen == plen + 8) {
+            memcpy(hex, (const char *)k + plen, 8);
+            uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
+            if (v > max)
+                max = v;
+        }
+    }
+    sx_storage_iter_free(it);
+    if (r < 0)
+        return r;
+    *ret_max = max;
+    return 0;
+}
+
+enum advance_mode { ADVANCE_ENSURE, ADVANCE_FROM };
+
+/* Make sure env has a data key (ENSURE), or add a version if the active one is still from
+ * (FROM; from 0 = unconditionally). *ret_active gets the active version afterwards. The new key
+ * goes into the cache. */
+static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, enum advance_mode mode,
+                       uint32_t from)
+{
+    char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
+    uint8_t *k = sodium_malloc(2 * SX_CRYPTO_KEYBYTES); /* master, data key */
+    if (!k)
+        return -ENOMEM;
+    env_name(name, sizeof name, env);
+    int r = SX_STORAGE_ECONDITION;
+    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+        env_state es;
+        uint32_t max, mver, next;
+        uint64_t kr_rev;
+        if ((r = env_state_read(c, env, &es)) < 0)
+            break;
+        if ((mode == ADVANCE_ENSURE && es.active) || (mode == ADVANCE_FROM && from && es.active != from)) {
+            *ret_active = es.active;
+            break;
+        }
+        if ((r = env_max_version(c, env, &max)) < 0)
+            break;
+        next = (max > es.active ? max : es.active) + 1;
+        if (next == 0) {
+            r = -EOVERFLOW;
+            break;
+        }
+        if ((r = sx_crypto_master_active(c, k, &mver, &kr_rev)) < 0)
+            break;
+        randombytes_buf(k + 32, SX_CRYPTO_KEYBYTES);
+        uint8_t state[5], wrapped[SX_DATAKEY_BLOB_LEN];
+        state[0] = SX_FMT_V1;
+        sx_be32_put(state + 1, next);
+        sx_crypto_datakey_wrap(wrapped, k, mver, env, next, k + 32);
+        sx_storage_op ops[3] = {
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = ekey,
+             .klen = sx_crypto_env_key(ekey, sizeof ekey, env),
+             .val = state,
+             .vlen = sizeof state,
+             .cond = es.rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
+             .rev = es.rev},
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = dkey,
+             .klen = sx_crypto_dk_key(dkey, sizeof dkey, env, next),
+             .val = wrapped,
+             .vlen = sizeof wrapped,
+             .cond = SX_STORAGE_COND_ABSENT},
+            {.kind = SX_STORAGE_OP_CHECK,
+             .key = SX_KEY_S_KEYRING,
+             .klen = strlen(SX_KEY_S_KEYRING),
+             .cond = SX_STORAGE_COND_REV,
+             .rev = kr_rev},
+        };
+        size_t failed = 0;
+        r = sx_storage_batch(c->st, ops, 3, &failed);
+        if (r == SX_STORAGE_ECONDITION && failed == 2) {
+            int rr = sx_crypto_keyring_reload(c); /* the keyring moved on: use its new active master */
+            if (rr < 0)
+                r = rr;
+        }
+        if (r == 0) {
+            const uint8_t *dk;
+            sx_dk_cache_unpin(c->cache, sx_dk_cache_put(c->cache, name, next, k + 32, &dk));
+            *ret_active = next;
+        }
+    }
+    sodium_free(k);
+    return r;
+}
+
+/* Pin the unwrapped data key (env, version), loading it from storage on a cache miss. */
+static int datakey_get(sx_crypto *c, sx_dk_ref **ret_ref, const uint8_t **ret_key, const sx_crypto_place *env,
+                       uint32_t version)
+{
+    char name[KEYBUF], dkey[KEYBUF];
+    env_name(name, sizeof name, env);
+    sx_dk_ref *ref = sx_dk_cache_get(c->cache, name, version, ret_key);
+    if (ref) {
+        *ret_ref = ref;
+        return 0;
+    }
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    uint32_t mver;
+    int r = sx_storage_get(c->st, dkey, sx_crypto_dk_key(dkey, sizeof dkey, env, version), (void **)&blob, &len, NULL);
+    if (r == -ENOENT)
+        return -ENOKEY;
+    if (r < 0)
+        return r;
+    uint8_t *k = sodium_malloc(2 * SX_CRYPTO_KEYBYTES);
+    if (!k)
+        r = -ENOMEM;
+    if (r == 0)
+        r = sx_crypto_datakey_master(&mver, blob, len);
+    if (r == 0)
+        r = sx_crypto_master_get(c, k, mver);
+    if (r == 0)
+        r = sx_crypto_datakey_unwrap(k + 32, k, env, version, blob, len);
+    if (r == 0) {
+        ref = sx_dk_cache_put(c->cache, name, version, k + 32, ret_key);
+        if (!ref)
+            r = -EAGAIN; /* every cache slot is pinned by a running call */
+    }
+    sodium_free(k);
+    sx_storage_free(blob);
+    if (r == 0)
+        *ret_ref = ref;
+    return r;
+}
+
+int sx_crypto_datakey_active(sx_crypto *c, uint32_t *ret_version, const sx_crypto_place *env)
+{
+    if (!c || !ret_version || sx_crypto_place_check(env, false) < 0)
+        return -EINVAL;
+    env_state es;
+    int r = env_state_read(c, env, &es);
+    if (r < 0)
+        return r;
+    if (!es.active)
+        return -ENOENT;
+    *ret_version = es.active;
+    return 0;
+}
+
+/* Encrypt under the env's active version (creating it if needed); version used in *ret_version. */
+static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                         const void *pt, size_t len)
+{
+    uint32_t active;
+    int r = env_advance(c, &active, place, ADVANCE_ENSURE, 0);
+    if (r < 0)
+        return r;
+    sx_dk_ref *ref;
+    const uint8_t *dk;
+    if ((r = datakey_get(c, &ref, &dk, place, active)) < 0)
+        return r;
+    uint8_t *blob = malloc(SX_CRYPTO_VALUE_BLOB_LEN(len)), nonce[SX_NONCEBYTES];
+    if (blob) {
+        randombytes_buf(nonce, sizeof nonce);
+        sx_crypto_value_seal_nonce(blob, dk, active, place, pt, len, nonce);
+    }
+    sx_dk_cache_unpin(c->cache, ref);
+    if (!blob)
+        return -ENOMEM;
+    *ret_blob = blob;
+    *ret_len = SX_CRYPTO_VALUE_BLOB_LEN(len);
+    return 0;
+}
+
+int sx_crypto_value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                            const void *plaintext, size_t len)
+{
+    if (!c || !ret_blob || !ret_len || (!plaintext && len) || len > SX_CRYPTO_VALUE_MAX ||
+        sx_crypto_place_check(place, true) < 0)
+        return -EINVAL;
+    return value_encrypt(c, ret_blob, ret_len, place, plaintext, len);
+}
+
+int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_len, const sx_crypto_place *place,
+                            const uint8_t *blob, size_t bloblen)
+{
+    uint32_t version;
+    if (!c || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
+        return -EINVAL;
+    int r = sx_crypto_value_version(&version, blob, bloblen);
+    if (r < 0)
+        return r;
+    size_t plen = SX_CRYPTO_VALUE_PLAIN_LEN(bloblen);
+    if (outcap < plen || (!out && plen))
+        return -ENOBUFS;
+    sx_dk_ref *ref;
+    const uint8_t *dk;
+    if ((r = datakey_get(c, &ref, &dk, place, version)) < 0)
+        return r; /* SX_CRYPTO_EFORGED here: the wrapped data key was altered or moved */
+    uint8_t dummy;
+    r = sx_crypto_value_open_raw(plen ? out : &dummy, dk, place, blob, bloblen);
+    sx_dk_cache_unpin(c->cache, ref);
+    if (r == 0)
+        *ret_len = plen;
+    return r;
+}
+
+int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                              const uint8_t *blob, size_t bloblen)
+{
+    uint32_t version, active;
+    if (!c || !ret_blob || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
+        return -EINVAL;
+    int r = sx_crypto_value_version(&version, blob, bloblen);
+    if (r < 0)
+        return r;
+    if ((r = env_advance(c, &active, place, ADVANCE_ENSURE, 0)) < 0)
+        return r;
+    if (version == active)
+        return 1;
+    size_t plen = SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), got = 0;
+    uint8_t *pt = sodium_malloc(plen ? plen : 1);
+    if (!pt)
+        return -ENOMEM;
+    r = sx_crypto_value_decrypt(c, pt, plen, &got, place, blob, bloblen);
+    if (r == 0)
+        r = value_encrypt(c, ret_blob, ret_len, place, pt, got);
+    sodium_free(pt); /* zeroes the plaintext */
+    return r;
+}
+
+/* --- rotation --------------------------------------------------------------------------------- */
+
+int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, uint32_t from_active)
+{
+    if (!c || !ret_active || sx_crypto_place_check(env, false) < 0)
+        return -EINVAL;
+    return env_advance(c, ret_active, env, ADVANCE_FROM, from_active);
+}
+
+int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn fn, void *ctx)
+{
+    sx_storage_iter *it;
+    int r = sx_storage_iter_new(c->st, prefix, strlen(prefix), NULL, 0, 0, &it);
+    if (r < 0)
+        return r;
+    const void *k, *v;
+    size_t klen, vlen;
+    char key[KEYBUF];
+    while ((r = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
+        uint32_t mver;
+        if (klen >= sizeof key || sx_crypto_datakey_master(&mver, v, vlen) < 0)
+            continue; /* not ours or malformed: unwrapping it will report the error */
+        memcpy(key, k, klen);
+        key[klen] = '\0';
+        if ((r = fn(ctx, key, klen, mver)) < 0)
+            break;
+    }
+    sx_storage_iter_free(it);
+    return r < 0 ? r : 0;
+}
+
+/* Split "d/o/p/env/%08x" (a copy in buf) into env and version. */
+static int dk_key_parse(char *buf, sx_crypto_place *env, uint32_t *ret_version)
+{
+    char *parts[5], *save = NULL, *tok;
+    int n = 0;
+    for (tok = strtok_r(buf, "/", &save); tok && n < 5; tok = strtok_r(NULL, "/", &save))
+        parts[n++] = tok;
+    if (n != 5 || tok || strcmp(parts[0], "d") != 0 || strlen(parts[4]) != 8)
+        return SX_CRYPTO_EFORMAT;
+    char *end;
+    unsigned long v = strtoul(parts[4], &end, 16);
+    *env = (sx_crypto_place){.org = parts[1], .project = parts[2], .env = parts[3]};
+    if (*end || v == 0 || sx_crypto_place_check(env, false) < 0)
+        return SX_CRYPTO_EFORMAT;
+    *ret_version = (uint32_t)v;
+    return 0;
+}
+
+/* Re-wrap the data key stored at key under the active master. *did = 1 when it wrote. */
+static int rewrap_one(sx_crypto *c, const char *key, int *did)
+{
+    char buf[KEYBUF];
+    sx_crypto_place env;
+    uint32_t version;
+    snprintf(buf, sizeof buf, "%s", key);
+    int r = dk_key_parse(buf, &env, &version);
+    if (r < 0)
+        return r;
+    uint8_t *k = sodium_malloc(3 * SX_CRYPTO_KEYBYTES); /* old master, data key, active master */
+    if (!k)
+        return -ENOMEM;
+    r = SX_STORAGE_ECONDITION;
+    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        uint64_t rev, kr_rev;
+        uint32_t old, mver;
+        r = sx_storage_get(c->st, key, strlen(key), (void **)&blob, &len, &rev);
+        if (r == -ENOENT) {
+            r = 0; /* destroyed meanwhile */
+            break;
+        }
+        if (r == 0)
+            r = sx_crypto_datakey_master(&old, blob, len);
+        if (r == 0)
+            r = sx_crypto_master_active(c, k + 64, &mver, &kr_rev);
+        if (r == 0 && old == mver) {
+            sx_storage_free(blob);
+            break;
+        }
+        if (r == 0)
+            r = sx_crypto_master_get(c, k, old);
+        if (r == 0)
+            r = sx_crypto_datakey_unwrap(k + 32, k, &env, version, blob, len);
+        sx_storage_free(blob);
+        if (r < 0)
+            break;
+        uint8_t wrapped[SX_DATAKEY_BLOB_LEN];
+        sx_crypto_datakey_wrap(wrapped, k + 64, mver, &env, version, k + 32);
+        sx_storage_op ops[2] = {
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = key,
+             .klen = strlen(key),
+             .val = wrapped,
+             .vlen = sizeof wrapped,
+             .cond = SX_STORAGE_COND_REV,
+             .rev = rev},
+            {.kind = SX_STORAGE_OP_CHECK,
+             .key = SX_KEY_S_KEYRING,
+             .klen = strlen(SX_KEY_S_KEYRING),
+             .cond = SX_STORAGE_COND_REV,
+             .rev = kr_rev},
+        };
+        size_t failed = 0;
+        r = sx_storage_batch(c->st, ops, 2, &failed);
+        if (r == SX_STORAGE_ECONDITION && failed == 1) {
+            int rr = sx_crypto_keyring_reload(c);
+            if (rr < 0)
+                r = rr;
+        }
+        if (r == 0)
+            *did = 1;
+    }
+    sodium_free(k);
+    return r;
+}
+
+typedef struct key_list {
+    char **keys;
+    size_t n, cap;
+    uint32_t active;
+} key_list;
+
+static int collect_stale(void *ctx, const char *key, size_t klen, uint32_t mk_version)
+{
+    key_list *l = ctx;
+    if (mk_version == l->active)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **keys = realloc(l->keys, cap * sizeof *keys);
+        if (!keys)
+            return -ENOMEM;
+        l->keys = keys;
+        l->cap = cap;
+    }
+    if (!(l->keys[l->n] = strdup(key)))
+        return -ENOMEM;
+    l->n++;
+    return 0;
+}
+
+/* Re-wrap the stale data keys under prefix ("d/" for all, or one env's prefix). */
+static int rewrap_prefix(sx_crypto *c, size_t *ret_count, const char *prefix)
+{
+    int r = sx_crypto_keyring_reload(c); /* learn about a master added by another process */
+    if (r < 0)
+        return r;
+    key_list l = {0};
+    pthread_rwlock_rdlock(&c->lock);
+    l.active = c->kr->active;
+    pthread_rwlock_unlock(&c->lock);
+    /* Collect first, then write, so the iteration never sees its own writes. */
+    r = sx_crypto_scan_datakeys(c, prefix, collect_stale, &l);
+    size_t count = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        int did = 0;
+        if (r == 0) {
+            r = rewrap_one(c, l.keys[i], &did);
+            count += (size_t)did;
+        }
+        free(l.keys[i]);
+    }
+    free(l.keys);
+    if (r == 0 && ret_count)
+        *ret_count = count;
+    return r;
+}
+
+int sx_crypto_datakey_rewrap(sx_crypto *c, size_t *ret_count, const sx_crypto_place *env)
+{
+    char prefix[KEYBUF];
+    if (!c || sx_crypto_place_check(env, false) < 0)
+        return -EINVAL;
+    sx_crypto_dk_prefix(prefix, sizeof prefix, env);
+    return rewrap_prefix(c, ret_count, prefix);
+}
+
+int sx_crypto_datakey_rewrap_all(sx_crypto *c, size_t *ret_count)
+{
+    if (!c)
+        return -EINVAL;
+    return rewrap_prefix(c, ret_count, "d/");
+}
+
+int sx_crypto_datakey_destroy(sx_crypto *c, const sx_crypto_place *env, uint32_t version, sx_crypto_in_use_fn in_use,
+                              void *ctx)
+{
+    if (!c || !in_use || version == 0 || sx_crypto_place_check(env, false) < 0)
+        return -EINVAL;
+    char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
+    size_t eklen = sx_crypto_env_key(ekey, sizeof ekey, env), dklen = sx_crypto_dk_key(dkey, sizeof dkey, env, version);
+    env_name(name, sizeof name, env);
+    int r = SX_STORAGE_ECONDITION;
+    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+        env_state es;
+        uint64_t rev;
+        if ((r = env_state_read(c, env, &es)) < 0)
+            break;
+        if (es.active == version) {
+            r = -EBUSY;
+            break;
+        }
+        r = sx_storage_get(c->st, dkey, dklen, NULL, NULL, &rev);
+        if (r == -ENOENT) {
+            r = 0; /* already destroyed */
+            break;
+        }
+        if (r < 0)
+            break;
+        if ((r = in_use(ctx, env, version)) != 0) {
+            r = r > 0 ? -EBUSY : r;
+            break;
+        }
+        sx_storage_op ops[2] = {
+            {.kind = SX_STORAGE_OP_DELETE, .key = dkey, .klen = dklen, .cond = SX_STORAGE_COND_REV, .rev = rev},
+            {.kind = SX_STORAGE_OP_CHECK,
+             .key = ekey,
+             .klen = eklen,
+             .cond = es.rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
+             .rev = es.rev},
+        };
+        r = sx_storage_batch(c->st, ops, 2, NULL);
+    }
+    if (r == 0)
+        sx_dk_cache_drop(c->cache, name, version);
+    return r;
+}
+
+/* --- status ----------------------------------------------------------------------------------- */
+
+static int status_count(void *ctx, const char *key, size_t klen, uint32_t mk_version)
+{
+    sx_crypto_status *s = ctx;
+    s->data_keys++;
+    for (size_t i = 0; i < s->n_masters; i++)
+        if (s->masters[i].version == mk_version)
+            s->masters[i].data_keys++;
+    return 0;
+}
+
+int sx_crypto_status_get(sx_crypto *c, sx_crypto_status *ret)
+{
+    if (!c || !ret)
+        return -EINVAL;
+    int r = sx_crypto_keyring_reload(c);
+    if (r < 0)
+        return r;
+    sx_crypto_status s;
+    memset(&s, 0, sizeof s);
+    pthread_rwlock_rdlock(&c->lock);
+    s.seal = c->seal_type;
+    s.active_master = c->kr->active;
+    s.n_masters = c->kr->n;
+    for (uint32_t i = 0; i < c->kr->n; i++)
+        s.masters[i].version = c->kr->masters[i].version;
+    pthread_rwlock_unlock(&c->lock);
+    if ((r = sx_crypto_scan_datakeys(c, "d/", status_count, &s)) < 0)
+        return r;
+    *ret = s;
+    return 0;
+}

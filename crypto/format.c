@@ -1,0 +1,448 @@
+/*
+ * format.c - the byte formats of everything the crypto module persists (see FORMAT.md), the
+ * associated data that binds each ciphertext to its place, the printable recovery key, and the
+ * module's error sentences.
+ *
+ * Functions here are pure: no storage, no locks. Those that encrypt come in two forms, one taking
+ * the nonce (or ephemeral key) explicitly so the known-answer tests can pin every output byte, and
+ * one drawing it from randombytes_buf() for production use.
+ */
+#include "crypto/crypto_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* Domain-separation labels, one per kind of ciphertext. Changing one is a format change. */
+static const char LABEL_VALUE[] = "secretsd.value.v1";
+static const char LABEL_DATAKEY[] = "secretsd.datakey.v1";
+static const char LABEL_KEYRING[] = "secretsd.keyring.v1";
+static const char LABEL_RECOVERY[] = "secretsd.keyring.recovery.v1";
+static const char LABEL_RECOVERY_WRAP[] = "secretsd.recovery.wrap.v1";
+static const char LABEL_RECOVERY_X25519[] = "secretsd.recovery.x25519.v1";
+static const char LABEL_RECOVERY_CHECK[] = "secretsd.recovery.check.v1";
+static const char LABEL_SEAL_REC[] = "secretsd.seal.record.v1";
+
+const char *sx_crypto_strerror(int code)
+{
+    switch (code) {
+    case SX_CRYPTO_EFORGED:
+        return "ciphertext failed authentication: it was altered or copied from another record";
+    case SX_CRYPTO_EBADSEAL:
+        return "the seal key does not open the keyring: wrong key file or passphrase, or the sealed keyring was "
+               "altered or belongs to another installation";
+    case SX_CRYPTO_EFORMAT:
+        return "a stored key record is malformed or has an unknown format version";
+    case SX_CRYPTO_EKEYPERM:
+        return "the seal key file is accessible by group or others (it must be mode 0600)";
+    case SX_CRYPTO_ESEALTYPE:
+        return "the store is sealed with a different seal type than configured (use seal migration)";
+    case SX_CRYPTO_EBADRECOVERY:
+        return "the recovery key is mistyped or does not belong to this store";
+    case SX_CRYPTO_ENOTPM:
+        return "no TPM is reachable through the configured TCTI";
+    case SX_CRYPTO_ETPMWRONG:
+        return "the sealed key belongs to another TPM (or the TPM's owner hierarchy was cleared)";
+    case SX_CRYPTO_EPCR:
+        return "the TPM's PCR values differ from those the key was sealed to (boot state changed)";
+    case SX_CRYPTO_ELOCKOUT:
+        return "the TPM is in dictionary-attack lockout";
+    case SX_CRYPTO_ETPM:
+        return "TPM operation failed";
+    case SX_CRYPTO_ETOOMANY:
+        return "the keyring holds the maximum number of master-key versions; retire old versions first";
+    case -ENOKEY:
+        return "the key version this ciphertext needs no longer exists";
+    case -EBUSY:
+        return "the key version is still in use";
+    default:
+        return sx_storage_strerror(code);
+    }
+}
+
+int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* --- places ----------------------------------------------------------------------------------- */
+
+static bool name_ok(const char *s, size_t max, bool alnum_first)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, max + 1);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && ch != '.' && ch != '_' && ch != '-')
+            return false;
+        if (i == 0 && alnum_first && !alnum)
+            return false;
+    }
+    return true;
+}
+
+int sx_crypto_place_check(const sx_crypto_place *p, bool with_name)
+{
+    if (!p || !name_ok(p->org, 64, true) || !name_ok(p->project, 64, true) || !name_ok(p->env, 64, true))
+        return -EINVAL;
+    if (with_name) {
+        if (!name_ok(p->name, 256, false) || strcmp(p->name, ".") == 0 || strcmp(p->name, "..") == 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+size_t sx_crypto_env_key(char *buf, size_t cap, const sx_crypto_place *p)
+{
+    return (size_t)snprintf(buf, cap, "e/%s/%s/%s", p->org, p->project, p->env);
+}
+
+size_t sx_crypto_dk_prefix(char *buf, size_t cap, const sx_crypto_place *p)
+{
+    return (size_t)snprintf(buf, cap, "d/%s/%s/%s/", p->org, p->project, p->env);
+}
+
+size_t sx_crypto_dk_key(char *buf, size_t cap, const sx_crypto_place *p, uint32_t version)
+{
+    return (size_t)snprintf(buf, cap, "d/%s/%s/%s/%08x", p->org, p->project, p->env, (unsigned)version);
+}
+
+/* --- associated data: length-prefixed fields (u16 big-endian length, bytes) -------------------- */
+
+typedef struct ad_buf {
+    uint8_t b[SX_AD_MAX];
+    size_t n;
+} ad_buf;
+
+static void ad_field(ad_buf *ad, const void *p, size_t len)
+{
+    /* Callers validated every field (<= 256 bytes), so the buffer cannot overflow. */
+    ad->b[ad->n++] = (uint8_t)(len >> 8);
+    ad->b[ad->n++] = (uint8_t)len;
+    memcpy(ad->b + ad->n, p, len);
+    ad->n += len;
+}
+
+static void ad_str(ad_buf *ad, const char *s)
+{
+    ad_field(ad, s, strlen(s));
+}
+
+static void ad_value(ad_buf *ad, const sx_crypto_place *p, const uint8_t hdr[5])
+{
+    ad->n = 0;
+    ad_str(ad, LABEL_VALUE);
+    ad_str(ad, p->org);
+    ad_str(ad, p->project);
+    ad_str(ad, p->env);
+    ad_str(ad, p->name);
+    ad_field(ad, hdr, 5);
+}
+
+static void ad_datakey(ad_buf *ad, const sx_crypto_place *p, uint32_t dk_version, const uint8_t hdr[5])
+{
+    uint8_t v[4];
+    sx_be32_put(v, dk_version);
+    ad->n = 0;
+    ad_str(ad, LABEL_DATAKEY);
+    ad_str(ad, p->org);
+    ad_str(ad, p->project);
+    ad_str(ad, p->env);
+    ad_field(ad, v, 4);
+    ad_field(ad, hdr, 5);
+}
+
+static void ad_keyring(ad_buf *ad, const uint8_t *seal_rec, size_t seal_len)
+{
+    uint8_t h[32], fmt = SX_FMT_V1;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const uint8_t *)LABEL_SEAL_REC, sizeof LABEL_SEAL_REC - 1);
+    crypto_generichash_update(&st, seal_rec, seal_len);
+    crypto_generichash_final(&st, h, sizeof h);
+    ad->n = 0;
+    ad_str(ad, LABEL_KEYRING);
+    ad_field(ad, h, sizeof h);
+    ad_field(ad, &fmt, 1);
+}
+
+/* --- value blobs: fmt(1) | dk_version(4) | nonce(24) | ciphertext+tag ---------------------------- */
+
+void sx_crypto_value_seal_nonce(uint8_t *out, const uint8_t dk[32], uint32_t dk_version, const sx_crypto_place *p,
+                                const void *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES])
+{
+    ad_buf ad;
+    out[0] = SX_FMT_V1;
+    sx_be32_put(out + 1, dk_version);
+    memcpy(out + 5, nonce, SX_NONCEBYTES);
+    ad_value(&ad, p, out);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 5 + SX_NONCEBYTES, NULL, pt, len, ad.b, ad.n, NULL, nonce, dk);
+}
+
+int sx_crypto_value_open_raw(void *out, const uint8_t dk[32], const sx_crypto_place *p, const uint8_t *blob,
+                             size_t bloblen)
+{
+    ad_buf ad;
+    if (bloblen < SX_CRYPTO_VALUE_OVERHEAD || blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    ad_value(&ad, p, blob);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + 5 + SX_NONCEBYTES,
+                                                   bloblen - 5 - SX_NONCEBYTES, ad.b, ad.n, blob + 5, dk) != 0)
+        return SX_CRYPTO_EFORGED;
+    return 0;
+}
+
+int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
+{
+    if (!ret_version || !blob || bloblen < SX_CRYPTO_VALUE_OVERHEAD || blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    *ret_version = sx_be32_get(blob + 1);
+    return 0;
+}
+
+/* --- wrapped data keys: fmt(1) | mk_version(4) | nonce(24) | 32-byte key + tag ------------------- */
+
+void sx_crypto_datakey_wrap_nonce(uint8_t *out, const uint8_t mk[32], uint32_t mk_version, const sx_crypto_place *env,
+                                  uint32_t dk_version, const uint8_t dk[32], const uint8_t nonce[SX_NONCEBYTES])
+{
+    ad_buf ad;
+    out[0] = SX_FMT_V1;
+    sx_be32_put(out + 1, mk_version);
+    memcpy(out + 5, nonce, SX_NONCEBYTES);
+    ad_datakey(&ad, env, dk_version, out);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 5 + SX_NONCEBYTES, NULL, dk, SX_CRYPTO_KEYBYTES, ad.b, ad.n, NULL,
+                                               nonce, mk);
+}
+
+void sx_crypto_datakey_wrap(uint8_t *out, const uint8_t mk[32], uint32_t mk_version, const sx_crypto_place *env,
+                            uint32_t dk_version, const uint8_t dk[32])
+{
+    uint8_t nonce[SX_NONCEBYTES];
+    randombytes_buf(nonce, sizeof nonce);
+    sx_crypto_datakey_wrap_nonce(out, mk, mk_version, env, dk_version, dk, nonce);
+}
+
+int sx_crypto_datakey_master(uint32_t *ret_mk_version, const uint8_t *blob, size_t len)
+{
+    if (len != SX_DATAKEY_BLOB_LEN || blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    *ret_mk_version = sx_be32_get(blob + 1);
+    return 0;
+}
+
+int sx_crypto_datakey_unwrap(uint8_t dk[32], const uint8_t mk[32], const sx_crypto_place *env, uint32_t dk_version,
+                             const uint8_t *blob, size_t len)
+{
+    ad_buf ad;
+    if (len != SX_DATAKEY_BLOB_LEN || blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    ad_datakey(&ad, env, dk_version, blob);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(dk, NULL, NULL, blob + 5 + SX_NONCEBYTES, len - 5 - SX_NONCEBYTES,
+                                                   ad.b, ad.n, blob + 5, mk) != 0)
+        return SX_CRYPTO_EFORGED;
+    return 0;
+}
+
+/* --- sealed keyring: fmt(1) | nonce(24) | ciphertext+tag, AD binds the s/seal record ------------ */
+
+void sx_crypto_keyring_seal_nonce(uint8_t *out, const uint8_t sk[32], const uint8_t *seal_rec, size_t seal_len,
+                                  const uint8_t *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES])
+{
+    ad_buf ad;
+    out[0] = SX_FMT_V1;
+    memcpy(out + 1, nonce, SX_NONCEBYTES);
+    ad_keyring(&ad, seal_rec, seal_len);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + SX_KEYRING_HDR_LEN, NULL, pt, len, ad.b, ad.n, NULL, nonce, sk);
+}
+
+int sx_crypto_keyring_open_raw(uint8_t *out, size_t *ret_len, const uint8_t sk[32], const uint8_t *seal_rec,
+                               size_t seal_len, const uint8_t *blob, size_t len)
+{
+    ad_buf ad;
+    if (len < SX_KEYRING_HDR_LEN + SX_TAGBYTES || len > SX_KEYRING_HDR_LEN + SX_KEYRING_PLAIN_MAX + SX_TAGBYTES ||
+        blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    ad_keyring(&ad, seal_rec, seal_len);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + SX_KEYRING_HDR_LEN, len - SX_KEYRING_HDR_LEN,
+                                                   ad.b, ad.n, blob + 1, sk) != 0)
+        return SX_CRYPTO_EBADSEAL;
+    *ret_len = len - SX_KEYRING_HDR_LEN - SX_TAGBYTES;
+    return 0;
+}
+
+/* --- recovery copy: fmt(1) | eph_pk(32) | nonce(24) | ciphertext+tag ---------------------------- *
+ * An X25519 exchange between a fresh ephemeral key and the recovery public key gives a shared
+ * secret; BLAKE2b keyed with it over (label, eph_pk, rpk) gives the XChaCha20-Poly1305 key. The
+ * running server needs only the public key to keep the recovery copy current after rotations. */
+
+static int recovery_wrap_key(uint8_t key[32], const uint8_t sk[32], const uint8_t pk_other[32],
+                             const uint8_t eph_pk[32], const uint8_t rpk[32])
+{
+    uint8_t shared[crypto_scalarmult_BYTES];
+    if (crypto_scalarmult(shared, sk, pk_other) != 0)
+        return SX_CRYPTO_EFORMAT; /* low-order point */
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, shared, sizeof shared, 32);
+    crypto_generichash_update(&st, (const uint8_t *)LABEL_RECOVERY_WRAP, sizeof LABEL_RECOVERY_WRAP - 1);
+    crypto_generichash_update(&st, eph_pk, 32);
+    crypto_generichash_update(&st, rpk, 32);
+    crypto_generichash_final(&st, key, 32);
+    sodium_memzero(shared, sizeof shared);
+    sodium_memzero(&st, sizeof st);
+    return 0;
+}
+
+static void ad_recovery(ad_buf *ad, const uint8_t rpk[32], const uint8_t *hdr)
+{
+    ad->n = 0;
+    ad_str(ad, LABEL_RECOVERY);
+    ad_field(ad, rpk, 32);
+    ad_field(ad, hdr, 1 + 32);
+}
+
+int sx_crypto_recovery_seal_eph(uint8_t *out, const uint8_t rpk[32], const uint8_t *pt, size_t len,
+                                const uint8_t eph_sk[32], const uint8_t nonce[SX_NONCEBYTES])
+{
+    uint8_t key[32];
+    ad_buf ad;
+    out[0] = SX_FMT_V1;
+    crypto_scalarmult_base(out + 1, eph_sk);
+    memcpy(out + 33, nonce, SX_NONCEBYTES);
+    int r = recovery_wrap_key(key, eph_sk, rpk, out + 1, rpk);
+    if (r < 0)
+        return r;
+    ad_recovery(&ad, rpk, out);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + SX_RECOVERY_HDR_LEN, NULL, pt, len, ad.b, ad.n, NULL, nonce, key);
+    sodium_memzero(key, sizeof key);
+    return 0;
+}
+
+int sx_crypto_recovery_seal(uint8_t *out, const uint8_t rpk[32], const uint8_t *pt, size_t len)
+{
+    uint8_t eph_sk[32], nonce[SX_NONCEBYTES];
+    randombytes_buf(eph_sk, sizeof eph_sk);
+    randombytes_buf(nonce, sizeof nonce);
+    int r = sx_crypto_recovery_seal_eph(out, rpk, pt, len, eph_sk, nonce);
+    sodium_memzero(eph_sk, sizeof eph_sk);
+    return r;
+}
+
+int sx_crypto_recovery_open_raw(uint8_t *out, size_t *ret_len, const uint8_t rpk[32], const uint8_t rsk[32],
+                                const uint8_t *blob, size_t len)
+{
+    uint8_t key[32];
+    ad_buf ad;
+    if (len < SX_RECOVERY_HDR_LEN + SX_TAGBYTES || len > SX_RECOVERY_HDR_LEN + SX_KEYRING_PLAIN_MAX + SX_TAGBYTES ||
+        blob[0] != SX_FMT_V1)
+        return SX_CRYPTO_EFORMAT;
+    int r = recovery_wrap_key(key, rsk, blob + 1, blob + 1, rpk);
+    if (r < 0)
+        return SX_CRYPTO_EBADRECOVERY;
+    ad_recovery(&ad, rpk, blob);
+    r = crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + SX_RECOVERY_HDR_LEN,
+                                                   len - SX_RECOVERY_HDR_LEN, ad.b, ad.n, blob + 33, key);
+    sodium_memzero(key, sizeof key);
+    if (r != 0)
+        return SX_CRYPTO_EBADRECOVERY;
+    *ret_len = len - SX_RECOVERY_HDR_LEN - SX_TAGBYTES;
+    return 0;
+}
+
+/* --- printable recovery key ------------------------------------------------------------------- *
+ * "SXR1-" then 35 bytes (32 key bytes + 3 checksum bytes) in RFC 4648 base32, 56 symbols in seven
+ * dash-separated groups of eight. The checksum catches typos before any decryption is tried. */
+
+static const char B32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+static void recovery_checksum(uint8_t out[3], const uint8_t raw[32])
+{
+    uint8_t h[16];
+    crypto_generichash(h, sizeof h, raw, 32, (const uint8_t *)LABEL_RECOVERY_CHECK, sizeof LABEL_RECOVERY_CHECK - 1);
+    memcpy(out, h, 3);
+}
+
+void sx_crypto_recovery_encode(char out[SX_CRYPTO_RECOVERY_KEY_SIZE], const uint8_t raw[32])
+{
+    uint8_t buf[SX_RECOVERY_RAWBYTES];
+    memcpy(buf, raw, 32);
+    recovery_checksum(buf + 32, raw);
+    size_t o = 0;
+    memcpy(out, "SXR1", 4);
+    o = 4;
+    for (size_t sym = 0; sym < 56; sym++) {
+        if (sym % 8 == 0)
+            out[o++] = '-';
+        size_t bit = sym * 5;
+        unsigned v = (unsigned)buf[bit / 8] << 8 | (bit / 8 + 1 < sizeof buf ? buf[bit / 8 + 1] : 0);
+        out[o++] = B32[(v >> (11 - bit % 8)) & 31];
+    }
+    out[o] = '\0';
+    sodium_memzero(buf, sizeof buf);
+}
+
+int sx_crypto_recovery_decode(uint8_t raw[32], const char *text)
+{
+    uint8_t buf[SX_RECOVERY_RAWBYTES] = {0}, check[3];
+    size_t sym = 0;
+    if (!text)
+        return SX_CRYPTO_EBADRECOVERY;
+    while (*text == ' ' || *text == '\t')
+        text++;
+    if (strncasecmp(text, "SXR1", 4) == 0)
+        text += 4;
+    for (; *text; text++) {
+        char ch = *text;
+        if (ch == '-' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+            continue;
+        if (ch >= 'a' && ch <= 'z')
+            ch = (char)(ch - 'a' + 'A');
+        if (ch == '0')
+            ch = 'O'; /* common misreadings of symbols base32 does not use */
+        else if (ch == '1')
+            ch = 'I';
+        else if (ch == '8')
+            ch = 'B';
+        const char *pos = ch ? strchr(B32, ch) : NULL;
+        if (!pos || sym >= 56) {
+            sodium_memzero(buf, sizeof buf);
+            return SX_CRYPTO_EBADRECOVERY;
+        }
+        unsigned v = (unsigned)(pos - B32);
+        size_t bit = sym * 5;
+        unsigned w = v << (11 - bit % 8);
+        buf[bit / 8] |= (uint8_t)(w >> 8);
+        if (bit / 8 + 1 < sizeof buf)
+            buf[bit / 8 + 1] |= (uint8_t)w;
+        sym++;
+    }
+    int r = SX_CRYPTO_EBADRECOVERY;
+    if (sym == 56) {
+        recovery_checksum(check, buf);
+        if (sodium_memcmp(check, buf + 32, 3) == 0) {
+            memcpy(raw, buf, 32);
+            r = 0;
+        }
+    }
+    sodium_memzero(buf, sizeof buf);
+    return r;
+}
+
+void sx_crypto_recovery_keypair(uint8_t pk[32], uint8_t sk[32], const uint8_t raw[32])
+{
+    uint8_t seed[crypto_box_SEEDBYTES];
+    crypto_generichash(seed, sizeof seed, (const uint8_t *)LABEL_RECOVERY_X25519, sizeof LABEL_RECOVERY_X25519 - 1, raw,
+                       32);
+    crypto_box_seed_keypair(pk, sk, seed);
+    sodium_memzero(seed, sizeof seed);
+}

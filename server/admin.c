@@ -1,0 +1,267 @@
+/*
+ * admin.c - the operator API on the Unix admin socket: token management.
+ *
+ *   POST   /v1/tokens       {"org", "project"?, "env"?, "role", "label"?, "ttl"?}  -> 201 with the token
+ *   GET    /v1/tokens       -> 200 [token descriptions]  (never a secret or a hash)
+ *   DELETE /v1/tokens/{id}  -> 200 {"revoked": true, "id": ...}
+ *
+ * Only the socket's file mode (0600) guards these routes; they are not routed on TCP listeners.
+ * The plaintext token of a create exists in the worker's sodium_malloc buffer, in the response
+ * generator (wiped on free) and in the response buffer (wiped when the request ends), and nowhere
+ * else: it is never stored, logged or kept.
+ */
+#include "server/api.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+
+typedef enum admin_op { ADMIN_CREATE, ADMIN_LIST, ADMIN_REVOKE } admin_op;
+
+typedef struct admin_job {
+    sx_job super;
+    sx_request *r;
+    sx_server *server;
+    admin_op op;
+    sx_auth_token_spec spec;
+    char org[SX_AUTH_NAME_MAX + 1];
+    char project[SX_AUTH_NAME_MAX + 1];
+    char env[SX_AUTH_NAME_MAX + 1];
+    char label[SX_AUTH_LABEL_MAX + 1];
+    char id[SX_AUTH_ID_LEN + 1];
+    /* results */
+    int status;
+    const char *code;
+    const char *message;
+    char *token; /* sodium_malloc'd plaintext (create) */
+    sx_auth_token info;
+    yajl_gen list; /* generated list (list) */
+} admin_job;
+
+static void gen_token_info(yajl_gen g, const sx_auth_token *t)
+{
+    char ts[32];
+    sx_json_kv(g, "id", t->id);
+    sx_json_kv(g, "label", t->label);
+    sx_json_kv(g, "role", sx_auth_role_name(t->role));
+    sx_json_kv(g, "org", t->org);
+    sx_json_kv(g, "project", t->project[0] ? t->project : NULL);
+    sx_json_kv(g, "env", t->env[0] ? t->env : NULL);
+    sx_format_time(t->created_ms, ts, sizeof(ts));
+    sx_json_kv(g, "createdAt", ts);
+    if (t->expires_ms) {
+        sx_format_time(t->expires_ms, ts, sizeof(ts));
+        sx_json_kv(g, "expiresAt", ts);
+    } else {
+        sx_json_kv(g, "expiresAt", NULL);
+    }
+    sx_json_str(g, "revoked");
+    yajl_gen_bool(g, t->revoked);
+}
+
+static int list_one(const sx_auth_token *tok, void *ud)
+{
+    yajl_gen g = ud;
+    yajl_gen_map_open(g);
+    gen_token_info(g, tok);
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static void admin_work(sx_job *job)
+{
+    admin_job *j = (admin_job *)job;
+    sx_auth *auth = j->server->auth;
+    int rc;
+    switch (j->op) {
+    case ADMIN_CREATE:
+        rc = sx_auth_token_create(auth, &j->spec, sx_now_ms(), &j->token, &j->info);
+        if (rc == 0) {
+            j->status = 201;
+        } else if (rc == -EINVAL) {
+            j->status = 400;
+            j->code = "invalid_request";
+            j->message = "the token's scope, role, label or ttl breaks a rule";
+        } else {
+            j->status = 503;
+            j->code = "unavailable";
+            j->message = "storage is not answering";
+        }
+        return;
+    case ADMIN_LIST:
+        j->list = sx_json_gen_new();
+        yajl_gen_array_open(j->list);
+        rc = sx_auth_token_list(auth, list_one, j->list);
+        yajl_gen_array_close(j->list);
+        if (rc == 0) {
+            j->status = 200;
+        } else {
+            j->status = 503;
+            j->code = "unavailable";
+            j->message = "the token records could not be read";
+        }
+        return;
+    case ADMIN_REVOKE:
+        rc = sx_auth_token_revoke(auth, j->id, sx_now_ms());
+        if (rc == 0) {
+            j->status = 200;
+        } else if (rc == -ENOENT) {
+            j->status = 404;
+            j->code = "not_found";
+            j->message = "no token with that id";
+        } else {
+            j->status = 503;
+            j->code = "unavailable";
+            j->message = "the token could not be revoked";
+        }
+        return;
+    }
+}
+
+static void admin_done(sx_job *job)
+{
+    admin_job *j = (admin_job *)job;
+    sx_request *r = j->r;
+    if (j->status >= 400) {
+        sx_send_error(r, j->status, j->code, j->message);
+        return;
+    }
+    h2o_mem_pool_t *pool = &r->req->pool;
+    if (j->op == ADMIN_LIST) {
+        h2o_iovec_t body = sx_json_gen_finish(j->list, pool);
+        j->list = NULL;
+        sx_send_json(r, 200, NULL, body.base, body.len);
+        return;
+    }
+    if (j->op == ADMIN_REVOKE) {
+        yajl_gen g = sx_json_gen_new();
+        yajl_gen_map_open(g);
+        sx_json_str(g, "revoked");
+        yajl_gen_bool(g, 1);
+        sx_json_kv(g, "id", j->id);
+        yajl_gen_map_close(g);
+        h2o_iovec_t body = sx_json_gen_finish(g, pool);
+        sx_log(SX_LOG_INFO, "admin: token %s revoked", j->id);
+        sx_send_json(r, 200, NULL, body.base, body.len);
+        return;
+    }
+    yajl_gen g = sx_json_gen_wiped();
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "token", j->token);
+    gen_token_info(g, &j->info);
+    yajl_gen_map_close(g);
+    h2o_iovec_t body = sx_json_gen_finish_wiped(g, pool);
+    sx_log(SX_LOG_INFO, "admin: token %s created (role %s, org \"%s\")", j->info.id, sx_auth_role_name(j->info.role),
+           j->info.org);
+    sx_send_json(r, 201, NULL, body.base, body.len);
+}
+
+static void admin_release(sx_job *job)
+{
+    admin_job *j = (admin_job *)job;
+    sx_auth_token_plaintext_free(j->token);
+    if (j->list)
+        yajl_gen_free(j->list);
+    free(j);
+}
+
+static admin_job *new_admin_job(sx_request *r, admin_op op)
+{
+    admin_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        sx_send_error(r, 503, "unavailable", "out of memory");
+        return NULL;
+    }
+    j->r = r;
+    j->server = r->server;
+    j->op = op;
+    j->super.work = admin_work;
+    j->super.done = admin_done;
+    j->super.release = admin_release;
+    return j;
+}
+
+static const sx_json_field token_fields[] = {
+    {"org", SX_JSON_STRING, "a string", true},
+    {"project", SX_JSON_STRING | SX_JSON_NULL, "a string or null", false},
+    {"env", SX_JSON_STRING | SX_JSON_NULL, "a string or null", false},
+    {"role", SX_JSON_STRING, "a string", true},
+    {"label", SX_JSON_STRING | SX_JSON_NULL, "a string or null", false},
+    {"ttl", SX_JSON_STRING | SX_JSON_NULL, "a string like \"30d\" or null", false},
+};
+
+/* Copy an optional string field into dst (cap bytes); false when too long or holding a NUL. */
+static bool copy_opt(char *dst, size_t cap, const sx_json_value *v)
+{
+    dst[0] = '\0';
+    if (!v->present || v->is_null)
+        return true;
+    if (v->len >= cap || strlen(v->str) != v->len)
+        return false;
+    memcpy(dst, v->str, v->len + 1);
+    return true;
+}
+
+void sx_admin_token_create(sx_request *r)
+{
+    if (!sx_require_json(r))
+        return;
+    sx_json_value v[6];
+    char err[256];
+    int rc = sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, token_fields, 6, v, err,
+                           sizeof(err));
+    if (rc != 0) {
+        sx_send_error(r, 400, rc == SX_JSON_EINVALID ? "invalid_json" : "invalid_request", err);
+        return;
+    }
+    admin_job *j = new_admin_job(r, ADMIN_CREATE);
+    if (!j)
+        return;
+    const char *bad = NULL;
+    if (!copy_opt(j->org, sizeof(j->org), &v[0]) || !sx_auth_name_valid(j->org))
+        bad = "field \"org\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+    else if (!copy_opt(j->project, sizeof(j->project), &v[1]) || (j->project[0] && !sx_auth_name_valid(j->project)))
+        bad = "field \"project\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+    else if (!copy_opt(j->env, sizeof(j->env), &v[2]) || (j->env[0] && !sx_auth_name_valid(j->env)))
+        bad = "field \"env\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+    else if (j->env[0] && !j->project[0])
+        bad = "field \"env\" needs a \"project\"";
+    else if (sx_auth_role_parse(v[3].str, &j->spec.role) != 0)
+        bad = "field \"role\" must be viewer, editor, owner or service";
+    else if (!copy_opt(j->label, sizeof(j->label), &v[4]) || !sx_auth_label_valid(j->label))
+        bad = "field \"label\" must be at most 128 bytes of printable UTF-8";
+    else if (v[5].present && !v[5].is_null && sx_auth_ttl_parse(v[5].str, &j->spec.ttl_ms) != 0)
+        bad = "field \"ttl\" must be a duration like 3600s, 90m, 12h or 30d (at most 3650d)";
+    if (bad) {
+        admin_release(&j->super);
+        sx_send_error(r, 400, "invalid_request", bad);
+        return;
+    }
+    j->spec.org = j->org;
+    j->spec.project = j->project;
+    j->spec.env = j->env;
+    j->spec.label = j->label;
+    sx_request_submit(r, &j->super);
+}
+
+void sx_admin_token_list(sx_request *r)
+{
+    admin_job *j = new_admin_job(r, ADMIN_LIST);
+    if (j)
+        sx_request_submit(r, &j->super);
+}
+
+void sx_admin_token_revoke(sx_request *r)
+{
+    admin_job *j = new_admin_job(r, ADMIN_REVOKE);
+    if (!j)
+        return;
+    size_t n = r->params[0].len < SX_AUTH_ID_LEN ? r->params[0].len : SX_AUTH_ID_LEN;
+    memcpy(j->id, r->params[0].base, n);
+    j->id[n] = '\0';
+    sx_request_submit(r, &j->super);
+}

@@ -1,0 +1,531 @@
+/*
+ * api.c - the secrets API: the seed's six endpoints under /{o}/{p}/envs/{env}/secrets, reveal of
+ * one value and of an environment's values map.
+ *
+ * Every handler authenticates and authorizes first (sx_api_begin), so a caller without the
+ * permission learns nothing about which names exist. Reads run inline on the event loop (storage
+ * reads are served from RocksDB's caches; values decrypt with cached data keys). Writes run on the
+ * worker pool (they fsync), as a read / check / conditional batch that retries when a concurrent
+ * writer got there first; with If-Match the retry is a 412 instead.
+ *
+ * Plaintext values live briefly in three places, all accepted because the process must hold them
+ * to encrypt or to answer: the request body buffer (h2o's, freed with the request), the write
+ * job's copy (wiped when the job is released), and the response buffer of a reveal (allocated in
+ * the request pool with a destructor that wipes it when the request ends).
+ */
+#include "server/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "crypto/crypto.h"
+
+#define LIST_LIMIT_MAX 1000
+
+typedef struct api_ctx {
+    char org[SX_AUTH_NAME_MAX + 1];
+    char project[SX_AUTH_NAME_MAX + 1];
+    char env[SX_AUTH_NAME_MAX + 1];
+    char name[257];
+    sx_auth_token principal;
+} api_ctx;
+
+static void copy_param(char *dst, size_t cap, h2o_iovec_t v)
+{
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    memcpy(dst, v.base, n);
+    dst[n] = '\0';
+}
+
+/* Authenticate the caller and check perm on the path's scope. Sends the error and returns false
+ * when the request may not proceed. */
+static bool api_begin(sx_request *r, unsigned perm, api_ctx *a)
+{
+    h2o_req_t *req = r->req;
+    sx_server *s = r->server;
+    copy_param(a->org, sizeof(a->org), r->params[0]);
+    copy_param(a->project, sizeof(a->project), r->params[1]);
+    copy_param(a->env, sizeof(a->env), r->params[2]);
+    a->name[0] = '\0';
+    if (r->nparams > 3)
+        copy_param(a->name, sizeof(a->name), r->params[3]);
+
+    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    const char *value = hi >= 0 ? req->headers.entries[hi].value.base : NULL;
+    size_t vlen = hi >= 0 ? req->headers.entries[hi].value.len : 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl == 0)
+        ss.ss_family = AF_UNSPEC;
+    unsigned retry_after = 0;
+    int rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,
+                                  sx_now_ms(), &a->principal, &retry_after);
+    if (rc == SX_AUTH_ERATELIMITED) {
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "%u", retry_after ? retry_after : 1);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                       h2o_strdup(&req->pool, buf, (size_t)n).base, (size_t)n);
+        sx_send_error(r, 429, "rate_limited", "too many failed authentications from this address");
+        return false;
+    }
+    if (rc == SX_AUTH_EUNAVAILABLE) {
+        sx_send_error(r, 503, "unavailable", "storage is not answering");
+        return false;
+    }
+    if (rc != 0) {
+        sx_send_error(r, 401, "unauthorized", "a valid bearer token is required");
+        return false;
+    }
+    if (sx_auth_check(&a->principal, perm, a->org, a->project, a->env) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the token does not grant %s on this environment", sx_auth_perm_name(perm));
+        sx_send_error(r, 403, "forbidden", msg);
+        return false;
+    }
+    return true;
+}
+
+bool sx_api_authorize(sx_request *r, unsigned perm, char *org, char *project, char *env, char *name)
+{
+    api_ctx a;
+    if (!api_begin(r, perm, &a))
+        return false;
+    memcpy(org, a.org, sizeof(a.org));
+    memcpy(project, a.project, sizeof(a.project));
+    memcpy(env, a.env, sizeof(a.env));
+    memcpy(name, a.name, sizeof(a.name));
+    return true;
+}
+
+bool sx_require_json(sx_request *r)
+{
+    h2o_req_t *req = r->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        size_t n = 0;
+        while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+            n++;
+        if (h2o_lcstris(v.base, n, H2O_STRLIT("application/json")))
+            return true;
+    }
+    sx_send_error(r, 415, "unsupported_media_type", "the body must be sent as Content-Type: application/json");
+    return false;
+}
+
+/* ---- ETags ------------------------------------------------------------------------------------- */
+
+static size_t format_etag(char *buf, size_t cap, uint64_t rev)
+{
+    return (size_t)snprintf(buf, cap, "\"%016" PRIx64 "\"", rev);
+}
+
+static void add_etag(h2o_req_t *req, uint64_t rev)
+{
+    char buf[24];
+    size_t n = format_etag(buf, sizeof(buf), rev);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, buf, n).base, n);
+}
+
+/* ---- Secret JSON --------------------------------------------------------------------------------- */
+
+static void gen_secret(yajl_gen g, const char *name, const sx_secret_meta *m)
+{
+    char ts[32];
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "name", name);
+    sx_json_str(g, "description");
+    if (m->has_description)
+        sx_json_strn(g, m->description, m->description_len);
+    else
+        yajl_gen_null(g);
+    sx_json_str(g, "hasValue");
+    yajl_gen_bool(g, m->has_value);
+    sx_format_time(m->created_ms, ts, sizeof(ts));
+    sx_json_kv(g, "createdAt", ts);
+    sx_format_time(m->updated_ms, ts, sizeof(ts));
+    sx_json_kv(g, "updatedAt", ts);
+    yajl_gen_map_close(g);
+}
+
+static void send_secret(sx_request *r, int status, const char *name, const sx_secret_meta *m, uint64_t rev)
+{
+    yajl_gen g = sx_json_gen_new();
+    gen_secret(g, name, m);
+    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
+    add_etag(r->req, rev);
+    sx_send_json(r, status, NULL, body.base, body.len);
+}
+
+/* Read and decode the metadata record; 0, -ENOENT, -EBADMSG or a storage error. */
+static int read_meta(sx_storage *st, const api_ctx *a, sx_secret_meta *m, uint64_t *ret_rev)
+{
+    char key[SX_KEY_MAX];
+    size_t kl = sx_key_build(key, 'm', a->org, a->project, a->env, a->name);
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc = sx_storage_get(st, key, kl, &val, &vlen, ret_rev);
+    if (rc == 0) {
+        rc = sx_meta_decode(m, val, vlen);
+        sx_storage_free(val);
+    }
+    return rc;
+}
+
+static void send_storage_error(sx_request *r, int rc, const char *what)
+{
+    if (rc == -EBADMSG) {
+        sx_log(SX_LOG_ERROR, "corrupt metadata record while %s", what);
+        sx_send_error(r, 500, "internal", "a stored record is corrupt");
+        return;
+    }
+    sx_log(SX_LOG_WARN, "storage error while %s: %s", what, sx_storage_strerror(rc));
+    sx_send_error(r, 503, "unavailable", "storage is not answering");
+}
+
+/* ---- reads --------------------------------------------------------------------------------------- */
+
+void sx_api_get(sx_request *r)
+{
+    api_ctx a;
+    if (!api_begin(r, SX_AUTH_PERM_READ, &a))
+        return;
+    sx_secret_meta m;
+    uint64_t rev = 0;
+    int rc = read_meta(r->server->storage, &a, &m, &rev);
+    if (rc == -ENOENT) {
+        sx_send_error(r, 404, "not_found", "no secret of that name in this environment");
+        return;
+    }
+    if (rc != 0) {
+        send_storage_error(r, rc, "reading a secret");
+        return;
+    }
+    send_secret(r, 200, a.name, &m, rev);
+}
+
+/* Query of the list: limit=N (1..1000) and after=NAME, nothing else. */
+static bool parse_list_query(sx_request *r, size_t *ret_limit, char *after, size_t aftercap)
+{
+    *ret_limit = 0;
+    after[0] = '\0';
+    const char *q = r->query.base;
+    size_t len = r->query.len;
+    size_t i = 0;
+    while (i < len) {
+        size_t start = i;
+        while (i < len && q[i] != '&')
+            i++;
+        const char *eq = memchr(q + start, '=', i - start);
+        size_t klen = eq ? (size_t)(eq - (q + start)) : i - start;
+        const char *val = eq ? eq + 1 : q + i;
+        size_t vlen = eq ? (size_t)(q + i - val) : 0;
+        if (klen == 5 && memcmp(q + start, "limit", 5) == 0) {
+            size_t n = 0;
+            bool ok = vlen > 0 && vlen <= 4;
+            for (size_t j = 0; ok && j < vlen; j++) {
+                if (val[j] < '0' || val[j] > '9')
+                    ok = false;
+                else
+                    n = n * 10 + (size_t)(val[j] - '0');
+            }
+            if (!ok || n < 1 || n > LIST_LIMIT_MAX) {
+                sx_send_error(r, 400, "invalid_request", "query parameter \"limit\" must be an integer from 1 to 1000");
+                return false;
+            }
+            *ret_limit = n;
+        } else if (klen == 5 && memcmp(q + start, "after", 5) == 0) {
+            bool ok = vlen >= 1 && vlen <= 256 && vlen < aftercap && !(vlen == 1 && val[0] == '.') &&
+                      !(vlen == 2 && val[0] == '.' && val[1] == '.');
+            for (size_t j = 0; ok && j < vlen; j++) {
+                char c = val[j];
+                ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                     c == '_' || c == '-';
+            }
+            if (!ok) {
+                sx_send_error(r, 400, "invalid_request", "query parameter \"after\" must be a secret name");
+                return false;
+            }
+            memcpy(after, val, vlen);
+            after[vlen] = '\0';
+        } else if (i > start) {
+            sx_send_error(r, 400, "invalid_request", "unknown query parameter; only \"limit\" and \"after\" are accepted");
+            return false;
+        }
+        i++;
+    }
+    return true;
+}
+
+void sx_api_list(sx_request *r)
+{
+    api_ctx a;
+    if (!api_begin(r, SX_AUTH_PERM_READ, &a))
+        return;
+    size_t limit = 0;
+    char after[257];
+    if (!parse_list_query(r, &limit, after, sizeof(after)))
+        return;
+
+    char prefix[SX_KEY_MAX];
+    size_t pl = sx_key_build(prefix, 'm', a.org, a.project, a.env, NULL);
+    char start[SX_KEY_MAX + 257];
+    size_t sl = 0;
+    if (after[0]) {
+        memcpy(start, prefix, pl);
+        size_t al = strlen(after);
+        memcpy(start + pl, after, al);
+        sl = pl + al;
+    }
+    sx_storage_iter *it = NULL;
+    int rc = sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0,
+                                 &it);
+    if (rc != 0) {
+        send_storage_error(r, rc, "listing secrets");
+        return;
+    }
+    yajl_gen g = sx_json_gen_new();
+    yajl_gen_array_open(g);
+    size_t count = 0;
+    bool more = false;
+    char last[257] = "";
+    const void *k, *v;
+    size_t klen, vlen;
+    while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
+        if (limit && count == limit) {
+            more = true;
+            break;
+        }
+        sx_secret_meta m;
+        if (klen <= pl || klen - pl > 256 || sx_meta_decode(&m, v, vlen) != 0) {
+            rc = -EBADMSG;
+            break;
+        }
+        memcpy(last, (const char *)k + pl, klen - pl);
+        last[klen - pl] = '\0';
+        gen_secret(g, last, &m);
+        count++;
+    }
+    sx_storage_iter_free(it);
+    if (rc < 0) {
+        yajl_gen_free(g);
+        send_storage_error(r, rc, "listing secrets");
+        return;
+    }
+    yajl_gen_array_close(g);
+    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
+    if (more) {
+        char link[1024];
+        int n = snprintf(link, sizeof(link), "</%s/%s/envs/%s/secrets?limit=%zu&after=%s>; rel=\"next\"", a.org,
+                         a.project, a.env, limit, last);
+        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL,
+                       h2o_strdup(&r->req->pool, link, (size_t)n).base, (size_t)n);
+    }
+    sx_send_json(r, 200, NULL, body.base, body.len);
+}
+
+/* ---- reveal ---------------------------------------------------------------------------------------- */
+
+/* A buffer in the request pool that is wiped when the request ends. */
+typedef struct wiped_buf {
+    size_t len;
+    char data[];
+} wiped_buf;
+
+static void wipe_dispose(void *p)
+{
+    wiped_buf *b = p;
+    sodium_memzero(b->data, b->len);
+}
+
+char *sx_pool_alloc_wiped(h2o_mem_pool_t *pool, size_t len)
+{
+    wiped_buf *b = h2o_mem_alloc_shared(pool, sizeof(*b) + len + 1, wipe_dispose);
+    b->len = len + 1;
+    return b->data;
+}
+
+/* yajl allocator that wipes what it frees, for generators that hold plaintext values. */
+typedef struct wipe_hdr {
+    size_t len;
+    max_align_t align[];
+} wipe_hdr;
+
+static void *wipe_malloc(void *ctx, size_t sz)
+{
+    (void)ctx;
+    wipe_hdr *h = malloc(sizeof(*h) + sz);
+    if (!h)
+        return NULL;
+    h->len = sz;
+    return h->align;
+}
+
+static void wipe_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    wipe_hdr *h = (wipe_hdr *)((char *)p - offsetof(wipe_hdr, align));
+    sodium_memzero(p, h->len);
+    free(h);
+}
+
+static void *wipe_realloc(void *ctx, void *p, size_t sz)
+{
+    if (!p)
+        return wipe_malloc(ctx, sz);
+    wipe_hdr *h = (wipe_hdr *)((char *)p - offsetof(wipe_hdr, align));
+    void *np = wipe_malloc(ctx, sz);
+    if (!np)
+        return NULL;
+    memcpy(np, p, h->len < sz ? h->len : sz);
+    wipe_free(ctx, p);
+    return np;
+}
+
+static yajl_alloc_funcs wipe_funcs = {wipe_malloc, wipe_realloc, wipe_free, NULL};
+
+h2o_iovec_t sx_json_gen_finish_wiped(yajl_gen g, h2o_mem_pool_t *pool)
+{
+    const unsigned char *buf;
+    size_t len = 0;
+    h2o_iovec_t out = {NULL, 0};
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        out.base = sx_pool_alloc_wiped(pool, len);
+        memcpy(out.base, buf, len);
+        out.len = len;
+    }
+    yajl_gen_free(g);
+    return out;
+}
+
+yajl_gen sx_json_gen_wiped(void)
+{
+    yajl_gen g = yajl_gen_alloc(&wipe_funcs);
+    if (g)
+        yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    return g;
+}
+
+static void send_values_body(sx_request *r, h2o_iovec_t body)
+{
+    sx_send_json(r, 200, NULL, body.base, body.len);
+}
+
+/* Decrypt the value blob of place into the request pool (wiped at the end of the request). */
+static int decrypt_into_pool(sx_request *r, const sx_crypto_place *place, const uint8_t *blob, size_t blen,
+                             char **ret, size_t *ret_len)
+{
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen);
+    char *out = sx_pool_alloc_wiped(&r->req->pool, cap);
+    int rc = sx_crypto_value_decrypt(r->server->crypto, out, cap + 1, ret_len, place, blob, blen);
+    if (rc == 0)
+        *ret = out;
+    return rc;
+}
+
+static void send_crypto_error(sx_request *r, int rc)
+{
+    sx_log(SX_LOG_ERROR, "a stored value could not be decrypted: %s", sx_crypto_strerror(rc));
+    sx_send_error(r, 500, "internal", "a stored value could not be decrypted");
+}
+
+void sx_api_reveal(sx_request *r)
+{
+    api_ctx a;
+    if (!api_begin(r, SX_AUTH_PERM_REVEAL, &a))
+        return;
+    sx_secret_meta m;
+    uint64_t rev = 0;
+    int rc = read_meta(r->server->storage, &a, &m, &rev);
+    if (rc == 0 && !m.has_value)
+        rc = -ENOENT;
+    void *blob = NULL;
+    size_t blen = 0;
+    if (rc == 0) {
+        char key[SX_KEY_MAX];
+        size_t kl = sx_key_build(key, 'v', a.org, a.project, a.env, a.name);
+        rc = sx_storage_get(r->server->storage, key, kl, &blob, &blen, NULL);
+    }
+    if (rc == -ENOENT) {
+        sx_send_error(r, 404, "not_found", "no secret of that name with a value in this environment");
+        return;
+    }
+    if (rc != 0) {
+        send_storage_error(r, rc, "revealing a secret");
+        return;
+    }
+    sx_crypto_place place = {a.org, a.project, a.env, a.name};
+    char *plain = NULL;
+    size_t plen = 0;
+    rc = decrypt_into_pool(r, &place, blob, blen, &plain, &plen);
+    sx_storage_free(blob);
+    if (rc != 0) {
+        send_crypto_error(r, rc);
+        return;
+    }
+    yajl_gen g = sx_json_gen_wiped();
+    char ts[32];
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "name", a.name);
+    sx_json_str(g, "value");
+    sx_json_strn(g, plain, plen);
+    sx_format_time(m.updated_ms, ts, sizeof(ts));
+    sx_json_kv(g, "updatedAt", ts);
+    yajl_gen_map_close(g);
+    add_etag(r->req, rev);
+    send_values_body(r, sx_json_gen_finish_wiped(g, &r->req->pool));
+}
+
+void sx_api_values(sx_request *r)
+{
+    api_ctx a;
+    if (!api_begin(r, SX_AUTH_PERM_REVEAL, &a))
+        return;
+    char prefix[SX_KEY_MAX];
+    size_t pl = sx_key_build(prefix, 'v', a.org, a.project, a.env, NULL);
+    sx_storage_iter *it = NULL;
+    int rc = sx_storage_iter_new(r->server->storage, prefix, pl, NULL, 0, 0, &it);
+    if (rc != 0) {
+        send_storage_error(r, rc, "reading values");
+        return;
+    }
+    yajl_gen g = sx_json_gen_wiped();
+    yajl_gen_map_open(g);
+    const void *k, *v;
+    size_t klen, vlen;
+    while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
+        char name[257];
+        if (klen <= pl || klen - pl > 256) {
+            rc = -EBADMSG;
+            break;
+        }
+        memcpy(name, (const char *)k + pl, klen - pl);
+        name[klen - pl] = '\0';
+        sx_crypto_place place = {a.org, a.project, a.env, name};
+        char *plain = NULL;
+        size_t plen = 0;
+        rc = decrypt_into_pool(r, &place, v, vlen, &plain, &plen);
+        if (rc != 0)
+            break;
+        sx_json_str(g, name);
+        sx_json_strn(g, plain, plen);
+    }
+    sx_storage_iter_free(it);
+    if (rc < 0) {
+        yajl_gen_free(g);
+        if (rc <= SX_CRYPTO_EFORGED && rc > SX_CRYPTO_EFORGED - 100)
+            send_crypto_error(r, rc);
+        else
+            send_storage_error(r, rc, "reading values");
+        return;
+    }
+    yajl_gen_map_close(g);
+    send_values_body(r, sx_json_gen_finish_wiped(g, &r->req->pool));
+}

@@ -1,0 +1,272 @@
+/*
+ * json.c - strict parsing of request bodies (yajl's event parser) and JSON output helpers.
+ *
+ * Request bodies are small flat objects. The parser accepts exactly one JSON object whose keys
+ * are all known, each at most once, each with a value of an allowed type; it refuses anything
+ * else with a message that names the field: unknown and duplicate keys, wrong types, nesting
+ * deeper than SX_JSON_MAX_DEPTH, invalid UTF-8 (yajl validates strings), trailing garbage.
+ * Strings are copied into the request pool (yajl's are transient); the caller wipes a secret
+ * value with sx_json_wipe() once it is encrypted.
+ */
+#include "server/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_parse.h>
+
+#define SX_JSON_MAX_DEPTH 16
+
+typedef struct parse_ctx {
+    h2o_mem_pool_t *pool;
+    const sx_json_field *fields;
+    size_t nfields;
+    sx_json_value *out;
+    int depth;
+    int field; /* index of the field whose value comes next, -1 none */
+    bool top_seen;
+    char *err;
+    size_t errlen;
+    bool json_error; /* the error is malformed JSON rather than a rule broken */
+} parse_ctx;
+
+/* Quote a client-supplied key into the message only when it is short and plain. */
+static void name_key(char *buf, size_t cap, const unsigned char *key, size_t len)
+{
+    bool plain = len > 0 && len <= 64;
+    for (size_t i = 0; plain && i < len; i++)
+        if (key[i] < 0x20 || key[i] >= 0x7f || key[i] == '"' || key[i] == '\\')
+            plain = false;
+    if (plain)
+        snprintf(buf, cap, "\"%.*s\"", (int)len, (const char *)key);
+    else
+        snprintf(buf, cap, "(unprintable)");
+}
+
+static int fail(parse_ctx *c, const char *fmt, const char *arg)
+{
+    snprintf(c->err, c->errlen, fmt, arg);
+    return 0; /* yajl: cancel */
+}
+
+/* A scalar or container value starts; check it against the expected field. */
+static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t len)
+{
+    if (c->depth == 0) {
+        /* A top-level scalar or array. */
+        return fail(c, "%s", "the body must be a JSON object");
+    }
+    if (c->depth > 1) {
+        if (type == SX_JSON_OBJECT || type == SX_JSON_ARRAY) {
+            if (c->depth >= SX_JSON_MAX_DEPTH)
+                return fail(c, "%s", "the body nests deeper than 16 levels");
+        }
+        return 1; /* inside a value already refused below (never reached: see on_map_key) */
+    }
+    if (c->field < 0)
+        return fail(c, "%s", "the body is not a flat JSON object");
+    const sx_json_field *f = &c->fields[c->field];
+    if (!(f->types & type)) {
+        snprintf(c->err, c->errlen, "field \"%s\" must be %s", f->name, f->type_desc);
+        return 0;
+    }
+    sx_json_value *v = &c->out[c->field];
+    v->present = true;
+    v->is_null = type == SX_JSON_NULL;
+    if (type == SX_JSON_STRING) {
+        v->str = h2o_mem_alloc_pool(c->pool, len + 1);
+        memcpy(v->str, s, len);
+        v->str[len] = '\0';
+        v->len = len;
+    } else if (type == SX_JSON_BOOL) {
+        v->boolean = len != 0;
+    } else if (type == SX_JSON_NUMBER) {
+        v->str = h2o_mem_alloc_pool(c->pool, len + 1);
+        memcpy(v->str, s, len);
+        v->str[len] = '\0';
+        v->len = len;
+    }
+    c->field = -1;
+    return 1;
+}
+
+static int cb_null(void *ctx)
+{
+    return on_value(ctx, SX_JSON_NULL, NULL, 0);
+}
+
+static int cb_boolean(void *ctx, int b)
+{
+    return on_value(ctx, SX_JSON_BOOL, NULL, (size_t)(b != 0));
+}
+
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+    return on_value(ctx, SX_JSON_NUMBER, (const unsigned char *)s, len);
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return on_value(ctx, SX_JSON_STRING, s, len);
+}
+
+static int cb_start_map(void *ctx)
+{
+    parse_ctx *c = ctx;
+    if (c->depth == 0) {
+        if (c->top_seen)
+            return fail(c, "%s", "the body must be a single JSON object");
+        c->top_seen = true;
+        c->depth = 1;
+        c->field = -1;
+        return 1;
+    }
+    if (!on_value(c, SX_JSON_OBJECT, NULL, 0))
+        return 0;
+    c->depth++;
+    return 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+    parse_ctx *c = ctx;
+    c->depth--;
+    return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+    parse_ctx *c = ctx;
+    if (!on_value(c, SX_JSON_ARRAY, NULL, 0))
+        return 0;
+    c->depth++;
+    return 1;
+}
+
+static int cb_end_array(void *ctx)
+{
+    parse_ctx *c = ctx;
+    c->depth--;
+    return 1;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    parse_ctx *c = ctx;
+    if (c->depth != 1)
+        return 1;
+    for (size_t i = 0; i < c->nfields; i++) {
+        if (strlen(c->fields[i].name) == len && memcmp(c->fields[i].name, key, len) == 0) {
+            if (c->out[i].present || c->out[i].seen) {
+                snprintf(c->err, c->errlen, "field \"%s\" appears more than once", c->fields[i].name);
+                return 0;
+            }
+            c->out[i].seen = true;
+            c->field = (int)i;
+            return 1;
+        }
+    }
+    char q[80];
+    name_key(q, sizeof(q), key, len);
+    return fail(c, "unknown field %s", q);
+}
+
+static const yajl_callbacks callbacks = {
+    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end_map, cb_start_array,
+    cb_end_array,
+};
+
+int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_json_field *fields, size_t nfields,
+                  sx_json_value *out, char *err, size_t errlen)
+{
+    memset(out, 0, nfields * sizeof(*out));
+    if (len == 0) {
+        snprintf(err, errlen, "the body is empty; a JSON object is required");
+        return SX_JSON_EINVALID;
+    }
+    parse_ctx c = {.pool = pool, .fields = fields, .nfields = nfields, .out = out, .field = -1, .err = err,
+                   .errlen = errlen};
+    err[0] = '\0';
+    yajl_handle h = yajl_alloc(&callbacks, NULL, &c);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    yajl_status st = yajl_parse(h, (const unsigned char *)body, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    int rc = 0;
+    if (st == yajl_status_client_canceled) {
+        rc = SX_JSON_ERULE;
+    } else if (st != yajl_status_ok) {
+        /* yajl's own message names no body bytes when verbose is off. */
+        unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)body, len);
+        snprintf(err, errlen, "the body is not valid JSON: %s", msg ? (const char *)msg : "parse error");
+        if (msg)
+            yajl_free_error(h, msg);
+        rc = SX_JSON_EINVALID;
+    } else if (!c.top_seen) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        rc = SX_JSON_ERULE;
+    }
+    yajl_free(h);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < nfields; i++) {
+        if (fields[i].required && !out[i].present) {
+            snprintf(err, errlen, "field \"%s\" is required", fields[i].name);
+            return SX_JSON_ERULE;
+        }
+    }
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
+
+yajl_gen sx_json_gen_new(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (g)
+        yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    return g;
+}
+
+void sx_json_str(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+void sx_json_strn(yajl_gen g, const char *s, size_t len)
+{
+    yajl_gen_string(g, (const unsigned char *)s, len);
+}
+
+void sx_json_kv(yajl_gen g, const char *key, const char *value)
+{
+    sx_json_str(g, key);
+    if (value)
+        sx_json_str(g, value);
+    else
+        yajl_gen_null(g);
+}
+
+h2o_iovec_t sx_json_gen_finish(yajl_gen g, h2o_mem_pool_t *pool)
+{
+    const unsigned char *buf;
+    size_t len;
+    h2o_iovec_t out = {NULL, 0};
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+        out = h2o_strdup(pool, (const char *)buf, len);
+    yajl_gen_free(g);
+    return out;
+}
+
+size_t sx_format_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    return (size_t)snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}

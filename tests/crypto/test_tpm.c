@@ -1,0 +1,309 @@
+/*
+ * test_tpm.c - the TPM seal against a real swtpm that the test starts (and kills) itself.
+ *
+ * Each swtpm gets a fresh state folder and two free local ports (server and control); a second
+ * swtpm with fresh state plays "another machine". Without TPM support in the build the program
+ * exits 77, which ctest reports as skipped.
+ */
+#include "crypto/crypto_internal.h"
+#include "helpers.h"
+
+#ifndef SX_HAVE_TPM
+int main(void)
+{
+    printf("built without TPM support: skipped\n");
+    return 77;
+}
+#else
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_tctildr.h>
+#include <unistd.h>
+
+typedef struct swtpm {
+    char *dir;
+    int port;
+    pid_t pid;
+    char tcti[128];
+} swtpm;
+
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static int free_port_pair(void)
+{
+    for (int i = 0; i < 200; i++) {
+        int p = 20000 + (int)randombytes_uniform(40000);
+        if (port_free(p) && port_free(p + 1))
+            return p;
+    }
+    return -1;
+}
+
+static bool swtpm_start(swtpm *t)
+{
+    t->dir = sx_test_tmpdir("swtpm");
+    for (int attempt = 0; attempt < 5; attempt++) {
+        t->port = free_port_pair();
+        if (t->port < 0)
+            return false;
+        char state[700], server[128], ctrl[128];
+        snprintf(state, sizeof state, "dir=%s", t->dir);
+        snprintf(server, sizeof server, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port);
+        snprintf(ctrl, sizeof ctrl, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port + 1);
+        t->pid = fork();
+        if (t->pid == 0) {
+            execlp("swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server, "--ctrl", ctrl,
+                   "--flags", "not-need-init,startup-clear", (char *)NULL);
+            _exit(127);
+        }
+        /* Wait (bounded) until it listens, or until it exits (port taken meanwhile). */
+        for (int i = 0; i < 500; i++) {
+            if (port_accepts(t->port)) {
+                snprintf(t->tcti, sizeof t->tcti, "swtpm:host=127.0.0.1,port=%d", t->port);
+                return true;
+            }
+            int status;
+            if (waitpid(t->pid, &status, WNOHANG) == t->pid)
+                break;
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, NULL, 0);
+    }
+    return false;
+}
+
+static void swtpm_stop(swtpm *t)
+{
+    if (t->pid > 0) {
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, NULL, 0);
+        t->pid = 0;
+    }
+    if (t->dir) {
+        sx_test_rmtree(t->dir);
+        free(t->dir);
+        t->dir = NULL;
+    }
+}
+
+static sx_crypto_options tpm_opts(const swtpm *t, uint32_t pcrs)
+{
+    return (sx_crypto_options){.seal = {.type = SX_CRYPTO_SEAL_TPM, .tcti = t->tcti, .pcrs = pcrs}};
+}
+
+/* Count transient objects and loaded sessions left in the TPM (there must be none). */
+static int tpm_leftovers(const swtpm *t)
+{
+    TSS2_TCTI_CONTEXT *tcti = NULL;
+    ESYS_CONTEXT *esys = NULL;
+    int n = -1;
+    if (Tss2_TctiLdr_Initialize(t->tcti, &tcti) != TSS2_RC_SUCCESS)
+        return -1;
+    if (Esys_Initialize(&esys, tcti, NULL) == TSS2_RC_SUCCESS) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        n = 0;
+        TPM2_HANDLE firsts[] = {TPM2_TRANSIENT_FIRST, TPM2_LOADED_SESSION_FIRST};
+        for (int i = 0; i < 2; i++) {
+            if (Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, firsts[i], 64,
+                                   NULL, &cap) != TSS2_RC_SUCCESS)
+                return -1;
+            n += (int)cap->data.handles.count;
+            Esys_Free(cap);
+        }
+        Esys_Finalize(&esys);
+    }
+    Tss2_TctiLdr_Finalize(&tcti);
+    return n;
+}
+
+static bool pcr_extend(const swtpm *t, int pcr)
+{
+    TSS2_TCTI_CONTEXT *tcti = NULL;
+    ESYS_CONTEXT *esys = NULL;
+    bool ok = false;
+    if (Tss2_TctiLdr_Initialize(t->tcti, &tcti) != TSS2_RC_SUCCESS)
+        return false;
+    if (Esys_Initialize(&esys, tcti, NULL) == TSS2_RC_SUCCESS) {
+        TPML_DIGEST_VALUES d = {.count = 1, .digests = {{.hashAlg = TPM2_ALG_SHA256}}};
+        memset(d.digests[0].digest.sha256, 0x42, 32);
+        ok = Esys_PCR_Extend(esys, ESYS_TR_PCR0 + (ESYS_TR)pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d) ==
+             TSS2_RC_SUCCESS;
+        Esys_Finalize(&esys);
+    }
+    Tss2_TctiLdr_Finalize(&tcti);
+    return ok;
+}
+
+static void test_tpm_seal_unseal_and_flush_every_handle(void)
+{
+    swtpm t = {0};
+    REQUIRE(swtpm_start(&t));
+    sx_storage *st = mem_store();
+    sx_crypto_options o = tpm_opts(&t, 0);
+    sx_crypto *c = NULL;
+    char *rk = NULL, err[512];
+    int r = sx_crypto_open(&c, &rk, st, &o, err, sizeof err);
+    if (r != 0)
+        fprintf(stderr, "open: %s\n", err);
+    REQUIRE(r == 0);
+    CHECK(rk != NULL);
+    sx_crypto_place p = place4("acme", "web", "prod", "K");
+    size_t blen;
+    uint8_t *blob = must_encrypt(c, &blen, &p, "tpm-protected");
+    sx_crypto_free(c);
+    CHECK_INT(tpm_leftovers(&t), 0);
+    /* The store holds the sealed object, never the seal key. */
+    size_t len;
+    uint8_t *rec = must_get(st, SX_KEY_S_SEAL, &len);
+    sx_seal_params sp;
+    CHECK_INT(sx_seal_params_decode(&sp, rec, len), 0);
+    CHECK_INT(sp.type, SX_CRYPTO_SEAL_TPM);
+    CHECK(sp.tpm_publen > 0 && sp.tpm_privlen > 0);
+    sx_storage_free(rec);
+
+    REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0);
+    CHECK_INT(decrypt_is(c, &p, blob, blen, "tpm-protected"), 0);
+    sx_crypto_free(c);
+    CHECK_INT(tpm_leftovers(&t), 0);
+    /* Migrate to a key file and back to the TPM. */
+    fixture f;
+    fixture_init(&f, "ct-mig");
+    REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0);
+    CHECK_INT(sx_crypto_reseal(c, &f.opt.seal, err, sizeof err), 0);
+    sx_crypto_free(c);
+    c = must_open(st, &f.opt);
+    CHECK_INT(sx_crypto_reseal(c, &o.seal, err, sizeof err), 0);
+    sx_crypto_free(c);
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &f.opt, err, sizeof err), SX_CRYPTO_ESEALTYPE);
+    REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0);
+    CHECK_INT(decrypt_is(c, &p, blob, blen, "tpm-protected"), 0);
+    sx_crypto_free(c);
+    CHECK_INT(tpm_leftovers(&t), 0);
+    fixture_clear(&f);
+    free(blob);
+    sx_crypto_recovery_key_free(rk);
+    sx_storage_close(st);
+    swtpm_stop(&t);
+}
+
+static void test_tpm_other_machine_cannot_unseal_and_recovery_restores(void)
+{
+    swtpm a = {0}, b = {0};
+    REQUIRE(swtpm_start(&a));
+    sx_storage *st = mem_store();
+    sx_crypto_options oa = tpm_opts(&a, 0);
+    sx_crypto *c = NULL;
+    char *rk = NULL, err[512];
+    REQUIRE(sx_crypto_open(&c, &rk, st, &oa, err, sizeof err) == 0);
+    sx_crypto_place p = place4("acme", "web", "prod", "K");
+    size_t blen;
+    uint8_t *blob = must_encrypt(c, &blen, &p, "survives the TPM");
+    sx_crypto_free(c);
+    swtpm_stop(&a); /* the TPM and its state are gone */
+
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &oa, err, sizeof err), SX_CRYPTO_ENOTPM);
+    fprintf(stderr, "  (no TPM) %s\n", err);
+    REQUIRE(swtpm_start(&b));
+    sx_crypto_options ob = tpm_opts(&b, 0);
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &ob, err, sizeof err), SX_CRYPTO_ETPMWRONG);
+    fprintf(stderr, "  (other TPM) %s\n", err);
+    CHECK_INT(tpm_leftovers(&b), 0);
+
+    REQUIRE(sx_crypto_recover(&c, st, rk, &ob, err, sizeof err) == 0);
+    CHECK_INT(decrypt_is(c, &p, blob, blen, "survives the TPM"), 0);
+    sx_crypto_free(c);
+    REQUIRE(sx_crypto_open(&c, NULL, st, &ob, err, sizeof err) == 0);
+    CHECK_INT(decrypt_is(c, &p, blob, blen, "survives the TPM"), 0);
+    sx_crypto_free(c);
+    CHECK_INT(tpm_leftovers(&b), 0);
+    free(blob);
+    sx_crypto_recovery_key_free(rk);
+    sx_storage_close(st);
+    swtpm_stop(&b);
+}
+
+static void test_tpm_pcr_policy_fails_after_extend(void)
+{
+    swtpm t = {0};
+    REQUIRE(swtpm_start(&t));
+    sx_storage *st = mem_store();
+    sx_crypto_options o = tpm_opts(&t, (1u << 7) | (1u << 14));
+    sx_crypto *c = NULL;
+    char *rk = NULL, err[512];
+    REQUIRE(sx_crypto_open(&c, &rk, st, &o, err, sizeof err) == 0);
+    sx_crypto_free(c);
+    REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0); /* same PCRs: unseals */
+    sx_crypto_free(c);
+    REQUIRE(pcr_extend(&t, 14));
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), SX_CRYPTO_EPCR);
+    CHECK(strstr(err, "PCR") != NULL);
+    fprintf(stderr, "  (pcr) %s\n", err);
+    CHECK_INT(tpm_leftovers(&t), 0);
+    /* Recovery re-seals to the new PCR values. */
+    REQUIRE(sx_crypto_recover(&c, st, rk, &o, err, sizeof err) == 0);
+    sx_crypto_free(c);
+    REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0);
+    sx_crypto_free(c);
+    sx_crypto_recovery_key_free(rk);
+    sx_storage_close(st);
+    swtpm_stop(&t);
+}
+
+static void test_tpm_unreachable_is_a_clear_error(void)
+{
+    int port = free_port_pair();
+    REQUIRE(port > 0);
+    swtpm t = {.port = port};
+    snprintf(t.tcti, sizeof t.tcti, "swtpm:host=127.0.0.1,port=%d", port);
+    sx_storage *st = mem_store();
+    sx_crypto_options o = tpm_opts(&t, 0);
+    sx_crypto *c = NULL;
+    char err[512];
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), SX_CRYPTO_ENOTPM);
+    CHECK(strstr(err, "TPM") != NULL);
+    o.seal.tcti = "device:/nonexistent/tpm";
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), SX_CRYPTO_ENOTPM);
+    sx_storage_close(st);
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0)
+        return 1;
+    setenv("TSS2_LOG", "all+none", 0); /* tpm2-tss would print expected failures to stderr */
+    signal(SIGPIPE, SIG_IGN);
+    static const sx_test tests[] = {
+        {"tpm_seal_unseal_and_flush_every_handle", test_tpm_seal_unseal_and_flush_every_handle},
+        {"tpm_other_machine_cannot_unseal_and_recovery_restores",
+         test_tpm_other_machine_cannot_unseal_and_recovery_restores},
+        {"tpm_pcr_policy_fails_after_extend", test_tpm_pcr_policy_fails_after_extend},
+        {"tpm_unreachable_is_a_clear_error", test_tpm_unreachable_is_a_clear_error},
+    };
+    return sx_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
+#endif
