@@ -310,3 +310,42 @@ bool sx_resp_is_error(const sx_resp *r, const char *code)
     }
     return ok;
 }
+
+char *sx_srv_mint_token(const sx_srv *srv, const char *org, const char *project, const char *env, const char *role,
+                        char *id_out)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"org\":\"%s\",\"role\":\"%s\",\"label\":\"test\"", org, role);
+    if (project)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, ",\"project\":\"%s\"", project);
+    if (env)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, ",\"env\":\"%s\"", env);
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "}");
+    const char *hdrs[] = {"Content-Type: application/json", NULL};
+    sx_resp r;
+    if (sx_srv_request(srv, SX_ADMIN, "POST", "/v1/tokens", hdrs, body, (size_t)n, &r) != 0 || r.status != 201) {
+        fprintf(stderr, "harness: token mint failed: %ld %s\n", r.status, r.body ? r.body : "");
+        sx_resp_free(&r);
+        return NULL;
+    }
+    char ebuf[128];
+    yajl_val v = yajl_tree_parse(r.body, ebuf, sizeof(ebuf));
+    const char *tp[] = {"token", NULL}, *ip[] = {"id", NULL};
+    yajl_val t = v ? yajl_tree_get(v, tp, yajl_t_string) : NULL;
+    yajl_val id = v ? yajl_tree_get(v, ip, yajl_t_string) : NULL;
+    const char *ts = t ? YAJL_GET_STRING(t) : NULL, *is = id ? YAJL_GET_STRING(id) : NULL;
+    char *out = ts ? strdup(ts) : NULL;
+    if (is && id_out)
+        snprintf(id_out, 33, "%s", is);
+    yajl_tree_free(v);
+    sx_resp_free(&r);
+    return out;
+}
+
+char *sx_auth_header(const char *token)
+{
+    size_t n = strlen(token) + 32;
+    char *h = malloc(n);
+    snprintf(h, n, "Authorization: Bearer %s", token);
+    return h;
+}

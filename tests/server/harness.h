@@ -69,4 +69,12 @@ bool sx_resp_header(const sx_resp *r, const char *name, char *buf, size_t cap);
  * equal to code. */
 bool sx_resp_is_error(const sx_resp *r, const char *code);
 
+/* Mint a token over the admin socket (POST /v1/tokens). project/env may be NULL. Returns a
+ * malloc'd token string and writes its id into id_out (33 bytes) when not NULL; NULL on failure. */
+char *sx_srv_mint_token(const sx_srv *srv, const char *org, const char *project, const char *env, const char *role,
+                        char *id_out);
+
+/* "Authorization: Bearer <token>" as a malloc'd header line. */
+char *sx_auth_header(const char *token);
+
 #endif
