@@ -221,3 +221,70 @@ void sx_dk_cache_drop(sx_dk_cache *c, const char *env, uint32_t version)
     }
     pthread_mutex_unlock(&c->mu);
 }
+
+/* --- scratch slots ---------------------------------------------------------------------------- *
+ * Keys in flight (a master key copied out of the keyring, a freshly unwrapped data key) need
+ * sodium_malloc memory too, but sodium_malloc costs three mappings and an mlock per call, which
+ * would dominate a value encryption. So the handle keeps a pool of small slots in one region;
+ * when every slot is busy, callers fall back to sodium_malloc. */
+
+#define SCRATCH_SLOTS 64
+
+struct sx_scratch {
+    pthread_mutex_t mu;
+    uint8_t *mem;  /* sodium_malloc: SCRATCH_SLOTS x SX_SCRATCH_BYTES */
+    uint64_t busy; /* bit i = slot i in use */
+};
+
+int sx_scratch_new(sx_scratch **ret)
+{
+    sx_scratch *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->mem = sodium_malloc(SCRATCH_SLOTS * SX_SCRATCH_BYTES);
+    if (!s->mem) {
+        free(s);
+        return -ENOMEM;
+    }
+    sodium_memzero(s->mem, SCRATCH_SLOTS * SX_SCRATCH_BYTES);
+    pthread_mutex_init(&s->mu, NULL);
+    *ret = s;
+    return 0;
+}
+
+void sx_scratch_free(sx_scratch *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    sodium_free(s->mem);
+    free(s);
+}
+
+uint8_t *sx_scratch_get(sx_scratch *s)
+{
+    uint8_t *p = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (~s->busy) {
+        int i = __builtin_ctzll(~s->busy);
+        s->busy |= 1ull << i;
+        p = s->mem + (size_t)i * SX_SCRATCH_BYTES;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return p ? p : sodium_malloc(SX_SCRATCH_BYTES);
+}
+
+void sx_scratch_put(sx_scratch *s, uint8_t *p)
+{
+    if (!p)
+        return;
+    if (p >= s->mem && p < s->mem + SCRATCH_SLOTS * SX_SCRATCH_BYTES) {
+        size_t i = (size_t)(p - s->mem) / SX_SCRATCH_BYTES;
+        sodium_memzero(p, SX_SCRATCH_BYTES);
+        pthread_mutex_lock(&s->mu);
+        s->busy &= ~(1ull << i);
+        pthread_mutex_unlock(&s->mu);
+    } else {
+        sodium_free(p);
+    }
+}

@@ -147,7 +147,7 @@ void sx_crypto_recovery_key_free(char *key);
 
 /*
  * Recovery: open the hierarchy with the recovery key (the printed form; case, spaces and dashes
- * are ignored) and re-seal the keyring under new_seal in one atomic write, replacing the old seal,
+ * are ignored) and re-seal the keyring under opt->seal in one atomic write, replacing the old seal,
  * which stops working. The recovery key itself stays valid. On success *ret is an open handle as
  * from sx_crypto_open(). Errors: SX_CRYPTO_EBADRECOVERY, the seal errors of sx_crypto_open(),
  * SX_STORAGE_ECONDITION when another process changed the seal meanwhile (retry), storage errors.

@@ -164,6 +164,16 @@ void sx_dk_cache_unpin(sx_dk_cache *c, sx_dk_ref *r);
 /* Drop an entry (when unpinned; otherwise it is dropped at unpin). */
 void sx_dk_cache_drop(sx_dk_cache *c, const char *env, uint32_t version);
 
+/* Scratch slots of SX_SCRATCH_BYTES in sodium_malloc memory for keys in flight (cache.c). get
+ * never fails except on -ENOMEM (NULL): it falls back to sodium_malloc when the pool is busy. put
+ * wipes the slot; NULL ok. Thread-safe. */
+#define SX_SCRATCH_BYTES 96u
+typedef struct sx_scratch sx_scratch;
+int sx_scratch_new(sx_scratch **ret);
+void sx_scratch_free(sx_scratch *s);
+uint8_t *sx_scratch_get(sx_scratch *s);
+void sx_scratch_put(sx_scratch *s, uint8_t *p);
+
 /* --- the handle (keyring.c, datakey.c) -------------------------------------------------------- */
 typedef struct sx_master {
     uint32_t version;
@@ -190,6 +200,7 @@ struct sx_crypto {
     sx_crypto_seal_type seal_type;
     uint8_t *sys; /* sodium_malloc, 64 bytes: token-hash key, audit key; constant */
     sx_dk_cache *cache;
+    sx_scratch *scratch;
 };
 
 /* keyring.c: look up master version under the read lock, reloading the keyring from storage once

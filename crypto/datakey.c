@@ -15,7 +15,7 @@
  *
  * Plaintext: a value's plaintext lives in the caller's buffers (request memory in the server);
  * reencrypt holds it briefly in sodium_malloc memory. Unwrapped data keys live in the cache
- * (cache.c); a master key is copied into a per-call sodium_malloc scratch while it is used.
+ * (cache.c); a master key is copied into a sodium_malloc scratch slot while it is used.
  */
 #include "crypto/crypto_internal.h"
 
@@ -96,7 +96,7 @@ static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place
                        uint32_t from)
 {
     char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
-    uint8_t *k = sodium_malloc(2 * SX_CRYPTO_KEYBYTES); /* master, data key */
+    uint8_t *k = sx_scratch_get(c->scratch); /* master, data key */
     if (!k)
         return -ENOMEM;
     env_name(name, sizeof name, env);
@@ -158,7 +158,7 @@ static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place
             *ret_active = next;
         }
     }
-    sodium_free(k);
+    sx_scratch_put(c->scratch, k);
     return r;
 }
 
@@ -181,7 +181,7 @@ static int datakey_get(sx_crypto *c, sx_dk_ref **ret_ref, const uint8_t **ret_ke
         return -ENOKEY;
     if (r < 0)
         return r;
-    uint8_t *k = sodium_malloc(2 * SX_CRYPTO_KEYBYTES);
+    uint8_t *k = sx_scratch_get(c->scratch); /* master, data key */
     if (!k)
         r = -ENOMEM;
     if (r == 0)
@@ -195,7 +195,7 @@ static int datakey_get(sx_crypto *c, sx_dk_ref **ret_ref, const uint8_t **ret_ke
         if (!ref)
             r = -EAGAIN; /* every cache slot is pinned by a running call */
     }
-    sodium_free(k);
+    sx_scratch_put(c->scratch, k);
     sx_storage_free(blob);
     if (r == 0)
         *ret_ref = ref;
@@ -357,7 +357,7 @@ static int rewrap_one(sx_crypto *c, const char *key, int *did)
     int r = dk_key_parse(buf, &env, &version);
     if (r < 0)
         return r;
-    uint8_t *k = sodium_malloc(3 * SX_CRYPTO_KEYBYTES); /* old master, data key, active master */
+    uint8_t *k = sx_scratch_get(c->scratch); /* old master, data key, active master */
     if (!k)
         return -ENOMEM;
     r = SX_STORAGE_ECONDITION;
@@ -412,7 +412,7 @@ static int rewrap_one(sx_crypto *c, const char *key, int *did)
         if (r == 0)
             *did = 1;
     }
-    sodium_free(k);
+    sx_scratch_put(c->scratch, k);
     return r;
 }
 

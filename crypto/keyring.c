@@ -11,7 +11,7 @@
  * it" scan race-free: once a version stops being active, no wrap under it can commit any more.
  *
  * In memory the decoded keyring lives in one sodium_malloc block guarded by c->lock (readers copy
- * a master key out into their own sodium_malloc scratch); the system keys live in a separate block
+ * a master key out into a sodium_malloc scratch slot, cache.c); the system keys live in a separate block
  * that never changes, so pointers to them can be lent out until sx_crypto_free().
  */
 #include "crypto/crypto_internal.h"
@@ -273,6 +273,8 @@ static int handle_new(sx_crypto **ret, sx_storage *st, const sx_crypto_options *
     c->seal_key = sodium_malloc(SX_CRYPTO_KEYBYTES);
     c->sys = sodium_malloc(64);
     int r = sx_dk_cache_new(&c->cache, opt->cache_entries ? opt->cache_entries : SX_CRYPTO_CACHE_DEFAULT);
+    if (r == 0)
+        r = sx_scratch_new(&c->scratch);
     if (!c->kr || !c->seal_key || !c->sys || r < 0) {
         sx_crypto_free(c);
         return -ENOMEM;
@@ -287,6 +289,7 @@ void sx_crypto_free(sx_crypto *c)
     if (!c)
         return;
     sx_dk_cache_free(c->cache);
+    sx_scratch_free(c->scratch);
     sodium_free(c->kr); /* sodium_free zeroes before unmapping; NULL ok */
     sodium_free(c->seal_key);
     sodium_free(c->sys);

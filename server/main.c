@@ -162,6 +162,8 @@ int main(int argc, char **argv)
     }
 
     sx_server_block_signals();
+    /* tpm2-tss logs to stderr by itself; errors reach our log through the crypto module instead. */
+    setenv("TSS2_LOG", "all+none", 0);
     if (sodium_init() < 0) {
         fprintf(stderr, "secretsd: libsodium could not be initialised\n");
         return 1;

@@ -19,6 +19,7 @@ int main(void)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -76,6 +77,7 @@ static bool swtpm_start(swtpm *t)
         snprintf(ctrl, sizeof ctrl, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port + 1);
         t->pid = fork();
         if (t->pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that crashed */
             execlp("swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server, "--ctrl", ctrl,
                    "--flags", "not-need-init,startup-clear", (char *)NULL);
             _exit(127);
@@ -127,7 +129,9 @@ static int tpm_leftovers(const swtpm *t)
     if (Esys_Initialize(&esys, tcti, NULL) == TSS2_RC_SUCCESS) {
         TPMS_CAPABILITY_DATA *cap = NULL;
         n = 0;
-        TPM2_HANDLE firsts[] = {TPM2_TRANSIENT_FIRST, TPM2_LOADED_SESSION_FIRST};
+        /* TPM2_TRANSIENT_FIRST and TPM2_LOADED_SESSION_FIRST; the header's macros shift into the sign
+         * bit of an int, which UBSan rejects. */
+        TPM2_HANDLE firsts[] = {0x80000000u, 0x02000000u};
         for (int i = 0; i < 2; i++) {
             if (Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, firsts[i], 64,
                                    NULL, &cap) != TSS2_RC_SUCCESS)
