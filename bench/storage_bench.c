@@ -2,7 +2,7 @@
  * storage_bench.c - operations per second of the storage backends.
  *
  * For each backend setup (memory; rocksdb with sync off; rocksdb with sync on) and for 1 and 8
- * threads it measures, over a fixed time window per figure:
+ * threads it measures, as the median of 5 alternating 1-thread / 8-thread windows:
  *   put   unconditional writes of distinct 100-byte records
  *   cas   conditional batches ("create if absent") on distinct keys - the path the server uses
  *   get   point reads of existing keys
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MAX_THREADS = 8, SCAN_KEYS = 100, VAL_LEN = 100 };
+enum { MAX_THREADS = 8, SCAN_KEYS = 100, VAL_LEN = 100, WINDOWS = 5 };
 
 typedef enum { OP_PUT, OP_CAS, OP_GET, OP_SCAN } op_kind;
 static const char *op_names[] = {"put", "cas", "get", "scan"};
@@ -76,8 +76,12 @@ static void *work(void *p)
             if (w->op == OP_PUT) {
                 r = sx_storage_put(w->s, key, (size_t)kl, val, sizeof(val), NULL);
             } else {
-                sx_storage_op op = {.kind = SX_STORAGE_OP_PUT, .key = key, .klen = (size_t)kl, .val = val,
-                                    .vlen = sizeof(val), .cond = SX_STORAGE_COND_ABSENT};
+                sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
+                                    .key = key,
+                                    .klen = (size_t)kl,
+                                    .val = val,
+                                    .vlen = sizeof(val),
+                                    .cond = SX_STORAGE_COND_ABSENT};
                 r = sx_storage_batch(w->s, &op, 1, NULL);
             }
         } else if (w->op == OP_GET) {
@@ -140,6 +144,18 @@ static double run(sx_storage *s, op_kind op, int nthreads, double secs, unsigned
     return (double)ops / dt;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return v[n / 2];
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);
@@ -149,7 +165,7 @@ int main(int argc, char **argv)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     const char *only = NULL;
-    double secs = 1.0;
+    double secs = 2.0; /* per figure, split into WINDOWS windows */
     int c;
     while ((c = getopt(argc, argv, "d:s:b:")) != -1) {
         if (c == 'd')
@@ -192,28 +208,32 @@ int main(int argc, char **argv)
             return 1;
         }
         /* Records for get and scan: g/%010lu, 100 per 8-digit prefix. */
-        char key[64], val[VAL_LEN];
+        char val[VAL_LEN];
         memset(val, 'g', sizeof(val));
         for (unsigned long i = 0; i < populated; i += 500) {
             sx_storage_op ops[500];
             char keys[500][16];
             for (int j = 0; j < 500; j++) {
                 int kl = snprintf(keys[j], sizeof(keys[j]), "g/%010lu", i + (unsigned long)j);
-                ops[j] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = keys[j], .klen = (size_t)kl,
-                                         .val = val, .vlen = sizeof(val)};
+                ops[j] = (sx_storage_op){
+                    .kind = SX_STORAGE_OP_PUT, .key = keys[j], .klen = (size_t)kl, .val = val, .vlen = sizeof(val)};
             }
             if (sx_storage_batch(s, ops, 500, NULL) != 0) {
                 fprintf(stderr, "populate failed\n");
                 return 1;
             }
         }
-        (void)key;
         for (int op = OP_PUT; op <= OP_SCAN; op++) {
-            double rate[2];
+            /* Alternate 1-thread and 8-thread windows and keep the medians, so that a passing
+             * disturbance on a shared machine (another process's fsync storm) hits both sides. */
+            double rate[2], samples[2][WINDOWS];
+            for (int w = 0; w < WINDOWS; w++)
+                for (int ti = 0; ti < 2; ti++)
+                    samples[ti][w] = run(s, (op_kind)op, threads[ti], secs / WINDOWS, populated);
             for (int ti = 0; ti < 2; ti++)
-                rate[ti] = run(s, (op_kind)op, threads[ti], secs, populated);
-            printf("%-8s %-5s %-4s %14.0f %14.0f\n", setups[si].backend, setups[si].sync ? "on" : "off",
-                   op_names[op], rate[0], rate[1]);
+                rate[ti] = median(samples[ti], WINDOWS);
+            printf("%-8s %-5s %-4s %14.0f %14.0f\n", setups[si].backend, setups[si].sync ? "on" : "off", op_names[op],
+                   rate[0], rate[1]);
             fflush(stdout);
             if (op == OP_CAS && setups[si].sync && strcmp(setups[si].backend, "rocksdb") == 0) {
                 cas_sync[0] = rate[0];

@@ -70,8 +70,7 @@ static void fault_close(sx_storage *base)
     free(s);
 }
 
-static int fault_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len,
-                     uint64_t *ret_rev)
+static int fault_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev)
 {
     fault_store *s = (fault_store *)base;
     if (should_fail(s))

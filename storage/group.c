@@ -44,7 +44,12 @@ int sxs_group_init(sxs_group *g, sxs_group_commit_fn fn, void *ctx)
     pthread_condattr_destroy(&ca);
     if (r != 0)
         return -ENOMEM;
+    if (pthread_cond_init(&g->done, NULL) != 0) {
+        pthread_cond_destroy(&g->arrive);
+        return -ENOMEM;
+    }
     if (pthread_mutex_init(&g->mu, NULL) != 0) {
+        pthread_cond_destroy(&g->done);
         pthread_cond_destroy(&g->arrive);
         return -ENOMEM;
     }
@@ -56,6 +61,7 @@ int sxs_group_init(sxs_group *g, sxs_group_commit_fn fn, void *ctx)
 
 void sxs_group_clear(sxs_group *g)
 {
+    pthread_cond_destroy(&g->done);
     pthread_cond_destroy(&g->arrive);
     pthread_mutex_destroy(&g->mu);
 }
@@ -71,8 +77,10 @@ static void lead(sxs_group *g)
             wait = GROUP_MAX_WAIT_NS;
         uint64_t deadline = mono_ns() + wait;
         struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u), .tv_nsec = (long)(deadline % 1000000000u)};
+        g->gather = target;
         while (g->qlen < target && pthread_cond_timedwait(&g->arrive, &g->mu, &ts) == 0)
             ;
+        g->gather = 0;
     }
     sxs_group_req *list = g->head;
     size_t n = g->qlen;
@@ -90,21 +98,22 @@ static void lead(sxs_group *g)
     for (sxs_group_req *q = list; q; q = q->next) {
         q->result = r;
         q->done = true;
-        pthread_cond_signal(&q->cv);
     }
-    if (g->head) {
+    if (g->head)
         g->head->leader = true;
-        pthread_cond_signal(&g->head->cv);
-    } else {
+    else
         g->busy = false;
-    }
+    /* One wake-up for the whole group (and the next leader), after the lock is released so the
+     * woken threads do not run straight into it. The condition variable lives in g, so waking
+     * after a waiter has already returned is harmless. */
+    pthread_mutex_unlock(&g->mu);
+    pthread_cond_broadcast(&g->done);
+    pthread_mutex_lock(&g->mu);
 }
 
 int sxs_group_commit(sxs_group *g, void *arg)
 {
     sxs_group_req req = {.arg = arg};
-    if (pthread_cond_init(&req.cv, NULL) != 0)
-        return -ENOMEM;
     pthread_mutex_lock(&g->mu);
     if (g->tail)
         g->tail->next = &req;
@@ -112,7 +121,8 @@ int sxs_group_commit(sxs_group *g, void *arg)
         g->head = &req;
     g->tail = &req;
     g->qlen++;
-    pthread_cond_signal(&g->arrive);
+    if (g->gather && g->qlen >= g->gather)
+        pthread_cond_signal(&g->arrive); /* wake the gathering leader only once it has enough */
     if (!g->busy) {
         g->busy = true;
         req.leader = true;
@@ -122,9 +132,8 @@ int sxs_group_commit(sxs_group *g, void *arg)
             lead(g);
             break; /* the leader is always part of its own group */
         }
-        pthread_cond_wait(&req.cv, &g->mu);
+        pthread_cond_wait(&g->done, &g->mu);
     }
     pthread_mutex_unlock(&g->mu);
-    pthread_cond_destroy(&req.cv);
     return req.result;
 }

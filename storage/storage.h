@@ -43,9 +43,9 @@ extern "C" {
 #define SX_STORAGE_DONE 1
 
 /* Capability bits in sx_storage_ops.caps. */
-#define SX_STORAGE_CAP_DURABLE (1u << 0)    /* acknowledged writes survive a crash (with sync on) */
+#define SX_STORAGE_CAP_DURABLE    (1u << 0) /* acknowledged writes survive a crash (with sync on) */
 #define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
-#define SX_STORAGE_CAP_SHARED (1u << 2)     /* several processes / nodes may open the same store */
+#define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes may open the same store */
 
 /* Largest key any backend must accept. */
 #define SX_STORAGE_MAX_KEY 4096
@@ -59,9 +59,11 @@ typedef struct sx_storage_iter_ops sx_storage_iter_ops;
 
 /* Options for opening a store. Strings are borrowed for the duration of the open call only. */
 typedef struct sx_storage_options {
-    const char *backend; /* "rocksdb" | "memory" */
-    const char *path;    /* directory for file-based backends; ignored by "memory" */
-    bool sync;           /* fsync the log before acknowledging a write (rocksdb); default true */
+    const char *backend; /* "rocksdb" | "memory"; NULL means "rocksdb" */
+    const char *path;    /* directory for file-based backends (created 0700 if missing, parent must
+                          * exist); ignored by "memory" */
+    bool sync;           /* fsync the log before acknowledging a write (rocksdb); the config default is
+                          * true, but a zero-initialised struct means false: set it explicitly */
 } sx_storage_options;
 
 /* The kinds of operation in a batch. */
@@ -119,7 +121,8 @@ struct sx_storage_ops {
     /* Apply ops all-or-nothing. Every precondition is checked against the state the batch applies
      * to, atomically with the writes, also against concurrent batches from other threads or nodes.
      * On a failed precondition returns SX_STORAGE_ECONDITION, sets *ret_failed (may be NULL) to the
-     * index of the first failing op and changes nothing. A key may appear at most once per batch. */
+     * index of the first failing op and changes nothing. A key may appear at most once per batch
+     * (-EINVAL otherwise, checked by the backend). */
     int (*batch)(sx_storage *s, sx_storage_op *ops, size_t n, size_t *ret_failed);
     /* Start an ordered forward iteration over the keys beginning with prefix, from the first key
      * >= start (or > start with SX_STORAGE_ITER_AFTER; start NULL = from the prefix itself). Keys
@@ -185,8 +188,7 @@ static inline bool sx_storage_has(const sx_storage *s, unsigned cap)
 }
 
 __attribute__((warn_unused_result)) static inline int sx_storage_get(sx_storage *s, const void *key, size_t klen,
-                                                                     void **ret_val, size_t *ret_len,
-                                                                     uint64_t *ret_rev)
+                                                                     void **ret_val, size_t *ret_len, uint64_t *ret_rev)
 {
     if (!s || !key || klen == 0 || klen > SX_STORAGE_MAX_KEY)
         return -EINVAL;
@@ -194,8 +196,7 @@ __attribute__((warn_unused_result)) static inline int sx_storage_get(sx_storage 
 }
 
 __attribute__((warn_unused_result)) static inline int sx_storage_put(sx_storage *s, const void *key, size_t klen,
-                                                                     const void *val, size_t vlen,
-                                                                     uint64_t *ret_rev)
+                                                                     const void *val, size_t vlen, uint64_t *ret_rev)
 {
     if (!s || !key || klen == 0 || klen > SX_STORAGE_MAX_KEY || (!val && vlen) || vlen > SX_STORAGE_MAX_VALUE)
         return -EINVAL;
@@ -228,19 +229,16 @@ __attribute__((warn_unused_result)) static inline int sx_storage_batch(sx_storag
 }
 
 __attribute__((warn_unused_result)) static inline int sx_storage_iter_new(sx_storage *s, const void *prefix,
-                                                                          size_t plen, const void *start,
-                                                                          size_t slen, unsigned flags,
-                                                                          sx_storage_iter **ret)
+                                                                          size_t plen, const void *start, size_t slen,
+                                                                          unsigned flags, sx_storage_iter **ret)
 {
-    if (!s || !ret || (!prefix && plen) || plen > SX_STORAGE_MAX_KEY || (!start && slen) ||
-        slen > SX_STORAGE_MAX_KEY)
+    if (!s || !ret || (!prefix && plen) || plen > SX_STORAGE_MAX_KEY || (!start && slen) || slen > SX_STORAGE_MAX_KEY)
         return -EINVAL;
     return s->ops->iter_new(s, prefix, plen, start, slen, flags, ret);
 }
 
-__attribute__((warn_unused_result)) static inline int sx_storage_iter_next(sx_storage_iter *it, const void **key,
-                                                                           size_t *klen, const void **val,
-                                                                           size_t *vlen, uint64_t *rev)
+__attribute__((warn_unused_result)) static inline int
+sx_storage_iter_next(sx_storage_iter *it, const void **key, size_t *klen, const void **val, size_t *vlen, uint64_t *rev)
 {
     if (!it)
         return -EINVAL;
@@ -265,7 +263,9 @@ __attribute__((warn_unused_result)) static inline int sx_storage_checkpoint(sx_s
 /* --- fault injection (tests of the layers above) ---------------------------------------------- */
 
 /* Wrap inner in a backend that forwards every call, except that it fails with -EIO according to
- * the policy set by sx_storage_fault_set(). The wrapper owns inner: closing it closes inner. */
+ * the policy set by sx_storage_fault_set(). The wrapper owns inner: closing it closes inner. Its
+ * name is "fault" and its caps are inner's; a failed call is not forwarded, so it changes nothing.
+ * Checkpoint and close are forwarded and never fail. */
 int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret) __attribute__((warn_unused_result));
 
 /* Fail the nth call from now (1 = the next call; 0 = never) and, when every is true, every call

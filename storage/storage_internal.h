@@ -33,8 +33,8 @@ static inline bool sxs_has_prefix(const void *key, size_t klen, const void *pref
  * two arguments; *ret_excl is true when the first key equal to the bound must be skipped (only
  * when the bound is start and SX_STORAGE_ITER_AFTER is set).
  */
-static inline void sxs_iter_lower_bound(const void *prefix, size_t plen, const void *start, size_t slen,
-                                        unsigned flags, const void **ret_key, size_t *ret_len, bool *ret_excl)
+static inline void sxs_iter_lower_bound(const void *prefix, size_t plen, const void *start, size_t slen, unsigned flags,
+                                        const void **ret_key, size_t *ret_len, bool *ret_excl)
 {
     if (start && slen && sxs_keycmp(start, slen, prefix, plen) >= 0) {
         *ret_key = start;
@@ -69,7 +69,6 @@ typedef struct sxs_group_req {
     int result;
     bool done;
     bool leader;
-    pthread_cond_t cv;
     struct sxs_group_req *next;
 } sxs_group_req;
 
@@ -79,9 +78,11 @@ typedef int (*sxs_group_commit_fn)(void *ctx, sxs_group_req *list);
 
 typedef struct sxs_group {
     pthread_mutex_t mu;
-    pthread_cond_t arrive; /* signalled on every enqueue; the gathering leader waits on it */
+    pthread_cond_t arrive; /* signalled when the queue reaches `gather`; the leader waits on it */
+    pthread_cond_t done;   /* broadcast when a group is committed or a leader promoted */
     sxs_group_req *head, *tail;
     size_t qlen;
+    size_t gather;     /* while a leader gathers: the queue length it waits for, else 0 */
     bool busy;         /* a leader is active */
     size_t last_group; /* size of the previous group: how many to gather */
     uint64_t ewma_ns;  /* recent commit duration: bounds the gather */

@@ -215,8 +215,8 @@ static void test_one_mib_values(void)
         big[i] = (uint8_t)(i * 2654435761u >> 13);
     uint64_t rev = 0;
     CHECK_INT(sx_storage_put(s, "big/1", 5, big, n, &rev), 0);
-    sx_storage_op op = {.kind = SX_STORAGE_OP_PUT, .key = "big/2", .klen = 5, .val = big, .vlen = n,
-                        .cond = SX_STORAGE_COND_ABSENT};
+    sx_storage_op op = {
+        .kind = SX_STORAGE_OP_PUT, .key = "big/2", .klen = 5, .val = big, .vlen = n, .cond = SX_STORAGE_COND_ABSENT};
     CHECK_INT(sx_storage_batch(s, &op, 1, NULL), 0);
     void *val = NULL;
     size_t len = 0;
@@ -307,8 +307,7 @@ static void test_pagination_start_keys(void)
     int seen = 0, pages = 0;
     for (;;) {
         sx_storage_iter *it = NULL;
-        REQUIRE(sx_storage_iter_new(s, "p/", 2, last[0] ? last : NULL, strlen(last), SX_STORAGE_ITER_AFTER, &it) ==
-                0);
+        REQUIRE(sx_storage_iter_new(s, "p/", 2, last[0] ? last : NULL, strlen(last), SX_STORAGE_ITER_AFTER, &it) == 0);
         int got = 0;
         const void *kk;
         size_t kl;
@@ -506,7 +505,11 @@ static void *race_thread(void *p)
         char key[32], val[16];
         int kl = snprintf(key, sizeof(key), "race/%04d", k);
         snprintf(val, sizeof(val), "%d", a->id);
-        sx_storage_op op = {.kind = SX_STORAGE_OP_PUT, .key = key, .klen = (size_t)kl, .val = val, .vlen = 1,
+        sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
+                            .key = key,
+                            .klen = (size_t)kl,
+                            .val = val,
+                            .vlen = 1,
                             .cond = SX_STORAGE_COND_ABSENT};
         int r = sx_storage_batch(a->s, &op, 1, NULL);
         if (r == 0) {

@@ -48,9 +48,9 @@ static void test_nth_call_fails_with_eio(void)
         REQUIRE(s);
         CHECK_STR(sx_storage_name(s), "fault");
         sx_storage_fault_set(s, 3, false);
-        CHECK_INT(sx_storage_put(s, "a", 1, "1", 1, NULL), 0);        /* 1 */
-        CHECK_INT(sx_storage_get(s, "a", 1, NULL, NULL, NULL), 0);    /* 2 */
-        CHECK_INT(sx_storage_put(s, "b", 1, "2", 1, NULL), -EIO);     /* 3 */
+        CHECK_INT(sx_storage_put(s, "a", 1, "1", 1, NULL), 0);           /* 1 */
+        CHECK_INT(sx_storage_get(s, "a", 1, NULL, NULL, NULL), 0);       /* 2 */
+        CHECK_INT(sx_storage_put(s, "b", 1, "2", 1, NULL), -EIO);        /* 3 */
         CHECK_INT(sx_storage_get(s, "b", 1, NULL, NULL, NULL), -ENOENT); /* the failed put did nothing */
         CHECK_INT(sx_storage_delete(s, "a", 1), 0);
         sx_storage_fault_set(s, 1, false);
@@ -92,9 +92,18 @@ static void test_failed_batch_changes_nothing(void)
         uint64_t rev = 0;
         CHECK_INT(sx_storage_put(s, "m/o/p/e/X", 9, "meta", 4, &rev), 0);
         sx_storage_op ops[3] = {
-            {.kind = SX_STORAGE_OP_PUT, .key = "m/o/p/e/X", .klen = 9, .val = "meta2", .vlen = 5,
-             .cond = SX_STORAGE_COND_REV, .rev = rev},
-            {.kind = SX_STORAGE_OP_PUT, .key = "v/o/p/e/X", .klen = 9, .val = "ct", .vlen = 2,
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = "m/o/p/e/X",
+             .klen = 9,
+             .val = "meta2",
+             .vlen = 5,
+             .cond = SX_STORAGE_COND_REV,
+             .rev = rev},
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = "v/o/p/e/X",
+             .klen = 9,
+             .val = "ct",
+             .vlen = 2,
              .cond = SX_STORAGE_COND_ABSENT},
             {.kind = SX_STORAGE_OP_DELETE, .key = "m/o/p/e/Y", .klen = 9},
         };
@@ -121,7 +130,7 @@ static void test_iterator_steps_count_and_fail(void)
         CHECK_INT(sx_storage_put(s, "p/2", 3, "2", 1, NULL), 0);
         sx_storage_fault_set(s, 3, false);
         sx_storage_iter *it = NULL;
-        REQUIRE(sx_storage_iter_new(s, "p/", 2, NULL, 0, 0, &it) == 0);     /* 1 */
+        REQUIRE(sx_storage_iter_new(s, "p/", 2, NULL, 0, 0, &it) == 0);       /* 1 */
         CHECK_INT(sx_storage_iter_next(it, NULL, NULL, NULL, NULL, NULL), 0); /* 2 */
         CHECK_INT(sx_storage_iter_next(it, NULL, NULL, NULL, NULL, NULL), -EIO);
         sx_storage_iter_free(it);

@@ -146,8 +146,8 @@ static void snapshot_dir(const char *dir, char *out, size_t outlen)
         struct stat st;
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]->d_name);
         if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0 && stat(p, &st) == 0) {
-            int w = snprintf(out + used, outlen - used, "%s:%lld:%lld.%09ld;", names[i]->d_name,
-                             (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+            int w = snprintf(out + used, outlen - used, "%s:%lld:%lld.%09ld;", names[i]->d_name, (long long)st.st_size,
+                             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
             if (w > 0 && (size_t)w < outlen - used)
                 used += (size_t)w;
         }
