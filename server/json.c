@@ -4,7 +4,8 @@
  * Request bodies are small flat objects. The parser accepts exactly one JSON object whose keys
  * are all known, each at most once, each with a value of an allowed type; it refuses anything
  * else with a message that names the field: unknown and duplicate keys, wrong types, nesting
- * deeper than SX_JSON_MAX_DEPTH, invalid UTF-8 (yajl validates strings), trailing garbage.
+ * deeper than SX_JSON_MAX_DEPTH, invalid UTF-8 (checked strictly here, since yajl lets overlong
+ * forms and surrogates through), unpaired surrogate escapes, trailing garbage.
  * Strings are copied into the request pool (yajl's are transient); the caller wipes a secret
  * value with sx_json_wipe() once it is encrypted.
  */
@@ -172,6 +173,99 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
     return fail(c, "unknown field %s", q);
 }
 
+/* Length of the strict UTF-8 sequence at s (1-4), or 0 when it is not one: overlong forms, UTF-16
+ * surrogates and code points above U+10FFFF are refused. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* The four hex digits of a \u escape at s; false when there are not four. */
+static bool hex4(const unsigned char *s, size_t len, uint32_t *ret)
+{
+    uint32_t v = 0;
+    if (len < 4)
+        return false;
+    for (size_t i = 0; i < 4; i++) {
+        unsigned c = s[i];
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+        else
+            return false;
+    }
+    *ret = v;
+    return true;
+}
+
+/*
+ * yajl checks only the shape of UTF-8 sequences (it lets overlong forms, encoded surrogates and
+ * code points above U+10FFFF through), and decodes a \u escape of an unpaired surrogate into such
+ * bytes or '?'. Either would store text that is not UTF-8 and later break the JSON we answer with.
+ * So the whole body must be strict UTF-8 (RFC 8259 section 8.1), and every surrogate escape must be
+ * a high one followed by a low one; NULL or the reason. Syntax errors are left to yajl.
+ */
+static const char *check_text(const unsigned char *s, size_t len)
+{
+    bool in_string = false;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] >= 0x80) {
+            size_t n = utf8_seq(s + i, len - i);
+            if (n == 0)
+                return "the body is not valid UTF-8";
+            i += n;
+        } else if (s[i] == '"') {
+            in_string = !in_string;
+            i++;
+        } else if (s[i] == '\\' && in_string && i + 1 < len && s[i + 1] < 0x80) {
+            uint32_t cp, lo;
+            if (s[i + 1] != 'u' || !hex4(s + i + 2, len - i - 2, &cp)) {
+                i += 2; /* another escape (\" too): yajl judges it */
+            } else if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (len - i < 12 || s[i + 6] != '\\' || s[i + 7] != 'u' || !hex4(s + i + 8, len - i - 8, &lo) ||
+                    lo < 0xdc00 || lo > 0xdfff)
+                    return "the body has a \\u escape of an unpaired UTF-16 surrogate";
+                i += 12;
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return "the body has a \\u escape of an unpaired UTF-16 surrogate";
+            } else {
+                i += 6;
+            }
+        } else {
+            i++;
+        }
+    }
+    return NULL;
+}
+
 static const yajl_callbacks callbacks = {
     cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end_map, cb_start_array,
     cb_end_array,
@@ -183,6 +277,11 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
     memset(out, 0, nfields * sizeof(*out));
     if (len == 0) {
         snprintf(err, errlen, "the body is empty; a JSON object is required");
+        return SX_JSON_EINVALID;
+    }
+    const char *bad = check_text((const unsigned char *)body, len);
+    if (bad) {
+        snprintf(err, errlen, "%s", bad);
         return SX_JSON_EINVALID;
     }
     parse_ctx c = {.pool = pool, .fields = fields, .nfields = nfields, .out = out, .field = -1, .err = err,
