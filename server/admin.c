@@ -157,7 +157,7 @@ static void admin_done(sx_job *job)
     h2o_iovec_t body = sx_json_gen_finish_wiped(g, pool);
     sx_log(SX_LOG_INFO, "admin: token %s created (role %s, org \"%s\")", j->info.id, sx_auth_role_name(j->info.role),
            j->info.org);
-    sx_send_json(r, 201, NULL, body.base, body.len);
+    sx_send_json_pooled(r, 201, body); /* no unwiped copy of the token */
 }
 
 static void admin_release(sx_job *job)

@@ -134,32 +134,92 @@ static void add_etag(h2o_req_t *req, uint64_t rev)
 
 /* ---- Secret JSON --------------------------------------------------------------------------------- */
 
-static void gen_secret(yajl_gen g, const char *name, const sx_secret_meta *m)
+/*
+ * Secret JSON is written straight into the response buffer rather than through a generator: it is
+ * the hot path of get and list. Only the description can need escaping (names are restricted to
+ * [A-Za-z0-9._-] and timestamps are fixed-form), and it is UTF-8 that the strict parser already
+ * validated, so escaping is the JSON minimum: quote, backslash and control characters.
+ */
+#define SECRET_JSON_MAX(namelen, desclen) (128 + (namelen) + 6 * (desclen))
+
+static size_t escape_json(char *out, const char *s, size_t len)
 {
-    char ts[32];
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "name", name);
-    sx_json_str(g, "description");
-    if (m->has_description)
-        sx_json_strn(g, m->description, m->description_len);
-    else
-        yajl_gen_null(g);
-    sx_json_str(g, "hasValue");
-    yajl_gen_bool(g, m->has_value);
-    sx_format_time(m->created_ms, ts, sizeof(ts));
-    sx_json_kv(g, "createdAt", ts);
-    sx_format_time(m->updated_ms, ts, sizeof(ts));
-    sx_json_kv(g, "updatedAt", ts);
-    yajl_gen_map_close(g);
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            out[n++] = '\\';
+            switch (c) {
+            case '\n': out[n++] = 'n'; break;
+            case '\r': out[n++] = 'r'; break;
+            case '\t': out[n++] = 't'; break;
+            case '\b': out[n++] = 'b'; break;
+            case '\f': out[n++] = 'f'; break;
+            default:
+                out[n++] = 'u';
+                out[n++] = '0';
+                out[n++] = '0';
+                out[n++] = hex[c >> 4];
+                out[n++] = hex[c & 15];
+            }
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    return n;
+}
+
+static size_t append(char *out, const char *lit, size_t len)
+{
+    memcpy(out, lit, len);
+    return len;
+}
+
+#define APPEND_LIT(out, lit) append((out), (lit), sizeof(lit) - 1)
+
+/* Write one Secret object at out (room for SECRET_JSON_MAX bytes); returns its length. */
+static size_t write_secret(char *out, const char *name, size_t namelen, const sx_secret_meta *m)
+{
+    size_t n = APPEND_LIT(out, "{\"name\":\"");
+    n += append(out + n, name, namelen);
+    n += APPEND_LIT(out + n, "\",\"description\":");
+    if (m->has_description) {
+        out[n++] = '"';
+        n += escape_json(out + n, m->description, m->description_len);
+        out[n++] = '"';
+    } else {
+        n += APPEND_LIT(out + n, "null");
+    }
+    n += m->has_value ? APPEND_LIT(out + n, ",\"hasValue\":true,\"createdAt\":\"")
+                      : APPEND_LIT(out + n, ",\"hasValue\":false,\"createdAt\":\"");
+    n += sx_format_time(m->created_ms, out + n, 32);
+    n += APPEND_LIT(out + n, "\",\"updatedAt\":\"");
+    n += sx_format_time(m->updated_ms, out + n, 32);
+    n += APPEND_LIT(out + n, "\"}");
+    return n;
+}
+
+size_t sx_secret_json_max(size_t namelen, size_t desclen)
+{
+    return SECRET_JSON_MAX(namelen, desclen);
+}
+
+size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const sx_secret_meta *m)
+{
+    return write_secret(out, name, namelen, m);
 }
 
 static void send_secret(sx_request *r, int status, const char *name, const sx_secret_meta *m, uint64_t rev)
 {
-    yajl_gen g = sx_json_gen_new();
-    gen_secret(g, name, m);
-    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
+    size_t namelen = strlen(name);
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, SECRET_JSON_MAX(namelen, m->description_len));
+    size_t n = write_secret(buf, name, namelen, m);
     add_etag(r->req, rev);
-    sx_send_json(r, status, NULL, body.base, body.len);
+    sx_send_json_pooled(r, status, h2o_iovec_init(buf, n));
 }
 
 /* Read and decode the metadata record; 0, -ENOENT, -EBADMSG or a storage error. */
@@ -289,36 +349,48 @@ void sx_api_list(sx_request *r)
         send_storage_error(r, rc, "listing secrets");
         return;
     }
-    yajl_gen g = sx_json_gen_new();
-    yajl_gen_array_open(g);
+    /* Grown by doubling in the request pool; each record needs at most SECRET_JSON_MAX bytes. */
+    size_t cap = 16384, len = 0;
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, cap);
+    buf[len++] = '[';
     size_t count = 0;
     bool more = false;
     char last[257] = "";
     const void *k, *v;
     size_t klen, vlen;
+    sx_secret_meta m;
     while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
         if (limit && count == limit) {
             more = true;
             break;
         }
-        sx_secret_meta m;
         if (klen <= pl || klen - pl > 256 || sx_meta_decode(&m, v, vlen) != 0) {
             rc = -EBADMSG;
             break;
         }
-        memcpy(last, (const char *)k + pl, klen - pl);
-        last[klen - pl] = '\0';
-        gen_secret(g, last, &m);
+        size_t namelen = klen - pl;
+        memcpy(last, (const char *)k + pl, namelen);
+        last[namelen] = '\0';
+        size_t need = SECRET_JSON_MAX(namelen, m.description_len) + 2;
+        if (len + need > cap) {
+            while (len + need > cap)
+                cap *= 2;
+            char *nb = h2o_mem_alloc_pool(&r->req->pool, cap);
+            memcpy(nb, buf, len);
+            buf = nb;
+        }
+        if (count)
+            buf[len++] = ',';
+        len += write_secret(buf + len, last, namelen, &m);
         count++;
     }
     sx_storage_iter_free(it);
     if (rc < 0) {
-        yajl_gen_free(g);
         send_storage_error(r, rc, "listing secrets");
         return;
     }
-    yajl_gen_array_close(g);
-    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
+    buf[len++] = ']';
+    h2o_iovec_t body = h2o_iovec_init(buf, len);
     if (more) {
         char link[1024];
         int n = snprintf(link, sizeof(link), "</%s/%s/envs/%s/secrets?limit=%zu&after=%s>; rel=\"next\"", a.org,
@@ -326,7 +398,7 @@ void sx_api_list(sx_request *r)
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL,
                        h2o_strdup(&r->req->pool, link, (size_t)n).base, (size_t)n);
     }
-    sx_send_json(r, 200, NULL, body.base, body.len);
+    sx_send_json_pooled(r, 200, body);
 }
 
 /* ---- reveal ---------------------------------------------------------------------------------------- */
@@ -407,15 +479,14 @@ h2o_iovec_t sx_json_gen_finish_wiped(yajl_gen g, h2o_mem_pool_t *pool)
 
 yajl_gen sx_json_gen_wiped(void)
 {
-    yajl_gen g = yajl_gen_alloc(&wipe_funcs);
-    if (g)
-        yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-    return g;
+    /* No output validation: values and names were checked as strict UTF-8 on the way in. */
+    return yajl_gen_alloc(&wipe_funcs);
 }
 
+/* The body lives in wiped request-pool memory; sent without a further (unwiped) copy. */
 static void send_values_body(sx_request *r, h2o_iovec_t body)
 {
-    sx_send_json(r, 200, NULL, body.base, body.len);
+    sx_send_json_pooled(r, 200, body);
 }
 
 /* Decrypt the value blob of place into the request pool (wiped at the end of the request). */
@@ -500,6 +571,8 @@ void sx_api_values(sx_request *r)
     yajl_gen_map_open(g);
     const void *k, *v;
     size_t klen, vlen;
+    char *scratch = NULL;
+    size_t scratch_cap = 0;
     while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
         char name[257];
         if (klen <= pl || klen - pl > 256) {
@@ -509,13 +582,17 @@ void sx_api_values(sx_request *r)
         memcpy(name, (const char *)k + pl, klen - pl);
         name[klen - pl] = '\0';
         sx_crypto_place place = {a.org, a.project, a.env, name};
-        char *plain = NULL;
-        size_t plen = 0;
-        rc = decrypt_into_pool(r, &place, v, vlen, &plain, &plen);
+        size_t plen = 0, need = SX_CRYPTO_VALUE_PLAIN_LEN(vlen);
+        if (need > scratch_cap) {
+            /* One wiped scratch buffer for the whole map, grown only for a larger value. */
+            scratch_cap = need > r->server->config->max_value_bytes ? need : r->server->config->max_value_bytes;
+            scratch = sx_pool_alloc_wiped(&r->req->pool, scratch_cap);
+        }
+        rc = sx_crypto_value_decrypt(r->server->crypto, scratch, scratch_cap + 1, &plen, &place, v, vlen);
         if (rc != 0)
             break;
         sx_json_str(g, name);
-        sx_json_strn(g, plain, plen);
+        sx_json_strn(g, scratch, plen);
     }
     sx_storage_iter_free(it);
     if (rc < 0) {

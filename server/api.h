@@ -47,6 +47,11 @@ void sx_json_str(yajl_gen g, const char *s);
 void sx_json_strn(yajl_gen g, const char *s, size_t len);
 /* "key": "value" (or null when value is NULL). */
 void sx_json_kv(yajl_gen g, const char *key, const char *value);
+/* The calling loop thread's own generator (no allocation per request); finish it in the same
+ * handler call with sx_json_gen_thread_finish(), which copies into pool and resets it. Never for
+ * output holding values or tokens (its buffer is reused, not wiped). */
+yajl_gen sx_json_gen_thread(void);
+h2o_iovec_t sx_json_gen_thread_finish(yajl_gen g, h2o_mem_pool_t *pool);
 /* Copy the generated text into pool and free g. */
 h2o_iovec_t sx_json_gen_finish(yajl_gen g, h2o_mem_pool_t *pool);
 /* A generator whose memory is wiped when freed, for output holding values or tokens, and its
@@ -76,6 +81,11 @@ typedef struct sx_secret_meta {
 size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf);
 /* Decode; -EBADMSG when malformed. */
 int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len);
+
+/* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,
+ * description_len) bytes; returns the bytes written (api.c). */
+size_t sx_secret_json_max(size_t namelen, size_t desclen);
+size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const sx_secret_meta *m);
 
 /* Storage keys. kind is 'm' (metadata) or 'v' (value). Returns the length written into buf (which
  * must hold SX_KEY_MAX bytes); name may be NULL for the env prefix "m/o/p/env/". */

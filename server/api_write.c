@@ -226,43 +226,36 @@ static void write_done(sx_job *job)
     size_t el = etag_of(etag, sizeof(etag), j->rev);
     if (j->op != OP_DELETE)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, el).base, el);
-    yajl_gen g = sx_json_gen_new();
-    char ts[32];
-    yajl_gen_map_open(g);
-    if (j->op == OP_DELETE) {
-        sx_json_str(g, "deleted");
-        yajl_gen_bool(g, 1);
-        sx_json_kv(g, "name", j->name);
-    } else if (j->op == OP_SET_VALUE) {
-        sx_json_kv(g, "name", j->name);
-        sx_json_str(g, "hasValue");
-        yajl_gen_bool(g, 1);
-        sx_format_time(j->meta.updated_ms, ts, sizeof(ts));
-        sx_json_kv(g, "updatedAt", ts);
+    h2o_iovec_t body;
+    if (j->op == OP_CREATE || j->op == OP_UPDATE) {
+        size_t namelen = strlen(j->name);
+        body.base = h2o_mem_alloc_pool(&req->pool, sx_secret_json_max(namelen, j->meta.description_len));
+        body.len = sx_secret_json_write(body.base, j->name, namelen, &j->meta);
     } else {
-        const sx_secret_meta *m = &j->meta;
-        sx_json_kv(g, "name", j->name);
-        sx_json_str(g, "description");
-        if (m->has_description)
-            sx_json_strn(g, m->description, m->description_len);
-        else
-            yajl_gen_null(g);
-        sx_json_str(g, "hasValue");
-        yajl_gen_bool(g, m->has_value);
-        sx_format_time(m->created_ms, ts, sizeof(ts));
-        sx_json_kv(g, "createdAt", ts);
-        sx_format_time(m->updated_ms, ts, sizeof(ts));
-        sx_json_kv(g, "updatedAt", ts);
+        yajl_gen g = sx_json_gen_thread();
+        char ts[32];
+        yajl_gen_map_open(g);
+        if (j->op == OP_DELETE) {
+            sx_json_str(g, "deleted");
+            yajl_gen_bool(g, 1);
+            sx_json_kv(g, "name", j->name);
+        } else {
+            sx_json_kv(g, "name", j->name);
+            sx_json_str(g, "hasValue");
+            yajl_gen_bool(g, 1);
+            sx_format_time(j->meta.updated_ms, ts, sizeof(ts));
+            sx_json_kv(g, "updatedAt", ts);
+        }
+        yajl_gen_map_close(g);
+        body = sx_json_gen_thread_finish(g, &req->pool);
     }
-    yajl_gen_map_close(g);
-    h2o_iovec_t body = sx_json_gen_finish(g, &req->pool);
     if (j->op == OP_CREATE) {
         char loc[512];
         int n = snprintf(loc, sizeof(loc), "/%s/%s/envs/%s/secrets/%s", j->org, j->project, j->env, j->name);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL,
                        h2o_strdup(&req->pool, loc, (size_t)n).base, (size_t)n);
     }
-    sx_send_json(r, j->status, NULL, body.base, body.len);
+    sx_send_json_pooled(r, j->status, body);
 }
 
 static void write_release(sx_job *job)

@@ -21,19 +21,9 @@
 #include <yajl/yajl_tree.h>
 
 #include "config/config.h"
-
-typedef struct ctl {
-    char *socket_path;
-    bool json;
-} ctl;
-
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
+#include "server/ctl.h"
 
 #define MAX_RESPONSE (16u * 1024 * 1024)
-
 
 static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 {
@@ -51,10 +41,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
     return add;
 }
 
-/* Perform method path (with an optional JSON body) over the admin socket. On success *ret_status
- * is the HTTP status and *ret_body the response (malloc'd, NUL-terminated). */
-static int request(const ctl *c, const char *method, const char *path, const char *body, long *ret_status,
-                   buf *ret_body)
+int ctl_request(const ctl *c, const char *method, const char *path, const char *body, long *ret_status, buf *ret_body)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -78,7 +65,9 @@ static int request(const ctl *c, const char *method, const char *path, const cha
     }
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        fprintf(stderr, "secretsctl: cannot reach the server at \"%s\": %s\n", c->socket_path, curl_easy_strerror(rc));
+        if (!c->quiet)
+            fprintf(stderr, "secretsctl: cannot reach the server at \"%s\": %s\n", c->socket_path,
+                    curl_easy_strerror(rc));
         curl_slist_free_all(hdrs);
         curl_easy_cleanup(h);
         free(ret_body->data);
@@ -96,8 +85,7 @@ static int request(const ctl *c, const char *method, const char *path, const cha
     return 0;
 }
 
-/* Print the server's error answer ({"error": ..., "code": ...}) to stderr. */
-static void print_error(long status, const buf *b)
+void ctl_print_error(long status, const buf *b)
 {
     char ebuf[256];
     yajl_val v = yajl_tree_parse(b->data, ebuf, sizeof(ebuf));
@@ -105,48 +93,6 @@ static void print_error(long status, const buf *b)
     yajl_val e = v ? yajl_tree_get(v, epath, yajl_t_string) : NULL;
     fprintf(stderr, "secretsctl: server answered %ld: %s\n", status, e ? YAJL_GET_STRING(e) : "(no message)");
     yajl_tree_free(v);
-}
-
-static int cmd_status(const ctl *c, int argc, char **argv)
-{
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: secretsctl status\n\nShows whether the server is up, its version, storage and threads.\n");
-        return 0;
-    }
-    long status = 0;
-    buf b;
-    if (request(c, "GET", "/v1/status", NULL, &status, &b) != 0)
-        return 1;
-    if (status != 200) {
-        print_error(status, &b);
-        free(b.data);
-        return 1;
-    }
-    if (c->json) {
-        printf("%s\n", b.data);
-        free(b.data);
-        return 0;
-    }
-    char ebuf[256];
-    yajl_val v = yajl_tree_parse(b.data, ebuf, sizeof(ebuf));
-    if (!v || !YAJL_IS_OBJECT(v)) {
-        fprintf(stderr, "secretsctl: the server's answer is not JSON\n");
-        yajl_tree_free(v);
-        free(b.data);
-        return 1;
-    }
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        yajl_val x = v->u.object.values[i];
-        if (YAJL_IS_STRING(x))
-            printf("%-12s %s\n", v->u.object.keys[i], YAJL_GET_STRING(x));
-        else if (YAJL_IS_NUMBER(x))
-            printf("%-12s %s\n", v->u.object.keys[i], YAJL_GET_NUMBER(x));
-        else if (YAJL_IS_TRUE(x) || YAJL_IS_FALSE(x))
-            printf("%-12s %s\n", v->u.object.keys[i], YAJL_IS_TRUE(x) ? "true" : "false");
-    }
-    yajl_tree_free(v);
-    free(b.data);
-    return 0;
 }
 
 /* ---- token ------------------------------------------------------------------------------------- */
@@ -232,12 +178,12 @@ static int token_create(const ctl *c, int argc, char **argv)
     yajl_gen_get_buf(g, &body, &blen);
     long status = 0;
     buf b;
-    int rc = request(c, "POST", "/v1/tokens", (const char *)body, &status, &b);
+    int rc = ctl_request(c, "POST", "/v1/tokens", (const char *)body, &status, &b);
     yajl_gen_free(g);
     if (rc != 0)
         return 1;
     if (status != 201) {
-        print_error(status, &b);
+        ctl_print_error(status, &b);
         free(b.data);
         return 1;
     }
@@ -271,10 +217,10 @@ static int token_list(const ctl *c)
 {
     long status = 0;
     buf b;
-    if (request(c, "GET", "/v1/tokens", NULL, &status, &b) != 0)
+    if (ctl_request(c, "GET", "/v1/tokens", NULL, &status, &b) != 0)
         return 1;
     if (status != 200) {
-        print_error(status, &b);
+        ctl_print_error(status, &b);
         free(b.data);
         return 1;
     }
@@ -310,11 +256,11 @@ static int token_revoke(const ctl *c, const char *id)
     snprintf(path, sizeof(path), "/v1/tokens/%s", id);
     long status = 0;
     buf b;
-    if (request(c, "DELETE", path, NULL, &status, &b) != 0)
+    if (ctl_request(c, "DELETE", path, NULL, &status, &b) != 0)
         return 1;
     int rc = 0;
     if (status != 200) {
-        print_error(status, &b);
+        ctl_print_error(status, &b);
         rc = 1;
     } else if (c->json) {
         printf("%s\n", b.data);
@@ -363,7 +309,11 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"status", "show the server's state", cmd_status},
+    {"status", "show the server's state: seal, master-key versions, rotations in progress", ctl_cmd_status},
+    {"master", "rotate the master key (online)", ctl_cmd_master},
+    {"env", "show or rotate an environment's data key (online)", ctl_cmd_env},
+    {"seal", "migrate the keyring to another seal, or recover it", ctl_cmd_seal},
+    {"backup", "write an online backup of the store into a new folder", ctl_cmd_backup},
     {"token", "create, list or revoke API tokens", cmd_token},
 };
 
@@ -391,6 +341,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'c':
             config_path = optarg;
+            c.config_path = optarg;
             break;
         case 's':
             free(c.socket_path);
@@ -414,7 +365,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!c.socket_path) {
+    /* `COMMAND --help` needs no server; `seal recover` runs offline and needs only --config. */
+    bool offline = false;
+    for (int i = optind + 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            offline = true;
+    if (argc - optind >= 2 && strcmp(argv[optind], "seal") == 0 && strcmp(argv[optind + 1], "recover") == 0)
+        offline = true;
+    if (!c.socket_path && !offline) {
         if (!config_path) {
             fprintf(stderr, "secretsctl: give --config FILE or --socket PATH\n");
             return 2;
@@ -433,7 +391,7 @@ int main(int argc, char **argv)
         c.socket_path = strdup(cfg->admin_socket);
         sx_config_free(cfg);
     }
-    if (!c.socket_path)
+    if (!c.socket_path && !offline)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int status = 2;

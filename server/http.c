@@ -133,6 +133,19 @@ static void send_json_raw(h2o_req_t *req, int status, const char *json, size_t l
     h2o_send_inline(req, json, len);
 }
 
+void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = r->req;
+    req->res.status = status;
+    req->res.reason = sx_status_reason(status);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len)
 {
     (void)reason;
@@ -413,22 +426,4 @@ void sx_handle_readyz(sx_request *r)
     j->super.done = readyz_done;
     j->super.release = free_job;
     sx_request_submit(r, &j->super);
-}
-
-void sx_handle_admin_status(sx_request *r)
-{
-    sx_server *s = r->server;
-    h2o_mem_pool_t *pool = &r->req->pool;
-    size_t cap = 256 + (size_t)s->nthreads * 32;
-    char *body = h2o_mem_alloc_pool(pool, cap);
-    size_t n = (size_t)snprintf(body, cap,
-                                "{\"status\":\"ok\",\"version\":\"%s\",\"storage\":\"%s\",\"threads\":%u,"
-                                "\"pool_queued\":%zu,\"requests_per_thread\":[",
-                                SX_VERSION, sx_storage_name(s->storage), s->nthreads, sx_pool_queued(s->pool));
-    for (unsigned i = 0; i < s->nthreads && n < cap; i++)
-        n += (size_t)snprintf(body + n, cap - n, "%s%lu", i ? "," : "",
-                              atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
-    if (n < cap)
-        n += (size_t)snprintf(body + n, cap - n, "]}");
-    sx_send_json(r, 200, "OK", body, n < cap ? n : cap - 1);
 }

@@ -12,6 +12,7 @@
 #include "server/api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -361,11 +362,94 @@ h2o_iovec_t sx_json_gen_finish(yajl_gen g, h2o_mem_pool_t *pool)
     return out;
 }
 
+/* A generator per loop thread, reset after each response instead of allocated per request.
+ * Output validation is off: every string reaching it is a name from the restricted alphabet, a
+ * timestamp, or text that sx_json_parse() accepted as strict UTF-8 on the way in. */
+static __thread yajl_gen thread_gen;
+static pthread_key_t thread_gen_key;
+static pthread_once_t thread_gen_once = PTHREAD_ONCE_INIT;
+
+static void thread_gen_free(void *g)
+{
+    yajl_gen_free(g);
+}
+
+static void thread_gen_key_init(void)
+{
+    pthread_key_create(&thread_gen_key, thread_gen_free);
+}
+
+yajl_gen sx_json_gen_thread(void)
+{
+    if (!thread_gen) {
+        /* The key's destructor frees the generator when the thread exits. */
+        pthread_once(&thread_gen_once, thread_gen_key_init);
+        thread_gen = yajl_gen_alloc(NULL);
+        pthread_setspecific(thread_gen_key, thread_gen);
+    }
+    return thread_gen;
+}
+
+h2o_iovec_t sx_json_gen_thread_finish(yajl_gen g, h2o_mem_pool_t *pool)
+{
+    const unsigned char *buf;
+    size_t len;
+    h2o_iovec_t out = {NULL, 0};
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        out.base = h2o_mem_alloc_pool(pool, len);
+        memcpy(out.base, buf, len);
+        out.len = len;
+    }
+    yajl_gen_clear(g);
+    yajl_gen_reset(g, NULL);
+    return out;
+}
+
+static void put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 size_t sx_format_time(int64_t ms, char *buf, size_t cap)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    return (size_t)snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    if (cap < 25)
+        return 0;
+    /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm): integer arithmetic, no
+     * gmtime_r and its time-zone lock on this hot path. */
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    unsigned msec = (unsigned)(ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    unsigned sod = (unsigned)(secs - days * 86400);
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2)
+        y++;
+    if (y < 0 || y > 9999)
+        return (size_t)snprintf(buf, cap, "0000-01-01T00:00:00.000Z");
+    put2(buf, (unsigned)(y / 100));
+    put2(buf + 2, (unsigned)(y % 100));
+    buf[4] = '-';
+    put2(buf + 5, m);
+    buf[7] = '-';
+    put2(buf + 8, d);
+    buf[10] = 'T';
+    put2(buf + 11, sod / 3600);
+    buf[13] = ':';
+    put2(buf + 14, sod / 60 % 60);
+    buf[16] = ':';
+    put2(buf + 17, sod % 60);
+    buf[19] = '.';
+    buf[20] = (char)('0' + msec / 100);
+    put2(buf + 21, msec % 100);
+    buf[23] = 'Z';
+    buf[24] = '\0';
+    return 24;
 }

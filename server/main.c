@@ -1,7 +1,12 @@
 /*
  * main.c - secretsd, the server executable.
  *
- *   secretsd --config FILE
+ *   secretsd --config FILE                  serve
+ *   secretsd --config FILE --recover        re-seal the keyring with the recovery key (read from stdin)
+ *   secretsd --config FILE --restore DIR    restore a backup made by `secretsctl backup DIR`
+ *
+ * --recover and --restore work offline, on the store named by [storage], and exit when done: the
+ * RocksDB directory lock makes them fail at once while a server has the store open.
  *
  * Start-up order matters: signals are blocked and libsodium is initialised before any thread
  * exists (RocksDB starts background threads when it opens), the process is made non-dumpable with
@@ -18,19 +23,41 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
+#include "server/ops.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer, sanitizer builds only: h2o keeps recycled buffers and pool chunks in per-thread
+ * free lists (h2o_mem_alloc_recycle) that it offers no way to empty, so they look leaked once the
+ * loop threads are gone; and h2o 2.2.5's h2o_multithread_destroy_queue() never frees the queue it
+ * allocated when built without libuv. Nothing of ours is allocated through these functions. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:h2o_mem_alloc_recycle\nleak:h2o_multithread_create_queue\n";
+}
+#endif
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: secretsd --config FILE\n"
-               "       secretsd --version\n"
-               "\n"
-               "Serves the secretsd HTTP API as configured in FILE (see secrets.conf.example).\n");
+    fprintf(f,
+            "usage: secretsd --config FILE\n"
+            "       secretsd --config FILE --recover      < recovery-key\n"
+            "       secretsd --config FILE --restore DIR\n"
+            "       secretsd --version\n"
+            "\n"
+            "Serves the secretsd HTTP API as configured in FILE (see secrets.conf.example).\n"
+            "--recover   re-seals the keyring under the configured [seal] with the recovery key read from\n"
+            "            stdin, when the old seal (key file, passphrase, TPM) is lost; the server must be stopped.\n"
+            "--restore   copies the backup in DIR (made by `secretsctl backup DIR`) into the empty or missing\n"
+            "            [storage] path after checking its manifest, then checks that the configured seal opens it.\n");
 }
 
 /* No core dumps and no ptrace by other processes of the same user: key material lives in this
@@ -77,7 +104,9 @@ static char *take_passphrase(const char *var, size_t *ret_len)
 
 /* Open (or on first start initialise) the key hierarchy. Prints the recovery key once, to stdout
  * and not to the log, when the keyring was created now. */
-static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **ret)
+/* The configured seal as crypto options; *ret_passphrase (sodium_malloc'd, free with sodium_free)
+ * holds the passphrase the options point at. */
+static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret_passphrase)
 {
     sx_crypto_options opt = {0};
     char *passphrase = NULL;
@@ -106,9 +135,21 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
     }
     if (cfg->seal == SX_CONFIG_SEAL_FILE)
         ensure_parent_dir(cfg->seal_key_file);
+    *ret = opt;
+    *ret_passphrase = passphrase;
+    return 0;
+}
+
+static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **ret)
+{
+    sx_crypto_options opt;
+    char *passphrase = NULL;
+    int rc = seal_options(cfg, &opt, &passphrase);
+    if (rc != 0)
+        return rc;
     char err[1024];
     char *recovery = NULL;
-    int rc = sx_crypto_open(ret, &recovery, storage, &opt, err, sizeof(err));
+    rc = sx_crypto_open(ret, &recovery, storage, &opt, err, sizeof(err));
     if (passphrase)
         sodium_free(passphrase);
     if (rc != 0) {
@@ -119,31 +160,158 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
         printf("\n"
                "secretsd: a new keyring was created. Its RECOVERY KEY is shown this once:\n"
                "\n    %s\n\n"
-               "Store it offline. With it, `secretsctl seal recover` restores access when the seal (key file,\n"
-               "passphrase or TPM) is lost. Anyone holding it and the data can decrypt every secret.\n\n",
+               "Store it offline. With it, `secretsd --config FILE --recover` restores access when the seal (key\n"
+               "file, passphrase or TPM) is lost. Anyone holding it and the data can decrypt every secret.\n\n",
                recovery);
         fflush(stdout);
         sx_crypto_recovery_key_free(recovery);
     }
     sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)",
-           cfg->seal == SX_CONFIG_SEAL_FILE ? "file" : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase" : "tpm");
+           cfg->seal == SX_CONFIG_SEAL_FILE         ? "file"
+           : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase"
+                                                    : "tpm");
     return 0;
+}
+
+/* Read the recovery key from stdin (one line; echo off on a terminal) into sodium_malloc memory. */
+static char *read_recovery_key(void)
+{
+    enum { CAP = 256 };
+    char *key = sodium_malloc(CAP);
+    if (!key)
+        return NULL;
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "recovery key: ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    size_t n = 0;
+    int c;
+    while ((c = getchar()) != EOF && c != '\n')
+        if (n < CAP - 1)
+            key[n++] = (char)c;
+    key[n] = '\0';
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    while (n > 0 && (key[n - 1] == '\r' || key[n - 1] == ' '))
+        key[--n] = '\0';
+    if (n == 0) {
+        sodium_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static const char *seal_label(const sx_config *cfg)
+{
+    return cfg->seal == SX_CONFIG_SEAL_FILE ? "file" : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase" : "tpm";
+}
+
+/* secretsd --recover: re-seal the keyring of the (stopped) store under the configured seal. */
+static int run_recover(const sx_config *cfg, sx_storage *storage)
+{
+    char *key = read_recovery_key();
+    if (!key) {
+        fprintf(stderr, "secretsd: no recovery key on stdin\n");
+        return 2;
+    }
+    sx_crypto_options opt;
+    char *passphrase = NULL;
+    int rc = seal_options(cfg, &opt, &passphrase);
+    char err[1024] = "";
+    sx_crypto *crypto = NULL;
+    if (rc == 0)
+        rc = sx_crypto_recover(&crypto, storage, key, &opt, err, sizeof(err));
+    sodium_free(key);
+    if (passphrase)
+        sodium_free(passphrase);
+    if (rc != 0) {
+        if (err[0])
+            fprintf(stderr, "secretsd: recovery failed: %s\n", err);
+        return 1;
+    }
+    sx_crypto_free(crypto);
+    printf("secretsd: the keyring is re-sealed under the configured %s seal. The previous seal no longer opens\n"
+           "it; the recovery key stays valid. Start secretsd normally now.\n",
+           seal_label(cfg));
+    return 0;
+}
+
+/* secretsd --restore DIR: copy a backup into the [storage] path, then check it opens. */
+static int run_restore(const sx_config *cfg, const char *dir)
+{
+    if (cfg->backend != SX_CONFIG_BACKEND_ROCKSDB) {
+        fprintf(stderr, "secretsd: --restore needs [storage] backend = rocksdb\n");
+        return 2;
+    }
+    ensure_parent_dir(cfg->storage_path);
+    sx_backup_info want, got;
+    char err[1024] = "";
+    if (sx_backup_restore(dir, cfg->storage_path, &want, err, sizeof(err)) != 0) {
+        fprintf(stderr, "secretsd: restore failed: %s\n", err);
+        return 1;
+    }
+    printf("secretsd: backup \"%s\" (%llu files, %llu bytes) copied to \"%s\"\n", dir, (unsigned long long)want.files,
+           (unsigned long long)want.bytes, cfg->storage_path);
+    sx_storage_options sopt = {.backend = "rocksdb", .path = cfg->storage_path, .sync = true};
+    sx_storage *storage = NULL;
+    sx_crypto *crypto = NULL;
+    int status = 1;
+    if (sx_storage_open(&sopt, &storage, err, sizeof(err)) != 0) {
+        fprintf(stderr, "secretsd: the restored store does not open: %s\n", err);
+        return 1;
+    }
+    memset(&got, 0, sizeof(got));
+    int rc = sx_backup_count(storage, &got);
+    if (rc != 0 || got.secrets != want.secrets || got.values != want.values || got.envs != want.envs ||
+        got.data_keys != want.data_keys || got.tokens != want.tokens) {
+        fprintf(stderr, "secretsd: the restored store's records do not match the manifest\n");
+        goto out;
+    }
+    if (open_crypto(cfg, storage, &crypto) != 0) {
+        fprintf(stderr,
+                "secretsd: the backup is restored, but the configured %s seal does not open it. It was taken under\n"
+                "a %s seal: configure that seal (the key file, passphrase or TPM current at backup time), or run\n"
+                "`secretsd --config FILE --recover` with the recovery key.\n",
+                seal_label(cfg), want.seal);
+        goto out;
+    }
+    printf("secretsd: restored %llu secrets (%llu values) in %llu environments and %llu tokens; the keyring opens\n"
+           "with the configured %s seal. Start secretsd normally now.\n",
+           (unsigned long long)got.secrets, (unsigned long long)got.values, (unsigned long long)got.envs,
+           (unsigned long long)got.tokens, seal_label(cfg));
+    status = 0;
+out:
+    sx_crypto_free(crypto);
+    sx_storage_close(storage);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},  {"recover", no_argument, NULL, 'R'},
+        {"restore", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
+    const char *config_path = NULL, *restore_dir = NULL;
+    bool recover = false;
     int c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
+            break;
+        case 'R':
+            recover = true;
+            break;
+        case 'r':
+            restore_dir = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -156,7 +324,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!config_path || optind != argc) {
+    if (!config_path || optind != argc || (recover && restore_dir)) {
         usage(stderr);
         return 2;
     }
@@ -185,6 +353,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (restore_dir) {
+        int st = run_restore(cfg, restore_dir);
+        sx_log_close();
+        sx_config_free(cfg);
+        return st;
+    }
+    if (recover && cfg->backend != SX_CONFIG_BACKEND_ROCKSDB) {
+        fprintf(stderr,
+                "secretsd: --recover needs [storage] backend = rocksdb (a memory store has nothing to recover)\n");
+        sx_log_close();
+        sx_config_free(cfg);
+        return 2;
+    }
+
     int status = 1;
     sx_storage *storage = NULL;
     sx_crypto *crypto = NULL;
@@ -202,6 +384,10 @@ int main(int argc, char **argv)
     int rc = sx_storage_open(&sopt, &storage, err, sizeof(err));
     if (rc != 0) {
         sx_log(SX_LOG_ERROR, "cannot open storage: %s", err);
+        goto out;
+    }
+    if (recover) {
+        status = run_recover(cfg, storage);
         goto out;
     }
     sx_log(SX_LOG_INFO, "storage: %s%s%s", sopt.backend, cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "" : " at ",

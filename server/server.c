@@ -181,6 +181,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     s->auth = deps->auth;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     atomic_init(&s->stop_requested, false);
+    pthread_mutex_init(&s->life_mu, NULL);
+    pthread_cond_init(&s->life_cv, NULL);
     int rc;
 
     h2o_config_init(&s->globalconf);
@@ -224,6 +226,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         snprintf(err, errlen, "cannot create the worker pool");
         goto fail;
     }
+    if ((rc = sx_ops_init(s, err, errlen)) != 0)
+        goto fail;
     if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         rc = -errno;
         snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -249,6 +253,7 @@ void sx_server_free(sx_server *s)
             unlink(s->config->admin_socket);
     }
     free(s->listeners);
+    sx_ops_free(s);
     sx_pool_free(s->pool);
     sx_auth_throttle_free(s->throttle);
     if (s->ssl_ctx)
@@ -259,6 +264,8 @@ void sx_server_free(sx_server *s)
     if (s->stop_pipe[1] >= 0)
         close(s->stop_pipe[1]);
     free(s->threads);
+    pthread_cond_destroy(&s->life_cv);
+    pthread_mutex_destroy(&s->life_mu);
     free(s);
 }
 
@@ -357,14 +364,46 @@ static void drain_step(sx_thread *t)
         t->stopped = true;
 }
 
+static int thread_init(sx_server *s, sx_thread *t, unsigned index);
+static void thread_dispose(sx_thread *t);
+
+/* The main thread and the loops meet at three points (under s->life_mu): every loop is set up
+ * (ready), every loop has drained (drained), the worker pool is gone (pool_freed). */
+static void life_bump(sx_server *s, unsigned *counter)
+{
+    pthread_mutex_lock(&s->life_mu);
+    (*counter)++;
+    pthread_cond_broadcast(&s->life_cv);
+    pthread_mutex_unlock(&s->life_mu);
+}
+
+static void life_wait(sx_server *s, const unsigned *counter, unsigned n)
+{
+    pthread_mutex_lock(&s->life_mu);
+    while (*counter < n)
+        pthread_cond_wait(&s->life_cv, &s->life_mu);
+    pthread_mutex_unlock(&s->life_mu);
+}
+
+/* A loop thread sets up and tears down its own loop: an h2o socket (the message queue's among
+ * them) takes its buffer allocator from thread-local storage when it is created, so sockets made
+ * on the main thread would have every loop reading into one unsynchronised allocator, which
+ * corrupts the heap under load (h2o PR #168). */
 static void *thread_main(void *arg)
 {
     sx_thread *t = arg;
-    while (!t->stopped) {
+    sx_server *s = t->server;
+    t->init_rc = thread_init(s, t, t->index);
+    life_bump(s, &s->life_ready);
+    while (t->init_rc == 0 && !t->stopped) {
         h2o_evloop_run(t->ctx.loop, t->stopping ? 20 : INT32_MAX);
         if (t->stopping)
             drain_step(t);
     }
+    life_bump(s, &s->life_drained);
+    /* Jobs still in the pool answer this loop: dispose of it only once the pool is joined. */
+    life_wait(s, &s->life_pool_freed, 1);
+    thread_dispose(t);
     return NULL;
 }
 
@@ -421,6 +460,8 @@ static void thread_dispose(sx_thread *t)
     h2o_multithread_unregister_receiver(t->queue, &t->pool_receiver);
     h2o_multithread_unregister_receiver(t->queue, &t->ctl_receiver);
     h2o_multithread_destroy_queue(t->queue);
+    /* The queue's notification socket is freed by the loop's next turn. */
+    h2o_evloop_run(t->ctx.loop, 0);
     if (t->nconns == 0) {
         h2o_loop_t *loop = t->ctx.loop;
         /* The HTTP/2 graceful-shutdown timer (GOAWAY resend) may still be armed. */
@@ -480,35 +521,44 @@ int sx_server_run(sx_server *s)
     if (!s->threads)
         return -ENOMEM;
     for (unsigned i = 0; i < s->nthreads; i++) {
-        int rc = thread_init(s, &s->threads[i], i);
-        if (rc != 0) {
+        s->threads[i].server = s;
+        s->threads[i].index = i;
+        h2o_multithread_create_thread(&s->threads[i].tid, NULL, thread_main, &s->threads[i]);
+    }
+    life_wait(s, &s->life_ready, s->nthreads);
+    int rc = 0;
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        if (s->threads[i].init_rc != 0 && rc == 0) {
+            rc = s->threads[i].init_rc;
             sx_log(SX_LOG_ERROR, "cannot start loop thread %u: %s", i, strerror(-rc));
-            return rc;
         }
     }
-    for (size_t i = 0; i < s->nlisteners; i++)
-        sx_log(SX_LOG_INFO, "listening on %s", s->listeners[i].name);
-    for (unsigned i = 0; i < s->nthreads; i++)
-        h2o_multithread_create_thread(&s->threads[i].tid, NULL, thread_main, &s->threads[i]);
-    sx_log(SX_LOG_INFO, "serving with %u threads", s->nthreads);
-
-    wait_for_stop(s);
-
-    for (unsigned i = 0; i < s->nthreads; i++) {
-        stop_msg *m = calloc(1, sizeof(*m));
-        if (m)
-            h2o_multithread_send_message(&s->threads[i].ctl_receiver, &m->super);
+    if (rc == 0) {
+        for (size_t i = 0; i < s->nlisteners; i++)
+            sx_log(SX_LOG_INFO, "listening on %s", s->listeners[i].name);
+        sx_log(SX_LOG_INFO, "serving with %u threads", s->nthreads);
+        sx_ops_start(s);
+        wait_for_stop(s);
+        sx_ops_stop(s); /* the rotation thread persists its cursor and ends while the loops drain */
+        for (unsigned i = 0; i < s->nthreads; i++) {
+            stop_msg *m = calloc(1, sizeof(*m));
+            if (m)
+                h2o_multithread_send_message(&s->threads[i].ctl_receiver, &m->super);
+        }
     }
-    for (unsigned i = 0; i < s->nthreads; i++)
-        pthread_join(s->threads[i].tid, NULL);
+    life_wait(s, &s->life_drained, s->nthreads);
     size_t left = 0;
     for (unsigned i = 0; i < s->nthreads; i++)
         left += s->threads[i].nconns;
-    /* Every job has replied once the pool is joined; then the loops deliver those replies. */
+    /* Every job has replied once the pool is joined; then each loop delivers its replies and
+     * disposes of itself. */
     sx_pool_free(s->pool);
     s->pool = NULL;
+    life_bump(s, &s->life_pool_freed);
     for (unsigned i = 0; i < s->nthreads; i++)
-        thread_dispose(&s->threads[i]);
+        pthread_join(s->threads[i].tid, NULL);
+    if (rc != 0)
+        return rc;
     if (left)
         sx_log(SX_LOG_WARN, "drain timed out with %zu connections open", left);
     else

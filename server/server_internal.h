@@ -99,6 +99,7 @@ struct sx_thread {
     bool stopping;
     bool stopped;
     uint64_t stop_deadline;
+    int init_rc; /* thread_init()'s result, set on the thread itself */
 };
 
 struct sx_server {
@@ -115,8 +116,12 @@ struct sx_server {
     sx_thread *threads;
     unsigned nthreads;
     sx_pool *pool;
+    struct sx_rotor *rotor; /* key rotations on their own thread (rotation.c, ops_admin.c) */
     atomic_bool stop_requested;
     int stop_pipe[2]; /* sx_server_stop() wakes the signal-waiting thread */
+    pthread_mutex_t life_mu; /* loop start-up and shutdown meet here (server.c) */
+    pthread_cond_t life_cv;
+    unsigned life_ready, life_drained, life_pool_freed;
 };
 
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
@@ -189,10 +194,26 @@ size_t sx_method_list(unsigned mask, char *buf, size_t cap);
 /* Handlers of the built-in routes. */
 void sx_handle_healthz(sx_request *r);
 void sx_handle_readyz(sx_request *r);
-void sx_handle_admin_status(sx_request *r);
+
+/* Operator endpoints and the rotation engine's life in the server (ops_admin.c). init creates the
+ * engine (err gets a reason on failure), start runs its thread once the loops run, stop joins it
+ * (before storage closes), free releases it (NULL-safe, after stop). */
+void sx_ops_status(sx_request *r);
+void sx_ops_rotations(sx_request *r);
+void sx_ops_master_rotate(sx_request *r);
+void sx_ops_env_rotate(sx_request *r);
+void sx_ops_env_keys(sx_request *r);
+void sx_ops_seal_migrate(sx_request *r);
+void sx_ops_backup(sx_request *r);
+int sx_ops_init(sx_server *s, char *err, size_t errlen);
+void sx_ops_start(sx_server *s);
+void sx_ops_stop(sx_server *s);
+void sx_ops_free(sx_server *s);
 
 /* Send a JSON body (bytes are copied into the request pool) with status. */
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len);
+/* Send body as is, without copying: it must live in the request pool (or be static). */
+void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body);
 /* Send the error form {"error": message, "code": code} with status. */
 void sx_send_error(sx_request *r, int status, const char *code, const char *message);
 /* Same, for a raw h2o request (used before an sx_request exists). */

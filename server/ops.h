@@ -1,0 +1,156 @@
+/*
+ * ops.h - the operator machinery of the server module: the key-rotation engine (rotation.c) and
+ * online backups with their restore (backup.c). Internal to server/.
+ *
+ * Nothing here depends on h2o: the admin handlers (ops_admin.c) and secretsd's main() call these
+ * functions, and bench/rotate_bench.c drives the rotation engine directly over a store.
+ *
+ * Rotation state lives in storage, in r/ records (layout: storage/LAYOUT.md, "Rotation records"),
+ * so a server that crashed or was restarted resumes a rotation where its last persisted cursor
+ * was. Every step is one of crypto's idempotent rotation primitives, so redoing the part of a
+ * chunk that ran after the last persisted cursor changes nothing.
+ *
+ * Threads: the engine runs rotations on its own thread (never an event loop). Every other function
+ * may be called from any thread; they block on storage and must not run on an event loop.
+ * Errors: 0 or a negative errno / storage / crypto code (sx_crypto_strerror() names them all).
+ */
+#ifndef SX_SERVER_OPS_H
+#define SX_SERVER_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/crypto.h"
+#include "storage/storage.h"
+
+/* ---- rotations (rotation.c) -------------------------------------------------------------------- */
+
+typedef enum sx_rotation_kind {
+    SX_ROTATION_MASTER = 1, /* new master version; every data key re-wrapped; old versions retired */
+    SX_ROTATION_ENV = 2,    /* new data-key version of one env; its values re-encrypted; old versions destroyed */
+} sx_rotation_kind;
+
+typedef enum sx_rotation_phase {
+    SX_ROTATION_START = 1,  /* master: add the new version; env: create the new data-key version */
+    SX_ROTATION_SWEEP = 2,  /* master: re-wrap each env's data keys; env: re-encrypt each value */
+    SX_ROTATION_FINISH = 3, /* master: retire old versions; env: destroy old data-key versions */
+} sx_rotation_phase;
+
+#define SX_ROTATION_NAME_MAX     64
+#define SX_ROTATION_CURSOR_MAX   512 /* longest storage key a cursor holds (v/o/p/env/name is < 460) */
+#define SX_ROTATION_RATE_MAX     1000000u
+#define SX_ROTATION_DEFAULT_RATE 2000u /* items (envs or values) per second */
+
+/* One rotation, as stored in its r/ record plus what the engine knows in memory. */
+typedef struct sx_rotation {
+    sx_rotation_kind kind;
+    sx_rotation_phase phase;
+    char org[SX_ROTATION_NAME_MAX + 1]; /* SX_ROTATION_ENV only */
+    char project[SX_ROTATION_NAME_MAX + 1];
+    char env[SX_ROTATION_NAME_MAX + 1];
+    uint32_t from;      /* the version that was active when the rotation began */
+    uint32_t to;        /* the new version; 0 until START is done */
+    uint32_t rate;      /* items per second; 0 = unlimited */
+    int64_t started_ms; /* wall clock */
+    uint64_t done;      /* items handled in the current sweep */
+    uint64_t total;     /* items counted when the sweep began (others may come and go meanwhile) */
+    uint64_t sweeps;    /* sweeps started (a FINISH that finds stragglers starts another) */
+    size_t cursor_len;  /* last storage key the sweep has handled (0 = from the beginning) */
+    char cursor[SX_ROTATION_CURSOR_MAX];
+    uint64_t rev; /* revision of the r/ record */
+    /* not persisted */
+    int last_error; /* 0, or the code of the last failed step (retried with backoff) */
+    char last_error_msg[400];
+} sx_rotation;
+
+typedef struct sx_rotor sx_rotor;
+
+/* What the engine reports, for the server to log: what is "resumed", "finished", "failed" (code
+ * set; retried) or "retrying". rot is borrowed for the call. Called on the engine's thread. */
+typedef void (*sx_rotor_event_fn)(void *ctx, const sx_rotation *rot, const char *what, int code);
+
+typedef struct sx_rotor_options {
+    unsigned grace_ms;          /* wait between the end of a sweep and destroying old keys, so that a request
+                                   that read a ciphertext before it was rewritten can still decrypt it;
+                                   0 = 2000 ms */
+    sx_rotor_event_fn on_event; /* may be NULL */
+    void *event_ctx;
+} sx_rotor_options;
+
+/* Create an engine over st and c (both borrowed; they must outlive it). No thread runs yet. */
+int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_options *opt)
+    __attribute__((warn_unused_result));
+/* Stop the thread if it runs, then free. NULL ok. */
+void sx_rotor_free(sx_rotor *r);
+/* Start the background thread, which resumes every rotation found in storage. */
+int sx_rotor_start(sx_rotor *r) __attribute__((warn_unused_result));
+/* Ask the thread to stop and join it: the running chunk ends after its current item and its
+ * cursor is persisted. Idempotent; a no-op when the thread never started. */
+void sx_rotor_stop(sx_rotor *r);
+
+/*
+ * Begin a master-key rotation at rate items per second (0 = unlimited, at most
+ * SX_ROTATION_RATE_MAX): writes r/master and wakes the thread. *ret (may be NULL) gets the new
+ * record. -EBUSY when a master rotation is already in progress (then *ret gets that one).
+ */
+int sx_rotor_begin_master(sx_rotor *r, uint32_t rate, sx_rotation *ret) __attribute__((warn_unused_result));
+/* The same for the data key of env (org, project, env; name ignored). -ENOENT when the env has no
+ * data key (no value was ever stored in it); -EBUSY when that env is already rotating. */
+int sx_rotor_begin_env(sx_rotor *r, const sx_crypto_place *env, uint32_t rate, sx_rotation *ret)
+    __attribute__((warn_unused_result));
+
+/* Every rotation in progress, master first, then envs in key order: a malloc'd array of *ret_n
+ * entries (free with free(); NULL when none). */
+int sx_rotor_list(sx_rotor *r, sx_rotation **ret, size_t *ret_n) __attribute__((warn_unused_result));
+/* The rotation of env in progress (env NULL = the master rotation); -ENOENT when none. */
+int sx_rotor_get(sx_rotor *r, const sx_crypto_place *env, sx_rotation *ret) __attribute__((warn_unused_result));
+
+/* Run every rotation in storage to its end in the calling thread (no background thread may be
+ * running), honouring their rates but not the grace period. For the benchmark and for tests. */
+int sx_rotor_run_all(sx_rotor *r) __attribute__((warn_unused_result));
+
+/* "master"/"env" and the phase's name ("add", "rewrap", "retire" / "rotate", "reencrypt",
+ * "destroy"). Static strings. */
+const char *sx_rotation_kind_name(const sx_rotation *rot);
+const char *sx_rotation_phase_name(const sx_rotation *rot);
+
+/* ---- backups (backup.c) ------------------------------------------------------------------------ */
+
+#define SX_BACKUP_MANIFEST "MANIFEST.json"
+#define SX_BACKUP_DATA     "data"
+
+/* What a backup holds, as written into its manifest. */
+typedef struct sx_backup_info {
+    int64_t created_ms;
+    char backend[16];
+    char seal[16]; /* seal type at backup time: what is needed to open it */
+    uint32_t active_master;
+    uint64_t files, bytes;                             /* in data/ */
+    uint64_t secrets, values, envs, data_keys, tokens; /* records counted in the copy */
+} sx_backup_info;
+
+/*
+ * Write an online, consistent backup of st into dir (absolute; must not exist; its parent must):
+ * dir/data is a storage checkpoint, dir/MANIFEST.json names every file with its size and BLAKE2b
+ * hash plus what *info holds. The seal key is NOT part of it. c gives the seal type and master
+ * versions. -ENOTSUP for a backend without checkpoints, -EEXIST when dir exists. On failure the
+ * partial dir is removed. err gets a one-line reason.
+ */
+int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_info *info, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Restore the backup in dir into the RocksDB directory target, which must not exist or be an
+ * empty directory: verify the manifest (every file present with its size and hash, no other
+ * file), copy into a temporary sibling of target, fsync, rename. *info gets the manifest's
+ * contents. -EEXIST when target holds something, SX_CRYPTO_EFORMAT (-EBADMSG) for a manifest or
+ * file that does not match. err gets a one-line reason.
+ */
+int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Count the records of st by kind into info (secrets, values, envs, data_keys, tokens). */
+int sx_backup_count(sx_storage *st, sx_backup_info *info) __attribute__((warn_unused_result));
+
+#endif /* SX_SERVER_OPS_H */

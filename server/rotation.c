@@ -1,0 +1,668 @@
+/*
+ * rotation.c - online master-key and data-key rotation on a dedicated thread.
+ *
+ * A rotation is a stored r/ record (storage/LAYOUT.md) that names its kind, the version it started
+ * from, the version it rotates to, its phase and a cursor, and one thread works through every such
+ * record in small chunks:
+ *
+ *   master  START   sx_crypto_master_add(from)            -> to (idempotent: from_active check)
+ *           SWEEP   for each e/{o}/{p}/{env} after the cursor: sx_crypto_datakey_rewrap(env)
+ *           FINISH  sx_crypto_datakey_rewrap_all() (stragglers), sx_crypto_master_retire() of every
+ *                   version that is not active; the record is deleted
+ *   env     START   sx_crypto_datakey_rotate(env, from)   -> to
+ *           SWEEP   for each v/{o}/{p}/{env}/{name} after the cursor: re-encrypt under `to`, written
+ *                   with COND_REV on the v/ record as read, so a value set or deleted meanwhile is
+ *                   never overwritten or brought back (a delete removes m/ and v/ together, and our
+ *                   write fails on the missing v/)
+ *           FINISH  sx_crypto_datakey_destroy() of every other version, asking whether any v/
+ *                   record of the env still names it; if one does (a client's set-value that
+ *                   encrypted under the old version just before the rotation), another sweep runs
+ *
+ * A master rotation costs one step per environment and never reads a value, so its time grows
+ * with the number of environments, not of secrets. After every chunk the cursor is persisted with
+ * a COND_REV write of the record; a crash repeats at most one chunk, and every step is idempotent.
+ *
+ * Rate: each rotation has a rate in rewrites per second (data keys re-wrapped, values
+ * re-encrypted; an item already under the new version costs one read and is not counted). The
+ * thread runs a chunk of at most rate/5 rewrites (256 at most) and then does not touch that
+ * rotation again before rewrites/rate seconds have passed, so several rotations share the thread
+ * fairly and none floods the store. Client requests
+ * are never blocked: crypto decrypts under every version still stored, and writes use
+ * preconditions instead of locks.
+ *
+ * Grace: between the end of a sweep and destroying old keys the thread waits grace_ms, so that a
+ * request that read a ciphertext just before the sweep rewrote it can still decrypt it.
+ *
+ * A failed step is remembered (shown by status), reported through on_event and retried with
+ * exponential backoff (0.5 s .. 30 s). The engine never logs itself.
+ */
+#include "server/rotation_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REC_FMT          0x01
+#define REC_HDR          49 /* bytes before the cursor */
+#define KEY_MASTER       "r/master"
+#define KEY_ENV_PREFIX   "r/env/"
+#define BACKOFF_MIN_MS   500
+#define BACKOFF_MAX_MS   30000
+#define DEFAULT_GRACE_MS 2000
+
+/* ---- helpers ----------------------------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+const char *sx_rotation_kind_name(const sx_rotation *rot)
+{
+    return rot->kind == SX_ROTATION_MASTER ? "master" : "env";
+}
+
+const char *sx_rotation_phase_name(const sx_rotation *rot)
+{
+    static const char *const master[] = {"?", "add", "rewrap", "retire"};
+    static const char *const env[] = {"?", "rotate", "reencrypt", "destroy"};
+    unsigned p = rot->phase <= SX_ROTATION_FINISH ? (unsigned)rot->phase : 0;
+    return rot->kind == SX_ROTATION_MASTER ? master[p] : env[p];
+}
+
+void sx_rot_place(const sx_rotation *rot, sx_crypto_place *p)
+{
+    *p = (sx_crypto_place){.org = rot->org, .project = rot->project, .env = rot->env};
+}
+
+/* "r/master" or "r/env/o/p/env" into buf (256 bytes). */
+static size_t rec_key(char *buf, const sx_rotation *rot)
+{
+    if (rot->kind == SX_ROTATION_MASTER)
+        return (size_t)snprintf(buf, 256, "%s", KEY_MASTER);
+    return (size_t)snprintf(buf, 256, "%s%s/%s/%s", KEY_ENV_PREFIX, rot->org, rot->project, rot->env);
+}
+
+/* Copy one '/'-separated component of at most 64 bytes; NULL when malformed. */
+static const char *take_name(char *dst, const char *p, const char *end, bool last)
+{
+    const char *slash = last ? end : memchr(p, '/', (size_t)(end - p));
+    if (!slash || slash == p || slash - p > SX_ROTATION_NAME_MAX)
+        return NULL;
+    memcpy(dst, p, (size_t)(slash - p));
+    dst[slash - p] = '\0';
+    return last ? end : slash + 1;
+}
+
+/* Parse "{o}/{p}/{env}" (len bytes at s) into the names of rot. */
+int sx_rot_parse_env(sx_rotation *rot, const char *s, size_t len)
+{
+    const char *end = s + len, *p = s;
+    if (!(p = take_name(rot->org, p, end, false)) || !(p = take_name(rot->project, p, end, false)) ||
+        !take_name(rot->env, p, end, true) || memchr(rot->env, '/', strlen(rot->env)))
+        return -EBADMSG;
+    return 0;
+}
+
+static int rec_decode(sx_rotation *rot, const char *key, size_t klen, const uint8_t *v, size_t vlen, uint64_t rev)
+{
+    memset(rot, 0, sizeof(*rot));
+    if (vlen < REC_HDR || v[0] != REC_FMT || (v[1] != SX_ROTATION_MASTER && v[1] != SX_ROTATION_ENV) || v[2] < 1 ||
+        v[2] > SX_ROTATION_FINISH)
+        return -EBADMSG;
+    rot->kind = v[1];
+    rot->phase = v[2];
+    rot->from = get32(v + 3);
+    rot->to = get32(v + 7);
+    rot->rate = get32(v + 11);
+    rot->started_ms = (int64_t)get64(v + 15);
+    rot->done = get64(v + 23);
+    rot->total = get64(v + 31);
+    rot->sweeps = get64(v + 39);
+    rot->cursor_len = (size_t)v[47] << 8 | v[48];
+    if (rot->cursor_len >= SX_ROTATION_CURSOR_MAX || REC_HDR + rot->cursor_len != vlen)
+        return -EBADMSG;
+    memcpy(rot->cursor, v + REC_HDR, rot->cursor_len);
+    rot->rev = rev;
+    size_t pl = strlen(KEY_ENV_PREFIX);
+    if (rot->kind == SX_ROTATION_MASTER)
+        return klen == strlen(KEY_MASTER) && memcmp(key, KEY_MASTER, klen) == 0 ? 0 : -EBADMSG;
+    if (klen <= pl || memcmp(key, KEY_ENV_PREFIX, pl) != 0)
+        return -EBADMSG;
+    return sx_rot_parse_env(rot, key + pl, klen - pl);
+}
+
+static size_t rec_encode(uint8_t *out, const sx_rotation *rot)
+{
+    out[0] = REC_FMT;
+    out[1] = (uint8_t)rot->kind;
+    out[2] = (uint8_t)rot->phase;
+    put32(out + 3, rot->from);
+    put32(out + 7, rot->to);
+    put32(out + 11, rot->rate);
+    put64(out + 15, (uint64_t)rot->started_ms);
+    put64(out + 23, rot->done);
+    put64(out + 31, rot->total);
+    put64(out + 39, rot->sweeps);
+    out[47] = (uint8_t)(rot->cursor_len >> 8);
+    out[48] = (uint8_t)rot->cursor_len;
+    memcpy(out + REC_HDR, rot->cursor, rot->cursor_len);
+    return REC_HDR + rot->cursor_len;
+}
+
+/* Write rot at the revision it was read with (absent when rot->rev is 0); updates rot->rev. */
+int sx_rot_write(sx_rotor *r, sx_rotation *rot)
+{
+    char key[256];
+    uint8_t val[REC_HDR + SX_ROTATION_CURSOR_MAX];
+    sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
+                        .key = key,
+                        .klen = rec_key(key, rot),
+                        .val = val,
+                        .vlen = rec_encode(val, rot),
+                        .cond = rot->rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
+                        .rev = rot->rev};
+    int rc = sx_storage_batch(r->st, &op, 1, NULL);
+    if (rc == 0)
+        rot->rev = op.ret_rev;
+    return rc;
+}
+
+int sx_rot_delete(sx_rotor *r, const sx_rotation *rot)
+{
+    char key[256];
+    sx_storage_op op = {.kind = SX_STORAGE_OP_DELETE,
+                        .key = key,
+                        .klen = rec_key(key, rot),
+                        .cond = SX_STORAGE_COND_REV,
+                        .rev = rot->rev};
+    return sx_storage_batch(r->st, &op, 1, NULL);
+}
+
+/* ---- the thread ----------------------------------------------------------------------------------- */
+
+static int list_records(sx_storage *st, sx_rotation **ret, size_t *ret_n)
+{
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(st, "r/", 2, NULL, 0, 0, &it);
+    if (rc < 0)
+        return rc;
+    sx_rotation *rots = NULL;
+    size_t n = 0, cap = 0;
+    const void *k, *v;
+    size_t kl, vl;
+    uint64_t rev;
+    while ((rc = sx_storage_iter_next(it, &k, &kl, &v, &vl, &rev)) == 0) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 4;
+            sx_rotation *nr = realloc(rots, nc * sizeof(*nr));
+            if (!nr) {
+                rc = -ENOMEM;
+                break;
+            }
+            rots = nr;
+            cap = nc;
+        }
+        if (rec_decode(&rots[n], k, kl, v, vl, rev) == 0)
+            n++; /* a malformed record is skipped rather than stopping every rotation */
+    }
+    sx_storage_iter_free(it);
+    if (rc < 0) {
+        free(rots);
+        return rc;
+    }
+    /* The master rotation first ("r/env/..." sorts before "r/master"). */
+    for (size_t i = 0; i < n; i++) {
+        if (rots[i].kind == SX_ROTATION_MASTER && i > 0) {
+            sx_rotation m = rots[i];
+            memmove(&rots[1], &rots[0], i * sizeof(*rots));
+            rots[0] = m;
+        }
+    }
+    *ret = rots;
+    *ret_n = n;
+    return 0;
+}
+
+/* Under r->mu. */
+static rot_state *state_find(sx_rotor *r, const char *key)
+{
+    for (size_t i = 0; i < r->nstates; i++)
+        if (strcmp(r->states[i].key, key) == 0)
+            return &r->states[i];
+    return NULL;
+}
+
+/* Under r->mu. NULL on ENOMEM. *ret_new is true when the state was created now. */
+static rot_state *state_get(sx_rotor *r, const char *key, bool *ret_new)
+{
+    rot_state *s = state_find(r, key);
+    *ret_new = s == NULL;
+    if (s)
+        return s;
+    if (r->nstates == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 8;
+        rot_state *ns = realloc(r->states, nc * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        r->states = ns;
+        r->cap = nc;
+    }
+    s = &r->states[r->nstates++];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    return s;
+}
+
+static void event(sx_rotor *r, const sx_rotation *rot, const char *what, int code)
+{
+    if (r->on_event)
+        r->on_event(r->event_ctx, rot, what, code);
+}
+
+/* Run one chunk of rot. 1 = finished, 0 = progress, < 0 = failed (msg says why). *ret_next_ms is
+ * the monotonic time before which this rotation must not run again. */
+static int run_chunk(sx_rotor *r, sx_rotation *rot, int64_t *ret_next_ms, char *msg, size_t msglen)
+{
+    int64_t t0 = mono_ms();
+    size_t budget = rot->rate ? rot->rate / 5 : ROT_CHUNK_MAX, items = 0;
+    budget = budget < 1 ? 1 : budget > ROT_CHUNK_MAX ? ROT_CHUNK_MAX : budget;
+    int rc;
+    *ret_next_ms = t0;
+    switch (rot->phase) {
+    case SX_ROTATION_START:
+        rc = sx_rot_step_start(r, rot);
+        if (rc < 0 && !msg[0])
+            snprintf(msg, msglen, "%s: %s",
+                     rot->kind == SX_ROTATION_MASTER ? "adding a master version" : "creating a data-key version",
+                     sx_crypto_strerror(rc));
+        return rc;
+    case SX_ROTATION_SWEEP:
+        rc = sx_rot_step_sweep(r, rot, budget, &items, msg, msglen);
+        if (rc == 0 && rot->phase == SX_ROTATION_FINISH)
+            *ret_next_ms = t0 + r->grace_ms;
+        else if (rot->rate)
+            *ret_next_ms = t0 + (int64_t)((uint64_t)items * 1000u / rot->rate);
+        if (rc < 0 && !msg[0])
+            snprintf(msg, msglen, "sweep: %s", sx_crypto_strerror(rc));
+        return rc;
+    case SX_ROTATION_FINISH:
+        rc = sx_rot_step_finish(r, rot, msg, msglen);
+        if (rc < 0 && !msg[0])
+            snprintf(msg, msglen, "%s: %s",
+                     rot->kind == SX_ROTATION_MASTER ? "retiring old master versions"
+                                                     : "destroying old data-key versions",
+                     sx_crypto_strerror(rc));
+        return rc;
+    }
+    return -EBADMSG;
+}
+
+/* One pass over every rotation: a chunk for each that is due. Returns the ms until the next one is
+ * due, or -1 when there is none. */
+static int64_t rotor_pass(sx_rotor *r)
+{
+    sx_rotation *rots = NULL;
+    size_t n = 0;
+    r->pass_error = 0;
+    int rc = list_records(r->st, &rots, &n);
+    if (rc < 0) {
+        r->pass_error = rc;
+        return BACKOFF_MAX_MS;
+    }
+    pthread_mutex_lock(&r->mu);
+    bool first = r->first_pass;
+    r->first_pass = false;
+    for (size_t i = 0; i < r->nstates; i++)
+        r->states[i].seen = false;
+    pthread_mutex_unlock(&r->mu);
+
+    int64_t wait = -1;
+    for (size_t i = 0; i < n && !atomic_load(&r->stopping); i++) {
+        sx_rotation *rot = &rots[i];
+        char key[256];
+        rec_key(key, rot);
+        bool fresh;
+        pthread_mutex_lock(&r->mu);
+        rot_state *s = state_get(r, key, &fresh);
+        int64_t next = s ? s->next_ms : 0;
+        if (s)
+            s->seen = true;
+        pthread_mutex_unlock(&r->mu);
+        if (!s) {
+            r->pass_error = -ENOMEM;
+            continue;
+        }
+        if (fresh)
+            event(r, rot, first ? "resumed" : "started", 0);
+        int64_t now = mono_ms();
+        if (next > now) {
+            wait = wait < 0 || next - now < wait ? next - now : wait;
+            continue;
+        }
+        char msg[400] = "";
+        int64_t next_ms = now;
+        rc = run_chunk(r, rot, &next_ms, msg, sizeof(msg));
+        pthread_mutex_lock(&r->mu);
+        s = state_find(r, key);
+        if (rc < 0) {
+            s->errors++;
+            s->last_error = rc;
+            snprintf(s->msg, sizeof(s->msg), "%s", msg);
+            int64_t backoff = (int64_t)BACKOFF_MIN_MS << (s->errors < 7 ? s->errors - 1 : 6);
+            s->next_ms = mono_ms() + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
+            next_ms = s->next_ms;
+        } else {
+            s->errors = 0;
+            s->last_error = 0;
+            s->msg[0] = '\0';
+            s->next_ms = next_ms;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (rc < 0) {
+            if (!r->pass_error)
+                r->pass_error = rc;
+            rot->last_error = rc;
+            snprintf(rot->last_error_msg, sizeof(rot->last_error_msg), "%s", msg);
+            event(r, rot, "failed", rc);
+        } else if (rc == 1) {
+            event(r, rot, "finished", 0);
+            pthread_mutex_lock(&r->mu);
+            s = state_find(r, key);
+            s->seen = false; /* dropped below */
+            pthread_mutex_unlock(&r->mu);
+            continue;
+        }
+        int64_t left = next_ms - mono_ms();
+        left = left < 0 ? 0 : left;
+        wait = wait < 0 || left < wait ? left : wait;
+    }
+    pthread_mutex_lock(&r->mu);
+    size_t j = 0;
+    for (size_t i = 0; i < r->nstates; i++)
+        if (r->states[i].seen)
+            r->states[j++] = r->states[i];
+    r->nstates = j;
+    pthread_mutex_unlock(&r->mu);
+    free(rots);
+    return wait;
+}
+
+static void *rotor_main(void *arg)
+{
+    sx_rotor *r = arg;
+    for (;;) {
+        int64_t wait = rotor_pass(r);
+        pthread_mutex_lock(&r->mu);
+        if (!atomic_load(&r->stopping) && !r->woken && wait != 0) {
+            if (wait < 0) {
+                pthread_cond_wait(&r->cond, &r->mu);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_sec += wait / 1000;
+                ts.tv_nsec += (wait % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&r->cond, &r->mu, &ts);
+            }
+        }
+        r->woken = false;
+        bool stop = atomic_load(&r->stopping);
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- the public side ---------------------------------------------------------------------------- */
+
+int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_options *opt)
+{
+    if (!ret || !st || !c)
+        return -EINVAL;
+    sx_rotor *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->st = st;
+    r->c = c;
+    r->grace_ms = opt && opt->grace_ms ? opt->grace_ms : DEFAULT_GRACE_MS;
+    r->on_event = opt ? opt->on_event : NULL;
+    r->event_ctx = opt ? opt->event_ctx : NULL;
+    r->first_pass = true;
+    atomic_init(&r->stopping, false);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&r->mu, NULL);
+    *ret = r;
+    return 0;
+}
+
+int sx_rotor_start(sx_rotor *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int rc = r->running ? -EALREADY : 0;
+    if (rc == 0) {
+        atomic_store(&r->stopping, false);
+        rc = -pthread_create(&r->tid, NULL, rotor_main, r);
+        r->running = rc == 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void sx_rotor_stop(sx_rotor *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    bool running = r->running;
+    atomic_store(&r->stopping, true);
+    pthread_cond_broadcast(&r->cond);
+    r->running = false;
+    pthread_mutex_unlock(&r->mu);
+    if (running)
+        pthread_join(r->tid, NULL);
+}
+
+void sx_rotor_free(sx_rotor *r)
+{
+    if (!r)
+        return;
+    sx_rotor_stop(r);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->mu);
+    free(r->states);
+    free(r);
+}
+
+static void wake(sx_rotor *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->woken = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Copy the in-memory error of rot's state into rot. */
+static void merge_state(sx_rotor *r, sx_rotation *rot)
+{
+    char key[256];
+    rec_key(key, rot);
+    pthread_mutex_lock(&r->mu);
+    rot_state *s = state_find(r, key);
+    if (s && s->last_error) {
+        rot->last_error = s->last_error;
+        snprintf(rot->last_error_msg, sizeof(rot->last_error_msg), "%s", s->msg);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int read_record(sx_rotor *r, sx_rotation *rot)
+{
+    char key[256];
+    size_t kl = rec_key(key, rot);
+    void *v = NULL;
+    size_t vl = 0;
+    uint64_t rev = 0;
+    int rc = sx_storage_get(r->st, key, kl, &v, &vl, &rev);
+    if (rc == 0) {
+        rc = rec_decode(rot, key, kl, v, vl, rev);
+        sx_storage_free(v);
+    }
+    if (rc == 0)
+        merge_state(r, rot);
+    return rc;
+}
+
+static int begin(sx_rotor *r, sx_rotation *rot, sx_rotation *ret)
+{
+    rot->phase = SX_ROTATION_START;
+    rot->started_ms = wall_ms();
+    rot->rev = 0;
+    int rc = sx_rot_write(r, rot);
+    if (rc == SX_STORAGE_ECONDITION) {
+        /* One is in progress already: report that one. */
+        rc = read_record(r, rot);
+        if (rc == 0 && ret)
+            *ret = *rot;
+        return rc == 0 ? -EBUSY : rc;
+    }
+    if (rc < 0)
+        return rc;
+    if (ret)
+        *ret = *rot;
+    wake(r);
+    return 0;
+}
+
+int sx_rotor_begin_master(sx_rotor *r, uint32_t rate, sx_rotation *ret)
+{
+    if (!r || rate > SX_ROTATION_RATE_MAX)
+        return -EINVAL;
+    sx_crypto_status *s = malloc(sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = sx_crypto_status_get(r->c, s);
+    sx_rotation rot = {.kind = SX_ROTATION_MASTER, .rate = rate, .from = s->active_master};
+    free(s);
+    return rc < 0 ? rc : begin(r, &rot, ret);
+}
+
+int sx_rotor_begin_env(sx_rotor *r, const sx_crypto_place *env, uint32_t rate, sx_rotation *ret)
+{
+    if (!r || !env || rate > SX_ROTATION_RATE_MAX || strlen(env->org) > SX_ROTATION_NAME_MAX ||
+        strlen(env->project) > SX_ROTATION_NAME_MAX || strlen(env->env) > SX_ROTATION_NAME_MAX)
+        return -EINVAL;
+    sx_rotation rot = {.kind = SX_ROTATION_ENV, .rate = rate};
+    snprintf(rot.org, sizeof(rot.org), "%s", env->org);
+    snprintf(rot.project, sizeof(rot.project), "%s", env->project);
+    snprintf(rot.env, sizeof(rot.env), "%s", env->env);
+    int rc = sx_crypto_datakey_active(r->c, &rot.from, env);
+    return rc < 0 ? rc : begin(r, &rot, ret);
+}
+
+int sx_rotor_list(sx_rotor *r, sx_rotation **ret, size_t *ret_n)
+{
+    if (!r || !ret || !ret_n)
+        return -EINVAL;
+    sx_rotation *rots = NULL;
+    size_t n = 0;
+    int rc = list_records(r->st, &rots, &n);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        merge_state(r, &rots[i]);
+    if (n == 0) {
+        free(rots);
+        rots = NULL;
+    }
+    *ret = rots;
+    *ret_n = n;
+    return 0;
+}
+
+int sx_rotor_get(sx_rotor *r, const sx_crypto_place *env, sx_rotation *ret)
+{
+    if (!r || !ret)
+        return -EINVAL;
+    sx_rotation rot = {.kind = env ? SX_ROTATION_ENV : SX_ROTATION_MASTER};
+    if (env) {
+        if (strlen(env->org) > SX_ROTATION_NAME_MAX || strlen(env->project) > SX_ROTATION_NAME_MAX ||
+            strlen(env->env) > SX_ROTATION_NAME_MAX)
+            return -EINVAL;
+        snprintf(rot.org, sizeof(rot.org), "%s", env->org);
+        snprintf(rot.project, sizeof(rot.project), "%s", env->project);
+        snprintf(rot.env, sizeof(rot.env), "%s", env->env);
+    }
+    int rc = read_record(r, &rot);
+    if (rc == 0)
+        *ret = rot;
+    return rc;
+}
+
+int sx_rotor_run_all(sx_rotor *r)
+{
+    if (!r || r->running)
+        return -EINVAL;
+    unsigned grace = r->grace_ms;
+    r->grace_ms = 0;
+    int rc = 0;
+    for (;;) {
+        int64_t wait = rotor_pass(r);
+        if (r->pass_error) {
+            rc = r->pass_error;
+            break;
+        }
+        if (wait < 0)
+            break;
+        if (wait > 0)
+            nanosleep(&(struct timespec){.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L}, NULL);
+    }
+    r->grace_ms = grace;
+    return rc;
+}

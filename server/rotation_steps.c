@@ -1,0 +1,344 @@
+/*
+ * rotation_steps.c - the steps of a rotation (see rotation.c for the whole): START adds the new
+ * key version, SWEEP walks the env records (master) or the value records (env) from the cursor in
+ * chunks, FINISH retires or destroys the old versions. Each step is built from crypto's idempotent
+ * primitives and persists its progress in the rotation's r/ record, so running a step again after
+ * a crash redoes at most one chunk and changes nothing that was already done.
+ */
+#include "server/rotation_internal.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int count_prefix(sx_storage *st, const char *prefix, uint64_t *ret)
+{
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(st, prefix, strlen(prefix), NULL, 0, 0, &it);
+    if (rc < 0)
+        return rc;
+    uint64_t n = 0;
+    while ((rc = sx_storage_iter_next(it, NULL, NULL, NULL, NULL, NULL)) == 0)
+        n++;
+    sx_storage_iter_free(it);
+    if (rc < 0)
+        return rc;
+    *ret = n;
+    return 0;
+}
+
+/* The sweep's prefix: "e/" (master) or "v/o/p/env/" (env). */
+static void sweep_prefix(char *buf, size_t cap, const sx_rotation *rot)
+{
+    if (rot->kind == SX_ROTATION_MASTER)
+        snprintf(buf, cap, "e/");
+    else
+        snprintf(buf, cap, "v/%s/%s/%s/", rot->org, rot->project, rot->env);
+}
+
+/* Start (another) sweep from the beginning: phase SWEEP, cursor cleared, total recounted. */
+static int sweep_begin(sx_rotor *r, sx_rotation *rot)
+{
+    char prefix[256];
+    sweep_prefix(prefix, sizeof(prefix), rot);
+    int rc = count_prefix(r->st, prefix, &rot->total);
+    if (rc < 0)
+        return rc;
+    rot->phase = SX_ROTATION_SWEEP;
+    rot->cursor_len = 0;
+    rot->done = 0;
+    rot->sweeps++;
+    return sx_rot_write(r, rot);
+}
+
+/* ---- the steps ----------------------------------------------------------------------------------- */
+
+int sx_rot_step_start(sx_rotor *r, sx_rotation *rot)
+{
+    int rc;
+    if (rot->kind == SX_ROTATION_MASTER) {
+        rc = sx_crypto_master_add(r->c, &rot->to, rot->from);
+    } else {
+        sx_crypto_place env;
+        sx_rot_place(rot, &env);
+        rc = sx_crypto_datakey_rotate(r->c, &rot->to, &env, rot->from);
+    }
+    return rc < 0 ? rc : sweep_begin(r, rot);
+}
+
+/* Re-encrypt the value at key (blob as read at rev) under the env's active data key. *did is set
+ * when a new ciphertext was written. */
+static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *key, size_t klen, const uint8_t *blob,
+                         size_t blen, uint64_t rev, bool *did)
+{
+    void *reread = NULL;
+    int rc = 0;
+    for (int attempt = 0; attempt < ROT_WRITE_RETRIES; attempt++) {
+        uint8_t *nb = NULL;
+        size_t nl = 0;
+        rc = sx_crypto_value_reencrypt(r->c, &nb, &nl, place, blob, blen);
+        if (rc != 0) {
+            rc = rc == 1 ? 0 : rc; /* 1: already under the active version */
+            break;
+        }
+        sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
+                            .key = key,
+                            .klen = klen,
+                            .val = nb,
+                            .vlen = nl,
+                            .cond = SX_STORAGE_COND_REV,
+                            .rev = rev};
+        rc = sx_storage_batch(r->st, &op, 1, NULL);
+        free(nb);
+        if (rc == 0)
+            *did = true;
+        if (rc != SX_STORAGE_ECONDITION)
+            break;
+        /* A client set or deleted the value since we read it: look again. A deleted value stays
+         * deleted; a new one was most likely encrypted under the new version already. */
+        sx_storage_free(reread);
+        reread = NULL;
+        rc = sx_storage_get(r->st, key, klen, &reread, &blen, &rev);
+        if (rc == -ENOENT) {
+            rc = 0;
+            break;
+        }
+        if (rc < 0)
+            break;
+        blob = reread;
+        rc = SX_STORAGE_ECONDITION;
+    }
+    sx_storage_free(reread);
+    return rc;
+}
+
+typedef struct item {
+    char *key;
+    size_t klen;
+    uint8_t *val;
+    size_t vlen;
+    uint64_t rev;
+} item;
+
+/* Collect up to max items after the cursor (values too for an env sweep). */
+static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max, size_t *ret_n)
+{
+    char prefix[256];
+    sweep_prefix(prefix, sizeof(prefix), rot);
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(r->st, prefix, strlen(prefix), rot->cursor_len ? rot->cursor : NULL, rot->cursor_len,
+                                 rot->cursor_len ? SX_STORAGE_ITER_AFTER : 0, &it);
+    if (rc < 0)
+        return rc;
+    size_t n = 0, bytes = 0;
+    bool want_val = rot->kind == SX_ROTATION_ENV;
+    while (n < max && bytes < ROT_CHUNK_BYTES_MAX) {
+        const void *k, *v;
+        size_t kl, vl;
+        uint64_t rev;
+        rc = sx_storage_iter_next(it, &k, &kl, &v, &vl, &rev);
+        if (rc != 0)
+            break;
+        if (kl >= SX_ROTATION_CURSOR_MAX)
+            continue; /* cannot be one of ours (names are bounded) */
+        item *i = &items[n];
+        i->key = malloc(kl + 1);
+        i->val = want_val ? malloc(vl ? vl : 1) : NULL;
+        if (!i->key || (want_val && !i->val)) {
+            free(i->key);
+            free(i->val);
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(i->key, k, kl);
+        i->key[kl] = '\0';
+        i->klen = kl;
+        if (want_val)
+            memcpy(i->val, v, vl);
+        i->vlen = vl;
+        i->rev = rev;
+        bytes += vl;
+        n++;
+    }
+    sx_storage_iter_free(it);
+    *ret_n = n;
+    return rc < 0 ? rc : 0;
+}
+
+/* Handle one item of a sweep; *did is set when it rewrote something (what the rate counts); msg
+ * gets a reason on failure. */
+static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *did, char *msg, size_t msglen)
+{
+    sx_rotation names;
+    int rc;
+    if (rot->kind == SX_ROTATION_MASTER) {
+        if (sx_rot_parse_env(&names, i->key + 2, i->klen - 2) < 0)
+            return 0; /* not an env state record: nothing to re-wrap */
+        sx_crypto_place env;
+        size_t count = 0;
+        sx_rot_place(&names, &env);
+        rc = sx_crypto_datakey_rewrap(r->c, &count, &env);
+        *did = count > 0;
+        if (rc < 0)
+            snprintf(msg, msglen, "re-wrapping the data keys of \"%s/%s/%s\": %s", names.org, names.project, names.env,
+                     sx_crypto_strerror(rc));
+        return rc;
+    }
+    size_t pl = 2 + strlen(rot->org) + strlen(rot->project) + strlen(rot->env) + 3;
+    const char *name = i->key + pl;
+    sx_crypto_place place = {rot->org, rot->project, rot->env, name};
+    rc = reencrypt_one(r, &place, i->key, i->klen, i->val, i->vlen, i->rev, did);
+    if (rc < 0)
+        snprintf(msg, msglen, "re-encrypting the value of \"%s/%s/%s/%s\": %s", rot->org, rot->project, rot->env, name,
+                 sx_crypto_strerror(rc));
+    return rc;
+}
+
+/* One chunk of a sweep: at most budget items, of which at most rewrite_budget rewritten. *ret_items
+ * gets how many items were rewritten (the work the rate limits; an item already under the new
+ * version costs one read). */
+int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_items, char *msg, size_t msglen)
+{
+    size_t rewrite_budget = budget;
+    budget = budget * 4 > ROT_CHUNK_MAX ? ROT_CHUNK_MAX : budget * 4;
+    item *items = calloc(budget, sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    size_t n = 0, handled = 0;
+    int rc = collect(r, rot, items, budget, &n);
+    if (rc == 0 && n == 0) {
+        /* The sweep is complete. */
+        rot->phase = SX_ROTATION_FINISH;
+        rot->cursor_len = 0;
+        rc = sx_rot_write(r, rot);
+    }
+    size_t rewritten = 0;
+    for (size_t i = 0; rc == 0 && i < n && rewritten < rewrite_budget && !atomic_load(&r->stopping); i++) {
+        bool did = false;
+        rc = sweep_item(r, rot, &items[i], &did, msg, msglen);
+        if (rc == 0) {
+            memcpy(rot->cursor, items[i].key, items[i].klen);
+            rot->cursor_len = items[i].klen;
+            rot->done++;
+            handled++;
+            rewritten += did;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].key);
+        if (items[i].val) {
+            sodium_memzero(items[i].val, items[i].vlen);
+            free(items[i].val);
+        }
+    }
+    free(items);
+    if (handled) {
+        int wrc = sx_rot_write(r, rot); /* persist the progress made, also when an item failed */
+        if (rc == 0)
+            rc = wrc;
+    }
+    *ret_items = rewritten;
+    return rc;
+}
+
+/* The in_use callback of sx_crypto_datakey_destroy(): does any v/ record of env name version? */
+static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
+{
+    sx_rotor *r = ctx;
+    char prefix[256];
+    snprintf(prefix, sizeof(prefix), "v/%s/%s/%s/", env->org, env->project, env->env);
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(r->st, prefix, strlen(prefix), NULL, 0, 0, &it);
+    if (rc < 0)
+        return rc;
+    int used = 0;
+    const void *v;
+    size_t vl;
+    while (!used && (rc = sx_storage_iter_next(it, NULL, NULL, &v, &vl, NULL)) == 0) {
+        uint32_t ver;
+        if (sx_crypto_value_version(&ver, v, vl) == 0 && ver == version)
+            used = 1;
+    }
+    sx_storage_iter_free(it);
+    return rc < 0 ? rc : used;
+}
+
+/* Every data-key version stored for env except active, into vers (at most max). */
+static int env_versions(sx_rotor *r, const sx_crypto_place *env, uint32_t active, uint32_t *vers, size_t max,
+                        size_t *ret_n)
+{
+    char prefix[256];
+    size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "d/%s/%s/%s/", env->org, env->project, env->env);
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(r->st, prefix, pl, NULL, 0, 0, &it);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    const void *k;
+    size_t kl;
+    while (n < max && (rc = sx_storage_iter_next(it, &k, &kl, NULL, NULL, NULL)) == 0) {
+        char hex[9] = {0};
+        if (kl != pl + 8)
+            continue;
+        memcpy(hex, (const char *)k + pl, 8);
+        uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
+        if (v && v != active)
+            vers[n++] = v;
+    }
+    sx_storage_iter_free(it);
+    *ret_n = n;
+    return rc < 0 ? rc : 0;
+}
+
+/* FINISH: returns 1 when the rotation is complete (record deleted), 0 when another sweep began. */
+int sx_rot_step_finish(sx_rotor *r, sx_rotation *rot, char *msg, size_t msglen)
+{
+    bool busy = false;
+    int rc;
+    if (rot->kind == SX_ROTATION_MASTER) {
+        if ((rc = sx_crypto_datakey_rewrap_all(r->c, NULL)) < 0)
+            return rc;
+        sx_crypto_status *s = malloc(sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        rc = sx_crypto_status_get(r->c, s);
+        for (size_t i = 0; rc == 0 && i < s->n_masters; i++) {
+            if (s->masters[i].version == s->active_master)
+                continue;
+            rc = sx_crypto_master_retire(r->c, s->masters[i].version);
+            if (rc == -EBUSY) {
+                busy = true;
+                rc = 0;
+            } else if (rc < 0) {
+                snprintf(msg, msglen, "retiring master version %u: %s", s->masters[i].version, sx_crypto_strerror(rc));
+            }
+        }
+        free(s);
+    } else {
+        sx_crypto_place env;
+        uint32_t active, vers[64];
+        size_t n = 0;
+        sx_rot_place(rot, &env);
+        rc = sx_crypto_datakey_active(r->c, &active, &env);
+        if (rc == 0)
+            rc = env_versions(r, &env, active, vers, 64, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = sx_crypto_datakey_destroy(r->c, &env, vers[i], value_in_use, r);
+            if (rc == -EBUSY) {
+                busy = true;
+                rc = 0;
+            } else if (rc < 0) {
+                snprintf(msg, msglen, "destroying data-key version %u of \"%s/%s/%s\": %s", vers[i], rot->org,
+                         rot->project, rot->env, sx_crypto_strerror(rc));
+            }
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (busy)
+        return sweep_begin(r, rot); /* something still needs an old version: sweep again */
+    rc = sx_rot_delete(r, rot);
+    return rc < 0 ? rc : 1;
+}
