@@ -158,8 +158,9 @@ static void write_work(sx_job *job)
         int64_t now = sx_now_ms();
         if (now < m->updated_ms)
             now = m->updated_ms; /* a clock step back never makes updatedAt go backwards */
-        sx_storage_op ops[2];
+        sx_storage_op ops[3];
         size_t nops = 0;
+        char dkey[SX_KEY_MAX + 16];
         uint8_t *blob = NULL;
         size_t blen = 0;
         memset(ops, 0, sizeof(ops));
@@ -181,15 +182,26 @@ static void write_work(sx_job *job)
             size_t elen = sx_meta_encode(m, enc);
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = mkey, .klen = mkl, .val = enc,
                                           .vlen = elen, .cond = SX_STORAGE_COND_REV, .rev = rev};
-            if (blob)
+            if (blob) {
                 ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = vkey, .klen = vkl, .val = blob,
                                               .vlen = blen};
+                /* The data-key version the value was encrypted under must still exist when the
+                 * batch commits: a data-key rotation may have destroyed it after we encrypted. */
+                uint32_t dkv = 0;
+                if (sx_crypto_value_version(&dkv, blob, blen) == 0) {
+                    size_t dl = sx_key_build(dkey, 'd', j->org, j->project, j->env, NULL);
+                    dl += (size_t)snprintf(dkey + dl, sizeof(dkey) - dl, "%08x", dkv);
+                    ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_CHECK, .key = dkey, .klen = dl,
+                                                  .cond = SX_STORAGE_COND_PRESENT};
+                }
+            }
         } else { /* OP_DELETE: the value goes with the metadata, in the same batch */
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl,
                                           .cond = SX_STORAGE_COND_REV, .rev = rev};
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
         }
-        rc = sx_storage_batch(st, ops, nops, NULL);
+        size_t failed = 0;
+        rc = sx_storage_batch(st, ops, nops, &failed);
         free(blob);
         if (rc == 0) {
             j->rev = ops[0].ret_rev;
@@ -201,8 +213,9 @@ static void write_work(sx_job *job)
             return;
         }
         /* Someone else wrote in between: with If-Match that is a lost race for this client, and
-         * without it we read the new state and apply the change to it. */
-        if (j->if_match) {
+         * without it we read the new state and apply the change to it. A data key destroyed under
+         * us is never the client's business: encrypt again under the env's new key. */
+        if (j->if_match && ops[failed].kind != SX_STORAGE_OP_CHECK) {
             set_result(j, 412, "precondition_failed", "the secret has changed since the ETag given in If-Match");
             return;
         }
