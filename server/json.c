@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -411,16 +412,12 @@ static void put2(char *p, unsigned v)
     p[1] = (char)('0' + v % 10);
 }
 
-size_t sx_format_time(int64_t ms, char *buf, size_t cap)
+/* The last day formatted by this thread: timestamps in one response are mostly of few days. */
+static __thread int64_t cached_day = INT64_MIN;
+static __thread char cached_date[11];
+
+static void format_date(int64_t days, char *out)
 {
-    if (cap < 25)
-        return 0;
-    /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm): integer arithmetic, no
-     * gmtime_r and its time-zone lock on this hot path. */
-    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-    unsigned msec = (unsigned)(ms - secs * 1000);
-    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-    unsigned sod = (unsigned)(secs - days * 86400);
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     unsigned doe = (unsigned)(z - era * 146097);
@@ -432,14 +429,31 @@ size_t sx_format_time(int64_t ms, char *buf, size_t cap)
     unsigned m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2)
         y++;
-    if (y < 0 || y > 9999)
+    put2(out, (unsigned)(y / 100));
+    put2(out + 2, (unsigned)(y % 100));
+    out[4] = '-';
+    put2(out + 5, m);
+    out[7] = '-';
+    put2(out + 8, d);
+}
+
+size_t sx_format_time(int64_t ms, char *buf, size_t cap)
+{
+    if (cap < 25)
+        return 0;
+    /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm): integer arithmetic, no
+     * gmtime_r and its time-zone lock on this hot path. */
+    if (ms < 0 || ms > 253402300799999LL)
         return (size_t)snprintf(buf, cap, "0000-01-01T00:00:00.000Z");
-    put2(buf, (unsigned)(y / 100));
-    put2(buf + 2, (unsigned)(y % 100));
-    buf[4] = '-';
-    put2(buf + 5, m);
-    buf[7] = '-';
-    put2(buf + 8, d);
+    int64_t secs = ms / 1000;
+    unsigned msec = (unsigned)(ms - secs * 1000);
+    int64_t days = secs / 86400;
+    unsigned sod = (unsigned)(secs - days * 86400);
+    if (days != cached_day) {
+        format_date(days, cached_date);
+        cached_day = days;
+    }
+    memcpy(buf, cached_date, 10);
     buf[10] = 'T';
     put2(buf + 11, sod / 3600);
     buf[13] = ':';
