@@ -12,7 +12,8 @@
  * Keeping bookkeeping in its own family means no caller key is reserved and no iteration can see it.
  *
  * Atomic conditional batches: per-key lock striping, not TransactionDB. Every write of a key (put,
- * delete, batch) takes the mutex of the stripe its key hashes to; a batch takes the stripes of all
+ * delete, batch) takes the lock of the stripe its key hashes to (shared for a key it only CHECKs);
+ * a batch takes the stripes of all
  * its keys in ascending stripe order (so two batches can never deadlock), reads the current
  * revisions, checks the preconditions, and applies all writes in one RocksDB WriteBatch (atomic in
  * the WAL) before releasing the stripes. Only this process writes to the directory (RocksDB's LOCK
@@ -74,7 +75,7 @@ typedef struct rdb_store {
     pthread_mutex_t clock_mu;
     uint64_t last_rev;
     uint64_t ceiling;
-    pthread_mutex_t stripes[RDB_STRIPES];
+    pthread_rwlock_t stripes[RDB_STRIPES];
 } rdb_store;
 
 typedef struct rdb_iter {
@@ -200,26 +201,36 @@ static int cmp_unsigned(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Lock the stripes of all keys in ops, ascending, each once. Fills idx (n entries); returns how
- * many distinct stripes were locked. */
+/* Lock the stripes of all keys in ops, ascending, each once. A stripe whose keys are only CHECKed
+ * in this batch is taken shared: many writers may condition on the same record (set-value checks
+ * its env's data-key record) and still commit together, while a batch that writes a key of that
+ * stripe takes it exclusively. Fills idx with entries stripe * 2 + exclusive; returns how many
+ * distinct stripes were locked. */
 static size_t lock_stripes(rdb_store *s, const sx_storage_op *ops, size_t n, unsigned *idx)
 {
     for (size_t i = 0; i < n; i++)
-        idx[i] = stripe_of(ops[i].key, ops[i].klen);
+        idx[i] = stripe_of(ops[i].key, ops[i].klen) * 2 + (ops[i].kind != SX_STORAGE_OP_CHECK);
     qsort(idx, n, sizeof(*idx), cmp_unsigned);
     size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || idx[m - 1] != idx[i])
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && idx[m - 1] / 2 == idx[i] / 2)
+            idx[m - 1] |= idx[i] & 1; /* the same stripe twice: exclusive wins */
+        else
             idx[m++] = idx[i];
-    for (size_t i = 0; i < m; i++)
-        pthread_mutex_lock(&s->stripes[idx[i]]);
+    }
+    for (size_t i = 0; i < m; i++) {
+        if (idx[i] & 1)
+            pthread_rwlock_wrlock(&s->stripes[idx[i] / 2]);
+        else
+            pthread_rwlock_rdlock(&s->stripes[idx[i] / 2]);
+    }
     return m;
 }
 
 static void unlock_stripes(rdb_store *s, const unsigned *idx, size_t m)
 {
     for (size_t i = m; i > 0; i--)
-        pthread_mutex_unlock(&s->stripes[idx[i - 1]]);
+        pthread_rwlock_unlock(&s->stripes[idx[i - 1] / 2]);
 }
 
 /* Current revision of key: 0 with *ret_rev (0 when absent), or a negative errno. */
@@ -585,7 +596,7 @@ static void rdb_close(sx_storage *base)
     if (s->ropt)
         rocksdb_readoptions_destroy(s->ropt);
     for (int i = 0; i < RDB_STRIPES; i++)
-        pthread_mutex_destroy(&s->stripes[i]);
+        pthread_rwlock_destroy(&s->stripes[i]);
     pthread_mutex_destroy(&s->clock_mu);
     if (s->group_ok)
         sxs_group_clear(&s->group);
@@ -694,8 +705,13 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
         return -ENOMEM;
     }
     s->group_ok = true;
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    /* A writer waiting for a stripe that readers (CHECK ops) hold must not starve behind new ones. */
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     for (int i = 0; i < RDB_STRIPES; i++)
-        pthread_mutex_init(&s->stripes[i], NULL);
+        pthread_rwlock_init(&s->stripes[i], &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     int r = take_dir_lock(s, opt->path, err, errlen);
     if (r < 0)
         goto fail;
