@@ -12,6 +12,11 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define POOL_NICE 10
 
 struct sx_pool {
     pthread_mutex_t mutex;
@@ -28,6 +33,13 @@ struct sx_pool {
 static void *pool_main(void *arg)
 {
     sx_pool *pool = arg;
+
+    /* Blocking work yields the CPU to the event loops: a burst of writes (each with its share of
+     * an fsync and of RocksDB's memtable work) must not push up the latency of reads, which the
+     * loops answer inline. Linux applies a nice value to the calling thread alone. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), POOL_NICE) != 0) {
+        /* Not fatal: the pool works at the default priority. */
+    }
 
     pthread_mutex_lock(&pool->mutex);
     for (;;) {
