@@ -55,6 +55,7 @@ enum key_id {
     K_MAX_VALUE,
     K_DRAIN_TIMEOUT,
     K_MAX_CONNECTIONS,
+    K_METRICS_LISTEN,
     K_TLS_LISTEN,
     K_TLS_CERT,
     K_TLS_KEY,
@@ -71,6 +72,8 @@ enum key_id {
     K_LEVEL,
     K_ACCESS_LOG,
     K_AUDIT_LOG,
+    K_AUDIT_POLICY,
+    K_LOG_FORMAT,
     N_KEYS
 };
 
@@ -83,6 +86,7 @@ static const sx_config_key keys[N_KEYS] = {
     [K_MAX_VALUE] = {"server", "max_value_bytes", false},
     [K_DRAIN_TIMEOUT] = {"server", "drain_timeout", false},
     [K_MAX_CONNECTIONS] = {"server", "max_connections", false},
+    [K_METRICS_LISTEN] = {"server", "metrics_listen", false},
     [K_TLS_LISTEN] = {"tls", "listen", true},
     [K_TLS_CERT] = {"tls", "cert", false},
     [K_TLS_KEY] = {"tls", "key", false},
@@ -99,6 +103,8 @@ static const sx_config_key keys[N_KEYS] = {
     [K_LEVEL] = {"log", "level", false},
     [K_ACCESS_LOG] = {"log", "access_log", false},
     [K_AUDIT_LOG] = {"log", "audit_log", false},
+    [K_AUDIT_POLICY] = {"log", "audit_policy", false},
+    [K_LOG_FORMAT] = {"log", "format", false},
 };
 
 static const char *const sections[] = {"server", "tls", "storage", "seal", "log"};
@@ -184,6 +190,22 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
             free(host);
         return r;
     }
+    case K_METRICS_LISTEN:
+        if (!*v) /* empty = no metrics listener */
+            return 0;
+        if ((r = sx_config_parse_listen(v, &host, &port, why)) < 0)
+            return r;
+        if ((r = add_listen(&cfg->metrics_listen, &cfg->n_metrics_listen, host, port, c->lineno)) < 0)
+            free(host);
+        return r;
+    case K_AUDIT_POLICY:
+        if ((r = sx_config_parse_enum(v, "fail_closed\0fail_open\0", "fail_closed or fail_open", &e, why)) == 0)
+            cfg->audit_policy = (sx_config_audit_policy)e;
+        return r;
+    case K_LOG_FORMAT:
+        if ((r = sx_config_parse_enum(v, "text\0json\0", "text or json", &e, why)) == 0)
+            cfg->log_format = (sx_config_log_format)e;
+        return r;
     case K_THREADS:
         if ((r = sx_config_parse_uint(v, 0, MAX_THREADS, &n, why)) == 0)
             cfg->threads = (unsigned)n;
@@ -630,6 +652,7 @@ void sx_config_free(sx_config *cfg)
     free_listen(cfg->listen, cfg->n_listen);
     free(cfg->admin_socket);
     free_listen(cfg->tls_listen, cfg->n_tls_listen);
+    free_listen(cfg->metrics_listen, cfg->n_metrics_listen);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->storage_path);

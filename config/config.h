@@ -48,6 +48,16 @@ typedef enum sx_config_log_level {
     SX_LOG_DEBUG = 3,
 } sx_config_log_level;
 
+typedef enum sx_config_audit_policy {
+    SX_AUDIT_FAIL_CLOSED = 0, /* a reveal or write whose audit line cannot be written gets 503 */
+    SX_AUDIT_FAIL_OPEN = 1,   /* it goes ahead; the lost line is counted and logged */
+} sx_config_audit_policy;
+
+typedef enum sx_config_log_format {
+    SX_LOG_FORMAT_TEXT = 0,
+    SX_LOG_FORMAT_JSON = 1, /* one JSON object per line (diagnostic and access log) */
+} sx_config_log_format;
+
 typedef struct sx_config {
     char *path; /* the config file as given */
     char *dir;  /* its folder (absolute), base of relative paths */
@@ -62,6 +72,9 @@ typedef struct sx_config {
     size_t max_value_bytes;  /* default 65536; must be < max_body_bytes */
     unsigned drain_timeout;  /* seconds SIGTERM waits for in-flight requests; default 10 */
     size_t max_connections;  /* per server; default 4096 */
+    sx_config_listen *metrics_listen; /* optional TCP listener serving only GET /metrics; at most
+                                         one (n_metrics_listen 0 or 1); default none */
+    size_t n_metrics_listen;
 
     /* [tls] */
     sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */
@@ -87,6 +100,8 @@ typedef struct sx_config {
     sx_config_log_level log_level; /* default info */
     char *access_log;              /* absolute path, "-" = stderr, "" = off; default "-" */
     char *audit_log;               /* absolute path or "" = off; default "" */
+    sx_config_audit_policy audit_policy; /* default fail_closed */
+    sx_config_log_format log_format;     /* default text */
 } sx_config;
 
 /*

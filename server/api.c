@@ -24,6 +24,8 @@
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
+#include "server/audit.h"
+#include "server/metrics.h"
 
 #define LIST_LIMIT_MAX 1000
 
@@ -80,6 +82,13 @@ static bool api_begin(sx_request *r, unsigned perm, api_ctx *a)
     if (rc != 0) {
         sx_send_error(r, 401, "unauthorized", "a valid bearer token is required");
         return false;
+    }
+    if (s->audit) {
+        /* Who asked, for the audit line (ids and labels only, never the token). */
+        r->has_principal = true;
+        memcpy(r->token_id, a->principal.id, sizeof(r->token_id));
+        memcpy(r->token_label, a->principal.label, sizeof(r->token_label));
+        r->token_role = sx_auth_role_name(a->principal.role);
     }
     if (sx_auth_check(&a->principal, perm, a->org, a->project, a->env) != 0) {
         char msg[128];
@@ -223,13 +232,15 @@ static void send_secret(sx_request *r, int status, const char *name, const sx_se
 }
 
 /* Read and decode the metadata record; 0, -ENOENT, -EBADMSG or a storage error. */
-static int read_meta(sx_storage *st, const api_ctx *a, sx_secret_meta *m, uint64_t *ret_rev)
+static int read_meta(sx_request *r, const api_ctx *a, sx_secret_meta *m, uint64_t *ret_rev)
 {
     char key[SX_KEY_MAX];
     size_t kl = sx_key_build(key, 'm', a->org, a->project, a->env, a->name);
     void *val = NULL;
     size_t vlen = 0;
-    int rc = sx_storage_get(st, key, kl, &val, &vlen, ret_rev);
+    uint64_t t0 = sx_metrics_now_ns();
+    int rc = sx_storage_get(r->server->storage, key, kl, &val, &vlen, ret_rev);
+    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_GET, sx_metrics_now_ns() - t0);
     if (rc == 0) {
         rc = sx_meta_decode(m, val, vlen);
         sx_storage_free(val);
@@ -257,7 +268,7 @@ void sx_api_get(sx_request *r)
         return;
     sx_secret_meta m;
     uint64_t rev = 0;
-    int rc = read_meta(r->server->storage, &a, &m, &rev);
+    int rc = read_meta(r, &a, &m, &rev);
     if (rc == -ENOENT) {
         sx_send_error(r, 404, "not_found", "no secret of that name in this environment");
         return;
@@ -343,6 +354,7 @@ void sx_api_list(sx_request *r)
         sl = pl + al;
     }
     sx_storage_iter *it = NULL;
+    uint64_t t0 = sx_metrics_now_ns();
     int rc = sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0,
                                  &it);
     if (rc != 0) {
@@ -385,6 +397,7 @@ void sx_api_list(sx_request *r)
         count++;
     }
     sx_storage_iter_free(it);
+    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_LIST, sx_metrics_now_ns() - t0);
     if (rc < 0) {
         send_storage_error(r, rc, "listing secrets");
         return;
@@ -489,6 +502,79 @@ static void send_values_body(sx_request *r, h2o_iovec_t body)
     sx_send_json_pooled(r, 200, body);
 }
 
+/*
+ * A reveal is audited before its value leaves: an intent line, then the answer (whose "done" line
+ * sx_request_finish() queues). Under fail_closed the intent line must be on file first, so a
+ * worker-pool job waits for the audit writer (the loop never does) and the value is sent only
+ * when it confirms; otherwise the answer is 503 and nothing was revealed. Under fail_open the
+ * intent line is queued and the value sent at once.
+ */
+typedef struct reveal_job {
+    sx_job super;
+    sx_request *r;
+    sx_audit *audit;
+    h2o_iovec_t body; /* request-pool memory: only touched in done(), while the request lives */
+    sx_audit_copy who;
+    int rc;
+} reveal_job;
+
+static void reveal_work(sx_job *job)
+{
+    reveal_job *j = (reveal_job *)job;
+    sx_audit_rec rec;
+    sx_audit_copy_rec(&j->who, &rec);
+    rec.intent = true;
+    j->rc = sx_audit_log_sync(j->audit, &rec);
+}
+
+static void reveal_done(sx_job *job)
+{
+    reveal_job *j = (reveal_job *)job;
+    if (j->rc == 0) {
+        send_values_body(j->r, j->body);
+        return;
+    }
+    sx_log(SX_LOG_ERROR, "reveal refused: the audit log cannot be written (%s)", strerror(-j->rc));
+    sx_send_error(j->r, 503, "unavailable", "the audit log cannot be written");
+}
+
+static void reveal_release(sx_job *job)
+{
+    free(job);
+}
+
+static void send_revealed(sx_request *r, const api_ctx *a, h2o_iovec_t body)
+{
+    sx_audit *au = r->server->audit;
+    if (!au) {
+        send_values_body(r, body);
+        return;
+    }
+    char client[64], scope[200];
+    snprintf(scope, sizeof(scope), "%s/%s/%s", a->org, a->project, a->env);
+    sx_audit_rec rec;
+    sx_request_audit_rec(r, &rec, client, scope, a->name[0] ? a->name : NULL);
+    rec.intent = true;
+    if (!sx_audit_fail_closed(au)) {
+        sx_audit_log(au, r->thread->index, &rec);
+        send_values_body(r, body);
+        return;
+    }
+    reveal_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        sx_send_error(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    j->r = r;
+    j->audit = au;
+    j->body = body;
+    sx_audit_copy_set(&j->who, &rec);
+    j->super.work = reveal_work;
+    j->super.done = reveal_done;
+    j->super.release = reveal_release;
+    sx_request_submit(r, &j->super);
+}
+
 /* Decrypt the value blob of place into the request pool (wiped at the end of the request). */
 static int decrypt_into_pool(sx_request *r, const sx_crypto_place *place, const uint8_t *blob, size_t blen,
                              char **ret, size_t *ret_len)
@@ -514,7 +600,7 @@ void sx_api_reveal(sx_request *r)
         return;
     sx_secret_meta m;
     uint64_t rev = 0;
-    int rc = read_meta(r->server->storage, &a, &m, &rev);
+    int rc = read_meta(r, &a, &m, &rev);
     if (rc == 0 && !m.has_value)
         rc = -ENOENT;
     void *blob = NULL;
@@ -551,7 +637,7 @@ void sx_api_reveal(sx_request *r)
     sx_json_kv(g, "updatedAt", ts);
     yajl_gen_map_close(g);
     add_etag(r->req, rev);
-    send_values_body(r, sx_json_gen_finish_wiped(g, &r->req->pool));
+    send_revealed(r, &a, sx_json_gen_finish_wiped(g, &r->req->pool));
 }
 
 void sx_api_values(sx_request *r)
@@ -604,5 +690,5 @@ void sx_api_values(sx_request *r)
         return;
     }
     yajl_gen_map_close(g);
-    send_values_body(r, sx_json_gen_finish_wiped(g, &r->req->pool));
+    send_revealed(r, &a, sx_json_gen_finish_wiped(g, &r->req->pool));
 }

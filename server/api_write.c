@@ -20,6 +20,8 @@
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
+#include "server/audit.h"
+#include "server/metrics.h"
 
 #define WRITE_RETRIES 16
 
@@ -41,6 +43,8 @@ typedef struct write_job {
     size_t description_len;
     uint8_t *value; /* plaintext of a set-value, wiped in release */
     size_t value_len;
+    sx_audit *audit; /* NULL = not audited */
+    sx_audit_copy who;
     /* results */
     int status;
     const char *code;
@@ -94,9 +98,8 @@ static void storage_failed(write_job *j, int rc)
     set_result(j, 503, "unavailable", "storage is not answering");
 }
 
-static void write_work(sx_job *job)
+static void write_apply(write_job *j)
 {
-    write_job *j = (write_job *)job;
     sx_storage *st = j->server->storage;
     char mkey[SX_KEY_MAX], vkey[SX_KEY_MAX];
     size_t mkl = sx_key_build(mkey, 'm', j->org, j->project, j->env, j->name);
@@ -119,7 +122,9 @@ static void write_work(sx_job *job)
              .cond = SX_STORAGE_COND_ABSENT},
             {.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl},
         };
+        uint64_t t0 = sx_metrics_now_ns();
         int rc = sx_storage_batch(st, ops, 2, NULL);
+        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_metrics_now_ns() - t0);
         if (rc == SX_STORAGE_ECONDITION) {
             set_result(j, 409, "already_exists", "a secret of that name already exists in this environment");
             return;
@@ -201,7 +206,9 @@ static void write_work(sx_job *job)
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
         }
         size_t failed = 0;
+        uint64_t t0 = sx_metrics_now_ns();
         rc = sx_storage_batch(st, ops, nops, &failed);
+        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_metrics_now_ns() - t0);
         free(blob);
         if (rc == 0) {
             j->rev = ops[0].ret_rev;
@@ -223,10 +230,46 @@ static void write_work(sx_job *job)
     set_result(j, 503, "unavailable", "too much contention on this secret; retry");
 }
 
+/*
+ * The audit lines of a write are the job's, not the request's, so that they are written even when
+ * the client goes away mid-write: an intent line before anything is read or changed, the outcome
+ * line after. Under fail_closed the job waits (on this pool thread, never a loop) until the writer
+ * confirms the intent line; when it cannot, the answer is 503 and the storage batch never runs,
+ * so nothing changed.
+ */
+static void write_work(sx_job *job)
+{
+    write_job *j = (write_job *)job;
+    sx_audit_rec rec;
+    if (j->audit) {
+        sx_audit_copy_rec(&j->who, &rec);
+        rec.intent = true;
+        if (sx_audit_fail_closed(j->audit)) {
+            int rc = sx_audit_log_sync(j->audit, &rec);
+            if (rc != 0) {
+                set_result(j, 503, "unavailable", "the audit log cannot be written");
+                rec.intent = false;
+                rec.status = 503;
+                sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
+                return;
+            }
+        } else {
+            sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
+        }
+    }
+    write_apply(j);
+    if (j->audit) {
+        rec.intent = false;
+        rec.status = j->status;
+        sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
+    }
+}
+
 static void write_done(sx_job *job)
 {
     write_job *j = (write_job *)job;
     sx_request *r = j->r;
+    r->audit_done = true; /* the job wrote the outcome line */
     if (j->status >= 400) {
         if (j->status >= 500)
             sx_log(SX_LOG_WARN, "write to \"%s/%s/%s/%s\" failed: %s", j->org, j->project, j->env, j->name,
@@ -325,6 +368,20 @@ static write_job *new_job(sx_request *r, write_op op, const api_scope *sc)
     return j;
 }
 
+/* Hand the job to the pool, with who asked and what it touches for its audit lines. */
+static void submit(sx_request *r, write_job *j)
+{
+    if (r->server->audit) {
+        char client[64], scope[200];
+        snprintf(scope, sizeof(scope), "%s/%s/%s", j->org, j->project, j->env);
+        sx_audit_rec rec;
+        sx_request_audit_rec(r, &rec, client, scope, j->name[0] ? j->name : NULL);
+        sx_audit_copy_set(&j->who, &rec);
+        j->audit = r->server->audit;
+    }
+    sx_request_submit(r, &j->super);
+}
+
 static bool name_valid(const char *s, size_t len)
 {
     if (len < 1 || len > 256 || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
@@ -407,7 +464,7 @@ void sx_api_create(sx_request *r)
         write_release(&j->super);
         return;
     }
-    sx_request_submit(r, &j->super);
+    submit(r, j);
 }
 
 void sx_api_update(sx_request *r)
@@ -422,7 +479,7 @@ void sx_api_update(sx_request *r)
         write_release(&j->super);
         return;
     }
-    sx_request_submit(r, &j->super);
+    submit(r, j);
 }
 
 void sx_api_delete(sx_request *r)
@@ -432,7 +489,7 @@ void sx_api_delete(sx_request *r)
         return;
     write_job *j = new_job(r, OP_DELETE, &sc);
     if (j)
-        sx_request_submit(r, &j->super);
+        submit(r, j);
 }
 
 static const sx_json_field value_fields[] = {
@@ -472,5 +529,5 @@ void sx_api_set_value(sx_request *r)
     memcpy(j->value, v[0].str, v[0].len);
     j->value_len = v[0].len;
     sodium_memzero(v[0].str, v[0].len);
-    sx_request_submit(r, &j->super);
+    submit(r, j);
 }

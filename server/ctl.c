@@ -315,6 +315,7 @@ static const command commands[] = {
     {"seal", "migrate the keyring to another seal, or recover it", ctl_cmd_seal},
     {"backup", "write an online backup of the store into a new folder", ctl_cmd_backup},
     {"token", "create, list or revoke API tokens", cmd_token},
+    {"audit", "verify an audit log file against the server's MAC chain", ctl_cmd_audit},
 };
 
 static void usage(FILE *f)

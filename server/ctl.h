@@ -37,5 +37,6 @@ int ctl_cmd_master(const ctl *c, int argc, char **argv);
 int ctl_cmd_env(const ctl *c, int argc, char **argv);
 int ctl_cmd_seal(const ctl *c, int argc, char **argv);
 int ctl_cmd_backup(const ctl *c, int argc, char **argv);
+int ctl_cmd_audit(const ctl *c, int argc, char **argv);
 
 #endif /* SX_CTL_H */

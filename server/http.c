@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <yajl/yajl_gen.h>
 
+#include "server/audit.h"
+#include "server/metrics.h"
 #include "storage/storage.h"
 
 typedef struct sx_handler {
@@ -40,6 +42,8 @@ const char *sx_status_reason(int status)
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
     case 401:
@@ -137,6 +141,7 @@ void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_req_t *req = r->req;
+    sx_request_finish(r, status);
     req->res.status = status;
     req->res.reason = sx_status_reason(status);
     req->res.content_length = body.len;
@@ -149,6 +154,7 @@ void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len)
 {
     (void)reason;
+    sx_request_finish(r, status);
     send_json_raw(r->req, status, json, len);
 }
 
@@ -162,6 +168,7 @@ void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char 
 
 void sx_send_error(sx_request *r, int status, const char *code, const char *message)
 {
+    sx_request_finish(r, status);
     sx_send_error_raw(r->req, status, code, message);
 }
 
@@ -188,6 +195,88 @@ void sx_request_submit(sx_request *r, sx_job *job)
 
 extern void sx_conn_on_close(void *data);
 
+/* ---- request ids, metrics and the audit line ------------------------------------------------------ */
+
+/* An X-Request-Id from the client is kept when it is 1-64 characters of [A-Za-z0-9._-] (so it can
+ * go into log lines as is); otherwise the server makes one: a random per-process prefix, the loop
+ * index and a per-loop counter - unique, cheap (no syscall), and not a secret. */
+static void set_request_id(sx_request *r)
+{
+    h2o_req_t *req = r->req;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        bool ok = v.len >= 1 && v.len <= 64;
+        for (size_t k = 0; ok && k < v.len; k++) {
+            char c = v.base[k];
+            ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                 c == '-';
+        }
+        if (ok) {
+            memcpy(r->req_id, v.base, v.len);
+            r->req_id[v.len] = '\0';
+            r->req_id_len = (uint8_t)v.len;
+        }
+    }
+    if (!r->req_id_len) {
+        static const char hex[] = "0123456789abcdef";
+        uint64_t n = r->thread->reqid_next++;
+        char *p = r->req_id;
+        memcpy(p, r->server->reqid_prefix, 8);
+        p[8] = hex[(r->thread->index >> 4) & 15];
+        p[9] = hex[r->thread->index & 15];
+        for (int k = 0; k < 12; k++)
+            p[10 + k] = hex[(n >> (44 - 4 * k)) & 15];
+        p[22] = '\0';
+        r->req_id_len = 22;
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->req_id,
+                          r->req_id_len);
+}
+
+static size_t format_peer(h2o_req_t *req, char *buf, size_t cap);
+
+void sx_request_audit_rec(sx_request *r, sx_audit_rec *rec, char *client, const char *scope, const char *name)
+{
+    format_peer(r->req, client, 64);
+    *rec = (sx_audit_rec){
+        .request_id = r->req_id,
+        .token_id = r->has_principal ? r->token_id : NULL,
+        .label = r->has_principal ? r->token_label : NULL,
+        .role = r->has_principal ? r->token_role : NULL,
+        .client = client,
+        .action = r->audit_action,
+        .scope = scope,
+        .name = name,
+    };
+}
+
+/* Scope and name of an audited request from its path parameters: o/p/env and the secret name (or
+ * the token id). */
+static void audit_target(sx_request *r, char *scope, size_t cap, char *name, size_t ncap)
+{
+    scope[0] = name[0] = '\0';
+    if (r->nparams >= 3)
+        snprintf(scope, cap, "%.*s/%.*s/%.*s", (int)r->params[0].len, r->params[0].base, (int)r->params[1].len,
+                 r->params[1].base, (int)r->params[2].len, r->params[2].base);
+    if (r->nparams == 4 || r->nparams == 1)
+        snprintf(name, ncap, "%.*s", (int)r->params[r->nparams - 1].len, r->params[r->nparams - 1].base);
+}
+
+void sx_request_finish(sx_request *r, int status)
+{
+    sx_metrics_request(r->thread->metrics, r->route_index, status, sx_metrics_now_ns() - r->start_ns);
+    if (!r->audit_action || r->audit_done || !r->server->audit)
+        return;
+    r->audit_done = true;
+    char client[64], scope[200], name[260];
+    audit_target(r, scope, sizeof(scope), name, sizeof(name));
+    sx_audit_rec rec;
+    sx_request_audit_rec(r, &rec, client, scope[0] ? scope : NULL, name[0] ? name : NULL);
+    rec.status = status;
+    sx_audit_log(r->server->audit, r->thread->index, &rec);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sx_server *s = ((sx_handler *)self)->server;
@@ -201,6 +290,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (sock && sock->on_close.cb == sx_conn_on_close)
         r->conn = sock->on_close.data;
     r->admin = r->conn && r->conn->kind == SX_LISTEN_ADMIN;
+    r->start_ns = sx_metrics_now_ns();
+    r->route_index = (uint8_t)sx_router_count();
     t->inflight++;
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     if (r->conn) {
@@ -216,6 +307,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     r->path = h2o_iovec_init(path, q ? (size_t)(q - path) : plen);
     r->query = q ? h2o_iovec_init(q + 1, plen - (size_t)(q - path) - 1) : h2o_iovec_init(NULL, 0);
 
+    set_request_id(r);
+
     if (req->entity.base && req->entity.len > s->config->max_body_bytes) {
         sx_send_error(r, 413, "payload_too_large", "the request body is larger than max_body_bytes");
         return 0;
@@ -225,11 +318,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sx_route *route = NULL;
     unsigned allow = 0;
     const char *bad = NULL;
-    sx_route_result res = sx_router_match(r->admin ? SX_ROUTE_ADMIN : SX_ROUTE_PUBLIC, method, r->path.base,
-                                          r->path.len, &route, r->params, &r->nparams, &allow, &bad);
+    unsigned scope = r->admin                                          ? SX_ROUTE_ADMIN
+                     : r->conn && r->conn->kind == SX_LISTEN_METRICS ? SX_ROUTE_METRICS
+                                                                      : SX_ROUTE_PUBLIC;
+    sx_route_result res =
+        sx_router_match(scope, method, r->path.base, r->path.len, &route, r->params, &r->nparams, &allow, &bad);
     switch (res) {
     case SX_ROUTE_FOUND:
+        r->route_index = (uint8_t)(route - sx_router_at(0));
+        r->audit_action = route->audit;
+        sx_log_set_request_id(r->req_id);
         route->handler(r);
+        sx_log_set_request_id(NULL);
         return 0;
     case SX_ROUTE_BAD_PATH:
         sx_send_error(r, 400, "invalid_request", bad);
@@ -324,35 +424,50 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     (void)self;
     if (!sx_access_log_enabled())
         return;
-    char line[1024];
-    size_t n = sx_log_timestamp(line, sizeof(line));
-    line[n++] = ' ';
-    n += format_peer(req, line + n, 64);
-    line[n++] = ' ';
-    line[n++] = '"';
-    n += copy_printable(line + n, req->input.method.base, req->input.method.len, 16);
-    line[n++] = ' ';
+    char line[1280];
+    char ts[32], peer[64], method[20], path[520];
+    sx_log_timestamp(ts, sizeof(ts));
+    format_peer(req, peer, sizeof(peer));
+    size_t ml = copy_printable(method, req->input.method.base, req->input.method.len, 16);
+    method[ml] = '\0';
     /* The path without its query: paths name scopes and secrets, never values or tokens. */
-    const char *path = req->input.path.base;
+    const char *p = req->input.path.base;
     size_t plen = req->input.path.len;
-    const char *q = path ? memchr(path, '?', plen) : NULL;
+    const char *q = p ? memchr(p, '?', plen) : NULL;
     if (q)
-        plen = (size_t)(q - path);
-    n += copy_printable(line + n, path, plen, 512);
-    if (plen > 512)
-        n += (size_t)snprintf(line + n, sizeof(line) - n, "...");
+        plen = (size_t)(q - p);
+    size_t pl = copy_printable(path, p, plen, 512);
+    if (plen > 512) {
+        memcpy(path + pl, "...", 3);
+        pl += 3;
+    }
+    path[pl] = '\0';
+    /* The request id is one of ours (checked or generated in on_req), safe to print as is. */
+    char rid[65] = "-";
+    ssize_t hi = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (hi >= 0) {
+        size_t rl = copy_printable(rid, req->res.headers.entries[hi].value.base, req->res.headers.entries[hi].value.len,
+                                   64);
+        rid[rl] = '\0';
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     double ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
                 (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
     if (req->timestamps.request_begin_at.tv_sec == 0)
         ms = 0;
-    n += (size_t)snprintf(line + n, sizeof(line) - n, "\" %s %d %zu %.3fms\n",
-                          req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
-                          req->res.status, req->bytes_sent, ms);
-    if (n >= sizeof(line))
-        n = sizeof(line) - 1;
-    sx_access_log_write(line, n);
+    const char *proto = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1";
+    int n;
+    if (sx_log_json())
+        n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%s\",\"type\":\"access\",\"client\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"proto\":\"%s\",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f,\"requestId\":\"%s\"}\n",
+                     ts, peer, method, path, proto, req->res.status, req->bytes_sent, ms, rid);
+    else
+        n = snprintf(line, sizeof(line), "%s %s \"%s %s\" %s %d %zu %.3fms %s\n", ts, peer, method, path, proto,
+                     req->res.status, req->bytes_sent, ms, rid);
+    size_t len = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
+    sx_access_log_write(line, len);
 }
 
 /* ---- registration ------------------------------------------------------------------------------ */

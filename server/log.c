@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -18,12 +19,16 @@
 static int log_level = SX_LOG_INFO;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int access_fd = -1; /* -1 = access log off */
+static char *access_path;  /* for reopen; NULL = stderr or off */
+static bool log_json;
+static _Thread_local const char *log_request_id; /* set while a request's code runs on this thread */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int sx_log_open(const sx_config *cfg, char *err, size_t errlen)
 {
     log_level = (int)cfg->log_level;
+    log_json = cfg->log_format == SX_LOG_FORMAT_JSON;
     if (!cfg->access_log || !*cfg->access_log) {
         access_fd = -1;
     } else if (strcmp(cfg->access_log, "-") == 0) {
@@ -35,8 +40,34 @@ int sx_log_open(const sx_config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "cannot open access log \"%s\": %s", cfg->access_log, strerror(e));
             return -e;
         }
+        access_path = strdup(cfg->access_log);
     }
     return 0;
+}
+
+bool sx_log_json(void)
+{
+    return log_json;
+}
+
+void sx_log_set_request_id(const char *id)
+{
+    log_request_id = id;
+}
+
+void sx_access_log_reopen(void)
+{
+    if (!access_path)
+        return;
+    int fd = open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        sx_log(SX_LOG_ERROR, "cannot reopen access log \"%s\": %s", access_path, strerror(errno));
+        return;
+    }
+    /* dup2 swaps the file under the same descriptor number, so a loop thread writing at this
+     * moment writes whole lines to the old or the new file, never to a closed descriptor. */
+    dup2(fd, access_fd);
+    close(fd);
 }
 
 void sx_log_close(void)
@@ -44,6 +75,8 @@ void sx_log_close(void)
     if (access_fd > STDERR_FILENO)
         close(access_fd);
     access_fd = -1;
+    free(access_path);
+    access_path = NULL;
 }
 
 bool sx_access_log_enabled(void)
@@ -83,13 +116,28 @@ void sx_logv(int level, const char *fmt, va_list ap)
 {
     if (level > log_level)
         return;
-    char line[2048];
-    size_t n = sx_log_timestamp(line, sizeof(line));
-    n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ", level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
-    if (n < sizeof(line)) {
-        int w = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-        if (w > 0)
-            n += (size_t)w;
+    char msg[1800], line[2048];
+    int w = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t ml = w < 0 ? 0 : (size_t)w >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)w;
+    char ts[32];
+    sx_log_timestamp(ts, sizeof(ts));
+    const char *lvl = level_names[level < 0 ? 0 : level > 3 ? 3 : level];
+    const char *rid = log_request_id;
+    size_t n;
+    if (log_json) {
+        /* Messages quote names with '"': escape them (and anything else JSON needs) here. */
+        n = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, lvl);
+        for (size_t i = 0; i < ml && n < sizeof(line) - 160; i++) {
+            unsigned char c = (unsigned char)msg[i];
+            if (c == '"' || c == '\\')
+                line[n++] = '\\';
+            line[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        }
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "\"%s%s%s}", rid ? ",\"requestId\":\"" : "", rid ? rid : "",
+                              rid ? "\"" : "");
+    } else {
+        n = (size_t)snprintf(line, sizeof(line), "%s %s %.*s%s%s%s", ts, lvl, (int)ml, msg, rid ? " [request " : "",
+                             rid ? rid : "", rid ? "]" : "");
     }
     if (n >= sizeof(line) - 1)
         n = sizeof(line) - 2;

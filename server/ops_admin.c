@@ -399,6 +399,7 @@ static void gen_backup(yajl_gen g, ops_job *j)
 static void send_accepted(sx_request *r, h2o_iovec_t body)
 {
     h2o_req_t *req = r->req;
+    sx_request_finish(r, 202);
     req->res.status = 202;
     req->res.reason = "Accepted";
     req->res.content_length = body.len;

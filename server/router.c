@@ -14,28 +14,42 @@
 
 #define MAX_SEGMENTS 16
 
+/* The last field is the audit action (NULL: not audited). Route order is also the order of the
+ * metrics labels. */
 static const sx_route routes[] = {
-    {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_healthz},
-    {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_readyz},
-    {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_ops_status},
-    {"/v1/rotations", SX_GET, SX_ROUTE_ADMIN, sx_ops_rotations},
-    {"/v1/master/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_master_rotate},
-    {"/v1/envs/{o}/{p}/{env}", SX_GET, SX_ROUTE_ADMIN, sx_ops_env_keys},
-    {"/v1/envs/{o}/{p}/{env}/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_env_rotate},
-    {"/v1/seal/migrate", SX_POST, SX_ROUTE_ADMIN, sx_ops_seal_migrate},
-    {"/v1/backup", SX_POST, SX_ROUTE_ADMIN, sx_ops_backup},
-    {"/v1/tokens", SX_POST, SX_ROUTE_ADMIN, sx_admin_token_create},
-    {"/v1/tokens", SX_GET, SX_ROUTE_ADMIN, sx_admin_token_list},
-    {"/v1/tokens/{id}", SX_DELETE, SX_ROUTE_ADMIN, sx_admin_token_revoke},
-    {"/{o}/{p}/envs/{env}/secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_list},
-    {"/{o}/{p}/envs/{env}/secrets", SX_POST, SX_ROUTE_PUBLIC, sx_api_create},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_GET, SX_ROUTE_PUBLIC, sx_api_get},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_PUT, SX_ROUTE_PUBLIC, sx_api_update},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_delete},
-    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value},
-    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal},
-    {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values},
+    {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_healthz, NULL},
+    {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_readyz, NULL},
+    {"/metrics", SX_GET, SX_ROUTE_ADMIN | SX_ROUTE_METRICS, sx_handle_metrics, NULL},
+    {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_ops_status, "admin.status"},
+    {"/v1/rotations", SX_GET, SX_ROUTE_ADMIN, sx_ops_rotations, "admin.rotations"},
+    {"/v1/master/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_master_rotate, "master.rotate"},
+    {"/v1/envs/{o}/{p}/{env}", SX_GET, SX_ROUTE_ADMIN, sx_ops_env_keys, "env.keys"},
+    {"/v1/envs/{o}/{p}/{env}/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_env_rotate, "env.rotate"},
+    {"/v1/seal/migrate", SX_POST, SX_ROUTE_ADMIN, sx_ops_seal_migrate, "seal.migrate"},
+    {"/v1/backup", SX_POST, SX_ROUTE_ADMIN, sx_ops_backup, "backup.create"},
+    {"/v1/audit/verify", SX_POST, SX_ROUTE_ADMIN, sx_ops_audit_verify, "audit.verify"},
+    {"/v1/tokens", SX_POST, SX_ROUTE_ADMIN, sx_admin_token_create, "token.create"},
+    {"/v1/tokens", SX_GET, SX_ROUTE_ADMIN, sx_admin_token_list, "token.list"},
+    {"/v1/tokens/{id}", SX_DELETE, SX_ROUTE_ADMIN, sx_admin_token_revoke, "token.revoke"},
+    {"/{o}/{p}/envs/{env}/secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_list, "secret.list"},
+    {"/{o}/{p}/envs/{env}/secrets", SX_POST, SX_ROUTE_PUBLIC, sx_api_create, "secret.create"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_GET, SX_ROUTE_PUBLIC, sx_api_get, "secret.get"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_PUT, SX_ROUTE_PUBLIC, sx_api_update, "secret.update"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_delete, "secret.delete"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value, "secret.set_value"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal, "secret.reveal"},
+    {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values, "secret.values"},
 };
+
+size_t sx_router_count(void)
+{
+    return sizeof(routes) / sizeof(routes[0]);
+}
+
+const sx_route *sx_router_at(size_t i)
+{
+    return i < sizeof(routes) / sizeof(routes[0]) ? &routes[i] : NULL;
+}
 
 unsigned sx_method_parse(const char *m, size_t len)
 {

@@ -10,6 +10,11 @@
  */
 #include "server/server_internal.h"
 
+#include <sodium.h>
+
+#include "server/audit.h"
+#include "server/metrics.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -79,15 +84,15 @@ static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned bound_port = 0;
+    const char *scheme = kind == SX_LISTEN_TLS ? "https" : kind == SX_LISTEN_METRICS ? "metrics+http" : "http";
     if (ss.ss_family == AF_INET) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
         bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        snprintf(l->name, sizeof(l->name), "%s://%s:%u", kind == SX_LISTEN_TLS ? "https" : "http", host, bound_port);
+        snprintf(l->name, sizeof(l->name), "%s://%s:%u", scheme, host, bound_port);
     } else {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
         bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        snprintf(l->name, sizeof(l->name), "%s://[%s]:%u", kind == SX_LISTEN_TLS ? "https" : "http", host,
-                 bound_port);
+        snprintf(l->name, sizeof(l->name), "%s://[%s]:%u", scheme, host, bound_port);
     }
     l->fd = fd;
     l->kind = kind;
@@ -197,7 +202,7 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     sx_http_register(s, pc);
     sx_http_register(s, &s->hostconf->fallback_path);
 
-    size_t n = cfg->n_listen + cfg->n_tls_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
+    size_t n = cfg->n_listen + cfg->n_tls_listen + cfg->n_metrics_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
     s->listeners = calloc(n ? n : 1, sizeof(*s->listeners));
     if (!s->listeners) {
         rc = -ENOMEM;
@@ -212,6 +217,10 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
             goto fail;
     for (size_t i = 0; i < cfg->n_tls_listen; i++, s->nlisteners++)
         if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->tls_listen[i], SX_LISTEN_TLS, err, errlen)) != 0)
+            goto fail;
+    for (size_t i = 0; i < cfg->n_metrics_listen; i++, s->nlisteners++)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->metrics_listen[i], SX_LISTEN_METRICS, err, errlen)) !=
+            0)
             goto fail;
     if (cfg->admin_socket && *cfg->admin_socket) {
         if ((rc = open_admin(&s->listeners[s->nlisteners], cfg->admin_socket, err, errlen)) != 0)
@@ -234,6 +243,17 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         goto fail;
     }
     s->nthreads = cfg->threads ? cfg->threads : 1;
+    {
+        uint8_t rnd[4];
+        randombytes_buf(rnd, sizeof(rnd));
+        sodium_bin2hex(s->reqid_prefix, sizeof(s->reqid_prefix), rnd, sizeof(rnd));
+    }
+    if (cfg->audit_log && *cfg->audit_log) {
+        rc = sx_audit_new(&s->audit, cfg, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT), s->nthreads,
+                          err, errlen);
+        if (rc != 0)
+            goto fail;
+    }
     *ret = s;
     return 0;
 
@@ -255,6 +275,7 @@ void sx_server_free(sx_server *s)
     free(s->listeners);
     sx_ops_free(s);
     sx_pool_free(s->pool);
+    sx_audit_free(s->audit); /* after the pool: write jobs wait on it */
     sx_auth_throttle_free(s->throttle);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
@@ -263,6 +284,8 @@ void sx_server_free(sx_server *s)
         close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0)
         close(s->stop_pipe[1]);
+    for (unsigned i = 0; s->threads && i < s->nthreads; i++)
+        free(s->threads[i].metrics);
     free(s->threads);
     pthread_cond_destroy(&s->life_cv);
     pthread_mutex_destroy(&s->life_mu);
@@ -413,7 +436,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     t->index = index;
     h2o_linklist_init_anchor(&t->conns);
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->globalconf);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         t->accept_ctx[k].ctx = &t->ctx;
         t->accept_ctx[k].hosts = s->globalconf.hosts;
         t->accept_ctx[k].ssl_ctx = k == SX_LISTEN_TLS ? s->ssl_ctx : NULL;
@@ -423,6 +446,8 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);
     t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
     if (!t->listen_socks)
+        return -ENOMEM;
+    if (!(t->metrics = sx_metrics_thread_new()))
         return -ENOMEM;
     int rc = sx_auth_cache_new(AUTH_CACHE_ENTRIES, &t->auth_cache);
     if (rc != 0)
@@ -494,7 +519,8 @@ void sx_server_stop(sx_server *s)
 }
 
 /* Wait for SIGTERM/SIGINT (blocked in every thread, taken with signalfd-free sigtimedwait) or a
- * call to sx_server_stop(). SIGHUP is taken and ignored here (the audit log reopen comes later). */
+ * call to sx_server_stop(). SIGHUP reopens the access and audit logs (after rotation); the audit
+ * writer does its reopen on its own thread and continues the MAC chain in the new file. */
 static void wait_for_stop(sx_server *s)
 {
     sigset_t set;
@@ -508,6 +534,11 @@ static void wait_for_stop(sx_server *s)
         if (sig == SIGTERM || sig == SIGINT) {
             sx_log(SX_LOG_INFO, "received %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
+        }
+        if (sig == SIGHUP) {
+            sx_log(SX_LOG_INFO, "received SIGHUP, reopening the logs");
+            sx_access_log_reopen();
+            sx_audit_reopen(s->audit);
         }
         char buf[8];
         while (read(s->stop_pipe[0], buf, sizeof(buf)) > 0)

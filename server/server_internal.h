@@ -62,6 +62,7 @@ typedef enum sx_listener_kind {
     SX_LISTEN_CLEAR = 0, /* HTTP/1.1 + h2c prior knowledge */
     SX_LISTEN_TLS = 1,   /* HTTP/1.1 + h2 over ALPN */
     SX_LISTEN_ADMIN = 2, /* Unix socket, cleartext, admin routes */
+    SX_LISTEN_METRICS = 3, /* [server] metrics_listen: cleartext, GET /metrics only */
 } sx_listener_kind;
 
 struct sx_listener {
@@ -86,7 +87,7 @@ struct sx_thread {
     unsigned index;
     pthread_t tid;
     h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx[3]; /* per listener kind */
+    h2o_accept_ctx_t accept_ctx[4]; /* per listener kind */
     h2o_socket_t **listen_socks;    /* one per listener */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t pool_receiver; /* replies from the worker pool */
@@ -96,6 +97,8 @@ struct sx_thread {
     size_t nconns;
     size_t inflight;
     atomic_ulong requests; /* served by this loop (read by the status handler of other loops) */
+    struct sx_metrics_thread *metrics; /* this loop's counters (metrics.c), summed at scrape time */
+    uint64_t reqid_next;               /* generated X-Request-Id counter */
     bool stopping;
     bool stopped;
     uint64_t stop_deadline;
@@ -117,6 +120,8 @@ struct sx_server {
     unsigned nthreads;
     sx_pool *pool;
     struct sx_rotor *rotor; /* key rotations on their own thread (rotation.c, ops_admin.c) */
+    struct sx_audit *audit; /* NULL when [log] audit_log is off (audit.c) */
+    char reqid_prefix[9];   /* random per process: generated request ids are unique across restarts */
     atomic_bool stop_requested;
     int stop_pipe[2]; /* sx_server_stop() wakes the signal-waiting thread */
     pthread_mutex_t life_mu; /* loop start-up and shutdown meet here (server.c) */
@@ -131,6 +136,13 @@ size_t sx_log_timestamp(char *buf, size_t cap);
 bool sx_access_log_enabled(void);
 /* Append one complete line (with its newline) to the access log. */
 void sx_access_log_write(const char *line, size_t len);
+/* True when [log] format = json. */
+bool sx_log_json(void);
+/* Reopen the access log file (SIGHUP, after rotation). */
+void sx_access_log_reopen(void);
+/* The request id that the calling thread's log lines carry (set by the request path while a
+ * handler or a completion runs; NULL clears it). The string is borrowed until cleared. */
+void sx_log_set_request_id(const char *id);
 
 /* ---- requests and routing (http.c, router.c) -------------------------------------------------- */
 
@@ -151,6 +163,18 @@ struct sx_request {
     h2o_iovec_t params[SX_MAX_PARAMS];
     size_t nparams;
     sx_job *job; /* blocking work in flight for this request, cancelled if the request goes away */
+    /* observability (http.c): the request id, the route for metrics, what the audit line says */
+    char req_id[65];
+    uint8_t req_id_len;
+    bool audit_done;    /* the audit line is written (or a job took it over): finish adds none */
+    bool has_principal; /* authenticated: the token fields below are set */
+    uint8_t route_index; /* index into the route table; sx_router_count() = no route */
+    uint8_t route_method;
+    const char *audit_action; /* NULL = the route is not audited */
+    uint64_t start_ns;        /* CLOCK_MONOTONIC at on_req, for the latency histogram */
+    const char *token_role;
+    char token_id[33];
+    char token_label[129];
 };
 
 typedef enum sx_method {
@@ -164,6 +188,7 @@ typedef enum sx_method {
 typedef enum sx_route_scope {
     SX_ROUTE_PUBLIC = 1u << 0, /* served on the TCP listeners */
     SX_ROUTE_ADMIN = 1u << 1,  /* served on the admin socket */
+    SX_ROUTE_METRICS = 1u << 2, /* served on [server] metrics_listen */
 } sx_route_scope;
 
 typedef struct sx_route {
@@ -171,6 +196,7 @@ typedef struct sx_route {
     unsigned methods;    /* SX_GET | ... */
     unsigned scope;      /* SX_ROUTE_* */
     sx_handler_fn handler;
+    const char *audit; /* audit action ("secret.get"), NULL = not audited (health, metrics) */
 } sx_route;
 
 /* Outcome of matching a path against the route table. */
@@ -186,6 +212,9 @@ typedef enum sx_route_result {
 sx_route_result sx_router_match(unsigned scope, unsigned method, const char *path, size_t len,
                                 const sx_route **ret_route, h2o_iovec_t *params, size_t *ret_nparams,
                                 unsigned *ret_allow, const char **ret_bad);
+/* The route table, for metrics labels: its length and entry i (static, valid forever). */
+size_t sx_router_count(void);
+const sx_route *sx_router_at(size_t i);
 /* Parse an HTTP method name; 0 when unknown. */
 unsigned sx_method_parse(const char *m, size_t len);
 /* Write "GET, PUT" for a method mask into buf; returns the length. */
@@ -194,6 +223,8 @@ size_t sx_method_list(unsigned mask, char *buf, size_t cap);
 /* Handlers of the built-in routes. */
 void sx_handle_healthz(sx_request *r);
 void sx_handle_readyz(sx_request *r);
+void sx_handle_metrics(sx_request *r);      /* metrics.c */
+void sx_ops_audit_verify(sx_request *r);    /* audit_admin.c: POST /v1/audit/verify */
 
 /* Operator endpoints and the rotation engine's life in the server (ops_admin.c). init creates the
  * engine (err gets a reason on failure), start runs its thread once the loops run, stop joins it
@@ -223,6 +254,14 @@ const char *sx_status_reason(int status);
 
 /* Register the request handler, the JSON error filter and the access logger on a pathconf. */
 void sx_http_register(sx_server *s, h2o_pathconf_t *pathconf);
+
+/* Every answer of an sx_request passes here once, just before it is sent (the sx_send_* helpers
+ * call it): it counts the request in the loop's metrics and, for audited routes, queues the audit
+ * line with the final status unless one was already written (r->audit_done). */
+void sx_request_finish(sx_request *r, int status);
+/* Fill an audit record for r (strings borrowed from r and client, a 64-byte buffer). */
+struct sx_audit_rec;
+void sx_request_audit_rec(sx_request *r, struct sx_audit_rec *rec, char *client, const char *scope, const char *name);
 
 /* Submit blocking work for r; the job is cancelled if the request goes away first. */
 void sx_request_submit(sx_request *r, sx_job *job);

@@ -91,9 +91,9 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
              "[tls]\nlisten = 127.0.0.1:0\ncert = cert.pem\nkey = key.pem\n"
              "[storage]\nbackend = %s\npath = data\n"
              "[seal]\ntype = file\nkey_file = seal.key\n"
-             "[log]\nlevel = info\naccess_log = access.log\n",
+             "[log]\nlevel = info\naccess_log = access.log\n%s",
              opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "",
-             opts->backend ? opts->backend : "memory");
+             opts->backend ? opts->backend : "memory", opts->extra_log ? opts->extra_log : "");
     free(key_path);
     if (sx_test_write_file(srv->config_path, conf, strlen(conf)) != 0)
         return -1;

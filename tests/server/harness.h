@@ -27,6 +27,7 @@ typedef struct sx_srv_opts {
     const char *extra_server; /* extra lines for [server], e.g. "max_body_bytes = 4096\n" */
     bool keep_dir;            /* leave the temp dir after stop (for restart tests) */
     const char *dir;          /* reuse this dir instead of making one */
+    const char *extra_log;    /* extra lines for [log], e.g. "audit_log = audit.log\n" */
 } sx_srv_opts;
 
 typedef struct sx_srv {

@@ -1,0 +1,116 @@
+/*
+ * audit.h - the audit log (audit.c) and the server's metrics (metrics.c). Internal to server/.
+ *
+ * The audit log is one JSON line per request that touches a secret or an admin action. Lines are
+ * built on the thread that served the request and handed to one writer thread, which numbers them
+ * (seq), chains them with a keyed BLAKE2b MAC (crypto_generichash keyed with the keyring's
+ * SX_CRYPTO_KEY_AUDIT key, over the previous line's MAC and this line) and appends them to the
+ * file; after each batch it stores the chain head (seq and MAC) in the `s/audit.head` record, so
+ * that a cut tail is caught as well as an edited, inserted, deleted or reordered line. The MAC key
+ * never leaves the process: verification runs here (sx_audit_verify) on a file the server reads.
+ *
+ * Line format (the writer adds "seq" and "mac"; the MAC covers every byte before ,"mac"):
+ *   {"seq":7,"event":"request","time":"...","requestId":"...","tokenId":"..."|null,
+ *    "label":"..."|null,"role":"..."|null,"client":"...","action":"secret.reveal",
+ *    "scope":"o/p/env"|null,"name":"..."|null,"phase":"intent"|"done","status":200|null,
+ *    "mac":"64 hex"}
+ *   {"seq":1,"event":"audit.open","prev":"64 hex","time":"...","mac":"..."}   (first line of a file
+ *    and after every start or reopen; prev is the MAC the chain continues from, zeros at genesis)
+ * Never a value, a token or key material: callers pass names and ids only.
+ *
+ * Threads: sx_audit_log() from any thread (loop threads pass their index, others
+ * SX_AUDIT_ANY_THREAD); sx_audit_log_sync() and sx_audit_verify() from worker-pool threads only
+ * (they block); sx_audit_reopen() from any thread.
+ */
+#ifndef SX_SERVER_AUDIT_H
+#define SX_SERVER_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "storage/storage.h"
+
+typedef struct sx_audit sx_audit;
+
+#define SX_AUDIT_ANY_THREAD      (~0u)
+#define SX_AUDIT_SYNC_TIMEOUT_MS 2000 /* a stuck disk answers 503 after this, never hangs a request */
+#define SX_AUDIT_HEAD_KEY        "s/audit.head"
+
+/* What one line says. Every string is borrowed for the call only; NULL is written as null. */
+typedef struct sx_audit_rec {
+    const char *request_id;
+    const char *token_id;
+    const char *label;
+    const char *role;
+    const char *client;
+    const char *action; /* "secret.get", "token.create", ... */
+    const char *scope;  /* "org/project/env" */
+    const char *name;
+    bool intent; /* phase "intent" (before a change or a reveal) instead of "done" */
+    int status;  /* HTTP status of the answer; ignored for an intent */
+} sx_audit_rec;
+
+/* An audit record's strings copied into fixed buffers, for a job that outlives the request. */
+typedef struct sx_audit_copy {
+    const char *action; /* static */
+    bool has_token, has_scope, has_name;
+    char request_id[65];
+    char token_id[33];
+    char label[129];
+    char role[16];
+    char client[64];
+    char scope[200];
+    char name[260];
+} sx_audit_copy;
+void sx_audit_copy_set(sx_audit_copy *c, const sx_audit_rec *rec);
+/* rec's strings point into c (valid while c is). */
+void sx_audit_copy_rec(const sx_audit_copy *c, sx_audit_rec *rec);
+
+/*
+ * Open the audit log at cfg->audit_log (appending), read the chain head from storage and start the
+ * writer thread. key (32 bytes) and st are borrowed and must outlive the audit log. nthreads is
+ * the number of loop threads (each gets its own buffer). Returns 0 or a negative errno with a
+ * reason in err.
+ */
+int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, unsigned nthreads, char *err,
+                 size_t errlen) __attribute__((warn_unused_result));
+/* Write what is queued, store the head and stop the writer. NULL ok. */
+void sx_audit_free(sx_audit *a);
+
+/* True when [log] audit_policy = fail_closed. */
+bool sx_audit_fail_closed(const sx_audit *a);
+
+/* Queue one line; returns at once (the line reaches the file within a few tens of ms). A line that
+ * does not fit the thread's buffer (the writer is far behind or failing) is dropped and counted. */
+void sx_audit_log(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec);
+
+/* Queue one line and wait until the writer has appended it: 0, -EIO when it could not be written,
+ * -ETIMEDOUT after SX_AUDIT_SYNC_TIMEOUT_MS. Blocks: worker-pool threads only. */
+int sx_audit_log_sync(sx_audit *a, const sx_audit_rec *rec);
+
+/* Ask the writer to close and reopen the file (SIGHUP, after log rotation). The chain continues. */
+void sx_audit_reopen(sx_audit *a);
+
+typedef struct sx_audit_report {
+    bool ok;
+    uint64_t lines;
+    uint64_t first_seq, last_seq;
+    uint64_t head_seq; /* the server's stored head; 0 when none */
+    uint64_t bad_line; /* 1-based number of the first bad line; 0 when the problem is not one line */
+    char reason[200];
+} sx_audit_report;
+
+/* Check the MAC chain of the audit file at path (up to its size when called) and, unless rotated
+ * (an older file that ends before the head), that it ends at the stored head. 0 with the verdict
+ * in *rep, or a negative errno when the file cannot be read. Blocks: worker-pool threads only. */
+int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report *rep);
+
+typedef struct sx_audit_stats {
+    uint64_t lines, dropped, write_failures;
+    bool failing;
+} sx_audit_stats;
+void sx_audit_get_stats(sx_audit *a, sx_audit_stats *ret);
+
+#endif /* SX_SERVER_AUDIT_H */

@@ -1,0 +1,37 @@
+/*
+ * metrics.h - the server's counters for GET /metrics (metrics.c). Internal to server/.
+ *
+ * Each loop thread owns one sx_metrics_thread and is its only writer: an increment is a relaxed
+ * atomic load and store (a plain add, no lock, no locked instruction), and the scrape sums every
+ * thread's counters with relaxed loads, so a scrape may see a request counted and its latency not
+ * yet, never a torn value. Work done off the loops (storage batches on worker-pool threads) is
+ * counted in one shared set with atomic adds. Labels are route patterns, methods, status codes and
+ * operation names: never a secret's name.
+ */
+#ifndef SX_SERVER_METRICS_H
+#define SX_SERVER_METRICS_H
+
+#include <stdint.h>
+
+#define SX_METRICS_MAX_ROUTES 32 /* route table entries + 1 for "no route" */
+
+typedef enum sx_metrics_storage_op {
+    SX_METRICS_STORAGE_GET = 0,
+    SX_METRICS_STORAGE_LIST = 1,
+    SX_METRICS_STORAGE_BATCH = 2,
+    SX_METRICS_STORAGE_NOPS = 3,
+} sx_metrics_storage_op;
+
+typedef struct sx_metrics_thread sx_metrics_thread;
+
+/* A zeroed set of counters (calloc'd; free with free()); NULL when out of memory. */
+sx_metrics_thread *sx_metrics_thread_new(void);
+/* Count one answered request: route index (sx_router_count() = no route), method bit, status, and
+ * nanoseconds from arrival to answer. Only the owning loop thread may call it. m may be NULL. */
+void sx_metrics_request(sx_metrics_thread *m, unsigned route, int status, uint64_t ns);
+/* Count one storage operation; m NULL = the shared set (any thread). */
+void sx_metrics_storage(sx_metrics_thread *m, sx_metrics_storage_op op, uint64_t ns);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t sx_metrics_now_ns(void);
+
+#endif /* SX_SERVER_METRICS_H */

@@ -1,0 +1,467 @@
+/*
+ * test_audit.c - the audit log and request ids against the real binary (issue 10): every endpoint
+ * writes exactly its expected lines, `secretsctl audit verify` passes on a real log and catches a
+ * changed byte, a deleted line, swapped lines and a cut tail, fail_closed answers 503 and changes
+ * nothing when the log cannot be written (the file swapped for /dev/full and reopened by SIGHUP),
+ * and no value ever reaches the audit log.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+#define CANARY "canaryValue_6f1d0c"
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *audit_path(const sx_srv *srv)
+{
+    char *p = malloc(strlen(srv->dir) + 16);
+    sprintf(p, "%s/audit.log", srv->dir);
+    return p;
+}
+
+/* One request with an explicit request id and an optional bearer token; returns the status. */
+static long req(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *token,
+                const char *rid, const char *body)
+{
+    char auth[256], idh[128];
+    const char *h[4];
+    int n = 0;
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h[n++] = auth;
+    }
+    if (rid) {
+        snprintf(idh, sizeof(idh), "X-Request-Id: %s", rid);
+        h[n++] = idh;
+    }
+    if (body)
+        h[n++] = "Content-Type: application/json";
+    h[n] = NULL;
+    sx_resp r;
+    if (sx_srv_request(srv, proto, method, path, h, body, body ? strlen(body) : 0, &r) != 0)
+        return -1;
+    long st = r.status;
+    sx_resp_free(&r);
+    return st;
+}
+
+/* The audit lines carrying requestId rid, as "action phase status" joined by "|". */
+static void lines_of(const char *log, const char *rid, char *out, size_t cap)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\"requestId\":\"%s\"", rid);
+    out[0] = '\0';
+    for (const char *line = log; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[4096];
+        snprintf(buf, sizeof(buf), "%.*s", (int)(len < 4095 ? len : 4095), line);
+        if (strstr(buf, needle)) {
+            char action[64] = "?", phase[16] = "?", status[16] = "?";
+            char *a = strstr(buf, "\"action\":\"");
+            char *p = strstr(buf, "\"phase\":\"");
+            char *s = strstr(buf, "\"status\":");
+            if (a)
+                sscanf(a + 10, "%63[^\"]", action);
+            if (p)
+                sscanf(p + 9, "%15[^\"]", phase);
+            if (s)
+                sscanf(s + 9, "%15[^,}]", status);
+            size_t l = strlen(out);
+            snprintf(out + l, cap - l, "%s%s %s %s", l ? "|" : "", action, phase, status);
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
+static int run_capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* secretsctl [--json] audit verify FILE; returns its exit status, output in out. */
+static int verify(const sx_srv *srv, const char *file, bool json, const char *extra, char *out, size_t cap)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' %s audit verify '%s' %s 2>&1", SX_SECRETSCTL_PATH, srv->admin_socket,
+             json ? "--json" : "", file, extra ? extra : "");
+    return run_capture(cmd, out, cap);
+}
+
+static const sx_srv_opts audit_opts = {.extra_log = "audit_log = audit.log\n"};
+
+static void every_endpoint_writes_its_expected_audit_lines(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    char owner_id[40], viewer_id[40];
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", owner_id);
+    char *viewer = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", viewer_id);
+    REQUIRE(owner && viewer);
+    const char *base = "/acme/web/envs/prod/secrets";
+    CHECK_INT(req(&srv, SX_H1, "POST", base, owner, "r-create", "{\"kind\":\"secret\",\"name\":\"DB\"}"), 201);
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/secrets/DB", owner, "r-get", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", base, viewer, "r-list", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB", owner, "r-update",
+                  "{\"kind\":\"secret\",\"name\":\"DB\",\"description\":\"d\"}"),
+              200);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, "r-setvalue",
+                  "{\"value\":\"" CANARY "\"}"),
+              200);
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/secrets/DB/value", owner, "r-reveal", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/values", owner, "r-values", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", viewer, "r-forbidden", NULL), 403);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", "sxt_bogus", "r-unauth", NULL), 401);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/NOPE", owner, "r-missing", NULL), 404);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, "r-badjson", "{\"value\":"), 400);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", "/acme/web/envs/prod/secrets/DB", owner, "r-delete", NULL), 200);
+    CHECK_INT(req(&srv, SX_ADMIN, "GET", "/v1/tokens", NULL, "r-toklist", NULL), 200);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/tokens/%s", viewer_id);
+    CHECK_INT(req(&srv, SX_ADMIN, "DELETE", path, NULL, "r-revoke", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/healthz", NULL, "r-health", NULL), 200);
+    sleep_ms(300); /* the writer flushes every few ms */
+
+    char *ap = audit_path(&srv);
+    char *log = sx_test_read_file(ap, NULL);
+    REQUIRE(log);
+    static const struct {
+        const char *rid, *want;
+    } expect[] = {
+        {"r-create", "secret.create intent null|secret.create done 201"},
+        {"r-get", "secret.get done 200"},
+        {"r-list", "secret.list done 200"},
+        {"r-update", "secret.update intent null|secret.update done 200"},
+        {"r-setvalue", "secret.set_value intent null|secret.set_value done 200"},
+        {"r-reveal", "secret.reveal intent null|secret.reveal done 200"},
+        {"r-values", "secret.values intent null|secret.values done 200"},
+        {"r-forbidden", "secret.reveal done 403"},
+        {"r-unauth", "secret.reveal done 401"},
+        {"r-missing", "secret.get done 404"},
+        {"r-badjson", "secret.set_value done 400"},
+        {"r-delete", "secret.delete intent null|secret.delete done 200"},
+        {"r-toklist", "token.list done 200"},
+        {"r-revoke", "token.revoke done 200"},
+        {"r-health", ""},
+    };
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        char got[1024];
+        lines_of(log, expect[i].rid, got, sizeof(got));
+        if (strcmp(got, expect[i].want) != 0) {
+            fprintf(stderr, "request %s: audit lines \"%s\", want \"%s\"\n", expect[i].rid, got, expect[i].want);
+            sx_test_failures++;
+        }
+    }
+    /* who and what: the token id, label and role, the scope and name; never the token or value */
+    CHECK(strstr(log, "\"requestId\":\"r-get\",\"tokenId\":\"") != NULL);
+    CHECK(strstr(log, owner_id) != NULL);
+    CHECK(strstr(log, "\"role\":\"owner\"") != NULL);
+    CHECK(strstr(log, "\"scope\":\"acme/web/prod\",\"name\":\"DB\"") != NULL);
+    CHECK(strstr(log, "\"client\":\"127.0.0.1\"") != NULL);
+    CHECK(strstr(log, CANARY) == NULL);
+    CHECK(strstr(log, "sxt_") == NULL);
+    CHECK(strstr(log, owner) == NULL);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK:", 3) == 0);
+    free(log);
+    free(ap);
+    free(owner);
+    free(viewer);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* Write lines[0..n) (each with its newline) to path. */
+static void write_lines(const char *path, char **lines, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; f && i < n; i++)
+        fputs(lines[i], f);
+    if (f)
+        fclose(f);
+}
+
+static void expect_bad(const sx_srv *srv, const char *file, const char *want_line, const char *what)
+{
+    char out[4096];
+    int st = verify(srv, file, true, NULL, out, sizeof(out));
+    if (st != 1 || strstr(out, "\"ok\":false") == NULL || (want_line && strstr(out, want_line) == NULL)) {
+        fprintf(stderr, "%s: verify exit %d, answer %s (want %s)\n", what, st, out, want_line ? want_line : "-");
+        sx_test_failures++;
+    }
+}
+
+static void audit_verify_catches_edits_deletions_swaps_and_a_cut_tail(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    for (int i = 0; i < 6; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"kind\":\"secret\",\"name\":\"S%d\"}", i);
+        CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, body), 201);
+    }
+    sleep_ms(300);
+    char *ap = audit_path(&srv);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+
+    /* Split the live file into lines and tamper with copies (the server's head is the same). */
+    char *log = sx_test_read_file(ap, NULL);
+    REQUIRE(log);
+    char *lines[64];
+    size_t n = 0;
+    for (char *p = log; *p && n < 64;) {
+        char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) + 1 : strlen(p);
+        lines[n] = strndup(p, len);
+        n++;
+        p += len;
+    }
+    REQUIRE(n >= 10);
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s/tampered.log", srv.dir);
+
+    /* a changed byte in line 4 */
+    char *saved = lines[3];
+    lines[3] = strdup(saved);
+    char *st = strstr(lines[3], "\"S");
+    REQUIRE(st);
+    st[2] = st[2] == '1' ? '2' : '1';
+    write_lines(copy, lines, n);
+    expect_bad(&srv, copy, "\"badLine\":4", "changed byte");
+    free(lines[3]);
+    lines[3] = saved;
+
+    /* a deleted line (line 5) */
+    char *del[64];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i != 4)
+            del[m++] = lines[i];
+    write_lines(copy, del, m);
+    expect_bad(&srv, copy, "\"badLine\":5", "deleted line");
+
+    /* lines 5 and 6 swapped */
+    char *tmp = lines[4];
+    lines[4] = lines[5];
+    lines[5] = tmp;
+    write_lines(copy, lines, n);
+    expect_bad(&srv, copy, "\"badLine\":5", "swapped lines");
+    lines[5] = lines[4];
+    lines[4] = tmp;
+
+    /* the copy untouched is intact up to where it was taken (older than the head: --rotated) */
+    write_lines(copy, lines, n);
+    CHECK_INT(verify(&srv, copy, false, "--rotated", out, sizeof(out)), 0);
+
+    /* a cut tail: the last line of the live file removed; only the stored head can tell */
+    sleep_ms(300);
+    free(log);
+    size_t len = 0;
+    log = sx_test_read_file(ap, &len);
+    REQUIRE(log && len > 1);
+    size_t cut = len - 1;
+    while (cut > 0 && log[cut - 1] != '\n')
+        cut--;
+    REQUIRE(truncate(ap, (off_t)cut) == 0);
+    expect_bad(&srv, ap, "cut from the end", "cut tail");
+    /* an edited line cannot be repaired by hand either: the MAC needs the server's key */
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(log);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* Point audit.log at /dev/full and make the server reopen it. */
+static void break_audit_log(const sx_srv *srv, const char *ap)
+{
+    char old[4096];
+    snprintf(old, sizeof(old), "%s.1", ap);
+    CHECK(rename(ap, old) == 0);
+    CHECK(symlink("/dev/full", ap) == 0);
+    kill(srv->pid, SIGHUP);
+    sleep_ms(300);
+}
+
+static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    const char *sec = "/acme/web/envs/prod/secrets/DB";
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"DB\"}"),
+        201);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, "{\"value\":\"v1\"}"), 200);
+    sleep_ms(200);
+    char *ap = audit_path(&srv);
+    break_audit_log(&srv, ap);
+
+    CHECK_INT(
+        req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, "{\"value\":\"" CANARY "\"}"),
+        503);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, NULL), 503);
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/values", owner, NULL, NULL), 503);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"NEW\"}"),
+        503);
+    CHECK_INT(req(&srv, SX_H1, "PUT", sec, owner, NULL, "{\"kind\":\"secret\",\"name\":\"DB\",\"description\":\"x\"}"),
+              503);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", sec, owner, NULL, NULL), 503);
+    /* reads of metadata and health go on */
+    CHECK_INT(req(&srv, SX_H1, "GET", sec, owner, NULL, NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets", owner, NULL, NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/healthz", NULL, NULL, NULL), 200);
+
+    /* a writable file again: SIGHUP, and nothing had changed */
+    unlink(ap);
+    kill(srv.pid, SIGHUP);
+    sleep_ms(300);
+    sx_resp r;
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", owner);
+    const char *h[] = {auth, NULL};
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", h, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"value\":\"v1\"") != NULL);
+    sx_resp_free(&r);
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", sec, h, NULL, 0, &r) == 0);
+    CHECK(r.body && strstr(r.body, "\"description\":null") != NULL);
+    sx_resp_free(&r);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/NEW", owner, NULL, NULL), 404);
+    sleep_ms(300);
+
+    /* the chain continues across the files: the old one checks as rotated, the new one to the head */
+    char out[4096], old[4096];
+    snprintf(old, sizeof(old), "%s.1", ap);
+    CHECK_INT(verify(&srv, old, false, "--rotated", out, sizeof(out)), 0);
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    char *log = sx_test_read_file(ap, NULL);
+    char *log1 = sx_test_read_file(old, NULL);
+    CHECK(log && log1 && strstr(log, CANARY) == NULL && strstr(log1, CANARY) == NULL);
+    free(log);
+    free(log1);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+static void fail_open_serves_when_the_audit_log_is_broken(void)
+{
+    static const sx_srv_opts opts = {.extra_log = "audit_log = audit.log\naudit_policy = fail_open\n"};
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &opts) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    char *ap = audit_path(&srv);
+    break_audit_log(&srv, ap);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"DB\"}"),
+        201);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, "{\"value\":\"v\"}"), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, NULL), 200);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+static void request_ids_are_honoured_or_generated_and_logged(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    sx_resp r;
+    char id[128];
+    const char *good[] = {"X-Request-Id: abc.DEF_123-x", NULL};
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", good, NULL, 0, &r) == 0);
+    CHECK(sx_resp_header(&r, "x-request-id", id, sizeof(id)) && strcmp(id, "abc.DEF_123-x") == 0);
+    sx_resp_free(&r);
+    const char *bad[] = {"X-Request-Id: has space;and\"quote", NULL};
+    REQUIRE(sx_srv_request(&srv, SX_H2C, "GET", "/nope/x", bad, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 404);
+    CHECK(sx_resp_header(&r, "x-request-id", id, sizeof(id)) && strlen(id) >= 16 && strchr(id, ' ') == NULL);
+    sx_resp_free(&r);
+    char longid[100];
+    memset(longid, 'a', 65);
+    longid[65] = '\0';
+    char hl[128];
+    snprintf(hl, sizeof(hl), "X-Request-Id: %s", longid);
+    const char *lh[] = {hl, NULL};
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", lh, NULL, 0, &r) == 0);
+    CHECK(sx_resp_header(&r, "x-request-id", id, sizeof(id)) && strcmp(id, longid) != 0);
+    sx_resp_free(&r);
+    /* a generated id differs per request and appears in the access log */
+    char id2[128];
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", NULL, NULL, 0, &r) == 0);
+    CHECK(sx_resp_header(&r, "x-request-id", id, sizeof(id)));
+    sx_resp_free(&r);
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", NULL, NULL, 0, &r) == 0);
+    CHECK(sx_resp_header(&r, "x-request-id", id2, sizeof(id2)) && strcmp(id, id2) != 0);
+    sx_resp_free(&r);
+    sleep_ms(100);
+    char *alog = sx_test_read_file(srv.access_log, NULL);
+    CHECK(alog && strstr(alog, "abc.DEF_123-x") && strstr(alog, id2));
+    free(alog);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+static void json_log_format_carries_request_ids(void)
+{
+    static const sx_srv_opts opts = {.extra_log = "format = json\n"};
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &opts) == 0);
+    const char *h[] = {"X-Request-Id: json-req-1", NULL};
+    sx_resp r;
+    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", h, NULL, 0, &r) == 0);
+    sx_resp_free(&r);
+    sleep_ms(100);
+    char *alog = sx_test_read_file(srv.access_log, NULL);
+    CHECK(alog && strstr(alog, "{\"time\":\"") && strstr(alog, "\"requestId\":\"json-req-1\"}") &&
+          strstr(alog, "\"status\":200"));
+    free(alog);
+    char *elog = sx_test_read_file(srv.stderr_path, NULL);
+    CHECK(elog && strstr(elog, "{\"time\":\"") && strstr(elog, "\"level\":\"info\""));
+    free(elog);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+int main(int argc, char **argv)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    static const sx_test tests[] = {
+        {"every_endpoint_writes_its_expected_audit_lines", every_endpoint_writes_its_expected_audit_lines},
+        {"audit_verify_catches_edits_deletions_swaps_and_a_cut_tail",
+         audit_verify_catches_edits_deletions_swaps_and_a_cut_tail},
+        {"fail_closed_refuses_reveals_and_writes_and_changes_nothing",
+         fail_closed_refuses_reveals_and_writes_and_changes_nothing},
+        {"fail_open_serves_when_the_audit_log_is_broken", fail_open_serves_when_the_audit_log_is_broken},
+        {"request_ids_are_honoured_or_generated_and_logged", request_ids_are_honoured_or_generated_and_logged},
+        {"json_log_format_carries_request_ids", json_log_format_carries_request_ids},
+    };
+    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
