@@ -303,7 +303,11 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
     } else if (st != yajl_status_ok) {
         /* yajl's own message names no body bytes when verbose is off. */
         unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)body, len);
-        snprintf(err, errlen, "the body is not valid JSON: %s", msg ? (const char *)msg : "parse error");
+        const char *m = msg ? (const char *)msg : "parse error";
+        size_t ml = strlen(m);
+        while (ml > 0 && (m[ml - 1] == '\n' || m[ml - 1] == ' ' || m[ml - 1] == '\r'))
+            ml--;
+        snprintf(err, errlen, "the body is not valid JSON: %.*s", (int)ml, m);
         if (msg)
             yajl_free_error(h, msg);
         rc = SX_JSON_EINVALID;
