@@ -44,6 +44,11 @@
 #define MAX_BODY_LIMIT  (1024ULL * 1024 * 1024)
 #define MAX_CONNS_LIMIT 1048576
 #define MAX_DRAIN       3600
+#define MAX_TIMEOUT     3600
+#define MAX_HDR_LIMIT   (256 * 1024) /* h2o itself buffers at most about 400 KiB of header */
+#define MAX_H2_STREAMS  100          /* h2o 2.2.5 advertises and enforces 100 open streams */
+#define MAX_FRAME_LIMIT 1000000
+#define MAX_POOL_SIZE   1024
 #define DEFAULT_LISTEN  "127.0.0.1"
 #define DEFAULT_PORT    8080
 
@@ -56,12 +61,22 @@ enum key_id {
     K_DRAIN_TIMEOUT,
     K_MAX_CONNECTIONS,
     K_METRICS_LISTEN,
+    K_REQUEST_TIMEOUT,
+    K_H2_IDLE_TIMEOUT,
+    K_MAX_HEADER,
+    K_H2_MAX_CONCURRENT,
+    K_H2_MAX_RESETS,
+    K_H2_MAX_CONTROL,
     K_TLS_LISTEN,
     K_TLS_CERT,
     K_TLS_KEY,
     K_BACKEND,
     K_STORAGE_PATH,
     K_SYNC,
+    K_DSN,
+    K_DB_PASSWORD_ENV,
+    K_DB_PASSWORD_FILE,
+    K_POOL_SIZE,
     K_SEAL_TYPE,
     K_KEY_FILE,
     K_PASSPHRASE_ENV,
@@ -87,12 +102,22 @@ static const sx_config_key keys[N_KEYS] = {
     [K_DRAIN_TIMEOUT] = {"server", "drain_timeout", false},
     [K_MAX_CONNECTIONS] = {"server", "max_connections", false},
     [K_METRICS_LISTEN] = {"server", "metrics_listen", false},
+    [K_REQUEST_TIMEOUT] = {"server", "request_timeout", false},
+    [K_H2_IDLE_TIMEOUT] = {"server", "http2_idle_timeout", false},
+    [K_MAX_HEADER] = {"server", "max_header_bytes", false},
+    [K_H2_MAX_CONCURRENT] = {"server", "http2_max_concurrent_requests", false},
+    [K_H2_MAX_RESETS] = {"server", "http2_max_resets", false},
+    [K_H2_MAX_CONTROL] = {"server", "http2_max_control_frames", false},
     [K_TLS_LISTEN] = {"tls", "listen", true},
     [K_TLS_CERT] = {"tls", "cert", false},
     [K_TLS_KEY] = {"tls", "key", false},
     [K_BACKEND] = {"storage", "backend", false},
     [K_STORAGE_PATH] = {"storage", "path", false},
     [K_SYNC] = {"storage", "sync", false},
+    [K_DSN] = {"storage", "dsn", false},
+    [K_DB_PASSWORD_ENV] = {"storage", "password_env", false},
+    [K_DB_PASSWORD_FILE] = {"storage", "password_file", false},
+    [K_POOL_SIZE] = {"storage", "pool_size", false},
     [K_SEAL_TYPE] = {"seal", "type", false},
     [K_KEY_FILE] = {"seal", "key_file", false},
     [K_PASSPHRASE_ENV] = {"seal", "passphrase_env", false},
@@ -162,6 +187,28 @@ static int add_listen(sx_config_listen **list, size_t *n, char *host, uint16_t p
     return 0;
 }
 
+/* True when a libpq connection string or URI carries a password, which must come from
+ * [storage] password_env or password_file instead. */
+static bool dsn_has_password(const char *v)
+{
+    for (const char *p = v; (p = strstr(p, "password")) != NULL; p += 8) {
+        const char *q = p + 8;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '=' && (p == v || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '?' || p[-1] == '&'))
+            return true;
+    }
+    const char *a = strstr(v, "://");
+    if (a && (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)) {
+        a += 3;
+        size_t alen = strcspn(a, "/?");
+        const char *at = memrchr(a, '@', alen);
+        if (at && memchr(a, ':', (size_t)(at - a)))
+            return true; /* user:password@host */
+    }
+    return false;
+}
+
 /* ---- the handler: one key = value line ---- */
 
 /* Parse the value of key id into the configuration. 0, -EINVAL (why says what is wrong) or -ENOMEM. */
@@ -226,6 +273,32 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
         if ((r = sx_config_parse_uint(v, 1, MAX_CONNS_LIMIT, &n, why)) == 0)
             cfg->max_connections = (size_t)n;
         return r;
+    case K_REQUEST_TIMEOUT:
+    case K_H2_IDLE_TIMEOUT:
+        if ((r = sx_config_parse_uint(v, 1, MAX_TIMEOUT, &n, why)) < 0)
+            return r;
+        if (id == K_REQUEST_TIMEOUT)
+            cfg->request_timeout = (unsigned)n;
+        else
+            cfg->http2_idle_timeout = (unsigned)n;
+        return 0;
+    case K_MAX_HEADER:
+        if ((r = sx_config_parse_size(v, 1024, MAX_HDR_LIMIT, &n, why)) == 0)
+            cfg->max_header_bytes = (size_t)n;
+        return r;
+    case K_H2_MAX_CONCURRENT:
+        if ((r = sx_config_parse_uint(v, 1, MAX_H2_STREAMS, &n, why)) == 0)
+            cfg->http2_max_concurrent_requests = (unsigned)n;
+        return r;
+    case K_H2_MAX_RESETS:
+    case K_H2_MAX_CONTROL:
+        if ((r = sx_config_parse_uint(v, 0, MAX_FRAME_LIMIT, &n, why)) < 0)
+            return r;
+        if (id == K_H2_MAX_RESETS)
+            cfg->http2_max_resets = (unsigned)n;
+        else
+            cfg->http2_max_control_frames = (unsigned)n;
+        return 0;
     case K_OPSLIMIT:
         if ((r = sx_config_parse_uint(v, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX, &n, why)) == 0)
             cfg->seal_pwhash_opslimit = n;
@@ -239,9 +312,24 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
             cfg->storage_sync = b;
         return r;
     case K_BACKEND:
-        if ((r = sx_config_parse_enum(v, "rocksdb\0memory\0", "rocksdb or memory", &e, why)) == 0)
+        if ((r = sx_config_parse_enum(v, "rocksdb\0memory\0postgres\0", "rocksdb, memory or postgres", &e, why)) == 0)
             cfg->backend = (sx_config_backend)e;
         return r;
+    case K_POOL_SIZE:
+        if ((r = sx_config_parse_uint(v, 0, MAX_POOL_SIZE, &n, why)) == 0)
+            cfg->storage_pool_size = (unsigned)n;
+        return r;
+    case K_DSN:
+        /* Never quoted back: a mistaken value may hold a password. */
+        if (dsn_has_password(v)) {
+            snprintf(why, SX_CONFIG_WHY_LEN,
+                     "must not contain a password; give it through [storage] password_env or password_file");
+            return -EINVAL;
+        }
+        if (!(s = strdup(v)))
+            return -ENOMEM;
+        replace(&cfg->storage_dsn, s);
+        return 0;
     case K_SEAL_TYPE:
         if ((r = sx_config_parse_enum(v, "file\0passphrase\0tpm\0", "file, passphrase or tpm", &e, why)) == 0)
             cfg->seal = (sx_config_seal)e;
@@ -261,6 +349,7 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
         return 0;
     }
     case K_PASSPHRASE_ENV:
+    case K_DB_PASSWORD_ENV:
         if (!*v || strlen(v) > 128 || (v[0] >= '0' && v[0] <= '9') ||
             strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v)) {
             snprintf(why, SX_CONFIG_WHY_LEN,
@@ -269,7 +358,7 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
         }
         if (!(s = strdup(v)))
             return -ENOMEM;
-        replace(&cfg->seal_passphrase_env, s);
+        replace(id == K_PASSPHRASE_ENV ? &cfg->seal_passphrase_env : &cfg->storage_password_env, s);
         return 0;
     case K_TCTI:
         if (!*v) {
@@ -286,14 +375,16 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
     case K_STORAGE_PATH:
     case K_KEY_FILE:
     case K_ACCESS_LOG:
-    case K_AUDIT_LOG: {
-        char **slot = id == K_ADMIN_SOCKET   ? &cfg->admin_socket
-                      : id == K_TLS_CERT     ? &cfg->tls_cert
-                      : id == K_TLS_KEY      ? &cfg->tls_key
-                      : id == K_STORAGE_PATH ? &cfg->storage_path
-                      : id == K_KEY_FILE     ? &cfg->seal_key_file
-                      : id == K_ACCESS_LOG   ? &cfg->access_log
-                                             : &cfg->audit_log;
+    case K_AUDIT_LOG:
+    case K_DB_PASSWORD_FILE: {
+        char **slot = id == K_ADMIN_SOCKET       ? &cfg->admin_socket
+                      : id == K_TLS_CERT         ? &cfg->tls_cert
+                      : id == K_TLS_KEY          ? &cfg->tls_key
+                      : id == K_STORAGE_PATH     ? &cfg->storage_path
+                      : id == K_KEY_FILE         ? &cfg->seal_key_file
+                      : id == K_ACCESS_LOG       ? &cfg->access_log
+                      : id == K_DB_PASSWORD_FILE ? &cfg->storage_password_file
+                                                 : &cfg->audit_log;
         if (!*v && (id == K_STORAGE_PATH || id == K_KEY_FILE)) {
             snprintf(why, SX_CONFIG_WHY_LEN, "must not be empty");
             return -EINVAL;
@@ -521,6 +612,12 @@ static int set_defaults(sx_config *cfg)
     cfg->max_value_bytes = 65536;
     cfg->drain_timeout = 10;
     cfg->max_connections = 4096;
+    cfg->request_timeout = 10;
+    cfg->http2_idle_timeout = 10;
+    cfg->max_header_bytes = 16384;
+    cfg->http2_max_concurrent_requests = 100;
+    cfg->http2_max_resets = 200;
+    cfg->http2_max_control_frames = 1000;
     cfg->backend = SX_CONFIG_BACKEND_ROCKSDB;
     cfg->storage_sync = true;
     cfg->seal = SX_CONFIG_SEAL_FILE;
@@ -533,7 +630,9 @@ static int set_defaults(sx_config *cfg)
         sx_config_resolve_path(cfg->dir, "var/seal.key", &cfg->seal_key_file, why) < 0 ||
         !(cfg->seal_passphrase_env = strdup("SECRETSD_PASSPHRASE")) ||
         !(cfg->seal_tcti = strdup("device:/dev/tpmrm0")) || !(cfg->access_log = strdup("-")) ||
-        !(cfg->audit_log = strdup("")) || !(cfg->tls_cert = strdup("")) || !(cfg->tls_key = strdup("")))
+        !(cfg->audit_log = strdup("")) || !(cfg->tls_cert = strdup("")) || !(cfg->tls_key = strdup("")) ||
+        !(cfg->storage_dsn = strdup("")) || !(cfg->storage_password_env = strdup("SECRETSD_DB_PASSWORD")) ||
+        !(cfg->storage_password_file = strdup("")))
         return -ENOMEM;
     return 0;
 }
@@ -565,6 +664,14 @@ static void check_all(load_ctx *c)
              both              ? "cert and key"
              : !*cfg->tls_cert ? "cert"
                                : "key");
+        return;
+    }
+    if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES && !*cfg->storage_dsn) {
+        fail(c, -EINVAL, c->seen[K_BACKEND], "[storage] backend = postgres needs [storage] dsn");
+        return;
+    }
+    if (cfg->backend != SX_CONFIG_BACKEND_POSTGRES && *cfg->storage_dsn) {
+        fail(c, -EINVAL, c->seen[K_DSN], "[storage] dsn: only used with backend = postgres");
         return;
     }
     if (cfg->max_value_bytes >= cfg->max_body_bytes) {
@@ -656,6 +763,9 @@ void sx_config_free(sx_config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->storage_path);
+    free(cfg->storage_dsn);
+    free(cfg->storage_password_env);
+    free(cfg->storage_password_file);
     free(cfg->seal_key_file);
     free(cfg->seal_passphrase_env);
     free(cfg->seal_tcti);

@@ -33,6 +33,7 @@ typedef struct sx_config_listen {
 typedef enum sx_config_backend {
     SX_CONFIG_BACKEND_ROCKSDB = 0,
     SX_CONFIG_BACKEND_MEMORY = 1,
+    SX_CONFIG_BACKEND_POSTGRES = 2, /* a PostgreSQL database shared by several nodes */
 } sx_config_backend;
 
 typedef enum sx_config_seal {
@@ -76,6 +77,14 @@ typedef struct sx_config {
                                          one (n_metrics_listen 0 or 1); default none */
     size_t n_metrics_listen;
 
+    /* slow and hostile clients (server.c, guard.c); the default last */
+    unsigned request_timeout;               /* s: an HTTP/1.1 request, a TLS handshake, an idle keep-alive; 10 */
+    unsigned http2_idle_timeout;            /* s: an HTTP/2 connection without a request or a frame; 10 */
+    size_t max_header_bytes;                /* an HTTP/1.1 head or decoded HTTP/2 header list (431 past it); 16384 */
+    unsigned http2_max_concurrent_requests; /* requests of one HTTP/2 connection handled at once, 1..100; 100 */
+    unsigned http2_max_resets;              /* stream resets per HTTP/2 connection and 10 s, 0 = no limit; 200 */
+    unsigned http2_max_control_frames;      /* SETTINGS, PING, PRIORITY, empty and unknown frames, the same; 1000 */
+
     /* [tls] */
     sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */
     size_t n_tls_listen;
@@ -83,9 +92,13 @@ typedef struct sx_config {
     char *tls_key;
 
     /* [storage] */
-    sx_config_backend backend; /* default rocksdb */
-    char *storage_path;        /* absolute; default "var/data" */
-    bool storage_sync;         /* default true */
+    sx_config_backend backend;   /* default rocksdb */
+    char *storage_path;          /* absolute; default "var/data" */
+    bool storage_sync;           /* default true */
+    char *storage_dsn;           /* postgres: libpq connection string or URI, never with a password; default "" */
+    char *storage_password_env;  /* postgres: environment variable with the password; default "SECRETSD_DB_PASSWORD" */
+    char *storage_password_file; /* postgres: absolute path of a file with the password, or ""; default "" */
+    unsigned storage_pool_size;  /* postgres: most connections; default 0 = threads + 20 */
 
     /* [seal] */
     sx_config_seal seal;          /* default file */

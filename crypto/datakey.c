@@ -31,9 +31,22 @@ typedef struct env_state {
     uint64_t rev;    /* 0 = record absent */
 } env_state;
 
+/* "org/project/env" (what snprintf("%s/%s/%s") writes, truncated to cap), without snprintf's cost:
+ * this runs on every value decryption, 50 times for a values map of 50. */
 static void env_name(char *buf, size_t cap, const sx_crypto_place *p)
 {
-    snprintf(buf, cap, "%s/%s/%s", p->org, p->project, p->env);
+    const char *parts[3] = {p->org, p->project, p->env};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i && n + 1 < cap)
+            buf[n++] = '/';
+        size_t l = strlen(parts[i]);
+        if (l > cap - 1 - n)
+            l = cap - 1 - n;
+        memcpy(buf + n, parts[i], l);
+        n += l;
+    }
+    buf[n] = '\0';
 }
 
 static int env_state_read(sx_crypto *c, const sx_crypto_place *env, env_state *es)

@@ -12,7 +12,8 @@
  * auth cache.
  *
  * Per input: a socketpair; one end is wrapped as an accepted cleartext connection (tracked like
- * server.c's on_accept does, so the handler finds its sx_conn) and handed to h2o_accept(); the
+ * server.c's on_accept does, so the handler finds its sx_conn) and handed to h2o_accept(), with
+ * the hostile-client guard (guard.c) wrapped around its reads as on_accept does; the
  * input bytes are written into the other end while the loop runs. Responses are read and thrown
  * away. When everything is written and nothing is in flight, the client half-closes; the input is
  * over when h2o has closed the connection. A connection that does not close within a bounded time
@@ -79,6 +80,7 @@ static void setup(void)
     t->index = 0;
     h2o_linklist_init_anchor(&t->conns);
     h2o_context_init(&t->ctx, h2o_evloop_create(), &server->globalconf);
+    sx_guard_thread_init(t);
     t->accept_ctx[SX_LISTEN_CLEAR].ctx = &t->ctx;
     t->accept_ctx[SX_LISTEN_CLEAR].hosts = server->globalconf.hosts;
     t->queue = h2o_multithread_create_queue(t->ctx.loop);
@@ -158,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sock->on_close.cb = sx_conn_on_close;
     sock->on_close.data = c;
     h2o_accept(&t->accept_ctx[SX_LISTEN_CLEAR], sock);
+    sx_guard_attach(c); /* the hostile-client guard (guard.c) sees the input first, as in on_accept */
 
     int client = sv[1];
     size_t off = 0;
@@ -172,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 off = size; /* the server has closed its end */
         }
         h2o_evloop_run(loop, t->inflight ? 10 : 0);
+        sx_guard_sweep(t);
         ssize_t got = drain(client);
         if (got < 0)
             eof = true;
@@ -188,13 +192,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!eof && t->nconns > 0) {
         for (int round = 0; round < MAX_ROUNDS && t->nconns > 0; round++) {
             h2o_evloop_run(loop, 10);
+            sx_guard_sweep(t);
             if (drain(client) < 0)
                 break;
         }
     }
     close(client);
-    for (int round = 0; round < CLOSE_ROUNDS && t->nconns > 0; round++)
+    for (int round = 0; round < CLOSE_ROUNDS && t->nconns > 0; round++) {
         h2o_evloop_run(loop, 10);
+        sx_guard_sweep(t);
+    }
     if (t->nconns > 0)
         die("the connection did not close after the client went away");
     check_responses();

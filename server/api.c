@@ -129,16 +129,17 @@ bool sx_require_json(sx_request *r)
 
 /* ---- ETags ------------------------------------------------------------------------------------- */
 
-static size_t format_etag(char *buf, size_t cap, uint64_t rev)
-{
-    return (size_t)snprintf(buf, cap, "\"%016" PRIx64 "\"", rev);
-}
-
+/* "%016x" of the revision, quoted: 18 bytes in the request pool. */
 static void add_etag(h2o_req_t *req, uint64_t rev)
 {
-    char buf[24];
-    size_t n = format_etag(buf, sizeof(buf), rev);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, buf, n).base, n);
+    static const char hex[] = "0123456789abcdef";
+    char *buf = h2o_mem_alloc_pool(&req->pool, 18);
+    buf[0] = buf[17] = '"';
+    for (int i = 16; i >= 1; i--) {
+        buf[i] = hex[rev & 15];
+        rev >>= 4;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, buf, 18);
 }
 
 /* ---- Secret JSON --------------------------------------------------------------------------------- */
@@ -151,37 +152,6 @@ static void add_etag(h2o_req_t *req, uint64_t rev)
  */
 #define SECRET_JSON_MAX(namelen, desclen) (128 + (namelen) + 6 * (desclen))
 
-static size_t escape_json(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            out[n++] = '\\';
-            switch (c) {
-            case '\n': out[n++] = 'n'; break;
-            case '\r': out[n++] = 'r'; break;
-            case '\t': out[n++] = 't'; break;
-            case '\b': out[n++] = 'b'; break;
-            case '\f': out[n++] = 'f'; break;
-            default:
-                out[n++] = 'u';
-                out[n++] = '0';
-                out[n++] = '0';
-                out[n++] = hex[c >> 4];
-                out[n++] = hex[c & 15];
-            }
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    return n;
-}
-
 static size_t append(char *out, const char *lit, size_t len)
 {
     memcpy(out, lit, len);
@@ -191,25 +161,34 @@ static size_t append(char *out, const char *lit, size_t len)
 #define APPEND_LIT(out, lit) append((out), (lit), sizeof(lit) - 1)
 
 /* Write one Secret object at out (room for SECRET_JSON_MAX bytes); returns its length. */
-static size_t write_secret(char *out, const char *name, size_t namelen, const sx_secret_meta *m)
+static size_t write_secret(char *out, const char *name, size_t namelen, const sx_secret_meta_view *m)
 {
     size_t n = APPEND_LIT(out, "{\"name\":\"");
     n += append(out + n, name, namelen);
-    n += APPEND_LIT(out + n, "\",\"description\":");
     if (m->has_description) {
-        out[n++] = '"';
-        n += escape_json(out + n, m->description, m->description_len);
-        out[n++] = '"';
+        n += APPEND_LIT(out + n, "\",\"description\":\"");
+        n += sx_json_escape(out + n, m->description, m->description_len, false);
+        n += m->has_value ? APPEND_LIT(out + n, "\",\"hasValue\":true,\"createdAt\":\"")
+                          : APPEND_LIT(out + n, "\",\"hasValue\":false,\"createdAt\":\"");
     } else {
-        n += APPEND_LIT(out + n, "null");
+        n += m->has_value ? APPEND_LIT(out + n, "\",\"description\":null,\"hasValue\":true,\"createdAt\":\"")
+                          : APPEND_LIT(out + n, "\",\"description\":null,\"hasValue\":false,\"createdAt\":\"");
     }
-    n += m->has_value ? APPEND_LIT(out + n, ",\"hasValue\":true,\"createdAt\":\"")
-                      : APPEND_LIT(out + n, ",\"hasValue\":false,\"createdAt\":\"");
     n += sx_format_time(m->created_ms, out + n, 32);
     n += APPEND_LIT(out + n, "\",\"updatedAt\":\"");
     n += sx_format_time(m->updated_ms, out + n, 32);
     n += APPEND_LIT(out + n, "\"}");
     return n;
+}
+
+static void meta_view_of(sx_secret_meta_view *v, const sx_secret_meta *m)
+{
+    v->created_ms = m->created_ms;
+    v->updated_ms = m->updated_ms;
+    v->has_value = m->has_value;
+    v->has_description = m->has_description;
+    v->description_len = m->has_description ? m->description_len : 0;
+    v->description = m->description;
 }
 
 size_t sx_secret_json_max(size_t namelen, size_t desclen)
@@ -219,10 +198,12 @@ size_t sx_secret_json_max(size_t namelen, size_t desclen)
 
 size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const sx_secret_meta *m)
 {
-    return write_secret(out, name, namelen, m);
+    sx_secret_meta_view v;
+    meta_view_of(&v, m);
+    return write_secret(out, name, namelen, &v);
 }
 
-static void send_secret(sx_request *r, int status, const char *name, const sx_secret_meta *m, uint64_t rev)
+static void send_secret(sx_request *r, int status, const char *name, const sx_secret_meta_view *m, uint64_t rev)
 {
     size_t namelen = strlen(name);
     char *buf = h2o_mem_alloc_pool(&r->req->pool, SECRET_JSON_MAX(namelen, m->description_len));
@@ -231,8 +212,9 @@ static void send_secret(sx_request *r, int status, const char *name, const sx_se
     sx_send_json_pooled(r, status, h2o_iovec_init(buf, n));
 }
 
-/* Read and decode the metadata record; 0, -ENOENT, -EBADMSG or a storage error. */
-static int read_meta(sx_request *r, const api_ctx *a, sx_secret_meta *m, uint64_t *ret_rev)
+/* Read and decode the metadata record in place: on success *ret_raw holds the record (free with
+ * sx_storage_free(); m points into it). 0, -ENOENT, -EBADMSG or a storage error. */
+static int read_meta(sx_request *r, const api_ctx *a, void **ret_raw, sx_secret_meta_view *m, uint64_t *ret_rev)
 {
     char key[SX_KEY_MAX];
     size_t kl = sx_key_build(key, 'm', a->org, a->project, a->env, a->name);
@@ -242,8 +224,11 @@ static int read_meta(sx_request *r, const api_ctx *a, sx_secret_meta *m, uint64_
     int rc = sx_storage_get(r->server->storage, key, kl, &val, &vlen, ret_rev);
     sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_GET, sx_metrics_now_ns() - t0);
     if (rc == 0) {
-        rc = sx_meta_decode(m, val, vlen);
-        sx_storage_free(val);
+        rc = sx_meta_view(m, val, vlen);
+        if (rc == 0)
+            *ret_raw = val;
+        else
+            sx_storage_free(val);
     }
     return rc;
 }
@@ -266,9 +251,10 @@ void sx_api_get(sx_request *r)
     api_ctx a;
     if (!api_begin(r, SX_AUTH_PERM_READ, &a))
         return;
-    sx_secret_meta m;
+    sx_secret_meta_view m;
+    void *raw = NULL;
     uint64_t rev = 0;
-    int rc = read_meta(r, &a, &m, &rev);
+    int rc = read_meta(r, &a, &raw, &m, &rev);
     if (rc == -ENOENT) {
         sx_send_error(r, 404, "not_found", "no secret of that name in this environment");
         return;
@@ -278,6 +264,7 @@ void sx_api_get(sx_request *r)
         return;
     }
     send_secret(r, 200, a.name, &m, rev);
+    sx_storage_free(raw);
 }
 
 /* Query of the list: limit=N (1..1000) and after=NAME, nothing else. */
@@ -353,6 +340,23 @@ void sx_api_list(sx_request *r)
         memcpy(start + pl, after, al);
         sl = pl + al;
     }
+    /* A page sent before is sent again while the store is unchanged (page_cache.c); the change
+     * sequence is read before the scan, so a write racing with it only makes the page stale. */
+    uint64_t seq = 0;
+    bool cacheable = sx_storage_change_seq(r->server->storage, &seq) == 0;
+    char page_id[SX_PAGE_ID_MAX];
+    size_t page_id_len = 0;
+    if (cacheable) {
+        memcpy(page_id, prefix, pl);
+        page_id_len = pl + (size_t)snprintf(page_id + pl, sizeof(page_id) - pl, "\n%zu\n%s", limit, after);
+        h2o_iovec_t cbody, clink;
+        if (sx_page_cache_get(page_id, page_id_len, seq, &r->req->pool, &cbody, &clink)) {
+            if (clink.len)
+                h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, clink.base, clink.len);
+            sx_send_json_pooled(r, 200, cbody);
+            return;
+        }
+    }
     sx_storage_iter *it = NULL;
     uint64_t t0 = sx_metrics_now_ns();
     int rc = sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0,
@@ -361,28 +365,28 @@ void sx_api_list(sx_request *r)
         send_storage_error(r, rc, "listing secrets");
         return;
     }
-    /* Grown by doubling in the request pool; each record needs at most SECRET_JSON_MAX bytes. */
-    size_t cap = 16384, len = 0;
+    /* Grown by doubling in the request pool; each record needs at most SECRET_JSON_MAX bytes. The
+     * first size holds a page of 100 secrets with descriptions of a sentence without growing. */
+    size_t cap = 32768, len = 0;
     char *buf = h2o_mem_alloc_pool(&r->req->pool, cap);
     buf[len++] = '[';
     size_t count = 0;
     bool more = false;
-    char last[257] = "";
+    const char *last = NULL; /* the last name written, inside buf */
+    size_t lastlen = 0;
     const void *k, *v;
     size_t klen, vlen;
-    sx_secret_meta m;
+    sx_secret_meta_view m;
     while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
         if (limit && count == limit) {
             more = true;
             break;
         }
-        if (klen <= pl || klen - pl > 256 || sx_meta_decode(&m, v, vlen) != 0) {
+        if (klen <= pl || klen - pl > 256 || sx_meta_view(&m, v, vlen) != 0) {
             rc = -EBADMSG;
             break;
         }
         size_t namelen = klen - pl;
-        memcpy(last, (const char *)k + pl, namelen);
-        last[namelen] = '\0';
         size_t need = SECRET_JSON_MAX(namelen, m.description_len) + 2;
         if (len + need > cap) {
             while (len + need > cap)
@@ -393,7 +397,9 @@ void sx_api_list(sx_request *r)
         }
         if (count)
             buf[len++] = ',';
-        len += write_secret(buf + len, last, namelen, &m);
+        last = buf + len + sizeof("{\"name\":\"") - 1;
+        lastlen = namelen;
+        len += write_secret(buf + len, (const char *)k + pl, namelen, &m);
         count++;
     }
     sx_storage_iter_free(it);
@@ -404,13 +410,16 @@ void sx_api_list(sx_request *r)
     }
     buf[len++] = ']';
     h2o_iovec_t body = h2o_iovec_init(buf, len);
+    h2o_iovec_t link = {NULL, 0};
     if (more) {
-        char link[1024];
-        int n = snprintf(link, sizeof(link), "</%s/%s/envs/%s/secrets?limit=%zu&after=%s>; rel=\"next\"", a.org,
-                         a.project, a.env, limit, last);
-        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL,
-                       h2o_strdup(&r->req->pool, link, (size_t)n).base, (size_t)n);
+        char lbuf[1024];
+        int n = snprintf(lbuf, sizeof(lbuf), "</%s/%s/envs/%s/secrets?limit=%zu&after=%.*s>; rel=\"next\"", a.org,
+                         a.project, a.env, limit, (int)lastlen, last ? last : "");
+        link = h2o_strdup(&r->req->pool, lbuf, (size_t)n);
+        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, link.base, link.len);
     }
+    if (cacheable)
+        sx_page_cache_put(page_id, page_id_len, seq, body, link);
     sx_send_json_pooled(r, 200, body);
 }
 
@@ -575,22 +584,77 @@ static void send_revealed(sx_request *r, const api_ctx *a, h2o_iovec_t body)
     sx_request_submit(r, &j->super);
 }
 
-/* Decrypt the value blob of place into the request pool (wiped at the end of the request). */
-static int decrypt_into_pool(sx_request *r, const sx_crypto_place *place, const uint8_t *blob, size_t blen,
-                             char **ret, size_t *ret_len)
-{
-    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen);
-    char *out = sx_pool_alloc_wiped(&r->req->pool, cap);
-    int rc = sx_crypto_value_decrypt(r->server->crypto, out, cap + 1, ret_len, place, blob, blen);
-    if (rc == 0)
-        *ret = out;
-    return rc;
-}
-
 static void send_crypto_error(sx_request *r, int rc)
 {
+    /* A data key that is not cached is read from storage first: when that read fails, the store
+     * is what is not answering (503), not the record that is broken (500). */
+    bool broken = (rc <= SX_CRYPTO_EFORGED && rc > SX_CRYPTO_EFORGED - 100) || rc == -ENOKEY || rc == -EBADMSG ||
+                  rc == -ENOBUFS || rc == -EINVAL;
+    if (!broken) {
+        send_storage_error(r, rc, "reading a data key");
+        return;
+    }
     sx_log(SX_LOG_ERROR, "a stored value could not be decrypted: %s", sx_crypto_strerror(rc));
     sx_send_error(r, 500, "internal", "a stored value could not be decrypted");
+}
+
+/*
+ * Reveal answers are written straight into wiped request-pool memory (no generator, whose buffers
+ * would be more copies of the plaintext to wipe). A value is decrypted in place, where its JSON
+ * string goes; it is escaped afterwards only when it holds a byte that needs it, from a wiped copy.
+ * The output is byte for byte what the yajl generator wrote before (upper-case \u00XX escapes).
+ */
+typedef struct wiped_out {
+    h2o_mem_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+} wiped_out;
+
+/* Make room for need more bytes; a grown buffer is a new wiped allocation (the old one is wiped
+ * when the request ends, like every other). */
+static void wiped_reserve(wiped_out *o, size_t need)
+{
+    if (o->len + need <= o->cap)
+        return;
+    size_t cap = o->cap * 2;
+    if (cap < o->len + need)
+        cap = o->len + need;
+    char *nb = sx_pool_alloc_wiped(o->pool, cap);
+    if (o->len)
+        memcpy(nb, o->buf, o->len);
+    o->buf = nb;
+    o->cap = cap;
+}
+
+static void wiped_lit(wiped_out *o, const char *s, size_t len)
+{
+    memcpy(o->buf + o->len, s, len);
+    o->len += len;
+}
+
+/* Decrypt blob as a JSON string's contents at the end of o (quotes not included). 0 or the
+ * crypto error. */
+static int wiped_decrypt_string(sx_request *r, wiped_out *o, const sx_crypto_place *place, const uint8_t *blob,
+                                size_t blen)
+{
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
+    wiped_reserve(o, cap + 32);
+    char *at = o->buf + o->len;
+    int rc = sx_crypto_value_decrypt(r->server->crypto, at, cap, &plen, place, blob, blen);
+    if (rc != 0)
+        return rc;
+    size_t elen = sx_json_escaped_len(at, plen);
+    if (elen == plen) {
+        o->len += plen;
+        return 0;
+    }
+    char *copy = sx_pool_alloc_wiped(o->pool, plen);
+    memcpy(copy, at, plen);
+    sodium_memzero(at, plen);
+    wiped_reserve(o, elen + 32);
+    o->len += sx_json_escape(o->buf + o->len, copy, plen, true);
+    sodium_memzero(copy, plen);
+    return 0;
 }
 
 void sx_api_reveal(sx_request *r)
@@ -598,11 +662,14 @@ void sx_api_reveal(sx_request *r)
     api_ctx a;
     if (!api_begin(r, SX_AUTH_PERM_REVEAL, &a))
         return;
-    sx_secret_meta m;
+    sx_secret_meta_view m;
+    void *raw = NULL;
     uint64_t rev = 0;
-    int rc = read_meta(r, &a, &m, &rev);
+    int rc = read_meta(r, &a, &raw, &m, &rev);
+    int64_t updated_ms = rc == 0 ? m.updated_ms : 0;
     if (rc == 0 && !m.has_value)
         rc = -ENOENT;
+    sx_storage_free(raw);
     void *blob = NULL;
     size_t blen = 0;
     if (rc == 0) {
@@ -619,25 +686,24 @@ void sx_api_reveal(sx_request *r)
         return;
     }
     sx_crypto_place place = {a.org, a.project, a.env, a.name};
-    char *plain = NULL;
-    size_t plen = 0;
-    rc = decrypt_into_pool(r, &place, blob, blen, &plain, &plen);
+    size_t namelen = strlen(a.name);
+    wiped_out o = {.pool = &r->req->pool};
+    wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
+    wiped_lit(&o, "{\"name\":\"", 9);
+    wiped_lit(&o, a.name, namelen);
+    wiped_lit(&o, "\",\"value\":\"", 11);
+    rc = wiped_decrypt_string(r, &o, &place, blob, blen);
     sx_storage_free(blob);
     if (rc != 0) {
         send_crypto_error(r, rc);
         return;
     }
-    yajl_gen g = sx_json_gen_wiped();
-    char ts[32];
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "name", a.name);
-    sx_json_str(g, "value");
-    sx_json_strn(g, plain, plen);
-    sx_format_time(m.updated_ms, ts, sizeof(ts));
-    sx_json_kv(g, "updatedAt", ts);
-    yajl_gen_map_close(g);
+    wiped_reserve(&o, 48);
+    wiped_lit(&o, "\",\"updatedAt\":\"", 15);
+    o.len += sx_format_time(updated_ms, o.buf + o.len, 32);
+    wiped_lit(&o, "\"}", 2);
     add_etag(r->req, rev);
-    send_revealed(r, &a, sx_json_gen_finish_wiped(g, &r->req->pool));
+    send_revealed(r, &a, h2o_iovec_init(o.buf, o.len));
 }
 
 void sx_api_values(sx_request *r)
@@ -653,42 +719,41 @@ void sx_api_values(sx_request *r)
         send_storage_error(r, rc, "reading values");
         return;
     }
-    yajl_gen g = sx_json_gen_wiped();
-    yajl_gen_map_open(g);
+    wiped_out o = {.pool = &r->req->pool};
+    wiped_reserve(&o, 8192);
+    wiped_lit(&o, "{", 1);
     const void *k, *v;
     size_t klen, vlen;
-    char *scratch = NULL;
-    size_t scratch_cap = 0;
+    char name[257];
+    sx_crypto_place place = {a.org, a.project, a.env, name};
     while ((rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
-        char name[257];
         if (klen <= pl || klen - pl > 256) {
             rc = -EBADMSG;
             break;
         }
-        memcpy(name, (const char *)k + pl, klen - pl);
-        name[klen - pl] = '\0';
-        sx_crypto_place place = {a.org, a.project, a.env, name};
-        size_t plen = 0, need = SX_CRYPTO_VALUE_PLAIN_LEN(vlen);
-        if (need > scratch_cap) {
-            /* One wiped scratch buffer for the whole map, grown only for a larger value. */
-            scratch_cap = need > r->server->config->max_value_bytes ? need : r->server->config->max_value_bytes;
-            scratch = sx_pool_alloc_wiped(&r->req->pool, scratch_cap);
-        }
-        rc = sx_crypto_value_decrypt(r->server->crypto, scratch, scratch_cap + 1, &plen, &place, v, vlen);
+        size_t namelen = klen - pl;
+        memcpy(name, (const char *)k + pl, namelen);
+        name[namelen] = '\0';
+        wiped_reserve(&o, namelen + 8);
+        if (o.len > 1)
+            wiped_lit(&o, ",", 1);
+        wiped_lit(&o, "\"", 1);
+        wiped_lit(&o, name, namelen);
+        wiped_lit(&o, "\":\"", 3);
+        rc = wiped_decrypt_string(r, &o, &place, v, vlen);
         if (rc != 0)
             break;
-        sx_json_str(g, name);
-        sx_json_strn(g, scratch, plen);
+        wiped_lit(&o, "\"", 1);
     }
     sx_storage_iter_free(it);
     if (rc < 0) {
-        yajl_gen_free(g);
         if (rc <= SX_CRYPTO_EFORGED && rc > SX_CRYPTO_EFORGED - 100)
             send_crypto_error(r, rc);
         else
             send_storage_error(r, rc, "reading values");
         return;
     }
-    yajl_gen_map_close(g);
-    send_revealed(r, &a, sx_json_gen_finish_wiped(g, &r->req->pool));
+    wiped_reserve(&o, 1);
+    wiped_lit(&o, "}", 1);
+    send_revealed(r, &a, h2o_iovec_init(o.buf, o.len));
 }

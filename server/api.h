@@ -60,6 +60,13 @@ yajl_gen sx_json_gen_wiped(void);
 h2o_iovec_t sx_json_gen_finish_wiped(yajl_gen g, h2o_mem_pool_t *pool);
 /* len + 1 bytes of request-pool memory, wiped when the request ends. */
 char *sx_pool_alloc_wiped(h2o_mem_pool_t *pool, size_t len);
+/* JSON string escaping for output written straight into a buffer, without the quotes: the quote,
+ * the backslash and control characters (\n \r \t \b \f short, others \u00XX with upper_hex or
+ * \u00xx); every other byte is copied as it is (the input is UTF-8 that was checked on the way
+ * in). sx_json_escape writes exactly sx_json_escaped_len(s, len) bytes (at most 6 * len) to out.
+ * With upper_hex the output is byte for byte what a yajl generator writes for the same string. */
+size_t sx_json_escaped_len(const char *s, size_t len);
+size_t sx_json_escape(char *out, const char *s, size_t len, bool upper_hex);
 /* 2026-11-26T15:46:21.123Z */
 size_t sx_format_time(int64_t ms, char *buf, size_t cap);
 
@@ -82,6 +89,18 @@ size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf);
 /* Decode; -EBADMSG when malformed. */
 int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len);
 
+/* The same record decoded in place: description points into buf (not NUL-terminated) and is
+ * valid as long as buf is. For scans, where copying every description would be wasted work. */
+typedef struct sx_secret_meta_view {
+    int64_t created_ms;
+    int64_t updated_ms;
+    bool has_value;
+    bool has_description;
+    size_t description_len;
+    const char *description;
+} sx_secret_meta_view;
+int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len);
+
 /* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,
  * description_len) bytes; returns the bytes written (api.c). */
 size_t sx_secret_json_max(size_t namelen, size_t desclen);
@@ -91,6 +110,19 @@ size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const s
  * must hold SX_KEY_MAX bytes); name may be NULL for the env prefix "m/o/p/env/". */
 #define SX_KEY_MAX (2 + 3 * 65 + 257 + 1)
 size_t sx_key_build(char *buf, char kind, const char *org, const char *project, const char *env, const char *name);
+
+/* ---- list pages sent again while the store is unchanged (page_cache.c) --------------------------- */
+
+/* What identifies a page: the env's metadata prefix and the query (limit, after). */
+#define SX_PAGE_ID_MAX (SX_KEY_MAX + 16 + 257)
+
+/* On this loop thread's cache: the page stored under id at change sequence seq. On a hit, links
+ * the page into pool (valid until the request ends) and returns true with its body and its Link
+ * header value (len 0 when none); a page stored at another seq is dropped. Loop threads only. */
+bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_link);
+/* Keep a copy of body and link under id, read at change sequence seq (read before the scan). */
+void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link);
 
 /* ms since the epoch, wall clock. */
 int64_t sx_now_ms(void);

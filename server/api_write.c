@@ -95,6 +95,10 @@ static void storage_failed(write_job *j, int rc)
         set_result(j, 500, "internal", "a stored record is corrupt");
         return;
     }
+    if (rc == -ENOSPC) {
+        set_result(j, 503, "unavailable", "the storage device is full");
+        return;
+    }
     set_result(j, 503, "unavailable", "storage is not answering");
 }
 

@@ -64,6 +64,8 @@ const char *sx_status_reason(int status)
         return "Unsupported Media Type";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 503:
@@ -183,6 +185,8 @@ static void on_request_dispose(void *p)
         r->thread->inflight--;
     if (r->conn && r->conn->inflight)
         r->conn->inflight--;
+    if (r->conn)
+        sx_guard_request_done(r->conn);
 }
 
 void sx_request_submit(sx_request *r, sx_job *job)
@@ -277,6 +281,16 @@ void sx_request_finish(sx_request *r, int status)
     sx_audit_log(r->server->audit, r->thread->index, &rec);
 }
 
+/* The size of the request's header: at most what an HTTP/1.1 client sent, or what HPACK decoded
+ * (the pseudo-headers included). */
+static size_t request_header_bytes(const h2o_req_t *req)
+{
+    size_t n = req->input.method.len + req->input.path.len + (req->version >= 0x200 ? req->input.authority.len : 0);
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sx_server *s = ((sx_handler *)self)->server;
@@ -296,8 +310,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     if (r->conn) {
         r->conn->inflight++;
-        if (req->version >= 0x200)
+        if (req->version >= 0x200 && !r->conn->http2) {
             r->conn->http2 = true;
+            sx_guard_saw_http2(r->conn);
+        }
     }
 
     /* The raw request target, never h2o's percent-decoded normalised form. */
@@ -309,6 +325,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     set_request_id(r);
 
+    /* HTTP/1.1 heads over the limit never get here (guard.c answers them); HTTP/2 header blocks
+     * are only known once HPACK has decoded them. */
+    if (request_header_bytes(req) > s->config->max_header_bytes) {
+        sx_send_error(r, 431, "headers_too_large", "the request headers are larger than the server accepts");
+        return 0;
+    }
     if (req->entity.base && req->entity.len > s->config->max_body_bytes) {
         sx_send_error(r, 413, "payload_too_large", "the request body is larger than max_body_bytes");
         return 0;

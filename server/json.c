@@ -410,6 +410,91 @@ h2o_iovec_t sx_json_gen_thread_finish(yajl_gen g, h2o_mem_pool_t *pool)
     return out;
 }
 
+/* ---- string escaping for output written straight into a buffer ---------------------------------- */
+
+static inline bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* How many bytes from s can be copied as they are: 8 at a time, until a control character, quote
+ * or backslash (word tests: "some byte < 0x20", "some byte == q"; a hit is then located bytewise). */
+static size_t plain_run(const unsigned char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+        if (hit & highs)
+            break;
+    }
+    while (i < len && !needs_escape(s[i]))
+        i++;
+    return i;
+}
+
+/* The letter of c's two-byte escape (\n for a newline, ...), or 0 when c is written as \u00XX. */
+static char short_escape(unsigned char c)
+{
+    switch (c) {
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\t':
+        return 't';
+    case '\b':
+        return 'b';
+    case '\f':
+        return 'f';
+    default:
+        return 0;
+    }
+}
+
+size_t sx_json_escaped_len(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = len, i = 0;
+    while ((i += plain_run(p + i, len - i)) < len)
+        n += short_escape(p[i++]) ? 1 : 5;
+    return n;
+}
+
+size_t sx_json_escape(char *out, const char *s, size_t len, bool upper_hex)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const char *hex = upper_hex ? "0123456789ABCDEF" : "0123456789abcdef";
+    size_t n = 0, i = 0;
+    for (;;) {
+        size_t run = plain_run(p + i, len - i);
+        memcpy(out + n, p + i, run);
+        n += run;
+        i += run;
+        if (i == len)
+            return n;
+        unsigned char c = p[i++];
+        out[n++] = '\\';
+        char letter = short_escape(c);
+        if (letter) {
+            out[n++] = letter;
+        } else {
+            out[n++] = 'u';
+            out[n++] = '0';
+            out[n++] = '0';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+}
+
 static void put2(char *p, unsigned v)
 {
     p[0] = (char)('0' + v / 10);
@@ -419,6 +504,9 @@ static void put2(char *p, unsigned v)
 /* The last day formatted by this thread: timestamps in one response are mostly of few days. */
 static __thread int64_t cached_day = INT64_MIN;
 static __thread char cached_date[11];
+/* Likewise the last second ("2026-11-26T15:46:21"): a list's records were mostly written in bursts. */
+static __thread int64_t cached_sec = INT64_MIN;
+static __thread char cached_second[19];
 
 static void format_date(int64_t days, char *out)
 {
@@ -451,19 +539,23 @@ size_t sx_format_time(int64_t ms, char *buf, size_t cap)
         return (size_t)snprintf(buf, cap, "0000-01-01T00:00:00.000Z");
     int64_t secs = ms / 1000;
     unsigned msec = (unsigned)(ms - secs * 1000);
-    int64_t days = secs / 86400;
-    unsigned sod = (unsigned)(secs - days * 86400);
-    if (days != cached_day) {
-        format_date(days, cached_date);
-        cached_day = days;
+    if (secs != cached_sec) {
+        int64_t days = secs / 86400;
+        unsigned sod = (unsigned)(secs - days * 86400);
+        if (days != cached_day) {
+            format_date(days, cached_date);
+            cached_day = days;
+        }
+        memcpy(cached_second, cached_date, 10);
+        cached_second[10] = 'T';
+        put2(cached_second + 11, sod / 3600);
+        cached_second[13] = ':';
+        put2(cached_second + 14, sod / 60 % 60);
+        cached_second[16] = ':';
+        put2(cached_second + 17, sod % 60);
+        cached_sec = secs;
     }
-    memcpy(buf, cached_date, 10);
-    buf[10] = 'T';
-    put2(buf + 11, sod / 3600);
-    buf[13] = ':';
-    put2(buf + 14, sod / 60 % 60);
-    buf[16] = ':';
-    put2(buf + 17, sod % 60);
+    memcpy(buf, cached_second, 19);
     buf[19] = '.';
     buf[20] = (char)('0' + msec / 100);
     put2(buf + 21, msec % 100);

@@ -15,6 +15,7 @@
  * wrong"; any other start-up failure exits with status 1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -100,6 +101,83 @@ static char *take_passphrase(const char *var, size_t *ret_len)
     unsetenv(var);
     *ret_len = len;
     return copy;
+}
+
+/* The database password of [storage] backend = postgres, in sodium_malloc memory (free with
+ * sodium_free): the contents of password_file (one line) when set, else the variable named by
+ * password_env, which is wiped and removed. *ret is NULL when neither gives one. A file that others
+ * may read, or that cannot be read, is an error (logged). */
+static int take_db_password(const sx_config *cfg, char **ret)
+{
+    *ret = NULL;
+    if (!*cfg->storage_password_file) {
+        size_t len = 0;
+        *ret = take_passphrase(cfg->storage_password_env, &len);
+        return 0;
+    }
+    size_t unused = 0;
+    sodium_free(take_passphrase(cfg->storage_password_env, &unused)); /* the file wins; wipe the variable */
+    const char *path = cfg->storage_password_file;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        sx_log(SX_LOG_ERROR, "[storage] password_file \"%s\": %s", path, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size > 1024) {
+        sx_log(SX_LOG_ERROR,
+               "[storage] password_file \"%s\" must be a regular file of at most 1024 bytes that only "
+               "its owner can read (chmod 600)",
+               path);
+        close(fd);
+        return -EPERM;
+    }
+    char *pw = sodium_malloc(1025);
+    ssize_t n = pw ? read(fd, pw, 1024) : -1;
+    close(fd);
+    if (n < 0) {
+        sodium_free(pw);
+        sx_log(SX_LOG_ERROR, "[storage] password_file \"%s\" cannot be read", path);
+        return -EIO;
+    }
+    while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+        n--;
+    pw[n] = '\0';
+    if (n == 0 || memchr(pw, '\n', (size_t)n)) {
+        sodium_free(pw);
+        sx_log(SX_LOG_ERROR, "[storage] password_file \"%s\" must hold the password on one line", path);
+        return -EINVAL;
+    }
+    *ret = pw;
+    return 0;
+}
+
+/* Open the store named by [storage]. err gets the reason on failure. */
+static int open_storage(const sx_config *cfg, sx_storage **ret, char *err, size_t errlen)
+{
+    static const char *const names[] = {"rocksdb", "memory", "postgres"};
+    sx_storage_options sopt = {
+        .backend = names[cfg->backend],
+        .path = cfg->storage_path,
+        .sync = cfg->storage_sync,
+        .dsn = cfg->storage_dsn,
+        .pool_size = cfg->storage_pool_size ? cfg->storage_pool_size : cfg->threads + 20,
+    };
+    char *password = NULL;
+    if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES) {
+        int rc = take_db_password(cfg, &password);
+        if (rc != 0) {
+            snprintf(err, errlen, "no usable database password");
+            return rc;
+        }
+        sopt.password = password;
+    }
+    int rc = sx_storage_open(&sopt, ret, err, errlen);
+    sodium_free(password); /* the backend keeps its own copy for reconnecting */
+    return rc;
 }
 
 /* Open (or on first start initialise) the key hierarchy. Prints the recovery key once, to stdout
@@ -359,9 +437,9 @@ int main(int argc, char **argv)
         sx_config_free(cfg);
         return st;
     }
-    if (recover && cfg->backend != SX_CONFIG_BACKEND_ROCKSDB) {
-        fprintf(stderr,
-                "secretsd: --recover needs [storage] backend = rocksdb (a memory store has nothing to recover)\n");
+    if (recover && cfg->backend == SX_CONFIG_BACKEND_MEMORY) {
+        fprintf(stderr, "secretsd: --recover needs a durable [storage] backend (a memory store has nothing to "
+                        "recover)\n");
         sx_log_close();
         sx_config_free(cfg);
         return 2;
@@ -376,12 +454,7 @@ int main(int argc, char **argv)
         ensure_parent_dir(cfg->storage_path);
     if (cfg->admin_socket && *cfg->admin_socket)
         ensure_parent_dir(cfg->admin_socket);
-    sx_storage_options sopt = {
-        .backend = cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "memory" : "rocksdb",
-        .path = cfg->storage_path,
-        .sync = cfg->storage_sync,
-    };
-    int rc = sx_storage_open(&sopt, &storage, err, sizeof(err));
+    int rc = open_storage(cfg, &storage, err, sizeof(err));
     if (rc != 0) {
         sx_log(SX_LOG_ERROR, "cannot open storage: %s", err);
         goto out;
@@ -390,8 +463,13 @@ int main(int argc, char **argv)
         status = run_recover(cfg, storage);
         goto out;
     }
-    sx_log(SX_LOG_INFO, "storage: %s%s%s", sopt.backend, cfg->backend == SX_CONFIG_BACKEND_MEMORY ? "" : " at ",
-           cfg->backend == SX_CONFIG_BACKEND_MEMORY ? " (not durable)" : cfg->storage_path);
+    if (cfg->backend == SX_CONFIG_BACKEND_MEMORY)
+        sx_log(SX_LOG_INFO, "storage: memory (not durable)");
+    else if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES)
+        sx_log(SX_LOG_INFO, "storage: postgres, shared with every node on the database (at most %u connections)",
+               cfg->storage_pool_size ? cfg->storage_pool_size : cfg->threads + 20);
+    else
+        sx_log(SX_LOG_INFO, "storage: rocksdb at %s", cfg->storage_path);
 
     if (open_crypto(cfg, storage, &crypto) != 0)
         goto out;

@@ -66,8 +66,9 @@ typedef struct sx_rotation {
 
 typedef struct sx_rotor sx_rotor;
 
-/* What the engine reports, for the server to log: what is "resumed", "finished", "failed" (code
- * set; retried) or "retrying". rot is borrowed for the call. Called on the engine's thread. */
+/* What the engine reports, for the server to log: what is "started", "resumed" (after a restart),
+ * "taken over from another node" (shared stores), "finished", "failed" (code set; retried) or
+ * "retrying". rot is borrowed for the call. Called on the engine's thread. */
 typedef void (*sx_rotor_event_fn)(void *ctx, const sx_rotation *rot, const char *what, int code);
 
 typedef struct sx_rotor_options {
@@ -76,9 +77,14 @@ typedef struct sx_rotor_options {
                                    0 = 2000 ms */
     sx_rotor_event_fn on_event; /* may be NULL */
     void *event_ctx;
+    unsigned lease_ms; /* shared stores: how long the rotation lease lasts without renewal before another
+                          node may take it over (renewed every third of it); 0 = 10000 ms */
 } sx_rotor_options;
 
-/* Create an engine over st and c (both borrowed; they must outlive it). No thread runs yet. */
+/* Create an engine over st and c (both borrowed; they must outlive it). No thread runs yet. When st
+ * is shared by several nodes (SX_STORAGE_CAP_SHARED), every node runs an engine and they take turns
+ * through a lease record: one node at a time runs the rotations; the others poll for the lease and
+ * take over from a node that stopped renewing it. */
 int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_options *opt)
     __attribute__((warn_unused_result));
 /* Stop the thread if it runs, then free. NULL ok. */
@@ -86,7 +92,8 @@ void sx_rotor_free(sx_rotor *r);
 /* Start the background thread, which resumes every rotation found in storage. */
 int sx_rotor_start(sx_rotor *r) __attribute__((warn_unused_result));
 /* Ask the thread to stop and join it: the running chunk ends after its current item and its
- * cursor is persisted. Idempotent; a no-op when the thread never started. */
+ * cursor is persisted, and the rotation lease (shared stores) is given up so another node carries
+ * on at once. Idempotent; a no-op when the thread never started. */
 void sx_rotor_stop(sx_rotor *r);
 
 /*

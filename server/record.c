@@ -51,7 +51,7 @@ size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf)
     return 20 + dlen;
 }
 
-int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len)
+int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len)
 {
     if (len < 20 || buf[0] != META_FORMAT || (buf[1] & ~3u))
         return -EBADMSG;
@@ -65,8 +65,23 @@ int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len)
     m->created_ms = (int64_t)get_u64(buf + 2);
     m->updated_ms = (int64_t)get_u64(buf + 10);
     m->description_len = dlen;
-    memcpy(m->description, buf + 20, dlen);
-    m->description[dlen] = '\0';
+    m->description = (const char *)buf + 20;
+    return 0;
+}
+
+int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len)
+{
+    sx_secret_meta_view v;
+    int rc = sx_meta_view(&v, buf, len);
+    if (rc != 0)
+        return rc;
+    m->has_value = v.has_value;
+    m->has_description = v.has_description;
+    m->created_ms = v.created_ms;
+    m->updated_ms = v.updated_ms;
+    m->description_len = v.description_len;
+    memcpy(m->description, v.description, v.description_len);
+    m->description[v.description_len] = '\0';
     return 0;
 }
 

@@ -35,6 +35,21 @@
  *
  * A failed step is remembered (shown by status), reported through on_event and retried with
  * exponential backoff (0.5 s .. 30 s). The engine never logs itself.
+ *
+ * Several nodes. When the store is shared (SX_STORAGE_CAP_SHARED: several secretsd nodes on one
+ * database), every node runs an engine, and a rotation begun on any node must run on exactly one.
+ * Correctness never depends on that - every step is idempotent and every write is conditional, so
+ * two engines on one rotation only waste work and report conflicts - but the rotation lease keeps
+ * them from doing so. The lease is a record (s/rotation.lease: the holder's random node id and the
+ * lease time) whose revision is the heartbeat: the holder rewrites it (COND_REV) every third of the
+ * lease time and runs rotations only while it is sure no other node can have taken over; the
+ * others read it once per poll and take it over (COND_REV on the revision they saw) only after
+ * that revision has stayed the same for a whole lease time by their own monotonic clock. No node
+ * compares its clock with another's, so clock skew between nodes does not matter. A holder that
+ * cannot renew (storage down) stops starting chunks when its lease time runs out; a node that stops
+ * deletes the lease, and one that crashes is replaced after one lease time. Without rotations the
+ * lease is not held, and idle engines poll the r/ records every SHARED_POLL_MS, so a rotation begun
+ * on another node, or left behind by a crashed one, is picked up.
  */
 #include "server/rotation_internal.h"
 
@@ -54,6 +69,12 @@
 #define BACKOFF_MIN_MS   500
 #define BACKOFF_MAX_MS   30000
 #define DEFAULT_GRACE_MS 2000
+#define DEFAULT_LEASE_MS 10000
+#define LEASE_SLACK_MS   500 /* a taker waits this much longer than the lease time */
+#define SHARED_POLL_MS   1000
+#define LEASE_KEY        "s/rotation.lease"
+#define LEASE_FMT        0x01
+#define LEASE_LEN        29 /* format, node id (16), lease ms (4), written at (8, wall clock, informational) */
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
 
@@ -217,6 +238,85 @@ int sx_rot_delete(sx_rotor *r, const sx_rotation *rot)
     return sx_storage_batch(r->st, &op, 1, NULL);
 }
 
+/* ---- the rotation lease (shared stores) ----------------------------------------------------------- */
+
+/* Write the lease as ours, over revision rev (0 = absent). t0 is a monotonic time taken before the
+ * write was sent: the lease is ours until t0 + lease_ms, whenever the write really committed. */
+static bool lease_write(sx_rotor *r, uint64_t rev, int64_t t0)
+{
+    uint8_t val[LEASE_LEN];
+    val[0] = LEASE_FMT;
+    memcpy(val + 1, r->node, 16);
+    put32(val + 17, r->lease_ms);
+    put64(val + 21, (uint64_t)wall_ms());
+    sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
+                        .key = LEASE_KEY,
+                        .klen = strlen(LEASE_KEY),
+                        .val = val,
+                        .vlen = sizeof(val),
+                        .cond = rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
+                        .rev = rev};
+    int rc = sx_storage_batch(r->st, &op, 1, NULL);
+    if (rc == 0) {
+        r->lease_held = true;
+        r->lease_rev = op.ret_rev;
+        r->lease_valid_ms = t0 + r->lease_ms;
+        r->lease_renew_ms = t0 + r->lease_ms / 3;
+        r->seen_rev = 0;
+        return true;
+    }
+    /* Lost a race for it, or storage failed: ours only while the last renewal still holds. */
+    r->lease_held = rc != SX_STORAGE_ECONDITION && r->lease_held && mono_ms() < r->lease_valid_ms;
+    return r->lease_held;
+}
+
+/* Take or renew the lease when that is due. True when this engine may run a chunk now. */
+static bool lease_hold(sx_rotor *r)
+{
+    int64_t now = mono_ms();
+    if (r->lease_held && now < r->lease_renew_ms)
+        return true;
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    uint64_t rev = 0;
+    int rc = sx_storage_get(r->st, LEASE_KEY, strlen(LEASE_KEY), (void **)&v, &vl, &rev);
+    if (rc < 0 && rc != -ENOENT) {
+        r->lease_held = r->lease_held && now < r->lease_valid_ms;
+        return r->lease_held;
+    }
+    bool valid = rc == 0 && vl == LEASE_LEN && v[0] == LEASE_FMT;
+    bool ours = valid && memcmp(v + 1, r->node, 16) == 0;
+    uint32_t their_ms = valid ? get32(v + 17) : r->lease_ms;
+    sx_storage_free(v);
+    if (rc == 0 && !ours) {
+        r->lease_held = false;
+        if (rev != r->seen_rev) {
+            r->seen_rev = rev; /* it moved: its holder is alive; watch it from now */
+            r->seen_since_ms = now;
+            return false;
+        }
+        if (now - r->seen_since_ms < (int64_t)their_ms + LEASE_SLACK_MS)
+            return false;
+        /* Not renewed for a whole lease time: its holder is gone. Take it over. */
+    }
+    return lease_write(r, rc == 0 ? rev : 0, now);
+}
+
+/* Give the lease up (when no rotation is left, or the engine stops), so another node need not wait. */
+static void lease_release(sx_rotor *r)
+{
+    if (!r->shared || !r->lease_held)
+        return;
+    sx_storage_op op = {.kind = SX_STORAGE_OP_DELETE,
+                        .key = LEASE_KEY,
+                        .klen = strlen(LEASE_KEY),
+                        .cond = SX_STORAGE_COND_REV,
+                        .rev = r->lease_rev};
+    int rc = sx_storage_batch(r->st, &op, 1, NULL);
+    (void)rc; /* if this fails, the others take over after one lease time */
+    r->lease_held = false;
+}
+
 /* ---- the thread ----------------------------------------------------------------------------------- */
 
 static int list_records(sx_storage *st, sx_rotation **ret, size_t *ret_n)
@@ -346,11 +446,19 @@ static int64_t rotor_pass(sx_rotor *r)
     int rc = list_records(r->st, &rots, &n);
     if (rc < 0) {
         r->pass_error = rc;
-        return BACKOFF_MAX_MS;
+        return r->shared ? SHARED_POLL_MS : BACKOFF_MAX_MS;
     }
     pthread_mutex_lock(&r->mu);
     bool first = r->first_pass;
     r->first_pass = false;
+    pthread_mutex_unlock(&r->mu);
+    if (r->shared && n == 0)
+        lease_release(r);
+    if (r->shared && n > 0 && !lease_hold(r)) {
+        free(rots); /* another node runs them; watch its lease */
+        return SHARED_POLL_MS;
+    }
+    pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->nstates; i++)
         r->states[i].seen = false;
     pthread_mutex_unlock(&r->mu);
@@ -371,12 +479,20 @@ static int64_t rotor_pass(sx_rotor *r)
             r->pass_error = -ENOMEM;
             continue;
         }
-        if (fresh)
-            event(r, rot, first ? "resumed" : "started", 0);
+        if (fresh) /* past its start later on: another node ran it, and stopped or died */
+            event(r, rot,
+                  first                                             ? "resumed"
+                  : rot->phase != SX_ROTATION_START || rot->to != 0 ? "taken over from another node"
+                                                                    : "started",
+                  0);
         int64_t now = mono_ms();
         if (next > now) {
             wait = wait < 0 || next - now < wait ? next - now : wait;
             continue;
+        }
+        if (r->shared && !lease_hold(r)) {
+            wait = SHARED_POLL_MS; /* lost the lease: another node carries on */
+            break;
         }
         char msg[400] = "";
         int64_t next_ms = now;
@@ -423,6 +539,12 @@ static int64_t rotor_pass(sx_rotor *r)
     r->nstates = j;
     pthread_mutex_unlock(&r->mu);
     free(rots);
+    if (r->shared && r->lease_held) {
+        /* Wake in time to renew, however long the rotations sleep. */
+        int64_t renew = r->lease_renew_ms - mono_ms();
+        renew = renew < 0 ? 0 : renew;
+        wait = wait < 0 || renew < wait ? renew : wait;
+    }
     return wait;
 }
 
@@ -431,6 +553,8 @@ static void *rotor_main(void *arg)
     sx_rotor *r = arg;
     for (;;) {
         int64_t wait = rotor_pass(r);
+        if (wait < 0 && r->shared)
+            wait = SHARED_POLL_MS; /* a rotation may begin on another node */
         pthread_mutex_lock(&r->mu);
         if (!atomic_load(&r->stopping) && !r->woken && wait != 0) {
             if (wait < 0) {
@@ -468,6 +592,9 @@ int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_op
     r->st = st;
     r->c = c;
     r->grace_ms = opt && opt->grace_ms ? opt->grace_ms : DEFAULT_GRACE_MS;
+    r->lease_ms = opt && opt->lease_ms ? opt->lease_ms : DEFAULT_LEASE_MS;
+    r->shared = sx_storage_has(st, SX_STORAGE_CAP_SHARED);
+    randombytes_buf(r->node, sizeof(r->node));
     r->on_event = opt ? opt->on_event : NULL;
     r->event_ctx = opt ? opt->event_ctx : NULL;
     r->first_pass = true;
@@ -507,6 +634,7 @@ void sx_rotor_stop(sx_rotor *r)
     pthread_mutex_unlock(&r->mu);
     if (running)
         pthread_join(r->tid, NULL);
+    lease_release(r);
 }
 
 void sx_rotor_free(sx_rotor *r)
@@ -664,5 +792,6 @@ int sx_rotor_run_all(sx_rotor *r)
             nanosleep(&(struct timespec){.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L}, NULL);
     }
     r->grace_ms = grace;
+    lease_release(r);
     return rc;
 }

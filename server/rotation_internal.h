@@ -27,6 +27,7 @@ struct sx_rotor {
     sx_storage *st;
     sx_crypto *c;
     unsigned grace_ms;
+    unsigned lease_ms;
     sx_rotor_event_fn on_event;
     void *event_ctx;
     pthread_mutex_t mu; /* guards everything below */
@@ -37,6 +38,16 @@ struct sx_rotor {
     rot_state *states;
     size_t nstates, cap;
     int pass_error; /* first error of the last pass (run_all) */
+    /* Nodes sharing the store (SX_STORAGE_CAP_SHARED) take turns through the rotation lease
+     * (rotation.c, "Several nodes"). Only the engine's thread (or run_all's caller) touches these. */
+    bool shared;
+    uint8_t node[16]; /* random id of this engine */
+    bool lease_held;
+    uint64_t lease_rev;     /* revision of our last write of the lease record */
+    int64_t lease_valid_ms; /* monotonic: ours until then (from before the write that renewed it) */
+    int64_t lease_renew_ms; /* monotonic: renew from then on */
+    uint64_t seen_rev;      /* another node's lease as last read, and since when it has not moved */
+    int64_t seen_since_ms;
 };
 
 /* Fill the crypto place of an env rotation's names. */

@@ -10,6 +10,7 @@
  */
 #include "server/api.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define MAX_SEGMENTS 16
@@ -40,6 +41,40 @@ static const sx_route routes[] = {
     {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal, "secret.reveal"},
     {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values, "secret.values"},
 };
+
+/* Each pattern split into its segments once, so matching a request compares lengths and bytes
+ * instead of re-scanning every pattern (this runs on every request). */
+typedef struct route_shape {
+    int nsegs;
+    struct {
+        const char *text; /* into the pattern; for a parameter, its name without the braces */
+        size_t len;
+        bool param;
+    } segs[MAX_SEGMENTS];
+} route_shape;
+
+static route_shape shapes[sizeof(routes) / sizeof(routes[0])];
+static pthread_once_t shapes_once = PTHREAD_ONCE_INIT;
+
+static void shapes_init(void)
+{
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
+        route_shape *sh = &shapes[r];
+        const char *p = routes[r].pattern + 1;
+        for (;;) {
+            const char *end = strchr(p, '/');
+            size_t plen = end ? (size_t)(end - p) : strlen(p);
+            bool param = plen >= 2 && p[0] == '{';
+            sh->segs[sh->nsegs].text = param ? p + 1 : p;
+            sh->segs[sh->nsegs].len = param ? plen - 2 : plen;
+            sh->segs[sh->nsegs].param = param;
+            sh->nsegs++;
+            if (!end)
+                break;
+            p = end + 1;
+        }
+    }
+}
 
 size_t sx_router_count(void)
 {
@@ -159,37 +194,27 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
     if (nsegs < 0)
         return SX_ROUTE_BAD_PATH;
 
+    pthread_once(&shapes_once, shapes_init);
     unsigned allow = 0;
     const sx_route *found = NULL;
+    const route_shape *found_shape = NULL;
     for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
         const sx_route *route = &routes[r];
-        if (!(route->scope & scope))
+        const route_shape *sh = &shapes[r];
+        if (!(route->scope & scope) || sh->nsegs != nsegs)
             continue;
-        /* Walk the pattern segment by segment. */
-        const char *p = route->pattern + 1;
-        int i = 0;
         bool match = true;
-        while (match) {
-            const char *end = strchr(p, '/');
-            size_t plen = end ? (size_t)(end - p) : strlen(p);
-            if (i >= nsegs) {
+        for (int i = 0; match && i < nsegs; i++)
+            if (!sh->segs[i].param &&
+                (segs[i].len != sh->segs[i].len || memcmp(segs[i].base, sh->segs[i].text, segs[i].len) != 0))
                 match = false;
-                break;
-            }
-            if (!(plen >= 2 && p[0] == '{')) {
-                if (segs[i].len != plen || memcmp(segs[i].base, p, plen) != 0)
-                    match = false;
-            }
-            i++;
-            if (!end)
-                break;
-            p = end + 1;
-        }
-        if (!match || i != nsegs)
+        if (!match)
             continue;
         allow |= route->methods;
-        if ((route->methods & method) && !found)
+        if ((route->methods & method) && !found) {
             found = route;
+            found_shape = sh;
+        }
     }
     if (!found) {
         if (allow) {
@@ -201,20 +226,16 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
 
     /* Collect and check the parameters. */
     size_t np = 0;
-    const char *p = found->pattern + 1;
     for (int i = 0; i < nsegs; i++) {
-        const char *end = strchr(p, '/');
-        size_t plen = end ? (size_t)(end - p) : strlen(p);
-        if (plen >= 2 && p[0] == '{') {
-            const char *bad = check_param(p + 1, plen - 2, segs[i]);
-            if (bad) {
-                *ret_bad = bad;
-                return SX_ROUTE_BAD_PATH;
-            }
-            if (np < SX_MAX_PARAMS)
-                params[np++] = segs[i];
+        if (!found_shape->segs[i].param)
+            continue;
+        const char *bad = check_param(found_shape->segs[i].text, found_shape->segs[i].len, segs[i]);
+        if (bad) {
+            *ret_bad = bad;
+            return SX_ROUTE_BAD_PATH;
         }
-        p = end ? end + 1 : p + plen;
+        if (np < SX_MAX_PARAMS)
+            params[np++] = segs[i];
     }
     *ret_nparams = np;
     *ret_route = found;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,6 +40,9 @@
 
 #define POOL_MAX_THREADS 16
 #define AUTH_CACHE_ENTRIES 4096 /* verified tokens cached per loop thread */
+
+#define FD_RESERVE      1024 /* file descriptors besides client connections: storage, logs, pool */
+#define ACCEPT_PAUSE_MS 100  /* accepting pauses this long when file descriptors run out */
 
 typedef struct sx_listen_sock {
     sx_thread *thread;
@@ -174,6 +178,28 @@ static int setup_tls(sx_server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Every client connection is a file descriptor: raise the soft RLIMIT_NOFILE to what
+ * max_connections needs (up to the hard limit), and say so once when even that is too low. A
+ * server that runs out anyway pauses accepting (on_accept) instead of spinning on the listener. */
+static void raise_fd_limit(const sx_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
+    if (rl.rlim_cur < want) {
+        struct rlimit nl = rl;
+        nl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+        if (nl.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0)
+            rl = nl;
+    }
+    if (rl.rlim_cur < want)
+        sx_log(SX_LOG_WARN,
+               "max_connections = %zu needs about %llu file descriptors, but the limit is %llu (raise it with "
+               "ulimit -n or LimitNOFILE=, or lower max_connections)",
+               cfg->max_connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
 int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t errlen)
 {
     const sx_config *cfg = deps->config;
@@ -197,6 +223,17 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
      * only past twice that, so at most 2 x max_body_bytes is ever buffered for one request. */
     s->globalconf.max_request_entity_size =
         cfg->max_body_bytes > SIZE_MAX / 2 ? cfg->max_body_bytes : cfg->max_body_bytes * 2;
+    /* Slow clients: an HTTP/1.1 request (head and body) must arrive within request_timeout, which
+     * h2o does not extend byte by byte, so a client trickling a header ("slowloris") is closed when
+     * it runs out; the same bounds a TLS handshake and an idle keep-alive connection. An HTTP/2
+     * connection with no request in flight is closed after http2_idle_timeout without a frame. */
+    s->globalconf.http1.req_timeout = (uint64_t)cfg->request_timeout * 1000;
+    s->globalconf.handshake_timeout = (uint64_t)cfg->request_timeout * 1000;
+    s->globalconf.http2.idle_timeout = (uint64_t)cfg->http2_idle_timeout * 1000;
+    /* Requests of one HTTP/2 connection handled at once; the rest wait in h2o's queue (it still
+     * advertises and enforces 100 open streams). */
+    s->globalconf.http2.max_concurrent_requests_per_connection = cfg->http2_max_concurrent_requests;
+    raise_fd_limit(cfg);
     s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(s->hostconf, "/", 0);
     sx_http_register(s, pc);
@@ -299,7 +336,37 @@ void sx_conn_on_close(void *data)
     sx_conn *c = data;
     h2o_linklist_unlink(&c->link);
     c->thread->nconns--;
-    free(c);
+    c->sock = NULL;
+    if (!sx_guard_detach(c))
+        free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void accept_resume(h2o_timeout_entry_t *entry)
+{
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, accept_resume, entry);
+    for (size_t i = 0; !t->stopping && i < t->server->nlisteners; i++)
+        if (t->listen_socks[i])
+            h2o_socket_read_start(t->listen_socks[i], on_accept);
+}
+
+/* Out of file descriptors (or socket memory): the pending connection stays in the backlog and the
+ * listener stays readable, so stop watching the listeners for a moment instead of spinning. */
+static void accept_pause(sx_thread *t, int e)
+{
+    if (h2o_timeout_is_linked(&t->accept_resume))
+        return;
+    for (size_t i = 0; i < t->server->nlisteners; i++)
+        if (t->listen_socks[i])
+            h2o_socket_read_stop(t->listen_socks[i]);
+    h2o_timeout_link(t->ctx.loop, &t->accept_timeout, &t->accept_resume);
+    uint64_t now = h2o_now(t->ctx.loop);
+    if (!t->fd_warned_at || now - t->fd_warned_at >= 10000) {
+        t->fd_warned_at = now;
+        sx_log(SX_LOG_WARN, "cannot accept connections (%s): pausing for %d ms (%zu open on this thread)", strerror(e),
+               ACCEPT_PAUSE_MS, t->nconns);
+    }
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -311,8 +378,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     size_t per_thread_max = t->server->config->max_connections / t->server->nthreads + 1;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(t, errno);
             return; /* EAGAIN: another thread took it, or nothing left */
+        }
         if (t->nconns >= per_thread_max) {
             close(fd);
             continue;
@@ -336,6 +406,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.cb = sx_conn_on_close;
         sock->on_close.data = c;
         h2o_accept(&t->accept_ctx[ls->listener->kind], sock);
+        sx_guard_attach(c); /* nothing was read yet, so h2o cannot have closed it */
     }
 }
 
@@ -420,6 +491,8 @@ static void *thread_main(void *arg)
     life_bump(s, &s->life_ready);
     while (t->init_rc == 0 && !t->stopped) {
         h2o_evloop_run(t->ctx.loop, t->stopping ? 20 : INT32_MAX);
+        if (!h2o_linklist_is_empty(&t->guard_watch))
+            sx_guard_sweep(t);
         if (t->stopping)
             drain_step(t);
     }
@@ -436,6 +509,9 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     t->index = index;
     h2o_linklist_init_anchor(&t->conns);
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->globalconf);
+    sx_guard_thread_init(t);
+    h2o_timeout_init(t->ctx.loop, &t->accept_timeout, ACCEPT_PAUSE_MS);
+    t->accept_resume.cb = accept_resume;
     for (int k = 0; k < 4; k++) {
         t->accept_ctx[k].ctx = &t->ctx;
         t->accept_ctx[k].hosts = s->globalconf.hosts;
@@ -476,6 +552,10 @@ static void thread_dispose(sx_thread *t)
 {
     /* Deliver the last pool replies (their release() frees the jobs). */
     h2o_evloop_run(t->ctx.loop, 0);
+    sx_guard_thread_dispose(t);
+    if (h2o_timeout_is_linked(&t->accept_resume))
+        h2o_timeout_unlink(&t->accept_resume);
+    h2o_timeout_dispose(t->ctx.loop, &t->accept_timeout);
     for (size_t i = 0; t->listen_socks && i < t->server->nlisteners; i++)
         if (t->listen_socks[i])
             h2o_socket_close(t->listen_socks[i]);

@@ -80,6 +80,8 @@ struct sx_conn {
     sx_listener_kind kind;
     unsigned inflight; /* requests of this connection inside a handler or sending */
     bool http2;        /* saw an HTTP/2 request */
+    /* the hostile-client checks on its input (guard.c); NULL = none */
+    struct sx_guard *guard;
 };
 
 struct sx_thread {
@@ -99,6 +101,14 @@ struct sx_thread {
     atomic_ulong requests; /* served by this loop (read by the status handler of other loops) */
     struct sx_metrics_thread *metrics; /* this loop's counters (metrics.c), summed at scrape time */
     uint64_t reqid_next;               /* generated X-Request-Id counter */
+
+    h2o_linklist_t guard_watch;  /* guard.c: connections whose read callback to re-check */
+    h2o_timeout_t guard_timeout; /* guard.c: the once-a-second re-check of every connection */
+    h2o_timeout_entry_t guard_backstop;
+    h2o_timeout_t accept_timeout; /* accepting pauses this long when file descriptors run out */
+    h2o_timeout_entry_t accept_resume;
+    uint64_t fd_warned_at; /* loop time of the last "out of file descriptors" warning */
+
     bool stopping;
     bool stopped;
     uint64_t stop_deadline;
@@ -128,6 +138,26 @@ struct sx_server {
     pthread_cond_t life_cv;
     unsigned life_ready, life_drained, life_pool_freed;
 };
+
+/* ---- hostile-client guard (guard.c) ------------------------------------------------------------ */
+
+/* Wrap the read callback of a freshly accepted connection (after h2o_accept): HTTP/2 frame budgets
+ * and the HTTP/1.1 head limit (see guard.c). Admin-socket connections are left alone. */
+void sx_guard_attach(sx_conn *c);
+/* c's socket closed (sx_conn_on_close). True when the guard frees c itself - the close happened
+ * inside one of its calls into h2o - false when the caller frees c now. */
+bool sx_guard_detach(sx_conn *c);
+/* A request on c is done (its dispose): HTTP/1.1 reads a new head next; on HTTP/2 an answer sent
+ * from a pool job may have made h2o stop and re-arm reading. */
+void sx_guard_request_done(sx_conn *c);
+/* on_req saw an HTTP/2 request on c (Upgrade: h2c switches protocol outside the guard). */
+void sx_guard_saw_http2(sx_conn *c);
+/* At the end of each loop turn: wrap again the sockets on which h2o re-armed reading. */
+void sx_guard_sweep(sx_thread *t);
+/* The loop thread's part (its lists and the backstop timer); init after h2o_context_init, dispose
+ * before h2o_context_dispose. */
+void sx_guard_thread_init(sx_thread *t);
+void sx_guard_thread_dispose(sx_thread *t);
 
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
 

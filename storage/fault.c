@@ -54,6 +54,15 @@ void sx_storage_fault_set(sx_storage *fault, unsigned long nth, bool every)
     pthread_mutex_unlock(&s->mu);
 }
 
+unsigned long sx_storage_fault_calls(sx_storage *fault)
+{
+    fault_store *s = (fault_store *)fault;
+    pthread_mutex_lock(&s->mu);
+    unsigned long c = s->calls;
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
 static int fault_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
 {
     sxs_set_err(err, errlen, "fault storage: use sx_storage_fault_wrap() around an open store");

@@ -39,6 +39,23 @@
  * second process (or a second open in this process) fails at once with -EBUSY and changes
  * nothing; without our lock, RocksDB would rotate the first process's info LOG file before
  * discovering its own LOCK is taken. RocksDB's LOCK stays as a backstop and maps to -EBUSY too.
+ *
+ * Disk full. A write that fails (no space for the log, an I/O error) leaves RocksDB in its
+ * background-error state: reads go on, every later write fails with the same error, and RocksDB
+ * 7.8 offers no way out of it through the C API (no Resume). So the first write after such a
+ * failure that finds room again (at least RDB_MIN_FREE bytes free, plus what the memtables hold,
+ * which the reopen flushes) closes the database and opens it again, at most once per
+ * RDB_RECOVER_EVERY_NS: recovery replays the intact log, cuts the record that failed, and writes
+ * are served again. Every use of the database handle holds `db_lock` shared (an iterator for its
+ * whole life), the reopen holds it exclusively for a bounded wait, so no call ever sees a closed
+ * handle; a reopen that fails leaves no handle, and calls answer the error until a later write
+ * reopens it. Reads run on event loops and never reopen (it blocks for milliseconds); while a
+ * reopen runs they wait for it.
+ * Two more things keep a full disk from killing the process, because Debian's librocksdb is built
+ * with assertions, and RocksDB's file writer asserts when a file that failed a write is written
+ * again: the info LOG (which shares the disk) only takes fatal messages, so nothing is logged
+ * into it after a failure; and the store refuses to open with less than RDB_MIN_FREE bytes free,
+ * since an open writes the LOG's header lines.
  */
 #include "storage/storage_internal.h"
 
@@ -46,10 +63,12 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,9 +79,16 @@
 #define RDB_FORMAT_TAG "secretsd-storage 1"
 #define RDB_LOCK_FILE  "secretsd.lock"
 
+/* See "Disk full" above. */
+#define RDB_MIN_FREE         (1ull << 20)            /* bytes free needed to open or reopen */
+#define RDB_RECOVER_EVERY_NS (1000ull * 1000 * 1000) /* at most one reopen attempt per second */
+#define RDB_RECOVER_WAIT_S   1                       /* longest a reopen waits for calls in progress */
+#define RDB_INFO_LOG_FATAL   4                       /* rocksdb::InfoLogLevel::FATAL_LEVEL */
+
 typedef struct rdb_store {
-    sx_storage base; /* must stay first */
-    rocksdb_t *db;
+    sx_storage base;                      /* must stay first */
+    pthread_rwlock_t db_lock;             /* shared by every use of db, meta, recs; exclusive to reopen */
+    rocksdb_t *db;                        /* NULL after a reopen that failed */
     rocksdb_column_family_handle_t *meta; /* "default" */
     rocksdb_column_family_handle_t *recs; /* "records" */
     rocksdb_writeoptions_t *wopt;         /* sync as configured */
@@ -75,6 +101,15 @@ typedef struct rdb_store {
     pthread_mutex_t clock_mu;
     uint64_t last_rev;
     uint64_t ceiling;
+    char *path;
+    rocksdb_options_t *opts;    /* kept for a reopen */
+    atomic_bool broken;         /* a write failed: RocksDB refuses writes until reopened */
+    atomic_int broken_rc;       /* the error that broke it (what calls answer while db is NULL) */
+    pthread_mutex_t recover_mu; /* one reopen at a time */
+    uint64_t recover_at;        /* CLOCK_MONOTONIC ns of the last attempt (under recover_mu) */
+    uint64_t seq_base;          /* added to RocksDB's sequence by change_seq (set under db_lock held exclusively) */
+    _Atomic uint64_t seq_high;  /* the largest number change_seq has answered */
+    bool locks_ok;              /* db_lock and recover_mu initialised */
     pthread_rwlock_t stripes[RDB_STRIPES];
 } rdb_store;
 
@@ -82,7 +117,7 @@ typedef struct rdb_iter {
     sx_storage_iter base; /* must stay first */
     rocksdb_iterator_t *it;
     rocksdb_readoptions_t *ropt;
-    uint8_t *prefix;
+    uint8_t *prefix; /* prefix, lower bound and upper bound live in bytes[] */
     size_t plen;
     uint8_t *lower; /* first seek target */
     size_t llen;
@@ -90,6 +125,8 @@ typedef struct rdb_iter {
     bool excl;
     bool started;
     bool done;
+    rdb_store *s;    /* holds s->db_lock shared from iter_new to iter_free */
+    uint8_t bytes[]; /* plen + llen + plen bytes, one allocation with the iterator */
 } rdb_iter;
 
 static const sx_storage_iter_ops rdb_iter_ops;
@@ -114,6 +151,127 @@ static int rdb_errno(char *msg)
         r = -EEXIST;
     rocksdb_free(msg);
     return r;
+}
+
+/* ---- the database handle: shared use, reopen after a failed write ---------------------------- */
+
+/*
+ * Take the handle shared, for one call or for an iterator's whole life; -errno when there is no
+ * open database (a reopen failed). The lock prefers readers, so a thread that holds an iterator
+ * may take it again; if that thread writes while the store is broken, its reopen attempt waits for
+ * itself until RDB_RECOVER_WAIT_S and gives up, and a later write tries again.
+ */
+static int db_enter(rdb_store *s)
+{
+    pthread_rwlock_rdlock(&s->db_lock);
+    if (!s->db) {
+        pthread_rwlock_unlock(&s->db_lock);
+        int rc = atomic_load(&s->broken_rc);
+        return rc < 0 ? rc : -EIO;
+    }
+    return 0;
+}
+
+static void db_leave(rdb_store *s)
+{
+    pthread_rwlock_unlock(&s->db_lock);
+}
+
+/* A write failed: RocksDB keeps refusing writes now (its background error). */
+static void mark_broken(rdb_store *s, int rc)
+{
+    atomic_store(&s->broken_rc, rc);
+    atomic_store(&s->broken, true);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Bytes an unprivileged writer may still use on the file system holding path. */
+static int free_bytes(const char *path, uint64_t *ret)
+{
+    struct statvfs v;
+    if (statvfs(path, &v) != 0)
+        return -errno;
+    *ret = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    return 0;
+}
+
+/* Open the database at s->path with s->opts into s->db, s->meta, s->recs. */
+static int db_open(rdb_store *s, char *err, size_t errlen)
+{
+    const char *names[2] = {"default", "records"};
+    const rocksdb_options_t *cfo[2] = {s->opts, s->opts};
+    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
+    char *e = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(s->opts, s->path, 2, names, cfo, h, &e);
+    if (e) {
+        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", s->path, e);
+        return rdb_errno(e);
+    }
+    s->db = db;
+    s->meta = h[0];
+    s->recs = h[1];
+    return 0;
+}
+
+static void db_close(rdb_store *s)
+{
+    if (s->meta)
+        rocksdb_column_family_handle_destroy(s->meta);
+    if (s->recs)
+        rocksdb_column_family_handle_destroy(s->recs);
+    if (s->db)
+        rocksdb_close(s->db);
+    s->meta = s->recs = NULL;
+    s->db = NULL;
+}
+
+/*
+ * Called by writes (on worker threads) while the store is broken: when the last attempt is old
+ * enough and the disk has room, wait (boundedly) for every call in progress to finish, then close
+ * and reopen the database. Best effort: on any obstacle the store stays broken and a later write
+ * tries again.
+ */
+static void db_recover(rdb_store *s)
+{
+    if (pthread_mutex_trylock(&s->recover_mu) != 0)
+        return;
+    uint64_t now = mono_ns();
+    if (!atomic_load(&s->broken) || (s->recover_at && now - s->recover_at < RDB_RECOVER_EVERY_NS))
+        goto out;
+    s->recover_at = now;
+    uint64_t avail = 0, mem = 0;
+    if (free_bytes(s->path, &avail) != 0)
+        goto out;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += RDB_RECOVER_WAIT_S;
+    if (pthread_rwlock_timedwrlock(&s->db_lock, &deadline) != 0)
+        goto out;
+    /* The reopen writes the memtables out as a table file: they need room too. */
+    if (s->db && rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem) != 0)
+        mem = 0;
+    if (avail >= RDB_MIN_FREE + mem) {
+        db_close(s);
+        int rc = db_open(s, NULL, 0);
+        if (rc == 0) {
+            /* A reopened database may publish a sequence number again for other contents (what
+             * was published but not written out before the failure is gone): start change_seq
+             * above every number it answered before, so no cache keyed by it is taken for new. */
+            s->seq_base = atomic_load(&s->seq_high) + 1;
+            atomic_store(&s->broken, false);
+        }
+        else
+            atomic_store(&s->broken_rc, rc);
+    }
+    pthread_rwlock_unlock(&s->db_lock);
+out:
+    pthread_mutex_unlock(&s->recover_mu);
 }
 
 static void be64_put(uint8_t *p, uint64_t v)
@@ -148,6 +306,22 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/*
+ * RocksDB counts into a thread-local perf context on every read step unless the calling thread
+ * turns that off (its default level is "count"). Nothing here reads those counters, and on the
+ * hot read paths (a prefix scan of an env, a point read) the counting is a tenth of the CPU, so
+ * each thread that reads switches it off once.
+ */
+static __thread bool perf_off;
+
+static inline void reads_no_perf_counters(void)
+{
+    if (!perf_off) {
+        rocksdb_set_perf_level(rocksdb_disable);
+        perf_off = true;
+    }
+}
+
 /* Persist a new revision ceiling (always synced). Caller holds clock_mu. */
 static int write_ceiling(rdb_store *s, uint64_t ceiling)
 {
@@ -155,8 +329,11 @@ static int write_ceiling(rdb_store *s, uint64_t ceiling)
     be64_put(buf, ceiling);
     char *err = NULL;
     rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "rev_ceiling", 11, (const char *)buf, 8, &err);
-    if (err)
-        return rdb_errno(err);
+    if (err) {
+        int rc = rdb_errno(err);
+        mark_broken(s, rc);
+        return rc;
+    }
     s->ceiling = ceiling;
     return 0;
 }
@@ -236,6 +413,7 @@ static void unlock_stripes(rdb_store *s, const unsigned *idx, size_t m)
 /* Current revision of key: 0 with *ret_rev (0 when absent), or a negative errno. */
 static int current_rev(rdb_store *s, const void *key, size_t klen, uint64_t *ret_rev)
 {
+    reads_no_perf_counters();
     char *err = NULL;
     rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(s->db, s->ropt, s->recs, key, klen, &err);
     if (err)
@@ -301,7 +479,11 @@ static int write_list(void *ctx, sxs_group_req *list)
     if (rocksdb_writebatch_count(wb) > 0)
         rocksdb_write(s->db, s->wopt, wb, &err);
     rocksdb_writebatch_destroy(wb);
-    return err ? rdb_errno(err) : 0;
+    if (!err)
+        return 0;
+    int rc = rdb_errno(err);
+    mark_broken(s, rc);
+    return rc;
 }
 
 /*
@@ -312,6 +494,10 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
 {
     int r = sxs_batch_validate(ops, n);
     if (r < 0)
+        return r;
+    if (atomic_load(&s->broken))
+        db_recover(s);
+    if ((r = db_enter(s)) < 0)
         return r;
     unsigned stack_idx[16];
     uint8_t stack_hdr[16][RDB_HDR];
@@ -380,6 +566,7 @@ out_free:
         free(idx);
     if (hdrs != stack_hdr)
         free(hdrs);
+    db_leave(s);
     return r;
 }
 
@@ -403,9 +590,10 @@ static int rdb_del(sx_storage *base, const void *key, size_t klen)
     return rdb_apply((rdb_store *)base, &op, 1, NULL, true);
 }
 
-static int rdb_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev)
+static int rdb_get_locked(rdb_store *s, const void *key, size_t klen, void **ret_val, size_t *ret_len,
+                          uint64_t *ret_rev)
 {
-    rdb_store *s = (rdb_store *)base;
+    reads_no_perf_counters();
     char *err = NULL;
     rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(s->db, s->ropt, s->recs, key, klen, &err);
     if (err)
@@ -436,22 +624,15 @@ static int rdb_get(sx_storage *base, const void *key, size_t klen, void **ret_va
     return r;
 }
 
-/*
- * The smallest key greater than every key with this prefix: strip trailing 0xff bytes, then add
- * one to the last byte. No such key exists for an empty or all-0xff prefix (*ret_len = 0).
- */
-static void prefix_successor(const uint8_t *prefix, size_t plen, uint8_t *out, size_t *ret_len)
+static int rdb_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev)
 {
-    size_t n = plen;
-    while (n > 0 && prefix[n - 1] == 0xff)
-        n--;
-    if (n == 0) {
-        *ret_len = 0;
-        return;
-    }
-    memcpy(out, prefix, n);
-    out[n - 1]++;
-    *ret_len = n;
+    rdb_store *s = (rdb_store *)base;
+    int r = db_enter(s);
+    if (r < 0)
+        return r;
+    r = rdb_get_locked(s, key, klen, ret_val, ret_len, ret_rev);
+    db_leave(s);
+    return r;
 }
 
 static void rdb_iter_free(sx_storage_iter *base)
@@ -463,9 +644,8 @@ static void rdb_iter_free(sx_storage_iter *base)
         rocksdb_iter_destroy(it->it);
     if (it->ropt)
         rocksdb_readoptions_destroy(it->ropt);
-    free(it->prefix);
-    free(it->lower);
-    free(it->upper);
+    if (it->s)
+        db_leave(it->s);
     free(it);
 }
 
@@ -478,28 +658,38 @@ static int rdb_iter_new(sx_storage *base, const void *prefix, size_t plen, const
                         unsigned flags, sx_storage_iter **ret)
 {
     rdb_store *s = (rdb_store *)base;
-    rdb_iter *it = calloc(1, sizeof(*it));
+    const void *lb;
+    size_t llen = 0;
+    bool excl = false;
+    sxs_iter_lower_bound(prefix, plen, start, slen, flags, &lb, &llen, &excl);
+    rdb_iter *it = malloc(sizeof(*it) + 2 * plen + llen);
     if (!it)
         return -ENOMEM;
-    it->base.ops = &rdb_iter_ops;
-    const void *lb;
-    sxs_iter_lower_bound(prefix, plen, start, slen, flags, &lb, &it->llen, &it->excl);
-    it->prefix = malloc(plen ? plen : 1);
-    it->lower = malloc(it->llen ? it->llen : 1);
-    it->upper = malloc(plen ? plen : 1);
+    *it = (rdb_iter){.base.ops = &rdb_iter_ops, .plen = plen, .llen = llen, .excl = excl};
+    it->prefix = it->bytes;
+    it->lower = it->bytes + plen;
+    it->upper = it->bytes + plen + llen;
     it->ropt = rocksdb_readoptions_create();
-    if (!it->prefix || !it->lower || !it->upper || !it->ropt) {
+    if (!it->ropt) {
         rdb_iter_free(&it->base);
         return -ENOMEM;
     }
     if (plen)
         memcpy(it->prefix, prefix, plen);
-    it->plen = plen;
-    if (it->llen)
-        memcpy(it->lower, lb, it->llen);
+    if (llen)
+        memcpy(it->lower, lb, llen);
+    int r = db_enter(s); /* held until rdb_iter_free() */
+    if (r < 0) {
+        rdb_iter_free(&it->base);
+        return r;
+    }
+    it->s = s;
+    reads_no_perf_counters();
     rocksdb_readoptions_set_verify_checksums(it->ropt, 1);
+    /* The upper bound ends the scan at the prefix's end inside RocksDB: blocks and files past it
+     * are never read, whatever the store holds after the prefix. */
     size_t ulen = 0;
-    prefix_successor(it->prefix, plen, it->upper, &ulen);
+    sxs_prefix_successor(it->prefix, plen, it->upper, &ulen);
     if (ulen)
         rocksdb_readoptions_set_iterate_upper_bound(it->ropt, (const char *)it->upper, ulen);
     it->it = rocksdb_create_iterator_cf(s->db, it->ropt, s->recs);
@@ -565,16 +755,39 @@ static const sx_storage_iter_ops rdb_iter_ops = {
     .free = rdb_iter_free,
 };
 
+/* RocksDB's last published sequence number: every write (batch) that becomes visible to new
+ * iterators and gets raises it, and an iterator reads the state at the sequence current when it
+ * is created. One atomic load inside RocksDB, offset after a reopen (see db_recover) so the
+ * answers never repeat for different contents. */
+static int rdb_change_seq(sx_storage *base, uint64_t *ret_seq)
+{
+    rdb_store *s = (rdb_store *)base;
+    int r = db_enter(s);
+    if (r < 0)
+        return r;
+    uint64_t seq = s->seq_base + rocksdb_get_latest_sequence_number(s->db);
+    db_leave(s);
+    uint64_t high = atomic_load_explicit(&s->seq_high, memory_order_relaxed);
+    while (seq > high && !atomic_compare_exchange_weak(&s->seq_high, &high, seq)) {
+    }
+    *ret_seq = seq;
+    return 0;
+}
+
 static int rdb_checkpoint(sx_storage *base, const char *dir)
 {
     rdb_store *s = (rdb_store *)base;
+    int r = db_enter(s);
+    if (r < 0)
+        return r;
     char *err = NULL;
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
-    if (err)
-        return rdb_errno(err);
-    /* log_size_for_flush = 0: flush the memtables first, so the copy needs no WAL replay. */
-    rocksdb_checkpoint_create(cp, dir, 0, &err);
-    rocksdb_checkpoint_object_destroy(cp);
+    if (!err) {
+        /* log_size_for_flush = 0: flush the memtables first, so the copy needs no WAL replay. */
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+        rocksdb_checkpoint_object_destroy(cp);
+    }
+    db_leave(s);
     return err ? rdb_errno(err) : 0;
 }
 
@@ -583,12 +796,14 @@ static void rdb_close(sx_storage *base)
     rdb_store *s = (rdb_store *)base;
     if (!s)
         return;
-    if (s->meta)
-        rocksdb_column_family_handle_destroy(s->meta);
-    if (s->recs)
-        rocksdb_column_family_handle_destroy(s->recs);
-    if (s->db)
-        rocksdb_close(s->db);
+    db_close(s);
+    if (s->opts)
+        rocksdb_options_destroy(s->opts);
+    free(s->path);
+    if (s->locks_ok) {
+        pthread_rwlock_destroy(&s->db_lock);
+        pthread_mutex_destroy(&s->recover_mu);
+    }
     if (s->wopt)
         rocksdb_writeoptions_destroy(s->wopt);
     if (s->wopt_sync)
@@ -699,6 +914,10 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     s->lock_fd = -1;
     s->sync = opt->sync;
     pthread_mutex_init(&s->clock_mu, NULL);
+    /* Reader-preferring (the default): an iterator's holder may take it again for a write. */
+    pthread_rwlock_init(&s->db_lock, NULL);
+    pthread_mutex_init(&s->recover_mu, NULL);
+    s->locks_ok = true;
     if (sxs_group_init(&s->group, write_list, s) < 0) {
         free(s);
         sxs_set_err(err, errlen, "rocksdb storage: out of memory");
@@ -715,8 +934,23 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     int r = take_dir_lock(s, opt->path, err, errlen);
     if (r < 0)
         goto fail;
+    s->path = strdup(opt->path);
+    if (!s->path) {
+        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        r = -ENOMEM;
+        goto fail;
+    }
+    uint64_t avail = 0;
+    if (free_bytes(opt->path, &avail) == 0 && avail < RDB_MIN_FREE) {
+        sxs_set_err(err, errlen,
+                    "rocksdb storage: only %llu KiB free on the file system of '%s'; at least %llu KiB are needed",
+                    (unsigned long long)(avail >> 10), opt->path, (unsigned long long)(RDB_MIN_FREE >> 10));
+        r = -ENOSPC;
+        goto fail;
+    }
 
     rocksdb_options_t *o = rocksdb_options_create();
+    s->opts = o;
     rocksdb_options_set_create_if_missing(o, 1);
     rocksdb_options_set_create_missing_column_families(o, 1);
     rocksdb_options_set_paranoid_checks(o, 1);
@@ -724,24 +958,14 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     rocksdb_options_increase_parallelism(o, 2);
     rocksdb_options_set_keep_log_file_num(o, 4);
     rocksdb_options_set_max_log_file_size(o, 4u << 20);
+    rocksdb_options_set_info_log_level(o, RDB_INFO_LOG_FATAL); /* see "Disk full" above */
     rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, bb);
-    const char *names[2] = {"default", "records"};
-    const rocksdb_options_t *cfo[2] = {o, o};
-    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
-    char *e = NULL;
-    s->db = rocksdb_open_column_families(o, opt->path, 2, names, cfo, h, &e);
     rocksdb_block_based_options_destroy(bb);
-    rocksdb_options_destroy(o);
-    if (e) {
-        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", opt->path, e);
-        r = rdb_errno(e);
-        s->db = NULL;
+    r = db_open(s, err, errlen);
+    if (r < 0)
         goto fail;
-    }
-    s->meta = h[0];
-    s->recs = h[1];
     s->wopt = rocksdb_writeoptions_create();
     s->wopt_sync = rocksdb_writeoptions_create();
     s->ropt = rocksdb_readoptions_create();
@@ -772,4 +996,5 @@ const sx_storage_ops sx_storage_rocksdb_ops = {
     .batch = rdb_batch,
     .iter_new = rdb_iter_new,
     .checkpoint = rdb_checkpoint,
+    .change_seq = rdb_change_seq,
 };

@@ -15,6 +15,9 @@
 const sx_storage_ops *const sx_storage_backends[] = {
     &sx_storage_rocksdb_ops,
     &sx_storage_memory_ops,
+#ifdef SX_HAVE_POSTGRES
+    &sx_storage_postgres_ops,
+#endif
     NULL,
 };
 
@@ -49,7 +52,12 @@ int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     const char *name = opt->backend ? opt->backend : "rocksdb";
     const sx_storage_ops *ops = sx_storage_backend_find(name);
     if (!ops || !ops->open) {
-        sxs_set_err(err, errlen, "storage: unknown backend \"%.64s\" (known: rocksdb, memory)", name);
+        char known[128] = "";
+        for (size_t i = 0; sx_storage_backends[i]; i++)
+            if (sx_storage_backends[i]->open != NULL)
+                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
+                         sx_storage_backends[i]->name);
+        sxs_set_err(err, errlen, "storage: unknown backend \"%.64s\" (built in: %s)", name, known);
         return -EINVAL;
     }
     sx_storage *s = NULL;
@@ -90,7 +98,13 @@ const char *sx_storage_strerror(int code)
     case -ENOTDIR:
         return "storage path is not a directory";
     case -EROFS:
-        return "storage is on a read-only file system";
+        return "storage is read-only (a read-only file system or a database replica)";
+    case -ENOTCONN:
+        return "the storage database cannot be reached (reconnecting with backoff)";
+    case -ETIMEDOUT:
+        return "the storage database did not answer in time";
+    case -EAGAIN:
+        return "every storage connection is busy; retry";
     default:
         return "storage error";
     }

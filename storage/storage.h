@@ -19,8 +19,11 @@
  *
  * Errors: 0 on success, a negative errno otherwise (-ENOENT not found, -EINVAL bad argument,
  * -EIO an I/O or corruption error, -ENOMEM, -EBUSY store locked by another process, -ENOSPC disk
- * full), or SX_STORAGE_ECONDITION when a batch precondition fails. The storage library never logs;
- * sx_storage_strerror() gives a sentence for any of these codes.
+ * full; networked backends also -ENOTCONN the database cannot be reached, -ETIMEDOUT it did not
+ * answer in time, -EAGAIN every connection is busy, -EROFS it is a read-only replica), or
+ * SX_STORAGE_ECONDITION when a batch precondition fails. After -ENOTCONN or -ETIMEDOUT a write may
+ * or may not have been applied (the answer was lost), but never partly. The storage library never
+ * logs; sx_storage_strerror() gives a sentence for any of these codes.
  */
 #ifndef SX_STORAGE_H
 #define SX_STORAGE_H
@@ -34,7 +37,7 @@
 extern "C" {
 #endif
 
-#define SX_STORAGE_OPS_VERSION 1
+#define SX_STORAGE_OPS_VERSION 2 /* 2: change_seq */
 
 /* Project-specific error codes (reserved range -1000 .. -1099). */
 #define SX_STORAGE_ECONDITION (-1000) /* a batch precondition failed; see ret_failed */
@@ -45,7 +48,7 @@ extern "C" {
 /* Capability bits in sx_storage_ops.caps. */
 #define SX_STORAGE_CAP_DURABLE    (1u << 0) /* acknowledged writes survive a crash (with sync on) */
 #define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
-#define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes may open the same store */
+#define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes share the store (caches go stale) */
 
 /* Largest key any backend must accept. */
 #define SX_STORAGE_MAX_KEY 4096
@@ -57,13 +60,19 @@ typedef struct sx_storage_iter sx_storage_iter;
 typedef struct sx_storage_ops sx_storage_ops;
 typedef struct sx_storage_iter_ops sx_storage_iter_ops;
 
-/* Options for opening a store. Strings are borrowed for the duration of the open call only. */
+/* Options for opening a store. Strings are borrowed for the duration of the open call only (a
+ * backend that needs one later, such as the password for reconnecting, keeps its own copy). */
 typedef struct sx_storage_options {
-    const char *backend; /* "rocksdb" | "memory"; NULL means "rocksdb" */
+    const char *backend; /* "rocksdb" | "memory" | "postgres"; NULL means "rocksdb" */
     const char *path;    /* directory for file-based backends (created 0700 if missing, parent must
-                          * exist); ignored by "memory" */
-    bool sync;           /* fsync the log before acknowledging a write (rocksdb); the config default is
-                          * true, but a zero-initialised struct means false: set it explicitly */
+                          * exist); ignored by "memory" and "postgres" */
+    bool sync;           /* fsync the log before acknowledging a write (rocksdb; postgres: synchronous_commit
+                          * on); the config default is true, but a zero-initialised struct means false:
+                          * set it explicitly */
+    /* postgres only */
+    const char *dsn;      /* libpq connection string or URI, without a password (refused if it has one) */
+    const char *password; /* NULL = none (libpq may still use PGPASSFILE / ~/.pgpass) */
+    unsigned pool_size;   /* most connections this handle opens; 0 = 8 */
 } sx_storage_options;
 
 /* The kinds of operation in a batch. */
@@ -133,6 +142,15 @@ struct sx_storage_ops {
     /* Optional (SX_STORAGE_CAP_CHECKPOINT): write an online, consistent copy of the store into dir,
      * which must not exist yet. The copy opens with the same backend. */
     int (*checkpoint)(sx_storage *s, const char *dir);
+
+    /* --- version 2 --- */
+
+    /* Optional (NULL when the backend cannot tell): *ret_seq gets a number that changes whenever a
+     * write to the store becomes visible to this process's readers. Read it before a get or an
+     * iter_new: if a later call gives the same number, no write has become visible since, so what
+     * was read is still what the store holds. Meaningless for SX_STORAGE_CAP_SHARED stores, which
+     * other processes write too (the wrapper refuses them). */
+    int (*change_seq)(sx_storage *s, uint64_t *ret_seq);
 };
 
 struct sx_storage_iter_ops {
@@ -260,6 +278,17 @@ __attribute__((warn_unused_result)) static inline int sx_storage_checkpoint(sx_s
     return s->ops->checkpoint(s, dir);
 }
 
+/* The store's change sequence (see the change_seq slot): 0, or -ENOTSUP when the backend has none
+ * or the store is shared with other processes. */
+__attribute__((warn_unused_result)) static inline int sx_storage_change_seq(sx_storage *s, uint64_t *ret_seq)
+{
+    if (!s || !ret_seq)
+        return -EINVAL;
+    if (s->ops->version < 2 || !s->ops->change_seq || (s->ops->caps & SX_STORAGE_CAP_SHARED))
+        return -ENOTSUP;
+    return s->ops->change_seq(s, ret_seq);
+}
+
 /* --- fault injection (tests of the layers above) ---------------------------------------------- */
 
 /* Wrap inner in a backend that forwards every call, except that it fails with -EIO according to
@@ -271,6 +300,11 @@ int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret) __attribute__((wa
 /* Fail the nth call from now (1 = the next call; 0 = never) and, when every is true, every call
  * after that too. Counts get, put, del, batch, iter_new and iterator steps. Thread-safe. */
 void sx_storage_fault_set(sx_storage *fault, unsigned long nth, bool every);
+
+/* Counted calls since the last sx_storage_fault_set(), the failed ones included: a test that
+ * walks nth over every call of an operation knows it has passed the last one when nth exceeds
+ * this. Thread-safe. */
+unsigned long sx_storage_fault_calls(sx_storage *fault);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include "storage/storage.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Bytewise key order: memcmp on the common length, the shorter key first on a tie. */
@@ -26,6 +27,25 @@ static inline int sxs_keycmp(const void *a, size_t alen, const void *b, size_t b
 static inline bool sxs_has_prefix(const void *key, size_t klen, const void *prefix, size_t plen)
 {
     return klen >= plen && (plen == 0 || memcmp(key, prefix, plen) == 0);
+}
+
+/*
+ * The smallest key greater than every key with this prefix: strip trailing 0xff bytes, then add
+ * one to the last byte (out has room for plen bytes). No such key exists for an empty or all-0xff
+ * prefix (*ret_len = 0).
+ */
+static inline void sxs_prefix_successor(const uint8_t *prefix, size_t plen, uint8_t *out, size_t *ret_len)
+{
+    size_t n = plen;
+    while (n > 0 && prefix[n - 1] == 0xff)
+        n--;
+    if (n == 0) {
+        *ret_len = 0;
+        return;
+    }
+    memcpy(out, prefix, n);
+    out[n - 1]++;
+    *ret_len = n;
 }
 
 /*
@@ -56,6 +76,9 @@ int sxs_batch_validate(const sx_storage_op *ops, size_t n);
 /* The backends built into the library (defined in their own files). */
 extern const sx_storage_ops sx_storage_memory_ops;
 extern const sx_storage_ops sx_storage_rocksdb_ops;
+#ifdef SX_HAVE_POSTGRES
+extern const sx_storage_ops sx_storage_postgres_ops;
+#endif
 
 /* Copy a one-line message into err (errlen bytes, always NUL-terminated) when err != NULL. */
 void sxs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

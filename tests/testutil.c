@@ -125,3 +125,17 @@ bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen
 {
     return memmem(hay, len, needle, nlen) != NULL;
 }
+
+size_t sx_test_buf_append(char *p, size_t size, size_t n, void *ud)
+{
+    sx_test_buf *b = ud;
+    size_t add = size * n;
+    char *nd = realloc(b->data, b->len + add + 1);
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, p, add);
+    b->data = nd;
+    b->len += add;
+    b->data[b->len] = '\0';
+    return add;
+}

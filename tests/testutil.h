@@ -78,4 +78,14 @@ char *sx_test_read_file(const char *path, size_t *ret_len);
 /* True when needle (nlen bytes) occurs in the len bytes at hay. */
 bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen);
 
+/* A growing NUL-terminated buffer (data NULL until the first append; free(data) when done). */
+typedef struct sx_test_buf {
+    char *data;
+    size_t len;
+} sx_test_buf;
+
+/* Append size*n bytes of p to the sx_test_buf ud; returns size*n, or 0 when out of memory. Has the
+ * shape of a libcurl write/header callback (CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA = buf). */
+size_t sx_test_buf_append(char *p, size_t size, size_t n, void *ud);
+
 #endif

@@ -108,6 +108,14 @@ static void bad_sizes_and_numbers(void)
     EXPECT("[server]\ndrain_timeout = 3601\n", "2: [server] drain_timeout: must be 0..3600, got '3601'");
     EXPECT("[server]\ndrain_timeout = 10s\n", "2: [server] drain_timeout: expected a whole number, got '10s'");
     EXPECT("[server]\nmax_connections = 0\n", "2: [server] max_connections: must be 1..1048576, got '0'");
+    EXPECT("[server]\nrequest_timeout = 0\n", "2: [server] request_timeout: must be 1..3600, got '0'");
+    EXPECT("[server]\nhttp2_idle_timeout = 3601\n", "2: [server] http2_idle_timeout: must be 1..3600, got '3601'");
+    EXPECT("[server]\nmax_header_bytes = 512\n", "2: [server] max_header_bytes: must be 1024..262144 bytes, got '512'");
+    EXPECT("[server]\nhttp2_max_concurrent_requests = 101\n",
+           "2: [server] http2_max_concurrent_requests: must be 1..100, got '101'");
+    EXPECT("[server]\nhttp2_max_resets = -1\n", "2: [server] http2_max_resets: must not be negative, got '-1'");
+    EXPECT("[server]\nhttp2_max_control_frames = 1000001\n",
+           "2: [server] http2_max_control_frames: must be 0..1000000, got '1000001'");
 }
 
 static void bad_port(void)
@@ -159,7 +167,7 @@ static void bad_pcrs(void)
 static void bad_level_and_enums(void)
 {
     EXPECT("[log]\nlevel = verbose\n", "2: [log] level: expected error, warn, info or debug, got 'verbose'");
-    EXPECT("[storage]\nbackend = lmdb\n", "2: [storage] backend: expected rocksdb or memory, got 'lmdb'");
+    EXPECT("[storage]\nbackend = lmdb\n", "2: [storage] backend: expected rocksdb, memory or postgres, got 'lmdb'");
     EXPECT("[seal]\ntype = hsm\n", "2: [seal] type: expected file, passphrase or tpm, got 'hsm'");
 }
 
@@ -206,6 +214,44 @@ static void max_value_must_be_below_max_body(void)
            "3: [server] max_value_bytes (2097152) must be less than max_body_bytes (1048576)");
 }
 
+/* [storage] backend = postgres: a dsn is required, may not carry a password (the message never
+ * repeats the value), and is refused with any other backend. */
+static void postgres_dsn_rules(void)
+{
+    EXPECT("[storage]\nbackend = postgres\n", "2: [storage] backend = postgres needs [storage] dsn");
+    EXPECT("[storage]\ndsn = host=db\n", "2: [storage] dsn: only used with backend = postgres");
+    const char *with_password[] = {
+        "host=db password=hunter2 user=s",
+        "host=db user=s password = hunter2",
+        "postgresql://s:hunter2@db/secretsd",
+        "postgres://s:hunter2@db:5432/secretsd?sslmode=require",
+        "postgresql://s@db/secretsd?password=hunter2",
+    };
+    for (size_t i = 0; i < sizeof with_password / sizeof *with_password; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[storage]\nbackend = postgres\ndsn = %s\n", with_password[i]);
+        EXPECT(text, "3: [storage] dsn: must not contain a password; give it through [storage] password_env or "
+                     "password_file");
+    }
+    EXPECT("[storage]\npassword_env = 9X\n",
+           "2: [storage] password_env: expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), got '9X'");
+    EXPECT("[storage]\npool_size = 5000\n", "2: [storage] pool_size: must be 0..1024, got '5000'");
+    /* What is accepted. */
+    snprintf(path, sizeof path, "%s/pg.conf", dir);
+    const char *ok = "[storage]\nbackend = postgres\ndsn = \"host=db1,db2 dbname=s user=s passfile=/etc/pgpass\"\n"
+                     "password_file = pw\npool_size = 40\n";
+    REQUIRE(sx_test_write_file(path, ok, strlen(ok)) == 0);
+    sx_config *cfg = NULL;
+    char err[512];
+    REQUIRE(sx_config_load(path, &cfg, err, sizeof err) == 0);
+    CHECK_INT(cfg->backend, SX_CONFIG_BACKEND_POSTGRES);
+    CHECK_STR(cfg->storage_dsn, "host=db1,db2 dbname=s user=s passfile=/etc/pgpass");
+    CHECK_STR(cfg->storage_password_env, "SECRETSD_DB_PASSWORD");
+    CHECK(cfg->storage_password_file[0] == '/' && strstr(cfg->storage_password_file, "/pw"));
+    CHECK_INT(cfg->storage_pool_size, 40);
+    sx_config_free(cfg);
+}
+
 static void first_mistake_wins_and_err_is_bounded(void)
 {
     EXPECT("[server]\nthreads = x\nbogus = 1\n", "2: [server] threads: expected a whole number, got 'x'");
@@ -241,6 +287,7 @@ int main(int argc, char **argv)
         {"tls_listen_needs_cert_and_key", tls_listen_needs_cert_and_key},
         {"max_value_must_be_below_max_body", max_value_must_be_below_max_body},
         {"first_mistake_wins_and_err_is_bounded", first_mistake_wins_and_err_is_bounded},
+        {"postgres_dsn_rules", postgres_dsn_rules},
     };
     dir = sx_test_tmpdir("cfg-errors");
     int r = sx_test_main(tests, sizeof tests / sizeof *tests, argc, argv);

@@ -77,6 +77,12 @@ static void example_equals_the_defaults(void)
         CHECK_INT(a->max_value_bytes, b->max_value_bytes);
         CHECK_INT(a->drain_timeout, b->drain_timeout);
         CHECK_INT(a->max_connections, b->max_connections);
+        CHECK_INT(a->request_timeout, b->request_timeout);
+        CHECK_INT(a->http2_idle_timeout, b->http2_idle_timeout);
+        CHECK_INT(a->max_header_bytes, b->max_header_bytes);
+        CHECK_INT(a->http2_max_concurrent_requests, b->http2_max_concurrent_requests);
+        CHECK_INT(a->http2_max_resets, b->http2_max_resets);
+        CHECK_INT(a->http2_max_control_frames, b->http2_max_control_frames);
         CHECK_INT(a->n_tls_listen, b->n_tls_listen);
         CHECK_STR(a->tls_cert, b->tls_cert);
         CHECK_STR(a->tls_key, b->tls_key);

@@ -137,6 +137,12 @@ static void empty_file_gives_every_default(void)
     CHECK_INT(cfg->max_value_bytes, 65536);
     CHECK_INT(cfg->drain_timeout, 10);
     CHECK_INT(cfg->max_connections, 4096);
+    CHECK_INT(cfg->request_timeout, 10);
+    CHECK_INT(cfg->http2_idle_timeout, 10);
+    CHECK_INT(cfg->max_header_bytes, 16384);
+    CHECK_INT(cfg->http2_max_concurrent_requests, 100);
+    CHECK_INT(cfg->http2_max_resets, 200);
+    CHECK_INT(cfg->http2_max_control_frames, 1000);
     CHECK_INT(cfg->n_tls_listen, 0);
     CHECK_STR(cfg->tls_cert, "");
     CHECK_STR(cfg->tls_key, "");

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,11 @@
 #include <yajl/yajl_tree.h>
 
 #include "testutil.h"
+#ifdef SX_HAVE_PGTEST
+#include "pgtest.h"
+#endif
+
+extern char **environ;
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -85,29 +91,73 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
             return -1;
         }
     }
-    char conf[4096];
+    free(key_path);
+    const char *backend = opts->backend ? opts->backend : "memory";
+    char own_storage[512] = "";
+    if (strcmp(backend, "postgres") == 0 && !opts->extra_storage) {
+#ifdef SX_HAVE_PGTEST
+        /* A database server for this secretsd alone; the password reaches it through a file. */
+        sx_pgtest *pg = calloc(1, sizeof(*pg));
+        int r = pg ? sx_pgtest_start(pg) : -1;
+        if (r != 0) {
+            free(pg);
+            return r == SX_PGTEST_SKIP ? r : -1;
+        }
+        srv->pg = pg;
+        char dsn[256], *pwfile = path_join(srv->dir, "dbpassword");
+        sx_pgtest_dsn(pg, "postgres", dsn, sizeof(dsn));
+        r = sx_test_write_file(pwfile, pg->password, strlen(pg->password));
+        free(pwfile);
+        if (r != 0)
+            return -1;
+        snprintf(own_storage, sizeof(own_storage), "dsn = \"%s\"\npassword_file = dbpassword\n", dsn);
+#else
+        fprintf(stderr, "harness: secretsd was built without the postgres backend\n");
+        return 77;
+#endif
+    }
+    char conf[8192];
     snprintf(conf, sizeof(conf),
              "[server]\nlisten = 127.0.0.1:0\nthreads = %u\nadmin_socket = admin.sock\n%s"
              "[tls]\nlisten = 127.0.0.1:0\ncert = cert.pem\nkey = key.pem\n"
-             "[storage]\nbackend = %s\npath = data\n"
-             "[seal]\ntype = file\nkey_file = seal.key\n"
+             "[storage]\nbackend = %s\npath = data\n%s%s"
+             "[seal]\ntype = file\nkey_file = %s\n"
              "[log]\nlevel = info\naccess_log = access.log\n%s",
-             opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "",
-             opts->backend ? opts->backend : "memory", opts->extra_log ? opts->extra_log : "");
-    free(key_path);
+             opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "", backend, own_storage,
+             opts->extra_storage ? opts->extra_storage : "", opts->seal_key ? opts->seal_key : "seal.key",
+             opts->extra_log ? opts->extra_log : "");
     if (sx_test_write_file(srv->config_path, conf, strlen(conf)) != 0)
         return -1;
     unlink(srv->stderr_path);
 
-    pid_t pid = fork();
-    if (pid < 0)
+    /* The environment is built before the fork: the child only calls exec. */
+    size_t nenv = 0, nextra = 0;
+    while (environ[nenv])
+        nenv++;
+    while (opts->extra_env && opts->extra_env[nextra])
+        nextra++;
+    char **envp = calloc(nenv + nextra + 1, sizeof(*envp));
+    if (!envp)
         return -1;
+    memcpy(envp, environ, nenv * sizeof(*envp));
+    for (size_t i = 0; i < nextra; i++)
+        envp[nenv + i] = (char *)opts->extra_env[i];
+    int errfd = open(srv->stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    pid_t pid = errfd >= 0 ? fork() : -1;
+    if (pid < 0) {
+        free(envp);
+        if (errfd >= 0)
+            close(errfd);
+        return -1;
+    }
     if (pid == 0) {
-        FILE *f = freopen(srv->stderr_path, "w", stderr);
-        (void)f;
-        execl(SX_SECRETSD_PATH, "secretsd", "--config", srv->config_path, (char *)NULL);
+        dup2(errfd, 2);
+        char *argv[] = {"secretsd", "--config", srv->config_path, NULL};
+        execve(SX_SECRETSD_PATH, argv, envp);
         _exit(127);
     }
+    free(envp);
+    close(errfd);
     srv->pid = pid;
     for (int i = 0; i < 300; i++) { /* up to 30 s: sanitizer builds start slowly */
         scan_ports(srv);
@@ -161,6 +211,13 @@ int sx_srv_stop(sx_srv *srv, int sig, int timeout_s)
     }
     if (srv->own_dir)
         sx_test_rmtree(srv->dir);
+#ifdef SX_HAVE_PGTEST
+    if (srv->pg) {
+        sx_pgtest_stop(srv->pg);
+        free(srv->pg);
+        srv->pg = NULL;
+    }
+#endif
     free(srv->dir);
     free(srv->config_path);
     free(srv->admin_socket);
@@ -169,25 +226,6 @@ int sx_srv_stop(sx_srv *srv, int sig, int timeout_s)
     free(srv->cert_path);
     memset(srv, 0, sizeof(*srv));
     return result;
-}
-
-typedef struct growbuf {
-    char *data;
-    size_t len;
-} growbuf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    growbuf *b = ud;
-    size_t add = size * n;
-    char *nd = realloc(b->data, b->len + add + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, p, add);
-    b->data = nd;
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
 }
 
 int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *const *headers,
@@ -239,10 +277,10 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
-    growbuf b = {0}, hb = {0};
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    sx_test_buf b = {0}, hb = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
     CURLcode rc = curl_easy_perform(h);
     if (rc == CURLE_OK) {

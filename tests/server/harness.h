@@ -1,10 +1,14 @@
 /*
  * harness.h - runs the real secretsd binary for integration tests and talks to it with libcurl.
  *
- * sx_srv_start() writes a configuration into a fresh temp dir (memory or RocksDB storage, a
- * cleartext and a TLS listener on ephemeral loopback ports, an admin socket), generates a
+ * sx_srv_start() writes a configuration into a fresh temp dir (memory, RocksDB or PostgreSQL
+ * storage, a cleartext and a TLS listener on ephemeral loopback ports, an admin socket), generates a
  * throw-away TLS certificate with the openssl tool, starts the binary and waits until it logs its
  * listeners. sx_srv_stop() signals it, reaps it and removes the temp dir.
+ *
+ * backend "postgres" without extra_storage starts a throw-away PostgreSQL server for this secretsd
+ * alone (tests/pgtest.h), stopped and removed by sx_srv_stop(). Tests of several nodes on one
+ * database start the database themselves and give each node its [storage] lines in extra_storage.
  */
 #ifndef SX_TEST_HARNESS_H
 #define SX_TEST_HARNESS_H
@@ -28,6 +32,10 @@ typedef struct sx_srv_opts {
     bool keep_dir;            /* leave the temp dir after stop (for restart tests) */
     const char *dir;          /* reuse this dir instead of making one */
     const char *extra_log;    /* extra lines for [log], e.g. "audit_log = audit.log\n" */
+    /* added for several nodes on one database; all optional */
+    const char *extra_storage;    /* extra lines for [storage], e.g. "dsn = ...\npassword_file = ...\n" */
+    const char *seal_key;         /* [seal] key_file; default "seal.key" in the temp dir (nodes share one) */
+    const char *const *extra_env; /* NULL-terminated "NAME=value" added to secretsd's environment */
 } sx_srv_opts;
 
 typedef struct sx_srv {
@@ -41,6 +49,7 @@ typedef struct sx_srv {
     int port;     /* cleartext */
     int tls_port; /* TLS */
     bool own_dir;
+    void *pg; /* the PostgreSQL server started for this secretsd alone (pgtest.h), or NULL */
 } sx_srv;
 
 typedef struct sx_resp {
@@ -51,7 +60,8 @@ typedef struct sx_resp {
     char *headers; /* raw header block, NUL-terminated */
 } sx_resp;
 
-/* Start a server; returns 0, or -1 after printing why. */
+/* Start a server; returns 0, or -1 after printing why (77 when it needs a PostgreSQL server and none
+ * is installed: the test should exit with 77, "skipped"). */
 int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts);
 /* Send sig (SIGTERM usually), wait up to timeout_s for the exit; returns the exit status, or -1 if
  * it had to be killed or died from a signal. Removes the temp dir unless keep_dir was set. */

@@ -175,25 +175,6 @@ void ops_client_clear(ops_client *c)
     c->h = NULL;
 }
 
-typedef struct growbuf {
-    char *data;
-    size_t len;
-} growbuf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    growbuf *b = ud;
-    size_t add = size * n;
-    char *nd = realloc(b->data, b->len + add + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, p, add);
-    b->data = nd;
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
 int ops_call(ops_client *c, const char *method, const char *path, const char *body, long *ret_status, char **ret_body)
 {
     char url[2048];
@@ -222,8 +203,8 @@ int ops_call(ops_client *c, const char *method, const char *path, const char *bo
     }
     curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hl);
-    growbuf b = {0};
-    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_data);
+    sx_test_buf b = {0};
+    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
     curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(c->h);
     *ret_status = 0;

@@ -1361,6 +1361,87 @@ static bool next_link(const sx_resp *r, char *buf, size_t cap)
     return true;
 }
 
+/* The body of GET path over proto (malloc'd), with its status and Link header ("" when none). */
+static char *list_text(sx_proto proto, const char *path, long *ret_status, char *link, size_t linkcap)
+{
+    sx_resp r;
+    api(&r, proto, "GET", path, NULL, NULL);
+    *ret_status = r.status;
+    if (!sx_resp_header(&r, "link", link, linkcap))
+        link[0] = '\0';
+    char *body = strdup(r.body ? r.body : "");
+    sx_resp_free(&r);
+    return body;
+}
+
+/* Every protocol (each connection may be served by another loop thread) lists what the store holds
+ * now, twice in a row, byte for byte the same: a list page sent again while nothing changed
+ * (cached pages) never outlives a write - create, update, set-value, delete, pagination. */
+static bool lists_agree(const char *path, const char *must, const char *must_not, const char *want_link)
+{
+    bool ok = true;
+    char *first = NULL;
+    for (size_t round = 0; round < 2; round++) {
+        for (size_t p = 0; p < NPROTOS; p++) {
+            long st = 0;
+            char link[512];
+            char *body = list_text(k_protos[p], path, &st, link, sizeof(link));
+            bool good = st == 200 && (!must || strstr(body, must)) && (!must_not || !strstr(body, must_not)) &&
+                        (first == NULL || strcmp(first, body) == 0) && strstr(link, want_link) != NULL;
+            if (!good)
+                fprintf(stderr, "list %s over %s (round %zu): %ld %s [link %s]; want \"%s\", not \"%s\"\n", path,
+                        proto_name(k_protos[p]), round, st, body, link, must ? must : "", must_not ? must_not : "");
+            ok = ok && good;
+            if (!first)
+                first = body;
+            else
+                free(body);
+        }
+    }
+    free(first);
+    return ok;
+}
+
+static void lists_show_every_write_at_once(void)
+{
+    char path[512], page[600], item[512];
+    spath(path, sizeof(path), "relist", NULL, NULL);
+    snprintf(page, sizeof(page), "%s?limit=1", path);
+    CHECK(lists_agree(path, "[]", NULL, ""));
+    CHECK_INT(create("relist", "m", "\"one\""), 201);
+    CHECK(lists_agree(path, "\"name\":\"m\",\"description\":\"one\",\"hasValue\":false", NULL, ""));
+    CHECK(lists_agree(page, "\"name\":\"m\"", NULL, ""));
+    CHECK_INT(create("relist", "z", NULL), 201);
+    CHECK(lists_agree(path, "\"name\":\"z\",\"description\":null", NULL, ""));
+    CHECK(lists_agree(page, "\"name\":\"m\"", "\"z\"", "after=m>"));
+    /* A name that sorts first changes the first page. */
+    CHECK_INT(create("relist", "a", NULL), 201);
+    CHECK(lists_agree(page, "\"name\":\"a\"", "\"m\"", "after=a>"));
+    /* Update the description. */
+    char *body = secret_body("m", "\"two\"");
+    sx_resp r;
+    api(&r, SX_H1, "PUT", spath(item, sizeof(item), "relist", "m", NULL), body, NULL);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+    free(body);
+    CHECK(lists_agree(path, "\"description\":\"two\"", "\"one\"", ""));
+    /* Set a value. */
+    CHECK_INT(set_value("relist", "m", "\"v\""), 200);
+    CHECK(lists_agree(path, "\"name\":\"m\",\"description\":\"two\",\"hasValue\":true", NULL, ""));
+    /* Delete. */
+    api(&r, SX_H2TLS, "DELETE", spath(item, sizeof(item), "relist", "z", NULL), NULL, NULL);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+    CHECK(lists_agree(path, "\"name\":\"m\"", "\"z\"", ""));
+    api(&r, SX_H2C, "DELETE", spath(item, sizeof(item), "relist", "a", NULL), NULL, NULL);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+    CHECK(lists_agree(page, "\"name\":\"m\"", "\"a\"", ""));
+    /* A write elsewhere leaves the answer as it was. */
+    CHECK_INT(create("relist-other", "x", NULL), 201);
+    CHECK(lists_agree(path, "\"name\":\"m\"", "\"x\"", ""));
+}
+
 static void pagination_follows_link_next_until_the_end(void)
 {
     static const char *const created[] = {"alpha", "Beta", "_under", "0zero", "a.b", "a-b", "alpha2"};
@@ -1971,7 +2052,10 @@ int main(int argc, char **argv)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     fprintf(stderr, "backend: %s\n", g_backend);
-    if (sx_srv_start(&g_srv, &(sx_srv_opts){.backend = g_backend}) != 0) {
+    int started = sx_srv_start(&g_srv, &(sx_srv_opts){.backend = g_backend});
+    if (started == 77)
+        return 77; /* no PostgreSQL server installed: skipped */
+    if (started != 0) {
         printf("0 passed, 1 failed\n");
         return 1;
     }
@@ -1993,6 +2077,7 @@ int main(int argc, char **argv)
          get_answers_the_secret_and_404_not_found_for_unknown_names},
         {"list_is_sorted_metadata_and_an_empty_env_is_an_empty_array",
          list_is_sorted_metadata_and_an_empty_env_is_an_empty_array},
+        {"lists_show_every_write_at_once", lists_show_every_write_at_once},
         {"update_replaces_the_description_and_bumps_updated_at", update_replaces_the_description_and_bumps_updated_at},
         {"delete_answers_deleted_body_and_then_404", delete_answers_deleted_body_and_then_404},
         {"set_value_answers_name_has_value_updated_at_and_404_for_unknown",

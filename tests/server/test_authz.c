@@ -52,37 +52,18 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-typedef struct growbuf {
-    char *data;
-    size_t len;
-} growbuf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    growbuf *b = ud;
-    size_t add = size * n;
-    char *nd = realloc(b->data, b->len + add + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, p, add);
-    b->data = nd;
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
 /* Run a shell command and collect its stdout (malloc'd, NUL-terminated). Returns the exit status,
  * or -1 when it did not exit normally. */
 static int run_capture(const char *cmd, char **ret_out)
 {
-    growbuf b = {0};
+    sx_test_buf b = {0};
     FILE *p = popen(cmd, "r");
     int st = -1;
     if (p) {
         char buf[4096];
         size_t n;
         while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-            on_data(buf, 1, n, &b);
+            sx_test_buf_append(buf, 1, n, &b);
         st = pclose(p);
     }
     *ret_out = b.data ? b.data : calloc(1, 1);
@@ -280,10 +261,10 @@ static int client_send(client *c, const char *method, const char *path, const ch
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     }
-    growbuf b = {0}, hb = {0};
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    sx_test_buf b = {0}, hb = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
     CURLcode rc = curl_easy_perform(h);
     c->connects = -1;

@@ -257,8 +257,17 @@ static void metrics_are_valid_prometheus_text_and_counters_move(void)
         CHECK_INT(get(&srv, "/acme/web/envs/prod/secrets", "sxt_wrong"), 401);
     CHECK_INT(get(&srv, "/acme/web/envs/prod/secrets/CanaryName_77a", owner), 200);
 
-    char *m2 = scrape(&srv);
-    REQUIRE(m2);
+    /* Counters move when a request is logged and audit lines when the writer thread has written
+     * them, both just after the response reached the client: scrape until they have settled. */
+    char *m2 = NULL;
+    for (int tries = 0; tries < 250; tries++) {
+        free(m2);
+        m2 = scrape(&srv);
+        REQUIRE(m2);
+        if (sample(m2, LIST_COUNT) >= count0 + 10 && sample(m2, "secretsd_audit_lines_total") >= 1)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+    }
     CHECK(prom_valid(m2));
     CHECK(sample(m2, LIST_200) == list0 + 7);
     CHECK(sample(m2, LIST_COUNT) == count0 + 10);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "server/api.h"
 #include "testutil.h"
 
@@ -70,11 +72,102 @@ static void meta_records_round_trip_and_reject_damage(void)
     CHECK(sx_meta_decode(&d, buf, n) != 0);
 }
 
+/* What a yajl generator writes for the string (without validation, as the server configures it). */
+static size_t yajl_reference(const char *s, size_t len, char *out, size_t cap)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_string(g, (const unsigned char *)s, len);
+    const unsigned char *buf;
+    size_t n = 0;
+    yajl_gen_get_buf(g, &buf, &n);
+    /* Without the quotes. */
+    size_t m = n >= 2 && n - 2 < cap ? n - 2 : 0;
+    memcpy(out, buf + 1, m);
+    yajl_gen_free(g);
+    return m;
+}
+
+static void json_escape_matches_yajl_generator_byte_for_byte(void)
+{
+    char in[512], got[6 * 512], want[6 * 512 + 2];
+    /* Every single byte, alone and inside plain text at every offset of an 8-byte word. */
+    for (int c = 0; c < 256; c++) {
+        for (size_t at = 0; at < 20; at++) {
+            size_t len = at + 1 + (size_t)(c % 11);
+            memset(in, 'a', len);
+            in[at] = (char)c;
+            size_t n = sx_json_escape(got, in, len, true);
+            CHECK_INT(n, sx_json_escaped_len(in, len));
+            size_t w = yajl_reference(in, len, want, sizeof(want));
+            CHECK_INT(n, w);
+            CHECK(memcmp(got, want, n) == 0);
+        }
+    }
+    /* Random mixes, dense in bytes that need escaping. */
+    static const char pool[] = "\"\\\n\r\t\b\f\x01\x1f\x7f/ abcXYZ\xc3\xa9";
+    uint64_t x = 2463534242ULL;
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t len = (size_t)(x % sizeof(in));
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            in[k] = pool[x % (sizeof(pool) - 1)];
+        }
+        size_t n = sx_json_escape(got, in, len, true);
+        size_t w = yajl_reference(in, len, want, sizeof(want));
+        if ((n != w || memcmp(got, want, n) != 0 || n != sx_json_escaped_len(in, len)) && bad++ < 3)
+            fprintf(stderr, "escape mismatch for a %zu-byte string\n", len);
+    }
+    CHECK_INT(bad, 0);
+    /* Lower-case hex when asked (the metadata form). */
+    CHECK_INT(sx_json_escape(got, "\x1a", 1, false), 6);
+    CHECK(memcmp(got, "\\u001a", 6) == 0);
+}
+
+static void meta_view_reads_the_record_in_place(void)
+{
+    sx_secret_meta m = {.created_ms = 5, .updated_ms = 7, .has_value = false, .has_description = true,
+                        .description_len = 3};
+    memcpy(m.description, "a\"b", 4);
+    uint8_t buf[SX_META_MAX];
+    size_t n = sx_meta_encode(&m, buf);
+    sx_secret_meta_view v;
+    REQUIRE(sx_meta_view(&v, buf, n) == 0);
+    CHECK(v.description == (const char *)buf + 20);
+    CHECK_INT(v.description_len, 3);
+    CHECK(!v.has_value && v.has_description);
+    CHECK_INT(v.created_ms, 5);
+    CHECK_INT(v.updated_ms, 7);
+    CHECK(sx_meta_view(&v, buf, n + 1) != 0);
+    /* The Secret JSON of both forms is the same. */
+    char a[256], b[256];
+    size_t la = sx_secret_json_write(a, "N", 1, &m);
+    CHECK_INT(la, strlen("{\"name\":\"N\",\"description\":\"a\\\"b\",\"hasValue\":false,"
+                         "\"createdAt\":\"1970-01-01T00:00:00.005Z\",\"updatedAt\":\"1970-01-01T00:00:00.007Z\"}"));
+    a[la] = '\0';
+    CHECK_STR(a, "{\"name\":\"N\",\"description\":\"a\\\"b\",\"hasValue\":false,"
+                 "\"createdAt\":\"1970-01-01T00:00:00.005Z\",\"updatedAt\":\"1970-01-01T00:00:00.007Z\"}");
+    m.has_description = false;
+    m.description_len = 0;
+    m.has_value = true;
+    size_t lb = sx_secret_json_write(b, "N", 1, &m);
+    b[lb] = '\0';
+    CHECK_STR(b, "{\"name\":\"N\",\"description\":null,\"hasValue\":true,"
+                 "\"createdAt\":\"1970-01-01T00:00:00.005Z\",\"updatedAt\":\"1970-01-01T00:00:00.007Z\"}");
+}
+
 int main(int argc, char **argv)
 {
     static const sx_test tests[] = {
         {"timestamps_match_gmtime_from_1970_to_9999", timestamps_match_gmtime_from_1970_to_9999},
         {"meta_records_round_trip_and_reject_damage", meta_records_round_trip_and_reject_damage},
+        {"json_escape_matches_yajl_generator_byte_for_byte", json_escape_matches_yajl_generator_byte_for_byte},
+        {"meta_view_reads_the_record_in_place", meta_view_reads_the_record_in_place},
     };
     return sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
 }

@@ -1,16 +1,21 @@
 /*
  * conformance.c - the one behaviour suite every storage backend must pass.
  *
- * The program takes the backend name as its first argument ("memory", "rocksdb", or "fault", which
- * is the fault-injecting wrapper around a memory store with no fault armed) and runs the same
- * tests against it; ctest registers it once per backend, in the manner of git's test suite re-run
- * against the reftable backend. Further arguments select single tests by name.
+ * The program takes the backend name as its first argument ("memory", "rocksdb", "postgres", or
+ * "fault", which is the fault-injecting wrapper around a memory store with no fault armed) and runs
+ * the same tests against it; ctest registers it once per backend, in the manner of git's test suite
+ * re-run against the reftable backend. Further arguments select single tests by name.
  *
  * Every test opens a fresh store (file backends in a fresh temporary directory, removed at the
- * end). Nothing here measures time.
+ * end; postgres in a fresh database of a server this program starts and removes, tests/pgtest.h).
+ * Nothing here measures time.
  */
 #include "storage/storage.h"
 #include "testutil.h"
+#ifdef SX_HAVE_POSTGRES
+#include "pgtest.h"
+static sx_pgtest pg;
+#endif
 
 #include <pthread.h>
 #include <stdint.h>
@@ -26,6 +31,20 @@ static sx_storage *open_store(void)
     char path[4096];
     snprintf(path, sizeof(path), "%s/db", store_dir);
     sx_storage_options opt = {.backend = fault ? "memory" : backend, .path = path, .sync = true};
+#ifdef SX_HAVE_POSTGRES
+    char dsn[256];
+    if (strcmp(backend, "postgres") == 0) {
+        static int databases;
+        char db[32];
+        snprintf(db, sizeof(db), "conformance%d", ++databases);
+        if (sx_pgtest_createdb(&pg, db) != 0)
+            return NULL;
+        sx_pgtest_dsn(&pg, db, dsn, sizeof(dsn));
+        opt.dsn = dsn;
+        opt.password = pg.password;
+        opt.pool_size = 12;
+    }
+#endif
     sx_storage *s = NULL;
     char err[256];
     int r = sx_storage_open(&opt, &s, err, sizeof(err));
@@ -486,6 +505,45 @@ static void test_revisions_never_repeat(void)
     close_store(s);
 }
 
+/* Where the backend has a change sequence: reads leave it alone, every kind of write moves it, and
+ * a failed precondition (nothing written) may or may not. Shared stores and backends without one
+ * answer -ENOTSUP. */
+static void test_change_seq_moves_with_every_write(void)
+{
+    sx_storage *s = open_store();
+    REQUIRE(s);
+    uint64_t a = 0, b = 0;
+    int r = sx_storage_change_seq(s, &a);
+    if (r == -ENOTSUP) {
+        CHECK(!s->ops->change_seq || sx_storage_has(s, SX_STORAGE_CAP_SHARED));
+        close_store(s);
+        return;
+    }
+    CHECK_INT(r, 0);
+    CHECK_INT(put_str(s, "c/1", "v", NULL), 0);
+    CHECK_INT(sx_storage_change_seq(s, &b), 0);
+    CHECK(b != a);
+    /* Reads do not move it. */
+    char keys[64];
+    CHECK(has_str(s, "c/1", "v"));
+    CHECK_INT(list_keys(s, "c/", NULL, 0, keys, sizeof(keys)), 0);
+    CHECK_INT(sx_storage_change_seq(s, &a), 0);
+    CHECK(a == b);
+    /* Overwrite, delete, batch. */
+    CHECK_INT(put_str(s, "c/1", "w", NULL), 0);
+    CHECK_INT(sx_storage_change_seq(s, &b), 0);
+    CHECK(b != a);
+    CHECK_INT(sx_storage_delete(s, "c/1", 3), 0);
+    CHECK_INT(sx_storage_change_seq(s, &a), 0);
+    CHECK(a != b);
+    sx_storage_op ops[2] = {{.kind = SX_STORAGE_OP_PUT, .key = "c/2", .klen = 3, .val = "x", .vlen = 1},
+                            {.kind = SX_STORAGE_OP_PUT, .key = "c/3", .klen = 3, .val = "y", .vlen = 1}};
+    CHECK_INT(sx_storage_batch(s, ops, 2, NULL), 0);
+    CHECK_INT(sx_storage_change_seq(s, &b), 0);
+    CHECK(b != a);
+    close_store(s);
+}
+
 enum { RACE_THREADS = 8, RACE_KEYS = 1000 };
 
 typedef struct race_arg {
@@ -571,14 +629,25 @@ static const sx_test tests[] = {
     {"preconditions", test_preconditions},
     {"revisions_never_repeat", test_revisions_never_repeat},
     {"race_create_if_absent_has_one_winner", test_race_create_if_absent_has_one_winner},
+    {"change_seq_moves_with_every_write", test_change_seq_moves_with_every_write},
 };
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s memory|rocksdb|fault [test...]\n", argv[0]);
+        fprintf(stderr, "usage: %s memory|rocksdb|postgres|fault [test...]\n", argv[0]);
         return 2;
     }
     backend = argv[1];
+#ifdef SX_HAVE_POSTGRES
+    if (strcmp(backend, "postgres") == 0) {
+        int r = sx_pgtest_start(&pg);
+        if (r != 0)
+            return r == SX_PGTEST_SKIP ? r : 1;
+        r = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc - 1, argv + 1);
+        sx_pgtest_stop(&pg);
+        return r;
+    }
+#endif
     return sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc - 1, argv + 1);
 }

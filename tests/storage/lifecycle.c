@@ -55,7 +55,11 @@ static void test_registry_lists_backends(void)
     CHECK(sx_storage_backend_find("memory") != NULL);
     CHECK(sx_storage_backend_find("rocksdb")->caps & SX_STORAGE_CAP_DURABLE);
     CHECK(!(sx_storage_backend_find("memory")->caps & SX_STORAGE_CAP_DURABLE));
+#ifdef SX_HAVE_POSTGRES
+    CHECK_INT(sx_storage_backend_find("postgres")->caps, SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED);
+#else
     CHECK(sx_storage_backend_find("postgres") == NULL);
+#endif
     CHECK(sx_storage_backend_find(NULL) == NULL);
     int code = 0;
     char err[256];

@@ -1,0 +1,770 @@
+/*
+ * guard.c - defences against hostile clients below the request handler: HTTP/2 frame budgets
+ * (Rapid Reset, control-frame floods, oversized header blocks) and the HTTP/1.1 request-head limit.
+ *
+ * h2o 2.2.5 has no fix for HTTP/2 Rapid Reset (CVE-2023-44487), no per-connection limit on
+ * SETTINGS, PING or PRIORITY frames, and no hook between reading bytes and parsing frames. The
+ * guard makes one: it wraps each connection's socket read callback (h2o_socket_t._cb.read). Before
+ * h2o sees newly read bytes (the last sock->bytes_read bytes of sock->input), a small streaming
+ * parser walks the HTTP/2 frame headers in them - payloads are skipped, never copied - and charges
+ * two token buckets per connection:
+ *
+ *   resets   RST_STREAM frames, and the other ways a client can make the server abandon a stream
+ *            it has begun to answer: a WINDOW_UPDATE of 0 (or of 2^30 or more, which overflows) on
+ *            a stream, and DATA on a stream whose HEADERS carried END_STREAM (h2o answers both
+ *            with a stream reset). [server] http2_max_resets, default 200.
+ *   control  SETTINGS, PING, PRIORITY, empty DATA without END_STREAM, empty CONTINUATION and
+ *            frames of unknown type: frames that cost work (SETTINGS and PING are answered, unknown
+ *            frames make h2o write a line to stderr) without asking for anything.
+ *            [server] http2_max_control_frames, default 1000.
+ *
+ * A bucket holds its limit and refills at a tenth of it per second ("LIMIT per 10 s" with bursts
+ * up to LIMIT). The frame that finds its bucket empty ends the connection before h2o parses any of
+ * the bytes just read: the guard logs one warning, writes a GOAWAY (ENHANCE_YOUR_CALM) when it can
+ * put one on a frame boundary (cleartext, no h2o write in flight), shuts the socket down, drops the
+ * input and hands h2o a read error, so h2o tears the connection down through its own close path
+ * (streams closed, pool jobs cancelled). So one connection makes the server start at most
+ * http2_max_resets answers it then abandons, instead of millions. The loop thread remembers the
+ * address for a minute: its next HTTP/2 connections start with a tenth of each budget, so a client
+ * that reconnects after every close gets 20 abandoned answers per connection, not 200.
+ *
+ * A header block (HEADERS + CONTINUATION) larger than max_header_bytes + 4 KiB ends the connection
+ * the same way: h2o 2.2.5 would buffer up to 400 KiB and HPACK can expand that further; smaller
+ * blocks that decode to more than max_header_bytes are answered 431 by the request handler
+ * (http.c).
+ *
+ * On HTTP/1.1 the guard checks each request head before h2o parses it: a head longer than
+ * max_header_bytes, or with more header fields than h2o accepts (100), is answered 431 with the
+ * JSON error body (h2o would buffer up to 400 KiB, then answer a plain-text 400), the write side is
+ * shut, and the rest of the input is discarded until the client closes or [server] request_timeout
+ * ends the connection.
+ *
+ * Keeping the wrapper in place. h2o installs a new read callback when a connection changes protocol
+ * (TLS handshake -> HTTP/1.1 or HTTP/2 by ALPN; HTTP/1.1 -> HTTP/2 by prior knowledge or
+ * Upgrade: h2c) and re-arms reading with its own callback after stopping (HTTP/1.1 while a request
+ * is handled; HTTP/2 while more than 512 KiB of output waits for a client that does not read). The
+ * guard wraps again: right after each of its own calls into h2o; at the end of every loop turn for
+ * the connections it saw stop reading and those whose answers went out from a pool job; and once a
+ * second for every connection, as a backstop. Bytes h2o read while unwrapped are not counted; after
+ * such a gap the frame parser re-synchronises at the front of sock->input, which is a frame
+ * boundary (h2o 2.2.5 always parses every complete frame it has). A frame longer than h2o accepts
+ * (16 KiB; h2o closes the connection over it) stops the counting for that connection rather than
+ * risk counting garbage.
+ *
+ * What this does not cover. HTTP/2 over TLS gets no GOAWAY (the socket is shut without one), and
+ * the bytes decrypted together with the end of a TLS handshake reach h2o uncounted (one read's
+ * worth). A connection's bytes are read before they are walked: h2o reads everything the socket
+ * holds, so a flooding connection costs its read (up to the kernel's receive buffer) before it is
+ * closed. Streams that h2o refuses on its own (more than 100 open) or resets before they reach the
+ * handler (a request body that breaks its content-length or max_request_entity_size) cost only
+ * their parsing and are not charged. WINDOW_UPDATE frames with ordinary increments are not limited
+ * (h2o only records them). A client that sends a byte now and then keeps an HTTP/2 connection past
+ * http2_idle_timeout (h2o re-arms it on every read), bounded by max_connections. Nothing here
+ * limits how fast addresses open connections, nor an attack spread over many addresses: that is
+ * max_connections', the authentication throttle's and the network's job.
+ */
+#include "server/server_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PREFACE       "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define PREFACE_LEN   24
+#define H2C_SIGNATURE 12    /* h2o switches an HTTP/1.1 connection to HTTP/2 on "PRI * HTTP/2" */
+#define MAX_FRAME     16384 /* h2o 2.2.5 keeps the default SETTINGS_MAX_FRAME_SIZE */
+#define BLOCK_SLACK   4096  /* a header block may exceed max_header_bytes by this before the connection ends */
+#define MAX_FIELDS    100   /* h2o's H2O_MAX_HEADERS: HTTP/1.1 heads with more fields get 431 */
+#define REFILL_SECS   10    /* a budget refills completely in this many seconds */
+#define BACKSTOP_MS   1000
+#define ENDED_RING    32
+#define OFFENDERS     64    /* addresses remembered per loop thread */
+#define OFFENDER_MS   60000 /* for this long after one of its connections was closed */
+#define OFFENDER_CUT  10    /* their next connections start with 1/10 of the budgets */
+
+/* HTTP/2 frame types (RFC 9113 section 6) and flags */
+enum {
+    F_DATA,
+    F_HEADERS,
+    F_PRIORITY,
+    F_RST_STREAM,
+    F_SETTINGS,
+    F_PUSH_PROMISE,
+    F_PING,
+    F_GOAWAY,
+    F_WINDOW_UPDATE,
+    F_CONTINUATION
+};
+#define FLAG_END_STREAM  0x1
+#define FLAG_END_HEADERS 0x4
+
+enum { PROTO_H1, PROTO_HANDSHAKE, PROTO_H2 };
+enum { GO, TOO_MANY_RESETS, TOO_MANY_CONTROL, BLOCK_TOO_LARGE };
+
+/* A token bucket in 1/10000 frame units: holds limit frames, refills limit per REFILL_SECS. */
+typedef struct budget {
+    uint64_t level, at; /* at: the loop time (ms) of the last refill, 0 = never used */
+    uint64_t used;      /* frames charged in all */
+} budget;
+
+/* The streaming HTTP/2 frame parser. */
+typedef struct h2scan {
+    uint8_t hdr[9], hdr_len; /* a frame header split over reads */
+    uint8_t preface_pos;     /* bytes of the client preface seen so far */
+    bool preface_maybe;      /* the client preface may come next: skipped if it does */
+    uint8_t type, flags;
+    uint32_t stream, len, payload_left;
+    uint8_t pl[4], pl_len, pl_want; /* the payload kept (WINDOW_UPDATE's increment) */
+    uint32_t block;                 /* size of the header block so far */
+    uint32_t last_stream;           /* highest stream of a HEADERS frame */
+    uint32_t ended[ENDED_RING];     /* recent streams whose HEADERS carried END_STREAM */
+    uint8_t ended_next;
+    bool lost; /* out of step: counts nothing until the next resync */
+} h2scan;
+
+typedef struct sx_guard sx_guard;
+
+struct sx_guard {
+    sx_conn *conn;
+    h2o_socket_cb inner;    /* h2o's read callback, called by the guard's */
+    h2o_socket_cb first_cb; /* HTTP/1.1's read callback (cleartext), or the TLS handshake's */
+    h2o_linklist_t watch;   /* in thread->guard_watch while h2o may re-arm reading unwrapped */
+    uint64_t watched_at;    /* loop time it was put there */
+    uint8_t proto;
+    unsigned in_read;  /* depth of the guard's calls into h2o */
+    bool closed;       /* the socket closed during such a call: free on the way out */
+    bool dropping;     /* ending (HTTP/2) or answered 431 (HTTP/1.1): input is discarded */
+    bool head_pending; /* HTTP/1.1: the bytes at the front of the input begin a request head */
+    bool h1_next;      /* HTTP/1.1: a request ended; the next read may begin a head */
+    bool offender;     /* HTTP/2 from an address that was closed for abuse lately */
+    size_t head_scanned;
+    budget resets, control;
+    h2scan scan;
+};
+
+static void guard_read(h2o_socket_t *sock, const char *err);
+
+/* ---- budgets ---------------------------------------------------------------------------------- */
+
+/* Charge one frame; false when the bucket is empty (limit 0 = no limit). A bucket starts full, or
+ * at a tenth for a repeat offender. */
+static bool budget_take(budget *b, unsigned limit, bool offender, uint64_t now_ms)
+{
+    b->used++;
+    if (!limit)
+        return true;
+    uint64_t cap = (uint64_t)limit * 10000;
+    if (!b->at) {
+        b->level = offender ? cap / OFFENDER_CUT : cap;
+        b->at = now_ms;
+    } else if (now_ms > b->at) {
+        /* limit per REFILL_SECS = limit * 10000 / (REFILL_SECS * 1000) units per ms */
+        b->level += (now_ms - b->at) * limit * 10000 / (REFILL_SECS * 1000);
+        if (b->level > cap)
+            b->level = cap;
+        b->at = now_ms;
+    }
+    if (b->level < 10000)
+        return false;
+    b->level -= 10000;
+    return true;
+}
+
+/* Addresses whose HTTP/2 connections were closed for abuse lately, per loop thread. A client that
+ * reconnects after each close would otherwise get full budgets every time: 200 answers started
+ * and abandoned per connection. Its next connections start with a tenth instead. */
+typedef struct offender {
+    uint8_t addr[16];
+    uint64_t until; /* loop time (ms); 0 = free slot */
+} offender;
+static _Thread_local offender offenders[OFFENDERS];
+
+static bool peer_addr(int fd, uint8_t addr[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    memset(addr, 0, 16);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return false;
+    if (ss.ss_family == AF_INET)
+        memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    else if (ss.ss_family == AF_INET6)
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    else
+        return false;
+    return true;
+}
+
+static bool is_offender(int fd, uint64_t now)
+{
+    uint8_t a[16];
+    if (!peer_addr(fd, a))
+        return false;
+    for (int i = 0; i < OFFENDERS; i++)
+        if (offenders[i].until > now && memcmp(offenders[i].addr, a, 16) == 0)
+            return true;
+    return false;
+}
+
+static void add_offender(int fd, uint64_t now)
+{
+    uint8_t a[16];
+    if (!peer_addr(fd, a))
+        return;
+    int slot = -1, soonest = 0;
+    for (int i = 0; i < OFFENDERS && slot < 0; i++) {
+        if (offenders[i].until > now && memcmp(offenders[i].addr, a, 16) == 0)
+            slot = i; /* known: extend */
+        else if (offenders[i].until < offenders[soonest].until)
+            soonest = i; /* a free slot, an expired one, or the one that expires first */
+    }
+    if (slot < 0)
+        slot = soonest;
+    memcpy(offenders[slot].addr, a, 16);
+    offenders[slot].until = now + OFFENDER_MS;
+}
+
+/* ---- the HTTP/2 frame parser ------------------------------------------------------------------ */
+
+typedef struct scan_ctx {
+    sx_conn *c;
+    bool count; /* false while re-synchronising: frames are walked, not charged */
+    uint64_t now;
+} scan_ctx;
+
+static int charge(scan_ctx *x, budget *b, unsigned limit, int verdict)
+{
+    if (!x->count)
+        return GO;
+    return budget_take(b, limit, x->c->guard->offender, x->now) ? GO : verdict;
+}
+
+static int check_block(scan_ctx *x, h2scan *s)
+{
+    if (!x->count)
+        return GO;
+    return s->block > x->c->thread->server->config->max_header_bytes + BLOCK_SLACK ? BLOCK_TOO_LARGE : GO;
+}
+
+/* A complete frame header has been read. */
+static int on_frame(scan_ctx *x, h2scan *s)
+{
+    const sx_config *cfg = x->c->thread->server->config;
+    sx_guard *g = x->c->guard;
+    if (s->len > MAX_FRAME) {
+        s->lost = true; /* h2o answers FRAME_SIZE_ERROR and closes; or the parser lost step */
+        return GO;
+    }
+    switch (s->type) {
+    case F_DATA:
+        if (s->len == 0 && !(s->flags & FLAG_END_STREAM))
+            return charge(x, &g->control, cfg->http2_max_control_frames, TOO_MANY_CONTROL);
+        for (int i = 0; i < ENDED_RING; i++)
+            if (s->ended[i] == s->stream && s->stream)
+                return charge(x, &g->resets, cfg->http2_max_resets, TOO_MANY_RESETS);
+        return GO;
+    case F_HEADERS:
+        s->block = s->len;
+        if (s->stream > s->last_stream)
+            s->last_stream = s->stream;
+        if (s->flags & FLAG_END_STREAM) {
+            s->ended[s->ended_next] = s->stream;
+            s->ended_next = (uint8_t)((s->ended_next + 1) % ENDED_RING);
+        }
+        return check_block(x, s);
+    case F_CONTINUATION:
+        s->block += s->len;
+        if (s->len == 0 && !(s->flags & FLAG_END_HEADERS)) {
+            int v = charge(x, &g->control, cfg->http2_max_control_frames, TOO_MANY_CONTROL);
+            if (v)
+                return v;
+        }
+        return check_block(x, s);
+    case F_RST_STREAM:
+        return charge(x, &g->resets, cfg->http2_max_resets, TOO_MANY_RESETS);
+    case F_SETTINGS:
+    case F_PING:
+    case F_PRIORITY:
+        return charge(x, &g->control, cfg->http2_max_control_frames, TOO_MANY_CONTROL);
+    case F_WINDOW_UPDATE:
+        if (s->stream && s->len == 4)
+            s->pl_want = 4; /* decided on the increment, once it is in */
+        return GO;
+    case F_PUSH_PROMISE:
+    case F_GOAWAY:
+        return GO;
+    default:
+        return charge(x, &g->control, cfg->http2_max_control_frames, TOO_MANY_CONTROL);
+    }
+}
+
+/* The kept payload of a frame is complete. */
+static int on_payload(scan_ctx *x, h2scan *s)
+{
+    uint32_t incr =
+        ((uint32_t)s->pl[0] << 24 | (uint32_t)s->pl[1] << 16 | (uint32_t)s->pl[2] << 8 | s->pl[3]) & 0x7fffffffu;
+    if (incr == 0 || incr >= 0x40000000u) /* h2o resets the stream: a zero increment, or an overflow */
+        return charge(x, &x->c->guard->resets, x->c->thread->server->config->http2_max_resets, TOO_MANY_RESETS);
+    return GO;
+}
+
+/* Walk n bytes of the client's byte stream. Returns GO or why the connection must end. */
+static int scan_feed(scan_ctx *x, const uint8_t *p, size_t n)
+{
+    h2scan *s = &x->c->guard->scan;
+    while (n && !s->lost) {
+        size_t k;
+        if (s->preface_maybe) {
+            /* No frame starts like the preface (its length would be 5 MiB), so the bytes decide. */
+            if (p[0] != (uint8_t)PREFACE[s->preface_pos]) {
+                s->lost = s->preface_pos > 0; /* half a preface: h2o closes the connection over it */
+                s->preface_maybe = false;
+                continue;
+            }
+            k = 1;
+            if (++s->preface_pos == PREFACE_LEN)
+                s->preface_maybe = false;
+        } else if (s->payload_left) {
+            k = n < s->payload_left ? n : s->payload_left;
+            for (size_t i = 0; i < k && s->pl_len < s->pl_want; i++)
+                s->pl[s->pl_len++] = p[i];
+            s->payload_left -= (uint32_t)k;
+            if (!s->payload_left && s->pl_want) {
+                s->pl_want = 0;
+                int v = on_payload(x, s);
+                if (v)
+                    return v;
+            }
+        } else {
+            k = 9u - s->hdr_len;
+            if (k > n)
+                k = n;
+            memcpy(s->hdr + s->hdr_len, p, k);
+            s->hdr_len = (uint8_t)(s->hdr_len + k);
+            if (s->hdr_len == 9) {
+                s->hdr_len = 0;
+                s->len = (uint32_t)s->hdr[0] << 16 | (uint32_t)s->hdr[1] << 8 | s->hdr[2];
+                s->type = s->hdr[3];
+                s->flags = s->hdr[4];
+                s->stream =
+                    ((uint32_t)s->hdr[5] << 24 | (uint32_t)s->hdr[6] << 16 | (uint32_t)s->hdr[7] << 8 | s->hdr[8]) &
+                    0x7fffffffu;
+                s->payload_left = s->len;
+                s->pl_len = s->pl_want = 0;
+                int v = on_frame(x, s);
+                if (v)
+                    return v;
+            }
+        }
+        p += k;
+        n -= k;
+    }
+    return GO;
+}
+
+/* Start over at the front of sock->input, which h2o leaves on a frame boundary or before the
+ * preface (it consumes whole frames, and the preface whole), counting nothing. */
+static void scan_resync(sx_conn *c, h2o_socket_t *sock)
+{
+    h2scan *s = &c->guard->scan;
+    uint32_t last = s->last_stream;
+    memset(s, 0, sizeof(*s));
+    s->last_stream = last;
+    s->preface_maybe = true; /* an empty buffer may be before the preface (Upgrade: h2c) or after it */
+    scan_ctx x = {c, false, 0};
+    scan_feed(&x, (const uint8_t *)sock->input->bytes, sock->input->size);
+}
+
+/* ---- connection life ------------------------------------------------------------------------ */
+
+static void conn_free(sx_conn *c)
+{
+    free(c->guard);
+    free(c);
+}
+
+/* Call h2o's read callback. False when the connection closed meanwhile (c is freed then). */
+static bool call_inner(sx_conn *c, h2o_socket_t *sock, const char *err)
+{
+    sx_guard *g = c->guard;
+    g->in_read++;
+    g->inner(sock, err);
+    g->in_read--;
+    if (g->closed && !g->in_read) {
+        conn_free(c);
+        return false;
+    }
+    return !g->closed;
+}
+
+static void watch(sx_conn *c)
+{
+    if (!h2o_linklist_is_linked(&c->guard->watch)) {
+        h2o_linklist_insert(&c->thread->guard_watch, &c->guard->watch);
+        c->guard->watched_at = h2o_now(c->thread->ctx.loop);
+    }
+}
+
+/* The connection speaks HTTP/2 from now on. */
+static void become_h2(sx_conn *c)
+{
+    sx_guard *g = c->guard;
+    g->proto = PROTO_H2;
+    g->head_pending = g->h1_next = false;
+    g->offender = is_offender(c->fd, h2o_now(c->thread->ctx.loop));
+}
+
+/* h2o installed cb as the read callback: wrap it and learn what the connection speaks now. */
+static void adopt(sx_conn *c, h2o_socket_t *sock, h2o_socket_cb cb)
+{
+    sx_guard *g = c->guard;
+    g->inner = cb;
+    sock->_cb.read = guard_read;
+    switch (g->proto) {
+    case PROTO_HANDSHAKE: {
+        if (cb == g->first_cb)
+            return; /* still shaking hands */
+        h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(sock);
+        if (alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0) {
+            become_h2(c);
+            scan_resync(c, sock);
+        } else {
+            g->proto = PROTO_H1;
+            g->first_cb = cb;
+            g->head_pending = true;
+            g->head_scanned = 0;
+        }
+        return;
+    }
+    case PROTO_H1:
+        if (cb == g->first_cb)
+            return;
+        become_h2(c); /* only HTTP/2 replaces HTTP/1.1's callback on a connection */
+        scan_resync(c, sock);
+        return;
+    default:
+        scan_resync(c, sock);
+        return;
+    }
+}
+
+/* After a call into h2o: keep the wrapper in place. */
+static void after_inner(sx_conn *c, h2o_socket_t *sock)
+{
+    h2o_socket_cb cb = sock->_cb.read;
+    if (cb == guard_read)
+        return;
+    if (!cb)
+        watch(c); /* stopped reading; h2o will re-arm it with its own callback */
+    else
+        adopt(c, sock, cb);
+}
+
+static void peer_of(sx_conn *c, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    snprintf(buf, cap, "?");
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)cap);
+}
+
+/* End an abusive HTTP/2 connection (see the top of the file). */
+static void h2_end(sx_conn *c, h2o_socket_t *sock, int verdict, uint32_t last_stream)
+{
+    sx_guard *g = c->guard;
+    const sx_config *cfg = c->thread->server->config;
+    char peer[64];
+    peer_of(c, peer, sizeof(peer));
+    if (verdict == BLOCK_TOO_LARGE)
+        sx_log(SX_LOG_WARN, "closing HTTP/2 connection from %s after a header block of %u bytes (limit %zu)", peer,
+               g->scan.block, cfg->max_header_bytes + BLOCK_SLACK);
+    else
+        sx_log(SX_LOG_WARN, "closing HTTP/2 connection from %s after %llu %s (limit %u per %d s)", peer,
+               (unsigned long long)(verdict == TOO_MANY_RESETS ? g->resets.used : g->control.used),
+               verdict == TOO_MANY_RESETS ? "stream resets" : "control frames",
+               verdict == TOO_MANY_RESETS ? cfg->http2_max_resets : cfg->http2_max_control_frames, REFILL_SECS);
+    g->dropping = true;
+    add_offender(c->fd, h2o_now(c->thread->ctx.loop));
+    if (!sock->ssl && !h2o_socket_is_writing(sock)) {
+        /* Nothing of h2o's is on its way to the kernel, so this lands on a frame boundary. */
+        uint8_t f[17] = {0,
+                         0,
+                         8,
+                         F_GOAWAY,
+                         0,
+                         0,
+                         0,
+                         0,
+                         0,
+                         (uint8_t)(last_stream >> 24 & 0x7f),
+                         (uint8_t)(last_stream >> 16),
+                         (uint8_t)(last_stream >> 8),
+                         (uint8_t)last_stream,
+                         0,
+                         0,
+                         0,
+                         0x0b /* ENHANCE_YOUR_CALM */};
+        ssize_t w = send(c->fd, f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+    }
+    /* Shut down both ways: a write h2o still has in flight to a client that does not read fails
+     * now, instead of holding the connection open. */
+    shutdown(c->fd, SHUT_RDWR);
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    call_inner(c, sock, h2o_socket_error_closed);
+}
+
+/* ---- HTTP/1.1 request heads ------------------------------------------------------------------- */
+
+#define H1_431_BODY                                                                                                    \
+    "{\"error\":\"the request headers are larger than the server accepts\",\"code\":\"headers_too_large\"}"
+static char h1_431[320];
+static size_t h1_431_len;
+static pthread_once_t h1_431_once = PTHREAD_ONCE_INIT;
+
+static void h1_431_init(void)
+{
+    int n = snprintf(h1_431, sizeof(h1_431),
+                     "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     sizeof(H1_431_BODY) - 1, H1_431_BODY);
+    h1_431_len = n > 0 && (size_t)n < sizeof(h1_431) ? (size_t)n : 0;
+}
+
+static void on_431_sent(h2o_socket_t *sock, const char *err)
+{
+    sx_conn *c = sock->on_close.data;
+    if (err) {
+        call_inner(c, sock, err); /* h2o closes the connection */
+        return;
+    }
+    /* The answer is out: FIN after it. The client's close (or the request timeout) ends the rest. */
+    shutdown(c->fd, SHUT_WR);
+}
+
+/* Answer 431 on an HTTP/1.1 connection whose request head is too large. False when h2o still has
+ * an answer in flight (then h2o's own limits apply). */
+static bool h1_reject(sx_conn *c, h2o_socket_t *sock)
+{
+    if (h2o_socket_is_writing(sock))
+        return false;
+    pthread_once(&h1_431_once, h1_431_init);
+    if (!h1_431_len)
+        return false;
+    c->guard->dropping = true;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    h2o_iovec_t buf = h2o_iovec_init(h1_431, h1_431_len);
+    h2o_socket_write(sock, &buf, 1, on_431_sent);
+    sx_log(SX_LOG_DEBUG, "answered 431: a request head over max_header_bytes or with more than %d fields", MAX_FIELDS);
+    return true;
+}
+
+/* After a request, the next bytes begin a head only if they look like a request line (a pipelined
+ * request may already be in its body, which h2o reads with the same callback). */
+static bool looks_like_request_start(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 16 && p[i] >= 'A' && p[i] <= 'Z')
+        i++;
+    return i == n || (i > 0 && p[i] == ' ');
+}
+
+/* End of the head in p[0..n): the offset after its empty line, or 0. */
+static size_t head_end(const char *p, size_t n, size_t from)
+{
+    for (const char *q = p + from; from < n && (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) {
+        size_t j = (size_t)(q - p) + 1;
+        if (j < n && p[j] == '\r')
+            j++;
+        if (j < n && p[j] == '\n')
+            return j + 1;
+    }
+    return 0;
+}
+
+/* Check the head at the front of the input of an HTTP/1.1 connection. True when the guard took
+ * the connection over (431). A connection that turns out to be h2c leaves with g->proto set. */
+static bool h1_check(sx_conn *c, h2o_socket_t *sock)
+{
+    sx_guard *g = c->guard;
+    const char *p = sock->input->bytes;
+    size_t n = sock->input->size;
+    if (g->h1_next) {
+        g->h1_next = false;
+        g->head_pending = looks_like_request_start(p, n);
+        g->head_scanned = 0;
+    }
+    if (!g->head_pending || !n)
+        return false;
+    if (!sock->ssl && memcmp(p, PREFACE, n < PREFACE_LEN ? n : PREFACE_LEN) == 0) {
+        if (n >= H2C_SIGNATURE) {
+            /* h2c with prior knowledge: h2o switches to HTTP/2 on these bytes. */
+            become_h2(c);
+            memset(&g->scan, 0, sizeof(g->scan));
+            g->scan.preface_maybe = true;
+        }
+        return false;
+    }
+    size_t limit = c->thread->server->config->max_header_bytes;
+    size_t upto = n < limit + 4 ? n : limit + 4;
+    size_t end = head_end(p, upto, g->head_scanned > 3 ? g->head_scanned - 3 : 0);
+    if (end) {
+        size_t lines = 0;
+        for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + end - q))) != NULL; q++)
+            lines++;
+        g->head_pending = false;
+        /* the request line, the fields, the empty line */
+        return lines > MAX_FIELDS + 2 && h1_reject(c, sock);
+    }
+    g->head_scanned = upto;
+    return n > limit && h1_reject(c, sock);
+}
+
+/* ---- the read callback ---------------------------------------------------------------------- */
+
+static void guard_read(h2o_socket_t *sock, const char *err)
+{
+    sx_conn *c = sock->on_close.data;
+    sx_guard *g = c->guard;
+    if (g->dropping) {
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (err)
+            call_inner(c, sock, err);
+        return;
+    }
+    size_t fresh = sock->bytes_read < sock->input->size ? sock->bytes_read : sock->input->size;
+    if (g->proto == PROTO_H1 && (g->head_pending || g->h1_next) && !err) {
+        if (h1_check(c, sock))
+            return; /* answered 431 */
+        if (g->proto == PROTO_H2)
+            fresh = sock->input->size; /* h2c: none of it was walked yet */
+    }
+    if (g->proto == PROTO_H2 && fresh) {
+        scan_ctx x = {c, true, h2o_now(c->thread->ctx.loop)};
+        uint32_t passed = g->scan.last_stream; /* the streams h2o has seen */
+        int v = scan_feed(&x, (const uint8_t *)sock->input->bytes + sock->input->size - fresh, fresh);
+        if (v) {
+            h2_end(c, sock, v, passed);
+            return;
+        }
+    }
+    if (call_inner(c, sock, err))
+        after_inner(c, sock);
+}
+
+/* ---- entry points (server_internal.h) ------------------------------------------------------- */
+
+void sx_guard_attach(sx_conn *c)
+{
+    h2o_socket_t *sock = c->sock;
+    if (c->kind == SX_LISTEN_ADMIN || !sock->_cb.read)
+        return; /* the admin socket is trusted (mode 0600); a socket h2o closed at once needs nothing */
+    sx_guard *g = calloc(1, sizeof(*g));
+    if (!g)
+        return; /* unguarded, as before: h2o's own limits still apply */
+    c->guard = g;
+    g->conn = c;
+    g->inner = g->first_cb = sock->_cb.read;
+    g->proto = c->kind == SX_LISTEN_TLS ? PROTO_HANDSHAKE : PROTO_H1;
+    g->head_pending = g->proto == PROTO_H1;
+    sock->_cb.read = guard_read;
+}
+
+bool sx_guard_detach(sx_conn *c)
+{
+    sx_guard *g = c->guard;
+    if (!g)
+        return false;
+    if (h2o_linklist_is_linked(&g->watch))
+        h2o_linklist_unlink(&g->watch);
+    if (g->in_read) {
+        g->closed = true; /* call_inner frees c on its way out */
+        return true;
+    }
+    free(g);
+    c->guard = NULL;
+    return false;
+}
+
+void sx_guard_request_done(sx_conn *c)
+{
+    sx_guard *g = c->guard;
+    if (!g || g->closed)
+        return;
+    if (g->proto == PROTO_H1)
+        g->h1_next = true;
+    else if (g->proto == PROTO_H2 && !g->in_read)
+        watch(c); /* an answer from a pool job: h2o may stop and re-arm reading around it */
+}
+
+void sx_guard_saw_http2(sx_conn *c)
+{
+    sx_guard *g = c->guard;
+    if (!g || g->closed || g->dropping || g->proto == PROTO_H2 || !c->sock)
+        return;
+    /* The Upgrade: h2c path switches protocol from a write callback, outside the guard. */
+    become_h2(c);
+    h2o_socket_cb cb = c->sock->_cb.read;
+    if (cb && cb != guard_read) {
+        g->inner = cb;
+        c->sock->_cb.read = guard_read;
+    } else if (!cb) {
+        watch(c);
+    }
+    scan_resync(c, c->sock);
+}
+
+void sx_guard_sweep(sx_thread *t)
+{
+    uint64_t now = h2o_now(t->ctx.loop);
+    for (h2o_linklist_t *l = t->guard_watch.next; l != &t->guard_watch;) {
+        sx_guard *g = H2O_STRUCT_FROM_MEMBER(sx_guard, watch, l);
+        l = l->next;
+        h2o_socket_t *sock = g->conn->sock;
+        h2o_socket_cb cb = sock->_cb.read;
+        if (!cb && !g->dropping && now - g->watched_at < BACKSTOP_MS)
+            continue; /* still stopped; a connection stopped for longer is left to the backstop */
+        h2o_linklist_unlink(&g->watch);
+        if (cb && cb != guard_read && !g->dropping)
+            adopt(g->conn, sock, cb);
+    }
+}
+
+static void on_backstop(h2o_timeout_entry_t *entry)
+{
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, guard_backstop, entry);
+    for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) {
+        sx_conn *c = H2O_STRUCT_FROM_MEMBER(sx_conn, link, l);
+        sx_guard *g = c->guard;
+        h2o_socket_cb cb = g && !g->dropping && !g->closed ? c->sock->_cb.read : NULL;
+        if (cb && cb != guard_read)
+            adopt(c, c->sock, cb);
+    }
+    h2o_timeout_link(t->ctx.loop, &t->guard_timeout, &t->guard_backstop);
+}
+
+void sx_guard_thread_init(sx_thread *t)
+{
+    h2o_linklist_init_anchor(&t->guard_watch);
+    h2o_timeout_init(t->ctx.loop, &t->guard_timeout, BACKSTOP_MS);
+    t->guard_backstop.cb = on_backstop;
+    h2o_timeout_link(t->ctx.loop, &t->guard_timeout, &t->guard_backstop);
+}
+
+void sx_guard_thread_dispose(sx_thread *t)
+{
+    if (h2o_timeout_is_linked(&t->guard_backstop))
+        h2o_timeout_unlink(&t->guard_backstop);
+    h2o_timeout_dispose(t->ctx.loop, &t->guard_timeout);
+}

@@ -1,0 +1,410 @@
+/* pgtest.c - see pgtest.h. */
+#include "pgtest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#ifndef SX_PG_BINDIR
+#define SX_PG_BINDIR ""
+#endif
+
+#define MAX_CLUSTERS 8
+
+static sx_pgtest *live[MAX_CLUSTERS]; /* stopped at exit */
+static bool atexit_set;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void stop_all(void)
+{
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (live[i])
+            sx_pgtest_stop(live[i]);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* fork + exec argv as the cluster's user, output appended to log (NULL = /dev/null). In the child
+ * only async-signal-safe calls run: the environment is built before the fork. */
+static pid_t spawn(const sx_pgtest *pg, char *const argv[], const char *log)
+{
+    char home[4200];
+    snprintf(home, sizeof(home), "HOME=%s", pg->dir);
+    char *envp[] = {home, "PATH=/usr/bin:/bin", "LC_ALL=C", "TZ=UTC", NULL};
+    int out =
+        log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0); /* signals meant for the test (a ^C) do not reach the server; stop does */
+        if (out < 0 || in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+            _exit(126);
+        if (pg->drop && (setgroups(0, NULL) != 0 || setgid(pg->gid) != 0 || setuid(pg->uid) != 0))
+            _exit(126);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    if (out >= 0)
+        close(out);
+    if (in >= 0)
+        close(in);
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 20) {
+        int st;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (w < 0)
+            return -1;
+        sleep_ms(20);
+    }
+    return -2;
+}
+
+/* Can the cluster's user reach and write dir? */
+static bool user_can_use(const sx_pgtest *pg, const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(pg->gid) != 0 || setuid(pg->uid) != 0)
+            _exit(1);
+        _exit(access(dir, R_OK | W_OK | X_OK) == 0 ? 0 : 1);
+    }
+    return pid > 0 && wait_exit(pid, 10000) == 0;
+}
+
+/* The watchdog: a process of its own session that waits for the test to close the pipe (exit,
+ * crash or kill) and then stops the last server it was told about and removes the folder. */
+static void watchdog_main(int rfd, const char *dir)
+{
+    for (int fd = 0; fd < 1024; fd++)
+        if (fd != rfd)
+            close(fd);
+    setsid();
+    pid_t server = 0;
+    char buf[64];
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(rfd, buf + used, sizeof(buf) - 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *nl;
+        while ((nl = strchr(buf, '\n')) != NULL) {
+            *nl = '\0';
+            server = (pid_t)atoi(buf);
+            memmove(buf, nl + 1, strlen(nl + 1) + 1);
+            used = strlen(buf);
+        }
+    }
+    if (server > 0 && kill(server, SIGQUIT) == 0) {
+        for (int i = 0; i < 500 && kill(server, 0) == 0; i++)
+            sleep_ms(20);
+        kill(-server, SIGKILL); /* its process group: the backends too */
+    }
+    sx_test_rmtree(dir);
+    _exit(0);
+}
+
+static void tell_watchdog(sx_pgtest *pg, pid_t pid)
+{
+    if (pg->watch_fd >= 0)
+        dprintf(pg->watch_fd, "%d\n", (int)pid);
+}
+
+static void conninfo(const sx_pgtest *pg, const char *db, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "host=127.0.0.1 port=%d dbname=%s user=secretsd connect_timeout=5", pg->port, db);
+}
+
+/* Start postgres on pg->port and wait until it accepts connections. 0, 1 (it exited: port taken?),
+ * -1 (timeout). */
+static int start_server(sx_pgtest *pg)
+{
+    char bin[4200], data[4200], port[16], sock[4200], log[4200];
+    snprintf(bin, sizeof(bin), "%s/postgres", SX_PG_BINDIR);
+    snprintf(data, sizeof(data), "%s/data", pg->dir);
+    snprintf(port, sizeof(port), "port=%d", pg->port);
+    snprintf(sock, sizeof(sock), "unix_socket_directories=%s", pg->dir);
+    snprintf(log, sizeof(log), "%s/postgres.log", pg->dir);
+    char *argv[] = {bin,
+                    "-D",
+                    data,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    port,
+                    "-c",
+                    sock,
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "shared_buffers=32MB",
+                    "-c",
+                    "log_min_messages=warning",
+                    NULL};
+    pg->pid = spawn(pg, argv, log);
+    if (pg->pid < 0) {
+        pg->pid = 0;
+        return -1;
+    }
+    tell_watchdog(pg, pg->pid);
+    char ci[256];
+    conninfo(pg, "postgres", ci, sizeof(ci));
+    for (int i = 0; i < 1500; i++) {
+        if (PQping(ci) == PQPING_OK)
+            return 0;
+        int st;
+        if (waitpid(pg->pid, &st, WNOHANG) == pg->pid) {
+            pg->pid = 0;
+            tell_watchdog(pg, 0);
+            return 1;
+        }
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+static void print_log(const sx_pgtest *pg, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", pg->dir, name);
+    char *text = sx_test_read_file(path, NULL);
+    fprintf(stderr, "pgtest: %s:\n%s\n", name, text ? text : "(none)");
+    free(text);
+}
+
+int sx_pgtest_start(sx_pgtest *pg)
+{
+    memset(pg, 0, sizeof(*pg));
+    pg->watch_fd = -1;
+    char initdb[4200];
+    snprintf(initdb, sizeof(initdb), "%s/initdb", SX_PG_BINDIR);
+    if (!*SX_PG_BINDIR || access(initdb, X_OK) != 0) {
+        fprintf(stderr, "pgtest: no PostgreSQL server installed (initdb not found); skipping\n");
+        return SX_PGTEST_SKIP;
+    }
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw)
+            pw = getpwnam("nobody");
+        if (!pw) {
+            fprintf(stderr, "pgtest: running as root, but there is neither a postgres nor a nobody user\n");
+            return -1;
+        }
+        pg->drop = true;
+        pg->uid = pw->pw_uid;
+        pg->gid = pw->pw_gid;
+    }
+    pg->dir = sx_test_tmpdir("pg");
+    if (pg->drop) {
+        if (chown(pg->dir, pg->uid, pg->gid) != 0 || !user_can_use(pg, pg->dir)) {
+            /* $TMPDIR may sit below a folder only root may enter: use /tmp. */
+            sx_test_rmtree(pg->dir);
+            free(pg->dir);
+            char tmpl[] = "/tmp/sx-pg-XXXXXX";
+            pg->dir = strdup(mkdtemp(tmpl) ? tmpl : "");
+            if (!*pg->dir || chown(pg->dir, pg->uid, pg->gid) != 0 || !user_can_use(pg, pg->dir)) {
+                fprintf(stderr, "pgtest: no temporary folder the server's user can write\n");
+                free(pg->dir);
+                pg->dir = NULL;
+                return -1;
+            }
+        }
+    }
+
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        sx_pgtest_stop(pg);
+        return -1;
+    }
+    pid_t w = fork();
+    if (w == 0)
+        watchdog_main(fds[0], pg->dir);
+    close(fds[0]);
+    pg->watch_fd = fds[1];
+    pg->watchdog = w > 0 ? w : 0;
+    if (!atexit_set) {
+        atexit(stop_all);
+        atexit_set = true;
+    }
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (!live[i]) {
+            live[i] = pg;
+            break;
+        }
+
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        sx_pgtest_stop(pg);
+        return -1;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(pg->password + 2 * i, 3, "%02x", rnd[i]);
+    char pwfile[4200], data[4200], pwarg[4300], log[4200];
+    snprintf(pwfile, sizeof(pwfile), "%s/pwfile", pg->dir);
+    snprintf(data, sizeof(data), "%s/data", pg->dir);
+    snprintf(pwarg, sizeof(pwarg), "--pwfile=%s", pwfile);
+    snprintf(log, sizeof(log), "%s/initdb.log", pg->dir);
+    if (sx_test_write_file(pwfile, pg->password, strlen(pg->password)) != 0 ||
+        (pg->drop && chown(pwfile, pg->uid, pg->gid) != 0)) {
+        sx_pgtest_stop(pg);
+        return -1;
+    }
+    char *argv[] = {initdb,          "-D",        data, "-U",   "secretsd",   pwarg, "-A",
+                    "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C", NULL};
+    pid_t pid = spawn(pg, argv, log);
+    int st = pid > 0 ? wait_exit(pid, 120000) : -1;
+    unlink(pwfile);
+    if (st != 0) {
+        fprintf(stderr, "pgtest: initdb failed (%d)\n", st);
+        print_log(pg, "initdb.log");
+        sx_pgtest_stop(pg);
+        return -1;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        pg->port = free_port();
+        int r = start_server(pg);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            break;
+    }
+    fprintf(stderr, "pgtest: postgres did not start\n");
+    print_log(pg, "postgres.log");
+    sx_pgtest_stop(pg);
+    return -1;
+}
+
+int sx_pgtest_halt(sx_pgtest *pg, bool immediate)
+{
+    if (pg->pid <= 0)
+        return 0;
+    kill(pg->pid, immediate ? SIGQUIT : SIGINT);
+    int st = wait_exit(pg->pid, 60000);
+    if (st == -2) {
+        kill(-pg->pid, SIGKILL);
+        wait_exit(pg->pid, 10000);
+    }
+    if (immediate)
+        kill(-pg->pid, SIGKILL); /* a backend the postmaster did not wait for */
+    pg->pid = 0;
+    tell_watchdog(pg, 0);
+    return st == -2 ? -1 : 0;
+}
+
+int sx_pgtest_resume(sx_pgtest *pg)
+{
+    if (pg->pid > 0)
+        return 0;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int r = start_server(pg);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            break;
+        sleep_ms(100); /* the old server's port or socket may linger a moment */
+    }
+    fprintf(stderr, "pgtest: postgres did not start again\n");
+    print_log(pg, "postgres.log");
+    return -1;
+}
+
+void sx_pgtest_stop(sx_pgtest *pg)
+{
+    for (int i = 0; i < MAX_CLUSTERS; i++)
+        if (live[i] == pg)
+            live[i] = NULL;
+    if (!pg->dir && pg->watch_fd < 0)
+        return;
+    sx_pgtest_halt(pg, false);
+    if (pg->dir)
+        sx_test_rmtree(pg->dir);
+    if (pg->watch_fd >= 0) {
+        close(pg->watch_fd); /* the watchdog ends: nothing left for it to do */
+        pg->watch_fd = -1;
+    }
+    if (pg->watchdog > 0) {
+        wait_exit(pg->watchdog, 30000);
+        pg->watchdog = 0;
+    }
+    free(pg->dir);
+    pg->dir = NULL;
+}
+
+void sx_pgtest_dsn(const sx_pgtest *pg, const char *db, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "host=127.0.0.1 port=%d dbname=%s user=secretsd", pg->port, db);
+}
+
+int sx_pgtest_exec(const sx_pgtest *pg, const char *db, const char *sql)
+{
+    char ci[256];
+    conninfo(pg, db, ci, sizeof(ci));
+    const char *kw[] = {"dbname", "password", NULL};
+    const char *val[] = {ci, pg->password, NULL};
+    PGconn *c = PQconnectdbParams(kw, val, 1);
+    int r = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *res = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+            r = 0;
+        else
+            fprintf(stderr, "pgtest: %s: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+    } else {
+        fprintf(stderr, "pgtest: cannot connect: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return r;
+}
+
+int sx_pgtest_createdb(const sx_pgtest *pg, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
+    return sx_pgtest_exec(pg, "postgres", sql);
+}
