@@ -4,11 +4,12 @@
  * line, an error message or the storage files"; "the process is not dumpable").
  *
  * Against the real binary on RocksDB: 1000 values that each carry a unique canary are written
- * (create + set-value), all are revealed once, half are deleted, and the server is stopped cleanly;
- * it is started once more on the same data (RocksDB then replays its WAL into SST files) and
- * stopped again. Then every file of the server's directory is searched - the RocksDB data dir (WAL, SST,
- * MANIFEST, OPTIONS, LOG: whatever exists), the access log, the server's stderr, the seal key
- * file - and the server's stdout (captured by the test): no canary, no minted token, no token
+ * (create + set-value), all are revealed once, half are deleted, the master key and then the env's
+ * data key are rotated, and the server is stopped cleanly; it is started once more on the same
+ * data (RocksDB then replays its WAL into SST files) and stopped again. Then every file of the
+ * server's directory is searched - the RocksDB data dir (WAL, SST, MANIFEST, OPTIONS, LOG:
+ * whatever exists), the access and audit logs, the server's stderr, the seal key file - and the
+ * server's stdout (captured by the test): no canary, no minted token, no token
  * secret part, and no presented-but-wrong token may appear. The search is shown to work by finding
  * the secret names (plaintext by design) in the data dir. The WAL is searched as written; SST
  * blocks are Snappy-compressed with prefix-compressed keys (RocksDB's defaults), where a plaintext
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ops_util.h"
 #include "testutil.h"
 
 #define N_SECRETS 1000
@@ -228,7 +230,7 @@ static void values_and_tokens_never_reach_disk_logs_or_error_bodies(void)
     snprintf(probe_path, sizeof(probe_path), "%s/dumpcheck.out", own);
 
     sx_srv srv;
-    sx_srv_opts opts = {.backend = "rocksdb", .threads = 2, .keep_dir = true};
+    sx_srv_opts opts = {.backend = "rocksdb", .threads = 2, .keep_dir = true, .extra_log = "audit_log = audit.log\n"};
     REQUIRE(start_captured(&srv, &opts, stdout_path, probe_path) == 0);
     char *dir = strdup(srv.dir);
     char data_dir[4096];
@@ -292,6 +294,17 @@ static void values_and_tokens_never_reach_disk_logs_or_error_bodies(void)
             deleted++;
     }
     CHECK_INT(deleted, N_SECRETS / 2);
+
+    /* Rotate the keys: a new master version re-wraps every data key, then the env's data key gets
+     * a new version and every value is re-encrypted under it. Neither may write plaintext. */
+    yajl_val rot = ops_admin_json(&srv, "POST", "/v1/master/rotate", NULL, 202);
+    CHECK(rot != NULL);
+    yajl_tree_free(rot);
+    CHECK(ops_wait_rotations_done(&srv, 120));
+    rot = ops_admin_json(&srv, "POST", "/v1/envs/acme/web/prod/rotate", NULL, 202);
+    CHECK(rot != NULL);
+    yajl_tree_free(rot);
+    CHECK(ops_wait_rotations_done(&srv, 120));
     CHECK_INT(call(&srv, auth, "GET", "/acme/web/envs/prod/values", NULL, &r), 200);
     CHECK_INT(count_occurrences(r.body, canary_prefix), N_SECRETS / 2);
     sx_resp_free(&r);
@@ -339,9 +352,9 @@ static void values_and_tokens_never_reach_disk_logs_or_error_bodies(void)
 
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 60), 0);
 
-    /* Start once more on the same data: RocksDB replays its WAL into SST files at open, so the
+    /* Start once more on the same data (and audit log): RocksDB replays its WAL into SST files at open, so the
      * scan below sees the records in every kind of file. The survivors are all still there. */
-    sx_srv_opts again = {.backend = "rocksdb", .threads = 2, .dir = dir};
+    sx_srv_opts again = {.backend = "rocksdb", .threads = 2, .dir = dir, .extra_log = "audit_log = audit.log\n"};
     REQUIRE(start_captured(&srv, &again, stdout_path, NULL) == 0);
     CHECK_INT(call(&srv, auth, "GET", "/acme/web/envs/prod/values", NULL, &r), 200);
     CHECK_INT(count_occurrences(r.body, canary_prefix), N_SECRETS / 2);
@@ -379,6 +392,12 @@ static void values_and_tokens_never_reach_disk_logs_or_error_bodies(void)
     char *alog = sx_test_read_file(access_log, NULL);
     CHECK(alog && strstr(alog, "/acme/web/envs/prod/secrets/k0001/value")); /* the access log was scanned */
     free(alog);
+    char audit_log[4096];
+    snprintf(audit_log, sizeof(audit_log), "%s/audit.log", dir);
+    char *audit = sx_test_read_file(audit_log, NULL);
+    /* the audit log was scanned, and it records the reveals and the rotations */
+    CHECK(audit && strstr(audit, "k0001") && strstr(audit, "rotate"));
+    free(audit);
 
     sx_test_rmtree(dir);
     sx_test_rmtree(own);
