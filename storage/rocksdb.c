@@ -40,78 +40,18 @@
  * nothing; without our lock, RocksDB would rotate the first process's info LOG file before
  * discovering its own LOCK is taken. RocksDB's LOCK stays as a backstop and maps to -EBUSY too.
  *
- * Disk full. A write that fails (no space for the log, an I/O error) leaves RocksDB in its
- * background-error state: reads go on, every later write fails with the same error, and RocksDB
- * 7.8 offers no way out of it through the C API (no Resume). So the first write after such a
- * failure that finds room again (at least RDB_MIN_FREE bytes free, plus what the memtables hold,
- * which the reopen flushes) closes the database and opens it again, at most once per
- * RDB_RECOVER_EVERY_NS: recovery replays the intact log, cuts the record that failed, and writes
- * are served again. Every use of the database handle holds `db_lock` shared (an iterator for its
- * whole life), the reopen holds it exclusively for a bounded wait, so no call ever sees a closed
- * handle; a reopen that fails leaves no handle, and calls answer the error until a later write
- * reopens it. Reads run on event loops and never reopen (it blocks for milliseconds); while a
- * reopen runs they wait for it.
- * Two more things keep a full disk from killing the process, because Debian's librocksdb is built
- * with assertions, and RocksDB's file writer asserts when a file that failed a write is written
- * again: the info LOG (which shares the disk) only takes fatal messages, so nothing is logged
- * into it after a failure; and the store refuses to open with less than RDB_MIN_FREE bytes free,
- * since an open writes the LOG's header lines.
+ * Disk full: see rocksdb_db.c.
  */
-#include "storage/storage_internal.h"
-
-#include <rocksdb/c.h>
+#include "storage/rocksdb_internal.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-
-#define RDB_STRIPES    1024
-#define RDB_HDR        9    /* format byte + revision */
-#define RDB_REC_FORMAT 0x01 /* first byte of every record value */
-#define RDB_LEASE_US   (60ull * 1000 * 1000)
-#define RDB_FORMAT_TAG "secretsd-storage 1"
-#define RDB_LOCK_FILE  "secretsd.lock"
-
-/* See "Disk full" above. */
-#define RDB_MIN_FREE         (1ull << 20)            /* bytes free needed to open or reopen */
-#define RDB_RECOVER_EVERY_NS (1000ull * 1000 * 1000) /* at most one reopen attempt per second */
-#define RDB_RECOVER_WAIT_S   1                       /* longest a reopen waits for calls in progress */
-#define RDB_INFO_LOG_FATAL   4                       /* rocksdb::InfoLogLevel::FATAL_LEVEL */
-
-typedef struct rdb_store {
-    sx_storage base;                      /* must stay first */
-    pthread_rwlock_t db_lock;             /* shared by every use of db, meta, recs; exclusive to reopen */
-    rocksdb_t *db;                        /* NULL after a reopen that failed */
-    rocksdb_column_family_handle_t *meta; /* "default" */
-    rocksdb_column_family_handle_t *recs; /* "records" */
-    rocksdb_writeoptions_t *wopt;         /* sync as configured */
-    rocksdb_writeoptions_t *wopt_sync;    /* always sync (bookkeeping) */
-    rocksdb_readoptions_t *ropt;          /* verify checksums */
-    int lock_fd;
-    bool sync;
-    bool group_ok;   /* group initialised */
-    sxs_group group; /* group commit of synced writes (group.c) */
-    pthread_mutex_t clock_mu;
-    uint64_t last_rev;
-    uint64_t ceiling;
-    char *path;
-    rocksdb_options_t *opts;    /* kept for a reopen */
-    atomic_bool broken;         /* a write failed: RocksDB refuses writes until reopened */
-    atomic_int broken_rc;       /* the error that broke it (what calls answer while db is NULL) */
-    pthread_mutex_t recover_mu; /* one reopen at a time */
-    uint64_t recover_at;        /* CLOCK_MONOTONIC ns of the last attempt (under recover_mu) */
-    uint64_t seq_base;          /* added to RocksDB's sequence by change_seq (set under db_lock held exclusively) */
-    _Atomic uint64_t seq_high;  /* the largest number change_seq has answered */
-    bool locks_ok;              /* db_lock and recover_mu initialised */
-    pthread_rwlock_t stripes[RDB_STRIPES];
-} rdb_store;
 
 typedef struct rdb_iter {
     sx_storage_iter base; /* must stay first */
@@ -130,149 +70,6 @@ typedef struct rdb_iter {
 } rdb_iter;
 
 static const sx_storage_iter_ops rdb_iter_ops;
-
-/* Translate a RocksDB error string into a negative errno, then free it with rocksdb_free(). */
-static int rdb_errno(char *msg)
-{
-    int r = -EIO;
-    if (!msg)
-        return r;
-    if (strstr(msg, "No space left"))
-        r = -ENOSPC;
-    else if (strstr(msg, "Permission denied"))
-        r = -EACCES;
-    else if (strstr(msg, "Read-only file system"))
-        r = -EROFS;
-    else if (strstr(msg, "While lock file") || strstr(msg, "lock hold by current process"))
-        r = -EBUSY;
-    else if (strstr(msg, "does not exist"))
-        r = -ENOENT;
-    else if (strstr(msg, "exists"))
-        r = -EEXIST;
-    rocksdb_free(msg);
-    return r;
-}
-
-/* ---- the database handle: shared use, reopen after a failed write ---------------------------- */
-
-/*
- * Take the handle shared, for one call or for an iterator's whole life; -errno when there is no
- * open database (a reopen failed). The lock prefers readers, so a thread that holds an iterator
- * may take it again; if that thread writes while the store is broken, its reopen attempt waits for
- * itself until RDB_RECOVER_WAIT_S and gives up, and a later write tries again.
- */
-static int db_enter(rdb_store *s)
-{
-    pthread_rwlock_rdlock(&s->db_lock);
-    if (!s->db) {
-        pthread_rwlock_unlock(&s->db_lock);
-        int rc = atomic_load(&s->broken_rc);
-        return rc < 0 ? rc : -EIO;
-    }
-    return 0;
-}
-
-static void db_leave(rdb_store *s)
-{
-    pthread_rwlock_unlock(&s->db_lock);
-}
-
-/* A write failed: RocksDB keeps refusing writes now (its background error). */
-static void mark_broken(rdb_store *s, int rc)
-{
-    atomic_store(&s->broken_rc, rc);
-    atomic_store(&s->broken, true);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Bytes an unprivileged writer may still use on the file system holding path. */
-static int free_bytes(const char *path, uint64_t *ret)
-{
-    struct statvfs v;
-    if (statvfs(path, &v) != 0)
-        return -errno;
-    *ret = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
-    return 0;
-}
-
-/* Open the database at s->path with s->opts into s->db, s->meta, s->recs. */
-static int db_open(rdb_store *s, char *err, size_t errlen)
-{
-    const char *names[2] = {"default", "records"};
-    const rocksdb_options_t *cfo[2] = {s->opts, s->opts};
-    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
-    char *e = NULL;
-    rocksdb_t *db = rocksdb_open_column_families(s->opts, s->path, 2, names, cfo, h, &e);
-    if (e) {
-        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", s->path, e);
-        return rdb_errno(e);
-    }
-    s->db = db;
-    s->meta = h[0];
-    s->recs = h[1];
-    return 0;
-}
-
-static void db_close(rdb_store *s)
-{
-    if (s->meta)
-        rocksdb_column_family_handle_destroy(s->meta);
-    if (s->recs)
-        rocksdb_column_family_handle_destroy(s->recs);
-    if (s->db)
-        rocksdb_close(s->db);
-    s->meta = s->recs = NULL;
-    s->db = NULL;
-}
-
-/*
- * Called by writes (on worker threads) while the store is broken: when the last attempt is old
- * enough and the disk has room, wait (boundedly) for every call in progress to finish, then close
- * and reopen the database. Best effort: on any obstacle the store stays broken and a later write
- * tries again.
- */
-static void db_recover(rdb_store *s)
-{
-    if (pthread_mutex_trylock(&s->recover_mu) != 0)
-        return;
-    uint64_t now = mono_ns();
-    if (!atomic_load(&s->broken) || (s->recover_at && now - s->recover_at < RDB_RECOVER_EVERY_NS))
-        goto out;
-    s->recover_at = now;
-    uint64_t avail = 0, mem = 0;
-    if (free_bytes(s->path, &avail) != 0)
-        goto out;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += RDB_RECOVER_WAIT_S;
-    if (pthread_rwlock_timedwrlock(&s->db_lock, &deadline) != 0)
-        goto out;
-    /* The reopen writes the memtables out as a table file: they need room too. */
-    if (s->db && rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem) != 0)
-        mem = 0;
-    if (avail >= RDB_MIN_FREE + mem) {
-        db_close(s);
-        int rc = db_open(s, NULL, 0);
-        if (rc == 0) {
-            /* A reopened database may publish a sequence number again for other contents (what
-             * was published but not written out before the failure is gone): start change_seq
-             * above every number it answered before, so no cache keyed by it is taken for new. */
-            s->seq_base = atomic_load(&s->seq_high) + 1;
-            atomic_store(&s->broken, false);
-        }
-        else
-            atomic_store(&s->broken_rc, rc);
-    }
-    pthread_rwlock_unlock(&s->db_lock);
-out:
-    pthread_mutex_unlock(&s->recover_mu);
-}
 
 static void be64_put(uint8_t *p, uint64_t v)
 {
@@ -331,7 +128,7 @@ static int write_ceiling(rdb_store *s, uint64_t ceiling)
     rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "rev_ceiling", 11, (const char *)buf, 8, &err);
     if (err) {
         int rc = rdb_errno(err);
-        mark_broken(s, rc);
+        rdb_mark_broken(s, rc);
         return rc;
     }
     s->ceiling = ceiling;
@@ -482,7 +279,7 @@ static int write_list(void *ctx, sxs_group_req *list)
     if (!err)
         return 0;
     int rc = rdb_errno(err);
-    mark_broken(s, rc);
+    rdb_mark_broken(s, rc);
     return rc;
 }
 
@@ -496,8 +293,8 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
     if (r < 0)
         return r;
     if (atomic_load(&s->broken))
-        db_recover(s);
-    if ((r = db_enter(s)) < 0)
+        rdb_recover(s);
+    if ((r = rdb_enter(s)) < 0)
         return r;
     unsigned stack_idx[16];
     uint8_t stack_hdr[16][RDB_HDR];
@@ -566,7 +363,7 @@ out_free:
         free(idx);
     if (hdrs != stack_hdr)
         free(hdrs);
-    db_leave(s);
+    rdb_leave(s);
     return r;
 }
 
@@ -627,11 +424,11 @@ static int rdb_get_locked(rdb_store *s, const void *key, size_t klen, void **ret
 static int rdb_get(sx_storage *base, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev)
 {
     rdb_store *s = (rdb_store *)base;
-    int r = db_enter(s);
+    int r = rdb_enter(s);
     if (r < 0)
         return r;
     r = rdb_get_locked(s, key, klen, ret_val, ret_len, ret_rev);
-    db_leave(s);
+    rdb_leave(s);
     return r;
 }
 
@@ -645,7 +442,7 @@ static void rdb_iter_free(sx_storage_iter *base)
     if (it->ropt)
         rocksdb_readoptions_destroy(it->ropt);
     if (it->s)
-        db_leave(it->s);
+        rdb_leave(it->s);
     free(it);
 }
 
@@ -678,7 +475,7 @@ static int rdb_iter_new(sx_storage *base, const void *prefix, size_t plen, const
         memcpy(it->prefix, prefix, plen);
     if (llen)
         memcpy(it->lower, lb, llen);
-    int r = db_enter(s); /* held until rdb_iter_free() */
+    int r = rdb_enter(s); /* held until rdb_iter_free() */
     if (r < 0) {
         rdb_iter_free(&it->base);
         return r;
@@ -757,16 +554,16 @@ static const sx_storage_iter_ops rdb_iter_ops = {
 
 /* RocksDB's last published sequence number: every write (batch) that becomes visible to new
  * iterators and gets raises it, and an iterator reads the state at the sequence current when it
- * is created. One atomic load inside RocksDB, offset after a reopen (see db_recover) so the
+ * is created. One atomic load inside RocksDB, offset after a reopen (see rdb_recover) so the
  * answers never repeat for different contents. */
 static int rdb_change_seq(sx_storage *base, uint64_t *ret_seq)
 {
     rdb_store *s = (rdb_store *)base;
-    int r = db_enter(s);
+    int r = rdb_enter(s);
     if (r < 0)
         return r;
     uint64_t seq = s->seq_base + rocksdb_get_latest_sequence_number(s->db);
-    db_leave(s);
+    rdb_leave(s);
     uint64_t high = atomic_load_explicit(&s->seq_high, memory_order_relaxed);
     while (seq > high && !atomic_compare_exchange_weak(&s->seq_high, &high, seq)) {
     }
@@ -777,7 +574,7 @@ static int rdb_change_seq(sx_storage *base, uint64_t *ret_seq)
 static int rdb_checkpoint(sx_storage *base, const char *dir)
 {
     rdb_store *s = (rdb_store *)base;
-    int r = db_enter(s);
+    int r = rdb_enter(s);
     if (r < 0)
         return r;
     char *err = NULL;
@@ -787,7 +584,7 @@ static int rdb_checkpoint(sx_storage *base, const char *dir)
         rocksdb_checkpoint_create(cp, dir, 0, &err);
         rocksdb_checkpoint_object_destroy(cp);
     }
-    db_leave(s);
+    rdb_leave(s);
     return err ? rdb_errno(err) : 0;
 }
 
@@ -796,7 +593,7 @@ static void rdb_close(sx_storage *base)
     rdb_store *s = (rdb_store *)base;
     if (!s)
         return;
-    db_close(s);
+    rdb_db_close(s);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
     free(s->path);
@@ -818,40 +615,6 @@ static void rdb_close(sx_storage *base)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     free(s);
-}
-
-/* Take the directory's lock file (creating the directory if it is missing). */
-static int take_dir_lock(rdb_store *s, const char *path, char *err, size_t errlen)
-{
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        int e = errno;
-        sxs_set_err(err, errlen, "rocksdb storage: cannot create directory '%s': %s", path, strerror(e));
-        return -e;
-    }
-    char lock[4096];
-    if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, RDB_LOCK_FILE) >= sizeof(lock)) {
-        sxs_set_err(err, errlen, "rocksdb storage: path too long");
-        return -ENAMETOOLONG;
-    }
-    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd < 0) {
-        int e = errno;
-        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", lock, strerror(e));
-        return -e;
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        if (e == EWOULDBLOCK) {
-            sxs_set_err(err, errlen,
-                        "rocksdb storage: '%s' is already open in another process (lock '%s' is held); "
-                        "stop that process or use another directory",
-                        path, lock);
-            return -EBUSY;
-        }
-        sxs_set_err(err, errlen, "rocksdb storage: cannot lock '%s': %s", lock, strerror(e));
-        return -e;
-    }
-    return 0;
 }
 
 /* Check the format tag (writing it into a fresh store) and load the revision ceiling. */
@@ -931,7 +694,7 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     for (int i = 0; i < RDB_STRIPES; i++)
         pthread_rwlock_init(&s->stripes[i], &rwa);
     pthread_rwlockattr_destroy(&rwa);
-    int r = take_dir_lock(s, opt->path, err, errlen);
+    int r = rdb_take_dir_lock(s, opt->path, err, errlen);
     if (r < 0)
         goto fail;
     s->path = strdup(opt->path);
@@ -941,7 +704,7 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
         goto fail;
     }
     uint64_t avail = 0;
-    if (free_bytes(opt->path, &avail) == 0 && avail < RDB_MIN_FREE) {
+    if (rdb_free_bytes(opt->path, &avail) == 0 && avail < RDB_MIN_FREE) {
         sxs_set_err(err, errlen,
                     "rocksdb storage: only %llu KiB free on the file system of '%s'; at least %llu KiB are needed",
                     (unsigned long long)(avail >> 10), opt->path, (unsigned long long)(RDB_MIN_FREE >> 10));
@@ -963,7 +726,7 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, bb);
     rocksdb_block_based_options_destroy(bb);
-    r = db_open(s, err, errlen);
+    r = rdb_db_open(s, err, errlen);
     if (r < 0)
         goto fail;
     s->wopt = rocksdb_writeoptions_create();
