@@ -588,11 +588,34 @@ static int rdb_checkpoint(sx_storage *base, const char *dir)
     return err ? rdb_errno(err) : 0;
 }
 
+/*
+ * A clean close writes both memtables out, so that the next open has no log to replay: it then
+ * takes milliseconds whatever the store holds, instead of re-inserting up to RDB_MAX_WAL_BYTES of
+ * log records. Best effort (the log is still there if a flush fails); never after a failed write.
+ */
+static void flush_all(rdb_store *s)
+{
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    if (!fo)
+        return;
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_column_family_handle_t *cfs[2] = {s->recs, s->meta};
+    for (int i = 0; i < 2; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(s->db, fo, cfs[i], &err);
+        if (err)
+            rocksdb_free(err);
+    }
+    rocksdb_flushoptions_destroy(fo);
+}
+
 static void rdb_close(sx_storage *base)
 {
     rdb_store *s = (rdb_store *)base;
     if (!s)
         return;
+    if (s->db && !atomic_load(&s->broken))
+        flush_all(s);
     rdb_db_close(s);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
@@ -721,7 +744,12 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     rocksdb_options_increase_parallelism(o, 2);
     rocksdb_options_set_keep_log_file_num(o, 4);
     rocksdb_options_set_max_log_file_size(o, 4u << 20);
-    rocksdb_options_set_info_log_level(o, RDB_INFO_LOG_FATAL); /* see "Disk full" above */
+    rocksdb_options_set_info_log_level(o, RDB_INFO_LOG_FATAL); /* see "Disk full" in rocksdb_db.c */
+    /* A log file is deleted only when every column family has flushed what it holds, and the
+     * bookkeeping family gets a few bytes per open and never fills a memtable: without a bound the
+     * log grows towards 4 x the write buffers, and the next start replays all of it (seconds for
+     * a million secrets). Past this size RocksDB flushes the families that pin the oldest log. */
+    rocksdb_options_set_max_total_wal_size(o, RDB_MAX_WAL_BYTES);
     rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, bb);

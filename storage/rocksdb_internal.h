@@ -21,6 +21,7 @@
 #define RDB_LEASE_US   (60ull * 1000 * 1000)
 #define RDB_FORMAT_TAG "secretsd-storage 1"
 #define RDB_LOCK_FILE  "secretsd.lock"
+#define RDB_MAX_WAL_BYTES (64ull << 20) /* log size that forces a flush (see rdb_open) */
 
 /* See "Disk full" in rocksdb_db.c. */
 #define RDB_MIN_FREE         (1ull << 20)            /* bytes free needed to open or reopen */
