@@ -63,6 +63,7 @@
  * limits how fast addresses open connections, nor an attack spread over many addresses: that is
  * max_connections', the authentication throttle's and the network's job.
  */
+#include "server/metrics.h"
 #include "server/server_internal.h"
 
 #include <arpa/inet.h>
@@ -494,6 +495,9 @@ static void h2_end(sx_conn *c, h2o_socket_t *sock, int verdict, uint32_t last_st
                (unsigned long long)(verdict == TOO_MANY_RESETS ? g->resets.used : g->control.used),
                verdict == TOO_MANY_RESETS ? "stream resets" : "control frames",
                verdict == TOO_MANY_RESETS ? cfg->http2_max_resets : cfg->http2_max_control_frames, REFILL_SECS);
+    sx_metrics_abuse_close(verdict == BLOCK_TOO_LARGE   ? SX_METRICS_ABUSE_HEADER_BLOCK
+                           : verdict == TOO_MANY_RESETS ? SX_METRICS_ABUSE_RESETS
+                                                        : SX_METRICS_ABUSE_CONTROL_FRAMES);
     g->dropping = true;
     add_offender(c->fd, h2o_now(c->thread->ctx.loop));
     if (!sock->ssl && !h2o_socket_is_writing(sock)) {

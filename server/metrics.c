@@ -50,6 +50,15 @@ struct sx_metrics_thread {
 
 /* Storage operations on threads that are not loops (worker pool): atomic adds. */
 static histogram shared_storage[SX_METRICS_STORAGE_NOPS];
+/* Connections closed as abusive, by reason (rare: atomic adds from any thread). */
+static counter abuse_closes[SX_METRICS_ABUSE_NREASONS];
+static const char *const abuse_reasons[SX_METRICS_ABUSE_NREASONS] = {"resets", "control_frames", "header_block"};
+
+void sx_metrics_abuse_close(sx_metrics_abuse why)
+{
+    if ((unsigned)why < SX_METRICS_ABUSE_NREASONS)
+        atomic_fetch_add_explicit(&abuse_closes[why], 1, memory_order_relaxed);
+}
 
 sx_metrics_thread *sx_metrics_thread_new(void)
 {
@@ -241,6 +250,11 @@ static void gen_requests(out *o, sx_server *s)
     family(o, "secretsd_auth_throttled_total", "counter",
            "Requests refused by the failed-authentication throttle (429).");
     put(o, "secretsd_auth_throttled_total %" PRIu64 "\n", throttled);
+    family(o, "secretsd_http2_abusive_connections_closed_total", "counter",
+           "HTTP/2 connections closed for abuse: too many stream resets, control frames, or a huge header block.");
+    for (unsigned i = 0; i < SX_METRICS_ABUSE_NREASONS; i++)
+        put(o, "secretsd_http2_abusive_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n", abuse_reasons[i],
+            ld(&abuse_closes[i]));
 
     family(o, "secretsd_storage_operation_duration_seconds", "histogram", "Storage operations of the API, by kind.");
     for (unsigned op = 0; op < SX_METRICS_STORAGE_NOPS; op++) {

@@ -22,6 +22,14 @@ typedef enum sx_metrics_storage_op {
     SX_METRICS_STORAGE_NOPS = 3,
 } sx_metrics_storage_op;
 
+/* Why the server closed a client's connection as abusive (server/guard.c). */
+typedef enum sx_metrics_abuse {
+    SX_METRICS_ABUSE_RESETS = 0,         /* over http2_max_resets (Rapid Reset) */
+    SX_METRICS_ABUSE_CONTROL_FRAMES = 1, /* over http2_max_control_frames (floods) */
+    SX_METRICS_ABUSE_HEADER_BLOCK = 2,   /* an HTTP/2 header block far over max_header_bytes */
+    SX_METRICS_ABUSE_NREASONS = 3,
+} sx_metrics_abuse;
+
 typedef struct sx_metrics_thread sx_metrics_thread;
 
 /* A zeroed set of counters (calloc'd; free with free()); NULL when out of memory. */
@@ -31,6 +39,8 @@ sx_metrics_thread *sx_metrics_thread_new(void);
 void sx_metrics_request(sx_metrics_thread *m, unsigned route, int status, uint64_t ns);
 /* Count one storage operation; m NULL = the shared set (any thread). */
 void sx_metrics_storage(sx_metrics_thread *m, sx_metrics_storage_op op, uint64_t ns);
+/* Count one connection closed as abusive (any thread). */
+void sx_metrics_abuse_close(sx_metrics_abuse why);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sx_metrics_now_ns(void);
 

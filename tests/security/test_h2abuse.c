@@ -389,6 +389,22 @@ static void run_attack(abuse_mode mode)
     sx_resp_free(&resp);
 }
 
+/* The server's metric of connections closed for abuse with this reason (-1: not found). */
+static long abuse_metric(const char *reason)
+{
+    sx_resp r;
+    long n = -1;
+    if (sx_srv_request(&srv, SX_ADMIN, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
+        return -1;
+    char key[128];
+    snprintf(key, sizeof(key), "secretsd_http2_abusive_connections_closed_total{reason=\"%s\"} ", reason);
+    const char *p = r.status == 200 && r.body ? strstr(r.body, key) : NULL;
+    if (p)
+        n = strtol(p + strlen(key), NULL, 10);
+    sx_resp_free(&r);
+    return n;
+}
+
 static void rapid_reset_closes_the_connection_and_spares_other_clients(void)
 {
     REQUIRE(setup());
@@ -396,6 +412,10 @@ static void rapid_reset_closes_the_connection_and_spares_other_clients(void)
     long n = server_count("stream resets");
     printf("rapid reset     the server counted %ld resets on the first connection it closed\n", n);
     CHECK(n > 0);
+    long closed = abuse_metric("resets");
+    printf("rapid reset     metric: %ld connections closed for resets\n", closed);
+    CHECK(closed > 0);
+    CHECK_INT(abuse_metric("control_frames"), 0);
     teardown();
 }
 
@@ -407,6 +427,7 @@ static void settings_and_ping_floods_close_the_connection_and_spare_other_client
     long n = server_count("control frames");
     printf("control floods  the server counted %ld control frames on the first connection it closed\n", n);
     CHECK(n > 0);
+    CHECK(abuse_metric("control_frames") > 0);
     teardown();
 }
 
