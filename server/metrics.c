@@ -9,7 +9,8 @@
  * Exported families: requests by route pattern, method and status; request latency histograms by
  * route; storage operation latency histograms; worker-pool queue depth; open connections; sealed
  * state; active master key version and versions kept; rotations in progress and their progress;
- * authentication failures (401) and throttled requests (429); audit log lines, drops and failures.
+ * authentication failures (401) and throttled requests (429); HTTP/2 connections closed for abuse
+ * (server/guard.c); audit log lines, drops and failures.
  */
 #include "server/api.h"
 #include "server/audit.h"
