@@ -67,12 +67,12 @@ typedef struct sx_config {
     sx_config_listen *listen; /* cleartext HTTP/1.1 + h2c; default 127.0.0.1:8080 when neither
                                  [server] listen nor [tls] listen is given */
     size_t n_listen;
-    unsigned threads;        /* resolved: 0 in the file means the number of online CPUs */
-    char *admin_socket;      /* absolute path; default "var/secretsd.sock"; "" disables it */
-    size_t max_body_bytes;   /* default 1048576 */
-    size_t max_value_bytes;  /* default 65536; must be < max_body_bytes */
-    unsigned drain_timeout;  /* seconds SIGTERM waits for in-flight requests; default 10 */
-    size_t max_connections;  /* per server; default 4096 */
+    unsigned threads;                 /* resolved: 0 in the file means the number of online CPUs */
+    char *admin_socket;               /* absolute path; default "var/secretsd.sock"; "" disables it */
+    size_t max_body_bytes;            /* default 1048576 */
+    size_t max_value_bytes;           /* default 65536; must be < max_body_bytes */
+    unsigned drain_timeout;           /* seconds SIGTERM waits for in-flight requests; default 10 */
+    size_t max_connections;           /* per server; default 4096 */
     sx_config_listen *metrics_listen; /* optional TCP listener serving only GET /metrics; at most
                                          one (n_metrics_listen 0 or 1); default none */
     size_t n_metrics_listen;
@@ -101,18 +101,18 @@ typedef struct sx_config {
     unsigned storage_pool_size;  /* postgres: most connections; default 0 = threads + 20 */
 
     /* [seal] */
-    sx_config_seal seal;          /* default file */
-    char *seal_key_file;          /* absolute; default "var/seal.key" */
-    char *seal_passphrase_env;    /* name of the environment variable; default "SECRETSD_PASSPHRASE" */
+    sx_config_seal seal;                     /* default file */
+    char *seal_key_file;                     /* absolute; default "var/seal.key" */
+    char *seal_passphrase_env;               /* name of the environment variable; default "SECRETSD_PASSPHRASE" */
     unsigned long long seal_pwhash_opslimit; /* default crypto_pwhash_OPSLIMIT_MODERATE */
     size_t seal_pwhash_memlimit;             /* default crypto_pwhash_MEMLIMIT_MODERATE */
-    char *seal_tcti;              /* default "device:/dev/tpmrm0" */
-    uint32_t seal_pcrs;           /* bitmask of sha256 PCRs to bind to (bit n = PCR n); default 0 = none */
+    char *seal_tcti;                         /* default "device:/dev/tpmrm0" */
+    uint32_t seal_pcrs;                      /* bitmask of sha256 PCRs to bind to (bit n = PCR n); default 0 = none */
 
     /* [log] */
-    sx_config_log_level log_level; /* default info */
-    char *access_log;              /* absolute path, "-" = stderr, "" = off; default "-" */
-    char *audit_log;               /* absolute path or "" = off; default "" */
+    sx_config_log_level log_level;       /* default info */
+    char *access_log;                    /* absolute path, "-" = stderr, "" = off; default "-" */
+    char *audit_log;                     /* absolute path or "" = off; default "" */
     sx_config_audit_policy audit_policy; /* default fail_closed */
     sx_config_log_format log_format;     /* default text */
 } sx_config;

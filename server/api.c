@@ -312,7 +312,8 @@ static bool parse_list_query(sx_request *r, size_t *ret_limit, char *after, size
             memcpy(after, val, vlen);
             after[vlen] = '\0';
         } else if (i > start) {
-            sx_send_error(r, 400, "invalid_request", "unknown query parameter; only \"limit\" and \"after\" are accepted");
+            sx_send_error(r, 400, "invalid_request",
+                          "unknown query parameter; only \"limit\" and \"after\" are accepted");
             return false;
         }
         i++;
@@ -359,8 +360,8 @@ void sx_api_list(sx_request *r)
     }
     sx_storage_iter *it = NULL;
     uint64_t t0 = sx_metrics_now_ns();
-    int rc = sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0,
-                                 &it);
+    int rc =
+        sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0, &it);
     if (rc != 0) {
         send_storage_error(r, rc, "listing secrets");
         return;

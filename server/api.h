@@ -12,14 +12,14 @@
 /* ---- strict JSON bodies (json.c) --------------------------------------------------------------- */
 
 #define SX_JSON_STRING (1u << 0)
-#define SX_JSON_NULL (1u << 1)
-#define SX_JSON_BOOL (1u << 2)
+#define SX_JSON_NULL   (1u << 1)
+#define SX_JSON_BOOL   (1u << 2)
 #define SX_JSON_NUMBER (1u << 3)
 #define SX_JSON_OBJECT (1u << 4)
-#define SX_JSON_ARRAY (1u << 5)
+#define SX_JSON_ARRAY  (1u << 5)
 
 #define SX_JSON_EINVALID (-1200) /* not parsable JSON (syntax, invalid UTF-8): 400 invalid_json */
-#define SX_JSON_ERULE (-1201)    /* parsable, but breaks a rule (field, type, duplicate): 400 invalid_request */
+#define SX_JSON_ERULE    (-1201) /* parsable, but breaks a rule (field, type, duplicate): 400 invalid_request */
 
 typedef struct sx_json_field {
     const char *name;

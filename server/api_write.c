@@ -122,7 +122,11 @@ static void write_apply(write_job *j)
         /* A stale value record cannot exist (delete removes both), but a fresh secret must never
          * inherit one, so the batch clears it anyway. */
         sx_storage_op ops[2] = {
-            {.kind = SX_STORAGE_OP_PUT, .key = mkey, .klen = mkl, .val = enc, .vlen = elen,
+            {.kind = SX_STORAGE_OP_PUT,
+             .key = mkey,
+             .klen = mkl,
+             .val = enc,
+             .vlen = elen,
              .cond = SX_STORAGE_COND_ABSENT},
             {.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl},
         };
@@ -189,24 +193,29 @@ static void write_apply(write_job *j)
                 m->has_value = true;
             }
             size_t elen = sx_meta_encode(m, enc);
-            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = mkey, .klen = mkl, .val = enc,
-                                          .vlen = elen, .cond = SX_STORAGE_COND_REV, .rev = rev};
+            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                                          .key = mkey,
+                                          .klen = mkl,
+                                          .val = enc,
+                                          .vlen = elen,
+                                          .cond = SX_STORAGE_COND_REV,
+                                          .rev = rev};
             if (blob) {
-                ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = vkey, .klen = vkl, .val = blob,
-                                              .vlen = blen};
+                ops[nops++] =
+                    (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = vkey, .klen = vkl, .val = blob, .vlen = blen};
                 /* The data-key version the value was encrypted under must still exist when the
                  * batch commits: a data-key rotation may have destroyed it after we encrypted. */
                 uint32_t dkv = 0;
                 if (sx_crypto_value_version(&dkv, blob, blen) == 0) {
                     size_t dl = sx_key_build(dkey, 'd', j->org, j->project, j->env, NULL);
                     dl += (size_t)snprintf(dkey + dl, sizeof(dkey) - dl, "%08x", dkv);
-                    ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_CHECK, .key = dkey, .klen = dl,
-                                                  .cond = SX_STORAGE_COND_PRESENT};
+                    ops[nops++] = (sx_storage_op){
+                        .kind = SX_STORAGE_OP_CHECK, .key = dkey, .klen = dl, .cond = SX_STORAGE_COND_PRESENT};
                 }
             }
         } else { /* OP_DELETE: the value goes with the metadata, in the same batch */
-            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl,
-                                          .cond = SX_STORAGE_COND_REV, .rev = rev};
+            ops[nops++] = (sx_storage_op){
+                .kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
         }
         size_t failed = 0;
@@ -276,8 +285,7 @@ static void write_done(sx_job *job)
     r->audit_done = true; /* the job wrote the outcome line */
     if (j->status >= 400) {
         if (j->status >= 500)
-            sx_log(SX_LOG_WARN, "write to \"%s/%s/%s/%s\" failed: %s", j->org, j->project, j->env, j->name,
-                   j->message);
+            sx_log(SX_LOG_WARN, "write to \"%s/%s/%s/%s\" failed: %s", j->org, j->project, j->env, j->name, j->message);
         sx_send_error(r, j->status, j->code, j->message);
         return;
     }
@@ -410,8 +418,8 @@ static bool parse_secret_body(sx_request *r, write_job *j, const char *path_name
 {
     sx_json_value v[3];
     char err[256];
-    int rc = sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, secret_fields, 3, v, err,
-                           sizeof(err));
+    int rc =
+        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, secret_fields, 3, v, err, sizeof(err));
     if (rc != 0) {
         sx_send_error(r, 400, rc == SX_JSON_EINVALID ? "invalid_json" : "invalid_request", err);
         return false;
@@ -456,8 +464,8 @@ void sx_api_create(sx_request *r)
     /* If-None-Match: * asks for exactly what create does (fail when the name exists); any other
      * value cannot match a resource that is being created and is refused. */
     ssize_t hi = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-    if (hi >= 0 && !h2o_memis(r->req->headers.entries[hi].value.base, r->req->headers.entries[hi].value.len,
-                              H2O_STRLIT("*"))) {
+    if (hi >= 0 &&
+        !h2o_memis(r->req->headers.entries[hi].value.base, r->req->headers.entries[hi].value.len, H2O_STRLIT("*"))) {
         sx_send_error(r, 400, "invalid_request", "If-None-Match on create must be \"*\"");
         return;
     }
@@ -507,8 +515,8 @@ void sx_api_set_value(sx_request *r)
         return;
     sx_json_value v[1];
     char err[256];
-    int rc = sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, value_fields, 1, v, err,
-                           sizeof(err));
+    int rc =
+        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, value_fields, 1, v, err, sizeof(err));
     if (rc != 0) {
         sx_send_error(r, 400, rc == SX_JSON_EINVALID ? "invalid_json" : "invalid_request", err);
         return;

@@ -234,8 +234,7 @@ static void set_request_id(sx_request *r)
         p[22] = '\0';
         r->req_id_len = 22;
     }
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->req_id,
-                          r->req_id_len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->req_id, r->req_id_len);
 }
 
 static size_t format_peer(h2o_req_t *req, char *buf, size_t cap);
@@ -340,9 +339,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sx_route *route = NULL;
     unsigned allow = 0;
     const char *bad = NULL;
-    unsigned scope = r->admin                                          ? SX_ROUTE_ADMIN
+    unsigned scope = r->admin                                        ? SX_ROUTE_ADMIN
                      : r->conn && r->conn->kind == SX_LISTEN_METRICS ? SX_ROUTE_METRICS
-                                                                      : SX_ROUTE_PUBLIC;
+                                                                     : SX_ROUTE_PUBLIC;
     sx_route_result res =
         sx_router_match(scope, method, r->path.base, r->path.len, &route, r->params, &r->nparams, &allow, &bad);
     switch (res) {
@@ -468,8 +467,8 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     char rid[65] = "-";
     ssize_t hi = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     if (hi >= 0) {
-        size_t rl = copy_printable(rid, req->res.headers.entries[hi].value.base, req->res.headers.entries[hi].value.len,
-                                   64);
+        size_t rl =
+            copy_printable(rid, req->res.headers.entries[hi].value.base, req->res.headers.entries[hi].value.len, 64);
         rid[rl] = '\0';
     }
     struct timeval now;

@@ -269,8 +269,8 @@ static const char *check_text(const unsigned char *s, size_t len)
 }
 
 static const yajl_callbacks callbacks = {
-    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end_map, cb_start_array,
-    cb_end_array,
+    cb_null,      cb_boolean, NULL,       NULL,           cb_number,    cb_string,
+    cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 
 int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_json_field *fields, size_t nfields,
@@ -286,8 +286,8 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
         snprintf(err, errlen, "%s", bad);
         return SX_JSON_EINVALID;
     }
-    parse_ctx c = {.pool = pool, .fields = fields, .nfields = nfields, .out = out, .field = -1, .err = err,
-                   .errlen = errlen};
+    parse_ctx c = {
+        .pool = pool, .fields = fields, .nfields = nfields, .out = out, .field = -1, .err = err, .errlen = errlen};
     err[0] = '\0';
     yajl_handle h = yajl_alloc(&callbacks, NULL, &c);
     if (!h) {

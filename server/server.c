@@ -38,7 +38,7 @@
 #include <h2o/http2.h>
 #include <h2o/serverutil.h>
 
-#define POOL_MAX_THREADS 16
+#define POOL_MAX_THREADS   16
 #define AUTH_CACHE_ENTRIES 4096 /* verified tokens cached per loop thread */
 
 #define FD_RESERVE      1024 /* file descriptors besides client connections: storage, logs, pool */
@@ -54,7 +54,8 @@ typedef struct sx_listen_sock {
 
 static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind kind, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[8];
     snprintf(port, sizeof(port), "%u", cl->port);
@@ -239,7 +240,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     sx_http_register(s, pc);
     sx_http_register(s, &s->hostconf->fallback_path);
 
-    size_t n = cfg->n_listen + cfg->n_tls_listen + cfg->n_metrics_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
+    size_t n =
+        cfg->n_listen + cfg->n_tls_listen + cfg->n_metrics_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
     s->listeners = calloc(n ? n : 1, sizeof(*s->listeners));
     if (!s->listeners) {
         rc = -ENOMEM;
@@ -256,8 +258,7 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->tls_listen[i], SX_LISTEN_TLS, err, errlen)) != 0)
             goto fail;
     for (size_t i = 0; i < cfg->n_metrics_listen; i++, s->nlisteners++)
-        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->metrics_listen[i], SX_LISTEN_METRICS, err, errlen)) !=
-            0)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->metrics_listen[i], SX_LISTEN_METRICS, err, errlen)) != 0)
             goto fail;
     if (cfg->admin_socket && *cfg->admin_socket) {
         if ((rc = open_admin(&s->listeners[s->nlisteners], cfg->admin_socket, err, errlen)) != 0)

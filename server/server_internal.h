@@ -59,9 +59,9 @@ typedef struct sx_listener sx_listener;
 typedef struct sx_conn sx_conn;
 
 typedef enum sx_listener_kind {
-    SX_LISTEN_CLEAR = 0, /* HTTP/1.1 + h2c prior knowledge */
-    SX_LISTEN_TLS = 1,   /* HTTP/1.1 + h2 over ALPN */
-    SX_LISTEN_ADMIN = 2, /* Unix socket, cleartext, admin routes */
+    SX_LISTEN_CLEAR = 0,   /* HTTP/1.1 + h2c prior knowledge */
+    SX_LISTEN_TLS = 1,     /* HTTP/1.1 + h2 over ALPN */
+    SX_LISTEN_ADMIN = 2,   /* Unix socket, cleartext, admin routes */
     SX_LISTEN_METRICS = 3, /* [server] metrics_listen: cleartext, GET /metrics only */
 } sx_listener_kind;
 
@@ -94,11 +94,11 @@ struct sx_thread {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t pool_receiver; /* replies from the worker pool */
     h2o_multithread_receiver_t ctl_receiver;  /* stop requests from the main thread */
-    sx_auth_cache *auth_cache; /* verified tokens, this loop only */
+    sx_auth_cache *auth_cache;                /* verified tokens, this loop only */
     h2o_linklist_t conns;
     size_t nconns;
     size_t inflight;
-    atomic_ulong requests; /* served by this loop (read by the status handler of other loops) */
+    atomic_ulong requests;             /* served by this loop (read by the status handler of other loops) */
     struct sx_metrics_thread *metrics; /* this loop's counters (metrics.c), summed at scrape time */
     uint64_t reqid_next;               /* generated X-Request-Id counter */
 
@@ -133,7 +133,7 @@ struct sx_server {
     struct sx_audit *audit; /* NULL when [log] audit_log is off (audit.c) */
     char reqid_prefix[9];   /* random per process: generated request ids are unique across restarts */
     atomic_bool stop_requested;
-    int stop_pipe[2]; /* sx_server_stop() wakes the signal-waiting thread */
+    int stop_pipe[2];        /* sx_server_stop() wakes the signal-waiting thread */
     pthread_mutex_t life_mu; /* loop start-up and shutdown meet here (server.c) */
     pthread_cond_t life_cv;
     unsigned life_ready, life_drained, life_pool_freed;
@@ -186,8 +186,8 @@ struct sx_request {
     h2o_req_t *req;
     sx_server *server;
     sx_thread *thread;
-    sx_conn *conn; /* may be NULL if the socket is unknown */
-    bool admin;    /* arrived on the admin socket */
+    sx_conn *conn;     /* may be NULL if the socket is unknown */
+    bool admin;        /* arrived on the admin socket */
     h2o_iovec_t path;  /* without the query string */
     h2o_iovec_t query; /* after '?', may be empty */
     h2o_iovec_t params[SX_MAX_PARAMS];
@@ -196,8 +196,8 @@ struct sx_request {
     /* observability (http.c): the request id, the route for metrics, what the audit line says */
     char req_id[65];
     uint8_t req_id_len;
-    bool audit_done;    /* the audit line is written (or a job took it over): finish adds none */
-    bool has_principal; /* authenticated: the token fields below are set */
+    bool audit_done;     /* the audit line is written (or a job took it over): finish adds none */
+    bool has_principal;  /* authenticated: the token fields below are set */
     uint8_t route_index; /* index into the route table; sx_router_count() = no route */
     uint8_t route_method;
     const char *audit_action; /* NULL = the route is not audited */
@@ -216,8 +216,8 @@ typedef enum sx_method {
 } sx_method;
 
 typedef enum sx_route_scope {
-    SX_ROUTE_PUBLIC = 1u << 0, /* served on the TCP listeners */
-    SX_ROUTE_ADMIN = 1u << 1,  /* served on the admin socket */
+    SX_ROUTE_PUBLIC = 1u << 0,  /* served on the TCP listeners */
+    SX_ROUTE_ADMIN = 1u << 1,   /* served on the admin socket */
     SX_ROUTE_METRICS = 1u << 2, /* served on [server] metrics_listen */
 } sx_route_scope;
 
@@ -253,8 +253,8 @@ size_t sx_method_list(unsigned mask, char *buf, size_t cap);
 /* Handlers of the built-in routes. */
 void sx_handle_healthz(sx_request *r);
 void sx_handle_readyz(sx_request *r);
-void sx_handle_metrics(sx_request *r);      /* metrics.c */
-void sx_ops_audit_verify(sx_request *r);    /* audit_admin.c: POST /v1/audit/verify */
+void sx_handle_metrics(sx_request *r);   /* metrics.c */
+void sx_ops_audit_verify(sx_request *r); /* audit_admin.c: POST /v1/audit/verify */
 
 /* Operator endpoints and the rotation engine's life in the server (ops_admin.c). init creates the
  * engine (err gets a reason on failure), start runs its thread once the loops run, stop joins it

@@ -165,8 +165,7 @@ void rdb_recover(rdb_store *s)
              * above every number it answered before, so no cache keyed by it is taken for new. */
             s->seq_base = atomic_load(&s->seq_high) + 1;
             atomic_store(&s->broken, false);
-        }
-        else
+        } else
             atomic_store(&s->broken_rc, rc);
     }
     pthread_rwlock_unlock(&s->db_lock);
@@ -207,4 +206,3 @@ int rdb_take_dir_lock(rdb_store *s, const char *path, char *err, size_t errlen)
     }
     return 0;
 }
-

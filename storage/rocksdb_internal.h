@@ -15,12 +15,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RDB_STRIPES    1024
-#define RDB_HDR        9    /* format byte + revision */
-#define RDB_REC_FORMAT 0x01 /* first byte of every record value */
-#define RDB_LEASE_US   (60ull * 1000 * 1000)
-#define RDB_FORMAT_TAG "secretsd-storage 1"
-#define RDB_LOCK_FILE  "secretsd.lock"
+#define RDB_STRIPES       1024
+#define RDB_HDR           9    /* format byte + revision */
+#define RDB_REC_FORMAT    0x01 /* first byte of every record value */
+#define RDB_LEASE_US      (60ull * 1000 * 1000)
+#define RDB_FORMAT_TAG    "secretsd-storage 1"
+#define RDB_LOCK_FILE     "secretsd.lock"
 #define RDB_MAX_WAL_BYTES (64ull << 20) /* log size that forces a flush (see rdb_open) */
 
 /* See "Disk full" in rocksdb_db.c. */

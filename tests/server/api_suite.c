@@ -416,21 +416,6 @@ char *snapshot(const char *env)
 
 /* ---- concurrent requests (curl multi) ------------------------------------------------------------ */
 
-
-static size_t par_write(char *p, size_t size, size_t n, void *ud)
-{
-    par_req *q = ud;
-    size_t add = size * n;
-    char *nd = realloc(q->resp, q->resp_len + add + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + q->resp_len, p, add);
-    q->resp = nd;
-    q->resp_len += add;
-    nd[q->resp_len] = '\0';
-    return add;
-}
-
 /* Run the n requests at once. Spread: each on a fresh connection (so they land on different event
  * loops), alternating HTTP/1.1 and h2c. Multiplexed: all as streams of one TLS h2 connection, so
  * they arrive in one burst and reach the worker pool together. (Not h2c: libcurl 7.88 fails streams
@@ -448,8 +433,7 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
         else
             snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g_srv.port, q[i].path);
         q[i].status = 0;
-        q[i].resp = NULL;
-        q[i].resp_len = 0;
+        q[i].resp = (sx_test_buf){0};
         CURL *h = hs[i] = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
@@ -477,8 +461,8 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, q[i].body);
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(q[i].body));
         }
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, par_write);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &q[i]);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &q[i].resp);
         curl_multi_add_handle(m, h);
     }
     int running = 1;
@@ -499,8 +483,8 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
         curl_easy_getinfo(hs[i], CURLINFO_NUM_CONNECTS, &c);
         connects += c;
         curl_easy_getinfo(hs[i], CURLINFO_RESPONSE_CODE, &q[i].status);
-        if (!q[i].resp)
-            q[i].resp = calloc(1, 1);
+        if (!q[i].resp.data)
+            q[i].resp.data = calloc(1, 1);
         curl_multi_remove_handle(m, hs[i]);
         curl_easy_cleanup(hs[i]);
         curl_slist_free_all(hl[i]);
@@ -514,8 +498,7 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
 void par_free(par_req *q, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        free(q[i].resp);
-        q[i].resp = NULL;
+        free(q[i].resp.data);
+        q[i].resp = (sx_test_buf){0};
     }
 }
-

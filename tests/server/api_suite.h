@@ -33,8 +33,7 @@ typedef struct par_req {
     const char *body;  /* sent as application/json; NULL = none */
     const char *extra; /* one more header line or NULL */
     long status;       /* out */
-    char *resp;        /* out, malloc'd */
-    size_t resp_len;
+    sx_test_buf resp;  /* out: the answer's body (data malloc'd, NUL-terminated) */
 } par_req;
 
 /* Checks on response text and JSON trees. */

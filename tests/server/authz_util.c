@@ -171,8 +171,8 @@ void client_clear(client *c)
 
 /* authz: the Authorization value or NULL; ctype: the Content-Type or NULL. Returns 0 when an HTTP
  * answer came back. */
-int client_send(client *c, const char *method, const char *path, const char *authz, const char *ctype,
-                const char *body, sx_resp *ret)
+int client_send(client *c, const char *method, const char *path, const char *authz, const char *ctype, const char *body,
+                sx_resp *ret)
 {
     memset(ret, 0, sizeof(*ret));
     CURL *h = c->h;
@@ -241,8 +241,7 @@ int client_send(client *c, const char *method, const char *path, const char *aut
 }
 
 /* A request with "Authorization: Bearer token" (none when token is NULL) and a JSON body. */
-int client_req(client *c, const char *method, const char *path, const char *token, const char *body,
-               sx_resp *ret)
+int client_req(client *c, const char *method, const char *path, const char *token, const char *body, sx_resp *ret)
 {
     char authz[160];
     if (token)
@@ -326,4 +325,3 @@ void with_server(const sx_srv_opts *opts, void (*body)(sx_srv *srv))
         sx_test_rmtree(dir);
     free(dir);
 }
-

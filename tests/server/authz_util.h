@@ -52,10 +52,9 @@ char *json_str(const char *body, const char *key);
 bool json_is(const char *body, yajl_type type);
 void client_init(client *c, const sx_srv *srv, sx_proto proto, const char *src, bool fresh);
 void client_clear(client *c);
-int client_send(client *c, const char *method, const char *path, const char *authz, const char *ctype,
-                const char *body, sx_resp *ret);
-int client_req(client *c, const char *method, const char *path, const char *token, const char *body,
-               sx_resp *ret);
+int client_send(client *c, const char *method, const char *path, const char *authz, const char *ctype, const char *body,
+                sx_resp *ret);
+int client_req(client *c, const char *method, const char *path, const char *token, const char *body, sx_resp *ret);
 bool is_unauthorized(const sx_resp *r);
 int expect_status(const sx_resp *r, long want, const char *what);
 char *ctl_cmd(char *buf, size_t cap, const sx_srv *srv, const char *args);

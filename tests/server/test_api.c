@@ -570,7 +570,6 @@ void recreated_name_starts_fresh_without_value_and_with_new_created_at(void)
     sx_resp_free(&r);
 }
 
-
 /* ---- the end ------------------------------------------------------------------------------------ */
 
 void server_exits_0_at_sigterm_after_the_suite(void)

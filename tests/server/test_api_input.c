@@ -531,4 +531,3 @@ void bad_input_table_gets_4xx_json_errors_and_changes_nothing(void)
     CHECK_INT(r.status, 200);
     sx_resp_free(&r);
 }
-

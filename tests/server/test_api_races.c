@@ -33,10 +33,10 @@ void concurrent_creates_of_one_name_give_one_201_and_31_409(void)
         for (int i = 0; i < N; i++) {
             if (q[i].status == 201)
                 created++;
-            else if (q[i].status == 409 && strstr(q[i].resp, "\"code\":\"already_exists\""))
+            else if (q[i].status == 409 && strstr(q[i].resp.data, "\"code\":\"already_exists\""))
                 conflict++;
             else
-                fprintf(stderr, "create %d: %ld %s\n", i, q[i].status, q[i].resp);
+                fprintf(stderr, "create %d: %ld %s\n", i, q[i].status, q[i].resp.data);
         }
         CHECK_INT(created, 1);
         CHECK_INT(conflict, N - 1);
@@ -80,7 +80,7 @@ void concurrent_set_value_and_delete_never_leave_a_value_behind(void)
             if (i == del)
                 CHECK_INT(q[i].status, 200);
             else
-                CHECK(q[i].status == 200 || (q[i].status == 404 && strstr(q[i].resp, "\"code\":\"not_found\"")));
+                CHECK(q[i].status == 200 || (q[i].status == 404 && strstr(q[i].resp.data, "\"code\":\"not_found\"")));
         }
         par_free(q, SETTERS + 1);
         char path[512];
@@ -182,7 +182,7 @@ void if_match_prevents_lost_updates(void)
             if (q[i].status == 200) {
                 won++;
                 winner = i;
-            } else if (q[i].status == 412 && strstr(q[i].resp, "\"code\":\"precondition_failed\"")) {
+            } else if (q[i].status == 412 && strstr(q[i].resp.data, "\"code\":\"precondition_failed\"")) {
                 lost++;
             }
         }
@@ -434,4 +434,3 @@ void pagination_follows_link_next_until_the_end(void)
         sx_resp_free(&r);
     }
 }
-

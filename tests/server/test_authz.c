@@ -34,7 +34,6 @@
 
 #include "authz_util.h"
 
-
 /* ---- the matrix ---------------------------------------------------------------------------------- */
 
 enum { P_READ = 1, P_WRITE = 2, P_SET_VALUE = 4, P_REVEAL = 8 };

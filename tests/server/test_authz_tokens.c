@@ -19,7 +19,6 @@
 #include "authz_util.h"
 #include "rocksdump.h"
 
-
 /* ---- expiry and revocation ----------------------------------------------------------------------- */
 
 /* `secretsctl token create ARGS`: the token (the last and only line of stdout), or NULL. */
@@ -574,4 +573,3 @@ void tokens_never_reach_storage_logs_or_error_bodies(void)
     with_server(&(sx_srv_opts){.backend = "rocksdb", .keep_dir = true},
                 tokens_never_reach_storage_logs_or_error_bodies_body);
 }
-

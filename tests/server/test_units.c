@@ -18,15 +18,23 @@ static void reference_time(int64_t ms, char *buf, size_t cap)
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static void timestamps_match_gmtime_from_1970_to_9999(void)
 {
     static const int64_t fixed[] = {
-        0, 999, 1000, 86399999, 86400000, 951782400000LL /* 2000-02-29 */, 951868800000LL /* 2000-03-01 */,
-        4107456000000LL /* 2100-02-28 */, 4107542400000LL /* 2100-03-01 */, 1795708581123LL,
+        0,
+        999,
+        1000,
+        86399999,
+        86400000,
+        951782400000LL /* 2000-02-29 */,
+        951868800000LL /* 2000-03-01 */,
+        4107456000000LL /* 2100-02-28 */,
+        4107542400000LL /* 2100-03-01 */,
+        1795708581123LL,
         253402300799999LL /* 9999-12-31T23:59:59.999 */,
     };
     char a[32], b[64];
@@ -52,8 +60,11 @@ static void timestamps_match_gmtime_from_1970_to_9999(void)
 
 static void meta_records_round_trip_and_reject_damage(void)
 {
-    sx_secret_meta m = {.created_ms = 1795708581123LL, .updated_ms = 1795708599999LL, .has_value = true,
-                        .has_description = true, .description_len = 5};
+    sx_secret_meta m = {.created_ms = 1795708581123LL,
+                        .updated_ms = 1795708599999LL,
+                        .has_value = true,
+                        .has_description = true,
+                        .description_len = 5};
     memcpy(m.description, "hello", 6);
     uint8_t buf[SX_META_MAX];
     size_t n = sx_meta_encode(&m, buf);
@@ -64,8 +75,8 @@ static void meta_records_round_trip_and_reject_damage(void)
     CHECK_INT(d.updated_ms, m.updated_ms);
     CHECK(d.has_value && d.has_description);
     CHECK_STR(d.description, "hello");
-    CHECK(sx_meta_decode(&d, buf, n - 1) != 0);     /* truncated */
-    buf[0] = 2;                                      /* unknown format */
+    CHECK(sx_meta_decode(&d, buf, n - 1) != 0); /* truncated */
+    buf[0] = 2;                                 /* unknown format */
     CHECK(sx_meta_decode(&d, buf, n) != 0);
     buf[0] = 1;
     buf[1] = 0x80; /* unknown flag */
@@ -131,8 +142,8 @@ static void json_escape_matches_yajl_generator_byte_for_byte(void)
 
 static void meta_view_reads_the_record_in_place(void)
 {
-    sx_secret_meta m = {.created_ms = 5, .updated_ms = 7, .has_value = false, .has_description = true,
-                        .description_len = 3};
+    sx_secret_meta m = {
+        .created_ms = 5, .updated_ms = 7, .has_value = false, .has_description = true, .description_len = 3};
     memcpy(m.description, "a\"b", 4);
     uint8_t buf[SX_META_MAX];
     size_t n = sx_meta_encode(&m, buf);
