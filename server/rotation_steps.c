@@ -6,6 +6,7 @@
  * a crash redoes at most one chunk and changes nothing that was already done.
  */
 #include "server/rotation_internal.h"
+#include "server/testpoint.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -201,6 +202,7 @@ static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *
  * version costs one read). */
 int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_items, char *msg, size_t msglen)
 {
+    sx_testpoint("rotation.sweep");
     size_t rewrite_budget = budget;
     budget = budget * 4 > ROT_CHUNK_MAX ? ROT_CHUNK_MAX : budget * 4;
     item *items = calloc(budget, sizeof(*items));
@@ -209,9 +211,11 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
     size_t n = 0, handled = 0;
     int rc = collect(r, rot, items, budget, &n);
     if (rc == 0 && n == 0) {
-        /* The sweep is complete. */
+        /* The sweep is complete: every item there was got handled, however many were added or
+         * deleted since it was counted, so the progress reads done/done (100%) from here on. */
         rot->phase = SX_ROTATION_FINISH;
         rot->cursor_len = 0;
+        rot->total = rot->done;
         rc = sx_rot_write(r, rot);
     }
     size_t rewritten = 0;
@@ -222,6 +226,8 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
             memcpy(rot->cursor, items[i].key, items[i].klen);
             rot->cursor_len = items[i].klen;
             rot->done++;
+            if (rot->done > rot->total)
+                rot->total = rot->done; /* items added since the count: the total grows with them */
             handled++;
             rewritten += did;
         }
@@ -262,6 +268,8 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
             used = 1;
     }
     sx_storage_iter_free(it);
+    if (rc >= 0 && !used)
+        sx_testpoint("rotation.destroy"); /* between the scan and the destroy's batch */
     return rc < 0 ? rc : used;
 }
 
