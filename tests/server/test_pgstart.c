@@ -4,8 +4,10 @@
  * start_timeout, instead of exiting:
  *
  *  - started while the database is down, the node logs that it is waiting, and serves once the
- *    database comes up; started again while the database recovers from a crash-like stop, it
- *    waits again and serves what was written before;
+ *    database comes up; started again after a crash-like stop of the database, it waits again
+ *    and serves what was written before;
+ *  - started while the database is up but still in start-up (in recovery, refusing connections
+ *    with "the database system is not accepting connections"), it waits until it accepts;
  *  - with the database down for longer than start_timeout, start-up fails with a clear reason.
  *
  * Each test starts its own PostgreSQL server (tests/pgtest.h) and the real secretsd binary.
@@ -79,17 +81,18 @@ static int waiting_lines(const db *d)
 
 typedef struct resumer {
     db *d;
-    int lines; /* waiting lines seen before the database was started */
+    int (*up)(sx_pgtest *pg); /* what brings the database up */
+    int lines;                /* waiting lines seen before it did */
     int rc;
 } resumer;
 
-/* Start the database once the node has logged twice that it waits for it (or after 30 s). */
+/* Bring the database up once the node has logged twice that it waits for it (or after 30 s). */
 static void *resume_main(void *arg)
 {
     resumer *x = arg;
     for (int i = 0; i < 3000 && (x->lines = waiting_lines(x->d)) < 2; i++)
         ops_sleep_ms(10);
-    x->rc = sx_pgtest_resume(&x->d->pg);
+    x->rc = x->up(&x->d->pg);
     return NULL;
 }
 
@@ -107,10 +110,10 @@ static long call(const sx_srv *srv, const char *auth, const char *method, const 
     return st;
 }
 
-/* Start the node while the database is stopped; the database starts once the node waits. */
-static bool start_while_down(db *d, sx_srv *srv)
+/* Start the node while the database is not up; up() brings it up once the node waits. */
+static bool start_while_down(db *d, sx_srv *srv, int (*up)(sx_pgtest *pg))
 {
-    resumer x = {.d = d};
+    resumer x = {.d = d, .up = up};
     pthread_t th;
     if (pthread_create(&th, NULL, resume_main, &x) != 0)
         return false;
@@ -134,7 +137,7 @@ static void a_node_started_before_its_database_waits_and_then_serves(void)
     sx_srv srv;
     /* First start of the node, on a database that is not up yet. */
     REQUIRE(sx_pgtest_halt(&d.pg, false) == 0);
-    if (!start_while_down(&d, &srv)) {
+    if (!start_while_down(&d, &srv, sx_pgtest_resume)) {
         CHECK(!"node serves after waiting for the database");
         sx_srv_stop(&srv, SIGTERM, 30);
         db_down(&d);
@@ -152,7 +155,7 @@ static void a_node_started_before_its_database_waits_and_then_serves(void)
     /* The database stops crash-like (it recovers from its WAL at the next start) and the node is
      * started again before it is back. */
     REQUIRE(sx_pgtest_halt(&d.pg, true) == 0);
-    if (start_while_down(&d, &srv)) {
+    if (start_while_down(&d, &srv, sx_pgtest_resume)) {
         char *body = NULL;
         CHECK_INT(call(&srv, auth, "GET", "/acme/web/envs/prod/secrets/k/value", NULL, &body), 200);
         CHECK(body && strstr(body, "\"value\":\"kept\""));
@@ -163,6 +166,41 @@ static void a_node_started_before_its_database_waits_and_then_serves(void)
         sx_srv_stop(&srv, SIGTERM, 30);
     }
     free(token);
+    db_down(&d);
+}
+
+/* The database is up but still in start-up (in recovery, refusing every connection) when the
+ * node starts; it ends its recovery once the node waits. */
+static void a_node_started_while_its_database_is_starting_up_waits_and_then_serves(void)
+{
+    db d;
+    if (!db_up(&d, "start_timeout = 60\n")) {
+        if (!g_skip)
+            CHECK(!"database up");
+        db_down(&d);
+        return;
+    }
+    sx_srv srv;
+    REQUIRE(sx_pgtest_halt(&d.pg, true) == 0);
+    REQUIRE(sx_pgtest_resume_starting(&d.pg) == 0);
+    if (start_while_down(&d, &srv, sx_pgtest_promote)) {
+        char path[700];
+        snprintf(path, sizeof(path), "%s/stderr.log", d.dir);
+        char *log = sx_test_read_file(path, NULL);
+        CHECK(log && strstr(log, "not accepting connections"));
+        free(log);
+        char *token = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+        CHECK(token != NULL);
+        char auth[512];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+        CHECK_INT(call(&srv, auth, "POST", "/acme/web/envs/prod/secrets", "{\"kind\":\"secret\",\"name\":\"k\"}", NULL),
+                  201);
+        free(token);
+        CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    } else {
+        CHECK(!"node serves after waiting for the database's start-up");
+        sx_srv_stop(&srv, SIGTERM, 30);
+    }
     db_down(&d);
 }
 
@@ -194,6 +232,8 @@ int main(int argc, char **argv)
     static const sx_test tests[] = {
         {"a_node_started_before_its_database_waits_and_then_serves",
          a_node_started_before_its_database_waits_and_then_serves},
+        {"a_node_started_while_its_database_is_starting_up_waits_and_then_serves",
+         a_node_started_while_its_database_is_starting_up_waits_and_then_serves},
         {"a_node_gives_up_after_start_timeout_while_the_database_stays_down",
          a_node_gives_up_after_start_timeout_while_the_database_stays_down},
     };
