@@ -215,6 +215,12 @@ int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t b
 int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                               const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
 
+/* sx_crypto_value_reencrypt(), and on 0 *ret_pin gets the precondition the caller's write must
+ * carry (see sx_crypto_pin). */
+int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
+    __attribute__((warn_unused_result));
+
 /* --- system keys ------------------------------------------------------------------------------ */
 typedef enum sx_crypto_system_key_id {
     SX_CRYPTO_KEY_TOKEN_HASH = 1, /* key for crypto_generichash of API tokens (auth module) */

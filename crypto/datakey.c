@@ -311,8 +311,9 @@ int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_
     return r;
 }
 
-int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
-                              const uint8_t *blob, size_t bloblen)
+/* Re-encrypt under the active version; *ret_env_rev (may be NULL) as in value_encrypt(). */
+static int value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint64_t *ret_env_rev,
+                           const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
 {
     uint32_t version, active;
     if (!c || !ret_blob || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
@@ -330,8 +331,28 @@ int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len,
         return -ENOMEM;
     r = sx_crypto_value_decrypt(c, pt, plen, &got, place, blob, bloblen);
     if (r == 0)
-        r = value_encrypt(c, ret_blob, ret_len, NULL, place, pt, got);
+        r = value_encrypt(c, ret_blob, ret_len, ret_env_rev, place, pt, got);
     sodium_free(pt); /* zeroes the plaintext */
+    return r;
+}
+
+int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                              const uint8_t *blob, size_t bloblen)
+{
+    return value_reencrypt(c, ret_blob, ret_len, NULL, place, blob, bloblen);
+}
+
+int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
+{
+    if (!ret_pin)
+        return -EINVAL;
+    uint64_t rev = 0;
+    int r = value_reencrypt(c, ret_blob, ret_len, &rev, place, blob, bloblen);
+    if (r == 0) {
+        ret_pin->klen = sx_crypto_env_key(ret_pin->key, sizeof ret_pin->key, place);
+        ret_pin->rev = rev;
+    }
     return r;
 }
 

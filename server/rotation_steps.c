@@ -79,26 +79,35 @@ static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *
     for (int attempt = 0; attempt < ROT_WRITE_RETRIES; attempt++) {
         uint8_t *nb = NULL;
         size_t nl = 0;
-        rc = sx_crypto_value_reencrypt(r->c, &nb, &nl, place, blob, blen);
+        sx_crypto_pin pin;
+        rc = sx_crypto_value_reencrypt_pinned(r->c, &nb, &nl, &pin, place, blob, blen);
         if (rc != 0) {
             rc = rc == 1 ? 0 : rc; /* 1: already under the active version */
             break;
         }
-        sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
-                            .key = key,
-                            .klen = klen,
-                            .val = nb,
-                            .vlen = nl,
-                            .cond = SX_STORAGE_COND_REV,
-                            .rev = rev};
-        rc = sx_storage_batch(r->st, &op, 1, NULL);
+        /* Like a client's set-value, the write checks that the env still names the version it
+         * encrypted under, so it never lands under a version that another rotation destroys. */
+        sx_storage_op ops[2] = {{.kind = SX_STORAGE_OP_PUT,
+                                 .key = key,
+                                 .klen = klen,
+                                 .val = nb,
+                                 .vlen = nl,
+                                 .cond = SX_STORAGE_COND_REV,
+                                 .rev = rev},
+                                {.kind = SX_STORAGE_OP_CHECK,
+                                 .key = pin.key,
+                                 .klen = pin.klen,
+                                 .cond = SX_STORAGE_COND_REV,
+                                 .rev = pin.rev}};
+        rc = sx_storage_batch(r->st, ops, 2, NULL);
         free(nb);
         if (rc == 0)
             *did = true;
         if (rc != SX_STORAGE_ECONDITION)
             break;
-        /* A client set or deleted the value since we read it: look again. A deleted value stays
-         * deleted; a new one was most likely encrypted under the new version already. */
+        /* A client set or deleted the value since we read it, or the env's key state moved: look
+         * again. A deleted value stays deleted; a new one was most likely encrypted under the new
+         * version already. */
         sx_storage_free(reread);
         reread = NULL;
         rc = sx_storage_get(r->st, key, klen, &reread, &blen, &rev);
