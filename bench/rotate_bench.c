@@ -26,9 +26,10 @@
 #include <unistd.h>
 
 /* The engine itself, not a copy: the bench links only the module libraries (bench/CMakeLists.txt),
- * so the engine's two files are compiled in here. */
+ * so the engine's files are compiled in here. */
 #include "server/rotation.c"
 #include "server/rotation_steps.c"
+#include "server/testpoint.c"
 
 #define SEED_THREADS 2
 #define SEED_BATCH   64

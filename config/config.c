@@ -49,6 +49,7 @@
 #define MAX_H2_STREAMS  100          /* h2o 2.2.5 advertises and enforces 100 open streams */
 #define MAX_FRAME_LIMIT 1000000
 #define MAX_POOL_SIZE   1024
+#define MAX_START_WAIT  86400
 #define DEFAULT_LISTEN  "127.0.0.1"
 #define DEFAULT_PORT    8080
 
@@ -77,6 +78,7 @@ enum key_id {
     K_DB_PASSWORD_ENV,
     K_DB_PASSWORD_FILE,
     K_POOL_SIZE,
+    K_START_TIMEOUT,
     K_SEAL_TYPE,
     K_KEY_FILE,
     K_PASSPHRASE_ENV,
@@ -118,6 +120,7 @@ static const sx_config_key keys[N_KEYS] = {
     [K_DB_PASSWORD_ENV] = {"storage", "password_env", false},
     [K_DB_PASSWORD_FILE] = {"storage", "password_file", false},
     [K_POOL_SIZE] = {"storage", "pool_size", false},
+    [K_START_TIMEOUT] = {"storage", "start_timeout", false},
     [K_SEAL_TYPE] = {"seal", "type", false},
     [K_KEY_FILE] = {"seal", "key_file", false},
     [K_PASSPHRASE_ENV] = {"seal", "passphrase_env", false},
@@ -318,6 +321,10 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
     case K_POOL_SIZE:
         if ((r = sx_config_parse_uint(v, 0, MAX_POOL_SIZE, &n, why)) == 0)
             cfg->storage_pool_size = (unsigned)n;
+        return r;
+    case K_START_TIMEOUT:
+        if ((r = sx_config_parse_uint(v, 0, MAX_START_WAIT, &n, why)) == 0)
+            cfg->storage_start_timeout = (unsigned)n;
         return r;
     case K_DSN:
         /* Never quoted back: a mistaken value may hold a password. */
@@ -620,6 +627,7 @@ static int set_defaults(sx_config *cfg)
     cfg->http2_max_control_frames = 1000;
     cfg->backend = SX_CONFIG_BACKEND_ROCKSDB;
     cfg->storage_sync = true;
+    cfg->storage_start_timeout = 60;
     cfg->seal = SX_CONFIG_SEAL_FILE;
     cfg->seal_pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
     cfg->seal_pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;

@@ -174,6 +174,26 @@ int sx_crypto_value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, c
                             const void *plaintext, size_t len) __attribute__((warn_unused_result));
 
 /*
+ * A precondition that keeps a value from outliving its data-key version: the env's state record
+ * (which names the active version) at the revision it had when the value was encrypted. A batch
+ * that stores the blob adds {SX_STORAGE_OP_CHECK, key, klen, SX_STORAGE_COND_REV, rev}. A data-key
+ * rotation rewrites that record (naming the new version) before its sweep begins, and destroys an
+ * old version with a precondition on the same record, so such a batch either commits before the
+ * rotation began (and the sweep re-encrypts the value) or fails, and the caller encrypts again.
+ */
+#define SX_CRYPTO_PIN_KEY_MAX 320
+typedef struct sx_crypto_pin {
+    char key[SX_CRYPTO_PIN_KEY_MAX];
+    size_t klen;
+    uint64_t rev;
+} sx_crypto_pin;
+
+/* sx_crypto_value_encrypt(), and *ret_pin gets the precondition the caller's write must carry. */
+int sx_crypto_value_encrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                   const sx_crypto_place *place, const void *plaintext, size_t len)
+    __attribute__((warn_unused_result));
+
+/*
  * Decrypt blob for place into out (outcap bytes, at least SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), else
  * -ENOBUFS). *ret_len gets the plaintext length. SX_CRYPTO_EFORGED when the blob was altered or
  * belongs to another place; -ENOKEY when its data-key version no longer exists; SX_CRYPTO_EFORMAT
@@ -194,6 +214,12 @@ int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t b
  */
 int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                               const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
+
+/* sx_crypto_value_reencrypt(), and on 0 *ret_pin gets the precondition the caller's write must
+ * carry (see sx_crypto_pin). */
+int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
+    __attribute__((warn_unused_result));
 
 /* --- system keys ------------------------------------------------------------------------------ */
 typedef enum sx_crypto_system_key_id {

@@ -103,10 +103,10 @@ static int env_max_version(sx_crypto *c, const sx_crypto_place *env, uint32_t *r
 enum advance_mode { ADVANCE_ENSURE, ADVANCE_FROM };
 
 /* Make sure env has a data key (ENSURE), or add a version if the active one is still from
- * (FROM; from 0 = unconditionally). *ret_active gets the active version afterwards. The new key
- * goes into the cache. */
-static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, enum advance_mode mode,
-                       uint32_t from)
+ * (FROM; from 0 = unconditionally). *ret_active gets the active version afterwards, *ret_rev (may
+ * be NULL) the revision of the env's state record that names it. The new key goes into the cache. */
+static int env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev, const sx_crypto_place *env,
+                       enum advance_mode mode, uint32_t from)
 {
     char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
     uint8_t *k = sx_scratch_get(c->scratch); /* master, data key */
@@ -122,6 +122,8 @@ static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place
             break;
         if ((mode == ADVANCE_ENSURE && es.active) || (mode == ADVANCE_FROM && from && es.active != from)) {
             *ret_active = es.active;
+            if (ret_rev)
+                *ret_rev = es.rev;
             break;
         }
         if ((r = env_max_version(c, env, &max)) < 0)
@@ -169,6 +171,8 @@ static int env_advance(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place
             const uint8_t *dk;
             sx_dk_cache_unpin(c->cache, sx_dk_cache_put(c->cache, name, next, k + 32, &dk));
             *ret_active = next;
+            if (ret_rev)
+                *ret_rev = ops[0].ret_rev;
         }
     }
     sx_scratch_put(c->scratch, k);
@@ -229,12 +233,13 @@ int sx_crypto_datakey_active(sx_crypto *c, uint32_t *ret_version, const sx_crypt
     return 0;
 }
 
-/* Encrypt under the env's active version (creating it if needed); version used in *ret_version. */
-static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
-                         const void *pt, size_t len)
+/* Encrypt under the env's active version (creating it if needed); *ret_env_rev (may be NULL) gets
+ * the revision of the env's state record that named that version. */
+static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint64_t *ret_env_rev,
+                         const sx_crypto_place *place, const void *pt, size_t len)
 {
     uint32_t active;
-    int r = env_advance(c, &active, place, ADVANCE_ENSURE, 0);
+    int r = env_advance(c, &active, ret_env_rev, place, ADVANCE_ENSURE, 0);
     if (r < 0)
         return r;
     sx_dk_ref *ref;
@@ -260,7 +265,26 @@ int sx_crypto_value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, c
     if (!c || !ret_blob || !ret_len || (!plaintext && len) || len > SX_CRYPTO_VALUE_MAX ||
         sx_crypto_place_check(place, true) < 0)
         return -EINVAL;
-    return value_encrypt(c, ret_blob, ret_len, place, plaintext, len);
+    return value_encrypt(c, ret_blob, ret_len, NULL, place, plaintext, len);
+}
+
+int sx_crypto_value_encrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                   const sx_crypto_place *place, const void *plaintext, size_t len)
+{
+    if (!c || !ret_blob || !ret_len || !ret_pin || (!plaintext && len) || len > SX_CRYPTO_VALUE_MAX ||
+        sx_crypto_place_check(place, true) < 0)
+        return -EINVAL;
+    uint64_t rev = 0;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    int r = value_encrypt(c, &blob, &blen, &rev, place, plaintext, len);
+    if (r < 0)
+        return r;
+    ret_pin->klen = sx_crypto_env_key(ret_pin->key, sizeof ret_pin->key, place);
+    ret_pin->rev = rev;
+    *ret_blob = blob;
+    *ret_len = blen;
+    return 0;
 }
 
 int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_len, const sx_crypto_place *place,
@@ -287,8 +311,9 @@ int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_
     return r;
 }
 
-int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
-                              const uint8_t *blob, size_t bloblen)
+/* Re-encrypt under the active version; *ret_env_rev (may be NULL) as in value_encrypt(). */
+static int value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint64_t *ret_env_rev,
+                           const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
 {
     uint32_t version, active;
     if (!c || !ret_blob || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
@@ -296,7 +321,7 @@ int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len,
     int r = sx_crypto_value_version(&version, blob, bloblen);
     if (r < 0)
         return r;
-    if ((r = env_advance(c, &active, place, ADVANCE_ENSURE, 0)) < 0)
+    if ((r = env_advance(c, &active, NULL, place, ADVANCE_ENSURE, 0)) < 0)
         return r;
     if (version == active)
         return 1;
@@ -306,8 +331,28 @@ int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len,
         return -ENOMEM;
     r = sx_crypto_value_decrypt(c, pt, plen, &got, place, blob, bloblen);
     if (r == 0)
-        r = value_encrypt(c, ret_blob, ret_len, place, pt, got);
+        r = value_encrypt(c, ret_blob, ret_len, ret_env_rev, place, pt, got);
     sodium_free(pt); /* zeroes the plaintext */
+    return r;
+}
+
+int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                              const uint8_t *blob, size_t bloblen)
+{
+    return value_reencrypt(c, ret_blob, ret_len, NULL, place, blob, bloblen);
+}
+
+int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
+{
+    if (!ret_pin)
+        return -EINVAL;
+    uint64_t rev = 0;
+    int r = value_reencrypt(c, ret_blob, ret_len, &rev, place, blob, bloblen);
+    if (r == 0) {
+        ret_pin->klen = sx_crypto_env_key(ret_pin->key, sizeof ret_pin->key, place);
+        ret_pin->rev = rev;
+    }
     return r;
 }
 
@@ -317,7 +362,7 @@ int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto
 {
     if (!c || !ret_active || sx_crypto_place_check(env, false) < 0)
         return -EINVAL;
-    return env_advance(c, ret_active, env, ADVANCE_FROM, from_active);
+    return env_advance(c, ret_active, NULL, env, ADVANCE_FROM, from_active);
 }
 
 int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn fn, void *ctx)

@@ -26,8 +26,10 @@
 #include "crypto/crypto.h"
 #include "server/audit.h"
 #include "server/metrics.h"
+#include "server/testpoint.h"
 
 #define LIST_LIMIT_MAX 1000
+#define REVEAL_RETRIES 16 /* reads of a reveal while writers keep moving the secret's revision */
 
 typedef struct api_ctx {
     char org[SX_AUTH_NAME_MAX + 1];
@@ -663,20 +665,47 @@ void sx_api_reveal(sx_request *r)
     api_ctx a;
     if (!api_begin(r, SX_AUTH_PERM_REVEAL, &a))
         return;
+    /* The metadata (ETag, updatedAt) and the value are two records that every set-value writes in
+     * one batch. Read the metadata, the value, then the metadata again: when its revision did not
+     * move, no write came in between (revisions are never handed out twice), so the value is the
+     * one of that revision. Otherwise read again. */
     sx_secret_meta_view m;
-    void *raw = NULL;
-    uint64_t rev = 0;
-    int rc = read_meta(r, &a, &raw, &m, &rev);
-    int64_t updated_ms = rc == 0 ? m.updated_ms : 0;
-    if (rc == 0 && !m.has_value)
-        rc = -ENOENT;
-    sx_storage_free(raw);
-    void *blob = NULL;
+    void *raw = NULL, *blob = NULL;
     size_t blen = 0;
-    if (rc == 0) {
-        char key[SX_KEY_MAX];
-        size_t kl = sx_key_build(key, 'v', a.org, a.project, a.env, a.name);
+    uint64_t rev = 0;
+    int64_t updated_ms = 0;
+    int rc = -EAGAIN;
+    char key[SX_KEY_MAX];
+    size_t kl = sx_key_build(key, 'v', a.org, a.project, a.env, a.name);
+    for (int attempt = 0; attempt < REVEAL_RETRIES && rc == -EAGAIN; attempt++) {
+        sx_storage_free(blob);
+        blob = NULL;
+        rc = read_meta(r, &a, &raw, &m, &rev);
+        updated_ms = rc == 0 ? m.updated_ms : 0;
+        if (rc == 0 && !m.has_value)
+            rc = -ENOENT;
+        sx_storage_free(raw);
+        raw = NULL;
+        if (rc != 0)
+            break;
+        sx_testpoint("reveal.value");
         rc = sx_storage_get(r->server->storage, key, kl, &blob, &blen, NULL);
+        if (rc != 0)
+            break;
+        uint64_t rev2 = 0;
+        rc = read_meta(r, &a, &raw, &m, &rev2);
+        sx_storage_free(raw);
+        raw = NULL;
+        if (rc == 0 && rev2 != rev)
+            rc = -EAGAIN;
+    }
+    if (rc != 0) {
+        sx_storage_free(blob);
+        blob = NULL;
+    }
+    if (rc == -EAGAIN) {
+        sx_send_error(r, 503, "unavailable", "too much contention on this secret; retry");
+        return;
     }
     if (rc == -ENOENT) {
         sx_send_error(r, 404, "not_found", "no secret of that name with a value in this environment");

@@ -6,7 +6,8 @@
  * may go away while the job runs. The job reads the metadata record, checks If-Match, and writes
  * with one atomic conditional batch: the metadata and the value record change together or not at
  * all, conditioned on the revision it read. When another writer got in between, the job reads
- * again and retries (or answers 412 when the client asked for a specific revision with If-Match).
+ * again and retries: a secret deleted meanwhile is 404, one whose revision no longer matches the
+ * client's If-Match is 412, and otherwise the change is applied to the new state.
  * So a value set concurrently with a delete is either deleted with it or refused: never left
  * behind a deleted name.
  */
@@ -22,6 +23,7 @@
 #include "crypto/crypto.h"
 #include "server/audit.h"
 #include "server/metrics.h"
+#include "server/testpoint.h"
 
 #define WRITE_RETRIES 16
 
@@ -173,7 +175,7 @@ static void write_apply(write_job *j)
             now = m->updated_ms; /* a clock step back never makes updatedAt go backwards */
         sx_storage_op ops[3];
         size_t nops = 0;
-        char dkey[SX_KEY_MAX + 16];
+        sx_crypto_pin pin;
         uint8_t *blob = NULL;
         size_t blen = 0;
         memset(ops, 0, sizeof(ops));
@@ -185,7 +187,8 @@ static void write_apply(write_job *j)
                 memcpy(m->description, j->description, m->description_len);
             } else {
                 sx_crypto_place place = {j->org, j->project, j->env, j->name};
-                rc = sx_crypto_value_encrypt(j->server->crypto, &blob, &blen, &place, j->value, j->value_len);
+                rc = sx_crypto_value_encrypt_pinned(j->server->crypto, &blob, &blen, &pin, &place, j->value,
+                                                    j->value_len);
                 if (rc != 0) {
                     set_result(j, 503, "unavailable", "the value could not be encrypted");
                     return;
@@ -203,24 +206,23 @@ static void write_apply(write_job *j)
             if (blob) {
                 ops[nops++] =
                     (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = vkey, .klen = vkl, .val = blob, .vlen = blen};
-                /* The data-key version the value was encrypted under must still exist when the
-                 * batch commits: a data-key rotation may have destroyed it after we encrypted. */
-                uint32_t dkv = 0;
-                if (sx_crypto_value_version(&dkv, blob, blen) == 0) {
-                    size_t dl = sx_key_build(dkey, 'd', j->org, j->project, j->env, NULL);
-                    dl += (size_t)snprintf(dkey + dl, sizeof(dkey) - dl, "%08x", dkv);
-                    ops[nops++] = (sx_storage_op){
-                        .kind = SX_STORAGE_OP_CHECK, .key = dkey, .klen = dl, .cond = SX_STORAGE_COND_PRESENT};
-                }
+                /* The env must still name the data-key version the value was encrypted under when
+                 * the batch commits: a data-key rotation that began after we encrypted would not
+                 * re-encrypt this value and would destroy its key. */
+                ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_CHECK,
+                                              .key = pin.key,
+                                              .klen = pin.klen,
+                                              .cond = SX_STORAGE_COND_REV,
+                                              .rev = pin.rev};
+                sx_testpoint("set-value.batch");
             }
         } else { /* OP_DELETE: the value goes with the metadata, in the same batch */
             ops[nops++] = (sx_storage_op){
                 .kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
         }
-        size_t failed = 0;
         uint64_t t0 = sx_metrics_now_ns();
-        rc = sx_storage_batch(st, ops, nops, &failed);
+        rc = sx_storage_batch(st, ops, nops, NULL);
         sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_metrics_now_ns() - t0);
         free(blob);
         if (rc == 0) {
@@ -232,13 +234,10 @@ static void write_apply(write_job *j)
             storage_failed(j, rc);
             return;
         }
-        /* Someone else wrote in between: with If-Match that is a lost race for this client, and
-         * without it we read the new state and apply the change to it. A data key destroyed under
-         * us is never the client's business: encrypt again under the env's new key. */
-        if (j->if_match && ops[failed].kind != SX_STORAGE_OP_CHECK) {
-            set_result(j, 412, "precondition_failed", "the secret has changed since the ETag given in If-Match");
-            return;
-        }
+        /* Someone else wrote in between, or a data-key rotation began: read again. The next
+         * round answers 404 when the secret was deleted meanwhile, 412 when If-Match no longer
+         * names its revision, and otherwise applies the change to what is there now (a rotation
+         * is never the client's business: the value is encrypted again under the env's new key). */
     }
     set_result(j, 503, "unavailable", "too much contention on this secret; retry");
 }

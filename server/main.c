@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -178,6 +179,39 @@ static int open_storage(const sx_config *cfg, sx_storage **ret, char *err, size_
     int rc = sx_storage_open(&sopt, ret, err, errlen);
     sodium_free(password); /* the backend keeps its own copy for reconnecting */
     return rc;
+}
+
+static int64_t start_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * open_storage(), waiting for a database that cannot be reached yet or is still starting up (a
+ * node and its database started together, a database restarting): such a failure is -ENOTCONN,
+ * retried with backoff (0.1 s doubling to 2 s) for [storage] start_timeout seconds. Anything
+ * else (bad credentials, a newer schema) is final at once.
+ */
+static int open_storage_waiting(const sx_config *cfg, sx_storage **ret, char *err, size_t errlen)
+{
+    int64_t deadline = start_mono_ms() + (int64_t)cfg->storage_start_timeout * 1000;
+    int64_t backoff = 100;
+    for (unsigned attempt = 1;; attempt++) {
+        int rc = open_storage(cfg, ret, err, errlen);
+        if (rc != -ENOTCONN || cfg->backend != SX_CONFIG_BACKEND_POSTGRES)
+            return rc;
+        int64_t left = deadline - start_mono_ms();
+        if (left <= 0)
+            return rc;
+        int64_t wait = backoff < left ? backoff : left;
+        sx_log(SX_LOG_WARN, "the database is not accepting connections yet (attempt %u: %s); retrying in %lld ms",
+               attempt, err, (long long)wait);
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+    }
 }
 
 /* Open (or on first start initialise) the key hierarchy. Prints the recovery key once, to stdout
@@ -454,7 +488,7 @@ int main(int argc, char **argv)
         ensure_parent_dir(cfg->storage_path);
     if (cfg->admin_socket && *cfg->admin_socket)
         ensure_parent_dir(cfg->admin_socket);
-    int rc = open_storage(cfg, &storage, err, sizeof(err));
+    int rc = open_storage_waiting(cfg, &storage, err, sizeof(err));
     if (rc != 0) {
         sx_log(SX_LOG_ERROR, "cannot open storage: %s", err);
         goto out;

@@ -6,6 +6,7 @@
  * a crash redoes at most one chunk and changes nothing that was already done.
  */
 #include "server/rotation_internal.h"
+#include "server/testpoint.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -78,26 +79,35 @@ static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *
     for (int attempt = 0; attempt < ROT_WRITE_RETRIES; attempt++) {
         uint8_t *nb = NULL;
         size_t nl = 0;
-        rc = sx_crypto_value_reencrypt(r->c, &nb, &nl, place, blob, blen);
+        sx_crypto_pin pin;
+        rc = sx_crypto_value_reencrypt_pinned(r->c, &nb, &nl, &pin, place, blob, blen);
         if (rc != 0) {
             rc = rc == 1 ? 0 : rc; /* 1: already under the active version */
             break;
         }
-        sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
-                            .key = key,
-                            .klen = klen,
-                            .val = nb,
-                            .vlen = nl,
-                            .cond = SX_STORAGE_COND_REV,
-                            .rev = rev};
-        rc = sx_storage_batch(r->st, &op, 1, NULL);
+        /* Like a client's set-value, the write checks that the env still names the version it
+         * encrypted under, so it never lands under a version that another rotation destroys. */
+        sx_storage_op ops[2] = {{.kind = SX_STORAGE_OP_PUT,
+                                 .key = key,
+                                 .klen = klen,
+                                 .val = nb,
+                                 .vlen = nl,
+                                 .cond = SX_STORAGE_COND_REV,
+                                 .rev = rev},
+                                {.kind = SX_STORAGE_OP_CHECK,
+                                 .key = pin.key,
+                                 .klen = pin.klen,
+                                 .cond = SX_STORAGE_COND_REV,
+                                 .rev = pin.rev}};
+        rc = sx_storage_batch(r->st, ops, 2, NULL);
         free(nb);
         if (rc == 0)
             *did = true;
         if (rc != SX_STORAGE_ECONDITION)
             break;
-        /* A client set or deleted the value since we read it: look again. A deleted value stays
-         * deleted; a new one was most likely encrypted under the new version already. */
+        /* A client set or deleted the value since we read it, or the env's key state moved: look
+         * again. A deleted value stays deleted; a new one was most likely encrypted under the new
+         * version already. */
         sx_storage_free(reread);
         reread = NULL;
         rc = sx_storage_get(r->st, key, klen, &reread, &blen, &rev);
@@ -201,6 +211,7 @@ static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *
  * version costs one read). */
 int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_items, char *msg, size_t msglen)
 {
+    sx_testpoint("rotation.sweep");
     size_t rewrite_budget = budget;
     budget = budget * 4 > ROT_CHUNK_MAX ? ROT_CHUNK_MAX : budget * 4;
     item *items = calloc(budget, sizeof(*items));
@@ -209,9 +220,11 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
     size_t n = 0, handled = 0;
     int rc = collect(r, rot, items, budget, &n);
     if (rc == 0 && n == 0) {
-        /* The sweep is complete. */
+        /* The sweep is complete: every item there was got handled, however many were added or
+         * deleted since it was counted, so the progress reads done/done (100%) from here on. */
         rot->phase = SX_ROTATION_FINISH;
         rot->cursor_len = 0;
+        rot->total = rot->done;
         rc = sx_rot_write(r, rot);
     }
     size_t rewritten = 0;
@@ -222,6 +235,8 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
             memcpy(rot->cursor, items[i].key, items[i].klen);
             rot->cursor_len = items[i].klen;
             rot->done++;
+            if (rot->done > rot->total)
+                rot->total = rot->done; /* items added since the count: the total grows with them */
             handled++;
             rewritten += did;
         }
@@ -262,6 +277,8 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
             used = 1;
     }
     sx_storage_iter_free(it);
+    if (rc >= 0 && !used)
+        sx_testpoint("rotation.destroy"); /* between the scan and the destroy's batch */
     return rc < 0 ? rc : used;
 }
 

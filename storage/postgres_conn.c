@@ -266,9 +266,12 @@ int sxs_pg_connect(pg_store *s, PGconn **ret, char *err, size_t errlen)
         return -ENOMEM;
     }
     if (PQstatus(pq) != CONNECTION_OK) {
+        /* The server answered but refused these credentials: waiting will not help, unlike a
+         * server that is unreachable or still starting up (which refuses before authentication). */
+        bool denied = PQconnectionNeedsPassword(pq) || PQconnectionUsedPassword(pq);
         sxs_pg_err(s, err, errlen, "cannot connect", PQerrorMessage(pq));
         PQfinish(pq);
-        return -ENOTCONN;
+        return denied ? -EACCES : -ENOTCONN;
     }
     PQsetNoticeProcessor(pq, ignore_notice, NULL);
     *ret = pq;

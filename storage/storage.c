@@ -94,7 +94,7 @@ const char *sx_storage_strerror(int code)
     case -ENOTSUP:
         return "operation not supported by this storage backend";
     case -EACCES:
-        return "permission denied on the storage directory";
+        return "permission denied (on the storage directory, or the database refused the credentials)";
     case -ENOTDIR:
         return "storage path is not a directory";
     case -EROFS:

@@ -19,8 +19,9 @@
  *
  * Errors: 0 on success, a negative errno otherwise (-ENOENT not found, -EINVAL bad argument,
  * -EIO an I/O or corruption error, -ENOMEM, -EBUSY store locked by another process, -ENOSPC disk
- * full; networked backends also -ENOTCONN the database cannot be reached, -ETIMEDOUT it did not
- * answer in time, -EAGAIN every connection is busy, -EROFS it is a read-only replica), or
+ * full; networked backends also -ENOTCONN the database cannot be reached (or is still starting
+ * up), -EACCES it refused the credentials, -ETIMEDOUT it did not answer in time, -EAGAIN every
+ * connection is busy, -EROFS it is a read-only replica), or
  * SX_STORAGE_ECONDITION when a batch precondition fails. After -ENOTCONN or -ETIMEDOUT a write may
  * or may not have been applied (the answer was lost), but never partly. The storage library never
  * logs; sx_storage_strerror() gives a sentence for any of these codes.

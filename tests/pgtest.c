@@ -157,7 +157,9 @@ static void conninfo(const sx_pgtest *pg, const char *db, char *buf, size_t cap)
 
 /* Start postgres on pg->port and wait until it accepts connections. 0, 1 (it exited: port taken?),
  * -1 (timeout). */
-static int start_server(sx_pgtest *pg)
+/* Start postgres on the folder; standby: in standby mode with hot_standby off, so that it stays in
+ * recovery and refuses every connection ("not accepting connections") until it is promoted. */
+static int start_server_mode(sx_pgtest *pg, bool standby)
 {
     char bin[4200], data[4200], port[16], sock[4200], log[4200];
     snprintf(bin, sizeof(bin), "%s/postgres", SX_PG_BINDIR);
@@ -184,7 +186,15 @@ static int start_server(sx_pgtest *pg)
                     "shared_buffers=32MB",
                     "-c",
                     "log_min_messages=warning",
+                    standby ? "-c" : NULL,
+                    "hot_standby=off",
                     NULL};
+    if (standby) {
+        char sig[4300];
+        snprintf(sig, sizeof(sig), "%s/standby.signal", data);
+        if (sx_test_write_file(sig, "", 0) != 0 || (pg->drop && chown(sig, pg->uid, pg->gid) != 0))
+            return -1;
+    }
     pg->pid = spawn(pg, argv, log);
     if (pg->pid < 0) {
         pg->pid = 0;
@@ -194,7 +204,8 @@ static int start_server(sx_pgtest *pg)
     char ci[256];
     conninfo(pg, "postgres", ci, sizeof(ci));
     for (int i = 0; i < 1500; i++) {
-        if (PQping(ci) == PQPING_OK)
+        PGPing ping = PQping(ci);
+        if (ping == PQPING_OK || (standby && ping == PQPING_REJECT))
             return 0;
         int st;
         if (waitpid(pg->pid, &st, WNOHANG) == pg->pid) {
@@ -205,6 +216,11 @@ static int start_server(sx_pgtest *pg)
         sleep_ms(20);
     }
     return -1;
+}
+
+static int start_server(sx_pgtest *pg)
+{
+    return start_server_mode(pg, false);
 }
 
 static void print_log(const sx_pgtest *pg, const char *name)
@@ -407,4 +423,44 @@ int sx_pgtest_createdb(const sx_pgtest *pg, const char *name)
     char sql[256];
     snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
     return sx_pgtest_exec(pg, "postgres", sql);
+}
+
+int sx_pgtest_resume_starting(sx_pgtest *pg)
+{
+    if (pg->pid > 0)
+        return -1;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int r = start_server_mode(pg, true);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            break;
+        sleep_ms(100);
+    }
+    fprintf(stderr, "pgtest: postgres did not start in standby mode\n");
+    print_log(pg, "postgres.log");
+    return -1;
+}
+
+int sx_pgtest_promote(sx_pgtest *pg)
+{
+    char bin[4200], data[4200], log[4200], ci[256];
+    snprintf(bin, sizeof(bin), "%s/pg_ctl", SX_PG_BINDIR);
+    snprintf(data, sizeof(data), "%s/data", pg->dir);
+    snprintf(log, sizeof(log), "%s/promote.log", pg->dir);
+    char *argv[] = {bin, "promote", "-D", data, "-W", NULL};
+    pid_t pid = spawn(pg, argv, log);
+    int st = pid > 0 ? wait_exit(pid, 60000) : -1;
+    if (st != 0) {
+        fprintf(stderr, "pgtest: pg_ctl promote failed (%d)\n", st);
+        print_log(pg, "promote.log");
+        return -1;
+    }
+    conninfo(pg, "postgres", ci, sizeof(ci));
+    for (int i = 0; i < 1500; i++) {
+        if (PQping(ci) == PQPING_OK)
+            return 0;
+        sleep_ms(20);
+    }
+    return -1;
 }

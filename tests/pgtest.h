@@ -52,6 +52,15 @@ int sx_pgtest_halt(sx_pgtest *pg, bool immediate);
 /* Start the server again on the same folder and port after sx_pgtest_halt(). 0 or -1. */
 int sx_pgtest_resume(sx_pgtest *pg);
 
+/* Start the server again after sx_pgtest_halt() so that it stays in start-up: in recovery (standby
+ * mode, hot_standby off), refusing every connection with "the database system is not accepting
+ * connections" until sx_pgtest_promote() ends the recovery. 0 or -1. */
+int sx_pgtest_resume_starting(sx_pgtest *pg);
+
+/* End the recovery of a server started by sx_pgtest_resume_starting() (pg_ctl promote) and wait
+ * until it accepts connections. 0 or -1. */
+int sx_pgtest_promote(sx_pgtest *pg);
+
 /* libpq connection string for database db, without the password. */
 void sx_pgtest_dsn(const sx_pgtest *pg, const char *db, char *buf, size_t cap);
 

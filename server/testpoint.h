@@ -1,0 +1,11 @@
+/*
+ * testpoint.h - named pause points for race tests (see testpoint.c). A no-op unless the process
+ * was started with SECRETSD_TEST_PAUSE_DIR set; callable from any thread.
+ */
+#ifndef SX_SERVER_TESTPOINT_H
+#define SX_SERVER_TESTPOINT_H
+
+/* Wait here while the test holds the point name (a file name: [a-z.-] only). */
+void sx_testpoint(const char *name);
+
+#endif
