@@ -438,6 +438,20 @@ int ctl_cmd_status(const ctl *c, int argc, char **argv)
 
 /* ---- seal -------------------------------------------------------------------------------------------- */
 
+/* The server refuses a new passphrase seal under this many characters (SX_CRYPTO_PASSPHRASE_MIN_CHARS);
+ * checked here too, so that a passphrase that would be refused is never sent. */
+#define MIN_PASSPHRASE_CHARS 12
+
+/* Characters (UTF-8 code points) of s. */
+static int passphrase_chars(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 static void seal_usage(FILE *f)
 {
     fprintf(f, "usage: secretsctl seal migrate --to file --key-file NEW_PATH\n"
@@ -560,6 +574,12 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
         } else if (!pass || !*pass) {
             fprintf(stderr, "secretsctl: the environment variable \"%s\" is empty or unset\n", pass_env);
             rc = 2;
+        } else if (passphrase_chars(pass) < MIN_PASSPHRASE_CHARS) {
+            fprintf(stderr,
+                    "secretsctl: the passphrase in \"%s\" is shorter than %d characters; a passphrase seal needs a "
+                    "longer one\n",
+                    pass_env, MIN_PASSPHRASE_CHARS);
+            rc = 3;
         } else {
             gen_kv(g, "passphrase", pass, strlen(pass));
             gen_kv(g, "passphraseEnv", pass_env, strlen(pass_env));
@@ -583,6 +603,8 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
         v = call(c, "POST", "/v1/seal/migrate", (const char *)body, 200, 200, true);
     sodium_memzero((void *)body, blen); /* may hold the passphrase */
     yajl_gen_free(g);
+    if (rc == 3)
+        return 2;
     if (rc == 2) {
         fprintf(stderr, "secretsctl: --to file needs --key-file; --to passphrase needs --passphrase-env; --to tpm "
                         "takes --tcti and --pcrs; no other combination\n");
