@@ -21,8 +21,8 @@ void ops_write_config(const char *dir, const char *name, bool sync, const char *
 
 /* Start secretsd --config dir/name. 0 when it serves (srv filled; stop with sx_srv_stop(), which
  * leaves dir in place); -1 when it exited, with its exit status in *ret_exit (may be NULL) and
- * its stderr appended to dir/stderr.log. stdout goes to dir/stdout.log (never the recovery key: stdout is not a terminal, so a new keyring's
- * recovery key goes to dir/var/recovery.key). */
+ * its stderr appended to dir/stderr.log. stdout goes to dir/stdout.log; it is not a terminal, so a
+ * new keyring's recovery key goes to dir/var/recovery.key instead. */
 int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit);
 
 /* The recovery key written at first start (dir/var/recovery.key) into out (80 bytes). */
