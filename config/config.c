@@ -86,6 +86,7 @@ enum key_id {
     K_MEMLIMIT,
     K_TCTI,
     K_PCRS,
+    K_RECOVERY_KEY_FILE,
     K_LEVEL,
     K_ACCESS_LOG,
     K_AUDIT_LOG,
@@ -128,6 +129,7 @@ static const sx_config_key keys[N_KEYS] = {
     [K_MEMLIMIT] = {"seal", "pwhash_memlimit", false},
     [K_TCTI] = {"seal", "tcti", false},
     [K_PCRS] = {"seal", "pcrs", false},
+    [K_RECOVERY_KEY_FILE] = {"seal", "recovery_key_file", false},
     [K_LEVEL] = {"log", "level", false},
     [K_ACCESS_LOG] = {"log", "access_log", false},
     [K_AUDIT_LOG] = {"log", "audit_log", false},
@@ -302,14 +304,32 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
         else
             cfg->http2_max_control_frames = (unsigned)n;
         return 0;
+    /* Argon2id below libsodium's INTERACTIVE preset makes an offline guess of the passphrase too
+     * cheap for a key that guards every secret. */
     case K_OPSLIMIT:
-        if ((r = sx_config_parse_uint(v, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX, &n, why)) == 0)
-            cfg->seal_pwhash_opslimit = n;
-        return r;
+        if ((r = sx_config_parse_uint(v, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX, &n, why)) < 0)
+            return r;
+        if (n < crypto_pwhash_OPSLIMIT_INTERACTIVE) {
+            snprintf(why, SX_CONFIG_WHY_LEN,
+                     "must be at least %llu (libsodium's INTERACTIVE; the default is %llu), got '%.100s'",
+                     (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                     (unsigned long long)crypto_pwhash_OPSLIMIT_MODERATE, v);
+            return -EINVAL;
+        }
+        cfg->seal_pwhash_opslimit = n;
+        return 0;
     case K_MEMLIMIT:
-        if ((r = sx_config_parse_size(v, crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_MAX, &n, why)) == 0)
-            cfg->seal_pwhash_memlimit = (size_t)n;
-        return r;
+        if ((r = sx_config_parse_size(v, crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_MAX, &n, why)) < 0)
+            return r;
+        if (n < crypto_pwhash_MEMLIMIT_INTERACTIVE) {
+            snprintf(why, SX_CONFIG_WHY_LEN,
+                     "must be at least %zuM (libsodium's INTERACTIVE; the default is %zuM), got '%.100s'",
+                     (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE >> 20, (size_t)crypto_pwhash_MEMLIMIT_MODERATE >> 20,
+                     v);
+            return -EINVAL;
+        }
+        cfg->seal_pwhash_memlimit = (size_t)n;
+        return 0;
     case K_SYNC:
         if ((r = sx_config_parse_bool(v, &b, why)) == 0)
             cfg->storage_sync = b;
@@ -383,16 +403,18 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
     case K_KEY_FILE:
     case K_ACCESS_LOG:
     case K_AUDIT_LOG:
-    case K_DB_PASSWORD_FILE: {
-        char **slot = id == K_ADMIN_SOCKET       ? &cfg->admin_socket
-                      : id == K_TLS_CERT         ? &cfg->tls_cert
-                      : id == K_TLS_KEY          ? &cfg->tls_key
-                      : id == K_STORAGE_PATH     ? &cfg->storage_path
-                      : id == K_KEY_FILE         ? &cfg->seal_key_file
-                      : id == K_ACCESS_LOG       ? &cfg->access_log
-                      : id == K_DB_PASSWORD_FILE ? &cfg->storage_password_file
-                                                 : &cfg->audit_log;
-        if (!*v && (id == K_STORAGE_PATH || id == K_KEY_FILE)) {
+    case K_DB_PASSWORD_FILE:
+    case K_RECOVERY_KEY_FILE: {
+        char **slot = id == K_ADMIN_SOCKET        ? &cfg->admin_socket
+                      : id == K_TLS_CERT          ? &cfg->tls_cert
+                      : id == K_TLS_KEY           ? &cfg->tls_key
+                      : id == K_STORAGE_PATH      ? &cfg->storage_path
+                      : id == K_KEY_FILE          ? &cfg->seal_key_file
+                      : id == K_ACCESS_LOG        ? &cfg->access_log
+                      : id == K_DB_PASSWORD_FILE  ? &cfg->storage_password_file
+                      : id == K_RECOVERY_KEY_FILE ? &cfg->seal_recovery_key_file
+                                                  : &cfg->audit_log;
+        if (!*v && (id == K_STORAGE_PATH || id == K_KEY_FILE || id == K_RECOVERY_KEY_FILE)) {
             snprintf(why, SX_CONFIG_WHY_LEN, "must not be empty");
             return -EINVAL;
         }
@@ -636,6 +658,7 @@ static int set_defaults(sx_config *cfg)
     if (sx_config_resolve_path(cfg->dir, "var/secretsd.sock", &cfg->admin_socket, why) < 0 ||
         sx_config_resolve_path(cfg->dir, "var/data", &cfg->storage_path, why) < 0 ||
         sx_config_resolve_path(cfg->dir, "var/seal.key", &cfg->seal_key_file, why) < 0 ||
+        sx_config_resolve_path(cfg->dir, "var/recovery.key", &cfg->seal_recovery_key_file, why) < 0 ||
         !(cfg->seal_passphrase_env = strdup("SECRETSD_PASSPHRASE")) ||
         !(cfg->seal_tcti = strdup("device:/dev/tpmrm0")) || !(cfg->access_log = strdup("-")) ||
         !(cfg->audit_log = strdup("")) || !(cfg->tls_cert = strdup("")) || !(cfg->tls_key = strdup("")) ||
@@ -775,6 +798,7 @@ void sx_config_free(sx_config *cfg)
     free(cfg->storage_password_env);
     free(cfg->storage_password_file);
     free(cfg->seal_key_file);
+    free(cfg->seal_recovery_key_file);
     free(cfg->seal_passphrase_env);
     free(cfg->seal_tcti);
     free(cfg->access_log);

@@ -55,7 +55,7 @@ extern "C" {
     (-1101)                            /* the seal key does not open the keyring (wrong key file or passphrase,        \
                                           or the sealed keyring / seal record was altered or copied) */
 #define SX_CRYPTO_EFORMAT      (-1102) /* a stored blob is malformed or has an unknown format version */
-#define SX_CRYPTO_EKEYPERM     (-1103) /* the seal key file is accessible by group or others */
+#define SX_CRYPTO_EKEYPERM     (-1103) /* the seal key file is accessible by group or others, or owned by another user */
 #define SX_CRYPTO_ESEALTYPE    (-1104) /* the store is sealed with another seal type than configured */
 #define SX_CRYPTO_EBADRECOVERY (-1105) /* the recovery key is mistyped or does not open the recovery record */
 #define SX_CRYPTO_ENOTPM       (-1106) /* no TPM reachable through the configured TCTI */
@@ -82,6 +82,14 @@ const char *sx_crypto_strerror(int code);
 #define SX_CRYPTO_MAX_MASTERS 64u
 /* Default number of unwrapped data keys kept in memory. */
 #define SX_CRYPTO_CACHE_DEFAULT 1024u
+/* A new passphrase seal needs a passphrase of at least this many characters (UTF-8 code points)
+ * and Argon2id limits of at least libsodium's INTERACTIVE preset; an existing seal made under
+ * weaker rules still opens, so that it can be migrated. */
+#define SX_CRYPTO_PASSPHRASE_MIN_CHARS 12u
+
+/* The number of characters (UTF-8 code points: bytes that are not continuation bytes) of s. */
+size_t sx_crypto_passphrase_chars(const char *s, size_t len);
+
 /* Length of a printable recovery key including the terminating NUL. */
 #define SX_CRYPTO_RECOVERY_KEY_SIZE 72u
 
@@ -97,9 +105,9 @@ typedef struct sx_crypto_seal_options {
     sx_crypto_seal_type type;
     const char *key_file;               /* FILE: path of the key file */
     const char *passphrase;             /* PASSPHRASE: the bytes (the caller read the env variable) */
-    size_t passphrase_len;              /* PASSPHRASE: may not be 0 */
-    unsigned long long pwhash_opslimit; /* PASSPHRASE: for a new seal; 0 = crypto_pwhash_OPSLIMIT_MODERATE */
-    size_t pwhash_memlimit;             /* PASSPHRASE: for a new seal; 0 = crypto_pwhash_MEMLIMIT_MODERATE */
+    size_t passphrase_len;              /* PASSPHRASE: a new seal needs SX_CRYPTO_PASSPHRASE_MIN_CHARS */
+    unsigned long long pwhash_opslimit; /* PASSPHRASE: for a new seal (>= INTERACTIVE); 0 = OPSLIMIT_MODERATE */
+    size_t pwhash_memlimit;             /* PASSPHRASE: for a new seal (>= INTERACTIVE); 0 = MEMLIMIT_MODERATE */
     const char *tcti;                   /* TPM: e.g. "device:/dev/tpmrm0" (default), "swtpm:host=...,port=..." */
     uint32_t pcrs;                      /* TPM: sha256 PCRs to bind a new seal to (bit n = PCR n); 0 = none */
 } sx_crypto_seal_options;

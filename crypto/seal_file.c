@@ -5,8 +5,9 @@
  * when two processes initialise at once, the key is written to a private temporary file in the same
  * folder, flushed, and then hard-linked to the final name: link() fails if the name exists, so a
  * reader never sees a half-written key and the loser of the race simply reads the winner's file.
- * A key file that group or others may access is refused rather than silently fixed: it may
- * already have leaked, and the operator should know.
+ * A key file that group or others may access, or that another user owns (who could read it,
+ * or swap in a key of their own), is refused rather than silently fixed: it may already have
+ * leaked, and the operator should know.
  */
 #include "crypto/crypto_internal.h"
 
@@ -32,6 +33,11 @@ int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *er
         r = sx_crypto_fail(err, errlen, -errno, "cannot stat seal key file \"%s\"", o->key_file);
     } else if (!S_ISREG(sb.st_mode)) {
         r = sx_crypto_fail(err, errlen, -EINVAL, "seal key file \"%s\" is not a regular file", o->key_file);
+    } else if (sb.st_uid != geteuid()) {
+        r = sx_crypto_fail(err, errlen, SX_CRYPTO_EKEYPERM,
+                           "seal key file \"%s\" is owned by uid %u, not by this process's user (uid %u): its owner "
+                           "may have read or replaced it; chown it (and consider the key exposed)",
+                           o->key_file, (unsigned)sb.st_uid, (unsigned)geteuid());
     } else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
         r = sx_crypto_fail(err, errlen, SX_CRYPTO_EKEYPERM,
                            "seal key file \"%s\" has mode %04o: group or others may access it; make it 0600 (and "

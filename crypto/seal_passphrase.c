@@ -8,6 +8,11 @@
  * make start-up allocate gigabytes or spin for hours. The bound is the larger of the configured
  * limits and libsodium's SENSITIVE preset.
  *
+ * A new seal is refused for a passphrase under SX_CRYPTO_PASSPHRASE_MIN_CHARS characters or
+ * limits below libsodium's INTERACTIVE preset: below those an offline guess costs too little for a
+ * key that guards every secret. Opening an existing seal keeps the older, wider bounds, so a store
+ * sealed before these rules still starts and can be migrated to a stronger seal.
+ *
  * Argon2id at MODERATE limits takes about a second and 256 MiB: callers run this off the event
  * loop (sx_crypto_open is a start-up call).
  */
@@ -32,16 +37,32 @@ static int derive(uint8_t key[32], const sx_crypto_seal_options *o, const uint8_
     return 0;
 }
 
+size_t sx_crypto_passphrase_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 int sx_seal_passphrase_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
                               size_t errlen)
 {
     unsigned long long ops;
     size_t mem;
     resolve_limits(o, &ops, &mem);
-    if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX || mem < crypto_pwhash_MEMLIMIT_MIN ||
-        mem > crypto_pwhash_MEMLIMIT_MAX)
-        return sx_crypto_fail(err, errlen, -EINVAL, "seal pwhash limits out of range (opslimit %llu, memlimit %zu)",
-                              ops, mem);
+    if (ops < crypto_pwhash_OPSLIMIT_INTERACTIVE || ops > crypto_pwhash_OPSLIMIT_MAX ||
+        mem < crypto_pwhash_MEMLIMIT_INTERACTIVE || mem > crypto_pwhash_MEMLIMIT_MAX)
+        return sx_crypto_fail(err, errlen, -EINVAL,
+                              "seal pwhash limits (opslimit %llu, memlimit %zu) are below libsodium's INTERACTIVE "
+                              "preset (opslimit %llu, memlimit %zu) or out of range",
+                              ops, mem, (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    if (o->passphrase && o->passphrase_len &&
+        sx_crypto_passphrase_chars(o->passphrase, o->passphrase_len) < SX_CRYPTO_PASSPHRASE_MIN_CHARS)
+        return sx_crypto_fail(err, errlen, -EINVAL, "the seal passphrase is shorter than %u characters",
+                              SX_CRYPTO_PASSPHRASE_MIN_CHARS);
     randombytes_buf(sp->salt, sizeof sp->salt);
     sp->opslimit = ops;
     sp->memlimit = mem;

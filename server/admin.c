@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "server/audit.h"
 
 typedef enum admin_op { ADMIN_CREATE, ADMIN_LIST, ADMIN_REVOKE } admin_op;
 
@@ -122,6 +123,24 @@ static void admin_work(sx_job *job)
     }
 }
 
+/* The token.create line names what was granted: the new token's id (as the line's name), its
+ * scope and its role - never its secret part. The request has no token of its own (the admin
+ * socket's file mode is its authority), so tokenId, label and role stay null. */
+static void audit_created(sx_request *r, const sx_auth_token *t)
+{
+    if (!r->server->audit || r->audit_done)
+        return;
+    char client[64], scope[3 * (SX_AUTH_NAME_MAX + 1)];
+    snprintf(scope, sizeof(scope), "%s%s%s%s%s", t->org, t->project[0] ? "/" : "", t->project, t->env[0] ? "/" : "",
+             t->env);
+    sx_audit_rec rec;
+    sx_request_audit_rec(r, &rec, client, scope, t->id);
+    rec.status = 201;
+    rec.granted_role = sx_auth_role_name(t->role);
+    sx_audit_log(r->server->audit, r->thread->index, &rec);
+    r->audit_done = true;
+}
+
 static void admin_done(sx_job *job)
 {
     admin_job *j = (admin_job *)job;
@@ -157,6 +176,7 @@ static void admin_done(sx_job *job)
     h2o_iovec_t body = sx_json_gen_finish_wiped(g, pool);
     sx_log(SX_LOG_INFO, "admin: token %s created (role %s, org \"%s\")", j->info.id, sx_auth_role_name(j->info.role),
            j->info.org);
+    audit_created(r, &j->info);
     sx_send_json_pooled(r, 201, body); /* no unwiped copy of the token */
 }
 
@@ -212,8 +232,8 @@ void sx_admin_token_create(sx_request *r)
         return;
     sx_json_value v[6];
     char err[256];
-    int rc = sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, token_fields, 6, v, err,
-                           sizeof(err));
+    int rc =
+        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, token_fields, 6, v, err, sizeof(err));
     if (rc != 0) {
         sx_send_error(r, 400, rc == SX_JSON_EINVALID ? "invalid_json" : "invalid_request", err);
         return;

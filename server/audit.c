@@ -145,6 +145,8 @@ static size_t format_body(char *out, const sx_audit_rec *r)
         n += (size_t)snprintf(out + n, 32, ",\"status\":null");
     else
         n += (size_t)snprintf(out + n, 32, ",\"status\":%d", r->status);
+    if (r->granted_role)
+        n = put_str(out, n, "grantedRole", r->granted_role);
     return n;
 }
 

@@ -13,7 +13,7 @@
  *   {"seq":7,"event":"request","time":"...","requestId":"...","tokenId":"..."|null,
  *    "label":"..."|null,"role":"..."|null,"client":"...","action":"secret.reveal",
  *    "scope":"o/p/env"|null,"name":"..."|null,"phase":"intent"|"done","status":200|null,
- *    "mac":"64 hex"}
+ *    "grantedRole":"..." (token.create only), "mac":"64 hex"}
  *   {"seq":1,"event":"audit.open","prev":"64 hex","time":"...","mac":"..."}   (first line of a file
  *    and after every start or reopen; prev is the MAC the chain continues from, zeros at genesis)
  * Never a value, a token or key material: callers pass names and ids only.
@@ -50,6 +50,9 @@ typedef struct sx_audit_rec {
     const char *name;
     bool intent; /* phase "intent" (before a change or a reveal) instead of "done" */
     int status;  /* HTTP status of the answer; ignored for an intent */
+    /* token.create only: the new token's role, written as "grantedRole" after "status" (its id goes
+     * in name and its scope in scope); NULL on every other line, which then has no such field. */
+    const char *granted_role;
 } sx_audit_rec;
 
 /* An audit record's strings copied into fixed buffers, for a job that outlives the request. */

@@ -5,7 +5,8 @@
  *
  * It talks HTTP to a running secretsd over the Unix admin socket (libcurl with
  * CURLOPT_UNIX_SOCKET_PATH). The socket's file mode (0600, owned by the server's user) is the only
- * gate on the admin API, so secretsctl has to run as that user. Human-readable output goes to
+ * gate on the admin API, so secretsctl has to run as that user; it talks only to a server that runs
+ * as its own user or root (checked with SO_PEERCRED before anything is sent). Human-readable output goes to
  * stdout, diagnostics to stderr; --json prints the server's JSON answer unchanged for scripts.
  * Exit status: 0 success, 1 the server answered with an error or could not be reached, 2 usage.
  */
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -41,8 +44,47 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
     return add;
 }
 
+/* Before a byte is sent, secretsctl checks who serves the admin socket: a socket file proves
+ * nothing by its name, and a server of another user (one that took the path, or a folder others
+ * can write) would collect a passphrase or hand back tokens of its own. The peer must run as this
+ * user or as root (SO_PEERCRED, recorded by the kernel when the server called listen()). libcurl
+ * opens the socket through open_socket() (so its descriptor is known) and calls check_peer() once
+ * connected and before it writes the request. */
+typedef struct peer_check {
+    curl_socket_t fd;
+    bool refused;
+    int peer_uid;
+} peer_check;
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    peer_check *pc = clientp;
+    (void)purpose;
+    pc->fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    return pc->fd < 0 ? CURL_SOCKET_BAD : pc->fd;
+}
+
+static int check_peer(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                      int conn_local_port)
+{
+    peer_check *pc = clientp;
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    bool known = pc->fd >= 0 && getsockopt(pc->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred);
+    if (known && (cred.uid == getuid() || cred.uid == geteuid() || cred.uid == 0))
+        return CURL_PREREQFUNC_OK;
+    pc->refused = true;
+    pc->peer_uid = known ? (int)cred.uid : -1;
+    return CURL_PREREQFUNC_ABORT;
+}
+
 int ctl_request(const ctl *c, const char *method, const char *path, const char *body, long *ret_status, buf *ret_body)
 {
+    peer_check pc = {.fd = CURL_SOCKET_BAD};
     CURL *h = curl_easy_init();
     if (!h)
         return -ENOMEM;
@@ -58,6 +100,10 @@ int ctl_request(const ctl *c, const char *method, const char *path, const char *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, ret_body);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &pc);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, &pc);
     if (body) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -65,7 +111,12 @@ int ctl_request(const ctl *c, const char *method, const char *path, const char *
     }
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        if (!c->quiet)
+        if (pc.refused)
+            fprintf(stderr,
+                    "secretsctl: the admin socket \"%s\" is served by uid %d, not by this user (uid %u) or root: "
+                    "refusing to send anything to it\n",
+                    c->socket_path, pc.peer_uid, (unsigned)getuid());
+        else if (!c->quiet)
             fprintf(stderr, "secretsctl: cannot reach the server at \"%s\": %s\n", c->socket_path,
                     curl_easy_strerror(rc));
         curl_slist_free_all(hdrs);
@@ -142,14 +193,30 @@ static int token_create(const ctl *c, int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:p:e:r:l:t:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'o': org = optarg; break;
-        case 'p': project = optarg; break;
-        case 'e': env = optarg; break;
-        case 'r': role = optarg; break;
-        case 'l': label = optarg; break;
-        case 't': ttl = optarg; break;
-        case 'h': token_usage(stdout); return 0;
-        default: token_usage(stderr); return 2;
+        case 'o':
+            org = optarg;
+            break;
+        case 'p':
+            project = optarg;
+            break;
+        case 'e':
+            env = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 't':
+            ttl = optarg;
+            break;
+        case 'h':
+            token_usage(stdout);
+            return 0;
+        default:
+            token_usage(stderr);
+            return 2;
         }
     }
     if (!org || !role || optind != argc) {

@@ -438,6 +438,20 @@ int ctl_cmd_status(const ctl *c, int argc, char **argv)
 
 /* ---- seal -------------------------------------------------------------------------------------------- */
 
+/* The server refuses a new passphrase seal under this many characters (SX_CRYPTO_PASSPHRASE_MIN_CHARS);
+ * checked here too, so that a passphrase that would be refused is never sent. */
+#define MIN_PASSPHRASE_CHARS 12
+
+/* Characters (UTF-8 code points) of s. */
+static int passphrase_chars(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 static void seal_usage(FILE *f)
 {
     fprintf(f, "usage: secretsctl seal migrate --to file --key-file NEW_PATH\n"
@@ -446,10 +460,10 @@ static void seal_usage(FILE *f)
                "       secretsctl --config FILE seal recover [--key-file-in PATH]\n"
                "\n"
                "migrate: re-seals the keyring under a new seal in one atomic write; the old seal stops opening\n"
-               "         it at once. A file seal creates NEW_PATH (which must not exist). A passphrase is read\n"
-               "         from the environment variable NAME of this process, never from the command line. The\n"
-               "         TCTI defaults to the server's [seal] tcti. Afterwards change [seal] in the server's\n"
-               "         configuration as printed, or the next start fails.\n"
+               "         it at once. A file seal creates NEW_PATH (which must not exist). A passphrase (at least\n"
+               "         12 characters) is read from the environment variable NAME of this process, never from\n"
+               "         the command line. The TCTI defaults to the server's [seal] tcti. Afterwards change [seal]\n"
+               "         in the server's configuration as printed, or the next start fails.\n"
                "recover: works while the server is STOPPED: runs `secretsd --config FILE --recover`, which reads\n"
                "         the recovery key from stdin (or from --key-file-in PATH) and re-seals the keyring under\n"
                "         the seal configured in FILE, when the old seal (key file, passphrase, TPM) is lost.\n");
@@ -560,6 +574,12 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
         } else if (!pass || !*pass) {
             fprintf(stderr, "secretsctl: the environment variable \"%s\" is empty or unset\n", pass_env);
             rc = 2;
+        } else if (passphrase_chars(pass) < MIN_PASSPHRASE_CHARS) {
+            fprintf(stderr,
+                    "secretsctl: the passphrase in \"%s\" is shorter than %d characters; a passphrase seal needs a "
+                    "longer one\n",
+                    pass_env, MIN_PASSPHRASE_CHARS);
+            rc = 3;
         } else {
             gen_kv(g, "passphrase", pass, strlen(pass));
             gen_kv(g, "passphraseEnv", pass_env, strlen(pass_env));
@@ -583,6 +603,8 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
         v = call(c, "POST", "/v1/seal/migrate", (const char *)body, 200, 200, true);
     sodium_memzero((void *)body, blen); /* may hold the passphrase */
     yajl_gen_free(g);
+    if (rc == 3)
+        return 2;
     if (rc == 2) {
         fprintf(stderr, "secretsctl: --to file needs --key-file; --to passphrase needs --passphrase-env; --to tpm "
                         "takes --tcti and --pcrs; no other combination\n");

@@ -214,8 +214,6 @@ static int open_storage_waiting(const sx_config *cfg, sx_storage **ret, char *er
     }
 }
 
-/* Open (or on first start initialise) the key hierarchy. Prints the recovery key once, to stdout
- * and not to the log, when the keyring was created now. */
 /* The configured seal as crypto options; *ret_passphrase (sodium_malloc'd, free with sodium_free)
  * holds the passphrase the options point at. */
 static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret_passphrase)
@@ -252,6 +250,88 @@ static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret
     return 0;
 }
 
+/* Write text (the recovery key and a newline) to a new file: path itself, or path.1 .. path.99 when
+ * that exists, never an existing file (O_EXCL) and never through a symlink (O_NOFOLLOW); mode 0400,
+ * flushed before the name is reported. The name used goes to ret_path. */
+static int write_recovery_file(const char *path, const char *key, char *ret_path, size_t cap)
+{
+    char name[4096];
+    int fd = -1, e = 0;
+    for (int i = 0; i < 100 && fd < 0; i++) {
+        if (i == 0)
+            snprintf(name, sizeof(name), "%s", path);
+        else
+            snprintf(name, sizeof(name), "%s.%d", path, i);
+        fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0400);
+        e = errno;
+        if (fd < 0 && e != EEXIST)
+            return -e;
+    }
+    if (fd < 0)
+        return -EEXIST;
+    size_t len = strlen(key);
+    int rc = 0;
+    errno = 0;
+    if (fchmod(fd, 0400) != 0 || write(fd, key, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+        rc = errno ? -errno : -EIO;
+    close(fd);
+    if (rc != 0) {
+        unlink(name);
+        return rc;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", name);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    snprintf(ret_path, cap, "%s", name);
+    return 0;
+}
+
+/* Show a new keyring's recovery key once. On a terminal it is printed there; otherwise stdout is
+ * likely a pipe into a journal or a log collector, where a key would be kept and copied for as
+ * long as the logs are, so it goes to [seal] recovery_key_file and only that file's name is
+ * logged. A key that cannot be written anywhere safe fails start-up, before anything is served. */
+static int show_recovery_key(const sx_config *cfg, const char *recovery)
+{
+    if (isatty(STDOUT_FILENO)) {
+        printf("\n"
+               "secretsd: a new keyring was created. Its RECOVERY KEY is shown this once:\n"
+               "\n    %s\n\n"
+               "Store it offline. With it, `secretsd --config FILE --recover` restores access when the seal (key\n"
+               "file, passphrase or TPM) is lost. Anyone holding it and the data can decrypt every secret.\n\n",
+               recovery);
+        fflush(stdout);
+        return 0;
+    }
+    char used[4096];
+    const char *file = cfg->seal_recovery_key_file; /* a path, logged by name */
+    ensure_parent_dir(file);
+    int rc = write_recovery_file(file, recovery, used, sizeof(used));
+    if (rc != 0) {
+        sx_log(
+            SX_LOG_ERROR,
+            "a new keyring was created, but its recovery key could not be written to \"%s\" ([seal] "
+            "recovery_key_file): %s. stdout is not a terminal, so it is not shown there either: remove the new store "
+            "and start again (with a writable folder for the file), or this keyring has no recovery key",
+            file, strerror(-rc));
+        return rc;
+    }
+    sx_log(SX_LOG_WARN,
+           "a new keyring was created; its RECOVERY KEY was written to \"%s\" (mode 0400), not to this log. Store "
+           "it offline and delete the file: with it and the data anyone can decrypt every secret",
+           used);
+    return 0;
+}
+
+/* Open (or on first start initialise) the key hierarchy; a new keyring's recovery key is shown
+ * once by show_recovery_key(), never logged. */
 static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **ret)
 {
     sx_crypto_options opt;
@@ -269,14 +349,13 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
         return rc;
     }
     if (recovery) {
-        printf("\n"
-               "secretsd: a new keyring was created. Its RECOVERY KEY is shown this once:\n"
-               "\n    %s\n\n"
-               "Store it offline. With it, `secretsd --config FILE --recover` restores access when the seal (key\n"
-               "file, passphrase or TPM) is lost. Anyone holding it and the data can decrypt every secret.\n\n",
-               recovery);
-        fflush(stdout);
+        rc = show_recovery_key(cfg, recovery);
         sx_crypto_recovery_key_free(recovery);
+        if (rc != 0) {
+            sx_crypto_free(*ret);
+            *ret = NULL;
+            return rc;
+        }
     }
     sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)",
            cfg->seal == SX_CONFIG_SEAL_FILE         ? "file"

@@ -113,13 +113,56 @@ static int open_admin(sx_listener *l, const char *path, char *err, size_t errlen
     }
     strcpy(sa.sun_path, path);
 
-    /* A socket file left by a server that died is removed; one that answers belongs to a live
-     * server, and starting a second one on it would steal its operator interface. */
+    /* The socket's file mode is the only gate on the admin API, so whoever can write its folder
+     * can replace the socket with one of their own and collect what operators send (a passphrase)
+     * or answer in the server's name. The folder must belong to this user (or root) and be
+     * writable by nobody else, unless it is sticky (like /tmp), where others cannot remove or
+     * rename our file; a name they took first is caught below by its owner. */
+    char dir[sizeof(sa.sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    uid_t me = geteuid();
     struct stat st;
+    if (stat(dir, &st) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "admin socket folder \"%s\": %s", dir, strerror(e));
+        return -e;
+    }
+    if (st.st_uid != me && st.st_uid != 0) {
+        snprintf(err, errlen,
+                 "admin socket folder \"%s\" is owned by uid %u, not by this server's user (uid %u) or root: its "
+                 "owner could replace the socket; use a folder of this user with mode 0700",
+                 dir, (unsigned)st.st_uid, (unsigned)me);
+        return -EPERM;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        snprintf(err, errlen,
+                 "admin socket folder \"%s\" has mode %04o: other users may write it and replace the socket; make "
+                 "it 0700 (or sticky, like /tmp)",
+                 dir, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+
+    /* A socket file left by a server of this user that died is removed; one that answers belongs
+     * to a live server, and starting a second one on it would steal its operator interface. One
+     * that another user owns is not ours to remove, and may be a trap. */
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             snprintf(err, errlen, "admin socket path \"%s\" exists and is not a socket", path);
             return -EEXIST;
+        }
+        if (st.st_uid != me) {
+            snprintf(err, errlen,
+                     "admin socket \"%s\" exists and is owned by uid %u, not by this server's user (uid %u); "
+                     "remove it only if you know it is stale",
+                     path, (unsigned)st.st_uid, (unsigned)me);
+            return -EPERM;
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {

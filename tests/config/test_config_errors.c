@@ -101,6 +101,14 @@ static void bad_sizes_and_numbers(void)
     EXPECT("[server]\nmax_value_bytes = 0\n", "2: [server] max_value_bytes: must be 1..1073741824 bytes, got '0'");
     EXPECT("[seal]\npwhash_memlimit = 1K\n", "2: [seal] pwhash_memlimit: must be 8192..4398046510080 bytes, got '1K'");
     EXPECT("[seal]\npwhash_opslimit = 0\n", "2: [seal] pwhash_opslimit: must be 1..4294967295, got '0'");
+    /* Argon2id below libsodium's INTERACTIVE preset is refused with the floor and the default named. */
+    EXPECT("[seal]\npwhash_opslimit = 1\n",
+           "2: [seal] pwhash_opslimit: must be at least 2 (libsodium's INTERACTIVE; the default is 3), got '1'");
+    EXPECT("[seal]\npwhash_memlimit = 8M\n",
+           "2: [seal] pwhash_memlimit: must be at least 64M (libsodium's INTERACTIVE; the default is 256M), got '8M'");
+    EXPECT("[seal]\npwhash_memlimit = 65535K\n", "2: [seal] pwhash_memlimit: must be at least 64M (libsodium's "
+                                                 "INTERACTIVE; the default is 256M), got '65535K'");
+    EXPECT("[seal]\nrecovery_key_file =\n", "2: [seal] recovery_key_file: must not be empty");
     EXPECT("[server]\nthreads = 257\n", "2: [server] threads: must be 0..256, got '257'");
     EXPECT("[server]\nthreads = 0x10\n", "2: [server] threads: expected a whole number, got '0x10'");
     EXPECT("[server]\nthreads = +1\n", "2: [server] threads: expected a whole number, got '+1'");

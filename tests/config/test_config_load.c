@@ -80,6 +80,7 @@ static void every_key_parsed_to_non_default_values(void)
                                             "pwhash_memlimit = 64M\n"
                                             "tcti = swtpm:host=127.0.0.1,port=2321\n"
                                             "pcrs = sha256:0,7,23\n"
+                                            "recovery_key_file = keys/recovery.key\n"
                                             "[log]\n"
                                             "level = debug\n"
                                             "access_log = logs/access.log\n"
@@ -111,6 +112,7 @@ static void every_key_parsed_to_non_default_values(void)
     CHECK(!cfg->storage_sync);
     CHECK_INT(cfg->seal, SX_CONFIG_SEAL_PASSPHRASE);
     CHECK_STR(cfg->seal_key_file, in_dir("keys/seal.key"));
+    CHECK_STR(cfg->seal_recovery_key_file, in_dir("keys/recovery.key"));
     CHECK_STR(cfg->seal_passphrase_env, "MY_PASS_2");
     CHECK_INT(cfg->seal_pwhash_opslimit, 5);
     CHECK_INT(cfg->seal_pwhash_memlimit, 64 * 1024 * 1024);
@@ -151,6 +153,7 @@ static void empty_file_gives_every_default(void)
     CHECK(cfg->storage_sync);
     CHECK_INT(cfg->seal, SX_CONFIG_SEAL_FILE);
     CHECK_STR(cfg->seal_key_file, in_dir("var/seal.key"));
+    CHECK_STR(cfg->seal_recovery_key_file, in_dir("var/recovery.key"));
     CHECK_STR(cfg->seal_passphrase_env, "SECRETSD_PASSPHRASE");
     CHECK_INT(cfg->seal_pwhash_opslimit, crypto_pwhash_OPSLIMIT_MODERATE);
     CHECK_INT(cfg->seal_pwhash_memlimit, crypto_pwhash_MEMLIMIT_MODERATE);

@@ -113,8 +113,8 @@ static sx_crypto_options pass_opts(const char *pass)
     return (sx_crypto_options){.seal = {.type = SX_CRYPTO_SEAL_PASSPHRASE,
                                         .passphrase = pass,
                                         .passphrase_len = pass ? strlen(pass) : 0,
-                                        .pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN,
-                                        .pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN}};
+                                        .pwhash_opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                        .pwhash_memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE}};
 }
 
 static void test_passphrase_seal_right_wrong_and_empty(void)
@@ -161,7 +161,8 @@ static void test_passphrase_seal_right_wrong_and_empty(void)
 static void test_passphrase_seal_moderate_limits(void)
 {
     sx_storage *st = mem_store();
-    sx_crypto_options o = {.seal = {.type = SX_CRYPTO_SEAL_PASSPHRASE, .passphrase = "pw", .passphrase_len = 2}};
+    sx_crypto_options o = {
+        .seal = {.type = SX_CRYPTO_SEAL_PASSPHRASE, .passphrase = "twelve chars", .passphrase_len = 12}};
     sx_crypto *c = must_open(st, &o);
     sx_crypto_free(c);
     size_t len;
@@ -262,7 +263,7 @@ static void test_recovery_key_restores_access_after_losing_key_file(void)
     REQUIRE(old_key && sx_test_write_file(f.key_file, old_key, klen) == 0);
     CHECK_INT(sx_crypto_open(&c, NULL, st, &f.opt, err, sizeof err), SX_CRYPTO_EBADSEAL);
     /* The recovery key stays valid (recover again, back to a passphrase). */
-    sx_crypto_options po = pass_opts("pw");
+    sx_crypto_options po = pass_opts("a passphrase of some length");
     REQUIRE(sx_crypto_recover(&c, st, rk, &po, err, sizeof err) == 0);
     CHECK_INT(decrypt_is(c, &p, blob, blen, "precious"), 0);
     sx_crypto_free(c);
@@ -335,7 +336,7 @@ static void test_concurrent_initialisation_has_one_winner(void)
     for (int round = 0; round < 2; round++) {
         fixture f;
         fixture_init(&f, "cs-race");
-        sx_crypto_options po = pass_opts("pw");
+        sx_crypto_options po = pass_opts("a passphrase of some length");
         sx_storage *st = mem_store();
         pthread_t th[T];
         opener o[T];
@@ -410,6 +411,76 @@ static void test_rocksdb_reopen_across_process_restart(void)
     fixture_clear(&f);
 }
 
+/* Another user owns the key file: they may have read it, or put a key of their own there. Even at
+ * mode 0600 it is refused (as root, the key file is handed to uid 65534). */
+static void test_file_seal_refuses_key_file_owned_by_another_user(void)
+{
+    if (geteuid() != 0) {
+        printf("skipped: needs root to give the key file to another user\n");
+        return;
+    }
+    fixture f;
+    fixture_init(&f, "cs-owner");
+    sx_storage *st = mem_store();
+    sx_crypto *c = must_open(st, &f.opt);
+    sx_crypto_free(c);
+    char err[256];
+    REQUIRE(chown(f.key_file, 65534, 65534) == 0);
+    REQUIRE(chmod(f.key_file, 0600) == 0);
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &f.opt, err, sizeof err), SX_CRYPTO_EKEYPERM);
+    CHECK(strstr(err, "owned by uid 65534") != NULL);
+    CHECK(strstr(err, f.key_file) != NULL);
+    /* A fresh install refuses it too rather than adopting it. */
+    sx_storage *st2 = mem_store();
+    CHECK_INT(sx_crypto_open(&c, NULL, st2, &f.opt, err, sizeof err), SX_CRYPTO_EKEYPERM);
+    CHECK(!sx_test_memmem(err, strlen(err), "SXR1", 4));
+    REQUIRE(chown(f.key_file, 0, 0) == 0);
+    c = must_open(st, &f.opt);
+    sx_crypto_free(c);
+    sx_storage_close(st2);
+    sx_storage_close(st);
+    fixture_clear(&f);
+}
+
+/* A new passphrase seal needs 12 characters (code points, not bytes) and Argon2id limits of at
+ * least libsodium's INTERACTIVE preset; a refused one writes nothing. */
+static void test_passphrase_seal_refuses_short_passphrase_and_weak_limits(void)
+{
+    sx_storage *st = mem_store();
+    sx_crypto *c = NULL;
+    char err[256];
+    sx_crypto_options o = pass_opts("eleven char");
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "shorter than 12 characters") != NULL);
+    o = pass_opts(
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"); /* 22 bytes, 11
+                                                                                                        chars */
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), -EINVAL);
+    o = pass_opts("a good twelve+ passphrase");
+    o.seal.pwhash_opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE - 1;
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "INTERACTIVE") != NULL);
+    o = pass_opts("a good twelve+ passphrase");
+    o.seal.pwhash_memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE - 1;
+    CHECK_INT(sx_crypto_open(&c, NULL, st, &o, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "INTERACTIVE") != NULL);
+    size_t len;
+    void *rec = NULL;
+    CHECK_INT(sx_storage_get(st, SX_KEY_S_SEAL, strlen(SX_KEY_S_SEAL), &rec, &len, NULL), -ENOENT);
+    sx_storage_free(rec);
+    /* Exactly 12 characters (twelve 2-byte ones) and INTERACTIVE limits are enough. */
+    o = pass_opts("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    c = must_open(st, &o);
+    /* A migration to a short passphrase is refused the same way, and the seal stays. */
+    sx_crypto_options short_pass = pass_opts("short");
+    CHECK_INT(sx_crypto_reseal(c, &short_pass.seal, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "shorter than 12 characters") != NULL);
+    sx_crypto_free(c);
+    c = must_open(st, &o);
+    sx_crypto_free(c);
+    sx_storage_close(st);
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
@@ -420,6 +491,9 @@ int main(int argc, char **argv)
         {"wrong_or_missing_key_file_is_a_clear_error", test_wrong_or_missing_key_file_is_a_clear_error},
         {"passphrase_seal_right_wrong_and_empty", test_passphrase_seal_right_wrong_and_empty},
         {"passphrase_seal_moderate_limits", test_passphrase_seal_moderate_limits},
+        {"file_seal_refuses_key_file_owned_by_another_user", test_file_seal_refuses_key_file_owned_by_another_user},
+        {"passphrase_seal_refuses_short_passphrase_and_weak_limits",
+         test_passphrase_seal_refuses_short_passphrase_and_weak_limits},
         {"reseal_migrates_and_old_seal_stops_working", test_reseal_migrates_and_old_seal_stops_working},
         {"recovery_key_restores_access_after_losing_key_file", test_recovery_key_restores_access_after_losing_key_file},
         {"keyring_from_another_install_fails", test_keyring_from_another_install_fails},

@@ -112,7 +112,7 @@ int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit)
 
 bool ops_recovery_key(const char *dir, char *out)
 {
-    char *path = join(dir, "stdout.log");
+    char *path = join(dir, "var/recovery.key"); /* stdout is a file here, so the key went to the key file */
     char *text = sx_test_read_file(path, NULL);
     free(path);
     const char *k = text ? strstr(text, "SXR1-") : NULL;

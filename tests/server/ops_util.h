@@ -21,10 +21,11 @@ void ops_write_config(const char *dir, const char *name, bool sync, const char *
 
 /* Start secretsd --config dir/name. 0 when it serves (srv filled; stop with sx_srv_stop(), which
  * leaves dir in place); -1 when it exited, with its exit status in *ret_exit (may be NULL) and
- * its stderr appended to dir/stderr.log. stdout goes to dir/stdout.log (recovery key). */
+ * its stderr appended to dir/stderr.log. stdout goes to dir/stdout.log; it is not a terminal, so a
+ * new keyring's recovery key goes to dir/var/recovery.key instead. */
 int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit);
 
-/* The recovery key printed at first start (from dir/stdout.log) into out (80 bytes). */
+/* The recovery key written at first start (dir/var/recovery.key) into out (80 bytes). */
 bool ops_recovery_key(const char *dir, char *out);
 
 /* Run a shell command; returns its exit status (-1 when it did not exit normally). Output lines

@@ -16,7 +16,7 @@
 #include "ops_util.h"
 #include "testutil.h"
 
-#define ARGON_FAST "pwhash_opslimit = 1\npwhash_memlimit = 8M\n"
+#define ARGON_FAST "pwhash_opslimit = 2\npwhash_memlimit = 64M\n" /* the least a seal accepts */
 
 static void write_seal_config(const char *dir, const char *name, const char *fmt, const char *arg)
 {
