@@ -72,13 +72,18 @@ static int parse_v1(const uint8_t *buf, size_t len, struct sockaddr_storage *ret
                     size_t *ret_consumed)
 {
     const uint8_t *cr = NULL;
-    for (size_t i = 0; i + 1 < len && i + 2 <= V1_MAX; i++)
+    for (size_t i = 0; i < len && i + 2 <= V1_MAX; i++) {
+        if (buf[i] == '\n')
+            return -1; /* a bare LF */
+        if (buf[i] == '\r' && i + 1 == len)
+            break;
         if (buf[i] == '\r') {
             if (buf[i + 1] != '\n')
                 return -1;
             cr = buf + i;
             break;
         }
+    }
     if (!cr)
         return len >= V1_MAX ? -1 : 0;
     char line[V1_MAX + 1];
