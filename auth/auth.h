@@ -277,10 +277,11 @@ size_t sx_auth_throttle_capacity(const sx_auth_throttle *t);
 
 /*
  * What the server calls per request: throttle check, verification, failure accounting in one.
- * - addr not blocked: sx_auth_verify(); an unauthorized result is counted against addr.
- * - addr blocked: only a token whose id is in this thread's cache (a client that verified recently
- *   from here) is verified - so a valid client sharing the address keeps working; anything else
- *   returns SX_AUTH_ERATELIMITED with *ret_retry_after_s (may be NULL) set, without any storage read.
+ * The token is always verified (sx_auth_verify()), whether addr is blocked or not, so a valid token
+ * is served even from an address that others behind the same NAT or proxy made fail: the throttle
+ * slows failures only. An unauthorized result is counted against addr; while addr is blocked it
+ * returns SX_AUTH_ERATELIMITED instead, with *ret_retry_after_s (may be NULL) set. A blocked
+ * address therefore still costs one storage read per well-formed token (none for a malformed one).
  * throttle may be NULL (no throttling). Returns like sx_auth_verify(), plus SX_AUTH_ERATELIMITED.
  */
 int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle, const struct sockaddr *addr,

@@ -128,14 +128,11 @@ static int judge(const sx_auth_token *info, int64_t now_ms, sx_auth_token *ret)
     return 0;
 }
 
-/* known_only: the caller's address is throttled; answer only for ids already in the cache and
- * return SX_AUTH_ERATELIMITED, without a storage read, for anything else. */
-static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len, int64_t now_ms, sx_auth_token *ret,
-                  bool known_only)
+static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len, int64_t now_ms, sx_auth_token *ret)
 {
     unsigned char id[SX_AUTH_ID_BYTES], secret[SX_AUTH_SECRET_BYTES], hash[SX_AUTH_HASH_BYTES];
     if (sx_auth_header_parse(value, len, id, secret) != 0)
-        return known_only ? SX_AUTH_ERATELIMITED : SX_AUTH_EMALFORMED;
+        return SX_AUTH_EMALFORMED;
     sx_auth_token_hash(auth, id, secret, hash);
     sodium_memzero(secret, sizeof secret);
 
@@ -152,8 +149,6 @@ static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len
             return SX_AUTH_EBADTOKEN;
         if (now_ms >= e->fetched_ms && now_ms - e->fetched_ms < SX_AUTH_CACHE_TRUST_MS)
             return judge(&e->info, now_ms, ret);
-    } else if (known_only) {
-        return SX_AUTH_ERATELIMITED;
     }
 
     sx_auth_record r;
@@ -183,7 +178,7 @@ int sx_auth_verify(sx_auth *auth, sx_auth_cache *cache, const char *value, size_
 {
     if (!auth || !cache || !ret)
         return -EINVAL;
-    return verify(auth, cache, value, len, now_ms, ret, false);
+    return verify(auth, cache, value, len, now_ms, ret);
 }
 
 int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle, const struct sockaddr *addr,
@@ -192,11 +187,15 @@ int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *
     if (!auth || !cache || !ret)
         return -EINVAL;
     if (!throttle || !addr)
-        return verify(auth, cache, value, len, now_ms, ret, false);
+        return verify(auth, cache, value, len, now_ms, ret);
 
+    /* Every token is verified, also from a throttled address: the address may be a NAT or a load
+     * balancer that many clients share, and a valid token must be served whatever its neighbours
+     * did. Only the failures are slowed: 429 instead of 401, so a blocked guesser learns nothing,
+     * not even whether an id exists. (A malformed header is refused before hashing or storage.) */
     unsigned retry = 0;
     bool blocked = sx_auth_throttle_blocked(throttle, addr, now_ms, &retry);
-    int rc = verify(auth, cache, value, len, now_ms, ret, blocked);
+    int rc = verify(auth, cache, value, len, now_ms, ret);
     if (rc == 0 || rc == SX_AUTH_EUNAVAILABLE || rc == -EINVAL)
         return rc;
     /* Every failure counts, also while blocked: a client that keeps failing stays blocked. */

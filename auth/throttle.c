@@ -1,9 +1,11 @@
 /*
  * throttle.c - token buckets of failed authentications per client address.
  *
- * Guessing a 256-bit secret is hopeless, so the throttle is not what keeps tokens safe; it keeps a
- * client that fails over and over from costing storage reads and hashing, and makes id scanning
- * slow and visible. It must never slow a valid client, and it must not become a memory sink itself.
+ * Guessing a 256-bit secret is hopeless, so the throttle is not what keeps tokens safe; it makes a
+ * client that fails over and over get 429 (so id scanning is slow and visible, and tells nothing)
+ * and shows up in the metrics. It must never refuse a valid token - many clients may share one
+ * address behind a NAT or a proxy, so sx_auth_authenticate() verifies every token and slows only
+ * the failures - and it must not become a memory sink itself.
  *
  * Design: a fixed table of max_addresses slots, grouped into sets of 8 (set-associative, like a CPU
  * cache). An address maps to one set through SipHash (crypto_shorthash) keyed with a random key

@@ -40,6 +40,7 @@
 
 #define MAX_FILE_BYTES  (1024 * 1024) /* a config file larger than this is a mistake */
 #define MAX_LISTEN      64            /* listeners per section */
+#define MAX_TRUSTED     256           /* networks in [server] trusted_proxies */
 #define MAX_THREADS     256
 #define MAX_BODY_LIMIT  (1024ULL * 1024 * 1024)
 #define MAX_CONNS_LIMIT 1048576
@@ -68,6 +69,8 @@ enum key_id {
     K_H2_MAX_CONCURRENT,
     K_H2_MAX_RESETS,
     K_H2_MAX_CONTROL,
+    K_TRUSTED_PROXIES,
+    K_PROXY_LISTEN,
     K_TLS_LISTEN,
     K_TLS_CERT,
     K_TLS_KEY,
@@ -111,6 +114,8 @@ static const sx_config_key keys[N_KEYS] = {
     [K_H2_MAX_CONCURRENT] = {"server", "http2_max_concurrent_requests", false},
     [K_H2_MAX_RESETS] = {"server", "http2_max_resets", false},
     [K_H2_MAX_CONTROL] = {"server", "http2_max_control_frames", false},
+    [K_TRUSTED_PROXIES] = {"server", "trusted_proxies", true},
+    [K_PROXY_LISTEN] = {"server", "proxy_listen", true},
     [K_TLS_LISTEN] = {"tls", "listen", true},
     [K_TLS_CERT] = {"tls", "cert", false},
     [K_TLS_KEY] = {"tls", "key", false},
@@ -192,6 +197,50 @@ static int add_listen(sx_config_listen **list, size_t *n, char *host, uint16_t p
     return 0;
 }
 
+/* [server] trusted_proxies: networks separated by commas and/or blanks; the key may be repeated. */
+static int add_trusted(sx_config *cfg, const char *v, char *why)
+{
+    const char *p = v;
+    bool any = false;
+    for (;;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            break;
+        size_t n = strcspn(p, ", \t");
+        char item[64];
+        sx_config_cidr net;
+        if (n >= sizeof item) {
+            snprintf(why, SX_CONFIG_WHY_LEN, "'%.40s...' is not an IPv4 or IPv6 network", p);
+            return -EINVAL;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (sx_config_parse_cidr(item, &net) < 0) {
+            snprintf(why, SX_CONFIG_WHY_LEN,
+                     "'%s' is not an IPv4 or IPv6 network (ADDRESS or ADDRESS/PREFIX with no bits set past the "
+                     "prefix, e.g. 10.0.0.0/8 or fd00::/8)",
+                     item);
+            return -EINVAL;
+        }
+        if (cfg->n_trusted_proxies >= MAX_TRUSTED) {
+            snprintf(why, SX_CONFIG_WHY_LEN, "at most %d networks", MAX_TRUSTED);
+            return -EINVAL;
+        }
+        sx_config_cidr *nl = realloc(cfg->trusted_proxies, (cfg->n_trusted_proxies + 1) * sizeof *nl);
+        if (!nl)
+            return -ENOMEM;
+        nl[cfg->n_trusted_proxies++] = net;
+        cfg->trusted_proxies = nl;
+        any = true;
+        p += n;
+    }
+    if (!any) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "expected a list of networks, e.g. 10.0.0.0/8, ::1");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* True when a libpq connection string or URI carries a password, which must come from
  * [storage] password_env or password_file instead. */
 static bool dsn_has_password(const char *v)
@@ -242,6 +291,18 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
             free(host);
         return r;
     }
+    case K_PROXY_LISTEN:
+        if (cfg->n_proxy_listen >= MAX_LISTEN) {
+            snprintf(why, SX_CONFIG_WHY_LEN, "at most %d listeners", MAX_LISTEN);
+            return -EINVAL;
+        }
+        if ((r = sx_config_parse_listen(v, &host, &port, why)) < 0)
+            return r;
+        if ((r = add_listen(&cfg->proxy_listen, &cfg->n_proxy_listen, host, port, c->lineno)) < 0)
+            free(host);
+        return r;
+    case K_TRUSTED_PROXIES:
+        return add_trusted(cfg, v, why);
     case K_METRICS_LISTEN:
         if (!*v) /* empty = no metrics listener */
             return 0;
@@ -681,7 +742,12 @@ static void check_all(load_ctx *c)
     sx_config *cfg = c->cfg;
     char a[300];
 
-    if (cfg->n_listen == 0 && cfg->n_tls_listen == 0) {
+    if (cfg->n_proxy_listen && !cfg->n_trusted_proxies) {
+        fail(c, -EINVAL, cfg->proxy_listen[0].line,
+             "[server] proxy_listen: needs [server] trusted_proxies (the proxies allowed to send a PROXY header)");
+        return;
+    }
+    if (cfg->n_listen == 0 && cfg->n_tls_listen == 0 && cfg->n_proxy_listen == 0) {
         char *h = strdup(DEFAULT_LISTEN);
         if (!h || add_listen(&cfg->listen, &cfg->n_listen, h, DEFAULT_PORT, 0) < 0) {
             free(h);
@@ -791,6 +857,8 @@ void sx_config_free(sx_config *cfg)
     free(cfg->admin_socket);
     free_listen(cfg->tls_listen, cfg->n_tls_listen);
     free_listen(cfg->metrics_listen, cfg->n_metrics_listen);
+    free_listen(cfg->proxy_listen, cfg->n_proxy_listen);
+    free(cfg->trusted_proxies);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->storage_path);

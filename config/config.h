@@ -30,6 +30,14 @@ typedef struct sx_config_listen {
     int line; /* where it was configured, for error messages */
 } sx_config_listen;
 
+/* A network of [server] trusted_proxies: family 4 or 6, the address bytes (4 or 16, the bits past
+ * prefix zero) and the prefix length (0..32 or 0..128). A bare address is a /32 or /128. */
+typedef struct sx_config_cidr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t prefix;
+    uint8_t addr[16];
+} sx_config_cidr;
+
 typedef enum sx_config_backend {
     SX_CONFIG_BACKEND_ROCKSDB = 0,
     SX_CONFIG_BACKEND_MEMORY = 1,
@@ -85,6 +93,14 @@ typedef struct sx_config {
     unsigned http2_max_resets;              /* stream resets per HTTP/2 connection and 10 s, 0 = no limit; 200 */
     unsigned http2_max_control_frames;      /* SETTINGS, PING, PRIORITY, empty and unknown frames, the same; 1000 */
 
+    /* clients behind load balancers (server/peer.c): the peers whose PROXY header or
+     * X-Forwarded-For names the client; default none (every peer is the client itself) */
+    sx_config_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
+    sx_config_listen *proxy_listen; /* cleartext HTTP/1.1 + h2c behind a PROXY protocol (v1 or v2)
+                                       header from a trusted proxy; needs trusted_proxies */
+    size_t n_proxy_listen;
+
     /* [tls] */
     sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */
     size_t n_tls_listen;
@@ -134,6 +150,14 @@ void sx_config_free(sx_config *cfg);
 
 /* Parse "sha256:7,14" (or "" / "none") into a PCR bitmask. 0 on success, -EINVAL otherwise. */
 int sx_config_parse_pcrs(const char *s, uint32_t *ret_mask);
+
+/* Parse one network, "10.0.0.0/8", "192.0.2.7", "fd00::/8" or "::1" (a bare address is /32 or
+ * /128). Bits set past the prefix are refused ("10.0.0.1/8"). 0 and *ret, or -EINVAL. */
+int sx_config_parse_cidr(const char *s, sx_config_cidr *ret);
+
+/* Does addr (4 or 16 bytes, family 4 or 6) lie in net? An IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+ * is matched as the IPv4 address it carries. */
+bool sx_config_cidr_match(const sx_config_cidr *net, int family, const uint8_t *addr);
 
 /* One key that sx_config_load() accepts. */
 typedef struct sx_config_key {

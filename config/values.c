@@ -255,3 +255,59 @@ int sx_config_resolve_path(const char *dir, const char *v, char **ret, char *why
     *ret = p;
     return 0;
 }
+
+/* ---- networks ([server] trusted_proxies) ---- */
+
+int sx_config_parse_cidr(const char *s, sx_config_cidr *ret)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (!s || !ret || strlen(s) >= sizeof buf)
+        return -EINVAL;
+    strcpy(buf, s);
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    sx_config_cidr n = {0};
+    if (inet_pton(AF_INET, buf, n.addr) == 1)
+        n.family = 4;
+    else if (inet_pton(AF_INET6, buf, n.addr) == 1)
+        n.family = 6;
+    else
+        return -EINVAL;
+    unsigned max = n.family == 4 ? 32 : 128;
+    unsigned long long prefix = max;
+    if (slash) {
+        char why[SX_CONFIG_WHY_LEN];
+        if (!slash[1] || (slash[1] == '0' && slash[2]) || sx_config_parse_uint(slash + 1, 0, max, &prefix, why) < 0)
+            return -EINVAL;
+    }
+    n.prefix = (uint8_t)prefix;
+    /* No host bits: "10.0.0.1/8" is more likely a typo than a wish to trust 16 M addresses. */
+    for (unsigned bit = n.prefix; bit < max; bit++)
+        if (n.addr[bit / 8] & (0x80u >> (bit % 8)))
+            return -EINVAL;
+    *ret = n;
+    return 0;
+}
+
+bool sx_config_cidr_match(const sx_config_cidr *net, int family, const uint8_t *addr)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!net || !addr)
+        return false;
+    if (family == 6 && net->family == 4 && memcmp(addr, mapped, 12) == 0) {
+        family = 4;
+        addr += 12;
+    }
+    if (family != net->family)
+        return false;
+    unsigned full = net->prefix / 8, rest = net->prefix % 8;
+    if (memcmp(addr, net->addr, full) != 0)
+        return false;
+    if (rest) {
+        uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+        if ((addr[full] & mask) != net->addr[full])
+            return false;
+    }
+    return true;
+}

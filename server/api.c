@@ -62,9 +62,9 @@ static bool api_begin(sx_request *r, unsigned perm, api_ctx *a)
     ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     const char *value = hi >= 0 ? req->headers.entries[hi].value.base : NULL;
     size_t vlen = hi >= 0 ? req->headers.entries[hi].value.len : 0;
+    /* The client, not the load balancer in front of it: failures are counted per client. */
     struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl == 0)
+    if (sx_peer_request_client(s->config, req, &ss) == 0)
         ss.ss_family = AF_UNSPEC;
     unsigned retry_after = 0;
     int rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,

@@ -186,12 +186,21 @@ typedef struct offender {
 } offender;
 static _Thread_local offender offenders[OFFENDERS];
 
-static bool peer_addr(int fd, uint8_t addr[16])
+/* The connection's peer as h2o knows it: on a proxy_listen listener, the client its PROXY header
+ * named (peer.c), so an abuser behind a load balancer is remembered, not the balancer. */
+static socklen_t conn_peer(sx_conn *c, struct sockaddr_storage *ss)
+{
+    if (c->sock)
+        return h2o_socket_getpeername(c->sock, (struct sockaddr *)ss);
+    socklen_t sl = sizeof(*ss);
+    return getpeername(c->fd, (struct sockaddr *)ss, &sl) == 0 ? sl : 0;
+}
+
+static bool peer_addr(sx_conn *c, uint8_t addr[16])
 {
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
     memset(addr, 0, 16);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+    if (conn_peer(c, &ss) == 0)
         return false;
     if (ss.ss_family == AF_INET)
         memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
@@ -202,10 +211,10 @@ static bool peer_addr(int fd, uint8_t addr[16])
     return true;
 }
 
-static bool is_offender(int fd, uint64_t now)
+static bool is_offender(sx_conn *c, uint64_t now)
 {
     uint8_t a[16];
-    if (!peer_addr(fd, a))
+    if (!peer_addr(c, a))
         return false;
     for (int i = 0; i < OFFENDERS; i++)
         if (offenders[i].until > now && memcmp(offenders[i].addr, a, 16) == 0)
@@ -213,10 +222,10 @@ static bool is_offender(int fd, uint64_t now)
     return false;
 }
 
-static void add_offender(int fd, uint64_t now)
+static void add_offender(sx_conn *c, uint64_t now)
 {
     uint8_t a[16];
-    if (!peer_addr(fd, a))
+    if (!peer_addr(c, a))
         return;
     int slot = -1, soonest = 0;
     for (int i = 0; i < OFFENDERS && slot < 0; i++) {
@@ -418,7 +427,7 @@ static void become_h2(sx_conn *c)
     sx_guard *g = c->guard;
     g->proto = PROTO_H2;
     g->head_pending = g->h1_next = false;
-    g->offender = is_offender(c->fd, h2o_now(c->thread->ctx.loop));
+    g->offender = is_offender(c, h2o_now(c->thread->ctx.loop));
 }
 
 /* h2o installed cb as the read callback: wrap it and learn what the connection speaks now. */
@@ -470,9 +479,8 @@ static void after_inner(sx_conn *c, h2o_socket_t *sock)
 static void peer_of(sx_conn *c, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
     snprintf(buf, cap, "?");
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+    if (conn_peer(c, &ss) == 0)
         return;
     if (ss.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
@@ -499,7 +507,7 @@ static void h2_end(sx_conn *c, h2o_socket_t *sock, int verdict, uint32_t last_st
                            : verdict == TOO_MANY_RESETS ? SX_METRICS_ABUSE_RESETS
                                                         : SX_METRICS_ABUSE_CONTROL_FRAMES);
     g->dropping = true;
-    add_offender(c->fd, h2o_now(c->thread->ctx.loop));
+    add_offender(c, h2o_now(c->thread->ctx.loop));
     if (!sock->ssl && !h2o_socket_is_writing(sock)) {
         /* Nothing of h2o's is on its way to the kernel, so this lands on a frame boundary. */
         uint8_t f[17] = {0,

@@ -412,10 +412,12 @@ static void error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
 
 /* ---- access log -------------------------------------------------------------------------------- */
 
+/* The client's address as text: behind trusted proxies, the one they name (peer.c). */
 static size_t format_peer(h2o_req_t *req, char *buf, size_t cap)
 {
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, ctx, req->conn->ctx);
     struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    socklen_t sl = sx_peer_request_client(t->server->config, req, &ss);
     if (sl == 0)
         return (size_t)snprintf(buf, cap, "-");
     if (ss.ss_family == AF_INET) {

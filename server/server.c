@@ -52,7 +52,8 @@ typedef struct sx_listen_sock {
 
 /* ---- listeners --------------------------------------------------------------------------------- */
 
-static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind kind, char *err, size_t errlen)
+static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind kind, bool proxy, char *err,
+                    size_t errlen)
 {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -89,7 +90,10 @@ static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned bound_port = 0;
-    const char *scheme = kind == SX_LISTEN_TLS ? "https" : kind == SX_LISTEN_METRICS ? "metrics+http" : "http";
+    const char *scheme = kind == SX_LISTEN_TLS       ? "https"
+                         : kind == SX_LISTEN_METRICS ? "metrics+http"
+                         : proxy                     ? "proxy+http"
+                                                     : "http";
     if (ss.ss_family == AF_INET) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
         bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -101,6 +105,7 @@ static int open_tcp(sx_listener *l, const sx_config_listen *cl, sx_listener_kind
     }
     l->fd = fd;
     l->kind = kind;
+    l->proxy = proxy;
     return 0;
 }
 
@@ -283,8 +288,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     sx_http_register(s, pc);
     sx_http_register(s, &s->hostconf->fallback_path);
 
-    size_t n =
-        cfg->n_listen + cfg->n_tls_listen + cfg->n_metrics_listen + (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
+    size_t n = cfg->n_listen + cfg->n_tls_listen + cfg->n_metrics_listen + cfg->n_proxy_listen +
+               (cfg->admin_socket && *cfg->admin_socket ? 1 : 0);
     s->listeners = calloc(n ? n : 1, sizeof(*s->listeners));
     if (!s->listeners) {
         rc = -ENOMEM;
@@ -295,13 +300,18 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     if (cfg->n_tls_listen && (rc = setup_tls(s, err, errlen)) != 0)
         goto fail;
     for (size_t i = 0; i < cfg->n_listen; i++, s->nlisteners++)
-        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->listen[i], SX_LISTEN_CLEAR, err, errlen)) != 0)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->listen[i], SX_LISTEN_CLEAR, false, err, errlen)) != 0)
+            goto fail;
+    for (size_t i = 0; i < cfg->n_proxy_listen; i++, s->nlisteners++)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->proxy_listen[i], SX_LISTEN_CLEAR, true, err, errlen)) !=
+            0)
             goto fail;
     for (size_t i = 0; i < cfg->n_tls_listen; i++, s->nlisteners++)
-        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->tls_listen[i], SX_LISTEN_TLS, err, errlen)) != 0)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->tls_listen[i], SX_LISTEN_TLS, false, err, errlen)) != 0)
             goto fail;
     for (size_t i = 0; i < cfg->n_metrics_listen; i++, s->nlisteners++)
-        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->metrics_listen[i], SX_LISTEN_METRICS, err, errlen)) != 0)
+        if ((rc = open_tcp(&s->listeners[s->nlisteners], &cfg->metrics_listen[i], SX_LISTEN_METRICS, false, err,
+                           errlen)) != 0)
             goto fail;
     if (cfg->admin_socket && *cfg->admin_socket) {
         if ((rc = open_admin(&s->listeners[s->nlisteners], cfg->admin_socket, err, errlen)) != 0)
@@ -381,6 +391,7 @@ void sx_conn_on_close(void *data)
     h2o_linklist_unlink(&c->link);
     c->thread->nconns--;
     c->sock = NULL;
+    sx_peer_conn_closed(c);
     if (!sx_guard_detach(c))
         free(c);
 }
@@ -449,6 +460,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         t->nconns++;
         sock->on_close.cb = sx_conn_on_close;
         sock->on_close.data = c;
+        if (ls->listener->proxy) {
+            sx_peer_accept(c, &t->accept_ctx[ls->listener->kind]);
+            continue;
+        }
         h2o_accept(&t->accept_ctx[ls->listener->kind], sock);
         sx_guard_attach(c); /* nothing was read yet, so h2o cannot have closed it */
     }
@@ -555,6 +570,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->globalconf);
     sx_guard_thread_init(t);
     h2o_timeout_init(t->ctx.loop, &t->accept_timeout, ACCEPT_PAUSE_MS);
+    h2o_timeout_init(t->ctx.loop, &t->proxy_timeout, (uint64_t)s->config->request_timeout * 1000);
     t->accept_resume.cb = accept_resume;
     for (int k = 0; k < 4; k++) {
         t->accept_ctx[k].ctx = &t->ctx;
@@ -600,6 +616,9 @@ static void thread_dispose(sx_thread *t)
     if (h2o_timeout_is_linked(&t->accept_resume))
         h2o_timeout_unlink(&t->accept_resume);
     h2o_timeout_dispose(t->ctx.loop, &t->accept_timeout);
+    for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) /* left by a timed-out drain */
+        sx_peer_conn_closed(H2O_STRUCT_FROM_MEMBER(sx_conn, link, l));
+    h2o_timeout_dispose(t->ctx.loop, &t->proxy_timeout);
     for (size_t i = 0; t->listen_socks && i < t->server->nlisteners; i++)
         if (t->listen_socks[i])
             h2o_socket_close(t->listen_socks[i]);

@@ -68,6 +68,7 @@ typedef enum sx_listener_kind {
 struct sx_listener {
     int fd;
     sx_listener_kind kind;
+    bool proxy;     /* [server] proxy_listen: a PROXY header from trusted proxies (peer.c) */
     char name[128]; /* "http://127.0.0.1:8080", for logs */
 };
 
@@ -82,6 +83,10 @@ struct sx_conn {
     bool http2;        /* saw an HTTP/2 request */
     /* the hostile-client checks on its input (guard.c); NULL = none */
     struct sx_guard *guard;
+    /* proxy_listen (peer.c): the PROXY header step before h2o takes the connection */
+    h2o_timeout_entry_t proxy_timer;
+    h2o_accept_ctx_t *proxy_ctx;
+    uint8_t proxy_state; /* 0 = done or not a proxy listener */
 };
 
 struct sx_thread {
@@ -107,7 +112,9 @@ struct sx_thread {
     h2o_timeout_entry_t guard_backstop;
     h2o_timeout_t accept_timeout; /* accepting pauses this long when file descriptors run out */
     h2o_timeout_entry_t accept_resume;
-    uint64_t fd_warned_at; /* loop time of the last "out of file descriptors" warning */
+    uint64_t fd_warned_at;       /* loop time of the last "out of file descriptors" warning */
+    h2o_timeout_t proxy_timeout; /* peer.c: request_timeout for a PROXY header to arrive */
+    uint64_t proxy_warned_at;    /* peer.c: loop time of the last refused-PROXY warning */
 
     bool stopping;
     bool stopped;
@@ -158,6 +165,17 @@ void sx_guard_sweep(sx_thread *t);
  * before h2o_context_dispose. */
 void sx_guard_thread_init(sx_thread *t);
 void sx_guard_thread_dispose(sx_thread *t);
+
+/* ---- clients behind proxies (peer.c, pure parts in peer.h) ---------------------------------- */
+
+/* c was accepted on a proxy_listen listener: read (or refuse) its PROXY header, then hand it to
+ * h2o_accept(ctx) and the guard. Replaces the h2o_accept + sx_guard_attach of other listeners. */
+void sx_peer_accept(sx_conn *c, h2o_accept_ctx_t *ctx);
+/* c's socket closed: stop its PROXY timer. */
+void sx_peer_conn_closed(sx_conn *c);
+/* The client of req: the peer (as its PROXY header named it), or, from a trusted proxy, the one
+ * X-Forwarded-For names (see sx_peer_client). Returns the address length, 0 when unknown. */
+socklen_t sx_peer_request_client(const sx_config *cfg, h2o_req_t *req, struct sockaddr_storage *ret);
 
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
 

@@ -208,10 +208,12 @@ static void attacker_is_rate_limited_while_valid_clients_are_not(void)
     CHECK_INT(limited, 980);
     CHECK(retry >= 1);
 
-    /* Once blocked, no storage read happens for the attacker, valid or not. */
-    fx_fail_storage(&fx, true);
+    /* Once blocked, a wrong secret and a missing or malformed header are 429 (a malformed one
+     * without any storage read). */
     CHECK_INT(auth_as(&fx, fx.cache, t, "192.0.2.66", guess, T0 + 1000, &retry), SX_AUTH_ERATELIMITED);
+    fx_fail_storage(&fx, true);
     CHECK_INT(auth_as(&fx, fx.cache, t, "192.0.2.66", NULL, T0 + 1000, &retry), SX_AUTH_ERATELIMITED);
+    CHECK_INT(auth_as(&fx, fx.cache, t, "192.0.2.66", "garbage", T0 + 1000, &retry), SX_AUTH_ERATELIMITED);
     fx_fail_storage(&fx, false);
 
     /* Another address is unaffected, with a valid token and with a wrong one. */
@@ -226,10 +228,29 @@ static void attacker_is_rate_limited_while_valid_clients_are_not(void)
     CHECK_INT(auth_as(&fx, fx.cache, t, "192.0.2.66", shared, T0 + 1001, NULL), 0);
     fx_fail_storage(&fx, false);
     CHECK(sx_auth_throttle_blocked(t, SA(a66), T0 + 1001, NULL));
-    /* A token valid but never seen by this thread's cache from the blocked address: 429. */
+    /* A token valid but never seen by this thread's cache (another loop thread, or after a
+     * revocation cleared every cache) from the blocked address is served too, and the address
+     * stays blocked for failures. */
     sx_auth_cache *fresh = NULL;
     REQUIRE(sx_auth_cache_new(16, &fresh) == 0);
-    CHECK_INT(auth_as(&fx, fresh, t, "192.0.2.66", tok, T0 + 1000, &retry), SX_AUTH_ERATELIMITED);
+    CHECK_INT(auth_as(&fx, fresh, t, "192.0.2.66", tok, T0 + 1000, &retry), 0);
+    char *other = NULL;
+    fx_mint(&fx, "acme", NULL, NULL, SX_AUTH_ROLE_VIEWER, 0, &other, NULL);
+    sx_auth_cache *fresh2 = NULL;
+    REQUIRE(sx_auth_cache_new(16, &fresh2) == 0);
+    CHECK_INT(auth_as(&fx, fresh2, t, "192.0.2.66", shared, T0 + 1000, NULL), 0);
+    /* an unrelated revocation clears the caches: still served */
+    {
+        char oid[SX_AUTH_ID_LEN + 1];
+        memcpy(oid, other + 4, SX_AUTH_ID_LEN);
+        oid[SX_AUTH_ID_LEN] = '\0';
+        REQUIRE(sx_auth_token_revoke(fx.auth, oid, T0) == 0);
+    }
+    CHECK_INT(auth_as(&fx, fresh2, t, "192.0.2.66", shared, T0 + 1000, NULL), 0);
+    CHECK_INT(auth_as(&fx, fresh2, t, "192.0.2.66", other, T0 + 1000, &retry), SX_AUTH_ERATELIMITED);
+    CHECK(sx_auth_throttle_blocked(t, SA(a66), T0 + 1000, NULL));
+    sx_auth_cache_free(fresh2);
+    sx_auth_token_plaintext_free(other);
     CHECK_INT(auth_as(&fx, fresh, t, "192.0.2.67", tok, T0 + 1000, &retry), 0);
     /* Storage trouble is not counted as a client failure. */
     fx_fail_storage(&fx, true);
