@@ -79,6 +79,9 @@ typedef struct sx_rotor_options {
     void *event_ctx;
     unsigned lease_ms; /* shared stores: how long the rotation lease lasts without renewal before another
                           node may take it over (renewed every third of it); 0 = 10000 ms */
+    /* Called (any thread that reads rotation records) for each r/ record read that fails its record
+     * MAC: the rotation it describes is refused, never run. May be NULL. */
+    void (*on_forged)(void *ctx);
 } sx_rotor_options;
 
 /* Create an engine over st and c (both borrowed; they must outlive it). No thread runs yet. When st
