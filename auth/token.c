@@ -23,6 +23,10 @@
  *             1  project length (0..64; 0 = every project), then the name
  *             1  env length (0..64; 0 = every env; must be 0 when project length is 0), then the name
  *
+ * When the handle has a record-MAC key (sx_auth_record_key_set(), always in the server) the stored
+ * record is this encoding followed by a 32-byte record MAC over the storage key and the encoding
+ * (crypto/FORMAT.md, "Record MACs"); a record without a valid one is SX_AUTH_EFORGED.
+ *
  * The decoder accepts exactly this: a different version, a short or long record, an invalid name
  * or label, or an id differing from the key is -EBADMSG. A later version adds fields at the end and
  * bumps the version byte.
