@@ -59,6 +59,7 @@ extern "C" {
 #define SX_AUTH_EBADTOKEN  (-1301) /* unknown token id, or the secret does not match */
 #define SX_AUTH_EEXPIRED   (-1302) /* the token's expiry has passed */
 #define SX_AUTH_EREVOKED   (-1303) /* the token was revoked */
+#define SX_AUTH_EFORGED    (-1304) /* the token's stored record fails its MAC: edited in storage */
 /* 403 `forbidden`: a valid principal lacks the permission or the scope. */
 #define SX_AUTH_EFORBIDDEN (-1310)
 /* 503 `unavailable`: storage failed (or held an undecodable record) while verifying. */
@@ -164,6 +165,19 @@ typedef struct sx_auth sx_auth;
  */
 int sx_auth_new(sx_storage *storage, const unsigned char *key, size_t key_len, sx_auth **ret)
     __attribute__((warn_unused_result));
+
+/*
+ * Give the handle the record-MAC key (SX_AUTH_KEY_BYTES; the keyring's record key): from then on
+ * every token record it writes ends with a keyed BLAKE2b-256 of its storage key and body (the
+ * construction of crypto/FORMAT.md, "Record MACs"), and a record read without a valid one counts
+ * as forged: SX_AUTH_EFORGED from verification (a 401), skipped by sx_auth_token_list(), -EBADMSG
+ * from get and revoke. Call once, before the handle is shared. Copied like the token-hash key.
+ * Returns 0, -EINVAL, -ENOMEM.
+ */
+int sx_auth_record_key_set(sx_auth *auth, const unsigned char *key, size_t key_len) __attribute__((warn_unused_result));
+
+/* Token records that failed their MAC since the handle was made (any thread). */
+uint64_t sx_auth_forged_records(sx_auth *auth);
 
 /* Free the handle and wipe the key. NULL ok. Every cache used with it must no longer be in use. */
 void sx_auth_free(sx_auth *auth);

@@ -24,10 +24,16 @@
 #define SX_AUTH_RECORD_MAX   (SX_AUTH_RECORD_FIXED + 4u + SX_AUTH_LABEL_MAX + 3u * SX_AUTH_NAME_MAX)
 
 struct sx_auth {
-    sx_storage *storage; /* borrowed */
-    unsigned char *key;  /* SX_AUTH_KEY_BYTES, sodium_malloc, read-only */
-    uint64_t instance;   /* unique per handle in this process; tags cache entries */
+    sx_storage *storage;     /* borrowed */
+    unsigned char *key;      /* SX_AUTH_KEY_BYTES, sodium_malloc, read-only */
+    uint64_t instance;       /* unique per handle in this process; tags cache entries */
+    unsigned char *rec_key;  /* record-MAC key (sodium_malloc, read-only), NULL = records carry no MAC */
+    _Atomic uint64_t forged; /* token records that failed their MAC */
 };
+
+/* Bytes of the MAC a token record ends with when a record-MAC key is set. */
+#define SX_AUTH_RECORD_MACBYTES   32u
+#define SX_AUTH_RECORD_STORED_MAX (SX_AUTH_RECORD_MAX + SX_AUTH_RECORD_MACBYTES)
 
 /* Bumped (release) by every successful revoke in this process; caches compare it (acquire). */
 extern _Atomic uint64_t sx_auth_generation;

@@ -158,6 +158,11 @@ static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len
             sodium_memzero(e, sizeof *e);
         return SX_AUTH_EBADTOKEN;
     }
+    if (rc == SX_AUTH_EFORGED) {
+        if (e)
+            sodium_memzero(e, sizeof *e);
+        return SX_AUTH_EFORGED;
+    }
     if (rc < 0)
         return SX_AUTH_EUNAVAILABLE;
     if (sodium_memcmp(hash, r.hash, SX_AUTH_HASH_BYTES) != 0) {

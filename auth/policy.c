@@ -206,6 +206,8 @@ const char *sx_auth_strerror(int code)
         return "unknown token or wrong secret";
     case SX_AUTH_EEXPIRED:
         return "token expired";
+    case SX_AUTH_EFORGED:
+        return "stored token record fails its MAC (edited in storage)";
     case SX_AUTH_EREVOKED:
         return "token revoked";
     case SX_AUTH_EFORBIDDEN:

@@ -23,6 +23,10 @@
  *             1  project length (0..64; 0 = every project), then the name
  *             1  env length (0..64; 0 = every env; must be 0 when project length is 0), then the name
  *
+ * When the handle has a record-MAC key (sx_auth_record_key_set(), always in the server) the stored
+ * record is this encoding followed by a 32-byte record MAC over the storage key and the encoding
+ * (crypto/FORMAT.md, "Record MACs"); a record without a valid one is SX_AUTH_EFORGED.
+ *
  * The decoder accepts exactly this: a different version, a short or long record, an invalid name
  * or label, or an id differing from the key is -EBADMSG. A later version adds fields at the end and
  * bumps the version byte.
@@ -70,10 +74,28 @@ int sx_auth_new(sx_storage *storage, const unsigned char *key, size_t key_len, s
     return 0;
 }
 
+int sx_auth_record_key_set(sx_auth *auth, const unsigned char *key, size_t key_len)
+{
+    if (!auth || !key || key_len != SX_AUTH_KEY_BYTES || auth->rec_key)
+        return -EINVAL;
+    auth->rec_key = sodium_malloc(SX_AUTH_KEY_BYTES);
+    if (!auth->rec_key)
+        return -ENOMEM;
+    memcpy(auth->rec_key, key, SX_AUTH_KEY_BYTES);
+    sodium_mprotect_readonly(auth->rec_key);
+    return 0;
+}
+
+uint64_t sx_auth_forged_records(sx_auth *auth)
+{
+    return auth ? atomic_load(&auth->forged) : 0;
+}
+
 void sx_auth_free(sx_auth *auth)
 {
     if (!auth)
         return;
+    sodium_free(auth->rec_key);
     sodium_free(auth->key); /* wipes */
     free(auth);
 }
@@ -299,6 +321,63 @@ int sx_auth_record_decode(const void *data, size_t len, const unsigned char id[S
     return 0;
 }
 
+/*
+ * Record MAC: the construction of crypto/FORMAT.md ("Record MACs"), computed here with the key the
+ * caller handed in because this module does not depend on crypto: keyed BLAKE2b-256 over
+ * be32 len || "secretsd.record.v1", be32 len || storage key, be32 len || body.
+ */
+static void record_mac(const sx_auth *auth, unsigned char tag[SX_AUTH_RECORD_MACBYTES], const char *skey, size_t sklen,
+                       const unsigned char *body, size_t blen)
+{
+    static const char label[] = "secretsd.record.v1";
+    unsigned char be[4];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, auth->rec_key, SX_AUTH_KEY_BYTES, SX_AUTH_RECORD_MACBYTES);
+    const unsigned char *parts[3] = {(const unsigned char *)label, (const unsigned char *)skey, body};
+    size_t lens[3] = {sizeof label - 1, sklen, blen};
+    for (int i = 0; i < 3; i++) {
+        be[0] = (unsigned char)(lens[i] >> 24);
+        be[1] = (unsigned char)(lens[i] >> 16);
+        be[2] = (unsigned char)(lens[i] >> 8);
+        be[3] = (unsigned char)lens[i];
+        crypto_generichash_update(&st, be, 4);
+        crypto_generichash_update(&st, parts[i], lens[i]);
+    }
+    crypto_generichash_final(&st, tag, SX_AUTH_RECORD_MACBYTES);
+}
+
+/* Append the MAC to an encoded record of blen bytes in buf (room for SX_AUTH_RECORD_STORED_MAX);
+ * returns the stored length. Without a record key the record is stored as encoded. */
+static size_t record_seal(const sx_auth *auth, const char key[SX_AUTH_STORAGE_KEY_LEN], unsigned char *buf, size_t blen)
+{
+    if (!auth->rec_key)
+        return blen;
+    record_mac(auth, buf + blen, key, SX_AUTH_STORAGE_KEY_LEN, buf, blen);
+    return blen + SX_AUTH_RECORD_MACBYTES;
+}
+
+/* Check the MAC of a stored record; 0 and the body length, or SX_AUTH_EFORGED (counted). */
+static int record_open(sx_auth *auth, const char *key, size_t klen, const void *val, size_t vlen, size_t *ret_len)
+{
+    if (!auth->rec_key) {
+        *ret_len = vlen;
+        return 0;
+    }
+    unsigned char tag[SX_AUTH_RECORD_MACBYTES];
+    bool ok = val && vlen >= SX_AUTH_RECORD_MACBYTES;
+    if (ok) {
+        record_mac(auth, tag, key, klen, val, vlen - SX_AUTH_RECORD_MACBYTES);
+        ok = sodium_memcmp(tag, (const unsigned char *)val + vlen - SX_AUTH_RECORD_MACBYTES, SX_AUTH_RECORD_MACBYTES) ==
+             0;
+    }
+    if (!ok) {
+        atomic_fetch_add(&auth->forged, 1);
+        return SX_AUTH_EFORGED;
+    }
+    *ret_len = vlen - SX_AUTH_RECORD_MACBYTES;
+    return 0;
+}
+
 int sx_auth_record_read(sx_auth *auth, const unsigned char id[SX_AUTH_ID_BYTES], sx_auth_record *ret, uint64_t *ret_rev)
 {
     char key[SX_AUTH_STORAGE_KEY_LEN];
@@ -309,7 +388,10 @@ int sx_auth_record_read(sx_auth *auth, const unsigned char id[SX_AUTH_ID_BYTES],
     int rc = sx_storage_get(auth->storage, key, sizeof key, &val, &vlen, &rev);
     if (rc < 0)
         return rc;
-    rc = sx_auth_record_decode(val, vlen, id, ret);
+    size_t blen = 0;
+    rc = record_open(auth, key, sizeof key, val, vlen, &blen);
+    if (rc == 0)
+        rc = sx_auth_record_decode(val, blen, id, ret);
     sx_storage_free(val);
     if (rc == 0 && ret_rev)
         *ret_rev = rev;
@@ -360,10 +442,10 @@ int sx_auth_token_create(sx_auth *auth, const sx_auth_token_spec *spec, int64_t 
         sx_auth_id_to_hex(r.id, r.info.id);
         sx_auth_token_hash(auth, r.id, secret, r.hash);
 
-        unsigned char buf[SX_AUTH_RECORD_MAX];
-        size_t blen = sx_auth_record_encode(&r, buf);
+        unsigned char buf[SX_AUTH_RECORD_STORED_MAX];
         char key[SX_AUTH_STORAGE_KEY_LEN];
         sx_auth_storage_key(r.id, key);
+        size_t blen = record_seal(auth, key, buf, sx_auth_record_encode(&r, buf));
         sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
                             .key = key,
                             .klen = sizeof key,
@@ -432,9 +514,12 @@ int sx_auth_token_list(sx_auth *auth, int (*cb)(const sx_auth_token *tok, void *
             break;
         unsigned char raw[SX_AUTH_ID_BYTES];
         sx_auth_record r;
+        size_t blen = 0;
+        if (klen == SX_AUTH_STORAGE_KEY_LEN && record_open(auth, k, klen, v, vlen, &blen) == SX_AUTH_EFORGED)
+            continue; /* an edited record is no token: leave it out (counted) */
         if (klen != SX_AUTH_STORAGE_KEY_LEN ||
             sx_auth_id_from_hex((const char *)k + SX_AUTH_KEY_PREFIX_LEN, SX_AUTH_ID_LEN, raw) != 0 ||
-            sx_auth_record_decode(v, vlen, raw, &r) != 0) {
+            sx_auth_record_decode(v, blen, raw, &r) != 0) {
             rc = -EBADMSG;
             break;
         }
@@ -466,10 +551,10 @@ int sx_auth_token_revoke(sx_auth *auth, const char *id, int64_t now_ms)
         }
         r.info.revoked = true;
         r.info.revoked_ms = now_ms > 0 ? now_ms : 1;
-        unsigned char buf[SX_AUTH_RECORD_MAX];
-        size_t blen = sx_auth_record_encode(&r, buf);
+        unsigned char buf[SX_AUTH_RECORD_STORED_MAX];
         char key[SX_AUTH_STORAGE_KEY_LEN];
         sx_auth_storage_key(raw, key);
+        size_t blen = record_seal(auth, key, buf, sx_auth_record_encode(&r, buf));
         sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
                             .key = key,
                             .klen = sizeof key,

@@ -233,12 +233,37 @@ int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *r
 typedef enum sx_crypto_system_key_id {
     SX_CRYPTO_KEY_TOKEN_HASH = 1, /* key for crypto_generichash of API tokens (auth module) */
     SX_CRYPTO_KEY_AUDIT = 2,      /* key for the audit log's MAC chain */
+    SX_CRYPTO_KEY_RECORD = 3,     /* key for the MACs of records that carry authority (derived, FORMAT.md) */
 } sx_crypto_system_key_id;
 
 /* A borrowed pointer to the 32-byte system key, in sodium_malloc memory, valid and constant until
  * sx_crypto_free(c). These keys live in the keyring, independent of master rotation. NULL for an
  * unknown id. */
 const uint8_t *sx_crypto_system_key(const sx_crypto *c, sx_crypto_system_key_id which);
+
+/* --- record MACs ----------------------------------------------------------------------------- *
+ * Records that carry authority but hold no ciphertext (token records, rotation records, the audit
+ * chain head) end with a MAC bound to their storage key, so an edit by someone who can write the
+ * store but does not hold the keyring is detected. FORMAT.md gives the construction. */
+#define SX_CRYPTO_RECORD_MACBYTES 32u
+
+/* Write the MAC of (storage key skey, value val) under mac_key (SX_CRYPTO_KEY_RECORD) to tag. */
+void sx_crypto_record_mac(uint8_t tag[SX_CRYPTO_RECORD_MACBYTES], const uint8_t mac_key[SX_CRYPTO_KEYBYTES],
+                          const void *skey, size_t sklen, const void *val, size_t vlen);
+
+/* A stored record (body || tag) read at skey: 0 and *ret_body_len = len - SX_CRYPTO_RECORD_MACBYTES
+ * when the tag authenticates the body under that key; SX_CRYPTO_EFORGED otherwise (edited, moved
+ * to another key, or written without a MAC). */
+int sx_crypto_record_check(size_t *ret_body_len, const uint8_t mac_key[SX_CRYPTO_KEYBYTES], const void *skey,
+                           size_t sklen, const void *rec, size_t len) __attribute__((warn_unused_result));
+
+/* Whether every authority record of this store has been written with its MAC (a flag inside the
+ * sealed keyring, so nobody without the keyring can clear it). A store made before record MACs
+ * existed says false until the server has upgraded its records and called _set(). */
+bool sx_crypto_records_authenticated(sx_crypto *c);
+
+/* Set that flag (one keyring commit; 0 when it is set already). Errors as sx_crypto_master_add(). */
+int sx_crypto_records_authenticated_set(sx_crypto *c) __attribute__((warn_unused_result));
 
 /* --- status ----------------------------------------------------------------------------------- */
 typedef struct sx_crypto_master_info {

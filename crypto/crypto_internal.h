@@ -26,7 +26,14 @@
 #define SX_RECOVERY_HDR_LEN (1u + 32u + SX_NONCEBYTES)
 /* Keyring plaintext: version, install id, recovery public key, two system keys, active, count,
  * then count x (version, key). */
-#define SX_KEYRING_PLAIN_MAX (1u + 16u + 32u + 32u + 32u + 4u + 4u + SX_CRYPTO_MAX_MASTERS * (4u + SX_CRYPTO_KEYBYTES))
+#define SX_KEYRING_PLAIN_MAX                                                                                           \
+    (1u + 16u + 32u + 32u + 32u + 4u + 4u + SX_CRYPTO_MAX_MASTERS * (4u + SX_CRYPTO_KEYBYTES) + 1u)
+/* Keyring plaintext format 2 = format 1 + a trailing flags byte. */
+#define SX_KEYRING_FMT_V2 0x02
+/* Flag: every record that carries authority has been written with its MAC (FORMAT.md). */
+#define SX_KEYRING_F_RECORD_MACS 0x01
+/* The system-key block: token-hash key, audit key, record-MAC key (derived). */
+#define SX_SYS_BYTES         96u
 #define SX_RECOVERY_RAWBYTES 35u /* 32 key bytes + 3 checksum bytes */
 
 /* Largest associated data we build (labels + 3 x 64 + 256 + headers). */
@@ -187,6 +194,7 @@ typedef struct sx_keyring {
     uint32_t active;
     uint32_t n;
     sx_master masters[SX_CRYPTO_MAX_MASTERS];
+    uint8_t flags; /* SX_KEYRING_F_* */
 } sx_keyring;
 
 struct sx_crypto {
@@ -198,7 +206,7 @@ struct sx_crypto {
     size_t seal_len;
     uint64_t seal_rev, keyring_rev, recovery_rev;
     sx_crypto_seal_type seal_type;
-    uint8_t *sys; /* sodium_malloc, 64 bytes: token-hash key, audit key; constant */
+    uint8_t *sys; /* sodium_malloc, SX_SYS_BYTES: token-hash, audit and record-MAC keys; constant */
     sx_dk_cache *cache;
     sx_scratch *scratch;
 };

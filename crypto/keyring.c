@@ -26,7 +26,7 @@
 static size_t keyring_encode(uint8_t *out, const sx_keyring *kr, const uint8_t *sys)
 {
     uint8_t *p = out;
-    *p++ = SX_FMT_V1;
+    *p++ = SX_KEYRING_FMT_V2;
     memcpy(p, kr->install_id, 16);
     memcpy(p + 16, kr->recovery_pk, 32);
     memcpy(p + 48, sys, 64);
@@ -39,17 +39,30 @@ static size_t keyring_encode(uint8_t *out, const sx_keyring *kr, const uint8_t *
         memcpy(p + 4, kr->masters[i].key, SX_CRYPTO_KEYBYTES);
         p += 4 + SX_CRYPTO_KEYBYTES;
     }
+    *p++ = kr->flags;
     return (size_t)(p - out);
 }
 
-/* sys may be NULL (reload: the system keys never change). */
+/* The record-MAC key is derived from the token-hash key (a KDF context of its own), so keyrings
+ * written before record MACs existed have one without a format change of the key material. */
+static void sys_derive(uint8_t *sys)
+{
+    crypto_kdf_derive_from_key(sys + 64, SX_CRYPTO_KEYBYTES, 1, "sxrecmac", sys);
+}
+
+/* sys may be NULL (reload: the system keys never change). Format 1 has no flags byte (flags 0:
+ * the authority records were written without MACs); format 2 ends with it. */
 static int keyring_decode(sx_keyring *kr, uint8_t *sys, const uint8_t *pt, size_t len)
 {
     const size_t fixed = 1 + 16 + 32 + 64 + 8;
-    if (len < fixed || pt[0] != SX_FMT_V1)
+    if (len < fixed || (pt[0] != SX_FMT_V1 && pt[0] != SX_KEYRING_FMT_V2))
         return SX_CRYPTO_EFORMAT;
+    size_t tail = pt[0] == SX_KEYRING_FMT_V2 ? 1 : 0;
     uint32_t n = sx_be32_get(pt + fixed - 4), active = sx_be32_get(pt + fixed - 8);
-    if (n == 0 || n > SX_CRYPTO_MAX_MASTERS || len != fixed + n * (4 + SX_CRYPTO_KEYBYTES))
+    if (n == 0 || n > SX_CRYPTO_MAX_MASTERS || len != fixed + n * (4 + SX_CRYPTO_KEYBYTES) + tail)
+        return SX_CRYPTO_EFORMAT;
+    uint8_t flags = tail ? pt[len - 1] : 0;
+    if (flags & ~SX_KEYRING_F_RECORD_MACS)
         return SX_CRYPTO_EFORMAT;
     bool have_active = false;
     const uint8_t *p = pt + fixed;
@@ -65,10 +78,13 @@ static int keyring_decode(sx_keyring *kr, uint8_t *sys, const uint8_t *pt, size_
         return SX_CRYPTO_EFORMAT;
     memcpy(kr->install_id, pt + 1, 16);
     memcpy(kr->recovery_pk, pt + 17, 32);
-    if (sys)
+    if (sys) {
         memcpy(sys, pt + 49, 64);
+        sys_derive(sys);
+    }
     kr->active = active;
     kr->n = n;
+    kr->flags = flags;
     return 0;
 }
 
@@ -271,7 +287,7 @@ static int handle_new(sx_crypto **ret, sx_storage *st, const sx_crypto_options *
     pthread_rwlock_init(&c->lock, NULL);
     c->kr = sodium_malloc(sizeof *c->kr);
     c->seal_key = sodium_malloc(SX_CRYPTO_KEYBYTES);
-    c->sys = sodium_malloc(64);
+    c->sys = sodium_malloc(SX_SYS_BYTES);
     int r = sx_dk_cache_new(&c->cache, opt->cache_entries ? opt->cache_entries : SX_CRYPTO_CACHE_DEFAULT);
     if (r == 0)
         r = sx_scratch_new(&c->scratch);
@@ -311,6 +327,8 @@ const uint8_t *sx_crypto_system_key(const sx_crypto *c, sx_crypto_system_key_id 
         return c->sys;
     if (which == SX_CRYPTO_KEY_AUDIT)
         return c->sys + 32;
+    if (which == SX_CRYPTO_KEY_RECORD)
+        return c->sys + 64;
     return NULL;
 }
 
@@ -351,7 +369,9 @@ static int hierarchy_init(sx_crypto *c, char **ret_recovery_key, const sx_crypto
     sx_crypto_recovery_keypair(c->kr->recovery_pk, raw + 32, raw);
     randombytes_buf(c->kr->install_id, sizeof c->kr->install_id);
     randombytes_buf(c->sys, 64);
+    sys_derive(c->sys);
     c->kr->n = 1;
+    c->kr->flags = SX_KEYRING_F_RECORD_MACS; /* a new store has no record written without a MAC */
     c->kr->active = 1;
     c->kr->masters[0].version = 1;
     randombytes_buf(c->kr->masters[0].key, SX_CRYPTO_KEYBYTES);
@@ -388,7 +408,7 @@ static int hierarchy_init(sx_crypto *c, char **ret_recovery_key, const sx_crypto
 out:
     if (r != 0) {
         sodium_memzero(c->kr, sizeof *c->kr);
-        sodium_memzero(c->sys, 64);
+        sodium_memzero(c->sys, SX_SYS_BYTES);
     }
     sodium_free(raw);
     free(seal_rec);
@@ -497,6 +517,39 @@ int sx_crypto_master_add(sx_crypto *c, uint32_t *ret_active, uint32_t from_activ
             r = keyring_commit(c, nk);
             if (r == 0)
                 *ret_active = c->kr->active;
+        }
+        pthread_rwlock_unlock(&c->lock);
+    }
+    sodium_free(nk);
+    return r;
+}
+
+bool sx_crypto_records_authenticated(sx_crypto *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    bool on = (c->kr->flags & SX_KEYRING_F_RECORD_MACS) != 0;
+    pthread_rwlock_unlock(&c->lock);
+    return on;
+}
+
+int sx_crypto_records_authenticated_set(sx_crypto *c)
+{
+    if (!c)
+        return -EINVAL;
+    sx_keyring *nk = sodium_malloc(sizeof *nk);
+    if (!nk)
+        return -ENOMEM;
+    int r = SX_STORAGE_ECONDITION;
+    for (int attempt = 0; attempt < COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+        if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
+            break;
+        pthread_rwlock_wrlock(&c->lock);
+        if (c->kr->flags & SX_KEYRING_F_RECORD_MACS) {
+            r = 0; /* another node (or an earlier run) finished the upgrade */
+        } else {
+            memcpy(nk, c->kr, sizeof *nk);
+            nk->flags |= SX_KEYRING_F_RECORD_MACS;
+            r = keyring_commit(c, nk);
         }
         pthread_rwlock_unlock(&c->lock);
     }

@@ -77,6 +77,8 @@ static bool api_begin(sx_request *r, unsigned perm, api_ctx *a)
         sx_send_error(r, 429, "rate_limited", "too many failed authentications from this address");
         return false;
     }
+    if (rc == SX_AUTH_EFORGED)
+        sx_metrics_forged_record(SX_METRICS_FORGED_TOKEN); /* then 401 like any unknown token */
     if (rc == SX_AUTH_EUNAVAILABLE) {
         sx_send_error(r, 503, "unavailable", "storage is not answering");
         return false;

@@ -34,13 +34,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/crypto.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 #define MAC_LEN        32
 #define BODY_MAX       2048               /* one line body; every field is bounded (names, labels) */
 #define SLOT_MAX_BYTES (8u * 1024 * 1024) /* per-thread backlog before lines are dropped */
 #define IDLE_WAIT_MS   20
-#define HEAD_FORMAT    1
+#define HEAD_FORMAT_V1 1 /* seq, mac */
+#define HEAD_FORMAT    2 /* seq, mac, first seq and MAC of the current file; then the record MAC */
+#define HEAD_V1_LEN    (1 + 8 + MAC_LEN)
+#define HEAD_LEN       (1 + 8 + MAC_LEN + 8 + MAC_LEN)
 #define OPEN_PREFIX    "\"event\":\"audit.open\",\"prev\":\""
 
 size_t sx_log_timestamp(char *buf, size_t cap);
@@ -61,6 +66,7 @@ typedef struct sync_ent {
 
 struct sx_audit {
     const uint8_t *key;
+    const uint8_t *record_key; /* MAC of the stored head (crypto.h, record MACs) */
     sx_storage *storage;
     char *path;
     bool fail_closed;
@@ -78,6 +84,12 @@ struct sx_audit {
     uint8_t prev[MAC_LEN];
     uint64_t seq; /* of the last line on file */
     bool need_open_line;
+    /* The current file's first line (seq 0 = unknown): stored with the head, so a file whose start
+     * was cut - even at a later audit.open line - fails verification. file_fresh: the file was
+     * empty when opened, so its next line (the open line) becomes its first. */
+    uint64_t first_seq;
+    uint8_t first_mac[MAC_LEN];
+    bool file_fresh;
     char *out;
     size_t out_cap;
     char *spare;
@@ -309,17 +321,37 @@ static size_t open_body(char *out, const uint8_t *prev)
     return put_str(out, n, "time", ts);
 }
 
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 static int store_head(sx_audit *a)
 {
-    uint8_t rec[1 + 8 + MAC_LEN];
+    uint8_t rec[HEAD_LEN + SX_CRYPTO_RECORD_MACBYTES];
     rec[0] = HEAD_FORMAT;
-    for (int i = 0; i < 8; i++)
-        rec[1 + i] = (uint8_t)(a->seq >> (56 - 8 * i));
+    put_be64(rec + 1, a->seq);
     memcpy(rec + 9, a->prev, MAC_LEN);
+    put_be64(rec + 9 + MAC_LEN, a->first_seq);
+    memcpy(rec + 17 + MAC_LEN, a->first_mac, MAC_LEN);
+    sx_crypto_record_mac(rec + HEAD_LEN, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec,
+                         HEAD_LEN);
     return sx_storage_put(a->storage, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec, sizeof(rec), NULL);
 }
 
-static int load_head(sx_storage *st, uint64_t *ret_seq, uint8_t *ret_mac)
+/* The stored head. A format-1 head (written before the file's first line was recorded) leaves
+ * *ret_first_seq 0. SX_CRYPTO_EFORGED (counted) when the record fails its MAC. */
+static int load_head(sx_storage *st, const uint8_t *record_key, uint64_t *ret_seq, uint8_t *ret_mac,
+                     uint64_t *ret_first_seq, uint8_t *ret_first_mac)
 {
     void *val = NULL;
     size_t len = 0;
@@ -327,17 +359,42 @@ static int load_head(sx_storage *st, uint64_t *ret_seq, uint8_t *ret_mac)
     if (rc != 0)
         return rc;
     const uint8_t *v = val;
-    if (len != 1 + 8 + MAC_LEN || v[0] != HEAD_FORMAT) {
+    if (sx_crypto_record_check(&len, record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, val, len) != 0) {
+        sx_storage_free(val);
+        sx_metrics_forged_record(SX_METRICS_FORGED_AUDIT_HEAD);
+        return SX_CRYPTO_EFORGED;
+    }
+    if (!((len == HEAD_V1_LEN && v[0] == HEAD_FORMAT_V1) || (len == HEAD_LEN && v[0] == HEAD_FORMAT))) {
         sx_storage_free(val);
         return -EBADMSG;
     }
-    uint64_t seq = 0;
-    for (int i = 0; i < 8; i++)
-        seq = seq << 8 | v[1 + i];
-    *ret_seq = seq;
+    *ret_seq = get_be64(v + 1);
     memcpy(ret_mac, v + 9, MAC_LEN);
+    *ret_first_seq = 0;
+    if (v[0] == HEAD_FORMAT) {
+        *ret_first_seq = get_be64(v + 9 + MAC_LEN);
+        memcpy(ret_first_mac, v + 17 + MAC_LEN, MAC_LEN);
+    }
     sx_storage_free(val);
     return 0;
+}
+
+/* Parse the seq and MAC of the line of ll bytes at line; false when it is not one of ours. */
+static bool line_seq_mac(const char *line, size_t ll, uint64_t *ret_seq, uint8_t *ret_mac);
+
+/* Read the first line of the file open at fd (for a head that does not name it yet). */
+static void read_first_line(sx_audit *a, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[BODY_MAX + 256];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    const char *nl = n > 0 ? memchr(buf, '\n', (size_t)n) : NULL;
+    if (nl && line_seq_mac(buf, (size_t)(nl - buf), &a->first_seq, a->first_mac))
+        return;
+    a->first_seq = 0;
 }
 
 /* Answer the waiters of syncs with rc (0 = their lines are on file). */
@@ -398,6 +455,12 @@ static int commit(sx_audit *a, size_t len, const uint8_t *new_prev, uint64_t new
     return rc;
 }
 
+static bool file_empty(int fd)
+{
+    struct stat sb;
+    return fstat(fd, &sb) == 0 && sb.st_size == 0;
+}
+
 static void do_reopen(sx_audit *a)
 {
     int fd = open_file(a->path);
@@ -411,6 +474,9 @@ static void do_reopen(sx_audit *a)
     else
         sx_log(SX_LOG_INFO, "audit log reopened: \"%s\"", a->path);
     a->need_open_line = true;
+    a->file_fresh = fd >= 0 && file_empty(fd);
+    if (fd >= 0 && !a->file_fresh)
+        read_first_line(a, a->path); /* reopened onto a file that already has lines */
 }
 
 /* Take every queued line, write them as one batch and answer the waiters. */
@@ -421,11 +487,18 @@ static void run_batch(sx_audit *a, sync_ent *syncs)
     uint64_t seq = a->seq;
     size_t len = 0, count = 0;
     bool ok = true;
+    uint64_t first_seq = a->first_seq;
+    uint8_t first_mac[MAC_LEN];
+    memcpy(first_mac, a->first_mac, MAC_LEN);
     if (a->need_open_line) {
         char body[256];
         size_t bl = open_body(body, prev);
         ok = emit(a, &len, body, bl, prev, &seq);
         count++;
+        if (a->file_fresh) { /* the open line starts this file */
+            first_seq = seq;
+            memcpy(first_mac, prev, MAC_LEN);
+        }
     }
     for (unsigned i = 0; i < a->nslots; i++) {
         slot *s = &a->slots[i];
@@ -452,9 +525,21 @@ static void run_batch(sx_audit *a, sync_ent *syncs)
     if (count == 0)
         return;
     int rc = -ENOMEM;
-    if (ok)
+    if (ok) {
+        /* commit() stores the head: it must name the first line already */
+        uint64_t old_first = a->first_seq;
+        uint8_t old_mac[MAC_LEN];
+        memcpy(old_mac, a->first_mac, MAC_LEN);
+        a->first_seq = first_seq;
+        memcpy(a->first_mac, first_mac, MAC_LEN);
         rc = commit(a, len, prev, seq, syncs);
-    else
+        if (rc != 0) {
+            a->first_seq = old_first;
+            memcpy(a->first_mac, old_mac, MAC_LEN);
+        } else {
+            a->file_fresh = false;
+        }
+    } else
         answer(a, syncs, rc);
     if (rc == 0) {
         a->need_open_line = false;
@@ -503,10 +588,10 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, unsigned nthreads, char *err,
-                 size_t errlen)
+int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, const uint8_t *record_key,
+                 unsigned nthreads, char *err, size_t errlen)
 {
-    if (!key) {
+    if (!key || !record_key) {
         snprintf(err, errlen, "the keyring has no audit key");
         return -EINVAL;
     }
@@ -514,6 +599,7 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
     if (!a)
         return -ENOMEM;
     a->key = key;
+    a->record_key = record_key;
     a->storage = st;
     a->fail_closed = cfg->audit_policy == SX_AUDIT_FAIL_CLOSED;
     a->nslots = nthreads + 1; /* the last one is shared by worker-pool threads */
@@ -534,10 +620,17 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
     a->sync_tail = &a->sync_head;
     a->need_open_line = true;
     a->fd = -1;
-    int rc = load_head(st, &a->seq, a->prev);
+    int rc = load_head(st, record_key, &a->seq, a->prev, &a->first_seq, a->first_mac);
     if (rc == -ENOENT) {
         a->seq = 0;
         memset(a->prev, 0, MAC_LEN);
+    } else if (rc == SX_CRYPTO_EFORGED) {
+        /* Starting a new chain would hide whatever the edit was meant to hide. */
+        snprintf(err, errlen,
+                 "the audit chain head (%s) fails its MAC: it was edited in storage; restore it from a backup",
+                 SX_AUDIT_HEAD_KEY);
+        sx_audit_free(a);
+        return rc;
     } else if (rc != 0) {
         snprintf(err, errlen, "cannot read the audit chain head: %s", sx_storage_strerror(rc));
         sx_audit_free(a);
@@ -550,6 +643,14 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
         sx_audit_free(a);
         return rc;
     }
+    /* An empty file starts with our open line. A file with lines keeps the first line the head
+     * names (a restart appends to it), so lines cut from its start while the server was down show;
+     * a head that names none yet (written before it could) learns it from the file once. */
+    a->file_fresh = file_empty(a->fd);
+    if (a->file_fresh)
+        a->first_seq = 0;
+    else if (rc != 0 || a->first_seq == 0)
+        read_first_line(a, a->path);
     if ((rc = pthread_create(&a->tid, NULL, writer_main, a)) != 0) {
         snprintf(err, errlen, "cannot start the audit writer");
         a->tid = 0;
@@ -616,6 +717,18 @@ static void fail_at(sx_audit_report *rep, uint64_t line, const char *fmt, unsign
 #define MAC_TAIL_LEN (8 + 2 * MAC_LEN + 2) /* ,"mac":"<hex>"} */
 _Static_assert(MAC_TAIL_LEN == 74, "the MAC field is 74 bytes from the end of a line");
 static const char field_m[] = ",\"mac\":\""; /* the public form of the last field, not a MAC */
+
+static bool line_seq_mac(const char *line, size_t ll, uint64_t *ret_seq, uint8_t *ret_mac)
+{
+    if (ll < MAC_TAIL_LEN + 10 || memcmp(line, "{\"seq\":", 7) != 0 ||
+        memcmp(line + ll - MAC_TAIL_LEN, field_m, 8) != 0 || unhex(ret_mac, line + ll - MAC_TAIL_LEN + 8, MAC_LEN) != 0)
+        return false;
+    uint64_t seq = 0;
+    for (size_t i = 7; i < 27 && line[i] >= '0' && line[i] <= '9'; i++)
+        seq = seq * 10 + (uint64_t)(line[i] - '0');
+    *ret_seq = seq;
+    return seq != 0;
+}
 
 /* Check the lines of buf[0..len); fills rep (ok, counts, first bad line). */
 static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_report *rep)
@@ -692,19 +805,33 @@ static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_repo
     }
 }
 
+static bool first_line_is(const char *buf, size_t len, const uint8_t *mac)
+{
+    const char *nl = memchr(buf, '\n', len);
+    uint64_t seq;
+    uint8_t m[MAC_LEN];
+    return nl && line_seq_mac(buf, (size_t)(nl - buf), &seq, m) && sodium_memcmp(m, mac, MAC_LEN) == 0;
+}
+
 int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report *rep)
 {
     memset(rep, 0, sizeof(*rep));
-    uint8_t head_mac[MAC_LEN];
-    uint64_t head_seq = 0;
+    uint8_t head_mac[MAC_LEN], first_mac[MAC_LEN];
+    uint64_t head_seq = 0, first_seq = 0;
     /* Head and file size together: the writer appends before it stores a head, both under
      * file_mu, so every line up to the head is inside the size read here. */
     pthread_mutex_lock(&a->file_mu);
-    int hrc = load_head(a->storage, &head_seq, head_mac);
+    int hrc = load_head(a->storage, a->record_key, &head_seq, head_mac, &first_seq, first_mac);
     struct stat sb;
     int src = stat(path, &sb);
     int serr = errno;
     pthread_mutex_unlock(&a->file_mu);
+    if (hrc == SX_CRYPTO_EFORGED) {
+        rep->ok = false;
+        snprintf(rep->reason, sizeof(rep->reason),
+                 "the server's chain head record fails its MAC: it was edited in storage");
+        return 0;
+    }
     if (hrc != 0 && hrc != -ENOENT)
         return hrc;
     if (src != 0)
@@ -747,6 +874,17 @@ int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report
             snprintf(rep->reason, sizeof(rep->reason),
                      "the file ends at seq %llu but the server's chain head is seq %llu: lines were cut from the end",
                      (unsigned long long)rep->last_seq, (unsigned long long)rep->head_seq);
+        } else if (first_seq && rep->first_seq != first_seq) {
+            rep->ok = false;
+            snprintf(rep->reason, sizeof(rep->reason),
+                     "the file starts at seq %llu but the server recorded that it starts at seq %llu: lines were cut "
+                     "from the start",
+                     (unsigned long long)rep->first_seq, (unsigned long long)first_seq);
+        } else if (first_seq && !first_line_is(buf, got, first_mac)) {
+            rep->ok = false;
+            snprintf(rep->reason, sizeof(rep->reason),
+                     "the file's first line does not carry the MAC the server recorded for it: lines were cut from "
+                     "the start");
         } else if (rep->first_seq > rep->head_seq) {
             rep->ok = false;
             snprintf(rep->reason, sizeof(rep->reason), "the file starts after the server's chain head (seq %llu)",

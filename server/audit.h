@@ -73,12 +73,13 @@ void sx_audit_copy_rec(const sx_audit_copy *c, sx_audit_rec *rec);
 
 /*
  * Open the audit log at cfg->audit_log (appending), read the chain head from storage and start the
- * writer thread. key (32 bytes) and st are borrowed and must outlive the audit log. nthreads is
+ * writer thread. key (32 bytes, the chain's MAC key), record_key (32 bytes, the MAC of the stored
+ * head, crypto.h) and st are borrowed and must outlive the audit log. nthreads is
  * the number of loop threads (each gets its own buffer). Returns 0 or a negative errno with a
  * reason in err.
  */
-int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, unsigned nthreads, char *err,
-                 size_t errlen) __attribute__((warn_unused_result));
+int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, const uint8_t *record_key,
+                 unsigned nthreads, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Write what is queued, store the head and stop the writer. NULL ok. */
 void sx_audit_free(sx_audit *a);
 

@@ -224,9 +224,69 @@ static void format_time(int64_t ms, char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
 }
 
-/* Write the manifest for the files of data (already hashed into names/sizes/hashes). */
+/* Write len bytes to dir/name through a synced temporary file and a rename. */
+static int write_atomic(const char *dir, const char *name, const void *buf, size_t len)
+{
+    char tmp[PATH_BUF], final[PATH_BUF];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        rc = -errno;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t w = write(fd, (const char *)buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            rc = -EIO;
+        else
+            off += (size_t)w;
+    }
+    if (fd >= 0) {
+        if (rc == 0 && fsync(fd) != 0)
+            rc = -errno;
+        close(fd);
+    }
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsync_path(dir, true);
+    return rc;
+}
+
+static void manifest_mac(uint8_t tag[SX_CRYPTO_RECORD_MACBYTES], const uint8_t *mac_key, const char *text, size_t len)
+{
+    static const char label[] = "backup/" SX_BACKUP_MANIFEST;
+    sx_crypto_record_mac(tag, mac_key, label, sizeof(label) - 1, text, len);
+}
+
+int sx_backup_manifest_check(sx_crypto *c, const char *manifest, size_t len, const char *mac_line, char *err,
+                             size_t errlen)
+{
+    if (!mac_line) {
+        if (sx_crypto_records_authenticated(c))
+            return fail(err, errlen, -EBADMSG,
+                        "the backup has no %s: it was not written by secretsd, or the file was "
+                        "removed",
+                        SX_BACKUP_MANIFEST_MAC);
+        return 0; /* written before manifests had MACs (its keyring says so) */
+    }
+    uint8_t want[SX_CRYPTO_RECORD_MACBYTES], got[SX_CRYPTO_RECORD_MACBYTES];
+    size_t bin = 0;
+    if (sodium_hex2bin(got, sizeof(got), mac_line, strlen(mac_line), "\n", &bin, NULL) != 0 || bin != sizeof(got))
+        return fail(err, errlen, -EBADMSG, "%s is malformed", SX_BACKUP_MANIFEST_MAC);
+    manifest_mac(want, sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD), manifest, len);
+    if (sodium_memcmp(want, got, sizeof(got)) != 0)
+        return fail(err, errlen, -EBADMSG,
+                    "the manifest fails its MAC: the backup was edited, or it belongs to another installation");
+    return 0;
+}
+
+/* Write the manifest for the files of data (already hashed into names/sizes/hashes), and its MAC
+ * under mac_key. */
 static int write_manifest(const char *dir, const sx_backup_info *info, char **names, const uint64_t *sizes,
-                          char (*hashes)[HASH_HEX], size_t n)
+                          char (*hashes)[HASH_HEX], size_t n, const uint8_t *mac_key)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -271,32 +331,17 @@ static int write_manifest(const char *dir, const sx_backup_info *info, char **na
     size_t len;
     yajl_gen_get_buf(g, &buf, &len);
 
-    char tmp[PATH_BUF], final[PATH_BUF];
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, SX_BACKUP_MANIFEST);
-    snprintf(final, sizeof(final), "%s/%s", dir, SX_BACKUP_MANIFEST);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        rc = -errno;
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            rc = -EIO;
-        else
-            off += (size_t)w;
-    }
-    if (fd >= 0) {
-        if (rc == 0 && fsync(fd) != 0)
-            rc = -errno;
-        close(fd);
+    int rc = write_atomic(dir, SX_BACKUP_MANIFEST, buf, len);
+    if (rc == 0) {
+        /* The MAC covers the manifest's exact bytes, so its file hashes cover every file. */
+        uint8_t tag[SX_CRYPTO_RECORD_MACBYTES];
+        char line[2 * SX_CRYPTO_RECORD_MACBYTES + 2];
+        manifest_mac(tag, mac_key, (const char *)buf, len);
+        sodium_bin2hex(line, sizeof(line), tag, sizeof(tag));
+        strcat(line, "\n");
+        rc = write_atomic(dir, SX_BACKUP_MANIFEST_MAC, line, strlen(line));
     }
     yajl_gen_free(g);
-    if (rc == 0 && rename(tmp, final) != 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = fsync_path(dir, true);
     return rc;
 }
 
@@ -376,7 +421,8 @@ int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_in
     }
     if (rc == 0 && (rc = fsync_path(data, true)) < 0)
         fail(err, errlen, rc, "cannot sync \"%s\"", data);
-    if (rc == 0 && (rc = write_manifest(dir, info, names, sizes, hashes, n)) < 0)
+    if (rc == 0 &&
+        (rc = write_manifest(dir, info, names, sizes, hashes, n, sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD))) < 0)
         fail(err, errlen, rc, "cannot write the manifest: %s", strerror(-rc));
 out:
     free(cs);
@@ -478,9 +524,25 @@ static int verify(yajl_val m, const char *data, char *err, size_t errlen)
     return rc;
 }
 
-int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info, char *err, size_t errlen)
+/* The MAC file's first line (malloc'd), NULL when there is none. */
+static char *read_mac_line(const char *dir)
 {
-    if (!dir || !target || !info)
+    char path[PATH_BUF];
+    snprintf(path, sizeof(path), "%s/%s", dir, SX_BACKUP_MANIFEST_MAC);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *line = calloc(1, 256);
+    if (line && !fgets(line, 256, f))
+        line[0] = '\0';
+    fclose(f);
+    return line;
+}
+
+int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info, sx_backup_check_fn check, void *ctx,
+                      char *err, size_t errlen)
+{
+    if (!dir || !target || !info || !check)
         return fail(err, errlen, -EINVAL, "invalid argument");
     if (strlen(dir) > PATH_MAX - 64 || strlen(target) > PATH_MAX - 64)
         return fail(err, errlen, -ENAMETOOLONG, "path too long");
@@ -500,10 +562,10 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     text[len] = '\0';
     char perr[128];
     yajl_val m = yajl_tree_parse(text, perr, sizeof(perr));
-    free(text);
     yajl_val fmt = m ? get(m, "format", NULL, yajl_t_string) : NULL;
     if (!fmt || strcmp(fmt->u.string, MANIFEST_FORMAT) != 0) {
         yajl_tree_free(m);
+        free(text);
         return fail(err, errlen, -EBADMSG, "\"%s\" is not a secretsd backup manifest (\"%s\")", mpath, MANIFEST_FORMAT);
     }
     memset(info, 0, sizeof(*info));
@@ -524,6 +586,7 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     }
     if (rc < 0) {
         yajl_tree_free(m);
+        free(text);
         return rc;
     }
 
@@ -541,6 +604,7 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
             closedir(d);
         if (!empty) {
             yajl_tree_free(m);
+            free(text);
             return fail(err, errlen, -EEXIST, "\"%s\" exists and is not empty: move it aside first", target);
         }
     }
@@ -555,6 +619,7 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     if (!mkdtemp(tmp)) {
         int e = errno;
         yajl_tree_free(m);
+        free(text);
         return fail(err, errlen, -e, "cannot create a folder next to \"%s\": %s", target, strerror(e));
     }
     for (size_t i = 0; rc == 0 && i < files->u.array.len; i++) {
@@ -568,6 +633,14 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     yajl_tree_free(m);
     if (rc == 0 && (rc = fsync_path(tmp, true)) < 0)
         fail(err, errlen, rc, "cannot sync \"%s\"", tmp);
+    if (rc == 0) {
+        /* The hashes above prove the files match the manifest; only the unsealed copy can prove the
+         * manifest itself is the one this installation wrote. */
+        char *mac_line = read_mac_line(dir);
+        rc = check(ctx, tmp, info, text, len, mac_line, err, errlen);
+        free(mac_line);
+    }
+    free(text);
     if (rc == 0 && exists && rmdir(target) != 0)
         rc = fail(err, errlen, -errno, "cannot replace the empty folder \"%s\"", target);
     if (rc == 0 && rename(tmp, target) != 0)

@@ -434,6 +434,51 @@ static int run_recover(const sx_config *cfg, sx_storage *storage)
 }
 
 /* secretsd --restore DIR: copy a backup into the [storage] path, then check it opens. */
+typedef struct restore_ctx {
+    const sx_config *cfg;
+    sx_backup_info got;
+} restore_ctx;
+
+/* The copy of a backup, before it is renamed into place: it must hold what the manifest says and
+ * open with the configured seal, and its keyring must authenticate the manifest. */
+static int restore_check(void *ctx, const char *copy, const sx_backup_info *want, const char *manifest, size_t len,
+                         const char *mac_line, char *err, size_t errlen)
+{
+    restore_ctx *rc_ = ctx;
+    sx_storage_options sopt = {.backend = "rocksdb", .path = copy, .sync = true};
+    sx_storage *storage = NULL;
+    sx_crypto *crypto = NULL;
+    char oerr[512];
+    int rc = sx_storage_open(&sopt, &storage, oerr, sizeof(oerr));
+    if (rc != 0) {
+        snprintf(err, errlen, "the backup's store does not open: %s", oerr);
+        return rc;
+    }
+    memset(&rc_->got, 0, sizeof(rc_->got));
+    const sx_backup_info *got = &rc_->got;
+    rc = sx_backup_count(storage, &rc_->got);
+    if (rc == 0 && (got->secrets != want->secrets || got->values != want->values || got->envs != want->envs ||
+                    got->data_keys != want->data_keys || got->tokens != want->tokens)) {
+        snprintf(err, errlen, "the backup's records do not match the manifest");
+        rc = -EBADMSG;
+    } else if (rc != 0) {
+        snprintf(err, errlen, "cannot count the backup's records: %s", sx_storage_strerror(rc));
+    }
+    if (rc == 0 && open_crypto(rc_->cfg, storage, &crypto) != 0) {
+        snprintf(err, errlen,
+                 "the configured %s seal does not open the backup. It was taken under a %s seal: configure that "
+                 "seal (the key file, passphrase or TPM current at backup time), or restore and run `secretsd "
+                 "--config FILE --recover` with the recovery key",
+                 seal_label(rc_->cfg), want->seal);
+        rc = SX_CRYPTO_EBADSEAL;
+    }
+    if (rc == 0)
+        rc = sx_backup_manifest_check(crypto, manifest, len, mac_line, err, errlen);
+    sx_crypto_free(crypto);
+    sx_storage_close(storage);
+    return rc;
+}
+
 static int run_restore(const sx_config *cfg, const char *dir)
 {
     if (cfg->backend != SX_CONFIG_BACKEND_ROCKSDB) {
@@ -441,46 +486,20 @@ static int run_restore(const sx_config *cfg, const char *dir)
         return 2;
     }
     ensure_parent_dir(cfg->storage_path);
-    sx_backup_info want, got;
+    sx_backup_info want;
+    restore_ctx ctx = {.cfg = cfg};
     char err[1024] = "";
-    if (sx_backup_restore(dir, cfg->storage_path, &want, err, sizeof(err)) != 0) {
-        fprintf(stderr, "secretsd: restore failed: %s\n", err);
+    if (sx_backup_restore(dir, cfg->storage_path, &want, restore_check, &ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "secretsd: restore refused, nothing was changed: %s\n", err);
         return 1;
     }
     printf("secretsd: backup \"%s\" (%llu files, %llu bytes) copied to \"%s\"\n", dir, (unsigned long long)want.files,
            (unsigned long long)want.bytes, cfg->storage_path);
-    sx_storage_options sopt = {.backend = "rocksdb", .path = cfg->storage_path, .sync = true};
-    sx_storage *storage = NULL;
-    sx_crypto *crypto = NULL;
-    int status = 1;
-    if (sx_storage_open(&sopt, &storage, err, sizeof(err)) != 0) {
-        fprintf(stderr, "secretsd: the restored store does not open: %s\n", err);
-        return 1;
-    }
-    memset(&got, 0, sizeof(got));
-    int rc = sx_backup_count(storage, &got);
-    if (rc != 0 || got.secrets != want.secrets || got.values != want.values || got.envs != want.envs ||
-        got.data_keys != want.data_keys || got.tokens != want.tokens) {
-        fprintf(stderr, "secretsd: the restored store's records do not match the manifest\n");
-        goto out;
-    }
-    if (open_crypto(cfg, storage, &crypto) != 0) {
-        fprintf(stderr,
-                "secretsd: the backup is restored, but the configured %s seal does not open it. It was taken under\n"
-                "a %s seal: configure that seal (the key file, passphrase or TPM current at backup time), or run\n"
-                "`secretsd --config FILE --recover` with the recovery key.\n",
-                seal_label(cfg), want.seal);
-        goto out;
-    }
     printf("secretsd: restored %llu secrets (%llu values) in %llu environments and %llu tokens; the keyring opens\n"
-           "with the configured %s seal. Start secretsd normally now.\n",
-           (unsigned long long)got.secrets, (unsigned long long)got.values, (unsigned long long)got.envs,
-           (unsigned long long)got.tokens, seal_label(cfg));
-    status = 0;
-out:
-    sx_crypto_free(crypto);
-    sx_storage_close(storage);
-    return status;
+           "with the configured %s seal and authenticates the manifest. Start secretsd normally now.\n",
+           (unsigned long long)ctx.got.secrets, (unsigned long long)ctx.got.values, (unsigned long long)ctx.got.envs,
+           (unsigned long long)ctx.got.tokens, seal_label(cfg));
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -10,7 +10,7 @@
  * route; storage operation latency histograms; worker-pool queue depth; open connections; sealed
  * state; active master key version and versions kept; rotations in progress and their progress;
  * authentication failures (401) and throttled requests (429); HTTP/2 connections closed for abuse
- * (server/guard.c); audit log lines, drops and failures.
+ * (server/guard.c); records that failed their MAC; audit log lines, drops and failures.
  */
 #include "server/api.h"
 #include "server/audit.h"
@@ -54,6 +54,21 @@ static histogram shared_storage[SX_METRICS_STORAGE_NOPS];
 /* Connections closed as abusive, by reason (rare: atomic adds from any thread). */
 static counter abuse_closes[SX_METRICS_ABUSE_NREASONS];
 static const char *const abuse_reasons[SX_METRICS_ABUSE_NREASONS] = {"resets", "control_frames", "header_block"};
+
+/* Records that failed their MAC, by kind (rare: atomic adds from any thread). */
+static counter forged_records[SX_METRICS_FORGED_NKINDS];
+static const char *const forged_kinds[SX_METRICS_FORGED_NKINDS] = {"token", "rotation", "audit_head"};
+
+void sx_metrics_forged_record(sx_metrics_forged kind)
+{
+    if ((unsigned)kind >= SX_METRICS_FORGED_NKINDS)
+        return;
+    if (atomic_fetch_add_explicit(&forged_records[kind], 1, memory_order_relaxed) == 0)
+        sx_log(SX_LOG_WARN,
+               "a stored %s record fails its MAC: it was edited outside secretsd and is refused "
+               "(further ones are counted in secretsd_forged_records_total)",
+               forged_kinds[kind]);
+}
 
 void sx_metrics_abuse_close(sx_metrics_abuse why)
 {
@@ -256,6 +271,11 @@ static void gen_requests(out *o, sx_server *s)
     for (unsigned i = 0; i < SX_METRICS_ABUSE_NREASONS; i++)
         put(o, "secretsd_http2_abusive_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n", abuse_reasons[i],
             ld(&abuse_closes[i]));
+
+    family(o, "secretsd_forged_records_total", "counter",
+           "Stored records that carry authority and failed their MAC (edited in storage), by kind; all refused.");
+    for (unsigned i = 0; i < SX_METRICS_FORGED_NKINDS; i++)
+        put(o, "secretsd_forged_records_total{kind=\"%s\"} %" PRIu64 "\n", forged_kinds[i], ld(&forged_records[i]));
 
     family(o, "secretsd_storage_operation_duration_seconds", "histogram", "Storage operations of the API, by kind.");
     for (unsigned op = 0; op < SX_METRICS_STORAGE_NOPS; op++) {

@@ -30,6 +30,14 @@ typedef enum sx_metrics_abuse {
     SX_METRICS_ABUSE_NREASONS = 3,
 } sx_metrics_abuse;
 
+/* Records that carry authority and failed their MAC (edited in storage), by kind. */
+typedef enum sx_metrics_forged {
+    SX_METRICS_FORGED_TOKEN = 0,      /* t/ token records (refused: 401) */
+    SX_METRICS_FORGED_ROTATION = 1,   /* r/ rotation records (the rotation is not run) */
+    SX_METRICS_FORGED_AUDIT_HEAD = 2, /* s/audit.head (verification fails, the log does not start) */
+    SX_METRICS_FORGED_NKINDS = 3,
+} sx_metrics_forged;
+
 typedef struct sx_metrics_thread sx_metrics_thread;
 
 /* A zeroed set of counters (calloc'd; free with free()); NULL when out of memory. */
@@ -41,6 +49,9 @@ void sx_metrics_request(sx_metrics_thread *m, unsigned route, int status, uint64
 void sx_metrics_storage(sx_metrics_thread *m, sx_metrics_storage_op op, uint64_t ns);
 /* Count one connection closed as abusive (any thread). */
 void sx_metrics_abuse_close(sx_metrics_abuse why);
+/* Count one record that failed its MAC (any thread); the first of each kind is logged (a warning
+ * naming the kind, never the record's bytes), later ones are only counted. */
+void sx_metrics_forged_record(sx_metrics_forged kind);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sx_metrics_now_ns(void);
 

@@ -79,6 +79,9 @@ typedef struct sx_rotor_options {
     void *event_ctx;
     unsigned lease_ms; /* shared stores: how long the rotation lease lasts without renewal before another
                           node may take it over (renewed every third of it); 0 = 10000 ms */
+    /* Called (any thread that reads rotation records) for each r/ record read that fails its record
+     * MAC: the rotation it describes is refused, never run. May be NULL. */
+    void (*on_forged)(void *ctx);
 } sx_rotor_options;
 
 /* Create an engine over st and c (both borrowed; they must outlive it). No thread runs yet. When st
@@ -126,6 +129,9 @@ const char *sx_rotation_phase_name(const sx_rotation *rot);
 
 #define SX_BACKUP_MANIFEST "MANIFEST.json"
 #define SX_BACKUP_DATA     "data"
+/* The manifest's MAC (hex, one line): keyed with the keyring's record key, so only a server holding
+ * the keyring can make one, and checked after the restored copy has been unsealed. */
+#define SX_BACKUP_MANIFEST_MAC "MANIFEST.mac"
 
 /* What a backup holds, as written into its manifest. */
 typedef struct sx_backup_info {
@@ -148,14 +154,34 @@ int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_in
     __attribute__((warn_unused_result));
 
 /*
+ * Called by sx_backup_restore() once the files are copied into copy (a temporary sibling of the
+ * target) and synced, before anything is renamed into place: open the copy, unseal it and check
+ * the manifest (its exact bytes, and the MAC file's line or NULL when the backup has none) with
+ * sx_backup_manifest_check(), compare the records with *want. 0 to go on; anything else stops the
+ * restore, which removes the copy and returns that code (err should say why).
+ */
+typedef int (*sx_backup_check_fn)(void *ctx, const char *copy, const sx_backup_info *want, const char *manifest,
+                                  size_t len, const char *mac_line, char *err, size_t errlen);
+
+/*
  * Restore the backup in dir into the RocksDB directory target, which must not exist or be an
  * empty directory: verify the manifest (every file present with its size and hash, no other
- * file), copy into a temporary sibling of target, fsync, rename. *info gets the manifest's
- * contents. -EEXIST when target holds something, SX_CRYPTO_EFORMAT (-EBADMSG) for a manifest or
- * file that does not match. err gets a one-line reason.
+ * file), copy into a temporary sibling of target, fsync, let check() unseal the copy and check
+ * the manifest's MAC, rename. *info gets the manifest's contents. -EEXIST when target holds
+ * something, -EBADMSG for a manifest or file that does not match, check()'s code when it refuses;
+ * on any failure target is left as it was. err gets a one-line reason.
  */
-int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info, sx_backup_check_fn check, void *ctx,
+                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Check the manifest bytes against mac_line (the MAC file's content, NULL when the file is absent)
+ * under c's record key. A backup without a MAC file is accepted only from a store whose records
+ * predate record MACs (sx_crypto_records_authenticated() false): everything since writes one.
+ * 0, or -EBADMSG with a reason in err.
+ */
+int sx_backup_manifest_check(sx_crypto *c, const char *manifest, size_t len, const char *mac_line, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
 
 /* Count the records of st by kind into info (secrets, values, envs, data_keys, tokens). */
 int sx_backup_count(sx_storage *st, sx_backup_info *info) __attribute__((warn_unused_result));

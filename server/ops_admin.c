@@ -17,6 +17,7 @@
  * job wipes when released; it is never logged.
  */
 #include "server/api.h"
+#include "server/metrics.h"
 #include "server/ops.h"
 
 #include <errno.h>
@@ -737,9 +738,15 @@ static void on_rotor_event(void *ctx, const sx_rotation *rot, const char *what, 
         sx_log(SX_LOG_INFO, "%s %s%s", subject, what, strcmp(what, "resumed") == 0 ? " after a restart" : "");
 }
 
+static void on_rotor_forged(void *ctx)
+{
+    (void)ctx;
+    sx_metrics_forged_record(SX_METRICS_FORGED_ROTATION);
+}
+
 int sx_ops_init(sx_server *s, char *err, size_t errlen)
 {
-    sx_rotor_options opt = {.on_event = on_rotor_event, .event_ctx = s};
+    sx_rotor_options opt = {.on_event = on_rotor_event, .event_ctx = s, .on_forged = on_rotor_forged};
     int rc = sx_rotor_new(&s->rotor, s->storage, s->crypto, &opt);
     if (rc != 0)
         snprintf(err, errlen, "cannot create the rotation engine: %s", strerror(-rc));

@@ -163,9 +163,17 @@ int sx_rot_parse_env(sx_rotation *rot, const char *s, size_t len)
     return 0;
 }
 
-static int rec_decode(sx_rotation *rot, const char *key, size_t klen, const uint8_t *v, size_t vlen, uint64_t rev)
+/* A stored r/ record is the encoding below followed by its record MAC (crypto.h), so a rotation
+ * edited in storage (phase, versions, cursor) is refused instead of run. */
+static int rec_decode(sx_rotor *r, sx_rotation *rot, const char *key, size_t klen, const uint8_t *v, size_t vlen,
+                      uint64_t rev)
 {
     memset(rot, 0, sizeof(*rot));
+    if (sx_crypto_record_check(&vlen, sx_crypto_system_key(r->c, SX_CRYPTO_KEY_RECORD), key, klen, v, vlen) != 0) {
+        if (r->on_forged)
+            r->on_forged(r->event_ctx);
+        return SX_CRYPTO_EFORGED;
+    }
     if (vlen < REC_HDR || v[0] != REC_FMT || (v[1] != SX_ROTATION_MASTER && v[1] != SX_ROTATION_ENV) || v[2] < 1 ||
         v[2] > SX_ROTATION_FINISH)
         return -EBADMSG;
@@ -213,12 +221,15 @@ static size_t rec_encode(uint8_t *out, const sx_rotation *rot)
 int sx_rot_write(sx_rotor *r, sx_rotation *rot)
 {
     char key[256];
-    uint8_t val[REC_HDR + SX_ROTATION_CURSOR_MAX];
+    uint8_t val[REC_HDR + SX_ROTATION_CURSOR_MAX + SX_CRYPTO_RECORD_MACBYTES];
+    size_t klen = rec_key(key, rot), vlen = rec_encode(val, rot);
+    sx_crypto_record_mac(val + vlen, sx_crypto_system_key(r->c, SX_CRYPTO_KEY_RECORD), key, klen, val, vlen);
+    vlen += SX_CRYPTO_RECORD_MACBYTES;
     sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
                         .key = key,
-                        .klen = rec_key(key, rot),
+                        .klen = klen,
                         .val = val,
-                        .vlen = rec_encode(val, rot),
+                        .vlen = vlen,
                         .cond = rot->rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
                         .rev = rot->rev};
     int rc = sx_storage_batch(r->st, &op, 1, NULL);
@@ -319,8 +330,9 @@ static void lease_release(sx_rotor *r)
 
 /* ---- the thread ----------------------------------------------------------------------------------- */
 
-static int list_records(sx_storage *st, sx_rotation **ret, size_t *ret_n)
+static int list_records(sx_rotor *r, sx_rotation **ret, size_t *ret_n)
 {
+    sx_storage *st = r->st;
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(st, "r/", 2, NULL, 0, 0, &it);
     if (rc < 0)
@@ -341,8 +353,8 @@ static int list_records(sx_storage *st, sx_rotation **ret, size_t *ret_n)
             rots = nr;
             cap = nc;
         }
-        if (rec_decode(&rots[n], k, kl, v, vl, rev) == 0)
-            n++; /* a malformed record is skipped rather than stopping every rotation */
+        if (rec_decode(r, &rots[n], k, kl, v, vl, rev) == 0)
+            n++; /* a malformed or forged record is skipped rather than stopping every rotation */
     }
     sx_storage_iter_free(it);
     if (rc < 0) {
@@ -443,7 +455,7 @@ static int64_t rotor_pass(sx_rotor *r)
     sx_rotation *rots = NULL;
     size_t n = 0;
     r->pass_error = 0;
-    int rc = list_records(r->st, &rots, &n);
+    int rc = list_records(r, &rots, &n);
     if (rc < 0) {
         r->pass_error = rc;
         return r->shared ? SHARED_POLL_MS : BACKOFF_MAX_MS;
@@ -596,6 +608,7 @@ int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_op
     r->shared = sx_storage_has(st, SX_STORAGE_CAP_SHARED);
     randombytes_buf(r->node, sizeof(r->node));
     r->on_event = opt ? opt->on_event : NULL;
+    r->on_forged = opt ? opt->on_forged : NULL;
     r->event_ctx = opt ? opt->event_ctx : NULL;
     r->first_pass = true;
     atomic_init(&r->stopping, false);
@@ -679,7 +692,7 @@ static int read_record(sx_rotor *r, sx_rotation *rot)
     uint64_t rev = 0;
     int rc = sx_storage_get(r->st, key, kl, &v, &vl, &rev);
     if (rc == 0) {
-        rc = rec_decode(rot, key, kl, v, vl, rev);
+        rc = rec_decode(r, rot, key, kl, v, vl, rev);
         sx_storage_free(v);
     }
     if (rc == 0)
@@ -740,7 +753,7 @@ int sx_rotor_list(sx_rotor *r, sx_rotation **ret, size_t *ret_n)
         return -EINVAL;
     sx_rotation *rots = NULL;
     size_t n = 0;
-    int rc = list_records(r->st, &rots, &n);
+    int rc = list_records(r, &rots, &n);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++)

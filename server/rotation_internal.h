@@ -29,6 +29,7 @@ struct sx_rotor {
     unsigned grace_ms;
     unsigned lease_ms;
     sx_rotor_event_fn on_event;
+    void (*on_forged)(void *ctx);
     void *event_ctx;
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cond;

@@ -14,6 +14,7 @@
 
 #include "server/audit.h"
 #include "server/metrics.h"
+#include "server/records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -265,6 +266,22 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     pthread_cond_init(&s->life_cv, NULL);
     int rc;
 
+    /* Before anything reads a token, rotation or audit-head record: an older store's records get
+     * their MACs (once), and the auth handle checks them from the first request on. */
+    size_t upgraded = 0;
+    if ((rc = sx_records_upgrade(s->storage, s->crypto, &upgraded, err, errlen)) != 0) {
+        free(s);
+        return rc;
+    }
+    if (upgraded)
+        sx_log(SX_LOG_INFO, "storage: %zu token, rotation and audit-head records were given their MACs", upgraded);
+    if ((rc = sx_auth_record_key_set(s->auth, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_RECORD),
+                                     SX_AUTH_KEY_BYTES)) != 0) {
+        snprintf(err, errlen, "cannot set up token record authentication");
+        free(s);
+        return rc;
+    }
+
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("secretsd"));
     /* h2o's own default is 1 GiB. A body over max_body_bytes is answered 413 by our handler on a
@@ -340,8 +357,8 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         sodium_bin2hex(s->reqid_prefix, sizeof(s->reqid_prefix), rnd, sizeof(rnd));
     }
     if (cfg->audit_log && *cfg->audit_log) {
-        rc = sx_audit_new(&s->audit, cfg, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT), s->nthreads,
-                          err, errlen);
+        rc = sx_audit_new(&s->audit, cfg, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT),
+                          sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_RECORD), s->nthreads, err, errlen);
         if (rc != 0)
             goto fail;
     }

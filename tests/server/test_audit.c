@@ -295,6 +295,59 @@ static void audit_verify_catches_edits_deletions_swaps_and_a_cut_tail(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* A restart appends an audit.open line that continues the chain; cutting every line before it
+ * leaves a file whose chain is intact from its first line. The stored head names the file's first
+ * line, so verification still sees the cut. */
+static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
+{
+    sx_srv srv;
+    sx_srv_opts o = {.backend = "rocksdb", .extra_log = "audit_log = audit.log\n", .keep_dir = true};
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
+        201);
+    sleep_ms(300);
+    char *dir = strdup(srv.dir);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    o.dir = dir;
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"B\"}"),
+        201);
+    sleep_ms(300);
+    char *ap = audit_path(&srv);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+
+    /* Keep the file from the second audit.open line on. */
+    size_t len = 0;
+    char *log = sx_test_read_file(ap, &len);
+    REQUIRE(log);
+    char *first_nl = strchr(log, '\n');
+    REQUIRE(first_nl);
+    char *second = strstr(first_nl, "\"event\":\"audit.open\"");
+    REQUIRE(second);
+    while (second > log && second[-1] != '\n')
+        second--;
+    REQUIRE(second > log);
+    CHECK_INT(sx_test_write_file(ap, second, len - (size_t)(second - log)), 0);
+    expect_bad(&srv, ap, "cut from the start", "cut at a restart's open line");
+
+    /* And after yet another restart (the server now appends to the cut file). */
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    sleep_ms(300);
+    expect_bad(&srv, ap, "cut from the start", "cut file after another restart");
+    free(log);
+    free(ap);
+    free(owner);
+    srv.own_dir = true;
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    free(dir);
+}
+
 /* Point audit.log at /dev/full and make the server reopen it. */
 static void break_audit_log(const sx_srv *srv, const char *ap)
 {
@@ -455,6 +508,7 @@ int main(int argc, char **argv)
         {"every_endpoint_writes_its_expected_audit_lines", every_endpoint_writes_its_expected_audit_lines},
         {"audit_verify_catches_edits_deletions_swaps_and_a_cut_tail",
          audit_verify_catches_edits_deletions_swaps_and_a_cut_tail},
+        {"audit_verify_catches_a_cut_at_a_restarts_open_line", audit_verify_catches_a_cut_at_a_restarts_open_line},
         {"fail_closed_refuses_reveals_and_writes_and_changes_nothing",
          fail_closed_refuses_reveals_and_writes_and_changes_nothing},
         {"fail_open_serves_when_the_audit_log_is_broken", fail_open_serves_when_the_audit_log_is_broken},
