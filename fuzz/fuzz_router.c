@@ -115,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(bad && *bad);
         break;
     case SX_ROUTE_NOT_FOUND:
-        CHECK(path_well_formed(path, len));
+        /* "/" and "*" name no resource: 404 without segments to check. */
+        CHECK(path_well_formed(path, len) || (len == 1 && (path[0] == '/' || path[0] == '*')));
         break;
     case SX_ROUTE_BAD_METHOD: {
         CHECK(path_well_formed(path, len));
@@ -127,7 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case SX_ROUTE_FOUND: {
         CHECK(path_well_formed(path, len));
-        CHECK(route && (route->methods & method) && (route->scope & scope) && route->handler);
+        /* HEAD is served by the GET route. */
+        CHECK(route && (route->methods & (method == SX_HEAD ? SX_GET : method)) && (route->scope & scope) &&
+              route->handler);
         /* Walk the pattern: literal segments equal the path's, parameters obey their rules. */
         const char *p = route->pattern + 1;
         const char *s = path + 1, *end = path + len;

@@ -35,9 +35,15 @@
  *
  * On HTTP/1.1 the guard checks each request head before h2o parses it: a head longer than
  * max_header_bytes, or with more header fields than h2o accepts (100), is answered 431 with the
- * JSON error body (h2o would buffer up to 400 KiB, then answer a plain-text 400), the write side is
- * shut, and the rest of the input is discarded until the client closes or [server] request_timeout
- * ends the connection.
+ * JSON error body (h2o would buffer up to 400 KiB, then answer a plain-text 400). A head whose
+ * body framing is ambiguous - Content-Length twice with different values or as a list, with
+ * Transfer-Encoding, or Transfer-Encoding not ending in chunked, which h2o 2.2.5 all accepts - is
+ * answered 400: those are what request smuggling through a proxy is built from. A Content-Length
+ * over max_body_bytes is answered 413 before any of the body is read. After each of these answers
+ * the write side is shut and the input is read and discarded - 64 KiB, or after a 413 the
+ * announced body up to 64 MiB - so that a client that writes its whole body before reading gets
+ * the answer rather than a reset; the client's close, that budget or [server] request_timeout ends
+ * the connection.
  *
  * Keeping the wrapper in place. h2o installs a new read callback when a connection changes protocol
  * (TLS handshake -> HTTP/1.1 or HTTP/2 by ALPN; HTTP/1.1 -> HTTP/2 by prior knowledge or
@@ -73,16 +79,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define PREFACE       "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define PREFACE_LEN   24
-#define H2C_SIGNATURE 12    /* h2o switches an HTTP/1.1 connection to HTTP/2 on "PRI * HTTP/2" */
-#define MAX_FRAME     16384 /* h2o 2.2.5 keeps the default SETTINGS_MAX_FRAME_SIZE */
-#define BLOCK_SLACK   4096  /* a header block may exceed max_header_bytes by this before the connection ends */
-#define MAX_FIELDS    100   /* h2o's H2O_MAX_HEADERS: HTTP/1.1 heads with more fields get 431 */
-#define REFILL_SECS   10    /* a budget refills completely in this many seconds */
+#define H2C_SIGNATURE 12          /* h2o switches an HTTP/1.1 connection to HTTP/2 on "PRI * HTTP/2" */
+#define MAX_FRAME     16384       /* h2o 2.2.5 keeps the default SETTINGS_MAX_FRAME_SIZE */
+#define BLOCK_SLACK   4096        /* a header block may exceed max_header_bytes by this before the connection ends */
+#define MAX_FIELDS    100         /* h2o's H2O_MAX_HEADERS: HTTP/1.1 heads with more fields get 431 */
+#define DRAIN_SMALL   65536       /* after its own answer the guard reads and drops this much more input */
+#define DRAIN_MAX     (64u << 20) /* ... or, after a 413, the announced body up to this */
+#define REFILL_SECS   10          /* a budget refills completely in this many seconds */
 #define BACKSTOP_MS   1000
 #define ENDED_RING    32
 #define OFFENDERS     64    /* addresses remembered per loop thread */
@@ -140,11 +149,12 @@ struct sx_guard {
     uint8_t proto;
     unsigned in_read;  /* depth of the guard's calls into h2o */
     bool closed;       /* the socket closed during such a call: free on the way out */
-    bool dropping;     /* ending (HTTP/2) or answered 431 (HTTP/1.1): input is discarded */
+    bool dropping;     /* ending (HTTP/2) or answered by the guard (HTTP/1.1): input is discarded */
     bool head_pending; /* HTTP/1.1: the bytes at the front of the input begin a request head */
     bool h1_next;      /* HTTP/1.1: a request ended; the next read may begin a head */
     bool offender;     /* HTTP/2 from an address that was closed for abuse lately */
     size_t head_scanned;
+    size_t drain_left; /* HTTP/1.1 answered by the guard: bytes it still reads before it closes */
     budget resets, control;
     h2scan scan;
 };
@@ -539,47 +549,169 @@ static void h2_end(sx_conn *c, h2o_socket_t *sock, int verdict, uint32_t last_st
 
 /* ---- HTTP/1.1 request heads ------------------------------------------------------------------- */
 
-#define H1_431_BODY                                                                                                    \
-    "{\"error\":\"the request headers are larger than the server accepts\",\"code\":\"headers_too_large\"}"
-static char h1_431[320];
-static size_t h1_431_len;
-static pthread_once_t h1_431_once = PTHREAD_ONCE_INIT;
+/* The answers the guard writes itself on HTTP/1.1, each ending the connection. */
+enum { H1_431, H1_400_FRAMING, H1_413, H1_NANSWERS };
+static const struct {
+    const char *status, *body;
+} h1_texts[H1_NANSWERS] = {
+    [H1_431] =
+        {"431 Request Header Fields Too Large",
+         "{\"error\":\"the request headers are larger than the server accepts\",\"code\":\"headers_too_large\"}"},
+    [H1_400_FRAMING] =
+        {"400 Bad Request",
+         "{\"error\":\"the request body's length is ambiguous (Content-Length and Transfer-Encoding disagree "
+         "or repeat)\",\"code\":\"invalid_request\"}"},
+    [H1_413] = {"413 Payload Too Large",
+                "{\"error\":\"the request body is larger than max_body_bytes\",\"code\":\"payload_too_large\"}"},
+};
+static char h1_answers[H1_NANSWERS][400];
+static size_t h1_answer_len[H1_NANSWERS];
+static pthread_once_t h1_answers_once = PTHREAD_ONCE_INIT;
 
-static void h1_431_init(void)
+static void h1_answers_init(void)
 {
-    int n = snprintf(h1_431, sizeof(h1_431),
-                     "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     sizeof(H1_431_BODY) - 1, H1_431_BODY);
-    h1_431_len = n > 0 && (size_t)n < sizeof(h1_431) ? (size_t)n : 0;
+    for (int i = 0; i < H1_NANSWERS; i++) {
+        int n = snprintf(h1_answers[i], sizeof(h1_answers[i]),
+                         "HTTP/1.1 %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                         h1_texts[i].status, strlen(h1_texts[i].body), h1_texts[i].body);
+        h1_answer_len[i] = n > 0 && (size_t)n < sizeof(h1_answers[i]) ? (size_t)n : 0;
+    }
 }
 
-static void on_431_sent(h2o_socket_t *sock, const char *err)
+static void on_answer_sent(h2o_socket_t *sock, const char *err)
 {
     sx_conn *c = sock->on_close.data;
     if (err) {
         call_inner(c, sock, err); /* h2o closes the connection */
         return;
     }
-    /* The answer is out: FIN after it. The client's close (or the request timeout) ends the rest. */
+    /* The answer is out: FIN after it. The client's close, the drain budget or the request timeout
+     * ends the rest. */
     shutdown(c->fd, SHUT_WR);
 }
 
-/* Answer 431 on an HTTP/1.1 connection whose request head is too large. False when h2o still has
- * an answer in flight (then h2o's own limits apply). */
-static bool h1_reject(sx_conn *c, h2o_socket_t *sock)
+/* Answer an HTTP/1.1 request with one of the guard's own answers and take the connection over:
+ * the input is read and discarded from now on, up to drain bytes, so that a client that writes its
+ * whole body before it reads (Python's http.client, for one) reads the answer instead of a reset.
+ * False when h2o still has an answer in flight (then h2o's own handling applies). */
+static bool h1_reject(sx_conn *c, h2o_socket_t *sock, int answer, size_t drain)
 {
     if (h2o_socket_is_writing(sock))
         return false;
-    pthread_once(&h1_431_once, h1_431_init);
-    if (!h1_431_len)
+    pthread_once(&h1_answers_once, h1_answers_init);
+    if (!h1_answer_len[answer])
         return false;
     c->guard->dropping = true;
-    h2o_buffer_consume(&sock->input, sock->input->size);
-    h2o_iovec_t buf = h2o_iovec_init(h1_431, h1_431_len);
-    h2o_socket_write(sock, &buf, 1, on_431_sent);
-    sx_log(SX_LOG_DEBUG, "answered 431: a request head over max_header_bytes or with more than %d fields", MAX_FIELDS);
+    c->guard->drain_left = drain;
+    size_t n = sock->input->size;
+    h2o_buffer_consume(&sock->input, n);
+    c->guard->drain_left -= n < drain ? n : drain;
+    h2o_iovec_t buf = h2o_iovec_init(h1_answers[answer], h1_answer_len[answer]);
+    h2o_socket_write(sock, &buf, 1, on_answer_sent);
+    sx_log(SX_LOG_DEBUG, "answered %.3s on HTTP/1.1 and closed the connection", h1_texts[answer].status);
     return true;
+}
+
+/* Case-insensitive: does the header line at p (up to its end e) have the field name name? */
+static bool field_is(const char *p, const char *e, const char *name, size_t nlen)
+{
+    if ((size_t)(e - p) <= nlen || p[nlen] != ':')
+        return false;
+    for (size_t i = 0; i < nlen; i++) {
+        char a = p[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (a != name[i])
+            return false;
+    }
+    return true;
+}
+
+/* The field value of a header line p..e without the name and the surrounding blanks. */
+static void field_value(const char *p, const char *e, size_t nlen, const char **ret_v, size_t *ret_len)
+{
+    const char *v = p + nlen + 1;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        e--;
+    *ret_v = v;
+    *ret_len = (size_t)(e - v);
+}
+
+/*
+ * How the head p[0..end) frames its body (RFC 9112 section 6). A request whose body length two
+ * parties could read differently is the building block of request smuggling, and h2o 2.2.5 lets
+ * it through: two Content-Length fields that differ (h2o uses the first), a Content-Length list,
+ * or Transfer-Encoding together with Content-Length. Transfer-Encoding that does not end in
+ * "chunked" cannot be framed at all. All of these are H1_400_FRAMING. A Content-Length over
+ * max_body_bytes is H1_413 (*ret_length says how much the client means to send). Otherwise -1.
+ */
+static int h1_framing(const char *p, size_t end, size_t max_body, uint64_t *ret_length, bool *ret_chunked)
+{
+    bool have_cl = false, have_te = false;
+    uint64_t cl = 0;
+    const char *line = memchr(p, '\n', end);
+    while (line && (size_t)(line + 1 - p) < end) {
+        const char *b = line + 1;
+        const char *e = memchr(b, '\n', end - (size_t)(b - p));
+        if (!e)
+            break;
+        const char *v;
+        size_t vl;
+        if (field_is(b, e, "content-length", 14)) {
+            field_value(b, e, 14, &v, &vl);
+            uint64_t n = 0;
+            if (vl == 0 || vl > 19)
+                return H1_400_FRAMING;
+            for (size_t i = 0; i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return H1_400_FRAMING; /* "5, 5", "+5", "0x5": never guessed at */
+                n = n * 10 + (uint64_t)(v[i] - '0');
+            }
+            if (have_cl && n != cl)
+                return H1_400_FRAMING;
+            have_cl = true;
+            cl = n;
+        } else if (field_is(b, e, "transfer-encoding", 17)) {
+            field_value(b, e, 17, &v, &vl);
+            if (vl < 7 || strncasecmp(v + vl - 7, "chunked", 7) != 0 ||
+                (vl > 7 && v[vl - 8] != ' ' && v[vl - 8] != ','))
+                return H1_400_FRAMING;
+            have_te = true;
+        }
+        line = e;
+    }
+    if (have_cl && have_te)
+        return H1_400_FRAMING;
+    *ret_length = cl;
+    *ret_chunked = have_te;
+    return have_cl && cl > max_body ? H1_413 : -1;
+}
+
+static size_t head_end(const char *p, size_t n, size_t from);
+
+/* Requests pipelined behind the one at the front in the same read reach h2o without passing
+ * through the guard's head check: walk the ones whose place is known (after bodies framed by
+ * Content-Length) and report H1_400_FRAMING when one of them is ambiguous. */
+static int h1_pipelined(const char *p, size_t n, size_t off, size_t limit, size_t max_body)
+{
+    for (int k = 0; k < 64 && off < n; k++) {
+        size_t upto = n - off < limit + 4 ? n - off : limit + 4;
+        size_t end = head_end(p + off, upto, 0);
+        if (!end)
+            return -1;
+        uint64_t length = 0;
+        bool chunked = false;
+        int f = h1_framing(p + off, end, max_body, &length, &chunked);
+        if (f == H1_400_FRAMING)
+            return f;
+        if (f >= 0 || chunked || length > n)
+            return -1;
+        off += end + (size_t)length;
+    }
+    return -1;
 }
 
 /* After a request, the next bytes begin a head only if they look like a request line (a pipelined
@@ -637,10 +769,20 @@ static bool h1_check(sx_conn *c, h2o_socket_t *sock)
             lines++;
         g->head_pending = false;
         /* the request line, the fields, the empty line */
-        return lines > MAX_FIELDS + 2 && h1_reject(c, sock);
+        if (lines > MAX_FIELDS + 2)
+            return h1_reject(c, sock, H1_431, DRAIN_SMALL);
+        uint64_t length = 0;
+        bool chunked = false;
+        size_t max_body = c->thread->server->config->max_body_bytes;
+        int framing = h1_framing(p, end, max_body, &length, &chunked);
+        if (framing == H1_413)
+            return h1_reject(c, sock, H1_413, length < DRAIN_MAX ? (size_t)length + DRAIN_SMALL : DRAIN_MAX);
+        if (framing < 0 && !chunked && length <= n - end)
+            framing = h1_pipelined(p, n, end + (size_t)length, limit, max_body);
+        return framing >= 0 && h1_reject(c, sock, framing, DRAIN_SMALL);
     }
     g->head_scanned = upto;
-    return n > limit && h1_reject(c, sock);
+    return n > limit && h1_reject(c, sock, H1_431, DRAIN_SMALL);
 }
 
 /* ---- the read callback ---------------------------------------------------------------------- */
@@ -650,9 +792,17 @@ static void guard_read(h2o_socket_t *sock, const char *err)
     sx_conn *c = sock->on_close.data;
     sx_guard *g = c->guard;
     if (g->dropping) {
-        h2o_buffer_consume(&sock->input, sock->input->size);
-        if (err)
+        size_t n = sock->input->size;
+        h2o_buffer_consume(&sock->input, n);
+        if (err) {
             call_inner(c, sock, err);
+        } else if (g->proto == PROTO_H1 && n >= g->drain_left) {
+            /* Read and thrown away all the guard means to: end it. */
+            shutdown(c->fd, SHUT_RDWR);
+            call_inner(c, sock, h2o_socket_error_closed);
+        } else if (g->proto == PROTO_H1) {
+            g->drain_left -= n;
+        }
         return;
     }
     size_t fresh = sock->bytes_read < sock->input->size ? sock->bytes_read : sock->input->size;

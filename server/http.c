@@ -385,12 +385,27 @@ static void error_ostream_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t
     }
 }
 
+/* HEAD: the handler answers as for GET; its body is dropped here, after its content-length was
+ * set, so the head is GET's exactly (h2o 2.2.5 would send the body). */
+static void head_ostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                              h2o_send_state_t state)
+{
+    (void)bufs;
+    (void)bufcnt;
+    h2o_ostream_send_next(self, req, NULL, 0, state);
+}
+
 static void error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     bool ours = ct != -1 && h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
                                       H2O_STRLIT("application/json"));
     if (req->res.status < 400 || ours) {
+        if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"))) {
+            h2o_ostream_t *os = h2o_add_ostream(req, sizeof(*os), slot);
+            os->do_send = head_ostream_send;
+            slot = &os->next;
+        }
         h2o_setup_next_ostream(req, slot);
         return;
     }

@@ -5,7 +5,9 @@
  * are all known, each at most once, each with a value of an allowed type; it refuses anything
  * else with a message that names the field: unknown and duplicate keys, wrong types, nesting
  * deeper than SX_JSON_MAX_DEPTH, invalid UTF-8 (checked strictly here, since yajl lets overlong
- * forms and surrogates through), unpaired surrogate escapes, trailing garbage.
+ * forms and surrogates through), unpaired surrogate escapes, trailing garbage. The whole body is
+ * parsed before a broken rule is reported, so a body that is not JSON is always SX_JSON_EINVALID
+ * (invalid_json) and only a well-formed one that breaks a rule is SX_JSON_ERULE (invalid_request).
  * Strings are copied into the request pool (yajl's are transient); the caller wipes a secret
  * value with sx_json_wipe() once it is encrypted.
  */
@@ -31,7 +33,7 @@ typedef struct parse_ctx {
     bool top_seen;
     char *err;
     size_t errlen;
-    bool json_error; /* the error is malformed JSON rather than a rule broken */
+    bool failed; /* a rule is broken (err says which); the rest is only checked for syntax */
 } parse_ctx;
 
 /* Quote a client-supplied key into the message only when it is short and plain. */
@@ -47,15 +49,20 @@ static void name_key(char *buf, size_t cap, const unsigned char *key, size_t len
         snprintf(buf, cap, "(unprintable)");
 }
 
+/* Record the first broken rule and go on: the parse continues to the end so that a body that is
+ * not JSON at all is reported as such even when its first bytes already break a rule. */
 static int fail(parse_ctx *c, const char *fmt, const char *arg)
 {
     snprintf(c->err, c->errlen, fmt, arg);
-    return 0; /* yajl: cancel */
+    c->failed = true;
+    return 1;
 }
 
 /* A scalar or container value starts; check it against the expected field. */
 static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t len)
 {
+    if (c->failed)
+        return 1;
     if (c->depth == 0) {
         /* A top-level scalar or array. */
         return fail(c, "%s", "the body must be a JSON object");
@@ -72,7 +79,8 @@ static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t 
     const sx_json_field *f = &c->fields[c->field];
     if (!(f->types & type)) {
         snprintf(c->err, c->errlen, "field \"%s\" must be %s", f->name, f->type_desc);
-        return 0;
+        c->failed = true;
+        return 1;
     }
     sx_json_value *v = &c->out[c->field];
     v->present = true;
@@ -117,6 +125,8 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
 static int cb_start_map(void *ctx)
 {
     parse_ctx *c = ctx;
+    if (c->failed)
+        return 1;
     if (c->depth == 0) {
         if (c->top_seen)
             return fail(c, "%s", "the body must be a single JSON object");
@@ -125,8 +135,7 @@ static int cb_start_map(void *ctx)
         c->field = -1;
         return 1;
     }
-    if (!on_value(c, SX_JSON_OBJECT, NULL, 0))
-        return 0;
+    on_value(c, SX_JSON_OBJECT, NULL, 0);
     c->depth++;
     return 1;
 }
@@ -141,8 +150,7 @@ static int cb_end_map(void *ctx)
 static int cb_start_array(void *ctx)
 {
     parse_ctx *c = ctx;
-    if (!on_value(c, SX_JSON_ARRAY, NULL, 0))
-        return 0;
+    on_value(c, SX_JSON_ARRAY, NULL, 0);
     c->depth++;
     return 1;
 }
@@ -157,13 +165,14 @@ static int cb_end_array(void *ctx)
 static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     parse_ctx *c = ctx;
-    if (c->depth != 1)
+    if (c->failed || c->depth != 1)
         return 1;
     for (size_t i = 0; i < c->nfields; i++) {
         if (strlen(c->fields[i].name) == len && memcmp(c->fields[i].name, key, len) == 0) {
             if (c->out[i].present || c->out[i].seen) {
                 snprintf(c->err, c->errlen, "field \"%s\" appears more than once", c->fields[i].name);
-                return 0;
+                c->failed = true;
+                return 1;
             }
             c->out[i].seen = true;
             c->field = (int)i;
@@ -298,9 +307,7 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     int rc = 0;
-    if (st == yajl_status_client_canceled) {
-        rc = SX_JSON_ERULE;
-    } else if (st != yajl_status_ok) {
+    if (st != yajl_status_ok) {
         /* yajl's own message names no body bytes when verbose is off. */
         unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)body, len);
         const char *m = msg ? (const char *)msg : "parse error";
@@ -311,6 +318,8 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
         if (msg)
             yajl_free_error(h, msg);
         rc = SX_JSON_EINVALID;
+    } else if (c.failed) {
+        rc = SX_JSON_ERULE;
     } else if (!c.top_seen) {
         snprintf(err, errlen, "the body must be a JSON object");
         rc = SX_JSON_ERULE;

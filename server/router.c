@@ -91,7 +91,7 @@ unsigned sx_method_parse(const char *m, size_t len)
     static const struct {
         const char *name;
         unsigned bit;
-    } methods[] = {{"GET", SX_GET}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}, {"HEAD", SX_HEAD}};
+    } methods[] = {{"GET", SX_GET}, {"HEAD", SX_HEAD}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         if (strlen(methods[i].name) == len && memcmp(methods[i].name, m, len) == 0)
             return methods[i].bit;
@@ -100,13 +100,16 @@ unsigned sx_method_parse(const char *m, size_t len)
 
 size_t sx_method_list(unsigned mask, char *buf, size_t cap)
 {
-    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"GET", SX_GET}, {"HEAD", SX_HEAD}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}};
     size_t n = 0;
     buf[0] = '\0';
-    for (unsigned i = 0; i < 5; i++) {
-        if (!(mask & (1u << i)))
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!(mask & names[i].bit))
             continue;
-        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", names[i]);
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
         if (w < 0 || (size_t)w >= cap - n)
             break;
         n += (size_t)w;
@@ -189,10 +192,16 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
                                 const sx_route **ret_route, h2o_iovec_t *params, size_t *ret_nparams,
                                 unsigned *ret_allow, const char **ret_bad)
 {
+    /* "/" and the asterisk form ("OPTIONS *") name no resource here: 404 like any unknown path. */
+    if (len == 1 && (path[0] == '/' || path[0] == '*'))
+        return SX_ROUTE_NOT_FOUND;
     h2o_iovec_t segs[MAX_SEGMENTS];
     int nsegs = split(path, len, segs, ret_bad);
     if (nsegs < 0)
         return SX_ROUTE_BAD_PATH;
+    /* HEAD is served wherever GET is (RFC 9110 section 9.3.2): same handler, no body. */
+    if (method == SX_HEAD)
+        method = SX_GET;
 
     pthread_once(&shapes_once, shapes_init);
     unsigned allow = 0;
@@ -210,7 +219,7 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
                 match = false;
         if (!match)
             continue;
-        allow |= route->methods;
+        allow |= route->methods | (route->methods & SX_GET ? SX_HEAD : 0);
         if ((route->methods & method) && !found) {
             found = route;
             found_shape = sh;

@@ -160,7 +160,7 @@ static const struct {
     {"GET http://localhost/acme/web/envs/dev/secrets/x HTTP/1.1", 0, S400 | S403 | SNONE},
     {"GET http://localhost/acme/web/envs/prod/../dev/secrets/x HTTP/1.1", 0, S400 | S404 | SNONE},
     {"GET acme/web/envs/dev/secrets/x HTTP/1.1", 0, S400 | SNONE},
-    {"GET * HTTP/1.1", 0, S400 | SNONE},
+    {"GET * HTTP/1.1", 0, S400 | S404 | SNONE}, /* the asterisk form names no resource: 404 */
 };
 
 static char leak_tag[40];  /* every seeded other-scope value contains it */

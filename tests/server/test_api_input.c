@@ -86,13 +86,13 @@ void wrong_methods_are_405_with_allow_and_unknown_routes_404(void)
         const char *path;
         const char *allow;
     } cases[] = {
-        {"PATCH", ENVS "m/secrets/x", "GET, PUT, DELETE"},
-        {"POST", ENVS "m/secrets/x", "GET, PUT, DELETE"},
-        {"DELETE", ENVS "m/secrets", "GET, POST"},
-        {"PUT", ENVS "m/secrets", "GET, POST"},
-        {"POST", ENVS "m/secrets/x/value", "GET, PUT"},
-        {"DELETE", ENVS "m/secrets/x/value", "GET, PUT"},
-        {"POST", ENVS "m/values", "GET"},
+        {"PATCH", ENVS "m/secrets/x", "GET, HEAD, PUT, DELETE"},
+        {"POST", ENVS "m/secrets/x", "GET, HEAD, PUT, DELETE"},
+        {"DELETE", ENVS "m/secrets", "GET, HEAD, POST"},
+        {"PUT", ENVS "m/secrets", "GET, HEAD, POST"},
+        {"POST", ENVS "m/secrets/x/value", "GET, HEAD, PUT"},
+        {"DELETE", ENVS "m/secrets/x/value", "GET, HEAD, PUT"},
+        {"POST", ENVS "m/values", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sx_resp r;
@@ -444,8 +444,8 @@ static void make_generated(void)
     gen("PUT", strdup(B "/existing"), repeat("{" KS ",\"name\":\"existing\",\"description\":\"", "\\u00e9", 513, "\"}"),
         IR);
     /* deep nesting, at the top and inside a field */
-    gen("POST", strdup(B), repeat("", "[", 100000, ""), IR);
-    gen("POST", strdup(B), repeat("{" KS ",\"name\":\"x\",\"description\":", "[", 10000, "}"), IR);
+    gen("POST", strdup(B), repeat("", "[", 100000, ""), IJ);
+    gen("POST", strdup(B), repeat("{" KS ",\"name\":\"x\",\"description\":", "[", 10000, "}"), IJ);
     /* a value of max_value_bytes + 1: ASCII, and 32769 two-byte characters */
     gen("PUT", strdup(B "/existing/value"), repeat("{\"value\":\"", "v", MAX_VALUE + 1, "\"}"), TL);
     gen("PUT", strdup(B "/existing/value"), repeat("{\"value\":\"", "\xc3\xa9", MAX_VALUE / 2 + 1, "\"}"), TL);

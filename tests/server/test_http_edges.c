@@ -1,0 +1,387 @@
+/*
+ * test_http_edges.c - the edges of HTTP that outside clients and tools found, against the real
+ * secretsd binary: ambiguous body framing (request smuggling's building blocks) over raw sockets,
+ * bodies over max_body_bytes from clients that write the whole body first (Python's http.client),
+ * HEAD on every GET route, "/" and "*", and
+ * bodies that are not JSON even though their first bytes already break a rule.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+#define ENVS "/acme/web/envs/"
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {15, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Send req on a fresh connection and read until the server closes it. Returns what was read
+ * (malloc'd, NUL-terminated); *ret_closed says whether the server closed (rather than the read
+ * timing out). */
+static char *raw_exchange(int port, const char *req, size_t len, bool *ret_closed)
+{
+    *ret_closed = false;
+    int fd = raw_connect(port);
+    if (fd < 0)
+        return NULL;
+    if (write(fd, req, len) != (ssize_t)len) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+            *ret_closed = true;
+            break;
+        }
+        if (r < 0)
+            break;
+        n += (size_t)r;
+        if (n == cap)
+            break;
+    }
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* ---- request smuggling ---------------------------------------------------------------------- */
+
+static void ambiguous_body_framing_is_400_and_closes_the_connection(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, NULL) == 0);
+    /* Each carries a second request that a server reading the framing one way would answer. */
+    static const char *const bad[] = {
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 44\r\n\r\n"
+        "helloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\ncontent-length: 5\r\n\r\n"
+        "helloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 44\r\n\r\n"
+        "helloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
+        "0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding : chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+        "0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+        "0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"
+        "helloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        /* after a first, well-framed request on the same connection */
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 44\r\n\r\n"
+        "helloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bool closed;
+        char *got = raw_exchange(srv.port, bad[i], strlen(bad[i]), &closed);
+        REQUIRE(got);
+        /* One answer, the 400, then the close: the smuggled request is never answered (nor, when
+         * it is pipelined behind another, the one before it). */
+        bool ok = strncmp(got, "HTTP/1.1 400", 12) == 0 && strstr(got, "application/json") &&
+                  strstr(got, "\"code\":\"invalid_request\"") && strstr(got, "Connection: close") &&
+                  count_of(got, "HTTP/1.1 ") == 1 && closed;
+        if (!ok)
+            fprintf(stderr, "case %zu: closed=%d got:\n%s\n", i, closed, got);
+        CHECK(ok);
+        free(got);
+    }
+    /* Repeating one length is not ambiguous; chunked alone is fine. */
+    static const char *const good[] = {
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+        "hello",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        bool closed;
+        char *got = raw_exchange(srv.port, good[i], strlen(good[i]), &closed);
+        REQUIRE(got);
+        if (strncmp(got, "HTTP/1.1 405", 12) != 0)
+            fprintf(stderr, "good case %zu got:\n%s\n", i, got);
+        CHECK(strncmp(got, "HTTP/1.1 405", 12) == 0);
+        free(got);
+    }
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* ---- bodies over max_body_bytes --------------------------------------------------------------- */
+
+static const char *python(void)
+{
+    /* Debian's, which CI installs; a pyenv shim earlier in PATH is not what CI has. */
+    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+static const char k_py_post[] = "import http.client, sys\n"
+                                "c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)\n"
+                                "try:\n"
+                                "    c.request('POST', '/healthz', body=b'a' * int(sys.argv[2]),\n"
+                                "              headers={'Content-Type': 'application/json'})\n"
+                                "    r = c.getresponse()\n"
+                                "    print(r.status, r.read().decode())\n"
+                                "except Exception as e:\n"
+                                "    print('error', type(e).__name__, e)\n";
+
+static void oversized_bodies_get_413_that_clients_read_over_http1(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &(sx_srv_opts){.extra_server = "max_body_bytes = 4096\nmax_value_bytes = 1024\n"}) == 0);
+
+    /* HTTP/1.1, a client that writes all of an 8 MiB body before it reads. */
+    char cmd[512], out[512] = "";
+    snprintf(cmd, sizeof(cmd), "%s -c \"$SX_PY\" %d %d", python(), srv.port, 8 << 20);
+    setenv("SX_PY", k_py_post, 1);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    if (strncmp(out, "413 ", 4) != 0)
+        fprintf(stderr, "python http.client: %s\n", out);
+    CHECK(strncmp(out, "413 ", 4) == 0 && strstr(out, "\"code\":\"payload_too_large\""));
+
+    /* The connection after such a 413 still takes the next client. */
+    sx_resp r;
+    CHECK(sx_srv_request(&srv, SX_H1, "GET", "/healthz", NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* ---- HEAD, "/" and "*" ------------------------------------------------------------------------ */
+
+static bool header_of(const sx_resp *r, const char *name, char *buf, size_t cap)
+{
+    if (!sx_resp_header(r, name, buf, cap)) {
+        buf[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
+static void head_is_get_without_the_body_on_every_get_route(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, NULL) == 0);
+    char *token = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(token);
+    char *auth = sx_auth_header(token);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    sx_resp r;
+    const char create[] = "{\"kind\":\"secret\",\"name\":\"db\"}";
+    REQUIRE(sx_srv_request(&srv, SX_H1, "POST", ENVS "dev/secrets", h, create, sizeof(create) - 1, &r) == 0);
+    CHECK_INT(r.status, 201);
+    sx_resp_free(&r);
+    REQUIRE(sx_srv_request(&srv, SX_H1, "PUT", ENVS "dev/secrets/db/value", h, "{\"value\":\"v1\"}", 14, &r) == 0);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+
+    static const struct {
+        sx_proto proto; /* SX_H1 stands for h1 and h2c both */
+        const char *path;
+    } routes[] = {
+        {SX_H1, "/healthz"},
+        {SX_H1, "/readyz"},
+        {SX_H1, ENVS "dev/secrets"},
+        {SX_H1, ENVS "dev/secrets/db"},
+        {SX_H1, ENVS "dev/secrets/db/value"},
+        {SX_H1, ENVS "dev/values"},
+        {SX_H1, ENVS "dev/secrets/nope"}, /* GET's 404 */
+        {SX_ADMIN, "/healthz"},
+        {SX_ADMIN, "/metrics"},
+        {SX_ADMIN, "/v1/status"},
+        {SX_ADMIN, "/v1/rotations"},
+        {SX_ADMIN, "/v1/envs/acme/web/dev"},
+        {SX_ADMIN, "/v1/tokens"},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        for (int k = 0; k < (routes[i].proto == SX_H1 ? 2 : 1); k++) {
+            sx_proto proto = routes[i].proto == SX_H1 ? (k ? SX_H2C : SX_H1) : SX_ADMIN;
+            sx_resp g, hd;
+            REQUIRE(sx_srv_request(&srv, proto, "GET", routes[i].path, h, NULL, 0, &g) == 0);
+            REQUIRE(sx_srv_request(&srv, proto, "HEAD", routes[i].path, h, NULL, 0, &hd) == 0);
+            char gl[32], hl[32], gt[64], ht[64];
+            bool gl_ok = header_of(&g, "content-length", gl, sizeof(gl));
+            header_of(&hd, "content-length", hl, sizeof(hl));
+            header_of(&g, "content-type", gt, sizeof(gt));
+            header_of(&hd, "content-type", ht, sizeof(ht));
+            /* The metrics text and the lists change between the two requests only in their
+             * numbers; the status, the type and (for the rest) the length must agree. */
+            bool same_len = strcmp(routes[i].path, "/metrics") == 0 || strcmp(gl, hl) == 0;
+            bool ok = g.status == hd.status && gl_ok && same_len && strcmp(gt, ht) == 0 && hd.body_len == 0;
+            if (!ok)
+                fprintf(stderr, "%s %d: GET %ld len %s type %s / HEAD %ld len %s type %s body %zu\n", routes[i].path,
+                        (int)proto, g.status, gl, gt, hd.status, hl, ht, hd.body_len);
+            CHECK(ok);
+            sx_resp_free(&g);
+            sx_resp_free(&hd);
+        }
+    }
+
+    /* Allow lists HEAD wherever GET is. */
+    for (int proto = SX_H1; proto <= SX_H2C; proto++) {
+        char allow[64];
+        CHECK(sx_srv_request(&srv, proto, "POST", "/healthz", h, "{}", 2, &r) == 0);
+        CHECK_INT(r.status, 405);
+        CHECK(header_of(&r, "allow", allow, sizeof(allow)) && strcmp(allow, "GET, HEAD") == 0);
+        sx_resp_free(&r);
+        CHECK(sx_srv_request(&srv, proto, "PATCH", ENVS "dev/secrets/db", h, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 405);
+        CHECK(header_of(&r, "allow", allow, sizeof(allow)) && strcmp(allow, "GET, HEAD, PUT, DELETE") == 0);
+        sx_resp_free(&r);
+        /* HEAD of an unknown route: 404, without a body. */
+        CHECK(sx_srv_request(&srv, proto, "HEAD", ENVS "dev/secrets/db/nothing", h, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 404);
+        CHECK_INT(r.body_len, 0);
+        sx_resp_free(&r);
+
+        /* "/" is an unknown route, not a malformed path. */
+        CHECK(sx_srv_request(&srv, proto, "GET", "/", h, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 404);
+        CHECK(sx_resp_is_error(&r, "not_found"));
+        sx_resp_free(&r);
+    }
+    /* OPTIONS * (the asterisk form exists only in HTTP/1.1). */
+    bool closed;
+    const char opt[] = "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *got = raw_exchange(srv.port, opt, sizeof(opt) - 1, &closed);
+    REQUIRE(got);
+    if (strncmp(got, "HTTP/1.1 404", 12) != 0)
+        fprintf(stderr, "OPTIONS *: %s\n", got);
+    CHECK(strncmp(got, "HTTP/1.1 404", 12) == 0 && strstr(got, "\"code\":\"not_found\""));
+    free(got);
+    /* HEAD over HTTP/1.1 keeps the connection usable: the next answer is read right. */
+    const char two[] = "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+                       "Connection: close\r\n\r\n";
+    got = raw_exchange(srv.port, two, sizeof(two) - 1, &closed);
+    REQUIRE(got);
+    CHECK_INT(count_of(got, "HTTP/1.1 200"), 2);
+    CHECK_INT(count_of(got, "{\"status\":\"ok\"}"), 1);
+    free(got);
+
+    free(auth);
+    free(token);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* ---- invalid JSON ----------------------------------------------------------------------------- */
+
+static void unparsable_bodies_are_invalid_json_even_after_a_broken_rule(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, NULL) == 0);
+    char *token = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(token);
+    char *auth = sx_auth_header(token);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    /* JSONTestSuite n_ files (named after each), and the same faults after a field that breaks a
+     * rule first: an unknown key, a wrong type, a top-level array. */
+    static const char *const not_json[] = {
+        "[1,2",                                     /* n_array_unclosed */
+        "[\"x\"",                                   /* n_array_unclosed_with_object_inside... */
+        "[1,]",                                     /* n_array_extra_comma */
+        "[\"\": 1]",                                /* n_array_colon_instead_of_comma */
+        "[-]",                                      /* n_number_minus_sign */
+        "[012]",                                    /* n_number_with_leading_zero */
+        "[1.]",                                     /* n_number_real_without_fractional_part */
+        "[\"a\"]x",                                 /* n_structure_array_trailing_garbage */
+        "[[[[[[[[[[",                               /* n_structure_open_array_... */
+        "{\"a\":\"a\" 123}",                        /* n_object_garbage_at_end */
+        "{\"x\":1,}",                               /* n_object_trailing_comma */
+        "{\"x\"::1}",                               /* n_object_double_colon */
+        "{\"x\"}",                                  /* n_object_missing_value */
+        "{1:1}",                                    /* n_object_non_string_key */
+        "{\"a\":true} \"x\"",                       /* n_object_trailing_garbage */
+        "\"abc",                                    /* n_string_unterminated */
+        "[nul]",                                    /* n_incomplete_null */
+        "[True]",                                   /* n_structure_capitalized_True */
+        "{\"kind\":1,\"name\":\"x\"",               /* wrong type, then unterminated */
+        "{\"kind\":1,\"name\":\"x\"} garbage",      /* wrong type, then trailing garbage */
+        "{\"nope\":1,\"name\":[1,2",                /* unknown field, then an unterminated array */
+        "{\"nope\":1,,}",                           /* unknown field, then a double comma */
+        "{\"kind\":\"secret\",\"kind\":\"secret\"", /* duplicate, then unterminated */
+        "{\"kind\":{\"a\":[1,2,}}",                 /* wrong type, then an extra comma inside it */
+        "[{\"kind\":\"secret\"}",                   /* top-level array, unterminated */
+        "null x",                                   /* top-level scalar, trailing garbage */
+    };
+    /* Well-formed JSON that breaks a rule stays invalid_request. */
+    static const char *const wrong_shape[] = {
+        "[1,2]", "\"abc\"", "{\"nope\":1}", "{\"kind\":1,\"name\":\"x\"}", "{\"kind\":\"secret\",\"kind\":\"secret\"}",
+    };
+    size_t failed = 0;
+    for (size_t i = 0; i < sizeof(not_json) / sizeof(not_json[0]) + sizeof(wrong_shape) / sizeof(wrong_shape[0]); i++) {
+        bool bad = i < sizeof(not_json) / sizeof(not_json[0]);
+        const char *body = bad ? not_json[i] : wrong_shape[i - sizeof(not_json) / sizeof(not_json[0])];
+        const char *want = bad ? "invalid_json" : "invalid_request";
+        for (int proto = SX_H1; proto <= SX_H2C; proto++) {
+            sx_resp r;
+            int rc = sx_srv_request(&srv, proto, "POST", ENVS "dev/secrets", h, body, strlen(body), &r);
+            if (rc != 0 || r.status != 400 || !sx_resp_is_error(&r, want)) {
+                fprintf(stderr, "body %s: got %ld %s, want 400 %s\n", body, r.status, r.body, want);
+                failed++;
+            }
+            sx_resp_free(&r);
+        }
+    }
+    CHECK_INT(failed, 0);
+    /* Nothing was created. */
+    sx_resp r;
+    CHECK(sx_srv_request(&srv, SX_H1, "GET", ENVS "dev/secrets", h, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"name\"") == NULL);
+    sx_resp_free(&r);
+    free(auth);
+    free(token);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+int main(int argc, char **argv)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    static const sx_test tests[] = {
+        {"ambiguous_body_framing_is_400_and_closes_the_connection",
+         ambiguous_body_framing_is_400_and_closes_the_connection},
+        {"oversized_bodies_get_413_that_clients_read_over_http1",
+         oversized_bodies_get_413_that_clients_read_over_http1},
+        {"head_is_get_without_the_body_on_every_get_route", head_is_get_without_the_body_on_every_get_route},
+        {"unparsable_bodies_are_invalid_json_even_after_a_broken_rule",
+         unparsable_bodies_are_invalid_json_even_after_a_broken_rule},
+    };
+    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
