@@ -81,8 +81,8 @@ static void unknown_routes_and_methods_are_json_errors(void)
         sx_resp_free(&r);
     }
     /* Path tricks are refused, never decoded or normalised. */
-    static const char *const bad[] = {"/%2e%2e/healthz", "//healthz", "/healthz/", "/a/%2F/b", "/he%00althz",
-                                      "/./healthz", "/x y"};
+    static const char *const bad[] = {"/%2e%2e/healthz", "//healthz",  "/healthz/", "/a/%2F/b",
+                                      "/he%00althz",     "/./healthz", "/x y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         sx_resp r;
         if (sx_srv_request(&srv, SX_H1, "GET", bad[i], NULL, NULL, 0, &r) != 0) {
@@ -121,8 +121,7 @@ static int raw_connect(int port)
 static void oversized_bodies_get_json_413(void)
 {
     sx_srv srv;
-    REQUIRE(sx_srv_start(&srv, &(sx_srv_opts){.extra_server = "max_body_bytes = 4096\nmax_value_bytes = 1024\n"}) ==
-            0);
+    REQUIRE(sx_srv_start(&srv, &(sx_srv_opts){.extra_server = "max_body_bytes = 4096\nmax_value_bytes = 1024\n"}) == 0);
     size_t len = 8192;
     char *big = malloc(len);
     memset(big, 'a', len);
@@ -217,8 +216,9 @@ static void sigterm_during_a_slow_request_still_answers_it(void)
     /* A slow upload: headers and half the body now, the rest after SIGTERM. */
     int fd = raw_connect(srv.port);
     REQUIRE(fd >= 0);
-    const char *head = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
-                       "{\"a\":";
+    const char *head =
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
+        "{\"a\":";
     CHECK(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
     sleep_ms(200);
     kill(srv.pid, SIGTERM);
