@@ -88,4 +88,8 @@ typedef struct sx_test_buf {
  * shape of a libcurl write/header callback (CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA = buf). */
 size_t sx_test_buf_append(char *p, size_t size, size_t n, void *ud);
 
+/* A blocking TCP socket connected to 127.0.0.1:port, its reads timing out after timeout_s seconds;
+ * -1 when the connection is refused. The caller closes it. */
+int sx_test_tcp_connect(int port, int timeout_s);
+
 #endif

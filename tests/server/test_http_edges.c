@@ -21,27 +21,13 @@
 
 #define ENVS "/acme/web/envs/"
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    struct timeval tv = {15, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 /* Send req on a fresh connection and read until the server closes it. Returns what was read
  * (malloc'd, NUL-terminated); *ret_closed says whether the server closed (rather than the read
  * timing out). */
 static char *raw_exchange(int port, const char *req, size_t len, bool *ret_closed)
 {
     *ret_closed = false;
-    int fd = raw_connect(port);
+    int fd = sx_test_tcp_connect(port, 15);
     if (fd < 0)
         return NULL;
     if (write(fd, req, len) != (ssize_t)len) {

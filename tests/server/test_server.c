@@ -103,21 +103,6 @@ static void unknown_routes_and_methods_are_json_errors(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
-/* Connect a raw TCP socket to the cleartext listener. */
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 static void oversized_bodies_get_json_413(void)
 {
     sx_srv srv;
@@ -146,7 +131,7 @@ static void oversized_bodies_get_json_413(void)
     free(big);
 
     /* Far over the limit: refused from the headers alone, before any body is read. */
-    int fd = raw_connect(srv.port);
+    int fd = sx_test_tcp_connect(srv.port, 10);
     REQUIRE(fd >= 0);
     const char *huge = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
     CHECK(write(fd, huge, strlen(huge)) == (ssize_t)strlen(huge));
@@ -206,7 +191,7 @@ static void sigterm_during_a_slow_request_still_answers_it(void)
     sx_srv srv;
     REQUIRE(sx_srv_start(&srv, NULL) == 0);
     /* An idle keep-alive connection must not hold the drain up. */
-    int idle = raw_connect(srv.port);
+    int idle = sx_test_tcp_connect(srv.port, 10);
     REQUIRE(idle >= 0);
     const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     CHECK(write(idle, get, strlen(get)) == (ssize_t)strlen(get));
@@ -214,7 +199,7 @@ static void sigterm_during_a_slow_request_still_answers_it(void)
     CHECK(read(idle, buf, sizeof(buf)) > 0);
 
     /* A slow upload: headers and half the body now, the rest after SIGTERM. */
-    int fd = raw_connect(srv.port);
+    int fd = sx_test_tcp_connect(srv.port, 10);
     REQUIRE(fd >= 0);
     const char *head =
         "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
