@@ -4,11 +4,20 @@
  * Only the server module logs. Lines start with an RFC 3339 UTC timestamp and the level. Callers
  * quote names and never pass values, tokens or key material; the access log (http.c) writes the
  * method, the path, the status, the byte count and the duration, and no header value or body.
+ *
+ * Libraries that write to stderr themselves (h2o 2.2.5 prints lines such as "skipping frame
+ * (type:32)" with fprintf, libpq's default notice processor prints server notices) would put raw
+ * lines between ours. Once the server is about to serve, sx_log_capture_stderr() moves our own
+ * output to a duplicate of the original stderr and turns descriptor 2 into a pipe whose lines a
+ * small thread re-emits as warnings in the configured format, control bytes replaced. Sanitizer
+ * reports are pointed at the original stderr first, so a crash report is never left in the pipe.
  */
 #include "server/server_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 static int log_level = SX_LOG_INFO;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
-static int access_fd = -1; /* -1 = access log off */
-static char *access_path;  /* for reopen; NULL = stderr or off */
+static int log_fd = STDERR_FILENO; /* where our lines go: stderr, or its duplicate once captured */
+static int access_fd = -1;         /* -1 = access log off */
+static char *access_path;          /* for reopen; NULL = stderr or off */
 static bool log_json;
 static _Thread_local const char *log_request_id; /* set while a request's code runs on this thread */
 
@@ -70,9 +84,81 @@ void sx_access_log_reopen(void)
     close(fd);
 }
 
+/* Longest library line re-emitted whole; a longer one is cut into pieces of this size. */
+#define LIBRARY_LINE_MAX 1024
+
+static void *stderr_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[LIBRARY_LINE_MAX];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        size_t start = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] != '\n')
+                continue;
+            if (i > start)
+                sx_log(SX_LOG_WARN, "library: %.*s", (int)(i - start), buf + start);
+            start = i + 1;
+        }
+        if (start == 0 && have == sizeof(buf)) { /* no newline in a whole buffer: emit it as it is */
+            sx_log(SX_LOG_WARN, "library: %.*s", (int)have, buf);
+            have = 0;
+        } else {
+            memmove(buf, buf + start, have - start);
+            have -= start;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+int sx_log_capture_stderr(void)
+{
+    int keep = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (keep < 0)
+        return -errno;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        int e = errno;
+        close(keep);
+        return -e;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_set_report_fd((void *)(intptr_t)keep);
+#endif
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, stderr_reader, (void *)(intptr_t)p[0]);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        close(p[0]);
+        close(p[1]);
+        close(keep);
+        return -rc;
+    }
+    fflush(stderr);
+    pthread_mutex_lock(&log_mutex);
+    log_fd = keep;
+    if (access_fd == STDERR_FILENO)
+        access_fd = keep;
+    dup2(p[1], STDERR_FILENO); /* the copy on 2 is not close-on-exec, as stderr never is */
+    close(p[1]);
+    pthread_mutex_unlock(&log_mutex);
+    return 0;
+}
+
 void sx_log_close(void)
 {
-    if (access_fd > STDERR_FILENO)
+    if (access_fd > STDERR_FILENO && access_fd != log_fd)
         close(access_fd);
     access_fd = -1;
     free(access_path);
@@ -147,8 +233,14 @@ void sx_logv(int level, const char *fmt, va_list ap)
             line[i] = '?';
     line[n++] = '\n';
     pthread_mutex_lock(&log_mutex);
-    fwrite(line, 1, n, stderr);
-    fflush(stderr);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(log_fd, line + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
     pthread_mutex_unlock(&log_mutex);
 }
 

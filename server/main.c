@@ -617,6 +617,8 @@ int main(int argc, char **argv)
         sx_log(SX_LOG_ERROR, "%s", err);
         goto out;
     }
+    if ((rc = sx_log_capture_stderr()) != 0)
+        sx_log(SX_LOG_WARN, "library lines on stderr stay as they are: %s", strerror(-rc));
     rc = sx_server_run(server);
     if (rc == 0)
         status = 0;

@@ -65,6 +65,11 @@ void sx_server_block_signals(void);
 /* Open the log: level and the access log destination from the configuration. */
 int sx_log_open(const sx_config *cfg, char *err, size_t errlen);
 void sx_log_close(void);
+/* Route what libraries write to stderr (h2o's own lines, libpq notices) through the log as
+ * warnings in the configured format: our lines go on to the original stderr, descriptor 2 becomes
+ * a pipe read by a detached thread. Call once, before the server's threads start. Returns 0 or a
+ * negative errno (nothing changed then). */
+int sx_log_capture_stderr(void);
 /* Log one line at level (SX_LOG_*) to stderr. Never pass a value, a token or key material. */
 void sx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sx_logv(int level, const char *fmt, va_list ap);

@@ -355,6 +355,62 @@ static void unparsable_bodies_are_invalid_json_even_after_a_broken_rule(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* ---- library lines on stderr ------------------------------------------------------------------ */
+
+/* h2o 2.2.5 writes "skipping frame (type:N)" to stderr for an HTTP/2 frame of unknown type. With
+ * format = json every line the server writes to stderr must still be one JSON object, that line
+ * among them as a warning. */
+static void library_stderr_lines_come_out_in_the_log_format(void)
+{
+    static const sx_srv_opts opts = {.extra_log = "format = json\n", .keep_dir = true};
+    sx_srv srv;
+    CHECK(sx_srv_start(&srv, &opts) == 0);
+    char *dir = strdup(srv.dir), *stderr_path = strdup(srv.stderr_path);
+    /* preface, an empty SETTINGS, then an empty frame of type 0x20 on stream 0 */
+    static const char frames[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                 "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                                 "\x00\x00\x00\x20\x00\x00\x00\x00\x00";
+    int fd = sx_test_tcp_connect(srv.port, 5);
+    CHECK(fd >= 0);
+    CHECK(write(fd, frames, sizeof(frames) - 1) == (ssize_t)(sizeof(frames) - 1));
+    char buf[256];
+    CHECK(read(fd, buf, sizeof(buf)) > 0); /* the server's SETTINGS: our frames were read */
+    close(fd);
+    sx_resp r;
+    CHECK(sx_srv_request(&srv, SX_H1, "GET", "/healthz", NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    sx_resp_free(&r);
+    char *log = NULL;
+    for (int i = 0; i < 100; i++) { /* the re-emitting thread writes the line soon, not at once */
+        free(log);
+        log = sx_test_read_file(srv.stderr_path, NULL);
+        if (log && strstr(log, "library: skipping frame (type:32)"))
+            break;
+        usleep(20000);
+    }
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    free(log);
+    log = sx_test_read_file(stderr_path, NULL);
+    sx_test_rmtree(dir);
+    free(dir);
+    free(stderr_path);
+    CHECK(log != NULL);
+    CHECK(strstr(log, "{\"time\":") != NULL);
+    CHECK(strstr(log, "\"level\":\"warn\",\"msg\":\"library: skipping frame (type:32)\"") != NULL);
+    size_t lines = 0, json_lines = 0;
+    for (char *line = log; line && *line; lines++) {
+        char *nl = strchr(line, '\n');
+        if (strncmp(line, "{\"time\":\"", 9) == 0 && nl && nl[-1] == '}')
+            json_lines++;
+        else
+            fprintf(stderr, "not a JSON log line: %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+        line = nl ? nl + 1 : NULL;
+    }
+    CHECK(lines > 3);
+    CHECK_INT(json_lines, lines);
+    free(log);
+}
+
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -366,6 +422,7 @@ int main(int argc, char **argv)
         {"head_is_get_without_the_body_on_every_get_route", head_is_get_without_the_body_on_every_get_route},
         {"unparsable_bodies_are_invalid_json_even_after_a_broken_rule",
          unparsable_bodies_are_invalid_json_even_after_a_broken_rule},
+        {"library_stderr_lines_come_out_in_the_log_format", library_stderr_lines_come_out_in_the_log_format},
     };
     int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
     curl_global_cleanup();
