@@ -205,7 +205,7 @@ void sx_logv(int level, const char *fmt, va_list ap)
     char msg[1800], line[2048];
     int w = vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t ml = w < 0 ? 0 : (size_t)w >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)w;
-    char ts[32];
+    char ts[96]; /* 25 bytes in practice; room for any int the compiler thinks a field could hold */
     sx_log_timestamp(ts, sizeof(ts));
     const char *lvl = level_names[level < 0 ? 0 : level > 3 ? 3 : level];
     const char *rid = log_request_id;
