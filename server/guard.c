@@ -94,9 +94,10 @@
 #define REFILL_SECS   10          /* a budget refills completely in this many seconds */
 #define BACKSTOP_MS   1000
 #define ENDED_RING    32
-#define OFFENDERS     64    /* addresses remembered per loop thread */
-#define OFFENDER_MS   60000 /* for this long after one of its connections was closed */
-#define OFFENDER_CUT  10    /* their next connections start with 1/10 of the budgets */
+#define OFFENDERS     64                     /* addresses remembered per loop thread */
+#define OFFENDER_MS   60000                  /* for this long after one of its connections was closed */
+#define OFFENDER_CUT  10                     /* their next connections start with 1/10 of the budgets */
+#define DISCARD_MAX   (2 * SX_H2_REFUSE_MAX) /* streams whose DATA the guard drops, per connection */
 
 /* HTTP/2 frame types (RFC 9113 section 6) and flags */
 enum {
@@ -153,13 +154,40 @@ struct sx_guard {
     bool head_pending; /* HTTP/1.1: the bytes at the front of the input begin a request head */
     bool h1_next;      /* HTTP/1.1: a request ended; the next read may begin a head */
     bool offender;     /* HTTP/2 from an address that was closed for abuse lately */
+    bool bodies;       /* HTTP/2: the input walked since h2_feed last looked has request-body frames */
     size_t head_scanned;
     size_t drain_left; /* HTTP/1.1 answered by the guard: bytes it still reads before it closes */
     budget resets, control;
     h2scan scan;
+    /* HTTP/2 streams just answered 413 (h2_streams.c): input waits here until those answers are
+     * out, so that no frame of theirs reaches h2o first (it would reset them, answer unsent). */
+    char *held;
+    size_t held_len, held_keep; /* held_keep: the bytes left in sock->input (a frame's start) */
+    uint32_t refused[SX_H2_REFUSE_MAX];
+    uint8_t nrefused;
+    /* Streams answered 413 whose client may still be sending: their DATA frames are taken out of
+     * the input (and credited back to the connection's flow-control window) until END_STREAM or
+     * the client's RST_STREAM - h2o would reset the stream (STREAM_CLOSED) on each, which clients
+     * report as a failed request. Past DRAIN_MAX bytes the client is asked to stop with
+     * RST_STREAM NO_ERROR (RFC 9113 section 8.1); not before, as libcurl 7.88 takes that reset for
+     * a failure too. */
+    uint32_t discard[DISCARD_MAX];
+    uint64_t discarded[DISCARD_MAX]; /* bytes taken out so far */
+    uint8_t ndiscard;
+    bool held_stopped; /* the guard stopped reading while it held too much */
 };
 
 static void guard_read(h2o_socket_t *sock, const char *err);
+
+/* The fields of a 9-byte HTTP/2 frame header (RFC 9113 section 4.1). */
+static void frame_header(const uint8_t h[9], uint32_t *ret_len, uint8_t *ret_type, uint8_t *ret_flags,
+                         uint32_t *ret_stream)
+{
+    *ret_len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+    *ret_type = h[3];
+    *ret_flags = h[4];
+    *ret_stream = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) & 0x7fffffffu;
+}
 
 /* ---- budgets ---------------------------------------------------------------------------------- */
 
@@ -277,6 +305,8 @@ static int on_frame(scan_ctx *x, h2scan *s)
 {
     const sx_config *cfg = x->c->thread->server->config;
     sx_guard *g = x->c->guard;
+    if (s->type == F_DATA || (s->type == F_HEADERS && !(s->flags & FLAG_END_STREAM)))
+        g->bodies = true;
     if (s->len > MAX_FRAME) {
         s->lost = true; /* h2o answers FRAME_SIZE_ERROR and closes; or the parser lost step */
         return GO;
@@ -369,12 +399,7 @@ static int scan_feed(scan_ctx *x, const uint8_t *p, size_t n)
             s->hdr_len = (uint8_t)(s->hdr_len + k);
             if (s->hdr_len == 9) {
                 s->hdr_len = 0;
-                s->len = (uint32_t)s->hdr[0] << 16 | (uint32_t)s->hdr[1] << 8 | s->hdr[2];
-                s->type = s->hdr[3];
-                s->flags = s->hdr[4];
-                s->stream =
-                    ((uint32_t)s->hdr[5] << 24 | (uint32_t)s->hdr[6] << 16 | (uint32_t)s->hdr[7] << 8 | s->hdr[8]) &
-                    0x7fffffffu;
+                frame_header(s->hdr, &s->len, &s->type, &s->flags, &s->stream);
                 s->payload_left = s->len;
                 s->pl_len = s->pl_want = 0;
                 int v = on_frame(x, s);
@@ -405,6 +430,7 @@ static void scan_resync(sx_conn *c, h2o_socket_t *sock)
 
 static void conn_free(sx_conn *c)
 {
+    free(c->guard->held);
     free(c->guard);
     free(c);
 }
@@ -785,6 +811,208 @@ static bool h1_check(sx_conn *c, h2o_socket_t *sock)
     return n > limit && h1_reject(c, sock, H1_431, DRAIN_SMALL);
 }
 
+/* ---- HTTP/2 request bodies over max_body_bytes ------------------------------------------------ */
+
+/* More input than this waits in g->held: the guard stops reading instead. */
+static size_t held_limit(const sx_conn *c)
+{
+    return 2 * c->thread->server->config->max_body_bytes + 65536;
+}
+
+static int discard_index(const sx_guard *g, uint32_t stream)
+{
+    for (int i = 0; i < g->ndiscard; i++)
+        if (g->discard[i] == stream)
+            return i;
+    return -1;
+}
+
+static void discard_drop(sx_guard *g, int i)
+{
+    size_t after = (size_t)(g->ndiscard - i - 1);
+    memmove(g->discard + i, g->discard + i + 1, sizeof(g->discard[0]) * after);
+    memmove(g->discarded + i, g->discarded + i + 1, sizeof(g->discarded[0]) * after);
+    g->ndiscard--;
+}
+
+static void discard_add(sx_guard *g, uint32_t stream)
+{
+    if (g->ndiscard == DISCARD_MAX)
+        discard_drop(g, 0); /* the oldest goes: h2o answers its DATA itself */
+    g->discard[g->ndiscard] = stream;
+    g->discarded[g->ndiscard++] = 0;
+}
+
+/* Take the DATA frames of discarded streams out of sock->input and give their bytes back to the
+ * client's connection window. The input begins on a frame boundary (h2o parses whole frames only);
+ * the walk stops at the first incomplete frame, which a later call sees whole. */
+static void strip_discarded(sx_guard *g, h2o_socket_t *sock)
+{
+    if (!g->ndiscard)
+        return;
+    uint8_t *p = (uint8_t *)sock->input->bytes;
+    size_t n = sock->input->size, off = 0, kept = 0, credit = 0, nask = 0;
+    uint32_t ask[DISCARD_MAX];
+    while (g->ndiscard && n - off >= 9) {
+        uint32_t len, stream;
+        uint8_t type, flags;
+        frame_header(p + off, &len, &type, &flags, &stream);
+        if (n - off < 9 + (size_t)len)
+            break;
+        int i = type == F_DATA || type == F_RST_STREAM ? discard_index(g, stream) : -1;
+        bool drop = i >= 0 && type == F_DATA;
+        if (drop) {
+            credit += len;
+            uint64_t before = g->discarded[i];
+            g->discarded[i] += len;
+            if (before <= DRAIN_MAX && g->discarded[i] > DRAIN_MAX && nask < DISCARD_MAX)
+                ask[nask++] = stream;
+        }
+        if (i >= 0 && (type == F_RST_STREAM || (flags & FLAG_END_STREAM)))
+            discard_drop(g, i);
+        if (!drop) {
+            if (kept != off)
+                memmove(p + kept, p + off, 9 + (size_t)len);
+            kept += 9 + len;
+        }
+        off += 9 + len;
+    }
+    if (kept == off)
+        return;
+    memmove(p + kept, p + off, n - off);
+    sock->input->size = kept + (n - off);
+    sx_h2_window_credit(sock, credit);
+    sx_h2_end_refused(sock, ask, nask);
+}
+
+/* Keep rest (malloc'd, or NULL) and what sock->input holds past held_keep for later. False when
+ * out of memory. */
+static bool hold(sx_guard *g, h2o_socket_t *sock, char *rest, size_t rest_len)
+{
+    size_t extra = sock->input->size > g->held_keep ? sock->input->size - g->held_keep : 0;
+    if (extra || rest_len) {
+        char *p = realloc(g->held, g->held_len + rest_len + extra);
+        if (!p)
+            return false;
+        g->held = p;
+        if (rest_len)
+            memcpy(p + g->held_len, rest, rest_len);
+        if (extra)
+            memcpy(p + g->held_len + rest_len, sock->input->bytes + g->held_keep, extra);
+        g->held_len += rest_len + extra;
+        sock->input->size = g->held_keep;
+    }
+    return true;
+}
+
+/* After a call into h2o on an HTTP/2 connection: hand each stream whose body is over
+ * max_body_bytes to the handler now (h2_streams.c), which answers 413. Until those answers are
+ * written (sx_guard_sweep), the rest of the input waits. True when it does. */
+static bool h2_refuse_bodies(sx_conn *c, h2o_socket_t *sock, bool look)
+{
+    sx_guard *g = c->guard;
+    if (!look || g->inner == g->first_cb)
+        return false; /* h2o's HTTP/1.1 code still owns the socket: no HTTP/2 streams yet */
+    g->nrefused =
+        (uint8_t)sx_h2_refuse_oversized(sock, c->thread->server->config->max_body_bytes, g->refused, SX_H2_REFUSE_MAX);
+    if (!g->nrefused)
+        return false;
+    for (unsigned i = 0; i < g->nrefused; i++)
+        discard_add(g, g->refused[i]);
+    g->held_keep = sock->input->size;
+    watch(c);
+    return true;
+}
+
+/* Hand HTTP/2 input to h2o at most max_body_bytes at a time and look for bodies over the limit
+ * after each piece: h2o resets a stream whose buffered body passes twice the limit with
+ * REFUSED_STREAM, so no piece may carry a stream from under the limit to past that. The rest of the
+ * input waits in a copy meanwhile. */
+static void h2_feed(sx_conn *c, h2o_socket_t *sock, bool look)
+{
+    sx_guard *g = c->guard;
+    /* Only input with request-body frames (or not walked) can bring a body over the limit. */
+    look = look || g->bodies || g->scan.lost;
+    g->bodies = false;
+    size_t piece = c->thread->server->config->max_body_bytes;
+    char *rest = NULL;
+    size_t rest_len = 0, rest_off = 0;
+    if (sock->input->size > piece) {
+        rest_len = sock->input->size - piece;
+        rest = malloc(rest_len);
+        if (rest) {
+            memcpy(rest, sock->input->bytes + piece, rest_len);
+            sock->input->size = piece;
+        } else {
+            rest_len = 0; /* all of it at once: h2o's own limit still holds */
+        }
+    }
+    for (;;) {
+        strip_discarded(g, sock);
+        if (!call_inner(c, sock, NULL))
+            break;
+        after_inner(c, sock);
+        if (h2_refuse_bodies(c, sock, look)) {
+            if (!hold(g, sock, rest ? rest + rest_off : NULL, rest_len - rest_off)) {
+                h2o_socket_read_stop(sock);
+                call_inner(c, sock, h2o_socket_error_out_of_memory);
+            }
+            break;
+        }
+        if (rest_off == rest_len)
+            break;
+        /* h2o stopped reading (too many requests in progress): it keeps what it did not parse and
+         * goes on from there when it reads again, so the rest joins its input now. */
+        size_t n = sock->_cb.read == guard_read && rest_len - rest_off > piece ? piece : rest_len - rest_off;
+        h2o_iovec_t room = h2o_buffer_reserve(&sock->input, n);
+        if (!room.base) {
+            h2o_socket_read_stop(sock);
+            call_inner(c, sock, h2o_socket_error_out_of_memory);
+            break;
+        }
+        memcpy(room.base, rest + rest_off, n);
+        sock->input->size += n;
+        rest_off += n;
+        if (sock->_cb.read != guard_read)
+            break;
+    }
+    free(rest);
+}
+
+/* From sx_guard_sweep: once the 413 answers are written, give h2o the input that waited (without
+ * those streams' DATA). False while they are not out yet. */
+static bool h2_resume(sx_conn *c, h2o_socket_t *sock)
+{
+    sx_guard *g = c->guard;
+    if (!sx_h2_answers_out(sock, g->refused, g->nrefused))
+        return false;
+    char *held = g->held;
+    size_t len = g->held_len;
+    g->held = NULL;
+    g->held_len = 0;
+    if (g->held_stopped) {
+        g->held_stopped = false;
+        if (!sock->_cb.read)
+            h2o_socket_read_start(sock, guard_read);
+    }
+    h2o_iovec_t room = len ? h2o_buffer_reserve(&sock->input, len) : h2o_iovec_init(NULL, 0);
+    if (len && !room.base) {
+        free(held);
+        h2o_socket_read_stop(sock);
+        call_inner(c, sock, h2o_socket_error_out_of_memory);
+        return true;
+    }
+    if (len) {
+        memcpy(room.base, held, len);
+        sock->input->size += len;
+    }
+    free(held);
+    g->nrefused = 0;
+    if (sock->input->size)
+        h2_feed(c, sock, true);
+    return true;
+}
+
 /* ---- the read callback ---------------------------------------------------------------------- */
 
 static void guard_read(h2o_socket_t *sock, const char *err)
@@ -820,6 +1048,21 @@ static void guard_read(h2o_socket_t *sock, const char *err)
             h2_end(c, sock, v, passed);
             return;
         }
+    }
+    if (g->nrefused && !err) {
+        /* answers of refused bodies not out yet: this input waits behind them */
+        if (!hold(g, sock, NULL, 0)) {
+            h2o_socket_read_stop(sock);
+            call_inner(c, sock, h2o_socket_error_out_of_memory);
+        } else if (g->held_len > held_limit(c)) {
+            h2o_socket_read_stop(sock);
+            g->held_stopped = true;
+        }
+        return;
+    }
+    if (g->proto == PROTO_H2 && !err) {
+        h2_feed(c, sock, false);
+        return;
     }
     if (call_inner(c, sock, err))
         after_inner(c, sock);
@@ -894,6 +1137,13 @@ void sx_guard_sweep(sx_thread *t)
         sx_guard *g = H2O_STRUCT_FROM_MEMBER(sx_guard, watch, l);
         l = l->next;
         h2o_socket_t *sock = g->conn->sock;
+        if (g->nrefused && !g->dropping && !g->closed) {
+            /* on the list until the answers are out; h2_resume may close the connection */
+            if (!h2_resume(g->conn, sock))
+                continue;
+            if (l->prev != &g->watch) /* the connection closed and g went with it */
+                continue;
+        }
         h2o_socket_cb cb = sock->_cb.read;
         if (!cb && !g->dropping && now - g->watched_at < BACKSTOP_MS)
             continue; /* still stopped; a connection stopped for longer is left to the backstop */

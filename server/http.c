@@ -330,7 +330,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sx_send_error(r, 431, "headers_too_large", "the request headers are larger than the server accepts");
         return 0;
     }
-    if (req->entity.base && req->entity.len > s->config->max_body_bytes) {
+    if (sx_h2_body_over_limit(req) || (req->entity.base && req->entity.len > s->config->max_body_bytes)) {
         sx_send_error(r, 413, "payload_too_large", "the request body is larger than max_body_bytes");
         return 0;
     }

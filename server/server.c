@@ -284,11 +284,13 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
 
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("secretsd"));
-    /* h2o's own default is 1 GiB. A body over max_body_bytes is answered 413 by our handler on a
-     * connection that stays usable; h2o itself refuses (and, for HTTP/1, closes the connection)
-     * only past twice that, so at most 2 x max_body_bytes is ever buffered for one request. */
+    /* h2o's own default is 1 GiB. A body over max_body_bytes is answered 413 on a connection that
+     * stays usable: HTTP/1.1 by the guard from its Content-Length (guard.c) or by our handler,
+     * HTTP/2 by the handler as soon as the stream announces or buffers more (h2_streams.c). h2o's
+     * own refusal past twice the limit and one more DATA frame (the guard feeds h2o at most
+     * max_body_bytes at a time, but a frame is parsed whole) is a backstop no stream reaches. */
     s->globalconf.max_request_entity_size =
-        cfg->max_body_bytes > SIZE_MAX / 2 ? cfg->max_body_bytes : cfg->max_body_bytes * 2;
+        cfg->max_body_bytes > (SIZE_MAX - 16384) / 2 ? cfg->max_body_bytes : cfg->max_body_bytes * 2 + 16384;
     /* Slow clients: an HTTP/1.1 request (head and body) must arrive within request_timeout, which
      * h2o does not extend byte by byte, so a client trickling a header ("slowloris") is closed when
      * it runs out; the same bounds a TLS handshake and an idle keep-alive connection. An HTTP/2

@@ -166,6 +166,26 @@ void sx_guard_sweep(sx_thread *t);
 void sx_guard_thread_init(sx_thread *t);
 void sx_guard_thread_dispose(sx_thread *t);
 
+/* ---- HTTP/2 request bodies over max_body_bytes (h2_streams.c) ------------------------------- */
+
+/* The most streams one call refuses; the rest wait for the next call. */
+#define SX_H2_REFUSE_MAX 8
+/* sock runs h2o's HTTP/2 code: hand each stream whose body is over max_body to the handler now,
+ * marked for a 413 (at most cap, up to SX_H2_REFUSE_MAX). Writes their ids to ret_ids and returns
+ * how many. */
+size_t sx_h2_refuse_oversized(h2o_socket_t *sock, size_t max_body, uint32_t *ret_ids, size_t cap);
+/* True when the answer of each of those streams has left h2o's stream (written out, or the stream
+ * or the connection is gone). */
+bool sx_h2_answers_out(h2o_socket_t *sock, const uint32_t *ids, size_t n);
+/* RST_STREAM NO_ERROR on each of those streams (their answers are out): the client may stop
+ * sending their bodies. */
+void sx_h2_end_refused(h2o_socket_t *sock, const uint32_t *ids, size_t n);
+/* The guard took bytes of DATA frames out of sock's input: give them back to the client's
+ * connection flow-control window (WINDOW_UPDATE on stream 0), as h2o does for what it reads. */
+void sx_h2_window_credit(h2o_socket_t *sock, size_t bytes);
+/* req is one whose body sx_h2_refuse_oversized refused: answer 413. */
+bool sx_h2_body_over_limit(const h2o_req_t *req);
+
 /* ---- clients behind proxies (peer.c, pure parts in peer.h) ---------------------------------- */
 
 /* c was accepted on a proxy_listen listener: read (or refuse) its PROXY header, then hand it to
