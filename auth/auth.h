@@ -53,23 +53,12 @@ extern "C" {
 
 /* --- error codes --------------------------------------------------------------------------------- */
 
-/* "Unauthorized" family (-1300 .. -1309): the server answers 401 `unauthorized` for all of them and
- * may log which one it was (never the header itself). Test with sx_auth_is_unauthorized(). */
-#define SX_AUTH_EMALFORMED (-1300) /* no Authorization header, or not "Bearer <well-formed token>" */
-#define SX_AUTH_EBADTOKEN  (-1301) /* unknown token id, or the secret does not match */
-#define SX_AUTH_EEXPIRED   (-1302) /* the token's expiry has passed */
-#define SX_AUTH_EREVOKED   (-1303) /* the token was revoked */
-#define SX_AUTH_EFORGED    (-1304) /* the token's stored record fails its MAC: edited in storage */
-/* 403 `forbidden`: a valid principal lacks the permission or the scope. */
-#define SX_AUTH_EFORBIDDEN (-1310)
-/* 503 `unavailable`: storage failed (or held an undecodable record) while verifying. */
-#define SX_AUTH_EUNAVAILABLE (-1311)
-/* 429 `rate_limited`: sx_auth_authenticate() refused a throttled address (see *ret_retry_after_s). */
-#define SX_AUTH_ERATELIMITED (-1312)
-
+/* Error codes SX_AUTH_E* (-1300 .. -1399, common/errors.h): the "unauthorized" family (-1300 ..
+ * -1309) is answered 401 `unauthorized` for all of them (the server may log which one it was, never
+ * the header itself); SX_AUTH_EFORBIDDEN 403, SX_AUTH_EUNAVAILABLE 503, SX_AUTH_ERATELIMITED 429. */
 static inline bool sx_auth_is_unauthorized(int code)
 {
-    return code <= SX_AUTH_EMALFORMED && code >= -1309;
+    return code <= SX_AUTH_EMALFORMED && code >= SX_AUTH_EUNAUTH_LAST;
 }
 
 /* A sentence for any code returned by this module (static string; never contains token material). */

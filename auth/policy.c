@@ -198,24 +198,6 @@ int sx_auth_ttl_parse(const char *s, int64_t *ret_ms)
 const char *sx_auth_strerror(int code)
 {
     switch (code) {
-    case 0:
-        return "success";
-    case SX_AUTH_EMALFORMED:
-        return "missing or malformed bearer token";
-    case SX_AUTH_EBADTOKEN:
-        return "unknown token or wrong secret";
-    case SX_AUTH_EEXPIRED:
-        return "token expired";
-    case SX_AUTH_EFORGED:
-        return "stored token record fails its MAC (edited in storage)";
-    case SX_AUTH_EREVOKED:
-        return "token revoked";
-    case SX_AUTH_EFORBIDDEN:
-        return "token lacks the permission or the scope";
-    case SX_AUTH_EUNAVAILABLE:
-        return "token storage unavailable";
-    case SX_AUTH_ERATELIMITED:
-        return "too many failed authentications from this address";
     case -EINVAL:
         return "invalid argument";
     case -ENOENT:
@@ -231,8 +213,6 @@ const char *sx_auth_strerror(int code)
     default:
         if (code <= -1000 && code > -1100)
             return sx_storage_strerror(code);
-        if (code < 0 && code > -1000)
-            return strerror(-code);
-        return "unknown error";
+        return sx_strerror(code);
     }
 }

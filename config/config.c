@@ -424,7 +424,7 @@ static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
         return r;
     case K_LEVEL:
         if ((r = sx_config_parse_enum(v, "error\0warn\0info\0debug\0", "error, warn, info or debug", &e, why)) == 0)
-            cfg->log_level = (sx_config_log_level)e;
+            cfg->log_level = (sx_log_level)e;
         return r;
     case K_PCRS: {
         uint32_t mask;

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -49,13 +51,6 @@ typedef enum sx_config_seal {
     SX_CONFIG_SEAL_PASSPHRASE = 1,
     SX_CONFIG_SEAL_TPM = 2,
 } sx_config_seal;
-
-typedef enum sx_config_log_level {
-    SX_LOG_ERROR = 0,
-    SX_LOG_WARN = 1,
-    SX_LOG_INFO = 2,
-    SX_LOG_DEBUG = 3,
-} sx_config_log_level;
 
 typedef enum sx_config_audit_policy {
     SX_AUDIT_FAIL_CLOSED = 0, /* a reveal or write whose audit line cannot be written gets 503 */
@@ -129,7 +124,7 @@ typedef struct sx_config {
                                                 stdout is not a terminal; default "var/recovery.key" */
 
     /* [log] */
-    sx_config_log_level log_level;       /* default info */
+    sx_log_level log_level;              /* default info */
     char *access_log;                    /* absolute path, "-" = stderr, "" = off; default "-" */
     char *audit_log;                     /* absolute path or "" = off; default "" */
     sx_config_audit_policy audit_policy; /* default fail_closed */

@@ -43,27 +43,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/errors.h"
 #include "storage/storage.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* --- error codes (reserved range -1100 .. -1199) ---------------------------------------------- */
-#define SX_CRYPTO_EFORGED (-1100) /* a value or data-key blob failed authentication: altered or moved */
-#define SX_CRYPTO_EBADSEAL                                                                                             \
-    (-1101)                            /* the seal key does not open the keyring (wrong key file or passphrase,        \
-                                          or the sealed keyring / seal record was altered or copied) */
-#define SX_CRYPTO_EFORMAT      (-1102) /* a stored blob is malformed or has an unknown format version */
-#define SX_CRYPTO_EKEYPERM     (-1103) /* the seal key file is accessible by group or others, or owned by another user */
-#define SX_CRYPTO_ESEALTYPE    (-1104) /* the store is sealed with another seal type than configured */
-#define SX_CRYPTO_EBADRECOVERY (-1105) /* the recovery key is mistyped or does not open the recovery record */
-#define SX_CRYPTO_ENOTPM       (-1106) /* no TPM reachable through the configured TCTI */
-#define SX_CRYPTO_ETPMWRONG    (-1107) /* the sealed object belongs to another TPM (or another owner seed) */
-#define SX_CRYPTO_EPCR         (-1108) /* the TPM's PCR values differ from those the key was sealed to */
-#define SX_CRYPTO_ELOCKOUT     (-1109) /* the TPM is in dictionary-attack lockout */
-#define SX_CRYPTO_ETPM         (-1110) /* any other TPM failure */
-#define SX_CRYPTO_ETOOMANY     (-1111) /* the keyring already holds SX_CRYPTO_MAX_MASTERS versions */
+/* --- error codes: SX_CRYPTO_E* (-1100 .. -1199), defined in common/errors.h ------------------- */
 
 /* A sentence for any code returned by this module (or by storage, or a negative errno). Static. */
 const char *sx_crypto_strerror(int code);

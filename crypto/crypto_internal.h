@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "crypto/crypto.h"
+#include "common/bytes.h"
 
 #define SX_FMT_V1       1u
 #define SX_NONCEBYTES   crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
@@ -38,31 +39,6 @@
 
 /* Largest associated data we build (labels + 3 x 64 + 256 + headers). */
 #define SX_AD_MAX 1024u
-
-/* --- byte helpers ----------------------------------------------------------------------------- */
-static inline void sx_be32_put(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint32_t sx_be32_get(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static inline void sx_be64_put(uint8_t *p, uint64_t v)
-{
-    sx_be32_put(p, (uint32_t)(v >> 32));
-    sx_be32_put(p + 4, (uint32_t)v);
-}
-
-static inline uint64_t sx_be64_get(const uint8_t *p)
-{
-    return (uint64_t)sx_be32_get(p) << 32 | sx_be32_get(p + 4);
-}
 
 /* Format a one-line reason into err (when err != NULL) and return code. */
 int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -27,36 +27,13 @@ static const char LABEL_SEAL_REC[] = "secretsd.seal.record.v1";
 const char *sx_crypto_strerror(int code)
 {
     switch (code) {
-    case SX_CRYPTO_EFORGED:
-        return "ciphertext failed authentication: it was altered or copied from another record";
-    case SX_CRYPTO_EBADSEAL:
-        return "the seal key does not open the keyring: wrong key file or passphrase, or the sealed keyring was "
-               "altered or belongs to another installation";
-    case SX_CRYPTO_EFORMAT:
-        return "a stored key record is malformed or has an unknown format version";
-    case SX_CRYPTO_EKEYPERM:
-        return "the seal key file is accessible by group or others (it must be mode 0600)";
-    case SX_CRYPTO_ESEALTYPE:
-        return "the store is sealed with a different seal type than configured (use seal migration)";
-    case SX_CRYPTO_EBADRECOVERY:
-        return "the recovery key is mistyped or does not belong to this store";
-    case SX_CRYPTO_ENOTPM:
-        return "no TPM is reachable through the configured TCTI";
-    case SX_CRYPTO_ETPMWRONG:
-        return "the sealed key belongs to another TPM (or the TPM's owner hierarchy was cleared)";
-    case SX_CRYPTO_EPCR:
-        return "the TPM's PCR values differ from those the key was sealed to (boot state changed)";
-    case SX_CRYPTO_ELOCKOUT:
-        return "the TPM is in dictionary-attack lockout";
-    case SX_CRYPTO_ETPM:
-        return "TPM operation failed";
-    case SX_CRYPTO_ETOOMANY:
-        return "the keyring holds the maximum number of master-key versions; retire old versions first";
     case -ENOKEY:
         return "the key version this ciphertext needs no longer exists";
     case -EBUSY:
         return "the key version is still in use";
     default:
+        if (code <= SX_CRYPTO_EFORGED && code > SX_CRYPTO_EFORGED - 100)
+            return sx_strerror(code);
         return sx_storage_strerror(code);
     }
 }

@@ -52,10 +52,10 @@ static void gen_token_info(yajl_gen g, const sx_auth_token *t)
     sx_json_kv(g, "org", t->org);
     sx_json_kv(g, "project", t->project[0] ? t->project : NULL);
     sx_json_kv(g, "env", t->env[0] ? t->env : NULL);
-    sx_format_time(t->created_ms, ts, sizeof(ts));
+    sx_time_format(t->created_ms, ts, sizeof(ts));
     sx_json_kv(g, "createdAt", ts);
     if (t->expires_ms) {
-        sx_format_time(t->expires_ms, ts, sizeof(ts));
+        sx_time_format(t->expires_ms, ts, sizeof(ts));
         sx_json_kv(g, "expiresAt", ts);
     } else {
         sx_json_kv(g, "expiresAt", NULL);
@@ -80,7 +80,7 @@ static void admin_work(sx_job *job)
     int rc;
     switch (j->op) {
     case ADMIN_CREATE:
-        rc = sx_auth_token_create(auth, &j->spec, sx_now_ms(), &j->token, &j->info);
+        rc = sx_auth_token_create(auth, &j->spec, sx_clock_wall_ms(), &j->token, &j->info);
         if (rc == 0) {
             j->status = 201;
         } else if (rc == -EINVAL) {
@@ -107,7 +107,7 @@ static void admin_work(sx_job *job)
         }
         return;
     case ADMIN_REVOKE:
-        rc = sx_auth_token_revoke(auth, j->id, sx_now_ms());
+        rc = sx_auth_token_revoke(auth, j->id, sx_clock_wall_ms());
         if (rc == 0) {
             j->status = 200;
         } else if (rc == -ENOENT) {

@@ -68,7 +68,7 @@ static bool api_begin(sx_request *r, unsigned perm, api_ctx *a)
         ss.ss_family = AF_UNSPEC;
     unsigned retry_after = 0;
     int rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,
-                                  sx_now_ms(), &a->principal, &retry_after);
+                                  sx_clock_wall_ms(), &a->principal, &retry_after);
     if (rc == SX_AUTH_ERATELIMITED) {
         char buf[16];
         int n = snprintf(buf, sizeof(buf), "%u", retry_after ? retry_after : 1);
@@ -178,9 +178,9 @@ static size_t write_secret(char *out, const char *name, size_t namelen, const sx
         n += m->has_value ? APPEND_LIT(out + n, "\",\"description\":null,\"hasValue\":true,\"createdAt\":\"")
                           : APPEND_LIT(out + n, "\",\"description\":null,\"hasValue\":false,\"createdAt\":\"");
     }
-    n += sx_format_time(m->created_ms, out + n, 32);
+    n += sx_time_format(m->created_ms, out + n, 32);
     n += APPEND_LIT(out + n, "\",\"updatedAt\":\"");
-    n += sx_format_time(m->updated_ms, out + n, 32);
+    n += sx_time_format(m->updated_ms, out + n, 32);
     n += APPEND_LIT(out + n, "\"}");
     return n;
 }
@@ -224,9 +224,9 @@ static int read_meta(sx_request *r, const api_ctx *a, void **ret_raw, sx_secret_
     size_t kl = sx_key_build(key, 'm', a->org, a->project, a->env, a->name);
     void *val = NULL;
     size_t vlen = 0;
-    uint64_t t0 = sx_metrics_now_ns();
+    uint64_t t0 = sx_clock_mono_ns();
     int rc = sx_storage_get(r->server->storage, key, kl, &val, &vlen, ret_rev);
-    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_GET, sx_metrics_now_ns() - t0);
+    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_GET, sx_clock_mono_ns() - t0);
     if (rc == 0) {
         rc = sx_meta_view(m, val, vlen);
         if (rc == 0)
@@ -363,7 +363,7 @@ void sx_api_list(sx_request *r)
         }
     }
     sx_storage_iter *it = NULL;
-    uint64_t t0 = sx_metrics_now_ns();
+    uint64_t t0 = sx_clock_mono_ns();
     int rc =
         sx_storage_iter_new(r->server->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0, &it);
     if (rc != 0) {
@@ -408,7 +408,7 @@ void sx_api_list(sx_request *r)
         count++;
     }
     sx_storage_iter_free(it);
-    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_LIST, sx_metrics_now_ns() - t0);
+    sx_metrics_storage(r->thread->metrics, SX_METRICS_STORAGE_LIST, sx_clock_mono_ns() - t0);
     if (rc < 0) {
         send_storage_error(r, rc, "listing secrets");
         return;
@@ -732,7 +732,7 @@ void sx_api_reveal(sx_request *r)
     }
     wiped_reserve(&o, 48);
     wiped_lit(&o, "\",\"updatedAt\":\"", 15);
-    o.len += sx_format_time(updated_ms, o.buf + o.len, 32);
+    o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
     wiped_lit(&o, "\"}", 2);
     add_etag(r->req, rev);
     send_revealed(r, &a, h2o_iovec_init(o.buf, o.len));

@@ -18,8 +18,7 @@
 #define SX_JSON_OBJECT (1u << 4)
 #define SX_JSON_ARRAY  (1u << 5)
 
-#define SX_JSON_EINVALID (-1200) /* not parsable JSON (syntax, invalid UTF-8): 400 invalid_json */
-#define SX_JSON_ERULE    (-1201) /* parsable, but breaks a rule (field, type, duplicate): 400 invalid_request */
+/* Parse errors: SX_JSON_EINVALID and SX_JSON_ERULE (common/errors.h). */
 
 typedef struct sx_json_field {
     const char *name;
@@ -67,8 +66,6 @@ char *sx_pool_alloc_wiped(h2o_mem_pool_t *pool, size_t len);
  * With upper_hex the output is byte for byte what a yajl generator writes for the same string. */
 size_t sx_json_escaped_len(const char *s, size_t len);
 size_t sx_json_escape(char *out, const char *s, size_t len, bool upper_hex);
-/* 2026-11-26T15:46:21.123Z */
-size_t sx_format_time(int64_t ms, char *buf, size_t cap);
 
 /* ---- the metadata record m/{o}/{p}/{env}/{name} (record.c) -------------------------------------- */
 
@@ -123,9 +120,6 @@ bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool
                        h2o_iovec_t *ret_link);
 /* Keep a copy of body and link under id, read at change sequence seq (read before the scan). */
 void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link);
-
-/* ms since the epoch, wall clock. */
-int64_t sx_now_ms(void);
 
 /* ---- handlers (api.c, admin.c) ----------------------------------------------------------------- */
 

@@ -113,7 +113,7 @@ static void write_apply(write_job *j)
     uint8_t enc[SX_META_MAX];
 
     if (j->op == OP_CREATE) {
-        int64_t now = sx_now_ms();
+        int64_t now = sx_clock_wall_ms();
         sx_secret_meta *m = &j->meta;
         memset(m, 0, sizeof(*m));
         m->created_ms = m->updated_ms = now;
@@ -132,9 +132,9 @@ static void write_apply(write_job *j)
              .cond = SX_STORAGE_COND_ABSENT},
             {.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl},
         };
-        uint64_t t0 = sx_metrics_now_ns();
+        uint64_t t0 = sx_clock_mono_ns();
         int rc = sx_storage_batch(st, ops, 2, NULL);
-        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_metrics_now_ns() - t0);
+        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_clock_mono_ns() - t0);
         if (rc == SX_STORAGE_ECONDITION) {
             set_result(j, 409, "already_exists", "a secret of that name already exists in this environment");
             return;
@@ -170,7 +170,7 @@ static void write_apply(write_job *j)
             return;
         }
         sx_secret_meta *m = &j->meta;
-        int64_t now = sx_now_ms();
+        int64_t now = sx_clock_wall_ms();
         if (now < m->updated_ms)
             now = m->updated_ms; /* a clock step back never makes updatedAt go backwards */
         sx_storage_op ops[3];
@@ -221,9 +221,9 @@ static void write_apply(write_job *j)
                 .kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
             ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
         }
-        uint64_t t0 = sx_metrics_now_ns();
+        uint64_t t0 = sx_clock_mono_ns();
         rc = sx_storage_batch(st, ops, nops, NULL);
-        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_metrics_now_ns() - t0);
+        sx_metrics_storage(NULL, SX_METRICS_STORAGE_BATCH, sx_clock_mono_ns() - t0);
         free(blob);
         if (rc == 0) {
             j->rev = ops[0].ret_rev;
@@ -310,7 +310,7 @@ static void write_done(sx_job *job)
             sx_json_kv(g, "name", j->name);
             sx_json_str(g, "hasValue");
             yajl_gen_bool(g, 1);
-            sx_format_time(j->meta.updated_ms, ts, sizeof(ts));
+            sx_time_format(j->meta.updated_ms, ts, sizeof(ts));
             sx_json_kv(g, "updatedAt", ts);
         }
         yajl_gen_map_close(g);

@@ -20,6 +20,7 @@
  * On a failed write the partial batch is cut off again (ftruncate to the size before it) and the
  * chain rolls back to the last line on file, so the file stays verifiable after the disk recovers.
  */
+#include "common/clock.h"
 #include "server/audit.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "crypto/crypto.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -47,8 +49,6 @@
 #define HEAD_V1_LEN    (1 + 8 + MAC_LEN)
 #define HEAD_LEN       (1 + 8 + MAC_LEN + 8 + MAC_LEN)
 #define OPEN_PREFIX    "\"event\":\"audit.open\",\"prev\":\""
-
-size_t sx_log_timestamp(char *buf, size_t cap);
 
 typedef struct slot {
     pthread_mutex_t mu;
@@ -142,7 +142,7 @@ static size_t format_body(char *out, const sx_audit_rec *r)
     size_t n = sizeof(ev) - 1;
     memcpy(out, ev, n);
     char ts[32];
-    sx_log_timestamp(ts, sizeof(ts));
+    sx_time_format(sx_clock_wall_ms(), ts, sizeof(ts));
     n = put_str(out, n, "time", ts);
     n = put_str(out, n, "requestId", r->request_id);
     n = put_str(out, n, "tokenId", r->token_id);
@@ -205,14 +205,7 @@ int sx_audit_log_sync(sx_audit *a, const sx_audit_rec *rec)
     if (!e)
         return -ENOMEM;
     e->len = format_body(e->body, rec);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += SX_AUDIT_SYNC_TIMEOUT_MS / 1000;
-    deadline.tv_nsec += (long)(SX_AUDIT_SYNC_TIMEOUT_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = sx_clock_mono_deadline(SX_AUDIT_SYNC_TIMEOUT_MS);
     pthread_mutex_lock(&a->mu);
     *a->sync_tail = e;
     a->sync_tail = &e->next;
@@ -317,31 +310,17 @@ static size_t open_body(char *out, const uint8_t *prev)
     n += 2 * MAC_LEN;
     out[n++] = '"';
     char ts[32];
-    sx_log_timestamp(ts, sizeof(ts));
+    sx_time_format(sx_clock_wall_ms(), ts, sizeof(ts));
     return put_str(out, n, "time", ts);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static int store_head(sx_audit *a)
 {
     uint8_t rec[HEAD_LEN + SX_CRYPTO_RECORD_MACBYTES];
     rec[0] = HEAD_FORMAT;
-    put_be64(rec + 1, a->seq);
+    sx_be64_put(rec + 1, a->seq);
     memcpy(rec + 9, a->prev, MAC_LEN);
-    put_be64(rec + 9 + MAC_LEN, a->first_seq);
+    sx_be64_put(rec + 9 + MAC_LEN, a->first_seq);
     memcpy(rec + 17 + MAC_LEN, a->first_mac, MAC_LEN);
     sx_crypto_record_mac(rec + HEAD_LEN, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec,
                          HEAD_LEN);
@@ -368,11 +347,11 @@ static int load_head(sx_storage *st, const uint8_t *record_key, uint64_t *ret_se
         sx_storage_free(val);
         return -EBADMSG;
     }
-    *ret_seq = get_be64(v + 1);
+    *ret_seq = sx_be64_get(v + 1);
     memcpy(ret_mac, v + 9, MAC_LEN);
     *ret_first_seq = 0;
     if (v[0] == HEAD_FORMAT) {
-        *ret_first_seq = get_be64(v + 9 + MAC_LEN);
+        *ret_first_seq = sx_be64_get(v + 9 + MAC_LEN);
         memcpy(ret_first_mac, v + 17 + MAC_LEN, MAC_LEN);
     }
     sx_storage_free(val);
@@ -560,13 +539,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&a->mu);
     for (;;) {
         if (!a->sync_head && !a->reopen && !a->stop) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += IDLE_WAIT_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = sx_clock_mono_deadline(IDLE_WAIT_MS);
             pthread_cond_timedwait(&a->writer_cv, &a->mu, &ts);
         }
         sync_ent *syncs = a->sync_head;
@@ -615,8 +588,8 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
         pthread_mutex_init(&a->slots[i].mu, NULL);
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->file_mu, NULL);
-    pthread_cond_init(&a->writer_cv, NULL);
-    pthread_cond_init(&a->done_cv, NULL);
+    sx_clock_cond_init(&a->writer_cv);
+    sx_clock_cond_init(&a->done_cv);
     a->sync_tail = &a->sync_head;
     a->need_open_line = true;
     a->fd = -1;

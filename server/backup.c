@@ -17,6 +17,7 @@
  * fsyncs every file and the folder, and renames it into place, so a crash leaves either nothing
  * or a complete store.
  */
+#include "common/clock.h"
 #include "server/ops.h"
 
 #include <dirent.h>
@@ -215,15 +216,6 @@ static void gen_u64(yajl_gen g, const char *key, uint64_t v)
     yajl_gen_number(g, num, (size_t)n);
 }
 
-static void format_time(int64_t ms, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
-
 /* Write len bytes to dir/name through a synced temporary file and a rename. */
 static int write_atomic(const char *dir, const char *name, const void *buf, size_t len)
 {
@@ -293,7 +285,7 @@ static int write_manifest(const char *dir, const sx_backup_info *info, char **na
         return -ENOMEM;
     yajl_gen_config(g, yajl_gen_beautify, 1);
     char ts[40];
-    format_time(info->created_ms, ts, sizeof(ts));
+    sx_time_format(info->created_ms, ts, sizeof(ts));
     yajl_gen_map_open(g);
     gen_str(g, "format");
     gen_str(g, MANIFEST_FORMAT);
@@ -361,9 +353,7 @@ int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_in
         return fail(err, errlen, -e, "cannot create \"%s\": %s", dir, strerror(e));
     }
     memset(info, 0, sizeof(*info));
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    info->created_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    info->created_ms = sx_clock_wall_ms();
     snprintf(info->backend, sizeof(info->backend), "%s", sx_storage_name(st));
 
     char data[PATH_MAX];

@@ -268,7 +268,7 @@ static void audit_target(sx_request *r, char *scope, size_t cap, char *name, siz
 
 void sx_request_finish(sx_request *r, int status)
 {
-    sx_metrics_request(r->thread->metrics, r->route_index, status, sx_metrics_now_ns() - r->start_ns);
+    sx_metrics_request(r->thread->metrics, r->route_index, status, sx_clock_mono_ns() - r->start_ns);
     if (!r->audit_action || r->audit_done || !r->server->audit)
         return;
     r->audit_done = true;
@@ -303,7 +303,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (sock && sock->on_close.cb == sx_conn_on_close)
         r->conn = sock->on_close.data;
     r->admin = r->conn && r->conn->kind == SX_LISTEN_ADMIN;
-    r->start_ns = sx_metrics_now_ns();
+    r->start_ns = sx_clock_mono_ns();
     r->route_index = (uint8_t)sx_router_count();
     t->inflight++;
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
@@ -464,7 +464,7 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
         return;
     char line[1280];
     char ts[32], peer[64], method[20], path[520];
-    sx_log_timestamp(ts, sizeof(ts));
+    sx_time_format(sx_clock_wall_ms(), ts, sizeof(ts));
     format_peer(req, peer, sizeof(peer));
     size_t ml = copy_printable(method, req->input.method.base, req->input.method.len, 16);
     method[ml] = '\0';

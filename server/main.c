@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "auth/auth.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
@@ -181,13 +182,6 @@ static int open_storage(const sx_config *cfg, sx_storage **ret, char *err, size_
     return rc;
 }
 
-static int64_t start_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * open_storage(), waiting for a database that cannot be reached yet or is still starting up (a
  * node and its database started together, a database restarting): such a failure is -ENOTCONN,
@@ -196,13 +190,13 @@ static int64_t start_mono_ms(void)
  */
 static int open_storage_waiting(const sx_config *cfg, sx_storage **ret, char *err, size_t errlen)
 {
-    int64_t deadline = start_mono_ms() + (int64_t)cfg->storage_start_timeout * 1000;
+    int64_t deadline = sx_clock_mono_ms() + (int64_t)cfg->storage_start_timeout * 1000;
     int64_t backoff = 100;
     for (unsigned attempt = 1;; attempt++) {
         int rc = open_storage(cfg, ret, err, errlen);
         if (rc != -ENOTCONN || cfg->backend != SX_CONFIG_BACKEND_POSTGRES)
             return rc;
-        int64_t left = deadline - start_mono_ms();
+        int64_t left = deadline - sx_clock_mono_ms();
         if (left <= 0)
             return rc;
         int64_t wait = backoff < left ? backoff : left;

@@ -81,13 +81,6 @@ sx_metrics_thread *sx_metrics_thread_new(void)
     return calloc(1, sizeof(sx_metrics_thread));
 }
 
-uint64_t sx_metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Single writer: a relaxed load and store is a plain add, and readers never see a torn value. */
 static inline void bump(counter *c, uint64_t by)
 {

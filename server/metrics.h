@@ -52,7 +52,5 @@ void sx_metrics_abuse_close(sx_metrics_abuse why);
 /* Count one record that failed its MAC (any thread); the first of each kind is logged (a warning
  * naming the kind, never the record's bytes), later ones are only counted. */
 void sx_metrics_forged_record(sx_metrics_forged kind);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t sx_metrics_now_ns(void);
 
 #endif /* SX_SERVER_METRICS_H */

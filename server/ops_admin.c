@@ -268,7 +268,7 @@ static void gen_rotation(yajl_gen g, const sx_rotation *rot)
     gen_uint(g, "total", rot->total);
     gen_uint(g, "sweeps", rot->sweeps);
     gen_uint(g, "rate", rot->rate);
-    sx_format_time(rot->started_ms, ts, sizeof(ts));
+    sx_time_format(rot->started_ms, ts, sizeof(ts));
     sx_json_kv(g, "startedAt", ts);
     sx_json_kv(g, "lastError", rot->last_error ? rot->last_error_msg : NULL);
     yajl_gen_map_close(g);
@@ -379,7 +379,7 @@ static void gen_backup(yajl_gen g, ops_job *j)
     sx_json_kv(g, "dir", j->path);
     snprintf(manifest, sizeof(manifest), "%s/%s", j->path, SX_BACKUP_MANIFEST);
     sx_json_kv(g, "manifest", manifest);
-    sx_format_time(b->created_ms, ts, sizeof(ts));
+    sx_time_format(b->created_ms, ts, sizeof(ts));
     sx_json_kv(g, "createdAt", ts);
     sx_json_kv(g, "backend", b->backend);
     sx_json_kv(g, "seal", b->seal);

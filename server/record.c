@@ -103,10 +103,3 @@ size_t sx_key_build(char *buf, char kind, const char *org, const char *project, 
     buf[n] = '\0';
     return n;
 }
-
-int64_t sx_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -51,6 +51,8 @@
  * lease is not held, and idle engines poll the r/ records every SHARED_POLL_MS, so a rotation begun
  * on another node, or left behind by a crashed one, is picked up.
  */
+#include "common/bytes.h"
+#include "common/clock.h"
 #include "server/rotation_internal.h"
 
 #include <errno.h>
@@ -77,44 +79,6 @@
 #define LEASE_LEN        29 /* format, node id (16), lease ms (4), written at (8, wall clock, informational) */
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
 
 const char *sx_rotation_kind_name(const sx_rotation *rot)
 {
@@ -179,13 +143,13 @@ static int rec_decode(sx_rotor *r, sx_rotation *rot, const char *key, size_t kle
         return -EBADMSG;
     rot->kind = v[1];
     rot->phase = v[2];
-    rot->from = get32(v + 3);
-    rot->to = get32(v + 7);
-    rot->rate = get32(v + 11);
-    rot->started_ms = (int64_t)get64(v + 15);
-    rot->done = get64(v + 23);
-    rot->total = get64(v + 31);
-    rot->sweeps = get64(v + 39);
+    rot->from = sx_be32_get(v + 3);
+    rot->to = sx_be32_get(v + 7);
+    rot->rate = sx_be32_get(v + 11);
+    rot->started_ms = (int64_t)sx_be64_get(v + 15);
+    rot->done = sx_be64_get(v + 23);
+    rot->total = sx_be64_get(v + 31);
+    rot->sweeps = sx_be64_get(v + 39);
     rot->cursor_len = (size_t)v[47] << 8 | v[48];
     if (rot->cursor_len >= SX_ROTATION_CURSOR_MAX || REC_HDR + rot->cursor_len != vlen)
         return -EBADMSG;
@@ -204,13 +168,13 @@ static size_t rec_encode(uint8_t *out, const sx_rotation *rot)
     out[0] = REC_FMT;
     out[1] = (uint8_t)rot->kind;
     out[2] = (uint8_t)rot->phase;
-    put32(out + 3, rot->from);
-    put32(out + 7, rot->to);
-    put32(out + 11, rot->rate);
-    put64(out + 15, (uint64_t)rot->started_ms);
-    put64(out + 23, rot->done);
-    put64(out + 31, rot->total);
-    put64(out + 39, rot->sweeps);
+    sx_be32_put(out + 3, rot->from);
+    sx_be32_put(out + 7, rot->to);
+    sx_be32_put(out + 11, rot->rate);
+    sx_be64_put(out + 15, (uint64_t)rot->started_ms);
+    sx_be64_put(out + 23, rot->done);
+    sx_be64_put(out + 31, rot->total);
+    sx_be64_put(out + 39, rot->sweeps);
     out[47] = (uint8_t)(rot->cursor_len >> 8);
     out[48] = (uint8_t)rot->cursor_len;
     memcpy(out + REC_HDR, rot->cursor, rot->cursor_len);
@@ -258,8 +222,8 @@ static bool lease_write(sx_rotor *r, uint64_t rev, int64_t t0)
     uint8_t val[LEASE_LEN];
     val[0] = LEASE_FMT;
     memcpy(val + 1, r->node, 16);
-    put32(val + 17, r->lease_ms);
-    put64(val + 21, (uint64_t)wall_ms());
+    sx_be32_put(val + 17, r->lease_ms);
+    sx_be64_put(val + 21, (uint64_t)sx_clock_wall_ms());
     sx_storage_op op = {.kind = SX_STORAGE_OP_PUT,
                         .key = LEASE_KEY,
                         .klen = strlen(LEASE_KEY),
@@ -277,14 +241,14 @@ static bool lease_write(sx_rotor *r, uint64_t rev, int64_t t0)
         return true;
     }
     /* Lost a race for it, or storage failed: ours only while the last renewal still holds. */
-    r->lease_held = rc != SX_STORAGE_ECONDITION && r->lease_held && mono_ms() < r->lease_valid_ms;
+    r->lease_held = rc != SX_STORAGE_ECONDITION && r->lease_held && sx_clock_mono_ms() < r->lease_valid_ms;
     return r->lease_held;
 }
 
 /* Take or renew the lease when that is due. True when this engine may run a chunk now. */
 static bool lease_hold(sx_rotor *r)
 {
-    int64_t now = mono_ms();
+    int64_t now = sx_clock_mono_ms();
     if (r->lease_held && now < r->lease_renew_ms)
         return true;
     uint8_t *v = NULL;
@@ -297,7 +261,7 @@ static bool lease_hold(sx_rotor *r)
     }
     bool valid = rc == 0 && vl == LEASE_LEN && v[0] == LEASE_FMT;
     bool ours = valid && memcmp(v + 1, r->node, 16) == 0;
-    uint32_t their_ms = valid ? get32(v + 17) : r->lease_ms;
+    uint32_t their_ms = valid ? sx_be32_get(v + 17) : r->lease_ms;
     sx_storage_free(v);
     if (rc == 0 && !ours) {
         r->lease_held = false;
@@ -414,7 +378,7 @@ static void event(sx_rotor *r, const sx_rotation *rot, const char *what, int cod
  * the monotonic time before which this rotation must not run again. */
 static int run_chunk(sx_rotor *r, sx_rotation *rot, int64_t *ret_next_ms, char *msg, size_t msglen)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = sx_clock_mono_ms();
     size_t budget = rot->rate ? rot->rate / 5 : ROT_CHUNK_MAX, items = 0;
     budget = budget < 1 ? 1 : budget > ROT_CHUNK_MAX ? ROT_CHUNK_MAX : budget;
     int rc;
@@ -497,7 +461,7 @@ static int64_t rotor_pass(sx_rotor *r)
                   : rot->phase != SX_ROTATION_START || rot->to != 0 ? "taken over from another node"
                                                                     : "started",
                   0);
-        int64_t now = mono_ms();
+        int64_t now = sx_clock_mono_ms();
         if (next > now) {
             wait = wait < 0 || next - now < wait ? next - now : wait;
             continue;
@@ -516,7 +480,7 @@ static int64_t rotor_pass(sx_rotor *r)
             s->last_error = rc;
             snprintf(s->msg, sizeof(s->msg), "%s", msg);
             int64_t backoff = (int64_t)BACKOFF_MIN_MS << (s->errors < 7 ? s->errors - 1 : 6);
-            s->next_ms = mono_ms() + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
+            s->next_ms = sx_clock_mono_ms() + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
             next_ms = s->next_ms;
         } else {
             s->errors = 0;
@@ -539,7 +503,7 @@ static int64_t rotor_pass(sx_rotor *r)
             pthread_mutex_unlock(&r->mu);
             continue;
         }
-        int64_t left = next_ms - mono_ms();
+        int64_t left = next_ms - sx_clock_mono_ms();
         left = left < 0 ? 0 : left;
         wait = wait < 0 || left < wait ? left : wait;
     }
@@ -553,7 +517,7 @@ static int64_t rotor_pass(sx_rotor *r)
     free(rots);
     if (r->shared && r->lease_held) {
         /* Wake in time to renew, however long the rotations sleep. */
-        int64_t renew = r->lease_renew_ms - mono_ms();
+        int64_t renew = r->lease_renew_ms - sx_clock_mono_ms();
         renew = renew < 0 ? 0 : renew;
         wait = wait < 0 || renew < wait ? renew : wait;
     }
@@ -572,14 +536,7 @@ static void *rotor_main(void *arg)
             if (wait < 0) {
                 pthread_cond_wait(&r->cond, &r->mu);
             } else {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_sec += wait / 1000;
-                ts.tv_nsec += (wait % 1000) * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
+                struct timespec ts = sx_clock_mono_deadline(wait);
                 pthread_cond_timedwait(&r->cond, &r->mu, &ts);
             }
         }
@@ -612,11 +569,7 @@ int sx_rotor_new(sx_rotor **ret, sx_storage *st, sx_crypto *c, const sx_rotor_op
     r->event_ctx = opt ? opt->event_ctx : NULL;
     r->first_pass = true;
     atomic_init(&r->stopping, false);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    sx_clock_cond_init(&r->cond);
     pthread_mutex_init(&r->mu, NULL);
     *ret = r;
     return 0;
@@ -703,7 +656,7 @@ static int read_record(sx_rotor *r, sx_rotation *rot)
 static int begin(sx_rotor *r, sx_rotation *rot, sx_rotation *ret)
 {
     rot->phase = SX_ROTATION_START;
-    rot->started_ms = wall_ms();
+    rot->started_ms = sx_clock_wall_ms();
     rot->rev = 0;
     int rc = sx_rot_write(r, rot);
     if (rc == SX_STORAGE_ECONDITION) {

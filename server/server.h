@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "auth/auth.h"
+#include "common/log.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "storage/storage.h"
@@ -70,9 +71,6 @@ void sx_log_close(void);
  * a pipe read by a detached thread. Call once, before the server's threads start. Returns 0 or a
  * negative errno (nothing changed then). */
 int sx_log_capture_stderr(void);
-/* Log one line at level (SX_LOG_*) to stderr. Never pass a value, a token or key material. */
-void sx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sx_logv(int level, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include <h2o/multithread.h>
 
 #include "auth/auth.h"
+#include "common/clock.h"
 #include "crypto/crypto.h"
 #include "server/server.h"
 
@@ -199,8 +200,6 @@ socklen_t sx_peer_request_client(const sx_config *cfg, h2o_req_t *req, struct so
 
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
 
-/* Format the current time as 2026-11-26T15:46:21.123Z into buf (at least 25 bytes). */
-size_t sx_log_timestamp(char *buf, size_t cap);
 bool sx_access_log_enabled(void);
 /* Append one complete line (with its newline) to the access log. */
 void sx_access_log_write(const char *line, size_t len);

@@ -20,29 +20,17 @@
  * locks while queued, so nothing about atomicity changes: the group's write is one atomic batch
  * and readers see nothing of it before it is durable.
  */
+#include "common/clock.h"
 #include "storage/storage_internal.h"
 
 #include <time.h>
 
 #define GROUP_MAX_WAIT_NS 2000000ull /* never gather for more than 2 ms */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int sxs_group_init(sxs_group *g, sxs_group_commit_fn fn, void *ctx)
 {
     memset(g, 0, sizeof(*g));
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return -ENOMEM;
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int r = pthread_cond_init(&g->arrive, &ca);
-    pthread_condattr_destroy(&ca);
-    if (r != 0)
+    if (sx_clock_cond_init(&g->arrive) != 0)
         return -ENOMEM;
     if (pthread_cond_init(&g->done, NULL) != 0) {
         pthread_cond_destroy(&g->arrive);
@@ -75,7 +63,7 @@ static void lead(sxs_group *g)
         uint64_t wait = g->ewma_ns / 2;
         if (wait > GROUP_MAX_WAIT_NS)
             wait = GROUP_MAX_WAIT_NS;
-        uint64_t deadline = mono_ns() + wait;
+        uint64_t deadline = sx_clock_mono_ns() + wait;
         struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u), .tv_nsec = (long)(deadline % 1000000000u)};
         g->gather = target;
         while (g->qlen < target && pthread_cond_timedwait(&g->arrive, &g->mu, &ts) == 0)
@@ -88,9 +76,9 @@ static void lead(sxs_group *g)
     g->qlen = 0;
     pthread_mutex_unlock(&g->mu);
 
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sx_clock_mono_ns();
     int r = g->fn(g->ctx, list);
-    uint64_t dt = mono_ns() - t0;
+    uint64_t dt = sx_clock_mono_ns() - t0;
 
     pthread_mutex_lock(&g->mu);
     g->ewma_ns = g->ewma_ns ? (g->ewma_ns * 7 + dt) / 8 : dt;

@@ -54,6 +54,7 @@
  * scrubbed from every libpq message before one reaches an error string. Like every backend this
  * one never logs; libpq's notices are swallowed.
  */
+#include "common/clock.h"
 #include "storage/postgres_internal.h"
 
 #include <sodium.h>
@@ -119,7 +120,7 @@ static void pb_put(pgbuf *b, const void *data, size_t n)
 static void pb_u32(pgbuf *b, uint32_t v)
 {
     uint8_t x[4];
-    sxs_pg_be32_put(x, v);
+    sx_be32_put(x, v);
     pb_put(b, x, 4);
 }
 
@@ -182,7 +183,7 @@ static int pg_get(sx_storage *base, const void *key, size_t klen, void **ret_val
     if (ret_len)
         *ret_len = vlen;
     if (ret_rev)
-        *ret_rev = sxs_pg_be64_get((const uint8_t *)PQgetvalue(res, 0, 1));
+        *ret_rev = sx_be64_get((const uint8_t *)PQgetvalue(res, 0, 1));
     PQclear(res);
     return 0;
 }
@@ -261,13 +262,13 @@ static int batch_params_build(batch_params *p, const sx_storage_op *ops, size_t 
     for (size_t i = 0; i < n; i++) {
         uint8_t x[4];
         pb_elem(&p->k, ops[i].key, ops[i].klen);
-        sxs_pg_be32_put(x, (uint32_t)ops[i].kind);
+        sx_be32_put(x, (uint32_t)ops[i].kind);
         pb_elem(&p->op, x, 4);
         if (ops[i].kind == SX_STORAGE_OP_PUT)
             pb_elem(&p->v, ops[i].vlen ? ops[i].val : "", ops[i].vlen);
         else
             pb_null(&p->v);
-        sxs_pg_be32_put(x, (uint32_t)ops[i].cond);
+        sx_be32_put(x, (uint32_t)ops[i].cond);
         pb_elem(&p->cond, x, 4);
         pb_u32(&p->rev, 8);
         pb_u64(&p->rev, ops[i].rev);
@@ -294,16 +295,16 @@ static int batch_answer(const PGresult *res, int64_t *revs, size_t n, size_t *re
         return -EIO;
     const uint8_t *p = (const uint8_t *)PQgetvalue(res, 0, 0);
     size_t len = (size_t)PQgetlength(res, 0, 0);
-    if (len < 12 || sxs_pg_be32_get(p) != 1 || sxs_pg_be32_get(p + 8) != OID_INT8 || len < 20)
+    if (len < 12 || sx_be32_get(p) != 1 || sx_be32_get(p + 8) != OID_INT8 || len < 20)
         return -EIO;
-    size_t count = sxs_pg_be32_get(p + 12);
+    size_t count = sx_be32_get(p + 12);
     if (count == 0 || count > n || len != 20 + count * 12)
         return -EIO;
     for (size_t i = 0; i < count; i++) {
         const uint8_t *e = p + 20 + i * 12;
-        if (sxs_pg_be32_get(e) != 8)
+        if (sx_be32_get(e) != 8)
             return -EIO;
-        revs[i] = (int64_t)sxs_pg_be64_get(e + 4);
+        revs[i] = (int64_t)sx_be64_get(e + 4);
     }
     *ret_count = count;
     return 0;
@@ -453,7 +454,7 @@ static int iter_fetch(pg_iter *it)
     const char *stmt =
         it->ulen ? (it->excl ? "sx_page_gt" : "sx_page_ge") : (it->excl ? "sx_page_gt_open" : "sx_page_ge_open");
     uint8_t limit[4];
-    sxs_pg_be32_put(limit, (uint32_t)it->limit);
+    sx_be32_put(limit, (uint32_t)it->limit);
     const char *values[3] = {it->poslen ? (const char *)it->pos : "", (const char *)it->upper, (const char *)limit};
     int lengths[3] = {(int)it->poslen, (int)it->ulen, 4};
     if (!it->ulen) {
@@ -525,7 +526,7 @@ static int pg_iter_next(sx_storage_iter *base, const void **key, size_t *klen, c
     if (vlen)
         *vlen = (size_t)PQgetlength(it->page, i, 1);
     if (rev)
-        *rev = sxs_pg_be64_get((const uint8_t *)PQgetvalue(it->page, i, 2));
+        *rev = sx_be64_get((const uint8_t *)PQgetvalue(it->page, i, 2));
     return 0;
 }
 
@@ -612,11 +613,7 @@ static int pg_open(const sx_storage_options *opt, sx_storage **ret, char *err, s
     s->base.ops = &sx_storage_postgres_ops;
     s->sync = opt->sync;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sx_clock_cond_init(&s->cv);
     s->nconns = opt->pool_size ? opt->pool_size : PG_DEFAULT_POOL;
     if (s->nconns > PG_MAX_POOL)
         s->nconns = PG_MAX_POOL;

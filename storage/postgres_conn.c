@@ -4,6 +4,7 @@
  * and prepared statements, and the translation of libpq's errors into errnos with the password
  * scrubbed. The design is described at the top of postgres.c.
  */
+#include "common/clock.h"
 #include "storage/postgres_internal.h"
 
 #include <poll.h>
@@ -12,13 +13,6 @@
 #include <time.h>
 
 /* ---- helpers ------------------------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* libpq prints notices ("relation already exists, skipping") to stderr by default. */
 static void ignore_notice(void *arg, const char *message)
@@ -323,7 +317,7 @@ int sxs_pg_conn_take(pg_store *s, pg_conn **ret)
         if (!c) {
             struct timespec ts;
             if (!deadline)
-                deadline = mono_ms() + PG_WAIT_MS;
+                deadline = sx_clock_mono_ms() + PG_WAIT_MS;
             ts.tv_sec = deadline / 1000;
             ts.tv_nsec = (deadline % 1000) * 1000000L;
             if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) {
@@ -343,7 +337,7 @@ int sxs_pg_conn_take(pg_store *s, pg_conn **ret)
             c->pq = NULL;
             pthread_mutex_lock(&s->mu);
         }
-        int64_t now = mono_ms();
+        int64_t now = sx_clock_mono_ms();
         if (s->retry_at_ms && (now < s->retry_at_ms || s->probing)) {
             c->busy = false;
             pthread_cond_signal(&s->cv);
@@ -369,7 +363,7 @@ int sxs_pg_conn_take(pg_store *s, pg_conn **ret)
         }
         s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : s->backoff_ms * 2)
                                       : PG_BACKOFF_MIN_MS;
-        s->retry_at_ms = mono_ms() + s->backoff_ms;
+        s->retry_at_ms = sx_clock_mono_ms() + s->backoff_ms;
         c->busy = false;
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);

@@ -7,6 +7,7 @@
 #define SX_STORAGE_POSTGRES_INTERNAL_H
 
 #include "storage/storage_internal.h"
+#include "common/bytes.h"
 
 #include <libpq-fe.h>
 
@@ -42,24 +43,6 @@ typedef struct pg_store {
     unsigned backoff_ms;
     bool probing; /* one thread is trying to reconnect while backing off */
 } pg_store;
-
-static inline void sxs_pg_be32_put(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint32_t sxs_pg_be32_get(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t sxs_pg_be64_get(const uint8_t *p)
-{
-    return (uint64_t)sxs_pg_be32_get(p) << 32 | sxs_pg_be32_get(p + 4);
-}
 
 /* Copy a libpq message into err as one line, the password scrubbed. */
 void sxs_pg_err(const pg_store *s, char *err, size_t errlen, const char *what, const char *msg);

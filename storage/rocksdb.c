@@ -43,6 +43,7 @@
  * Disk full: see rocksdb_db.c.
  */
 #include "storage/rocksdb_internal.h"
+#include "common/bytes.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -71,28 +72,12 @@ typedef struct rdb_iter {
 
 static const sx_storage_iter_ops rdb_iter_ops;
 
-static void be64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t be64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Decode a stored record: 0 and the revision, or -EIO when the header is not ours. */
 static int rec_decode(const char *raw, size_t len, uint64_t *ret_rev)
 {
     if (len < RDB_HDR || (uint8_t)raw[0] != RDB_REC_FORMAT)
         return -EIO;
-    *ret_rev = be64_get((const uint8_t *)raw + 1);
+    *ret_rev = sx_be64_get((const uint8_t *)raw + 1);
     return 0;
 }
 
@@ -123,7 +108,7 @@ static inline void reads_no_perf_counters(void)
 static int write_ceiling(rdb_store *s, uint64_t ceiling)
 {
     uint8_t buf[8];
-    be64_put(buf, ceiling);
+    sx_be64_put(buf, ceiling);
     char *err = NULL;
     rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "rev_ceiling", 11, (const char *)buf, 8, &err);
     if (err) {
@@ -338,7 +323,7 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
     for (size_t i = 0; i < n; i++) {
         if (ops[i].kind == SX_STORAGE_OP_PUT) {
             hdrs[i][0] = RDB_REC_FORMAT;
-            be64_put(hdrs[i] + 1, rev++);
+            sx_be64_put(hdrs[i] + 1, rev++);
         }
     }
     rdb_write w = {.ops = ops, .n = n, .hdrs = hdrs};
@@ -354,7 +339,7 @@ static int rdb_apply(rdb_store *s, sx_storage_op *ops, size_t n, size_t *ret_fai
         goto out_unlock;
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == SX_STORAGE_OP_PUT)
-            ops[i].ret_rev = be64_get(hdrs[i] + 1);
+            ops[i].ret_rev = sx_be64_get(hdrs[i] + 1);
     r = 0;
 out_unlock:
     unlock_stripes(s, idx, m);
@@ -675,7 +660,7 @@ static int load_meta(rdb_store *s, const char *path, char *err, size_t errlen)
     if (ceil) {
         bool ok = len == 8;
         if (ok)
-            s->last_rev = s->ceiling = be64_get((const uint8_t *)ceil);
+            s->last_rev = s->ceiling = sx_be64_get((const uint8_t *)ceil);
         rocksdb_free(ceil);
         if (!ok) {
             sxs_set_err(err, errlen, "rocksdb storage: '%s' has a corrupt revision ceiling", path);

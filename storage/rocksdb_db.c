@@ -19,6 +19,7 @@
  * into it after a failure; and the store refuses to open with less than RDB_MIN_FREE bytes free,
  * since an open writes the LOG's header lines.
  */
+#include "common/clock.h"
 #include "storage/rocksdb_internal.h"
 
 #include <errno.h>
@@ -84,13 +85,6 @@ void rdb_mark_broken(rdb_store *s, int rc)
     atomic_store(&s->broken, true);
 }
 
-static uint64_t rdb_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Bytes an unprivileged writer may still use on the file system holding path. */
 int rdb_free_bytes(const char *path, uint64_t *ret)
 {
@@ -141,7 +135,7 @@ void rdb_recover(rdb_store *s)
 {
     if (pthread_mutex_trylock(&s->recover_mu) != 0)
         return;
-    uint64_t now = rdb_mono_ns();
+    uint64_t now = sx_clock_mono_ns();
     if (!atomic_load(&s->broken) || (s->recover_at && now - s->recover_at < RDB_RECOVER_EVERY_NS))
         goto out;
     s->recover_at = now;

@@ -71,12 +71,8 @@ int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
 const char *sx_storage_strerror(int code)
 {
     switch (code) {
-    case 0:
-        return "success";
     case SX_STORAGE_DONE:
         return "end of iteration";
-    case SX_STORAGE_ECONDITION:
-        return "a precondition of the batch failed; nothing was written";
     case -ENOENT:
         return "no such record";
     case -EEXIST:
@@ -106,7 +102,7 @@ const char *sx_storage_strerror(int code)
     case -EAGAIN:
         return "every storage connection is busy; retry";
     default:
-        return "storage error";
+        return code <= -1000 || code == 0 ? sx_strerror(code) : "storage error";
     }
 }
 

@@ -29,6 +29,7 @@
 #ifndef SX_STORAGE_H
 #define SX_STORAGE_H
 
+#include "common/errors.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,8 +41,7 @@ extern "C" {
 
 #define SX_STORAGE_OPS_VERSION 2 /* 2: change_seq */
 
-/* Project-specific error codes (reserved range -1000 .. -1099). */
-#define SX_STORAGE_ECONDITION (-1000) /* a batch precondition failed; see ret_failed */
+/* Project-specific error codes: SX_STORAGE_ECONDITION (-1000 .. -1099), in common/errors.h. */
 
 /* Return value of sx_storage_iter_next() when the iteration is over. */
 #define SX_STORAGE_DONE 1

@@ -9,6 +9,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "common/clock.h"
 #include "server/api.h"
 #include "testutil.h"
 
@@ -39,7 +40,7 @@ static void timestamps_match_gmtime_from_1970_to_9999(void)
     };
     char a[32], b[64];
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        CHECK_INT(sx_format_time(fixed[i], a, sizeof(a)), 24);
+        CHECK_INT(sx_time_format(fixed[i], a, sizeof(a)), 24);
         reference_time(fixed[i], b, sizeof(b));
         CHECK_STR(a, b);
     }
@@ -50,7 +51,7 @@ static void timestamps_match_gmtime_from_1970_to_9999(void)
         x ^= x >> 7;
         x ^= x << 17;
         int64_t ms = (int64_t)(x % 253402300800000ULL);
-        sx_format_time(ms, a, sizeof(a));
+        sx_time_format(ms, a, sizeof(a));
         reference_time(ms, b, sizeof(b));
         if (strcmp(a, b) != 0 && bad++ < 5)
             fprintf(stderr, "ms=%lld: %s != %s\n", (long long)ms, a, b);

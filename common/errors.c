@@ -1,0 +1,49 @@
+/*
+ * errors.c - the sentence of every project error code (errors.h).
+ */
+#include "common/errors.h"
+
+#include <string.h>
+
+typedef struct code_text {
+    int code;
+    const char *text;
+} code_text;
+
+static const code_text texts[] = {
+    {0, "success"},
+    {SX_STORAGE_ECONDITION, "a precondition of the batch failed; nothing was written"},
+    {SX_CRYPTO_EFORGED, "ciphertext failed authentication: it was altered or copied from another record"},
+    {SX_CRYPTO_EBADSEAL, "the seal key does not open the keyring: wrong key file or passphrase, or the sealed keyring "
+                         "was altered or belongs to another installation"},
+    {SX_CRYPTO_EFORMAT, "a stored key record is malformed or has an unknown format version"},
+    {SX_CRYPTO_EKEYPERM, "the seal key file is accessible by group or others (it must be mode 0600)"},
+    {SX_CRYPTO_ESEALTYPE, "the store is sealed with a different seal type than configured (use seal migration)"},
+    {SX_CRYPTO_EBADRECOVERY, "the recovery key is mistyped or does not belong to this store"},
+    {SX_CRYPTO_ENOTPM, "no TPM is reachable through the configured TCTI"},
+    {SX_CRYPTO_ETPMWRONG, "the sealed key belongs to another TPM (or the TPM's owner hierarchy was cleared)"},
+    {SX_CRYPTO_EPCR, "the TPM's PCR values differ from those the key was sealed to (boot state changed)"},
+    {SX_CRYPTO_ELOCKOUT, "the TPM is in dictionary-attack lockout"},
+    {SX_CRYPTO_ETPM, "TPM operation failed"},
+    {SX_CRYPTO_ETOOMANY, "the keyring holds the maximum number of master-key versions; retire old versions first"},
+    {SX_JSON_EINVALID, "the body is not valid JSON"},
+    {SX_JSON_ERULE, "a field of the body breaks a rule"},
+    {SX_AUTH_EMALFORMED, "missing or malformed bearer token"},
+    {SX_AUTH_EBADTOKEN, "unknown token or wrong secret"},
+    {SX_AUTH_EEXPIRED, "token expired"},
+    {SX_AUTH_EREVOKED, "token revoked"},
+    {SX_AUTH_EFORGED, "stored token record fails its MAC (edited in storage)"},
+    {SX_AUTH_EFORBIDDEN, "token lacks the permission or the scope"},
+    {SX_AUTH_EUNAVAILABLE, "token storage unavailable"},
+    {SX_AUTH_ERATELIMITED, "too many failed authentications from this address"},
+};
+
+const char *sx_strerror(int code)
+{
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if (texts[i].code == code)
+            return texts[i].text;
+    if (code < 0 && code > -1000)
+        return strerror(-code);
+    return "unknown error";
+}
