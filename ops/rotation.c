@@ -53,7 +53,7 @@
  */
 #include "common/bytes.h"
 #include "common/clock.h"
-#include "server/rotation_internal.h"
+#include "ops/rotation_internal.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,9 +1,10 @@
 /*
- * ops.h - the operator machinery of the server module: the key-rotation engine (rotation.c) and
- * online backups with their restore (backup.c). Internal to server/.
+ * ops.h - the operator machinery: the key-rotation engine (rotation.c, rotation_steps.c), online
+ * backups with their restore (backup.c) and the one-time MAC upgrade of an older store's
+ * authority records (records.c).
  *
- * Nothing here depends on h2o: the admin handlers (ops_admin.c) and secretsd's main() call these
- * functions, and bench/rotate_bench.c drives the rotation engine directly over a store.
+ * Nothing here knows HTTP: secretsd's admin handlers and main() call these functions, and
+ * bench/rotate_bench.c and the tests drive the rotation engine directly over a store.
  *
  * Rotation state lives in storage, in r/ records (layout: storage/LAYOUT.md, "Rotation records"),
  * so a server that crashed or was restarted resumes a rotation where its last persisted cursor
@@ -14,8 +15,8 @@
  * may be called from any thread; they block on storage and must not run on an event loop.
  * Errors: 0 or a negative errno / storage / crypto code (sx_crypto_strerror() names them all).
  */
-#ifndef SX_SERVER_OPS_H
-#define SX_SERVER_OPS_H
+#ifndef SX_OPS_OPS_H
+#define SX_OPS_OPS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -186,4 +187,15 @@ int sx_backup_manifest_check(sx_crypto *c, const char *manifest, size_t len, con
 /* Count the records of st by kind into info (secrets, values, envs, data_keys, tokens). */
 int sx_backup_count(sx_storage *st, sx_backup_info *info) __attribute__((warn_unused_result));
 
-#endif /* SX_SERVER_OPS_H */
+/* ---- authority records (records.c) ------------------------------------------------------------ */
+
+/*
+ * When the keyring says the store's authority records (t/, r/, s/audit.head) were written without
+ * MACs, MAC every one that lacks a valid MAC and then set the keyring's flag; otherwise do nothing.
+ * Run once after unsealing, before anything reads those records. *ret_count gets how many records
+ * were rewritten. 0, or a storage / crypto error with a reason in err (the server does not start).
+ */
+int sx_records_upgrade(sx_storage *st, sx_crypto *c, size_t *ret_count, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif /* SX_OPS_OPS_H */

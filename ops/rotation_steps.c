@@ -5,8 +5,8 @@
  * primitives and persists its progress in the rotation's r/ record, so running a step again after
  * a crash redoes at most one chunk and changes nothing that was already done.
  */
-#include "server/rotation_internal.h"
-#include "server/testpoint.h"
+#include "ops/rotation_internal.h"
+#include "common/testpoint.h"
 
 #include <errno.h>
 #include <sodium.h>

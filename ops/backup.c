@@ -18,7 +18,7 @@
  * or a complete store.
  */
 #include "common/clock.h"
-#include "server/ops.h"
+#include "ops/ops.h"
 
 #include <dirent.h>
 #include <errno.h>
