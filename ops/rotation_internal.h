@@ -18,7 +18,7 @@ typedef struct rot_state {
     char key[256];   /* the r/ record */
     int64_t next_ms; /* monotonic: not before */
     int last_error;
-    char msg[400];
+    char msg[SX_ROTATION_MSG_SIZE];
     unsigned errors;
     bool seen;
 } rot_state;
