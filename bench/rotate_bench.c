@@ -1,7 +1,6 @@
 /*
  * rotate_bench.c - wall time of an online master-key rotation, driven through the server's own
- * rotation engine (server/rotation.c and rotation_steps.c, compiled in below) over a RocksDB
- * store, without HTTP.
+ * rotation engine (ops/, linked as sx_ops) over a RocksDB store, without HTTP.
  *
  *   rotate_bench [--envs N] [--secrets M] [--sync 0|1] [--settle SECONDS] [--dir PATH]
  *
@@ -25,11 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The engine itself, not a copy: the bench links only the module libraries (bench/CMakeLists.txt),
- * so the engine's files are compiled in here. */
-#include "server/rotation.c"
-#include "server/rotation_steps.c"
-#include "server/testpoint.c"
+#include <sodium.h>
+
+#include "crypto/crypto.h"
+#include "ops/ops.h"
+#include "storage/storage.h"
 
 #define SEED_THREADS 2
 #define SEED_BATCH   64

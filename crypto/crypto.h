@@ -201,21 +201,6 @@ int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_
 int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
     __attribute__((warn_unused_result));
 
-/*
- * Data-key rotation step for one value: when blob is not under the env's active data-key version,
- * decrypt it and encrypt it again under the active one: returns 0 and a new malloc'd blob in
- * *ret_blob / *ret_len, which the caller writes with a REV precondition on the record it read.
- * Returns 1 and leaves the outputs alone when the blob already uses the active version.
- */
-int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
-                              const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
-
-/* sx_crypto_value_reencrypt(), and on 0 *ret_pin gets the precondition the caller's write must
- * carry (see sx_crypto_pin). */
-int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
-                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
-    __attribute__((warn_unused_result));
-
 /* --- system keys ------------------------------------------------------------------------------ */
 typedef enum sx_crypto_system_key_id {
     SX_CRYPTO_KEY_TOKEN_HASH = 1, /* key for crypto_generichash of API tokens (auth module) */
@@ -273,7 +258,7 @@ int sx_crypto_status_get(sx_crypto *c, sx_crypto_status *ret) __attribute__((war
 int sx_crypto_datakey_active(sx_crypto *c, uint32_t *ret_version, const sx_crypto_place *env)
     __attribute__((warn_unused_result));
 
-/* --- rotation primitives ---------------------------------------------------------------------- *
+/* --- rotation primitives (rotation.c) --------------------------------------------------------- *
  * Each is idempotent so an interrupted rotation resumes by running the same steps again:
  *   master:   master_add(from) -> datakey_rewrap_all() -> master_retire(old)
  *   data key: datakey_rotate(env, from) -> value_reencrypt() for each value -> datakey_destroy(old)
@@ -303,6 +288,21 @@ int sx_crypto_master_retire(sx_crypto *c, uint32_t version) __attribute__((warn_
 int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, uint32_t from_active)
     __attribute__((warn_unused_result));
 
+/*
+ * Data-key rotation step for one value: when blob is not under the env's active data-key version,
+ * decrypt it and encrypt it again under the active one: returns 0 and a new malloc'd blob in
+ * *ret_blob / *ret_len, which the caller writes with a REV precondition on the record it read.
+ * Returns 1 and leaves the outputs alone when the blob already uses the active version.
+ */
+int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
+                              const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
+
+/* sx_crypto_value_reencrypt(), and on 0 *ret_pin gets the precondition the caller's write must
+ * carry (see sx_crypto_pin). */
+int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
+                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
+    __attribute__((warn_unused_result));
+
 /* Asked by sx_crypto_datakey_destroy(): return 1 when some stored value of env still uses
  * data-key version, 0 when none does, or a negative error. The value records belong to the server. */
 typedef int (*sx_crypto_in_use_fn)(void *ctx, const sx_crypto_place *env, uint32_t version);
@@ -311,6 +311,40 @@ typedef int (*sx_crypto_in_use_fn)(void *ctx, const sx_crypto_place *env, uint32
  * value still needs it; 0 when it does not exist (already destroyed). in_use may not be NULL. */
 int sx_crypto_datakey_destroy(sx_crypto *c, const sx_crypto_place *env, uint32_t version, sx_crypto_in_use_fn in_use,
                               void *ctx) __attribute__((warn_unused_result));
+
+/* --- walking the hierarchy's records (rotation sweeps, backups) ------------------------------- *
+ * The e/ and d/ records are this module's: a rotation engine or a backup walks or counts them
+ * through these, never by their storage keys. Callbacks run while a storage iterator is open:
+ * they must not write to the store (collect, then act). */
+
+/* Called for each env by sx_crypto_env_each(): env (strings valid for the call only) and its
+ * position, an opaque byte string of at most SX_CRYPTO_ENV_POS_MAX bytes, valid for the call, that
+ * a later walk may resume after (a rotation engine persists it as its cursor). Return 0 to go on,
+ * 1 to stop, or a negative error to stop with it. */
+#define SX_CRYPTO_ENV_POS_MAX 256u
+typedef int (*sx_crypto_env_fn)(void *ctx, const sx_crypto_place *env, const void *pos, size_t pos_len);
+
+/* Walk the envs that have a data key (their state records) in position order, starting after
+ * position after (after_len bytes as handed to fn; NULL / 0 = from the first). A state record
+ * whose key does not name a valid env is skipped. 0 (also when fn stopped), fn's error, or a
+ * storage error. */
+int sx_crypto_env_each(sx_crypto *c, const void *after, size_t after_len, sx_crypto_env_fn fn, void *ctx)
+    __attribute__((warn_unused_result));
+
+/* Called for each data-key version by sx_crypto_datakey_each(); returns as sx_crypto_env_fn. */
+typedef int (*sx_crypto_version_fn)(void *ctx, uint32_t version);
+
+/* Call fn for each data-key version stored for env, in ascending order: the active one and every
+ * older one not destroyed yet. 0 (also when fn stopped), fn's error, a storage error, -EINVAL. */
+int sx_crypto_datakey_each(sx_crypto *c, const sx_crypto_place *env, sx_crypto_version_fn fn, void *ctx)
+    __attribute__((warn_unused_result));
+
+/* Count this module's per-env records in st: env state records into *ret_envs and wrapped
+ * data-key versions into *ret_data_keys (each may be NULL: that kind is not counted). Every
+ * record of a kind counts, well-formed or not. Needs no keys, so a backup counts a copy it has
+ * not unsealed. 0 or a storage error. */
+int sx_crypto_store_count(sx_storage *st, uint64_t *ret_envs, uint64_t *ret_data_keys)
+    __attribute__((warn_unused_result));
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,13 @@
 /* Format a one-line reason into err (when err != NULL) and return code. */
 int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Room for any storage key or env name this module builds (names are bounded, crypto.h). */
+#define SX_KEY_BUF 320
+/* Attempts of a conditional write that keeps losing races before it gives up with
+ * SX_STORAGE_ECONDITION (data keys, keyring commits). */
+#define SX_WRITE_RETRIES          16
+#define SX_KEYRING_COMMIT_RETRIES 16
+
 /* --- places and storage keys (format.c) ------------------------------------------------------- */
 /* Validate place; with_name also checks name. 0 or -EINVAL. */
 int sx_crypto_place_check(const sx_crypto_place *p, bool with_name);
@@ -157,7 +164,10 @@ void sx_scratch_free(sx_scratch *s);
 uint8_t *sx_scratch_get(sx_scratch *s);
 void sx_scratch_put(sx_scratch *s, uint8_t *p);
 
-/* --- the handle (keyring.c, datakey.c) -------------------------------------------------------- */
+/* --- the handle (keyring.c, datakey.c, rotation.c) ---------------------------------------------- *
+ * The files call down, never back: keyring.c (the keyring and its master keys) uses neither of the
+ * others; datakey.c (data keys and values) uses keyring.c; rotation.c (the rotation primitives)
+ * uses both. */
 typedef struct sx_master {
     uint32_t version;
     uint8_t key[SX_CRYPTO_KEYBYTES];
@@ -187,6 +197,11 @@ struct sx_crypto {
     sx_scratch *scratch;
 };
 
+/* keyring.c: the entry of version in kr, or NULL. */
+const sx_master *sx_crypto_keyring_find(const sx_keyring *kr, uint32_t version);
+/* keyring.c: with c->lock held for writing, persist nk (both keyring records) if nobody changed the
+ * keyring since this process read it, then adopt it. SX_STORAGE_ECONDITION when somebody did. */
+int sx_crypto_keyring_commit(sx_crypto *c, const sx_keyring *nk);
 /* keyring.c: look up master version under the read lock, reloading the keyring from storage once
  * when it is unknown. Copies the key into mk (sodium_malloc'd by the caller). */
 int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version);
@@ -194,6 +209,25 @@ int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version);
 int sx_crypto_master_active(sx_crypto *c, uint8_t mk[32], uint32_t *ret_version, uint64_t *ret_keyring_rev);
 /* Reload the keyring from storage (write lock). */
 int sx_crypto_keyring_reload(sx_crypto *c);
+
+/* datakey.c: "org/project/env" (what snprintf("%s/%s/%s") writes, truncated to cap): the name of
+ * env in the data-key cache. */
+void sx_crypto_env_name(char *buf, size_t cap, const sx_crypto_place *p);
+
+/* datakey.c: the env's state record (e/), as read. */
+typedef struct sx_env_state {
+    uint32_t active; /* 0 = no data key yet */
+    uint64_t rev;    /* 0 = record absent */
+} sx_env_state;
+int sx_crypto_env_state_read(sx_crypto *c, const sx_crypto_place *env, sx_env_state *es);
+
+/* datakey.c: make sure env has a data key (ENSURE), or add a version if the active one is still
+ * from (FROM; from 0 = unconditionally). *ret_active gets the active version afterwards, *ret_rev
+ * (may be NULL) the revision of the env's state record that names it. The new key goes into the
+ * cache. */
+typedef enum sx_advance_mode { SX_ADVANCE_ENSURE, SX_ADVANCE_FROM } sx_advance_mode;
+int sx_crypto_env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev, const sx_crypto_place *env,
+                          sx_advance_mode mode, uint32_t from);
 
 /* datakey.c: call fn for every wrapped data key under prefix ("d/" = the whole store; key
  * "d/o/p/env/ver" and the master version it names). fn returns 0 to go on or a negative error to

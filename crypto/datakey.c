@@ -10,8 +10,8 @@
  * (absent, or at the revision read) and the new wrapped key (absent) together, and every batch that
  * writes a wrap also checks the keyring revision the master key came from. Two writers racing
  * therefore never both win, and nothing is ever wrapped under a master version that has stopped
- * being active (see keyring.c, master_retire). The loser re-reads and, where that makes sense,
- * retries.
+ * being active (see sx_crypto_master_retire() in rotation.c). The loser re-reads and, where that
+ * makes sense, retries.
  *
  * Plaintext: a value's plaintext lives in the caller's buffers (request memory in the server);
  * reencrypt holds it briefly in sodium_malloc memory. Unwrapped data keys live in the cache
@@ -23,17 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRIES 16
-#define KEYBUF  320
-
-typedef struct env_state {
-    uint32_t active; /* 0 = no data key yet */
-    uint64_t rev;    /* 0 = record absent */
-} env_state;
-
-/* "org/project/env" (what snprintf("%s/%s/%s") writes, truncated to cap), without snprintf's cost:
- * this runs on every value decryption, 50 times for a values map of 50. */
-static void env_name(char *buf, size_t cap, const sx_crypto_place *p)
+/* Without snprintf's cost: this runs on every value decryption, 50 times for a values map of 50. */
+void sx_crypto_env_name(char *buf, size_t cap, const sx_crypto_place *p)
 {
     const char *parts[3] = {p->org, p->project, p->env};
     size_t n = 0;
@@ -49,9 +40,9 @@ static void env_name(char *buf, size_t cap, const sx_crypto_place *p)
     buf[n] = '\0';
 }
 
-static int env_state_read(sx_crypto *c, const sx_crypto_place *env, env_state *es)
+int sx_crypto_env_state_read(sx_crypto *c, const sx_crypto_place *env, sx_env_state *es)
 {
-    char key[KEYBUF];
+    char key[SX_KEY_BUF];
     size_t klen = sx_crypto_env_key(key, sizeof key, env);
     uint8_t *val = NULL;
     size_t len = 0;
@@ -72,55 +63,41 @@ static int env_state_read(sx_crypto *c, const sx_crypto_place *env, env_state *e
     return r;
 }
 
+static int max_version(void *ctx, uint32_t version)
+{
+    uint32_t *max = ctx;
+    if (version > *max)
+        *max = version;
+    return 0;
+}
+
 /* Highest data-key version stored for env (0 when none). */
 static int env_max_version(sx_crypto *c, const sx_crypto_place *env, uint32_t *ret_max)
 {
-    char prefix[KEYBUF];
-    size_t plen = sx_crypto_dk_prefix(prefix, sizeof prefix, env);
-    sx_storage_iter *it;
-    int r = sx_storage_iter_new(c->st, prefix, plen, NULL, 0, 0, &it);
-    if (r < 0)
-        return r;
     uint32_t max = 0;
-    const void *k;
-    size_t klen;
-    while ((r = sx_storage_iter_next(it, &k, &klen, NULL, NULL, NULL)) == 0) {
-        char hex[9] = {0};
-        if (klen == plen + 8) {
-            memcpy(hex, (const char *)k + plen, 8);
-            uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
-            if (v > max)
-                max = v;
-        }
-    }
-    sx_storage_iter_free(it);
+    int r = sx_crypto_datakey_each(c, env, max_version, &max);
     if (r < 0)
         return r;
     *ret_max = max;
     return 0;
 }
 
-enum advance_mode { ADVANCE_ENSURE, ADVANCE_FROM };
-
-/* Make sure env has a data key (ENSURE), or add a version if the active one is still from
- * (FROM; from 0 = unconditionally). *ret_active gets the active version afterwards, *ret_rev (may
- * be NULL) the revision of the env's state record that names it. The new key goes into the cache. */
-static int env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev, const sx_crypto_place *env,
-                       enum advance_mode mode, uint32_t from)
+int sx_crypto_env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev, const sx_crypto_place *env,
+                          sx_advance_mode mode, uint32_t from)
 {
-    char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
+    char ekey[SX_KEY_BUF], dkey[SX_KEY_BUF], name[SX_KEY_BUF];
     uint8_t *k = sx_scratch_get(c->scratch); /* master, data key */
     if (!k)
         return -ENOMEM;
-    env_name(name, sizeof name, env);
+    sx_crypto_env_name(name, sizeof name, env);
     int r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        env_state es;
+    for (int attempt = 0; attempt < SX_WRITE_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+        sx_env_state es;
         uint32_t max, mver, next;
         uint64_t kr_rev;
-        if ((r = env_state_read(c, env, &es)) < 0)
+        if ((r = sx_crypto_env_state_read(c, env, &es)) < 0)
             break;
-        if ((mode == ADVANCE_ENSURE && es.active) || (mode == ADVANCE_FROM && from && es.active != from)) {
+        if ((mode == SX_ADVANCE_ENSURE && es.active) || (mode == SX_ADVANCE_FROM && from && es.active != from)) {
             *ret_active = es.active;
             if (ret_rev)
                 *ret_rev = es.rev;
@@ -183,8 +160,8 @@ static int env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev, co
 static int datakey_get(sx_crypto *c, sx_dk_ref **ret_ref, const uint8_t **ret_key, const sx_crypto_place *env,
                        uint32_t version)
 {
-    char name[KEYBUF], dkey[KEYBUF];
-    env_name(name, sizeof name, env);
+    char name[SX_KEY_BUF], dkey[SX_KEY_BUF];
+    sx_crypto_env_name(name, sizeof name, env);
     sx_dk_ref *ref = sx_dk_cache_get(c->cache, name, version, ret_key);
     if (ref) {
         *ret_ref = ref;
@@ -223,8 +200,8 @@ int sx_crypto_datakey_active(sx_crypto *c, uint32_t *ret_version, const sx_crypt
 {
     if (!c || !ret_version || sx_crypto_place_check(env, false) < 0)
         return -EINVAL;
-    env_state es;
-    int r = env_state_read(c, env, &es);
+    sx_env_state es;
+    int r = sx_crypto_env_state_read(c, env, &es);
     if (r < 0)
         return r;
     if (!es.active)
@@ -239,7 +216,7 @@ static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint
                          const sx_crypto_place *place, const void *pt, size_t len)
 {
     uint32_t active;
-    int r = env_advance(c, &active, ret_env_rev, place, ADVANCE_ENSURE, 0);
+    int r = sx_crypto_env_advance(c, &active, ret_env_rev, place, SX_ADVANCE_ENSURE, 0);
     if (r < 0)
         return r;
     sx_dk_ref *ref;
@@ -311,60 +288,6 @@ int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_
     return r;
 }
 
-/* Re-encrypt under the active version; *ret_env_rev (may be NULL) as in value_encrypt(). */
-static int value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint64_t *ret_env_rev,
-                           const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
-{
-    uint32_t version, active;
-    if (!c || !ret_blob || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
-        return -EINVAL;
-    int r = sx_crypto_value_version(&version, blob, bloblen);
-    if (r < 0)
-        return r;
-    if ((r = env_advance(c, &active, NULL, place, ADVANCE_ENSURE, 0)) < 0)
-        return r;
-    if (version == active)
-        return 1;
-    size_t plen = SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), got = 0;
-    uint8_t *pt = sodium_malloc(plen ? plen : 1);
-    if (!pt)
-        return -ENOMEM;
-    r = sx_crypto_value_decrypt(c, pt, plen, &got, place, blob, bloblen);
-    if (r == 0)
-        r = value_encrypt(c, ret_blob, ret_len, ret_env_rev, place, pt, got);
-    sodium_free(pt); /* zeroes the plaintext */
-    return r;
-}
-
-int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
-                              const uint8_t *blob, size_t bloblen)
-{
-    return value_reencrypt(c, ret_blob, ret_len, NULL, place, blob, bloblen);
-}
-
-int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
-                                     const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
-{
-    if (!ret_pin)
-        return -EINVAL;
-    uint64_t rev = 0;
-    int r = value_reencrypt(c, ret_blob, ret_len, &rev, place, blob, bloblen);
-    if (r == 0) {
-        ret_pin->klen = sx_crypto_env_key(ret_pin->key, sizeof ret_pin->key, place);
-        ret_pin->rev = rev;
-    }
-    return r;
-}
-
-/* --- rotation --------------------------------------------------------------------------------- */
-
-int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto_place *env, uint32_t from_active)
-{
-    if (!c || !ret_active || sx_crypto_place_check(env, false) < 0)
-        return -EINVAL;
-    return env_advance(c, ret_active, NULL, env, ADVANCE_FROM, from_active);
-}
-
 int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn fn, void *ctx)
 {
     sx_storage_iter *it;
@@ -373,7 +296,7 @@ int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn 
         return r;
     const void *k, *v;
     size_t klen, vlen;
-    char key[KEYBUF];
+    char key[SX_KEY_BUF];
     while ((r = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL)) == 0) {
         uint32_t mver;
         if (klen >= sizeof key || sx_crypto_datakey_master(&mver, v, vlen) < 0)
@@ -387,203 +310,50 @@ int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn 
     return r < 0 ? r : 0;
 }
 
-/* Split "d/o/p/env/%08x" (a copy in buf) into env and version. */
-static int dk_key_parse(char *buf, sx_crypto_place *env, uint32_t *ret_version)
-{
-    char *parts[5], *save = NULL, *tok;
-    int n = 0;
-    for (tok = strtok_r(buf, "/", &save); tok && n < 5; tok = strtok_r(NULL, "/", &save))
-        parts[n++] = tok;
-    if (n != 5 || tok || strcmp(parts[0], "d") != 0 || strlen(parts[4]) != 8)
-        return SX_CRYPTO_EFORMAT;
-    char *end;
-    unsigned long v = strtoul(parts[4], &end, 16);
-    *env = (sx_crypto_place){.org = parts[1], .project = parts[2], .env = parts[3]};
-    if (*end || v == 0 || sx_crypto_place_check(env, false) < 0)
-        return SX_CRYPTO_EFORMAT;
-    *ret_version = (uint32_t)v;
-    return 0;
-}
+/* --- walking the store ------------------------------------------------------------------------ */
 
-/* Re-wrap the data key stored at key under the active master. *did = 1 when it wrote. */
-static int rewrap_one(sx_crypto *c, const char *key, int *did)
+int sx_crypto_datakey_each(sx_crypto *c, const sx_crypto_place *env, sx_crypto_version_fn fn, void *ctx)
 {
-    char buf[KEYBUF];
-    sx_crypto_place env;
-    uint32_t version;
-    snprintf(buf, sizeof buf, "%s", key);
-    int r = dk_key_parse(buf, &env, &version);
+    if (!c || !fn || sx_crypto_place_check(env, false) < 0)
+        return -EINVAL;
+    char prefix[SX_KEY_BUF];
+    size_t plen = sx_crypto_dk_prefix(prefix, sizeof prefix, env);
+    sx_storage_iter *it;
+    int r = sx_storage_iter_new(c->st, prefix, plen, NULL, 0, 0, &it);
     if (r < 0)
         return r;
-    uint8_t *k = sx_scratch_get(c->scratch); /* old master, data key, active master */
-    if (!k)
-        return -ENOMEM;
-    r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        uint8_t *blob = NULL;
-        size_t len = 0;
-        uint64_t rev, kr_rev;
-        uint32_t old, mver;
-        r = sx_storage_get(c->st, key, strlen(key), (void **)&blob, &len, &rev);
-        if (r == -ENOENT) {
-            r = 0; /* destroyed meanwhile */
+    const void *k;
+    size_t klen;
+    while ((r = sx_storage_iter_next(it, &k, &klen, NULL, NULL, NULL)) == 0) {
+        char hex[9] = {0};
+        if (klen != plen + 8)
+            continue;
+        memcpy(hex, (const char *)k + plen, 8);
+        uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
+        if (v && (r = fn(ctx, v)) != 0)
             break;
-        }
-        if (r == 0)
-            r = sx_crypto_datakey_master(&old, blob, len);
-        if (r == 0)
-            r = sx_crypto_master_active(c, k + 64, &mver, &kr_rev);
-        if (r == 0 && old == mver) {
-            sx_storage_free(blob);
-            break;
-        }
-        if (r == 0)
-            r = sx_crypto_master_get(c, k, old);
-        if (r == 0)
-            r = sx_crypto_datakey_unwrap(k + 32, k, &env, version, blob, len);
-        sx_storage_free(blob);
-        if (r < 0)
-            break;
-        uint8_t wrapped[SX_DATAKEY_BLOB_LEN];
-        sx_crypto_datakey_wrap(wrapped, k + 64, mver, &env, version, k + 32);
-        sx_storage_op ops[2] = {
-            {.kind = SX_STORAGE_OP_PUT,
-             .key = key,
-             .klen = strlen(key),
-             .val = wrapped,
-             .vlen = sizeof wrapped,
-             .cond = SX_STORAGE_COND_REV,
-             .rev = rev},
-            {.kind = SX_STORAGE_OP_CHECK,
-             .key = SX_KEY_S_KEYRING,
-             .klen = strlen(SX_KEY_S_KEYRING),
-             .cond = SX_STORAGE_COND_REV,
-             .rev = kr_rev},
-        };
-        size_t failed = 0;
-        r = sx_storage_batch(c->st, ops, 2, &failed);
-        if (r == SX_STORAGE_ECONDITION && failed == 1) {
-            int rr = sx_crypto_keyring_reload(c);
-            if (rr < 0)
-                r = rr;
-        }
-        if (r == 0)
-            *did = 1;
     }
-    sx_scratch_put(c->scratch, k);
-    return r;
+    sx_storage_iter_free(it);
+    return r < 0 ? r : 0;
 }
 
-typedef struct key_list {
-    char **keys;
-    size_t n, cap;
-    uint32_t active;
-} key_list;
-
-static int collect_stale(void *ctx, const char *key, size_t klen, uint32_t mk_version)
+int sx_crypto_store_count(sx_storage *st, uint64_t *ret_envs, uint64_t *ret_data_keys)
 {
-    key_list *l = ctx;
-    if (mk_version == l->active)
-        return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **keys = realloc(l->keys, cap * sizeof *keys);
-        if (!keys)
-            return -ENOMEM;
-        l->keys = keys;
-        l->cap = cap;
-    }
-    if (!(l->keys[l->n] = strdup(key)))
-        return -ENOMEM;
-    l->n++;
-    return 0;
-}
-
-/* Re-wrap the stale data keys under prefix ("d/" for all, or one env's prefix). */
-static int rewrap_prefix(sx_crypto *c, size_t *ret_count, const char *prefix)
-{
-    int r = sx_crypto_keyring_reload(c); /* learn about a master added by another process */
+    if (!st)
+        return -EINVAL;
+    uint64_t envs = 0, data_keys = 0;
+    int r = 0;
+    if (ret_envs)
+        r = sx_storage_count(st, "e/", 2, &envs);
+    if (r == 0 && ret_data_keys)
+        r = sx_storage_count(st, "d/", 2, &data_keys);
     if (r < 0)
         return r;
-    key_list l = {0};
-    pthread_rwlock_rdlock(&c->lock);
-    l.active = c->kr->active;
-    pthread_rwlock_unlock(&c->lock);
-    /* Collect first, then write, so the iteration never sees its own writes. */
-    r = sx_crypto_scan_datakeys(c, prefix, collect_stale, &l);
-    size_t count = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        int did = 0;
-        if (r == 0) {
-            r = rewrap_one(c, l.keys[i], &did);
-            count += (size_t)did;
-        }
-        free(l.keys[i]);
-    }
-    free(l.keys);
-    if (r == 0 && ret_count)
-        *ret_count = count;
-    return r;
-}
-
-int sx_crypto_datakey_rewrap(sx_crypto *c, size_t *ret_count, const sx_crypto_place *env)
-{
-    char prefix[KEYBUF];
-    if (!c || sx_crypto_place_check(env, false) < 0)
-        return -EINVAL;
-    sx_crypto_dk_prefix(prefix, sizeof prefix, env);
-    return rewrap_prefix(c, ret_count, prefix);
-}
-
-int sx_crypto_datakey_rewrap_all(sx_crypto *c, size_t *ret_count)
-{
-    if (!c)
-        return -EINVAL;
-    return rewrap_prefix(c, ret_count, "d/");
-}
-
-int sx_crypto_datakey_destroy(sx_crypto *c, const sx_crypto_place *env, uint32_t version, sx_crypto_in_use_fn in_use,
-                              void *ctx)
-{
-    if (!c || !in_use || version == 0 || sx_crypto_place_check(env, false) < 0)
-        return -EINVAL;
-    char ekey[KEYBUF], dkey[KEYBUF], name[KEYBUF];
-    size_t eklen = sx_crypto_env_key(ekey, sizeof ekey, env), dklen = sx_crypto_dk_key(dkey, sizeof dkey, env, version);
-    env_name(name, sizeof name, env);
-    int r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        env_state es;
-        uint64_t rev;
-        if ((r = env_state_read(c, env, &es)) < 0)
-            break;
-        if (es.active == version) {
-            r = -EBUSY;
-            break;
-        }
-        r = sx_storage_get(c->st, dkey, dklen, NULL, NULL, &rev);
-        if (r == -ENOENT) {
-            r = 0; /* already destroyed */
-            break;
-        }
-        if (r < 0)
-            break;
-        if ((r = in_use(ctx, env, version)) != 0) {
-            r = r > 0 ? -EBUSY : r;
-            break;
-        }
-        sx_storage_op ops[2] = {
-            {.kind = SX_STORAGE_OP_DELETE, .key = dkey, .klen = dklen, .cond = SX_STORAGE_COND_REV, .rev = rev},
-            {.kind = SX_STORAGE_OP_CHECK,
-             .key = ekey,
-             .klen = eklen,
-             .cond = es.rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
-             .rev = es.rev},
-        };
-        r = sx_storage_batch(c->st, ops, 2, NULL);
-    }
-    if (r == 0)
-        sx_dk_cache_drop(c->cache, name, version);
-    return r;
+    if (ret_envs)
+        *ret_envs = envs;
+    if (ret_data_keys)
+        *ret_data_keys = data_keys;
+    return 0;
 }
 
 /* --- status ----------------------------------------------------------------------------------- */

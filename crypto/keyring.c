@@ -1,14 +1,16 @@
 /*
- * keyring.c - the keyring: opening or initialising the hierarchy, master-key rotation, seal
- * migration and recovery.
+ * keyring.c - the keyring: opening or initialising the hierarchy, seal migration and recovery,
+ * and the commit that every change of the keyring goes through (master versions are added and
+ * retired by rotation.c).
  *
  * The keyring is one record (s/keyring) holding every live master-key version plus the long-lived
  * system keys, sealed under the seal key; a second record (s/keyring.recovery) holds the same
  * plaintext encrypted to the recovery public key. Both change together in one storage batch whose
  * preconditions name the revisions this process last read, so two processes changing the keyring
  * at once cannot lose each other's update: the loser reloads and retries. Every data-key wrap also
- * checks the keyring revision (datakey.c), which is what makes master_retire's "nothing references
- * it" scan race-free: once a version stops being active, no wrap under it can commit any more.
+ * checks the keyring revision (datakey.c), which is what makes the "nothing references it" scan of
+ * sx_crypto_master_retire() (rotation.c) race-free: once a version stops being active, no wrap
+ * under it can commit any more.
  *
  * In memory the decoded keyring lives in one sodium_malloc block guarded by c->lock (readers copy
  * a master key out into a sodium_malloc scratch slot, cache.c); the system keys live in a separate block
@@ -18,8 +20,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define COMMIT_RETRIES 16
 
 /* --- keyring plaintext ------------------------------------------------------------------------ */
 
@@ -88,7 +88,7 @@ static int keyring_decode(sx_keyring *kr, uint8_t *sys, const uint8_t *pt, size_
     return 0;
 }
 
-static const sx_master *keyring_find(const sx_keyring *kr, uint32_t version)
+const sx_master *sx_crypto_keyring_find(const sx_keyring *kr, uint32_t version)
 {
     for (uint32_t i = 0; i < kr->n; i++)
         if (kr->masters[i].version == version)
@@ -135,9 +135,7 @@ static void cond_put(sx_storage_op *op, const char *key, const void *val, size_t
     op->rev = rev;
 }
 
-/* With c->lock held for writing: persist nk (both records) if nobody changed the keyring since we
- * read it, then adopt it. SX_STORAGE_ECONDITION when somebody did. */
-static int keyring_commit(sx_crypto *c, const sx_keyring *nk)
+int sx_crypto_keyring_commit(sx_crypto *c, const sx_keyring *nk)
 {
     uint8_t *sealed, *rec;
     size_t slen, rlen;
@@ -245,7 +243,7 @@ int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version)
 {
     for (int pass = 0; pass < 2; pass++) {
         pthread_rwlock_rdlock(&c->lock);
-        const sx_master *m = keyring_find(c->kr, version);
+        const sx_master *m = sx_crypto_keyring_find(c->kr, version);
         if (m)
             memcpy(mk, m->key, SX_CRYPTO_KEYBYTES);
         pthread_rwlock_unlock(&c->lock);
@@ -264,7 +262,7 @@ int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version)
 int sx_crypto_master_active(sx_crypto *c, uint8_t mk[32], uint32_t *ret_version, uint64_t *ret_keyring_rev)
 {
     pthread_rwlock_rdlock(&c->lock);
-    const sx_master *m = keyring_find(c->kr, c->kr->active);
+    const sx_master *m = sx_crypto_keyring_find(c->kr, c->kr->active);
     if (m) {
         memcpy(mk, m->key, SX_CRYPTO_KEYBYTES);
         *ret_version = m->version;
@@ -488,41 +486,7 @@ int sx_crypto_open(sx_crypto **ret, char **ret_recovery_key, sx_storage *st, con
     return 0;
 }
 
-/* --- master rotation -------------------------------------------------------------------------- */
-
-int sx_crypto_master_add(sx_crypto *c, uint32_t *ret_active, uint32_t from_active)
-{
-    if (!c || !ret_active)
-        return -EINVAL;
-    sx_keyring *nk = sodium_malloc(sizeof *nk);
-    if (!nk)
-        return -ENOMEM;
-    int r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
-            break;
-        pthread_rwlock_wrlock(&c->lock);
-        if (from_active && c->kr->active != from_active) {
-            *ret_active = c->kr->active; /* already rotated (maybe by an earlier run of this step) */
-            r = 0;
-        } else if (c->kr->n >= SX_CRYPTO_MAX_MASTERS) {
-            r = SX_CRYPTO_ETOOMANY;
-        } else {
-            memcpy(nk, c->kr, sizeof *nk);
-            sx_master *m = &nk->masters[nk->n];
-            m->version = nk->masters[nk->n - 1].version + 1;
-            randombytes_buf(m->key, SX_CRYPTO_KEYBYTES);
-            nk->active = m->version;
-            nk->n++;
-            r = keyring_commit(c, nk);
-            if (r == 0)
-                *ret_active = c->kr->active;
-        }
-        pthread_rwlock_unlock(&c->lock);
-    }
-    sodium_free(nk);
-    return r;
-}
+/* --- record MACs ---------------------------------------------------------------------------- */
 
 bool sx_crypto_records_authenticated(sx_crypto *c)
 {
@@ -540,7 +504,7 @@ int sx_crypto_records_authenticated_set(sx_crypto *c)
     if (!nk)
         return -ENOMEM;
     int r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
+    for (int attempt = 0; attempt < SX_KEYRING_COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
         if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
             break;
         pthread_rwlock_wrlock(&c->lock);
@@ -549,75 +513,7 @@ int sx_crypto_records_authenticated_set(sx_crypto *c)
         } else {
             memcpy(nk, c->kr, sizeof *nk);
             nk->flags |= SX_KEYRING_F_RECORD_MACS;
-            r = keyring_commit(c, nk);
-        }
-        pthread_rwlock_unlock(&c->lock);
-    }
-    sodium_free(nk);
-    return r;
-}
-
-typedef struct retire_scan {
-    uint32_t version;
-    uint64_t refs;
-} retire_scan;
-
-static int retire_count(void *ctx, const char *key, size_t klen, uint32_t mk_version)
-{
-    retire_scan *rs = ctx;
-    if (mk_version == rs->version)
-        rs->refs++;
-    return 0;
-}
-
-int sx_crypto_master_retire(sx_crypto *c, uint32_t version)
-{
-    if (!c || version == 0)
-        return -EINVAL;
-    int r = sx_crypto_keyring_reload(c);
-    if (r < 0)
-        return r;
-    sx_keyring *nk = sodium_malloc(sizeof *nk);
-    if (!nk)
-        return -ENOMEM;
-    r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
-            break;
-        pthread_rwlock_rdlock(&c->lock);
-        bool present = keyring_find(c->kr, version) != NULL, active = c->kr->active == version;
-        uint64_t seen_rev = c->keyring_rev;
-        pthread_rwlock_unlock(&c->lock);
-        if (!present) {
-            r = 0;
-            break;
-        }
-        if (active) {
-            r = -EBUSY;
-            break;
-        }
-        /* The version was not active at seen_rev, so no wrap under it can commit after that
-         * revision (every wrap checks the keyring revision it used): the scan sees them all. */
-        retire_scan scan = {.version = version};
-        r = sx_crypto_scan_datakeys(c, "d/", retire_count, &scan);
-        if (r < 0)
-            break;
-        if (scan.refs) {
-            r = -EBUSY;
-            break;
-        }
-        pthread_rwlock_wrlock(&c->lock);
-        if (c->keyring_rev != seen_rev) {
-            r = SX_STORAGE_ECONDITION;
-        } else {
-            memcpy(nk, c->kr, sizeof *nk);
-            uint32_t j = 0;
-            for (uint32_t i = 0; i < nk->n; i++)
-                if (nk->masters[i].version != version)
-                    nk->masters[j++] = nk->masters[i];
-            sodium_memzero(&nk->masters[j], sizeof nk->masters[j]);
-            nk->n = j;
-            r = keyring_commit(c, nk);
+            r = sx_crypto_keyring_commit(c, nk);
         }
         pthread_rwlock_unlock(&c->lock);
     }
@@ -688,7 +584,7 @@ int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char 
     if (!key)
         return -ENOMEM;
     int r = seal_new(key, &rec, &len, new_seal, err, errlen);
-    for (int attempt = 0; r == 0 && attempt < COMMIT_RETRIES; attempt++) {
+    for (int attempt = 0; r == 0 && attempt < SX_KEYRING_COMMIT_RETRIES; attempt++) {
         if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
             break;
         pthread_rwlock_wrlock(&c->lock);
@@ -704,7 +600,7 @@ int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char 
         if (r != SX_STORAGE_ECONDITION)
             break;
         r = 0; /* retry after reloading */
-        if (attempt == COMMIT_RETRIES - 1)
+        if (attempt == SX_KEYRING_COMMIT_RETRIES - 1)
             r = SX_STORAGE_ECONDITION;
     }
     if (r < 0 && err && !err[0])

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 
 typedef enum admin_op { ADMIN_CREATE, ADMIN_LIST, ADMIN_REVOKE } admin_op;
 

@@ -24,9 +24,9 @@
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/metrics.h"
-#include "server/testpoint.h"
+#include "common/testpoint.h"
 
 #define LIST_LIMIT_MAX 1000
 #define REVEAL_RETRIES 16 /* reads of a reveal while writers keep moving the secret's revision */

@@ -21,9 +21,9 @@
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/metrics.h"
-#include "server/testpoint.h"
+#include "common/testpoint.h"
 
 #define WRITE_RETRIES 16
 

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <yajl/yajl_gen.h>
 
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/metrics.h"
 #include "storage/storage.h"
 

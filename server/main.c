@@ -32,7 +32,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
-#include "server/ops.h"
+#include "ops/ops.h"
 #include "server/server.h"
 #include "storage/storage.h"
 

@@ -13,9 +13,9 @@
  * (server/guard.c); records that failed their MAC; audit log lines, drops and failures.
  */
 #include "server/api.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/metrics.h"
-#include "server/ops.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <inttypes.h>

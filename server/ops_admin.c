@@ -18,7 +18,7 @@
  */
 #include "server/api.h"
 #include "server/metrics.h"
-#include "server/ops.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -12,9 +12,9 @@
 
 #include <sodium.h>
 
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/metrics.h"
-#include "server/records.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -250,6 +250,13 @@ static void raise_fd_limit(const sx_config *cfg)
                cfg->max_connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
+/* The audit log's stored chain head failed its record MAC: counted (and the first one logged). */
+static void on_audit_head_forged(void *ctx)
+{
+    (void)ctx;
+    sx_metrics_forged_record(SX_METRICS_FORGED_AUDIT_HEAD);
+}
+
 int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t errlen)
 {
     const sx_config *cfg = deps->config;
@@ -359,7 +366,10 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
         sodium_bin2hex(s->reqid_prefix, sizeof(s->reqid_prefix), rnd, sizeof(rnd));
     }
     if (cfg->audit_log && *cfg->audit_log) {
-        rc = sx_audit_new(&s->audit, cfg, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT),
+        sx_audit_options aopt = {.path = cfg->audit_log,
+                                 .fail_closed = cfg->audit_policy == SX_AUDIT_FAIL_CLOSED,
+                                 .on_forged = on_audit_head_forged};
+        rc = sx_audit_new(&s->audit, &aopt, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT),
                           sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_RECORD), s->nthreads, err, errlen);
         if (rc != 0)
             goto fail;

@@ -137,8 +137,8 @@ struct sx_server {
     sx_thread *threads;
     unsigned nthreads;
     sx_pool *pool;
-    struct sx_rotor *rotor; /* key rotations on their own thread (rotation.c, ops_admin.c) */
-    struct sx_audit *audit; /* NULL when [log] audit_log is off (audit.c) */
+    struct sx_rotor *rotor; /* key rotations on their own thread (ops/rotation.c, ops_admin.c) */
+    struct sx_audit *audit; /* NULL when [log] audit_log is off (audit/audit.c) */
     char reqid_prefix[9];   /* random per process: generated request ids are unique across restarts */
     atomic_bool stop_requested;
     int stop_pipe[2];        /* sx_server_stop() wakes the signal-waiting thread */

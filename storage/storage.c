@@ -112,6 +112,24 @@ void sx_storage_free(void *p)
 }
 
 /* qsort context is not portable in C11; sort an array of pointers to ops instead. */
+int sx_storage_count(sx_storage *s, const void *prefix, size_t plen, uint64_t *ret_n)
+{
+    if (!ret_n)
+        return -EINVAL;
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(s, prefix, plen, NULL, 0, 0, &it);
+    if (rc < 0)
+        return rc;
+    uint64_t n = 0;
+    while ((rc = sx_storage_iter_next(it, NULL, NULL, NULL, NULL, NULL)) == 0)
+        n++;
+    sx_storage_iter_free(it);
+    if (rc < 0)
+        return rc;
+    *ret_n = n;
+    return 0;
+}
+
 static int cmp_op_ptr(const void *a, const void *b)
 {
     const sx_storage_op *x = *(const sx_storage_op *const *)a;

@@ -270,6 +270,11 @@ static inline void sx_storage_iter_free(sx_storage_iter *it)
         it->ops->free(it);
 }
 
+/* Count the records whose key starts with prefix (plen bytes) into *ret_n, in one prefix scan.
+ * 0, -EINVAL, or the backend's error. */
+int sx_storage_count(sx_storage *s, const void *prefix, size_t plen, uint64_t *ret_n)
+    __attribute__((warn_unused_result));
+
 __attribute__((warn_unused_result)) static inline int sx_storage_checkpoint(sx_storage *s, const char *dir)
 {
     if (!s || !dir)

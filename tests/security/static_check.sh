@@ -2,9 +2,9 @@
 # static_check.sh [SOURCE_ROOT] - heuristic source checks for secret hygiene (ctest: security_static_check).
 #
 # 1. No variable-time comparison of MACs, hashes or tokens: a memcmp/strcmp/strncmp/bcmp/
-#    strcasecmp/strncasecmp call in crypto/, auth/ or server/ whose arguments (string literals
-#    removed) mention mac, hash, token, tag, key, secret or digest fails the check. Such values are
-#    compared with sodium_memcmp (STYLE.md 7).
+#    strcasecmp/strncasecmp call in crypto/, auth/, audit/, ops/ or server/ whose arguments (string
+#    literals removed) mention mac, hash, token, tag, key, secret or digest fails the check. Such
+#    values are compared with sodium_memcmp (STYLE.md 7).
 # 2. No value, token or key material in a log line: an sx_log()/sx_logv() call anywhere in the
 #    tree whose arguments after the format string (string literals removed) mention value, token,
 #    plain, secret, passphrase or recovery fails the check (STYLE.md 8). ALL_CAPS constants are
@@ -31,15 +31,15 @@ compare_allow=(
     # A JSON object key (a field name of the request body) against the known field names.
     "server/json.c|memcmp(c->fields[i].name, key, len)"
     # Storage key names (r/master, r/env/...) of the rotation progress records; no secret.
-    "server/rotation.c|memcmp(key, KEY_MASTER, klen)"
-    "server/rotation.c|memcmp(key, KEY_ENV_PREFIX, pl)"
-    "server/rotation.c|strcmp(r->states[i].key, key)"
+    "ops/rotation.c|memcmp(key, KEY_MASTER, klen)"
+    "ops/rotation.c|memcmp(key, KEY_ENV_PREFIX, pl)"
+    "ops/rotation.c|strcmp(r->states[i].key, key)"
     # Restore checks a backup file's BLAKE2b checksum against the manifest shipped with it: both
     # are public integrity data (not a MAC under a server key), and the attacker is the operator.
-    "server/backup.c|strcmp(hex, hash->u.string)"
+    "ops/backup.c|strcmp(hex, hash->u.string)"
     # Finds the literal field name ',"mac":"' at its fixed place at the end of an audit line: a
     # public JSON key, not the MAC (which is decoded and compared with sodium_memcmp).
-    "server/audit.c|memcmp(line + ll - MAC_TAIL_LEN, field_m, 8)"
+    "audit/audit.c|memcmp(line + ll - MAC_TAIL_LEN, field_m, 8)"
 )
 
 # ---- allowlist for check 2 (log calls) ----
@@ -52,7 +52,7 @@ export COMPARE_ALLOW LOG_ALLOW COMPARE_FILES LOG_FILES
 COMPARE_ALLOW=$(printf '%s\n' "${compare_allow[@]}")
 LOG_ALLOW=$(printf '%s\n' "${log_allow[@]}")
 
-COMPARE_FILES=$(find crypto auth server -name '*.[ch]' 2>/dev/null | sort)
+COMPARE_FILES=$(find crypto auth audit ops server -name '*.[ch]' 2>/dev/null | sort)
 LOG_FILES=$(find . -path ./fuzz -prune -o -path './build*' -prune -o -name '*.[ch]' -print 2>/dev/null | sed 's|^\./||' |
     grep -Ev '^(tests|bench)/' | sort)
 

@@ -1,6 +1,6 @@
 /*
  * test_consistency.c - races between clients and key rotations that must never lose a value or
- * mislabel one, made to happen every time with the server's pause points (server/testpoint.c:
+ * mislabel one, made to happen every time with the server's pause points (common/testpoint.c:
  * SECRETSD_TEST_PAUSE_DIR, a file P.hold holds a thread at point P, which shows P.paused):
  *
  *  - a value set while a data-key rotation runs, committing between the rotation's scan for

@@ -1,5 +1,5 @@
 /*
- * test_rotation.c - the rotation engine (server/rotation.c) on its own, over the memory store
+ * test_rotation.c - the rotation engine (ops/rotation.c) on its own, over the memory store
  * behind the fault-injecting wrapper: a failing storage call is reported and retried until the
  * rotation finishes, a stopped engine leaves a cursor that a new engine resumes from, and a value
  * deleted or rewritten by a client is never overwritten with the engine's copy.
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/ops.h"
+#include "ops/ops.h"
 #include "testutil.h"
 
 #define ENVS 120

@@ -20,8 +20,8 @@
  * On a failed write the partial batch is cut off again (ftruncate to the size before it) and the
  * chain rolls back to the last line on file, so the file stays verifiable after the disk recovers.
  */
+#include "audit/audit.h"
 #include "common/clock.h"
-#include "server/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,9 +36,8 @@
 #include <unistd.h>
 
 #include "common/bytes.h"
+#include "common/log.h"
 #include "crypto/crypto.h"
-#include "server/metrics.h"
-#include "server/server.h"
 
 #define MAC_LEN        32
 #define BODY_MAX       2048               /* one line body; every field is bounded (names, labels) */
@@ -70,6 +69,8 @@ struct sx_audit {
     sx_storage *storage;
     char *path;
     bool fail_closed;
+    void (*on_forged)(void *ctx); /* the stored head failed its MAC (may be NULL) */
+    void *forged_ctx;
     int fd;
     unsigned nslots;
     slot *slots;
@@ -328,19 +329,20 @@ static int store_head(sx_audit *a)
 }
 
 /* The stored head. A format-1 head (written before the file's first line was recorded) leaves
- * *ret_first_seq 0. SX_CRYPTO_EFORGED (counted) when the record fails its MAC. */
-static int load_head(sx_storage *st, const uint8_t *record_key, uint64_t *ret_seq, uint8_t *ret_mac,
-                     uint64_t *ret_first_seq, uint8_t *ret_first_mac)
+ * *ret_first_seq 0. SX_CRYPTO_EFORGED (reported through on_forged) when the record fails its MAC. */
+static int load_head(const sx_audit *a, uint64_t *ret_seq, uint8_t *ret_mac, uint64_t *ret_first_seq,
+                     uint8_t *ret_first_mac)
 {
     void *val = NULL;
     size_t len = 0;
-    int rc = sx_storage_get(st, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, &val, &len, NULL);
+    int rc = sx_storage_get(a->storage, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, &val, &len, NULL);
     if (rc != 0)
         return rc;
     const uint8_t *v = val;
-    if (sx_crypto_record_check(&len, record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, val, len) != 0) {
+    if (sx_crypto_record_check(&len, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, val, len) != 0) {
         sx_storage_free(val);
-        sx_metrics_forged_record(SX_METRICS_FORGED_AUDIT_HEAD);
+        if (a->on_forged)
+            a->on_forged(a->forged_ctx);
         return SX_CRYPTO_EFORGED;
     }
     if (!((len == HEAD_V1_LEN && v[0] == HEAD_FORMAT_V1) || (len == HEAD_LEN && v[0] == HEAD_FORMAT))) {
@@ -561,9 +563,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, const uint8_t *record_key,
-                 unsigned nthreads, char *err, size_t errlen)
+int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, const uint8_t *key,
+                 const uint8_t *record_key, unsigned nthreads, char *err, size_t errlen)
 {
+    if (!opt || !opt->path) {
+        snprintf(err, errlen, "no audit log file");
+        return -EINVAL;
+    }
     if (!key || !record_key) {
         snprintf(err, errlen, "the keyring has no audit key");
         return -EINVAL;
@@ -574,10 +580,12 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
     a->key = key;
     a->record_key = record_key;
     a->storage = st;
-    a->fail_closed = cfg->audit_policy == SX_AUDIT_FAIL_CLOSED;
+    a->fail_closed = opt->fail_closed;
+    a->on_forged = opt->on_forged;
+    a->forged_ctx = opt->ctx;
     a->nslots = nthreads + 1; /* the last one is shared by worker-pool threads */
     a->slots = calloc(a->nslots, sizeof(*a->slots));
-    a->path = strdup(cfg->audit_log);
+    a->path = strdup(opt->path);
     if (!a->slots || !a->path) {
         free(a->slots);
         free(a->path);
@@ -593,7 +601,7 @@ int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uin
     a->sync_tail = &a->sync_head;
     a->need_open_line = true;
     a->fd = -1;
-    int rc = load_head(st, record_key, &a->seq, a->prev, &a->first_seq, a->first_mac);
+    int rc = load_head(a, &a->seq, a->prev, &a->first_seq, a->first_mac);
     if (rc == -ENOENT) {
         a->seq = 0;
         memset(a->prev, 0, MAC_LEN);
@@ -794,7 +802,7 @@ int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report
     /* Head and file size together: the writer appends before it stores a head, both under
      * file_mu, so every line up to the head is inside the size read here. */
     pthread_mutex_lock(&a->file_mu);
-    int hrc = load_head(a->storage, a->record_key, &head_seq, head_mac, &first_seq, first_mac);
+    int hrc = load_head(a, &head_seq, head_mac, &first_seq, first_mac);
     struct stat sb;
     int src = stat(path, &sb);
     int serr = errno;

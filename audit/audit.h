@@ -1,5 +1,6 @@
 /*
- * audit.h - the audit log (audit.c) and the server's metrics (metrics.c). Internal to server/.
+ * audit.h - the tamper-evident audit log (audit.c): its writer, its verification and the record
+ * copies a request's deferred work carries.
  *
  * The audit log is one JSON line per request that touches a secret or an admin action. Lines are
  * built on the thread that served the request and handed to one writer thread, which numbers them
@@ -21,15 +22,18 @@
  * Threads: sx_audit_log() from any thread (loop threads pass their index, others
  * SX_AUDIT_ANY_THREAD); sx_audit_log_sync() and sx_audit_verify() from worker-pool threads only
  * (they block); sx_audit_reopen() from any thread.
+ *
+ * Nothing here knows HTTP: the caller hands in the file, the policy and the keys, and learns of a
+ * forged chain head through a callback. The writer thread logs its own file errors (common/log.h).
  */
-#ifndef SX_SERVER_AUDIT_H
-#define SX_SERVER_AUDIT_H
+#ifndef SX_AUDIT_AUDIT_H
+#define SX_AUDIT_AUDIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
+#include "auth/auth.h"
 #include "storage/storage.h"
 
 typedef struct sx_audit sx_audit;
@@ -55,31 +59,52 @@ typedef struct sx_audit_rec {
     const char *granted_role;
 } sx_audit_rec;
 
+/* Buffer sizes (with the terminating NUL) of an sx_audit_copy: a longer string is cut to fit. */
+#define SX_AUDIT_REQUEST_ID_SIZE 65u                      /* request ids of up to 64 bytes */
+#define SX_AUDIT_TOKEN_ID_SIZE   (SX_AUTH_ID_LEN + 1u)    /* a token id in hex */
+#define SX_AUDIT_LABEL_SIZE      (SX_AUTH_LABEL_MAX + 1u) /* a token's label */
+#define SX_AUDIT_ROLE_SIZE       16u                      /* a role name */
+#define SX_AUDIT_CLIENT_SIZE     64u                      /* the client's address as text */
+#define SX_AUDIT_SCOPE_SIZE      200u                     /* "org/project/env": 3 x 64 bytes and two '/' */
+#define SX_AUDIT_NAME_SIZE       260u                     /* a secret's name (up to 256 bytes) or a token id */
+
 /* An audit record's strings copied into fixed buffers, for a job that outlives the request. */
 typedef struct sx_audit_copy {
     const char *action; /* static */
     bool has_token, has_scope, has_name;
-    char request_id[65];
-    char token_id[33];
-    char label[129];
-    char role[16];
-    char client[64];
-    char scope[200];
-    char name[260];
+    char request_id[SX_AUDIT_REQUEST_ID_SIZE];
+    char token_id[SX_AUDIT_TOKEN_ID_SIZE];
+    char label[SX_AUDIT_LABEL_SIZE];
+    char role[SX_AUDIT_ROLE_SIZE];
+    char client[SX_AUDIT_CLIENT_SIZE];
+    char scope[SX_AUDIT_SCOPE_SIZE];
+    char name[SX_AUDIT_NAME_SIZE];
 } sx_audit_copy;
+/* Copy rec's strings into c (NULL strings are remembered as absent; granted_role is not kept). */
 void sx_audit_copy_set(sx_audit_copy *c, const sx_audit_rec *rec);
-/* rec's strings point into c (valid while c is). */
+/* Fill rec from c: rec's strings point into c (valid while c is). */
 void sx_audit_copy_rec(const sx_audit_copy *c, sx_audit_rec *rec);
 
+/* How an audit log is run. Borrowed for the sx_audit_new() call (path is copied). */
+typedef struct sx_audit_options {
+    const char *path; /* the audit file, opened for appending (created 0600) */
+    bool fail_closed; /* sx_audit_fail_closed() answers this: callers refuse to act unlogged */
+    /* Called (on the thread that read it) each time the stored chain head fails its record MAC:
+     * at start-up, which then fails, and by sx_audit_verify(). May be NULL. */
+    void (*on_forged)(void *ctx);
+    void *ctx;
+} sx_audit_options;
+
 /*
- * Open the audit log at cfg->audit_log (appending), read the chain head from storage and start the
+ * Open the audit log at opt->path (appending), read the chain head from storage and start the
  * writer thread. key (32 bytes, the chain's MAC key), record_key (32 bytes, the MAC of the stored
- * head, crypto.h) and st are borrowed and must outlive the audit log. nthreads is
- * the number of loop threads (each gets its own buffer). Returns 0 or a negative errno with a
- * reason in err.
+ * head, crypto.h) and st are borrowed and must outlive the audit log. nthreads is the number of
+ * loop threads (each gets its own buffer). Returns 0, SX_CRYPTO_EFORGED when the stored head
+ * fails its MAC, a storage error, or a negative errno, with a reason in err.
  */
-int sx_audit_new(sx_audit **ret, const sx_config *cfg, sx_storage *st, const uint8_t *key, const uint8_t *record_key,
-                 unsigned nthreads, char *err, size_t errlen) __attribute__((warn_unused_result));
+int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, const uint8_t *key,
+                 const uint8_t *record_key, unsigned nthreads, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Write what is queued, store the head and stop the writer. NULL ok. */
 void sx_audit_free(sx_audit *a);
 
@@ -97,18 +122,22 @@ int sx_audit_log_sync(sx_audit *a, const sx_audit_rec *rec);
 /* Ask the writer to close and reopen the file (SIGHUP, after log rotation). The chain continues. */
 void sx_audit_reopen(sx_audit *a);
 
+#define SX_AUDIT_REASON_SIZE 200u /* sx_audit_report.reason, with its NUL */
+
 typedef struct sx_audit_report {
     bool ok;
     uint64_t lines;
     uint64_t first_seq, last_seq;
     uint64_t head_seq; /* the server's stored head; 0 when none */
     uint64_t bad_line; /* 1-based number of the first bad line; 0 when the problem is not one line */
-    char reason[200];
+    char reason[SX_AUDIT_REASON_SIZE];
 } sx_audit_report;
 
 /* Check the MAC chain of the audit file at path (up to its size when called) and, unless rotated
  * (an older file that ends before the head), that it ends at the stored head. 0 with the verdict
- * in *rep, or a negative errno when the file cannot be read. Blocks: worker-pool threads only. */
+ * in *rep (a stored head that fails its MAC is a verdict too), or a negative errno or storage
+ * error when the file or the head cannot be read (-EINVAL: not a regular file). Blocks:
+ * worker-pool threads only. */
 int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report *rep);
 
 typedef struct sx_audit_stats {
@@ -117,4 +146,4 @@ typedef struct sx_audit_stats {
 } sx_audit_stats;
 void sx_audit_get_stats(sx_audit *a, sx_audit_stats *ret);
 
-#endif /* SX_SERVER_AUDIT_H */
+#endif /* SX_AUDIT_AUDIT_H */

@@ -1,12 +1,12 @@
 /*
  * rotation_steps.c - the steps of a rotation (see rotation.c for the whole): START adds the new
- * key version, SWEEP walks the env records (master) or the value records (env) from the cursor in
- * chunks, FINISH retires or destroys the old versions. Each step is built from crypto's idempotent
- * primitives and persists its progress in the rotation's r/ record, so running a step again after
- * a crash redoes at most one chunk and changes nothing that was already done.
+ * key version, SWEEP walks the envs that have data keys (master; crypto walks its own records) or
+ * the value records (env) from the cursor in chunks, FINISH retires or destroys the old versions. Each step is built
+ * from crypto's idempotent primitives and persists its progress in the rotation's r/ record, so running a step again
+ * after a crash redoes at most one chunk and changes nothing that was already done.
  */
-#include "server/rotation_internal.h"
-#include "server/testpoint.h"
+#include "ops/rotation_internal.h"
+#include "common/testpoint.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -14,37 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int count_prefix(sx_storage *st, const char *prefix, uint64_t *ret)
+/* The prefix of the value records of env: "v/o/p/env/". */
+static size_t values_prefix(char *buf, size_t cap, const sx_crypto_place *env)
 {
-    sx_storage_iter *it;
-    int rc = sx_storage_iter_new(st, prefix, strlen(prefix), NULL, 0, 0, &it);
-    if (rc < 0)
-        return rc;
-    uint64_t n = 0;
-    while ((rc = sx_storage_iter_next(it, NULL, NULL, NULL, NULL, NULL)) == 0)
-        n++;
-    sx_storage_iter_free(it);
-    if (rc < 0)
-        return rc;
-    *ret = n;
-    return 0;
+    return (size_t)snprintf(buf, cap, "v/%s/%s/%s/", env->org, env->project, env->env);
 }
 
-/* The sweep's prefix: "e/" (master) or "v/o/p/env/" (env). */
-static void sweep_prefix(char *buf, size_t cap, const sx_rotation *rot)
-{
-    if (rot->kind == SX_ROTATION_MASTER)
-        snprintf(buf, cap, "e/");
-    else
-        snprintf(buf, cap, "v/%s/%s/%s/", rot->org, rot->project, rot->env);
-}
-
-/* Start (another) sweep from the beginning: phase SWEEP, cursor cleared, total recounted. */
+/* Start (another) sweep from the beginning: phase SWEEP, cursor cleared, total recounted (the envs
+ * that have data keys, or the env's values). */
 static int sweep_begin(sx_rotor *r, sx_rotation *rot)
 {
-    char prefix[256];
-    sweep_prefix(prefix, sizeof(prefix), rot);
-    int rc = count_prefix(r->st, prefix, &rot->total);
+    int rc;
+    if (rot->kind == SX_ROTATION_MASTER) {
+        rc = sx_crypto_store_count(r->st, &rot->total, NULL);
+    } else {
+        char prefix[256];
+        sx_crypto_place env;
+        sx_rot_place(rot, &env);
+        rc = sx_storage_count(r->st, prefix, values_prefix(prefix, sizeof(prefix), &env), &rot->total);
+    }
     if (rc < 0)
         return rc;
     rot->phase = SX_ROTATION_SWEEP;
@@ -124,26 +112,81 @@ static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *
     return rc;
 }
 
+/* One item of a sweep: an env with data keys (master) or a value record (env). key is the sweep's
+ * position (what the cursor persists): the env's position from sx_crypto_env_each(), or the value's
+ * storage key. */
 typedef struct item {
     char *key;
     size_t klen;
-    uint8_t *val;
+    uint8_t *val; /* env sweep: the value's ciphertext as read */
     size_t vlen;
     uint64_t rev;
+    char org[SX_ROTATION_NAME_MAX + 1]; /* master sweep: the env */
+    char project[SX_ROTATION_NAME_MAX + 1];
+    char env[SX_ROTATION_NAME_MAX + 1];
 } item;
+
+/* Remember pos (klen bytes) in i; val (vlen bytes) too unless NULL. */
+static int item_set(item *i, const void *pos, size_t klen, const void *val, size_t vlen, uint64_t rev)
+{
+    i->key = malloc(klen + 1);
+    i->val = val ? malloc(vlen ? vlen : 1) : NULL;
+    if (!i->key || (val && !i->val)) {
+        free(i->key);
+        free(i->val);
+        return -ENOMEM;
+    }
+    memcpy(i->key, pos, klen);
+    i->key[klen] = '\0';
+    i->klen = klen;
+    if (val)
+        memcpy(i->val, val, vlen);
+    i->vlen = vlen;
+    i->rev = rev;
+    return 0;
+}
+
+/* What a master sweep's chunk collects: up to max envs. */
+typedef struct env_collect {
+    item *items;
+    size_t max, n;
+} env_collect;
+
+static int collect_env(void *ctx, const sx_crypto_place *env, const void *pos, size_t pos_len)
+{
+    env_collect *ec = ctx;
+    if (pos_len >= SX_ROTATION_CURSOR_MAX || strlen(env->org) > SX_ROTATION_NAME_MAX ||
+        strlen(env->project) > SX_ROTATION_NAME_MAX || strlen(env->env) > SX_ROTATION_NAME_MAX)
+        return 0; /* cannot be one of ours (names are bounded) */
+    item *i = &ec->items[ec->n];
+    int rc = item_set(i, pos, pos_len, NULL, 0, 0);
+    if (rc < 0)
+        return rc;
+    snprintf(i->org, sizeof(i->org), "%s", env->org);
+    snprintf(i->project, sizeof(i->project), "%s", env->project);
+    snprintf(i->env, sizeof(i->env), "%s", env->env);
+    return ++ec->n < ec->max ? 0 : 1;
+}
 
 /* Collect up to max items after the cursor (values too for an env sweep). */
 static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max, size_t *ret_n)
 {
+    if (rot->kind == SX_ROTATION_MASTER) {
+        env_collect ec = {.items = items, .max = max};
+        int rc = sx_crypto_env_each(r->c, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len, collect_env, &ec);
+        *ret_n = ec.n;
+        return rc;
+    }
     char prefix[256];
-    sweep_prefix(prefix, sizeof(prefix), rot);
+    sx_crypto_place env;
+    sx_rot_place(rot, &env);
+    size_t pl = values_prefix(prefix, sizeof(prefix), &env);
     sx_storage_iter *it;
-    int rc = sx_storage_iter_new(r->st, prefix, strlen(prefix), rot->cursor_len ? rot->cursor : NULL, rot->cursor_len,
+    int rc = sx_storage_iter_new(r->st, prefix, pl, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len,
                                  rot->cursor_len ? SX_STORAGE_ITER_AFTER : 0, &it);
     if (rc < 0)
         return rc;
     size_t n = 0, bytes = 0;
-    bool want_val = rot->kind == SX_ROTATION_ENV;
     while (n < max && bytes < ROT_CHUNK_BYTES_MAX) {
         const void *k, *v;
         size_t kl, vl;
@@ -153,22 +196,8 @@ static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max,
             break;
         if (kl >= SX_ROTATION_CURSOR_MAX)
             continue; /* cannot be one of ours (names are bounded) */
-        item *i = &items[n];
-        i->key = malloc(kl + 1);
-        i->val = want_val ? malloc(vl ? vl : 1) : NULL;
-        if (!i->key || (want_val && !i->val)) {
-            free(i->key);
-            free(i->val);
-            rc = -ENOMEM;
+        if ((rc = item_set(&items[n], k, kl, v, vl, rev)) < 0)
             break;
-        }
-        memcpy(i->key, k, kl);
-        i->key[kl] = '\0';
-        i->klen = kl;
-        if (want_val)
-            memcpy(i->val, v, vl);
-        i->vlen = vl;
-        i->rev = rev;
         bytes += vl;
         n++;
     }
@@ -181,18 +210,14 @@ static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max,
  * gets a reason on failure. */
 static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *did, char *msg, size_t msglen)
 {
-    sx_rotation names;
     int rc;
     if (rot->kind == SX_ROTATION_MASTER) {
-        if (sx_rot_parse_env(&names, i->key + 2, i->klen - 2) < 0)
-            return 0; /* not an env state record: nothing to re-wrap */
-        sx_crypto_place env;
+        sx_crypto_place env = {.org = i->org, .project = i->project, .env = i->env};
         size_t count = 0;
-        sx_rot_place(&names, &env);
         rc = sx_crypto_datakey_rewrap(r->c, &count, &env);
         *did = count > 0;
         if (rc < 0)
-            snprintf(msg, msglen, "re-wrapping the data keys of \"%s/%s/%s\": %s", names.org, names.project, names.env,
+            snprintf(msg, msglen, "re-wrapping the data keys of \"%s/%s/%s\": %s", i->org, i->project, i->env,
                      sx_crypto_strerror(rc));
         return rc;
     }
@@ -263,9 +288,9 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
 {
     sx_rotor *r = ctx;
     char prefix[256];
-    snprintf(prefix, sizeof(prefix), "v/%s/%s/%s/", env->org, env->project, env->env);
+    size_t pl = values_prefix(prefix, sizeof(prefix), env);
     sx_storage_iter *it;
-    int rc = sx_storage_iter_new(r->st, prefix, strlen(prefix), NULL, 0, 0, &it);
+    int rc = sx_storage_iter_new(r->st, prefix, pl, NULL, 0, 0, &it);
     if (rc < 0)
         return rc;
     int used = 0;
@@ -282,31 +307,19 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
     return rc < 0 ? rc : used;
 }
 
-/* Every data-key version stored for env except active, into vers (at most max). */
-static int env_versions(sx_rotor *r, const sx_crypto_place *env, uint32_t active, uint32_t *vers, size_t max,
-                        size_t *ret_n)
+/* The data-key versions of an env other than its active one, for FINISH to destroy. */
+typedef struct old_versions {
+    uint32_t active;
+    uint32_t *vers;
+    size_t max, n;
+} old_versions;
+
+static int collect_old(void *ctx, uint32_t version)
 {
-    char prefix[256];
-    size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "d/%s/%s/%s/", env->org, env->project, env->env);
-    sx_storage_iter *it;
-    int rc = sx_storage_iter_new(r->st, prefix, pl, NULL, 0, 0, &it);
-    if (rc < 0)
-        return rc;
-    size_t n = 0;
-    const void *k;
-    size_t kl;
-    while (n < max && (rc = sx_storage_iter_next(it, &k, &kl, NULL, NULL, NULL)) == 0) {
-        char hex[9] = {0};
-        if (kl != pl + 8)
-            continue;
-        memcpy(hex, (const char *)k + pl, 8);
-        uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
-        if (v && v != active)
-            vers[n++] = v;
-    }
-    sx_storage_iter_free(it);
-    *ret_n = n;
-    return rc < 0 ? rc : 0;
+    old_versions *ov = ctx;
+    if (version != ov->active)
+        ov->vers[ov->n++] = version;
+    return ov->n < ov->max ? 0 : 1;
 }
 
 /* FINISH: returns 1 when the rotation is complete (record deleted), 0 when another sweep began. */
@@ -335,13 +348,13 @@ int sx_rot_step_finish(sx_rotor *r, sx_rotation *rot, char *msg, size_t msglen)
         free(s);
     } else {
         sx_crypto_place env;
-        uint32_t active, vers[64];
-        size_t n = 0;
+        uint32_t vers[64];
+        old_versions ov = {.vers = vers, .max = 64};
         sx_rot_place(rot, &env);
-        rc = sx_crypto_datakey_active(r->c, &active, &env);
+        rc = sx_crypto_datakey_active(r->c, &ov.active, &env);
         if (rc == 0)
-            rc = env_versions(r, &env, active, vers, 64, &n);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = sx_crypto_datakey_each(r->c, &env, collect_old, &ov);
+        for (size_t i = 0; rc == 0 && i < ov.n; i++) {
             rc = sx_crypto_datakey_destroy(r->c, &env, vers[i], value_in_use, r);
             if (rc == -EBUSY) {
                 busy = true;

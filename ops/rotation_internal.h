@@ -2,13 +2,13 @@
  * rotation_internal.h - what rotation.c (records, the thread, the public side) and
  * rotation_steps.c (the steps of a rotation) share. Internal to the rotation engine.
  */
-#ifndef SX_SERVER_ROTATION_INTERNAL_H
-#define SX_SERVER_ROTATION_INTERNAL_H
+#ifndef SX_OPS_ROTATION_INTERNAL_H
+#define SX_OPS_ROTATION_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "server/ops.h"
+#include "ops/ops.h"
 
 #define ROT_CHUNK_MAX       256u
 #define ROT_CHUNK_BYTES_MAX (4u * 1024 * 1024) /* value bytes collected per env chunk */
@@ -18,7 +18,7 @@ typedef struct rot_state {
     char key[256];   /* the r/ record */
     int64_t next_ms; /* monotonic: not before */
     int last_error;
-    char msg[400];
+    char msg[SX_ROTATION_MSG_SIZE];
     unsigned errors;
     bool seen;
 } rot_state;
@@ -71,4 +71,4 @@ int sx_rot_step_start(sx_rotor *r, sx_rotation *rot);
 int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_items, char *msg, size_t msglen);
 int sx_rot_step_finish(sx_rotor *r, sx_rotation *rot, char *msg, size_t msglen);
 
-#endif /* SX_SERVER_ROTATION_INTERNAL_H */
+#endif /* SX_OPS_ROTATION_INTERNAL_H */

@@ -10,7 +10,7 @@
  * descheduled for as long, so it cannot make the server do anything it could not do under load;
  * the tests use it to make such an interleaving happen every time.
  */
-#include "server/testpoint.h"
+#include "common/testpoint.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -6,7 +6,8 @@
  * record in small chunks:
  *
  *   master  START   sx_crypto_master_add(from)            -> to (idempotent: from_active check)
- *           SWEEP   for each e/{o}/{p}/{env} after the cursor: sx_crypto_datakey_rewrap(env)
+ *           SWEEP   for each env with data keys after the cursor (sx_crypto_env_each(), whose
+ *                   positions the cursor holds): sx_crypto_datakey_rewrap(env)
  *           FINISH  sx_crypto_datakey_rewrap_all() (stragglers), sx_crypto_master_retire() of every
  *                   version that is not active; the record is deleted
  *   env     START   sx_crypto_datakey_rotate(env, from)   -> to
@@ -53,7 +54,7 @@
  */
 #include "common/bytes.h"
 #include "common/clock.h"
-#include "server/rotation_internal.h"
+#include "ops/rotation_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -470,7 +471,7 @@ static int64_t rotor_pass(sx_rotor *r)
             wait = SHARED_POLL_MS; /* lost the lease: another node carries on */
             break;
         }
-        char msg[400] = "";
+        char msg[SX_ROTATION_MSG_SIZE] = "";
         int64_t next_ms = now;
         rc = run_chunk(r, rot, &next_ms, msg, sizeof(msg));
         pthread_mutex_lock(&r->mu);

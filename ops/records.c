@@ -10,14 +10,12 @@
  * record without a valid MAC is an edit, whoever made it. Every step is idempotent: an interrupted
  * upgrade simply runs again on the next start, and two nodes upgrading at once do the same work.
  */
-#include "server/records.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "server/server.h"
 
 typedef struct pending {
     char *key;
@@ -79,9 +77,10 @@ static int collect(sx_storage *st, const uint8_t *mac_key, const char *prefix, p
 
 int sx_records_upgrade(sx_storage *st, sx_crypto *c, size_t *ret_count, char *err, size_t errlen)
 {
-    *ret_count = 0;
-    if (sx_crypto_records_authenticated(c))
+    if (sx_crypto_records_authenticated(c)) {
+        *ret_count = 0;
         return 0;
+    }
     const uint8_t *mac_key = sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD);
     pending *list = NULL;
     size_t n = 0, cap = 0, done = 0;
