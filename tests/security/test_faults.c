@@ -34,6 +34,7 @@
 
 #include "harness.h"
 #include "server/server_internal.h"
+#include "storage/fault.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)

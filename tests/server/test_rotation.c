@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "server/ops.h"
+#include "storage/fault.h"
 #include "testutil.h"
 
 #define ENVS 120

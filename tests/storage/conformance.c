@@ -10,6 +10,7 @@
  * end; postgres in a fresh database of a server this program starts and removes, tests/pgtest.h).
  * Nothing here measures time.
  */
+#include "storage/fault.h"
 #include "storage/storage.h"
 #include "testutil.h"
 #ifdef SX_HAVE_POSTGRES
