@@ -84,12 +84,6 @@ typedef struct totals {
 
 static totals tot;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static char *xstrdup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -543,7 +537,7 @@ static void sigkill_under_mixed_writes_loses_no_acknowledged_write(void)
             args[c] = (client_arg){&clients[c], round};
             pthread_create(&tids[c], NULL, client_main, &args[c]);
         }
-        sleep_ms(KILL_MIN_MS + rand_r(&main_seed) % KILL_SPAN_MS);
+        sx_test_sleep_ms(KILL_MIN_MS + rand_r(&main_seed) % KILL_SPAN_MS);
         /* The server must still be running on its own: a crash of its own is a failure. */
         int wst = 0;
         if (waitpid(srv.pid, &wst, WNOHANG) == srv.pid) {

@@ -16,38 +16,7 @@
 
 #include "authz_util.h"
 
-/* ---- small utilities ----------------------------------------------------------------------------- */
-
-void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Run a shell command and collect its stdout (malloc'd, NUL-terminated). Returns the exit status,
- * or -1 when it did not exit normally. */
-int run_capture(const char *cmd, char **ret_out)
-{
-    sx_test_buf b = {0};
-    FILE *p = popen(cmd, "r");
-    int st = -1;
-    if (p) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-            sx_test_buf_append(buf, 1, n, &b);
-        st = pclose(p);
-    }
-    *ret_out = b.data ? b.data : calloc(1, 1);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* ---- tokens and JSON ----------------------------------------------------------------------------- */
 
 bool is_hex_lower(char c)
 {

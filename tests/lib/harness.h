@@ -7,7 +7,7 @@
  * listeners. sx_srv_stop() signals it, reaps it and removes the temp dir.
  *
  * backend "postgres" without extra_storage starts a throw-away PostgreSQL server for this secretsd
- * alone (tests/pgtest.h), stopped and removed by sx_srv_stop(). Tests of several nodes on one
+ * alone (tests/lib/pgtest.h), stopped and removed by sx_srv_stop(). Tests of several nodes on one
  * database start the database themselves and give each node its [storage] lines in extra_storage.
  */
 #ifndef SX_TEST_HARNESS_H
