@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the R_* figures, WORK, LOGS, TOKEN and AUTH are for the sourcing script
 # bench/lib.sh - what the HTTP benchmarks (bench/run, bench/growth) share: argument checks, the
 # build, the temporary folders, an owner token, seeding the bench/app/prod environment through the
 # real API, h2load runs and their percentiles, /proc figures of a server, ratios and the targets'
