@@ -5,9 +5,6 @@
 #include "common/clock.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,7 +13,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 struct sx_h2c {
