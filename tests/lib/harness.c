@@ -263,6 +263,17 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
+    CURLcode rc = sx_resp_perform(h, ret);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+CURLcode sx_resp_perform(CURL *h, sx_resp *ret)
+{
+    memset(ret, 0, sizeof(*ret));
     sx_test_buf b = {0}, hb = {0};
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
@@ -272,15 +283,11 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
     if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
         curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &ret->http_version);
-    } else {
-        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
     }
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
     ret->body = b.data ? b.data : calloc(1, 1);
     ret->body_len = b.len;
     ret->headers = hb.data ? hb.data : calloc(1, 1);
-    return rc == CURLE_OK ? 0 : -1;
+    return rc;
 }
 
 void sx_resp_free(sx_resp *r)
