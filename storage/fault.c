@@ -11,6 +11,7 @@
  * caller's capability checks see what the wrapped store can really do. The counter sits behind a
  * mutex; it is cheap compared with any real backend call.
  */
+#include "storage/fault.h"
 #include "storage/storage_internal.h"
 
 #include <pthread.h>

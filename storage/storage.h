@@ -19,12 +19,18 @@
  *
  * Errors: 0 on success, a negative errno otherwise (-ENOENT not found, -EINVAL bad argument,
  * -EIO an I/O or corruption error, -ENOMEM, -EBUSY store locked by another process, -ENOSPC disk
- * full; networked backends also -ENOTCONN the database cannot be reached (or is still starting
- * up), -EACCES it refused the credentials, -ETIMEDOUT it did not answer in time, -EAGAIN every
- * connection is busy, -EROFS it is a read-only replica), or
- * SX_STORAGE_ECONDITION when a batch precondition fails. After -ENOTCONN or -ETIMEDOUT a write may
- * or may not have been applied (the answer was lost), but never partly. The storage library never
- * logs; sx_storage_strerror() gives a sentence for any of these codes.
+ * full, -EROFS read-only file system, -EACCES permission denied, -ENOTSUP an optional slot the
+ * backend does not have; opening a file-based store may also return the errno of the directory or
+ * lock file it could not make, such as -ENOTDIR or -ENAMETOOLONG, and a checkpoint into a folder
+ * that exists -EEXIST; networked backends also -ENOTCONN the database cannot be reached (or is
+ * still starting up), -EACCES it refused the credentials, -ETIMEDOUT it did not answer in time,
+ * -EAGAIN every connection is busy, -EROFS it is a read-only replica), or SX_STORAGE_ECONDITION
+ * when a batch precondition fails. After -ENOTCONN or -ETIMEDOUT a write may or may not have been
+ * applied (the answer was lost), but never partly. The storage library never logs;
+ * sx_storage_strerror() gives a sentence for any of these codes.
+ *
+ * Out-parameters (ret_*) are written only on success. The fault-injecting wrapper that tests put
+ * around a store has its own header, storage/fault.h.
  */
 #ifndef SX_STORAGE_H
 #define SX_STORAGE_H
@@ -124,7 +130,7 @@ struct sx_storage_ops {
     /* Read key. On success *ret_val is a malloc'd copy (free with sx_storage_free()), *ret_len its
      * length, *ret_rev its revision (any of the three may be NULL). -ENOENT when absent. */
     int (*get)(sx_storage *s, const void *key, size_t klen, void **ret_val, size_t *ret_len, uint64_t *ret_rev);
-    /* Write key unconditionally. *ret_rev (may be NULL) gets the new revision. */
+    /* Write key unconditionally (val is copied). *ret_rev (may be NULL) gets the new revision. */
     int (*put)(sx_storage *s, const void *key, size_t klen, const void *val, size_t vlen, uint64_t *ret_rev);
     /* Delete key. -ENOENT when absent (nothing changes). */
     int (*del)(sx_storage *s, const void *key, size_t klen);
@@ -137,11 +143,13 @@ struct sx_storage_ops {
     /* Start an ordered forward iteration over the keys beginning with prefix, from the first key
      * >= start (or > start with SX_STORAGE_ITER_AFTER; start NULL = from the prefix itself). Keys
      * written or deleted during the iteration may or may not be seen, but every key is yielded at
-     * most once, in order, and never one outside the prefix. */
+     * most once, in order, and never one outside the prefix. prefix and start are borrowed for the
+     * call only. The caller frees *ret with sx_storage_iter_free() before closing the store. */
     int (*iter_new)(sx_storage *s, const void *prefix, size_t plen, const void *start, size_t slen, unsigned flags,
                     sx_storage_iter **ret);
     /* Optional (SX_STORAGE_CAP_CHECKPOINT): write an online, consistent copy of the store into dir,
-     * which must not exist yet. The copy opens with the same backend. */
+     * which must not exist yet. The copy opens with the same backend. Without the capability the
+     * wrapper answers -ENOTSUP. */
     int (*checkpoint)(sx_storage *s, const char *dir);
 
     /* --- version 2 --- */
@@ -178,14 +186,17 @@ extern const sx_storage_ops *const sx_storage_backends[];
 /* Find a backend by name; NULL when unknown. */
 const sx_storage_ops *sx_storage_backend_find(const char *name);
 
-/* Open the backend named in opt->backend. On failure fills err with a one-line reason. */
+/* Open the backend named in opt->backend (-EINVAL when it is not built in). On success *ret is the
+ * handle, owned by the caller until sx_storage_close(). On failure *ret is untouched and err
+ * (errlen bytes, may be NULL) gets a one-line reason without secrets. */
 int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* A sentence for a code returned by any storage call (static string). */
+/* A sentence for a code returned by any storage call (a static string: never freed, valid for the
+ * life of the process). */
 const char *sx_storage_strerror(int code);
 
-/* Free a value returned by get(). NULL ok. */
+/* Free a value returned by sx_storage_get(). NULL ok. */
 void sx_storage_free(void *p);
 
 /* --- inline wrappers: argument checks, then dispatch ------------------------------------------- */
@@ -294,23 +305,6 @@ __attribute__((warn_unused_result)) static inline int sx_storage_change_seq(sx_s
         return -ENOTSUP;
     return s->ops->change_seq(s, ret_seq);
 }
-
-/* --- fault injection (tests of the layers above) ---------------------------------------------- */
-
-/* Wrap inner in a backend that forwards every call, except that it fails with -EIO according to
- * the policy set by sx_storage_fault_set(). The wrapper owns inner: closing it closes inner. Its
- * name is "fault" and its caps are inner's; a failed call is not forwarded, so it changes nothing.
- * Checkpoint and close are forwarded and never fail. */
-int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret) __attribute__((warn_unused_result));
-
-/* Fail the nth call from now (1 = the next call; 0 = never) and, when every is true, every call
- * after that too. Counts get, put, del, batch, iter_new and iterator steps. Thread-safe. */
-void sx_storage_fault_set(sx_storage *fault, unsigned long nth, bool every);
-
-/* Counted calls since the last sx_storage_fault_set(), the failed ones included: a test that
- * walks nth over every call of an operation knows it has passed the last one when nth exceeds
- * this. Thread-safe. */
-unsigned long sx_storage_fault_calls(sx_storage *fault);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #define SX_AUTHTEST_H
 
 #include "auth/auth.h"
+#include "storage/fault.h"
 #include "testutil.h"
 
 #include <stdint.h>

@@ -5,6 +5,7 @@
  */
 #include "crypto/crypto_internal.h"
 #include "helpers.h"
+#include "storage/fault.h"
 
 static int in_use_yes(void *ctx, const sx_crypto_place *env, uint32_t version)
 {

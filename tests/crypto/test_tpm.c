@@ -1,9 +1,9 @@
 /*
  * test_tpm.c - the TPM seal against a real swtpm that the test starts (and kills) itself.
  *
- * Each swtpm gets a fresh state folder and two free local ports (server and control); a second
- * swtpm with fresh state plays "another machine". Without TPM support in the build the program
- * exits 77, which ctest reports as skipped.
+ * Each swtpm (tests/lib/swtpm.h) gets a fresh state folder and two free local ports (server and
+ * control); a second swtpm with fresh state plays "another machine". Without TPM support in the
+ * build the program exits 77, which ctest reports as skipped.
  */
 #include "crypto/crypto_internal.h"
 #include "helpers.h"
@@ -16,110 +16,19 @@ int main(void)
 }
 #else
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
-#include <unistd.h>
 
-typedef struct swtpm {
-    char *dir;
-    int port;
-    pid_t pid;
-    char tcti[128];
-} swtpm;
+#include "swtpm.h"
 
-static bool port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static int free_port_pair(void)
-{
-    for (int i = 0; i < 200; i++) {
-        int p = 20000 + (int)randombytes_uniform(40000);
-        if (port_free(p) && port_free(p + 1))
-            return p;
-    }
-    return -1;
-}
-
-static bool swtpm_start(swtpm *t)
-{
-    t->dir = sx_test_tmpdir("swtpm");
-    for (int attempt = 0; attempt < 5; attempt++) {
-        t->port = free_port_pair();
-        if (t->port < 0)
-            return false;
-        char state[700], server[128], ctrl[128];
-        snprintf(state, sizeof state, "dir=%s", t->dir);
-        snprintf(server, sizeof server, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port);
-        snprintf(ctrl, sizeof ctrl, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port + 1);
-        t->pid = fork();
-        if (t->pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that crashed */
-            execlp("swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server, "--ctrl", ctrl,
-                   "--flags", "not-need-init,startup-clear", (char *)NULL);
-            _exit(127);
-        }
-        /* Wait (bounded) until it listens, or until it exits (port taken meanwhile). */
-        for (int i = 0; i < 500; i++) {
-            if (port_accepts(t->port)) {
-                snprintf(t->tcti, sizeof t->tcti, "swtpm:host=127.0.0.1,port=%d", t->port);
-                return true;
-            }
-            int status;
-            if (waitpid(t->pid, &status, WNOHANG) == t->pid)
-                break;
-            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-        }
-        kill(t->pid, SIGKILL);
-        waitpid(t->pid, NULL, 0);
-    }
-    return false;
-}
-
-static void swtpm_stop(swtpm *t)
-{
-    if (t->pid > 0) {
-        kill(t->pid, SIGTERM);
-        waitpid(t->pid, NULL, 0);
-        t->pid = 0;
-    }
-    if (t->dir) {
-        sx_test_rmtree(t->dir);
-        free(t->dir);
-        t->dir = NULL;
-    }
-}
-
-static sx_crypto_options tpm_opts(const swtpm *t, uint32_t pcrs)
+static sx_crypto_options tpm_opts(const sx_swtpm *t, uint32_t pcrs)
 {
     return (sx_crypto_options){.seal = {.type = SX_CRYPTO_SEAL_TPM, .tcti = t->tcti, .pcrs = pcrs}};
 }
 
 /* Count transient objects and loaded sessions left in the TPM (there must be none). */
-static int tpm_leftovers(const swtpm *t)
+static int tpm_leftovers(const sx_swtpm *t)
 {
     TSS2_TCTI_CONTEXT *tcti = NULL;
     ESYS_CONTEXT *esys = NULL;
@@ -145,7 +54,7 @@ static int tpm_leftovers(const swtpm *t)
     return n;
 }
 
-static bool pcr_extend(const swtpm *t, int pcr)
+static bool pcr_extend(const sx_swtpm *t, int pcr)
 {
     TSS2_TCTI_CONTEXT *tcti = NULL;
     ESYS_CONTEXT *esys = NULL;
@@ -165,8 +74,8 @@ static bool pcr_extend(const swtpm *t, int pcr)
 
 static void test_tpm_seal_unseal_and_flush_every_handle(void)
 {
-    swtpm t = {0};
-    REQUIRE(swtpm_start(&t));
+    sx_swtpm t = {0};
+    REQUIRE(sx_swtpm_start(&t));
     sx_storage *st = mem_store();
     sx_crypto_options o = tpm_opts(&t, 0);
     sx_crypto *c = NULL;
@@ -212,13 +121,13 @@ static void test_tpm_seal_unseal_and_flush_every_handle(void)
     free(blob);
     sx_crypto_recovery_key_free(rk);
     sx_storage_close(st);
-    swtpm_stop(&t);
+    sx_swtpm_stop(&t);
 }
 
 static void test_tpm_other_machine_cannot_unseal_and_recovery_restores(void)
 {
-    swtpm a = {0}, b = {0};
-    REQUIRE(swtpm_start(&a));
+    sx_swtpm a = {0}, b = {0};
+    REQUIRE(sx_swtpm_start(&a));
     sx_storage *st = mem_store();
     sx_crypto_options oa = tpm_opts(&a, 0);
     sx_crypto *c = NULL;
@@ -228,11 +137,11 @@ static void test_tpm_other_machine_cannot_unseal_and_recovery_restores(void)
     size_t blen;
     uint8_t *blob = must_encrypt(c, &blen, &p, "survives the TPM");
     sx_crypto_free(c);
-    swtpm_stop(&a); /* the TPM and its state are gone */
+    sx_swtpm_stop(&a); /* the TPM and its state are gone */
 
     CHECK_INT(sx_crypto_open(&c, NULL, st, &oa, err, sizeof err), SX_CRYPTO_ENOTPM);
     fprintf(stderr, "  (no TPM) %s\n", err);
-    REQUIRE(swtpm_start(&b));
+    REQUIRE(sx_swtpm_start(&b));
     sx_crypto_options ob = tpm_opts(&b, 0);
     CHECK_INT(sx_crypto_open(&c, NULL, st, &ob, err, sizeof err), SX_CRYPTO_ETPMWRONG);
     fprintf(stderr, "  (other TPM) %s\n", err);
@@ -248,13 +157,13 @@ static void test_tpm_other_machine_cannot_unseal_and_recovery_restores(void)
     free(blob);
     sx_crypto_recovery_key_free(rk);
     sx_storage_close(st);
-    swtpm_stop(&b);
+    sx_swtpm_stop(&b);
 }
 
 static void test_tpm_pcr_policy_fails_after_extend(void)
 {
-    swtpm t = {0};
-    REQUIRE(swtpm_start(&t));
+    sx_swtpm t = {0};
+    REQUIRE(sx_swtpm_start(&t));
     sx_storage *st = mem_store();
     sx_crypto_options o = tpm_opts(&t, (1u << 7) | (1u << 14));
     sx_crypto *c = NULL;
@@ -275,14 +184,14 @@ static void test_tpm_pcr_policy_fails_after_extend(void)
     sx_crypto_free(c);
     sx_crypto_recovery_key_free(rk);
     sx_storage_close(st);
-    swtpm_stop(&t);
+    sx_swtpm_stop(&t);
 }
 
 static void test_tpm_unreachable_is_a_clear_error(void)
 {
-    int port = free_port_pair();
+    int port = sx_swtpm_free_port_pair();
     REQUIRE(port > 0);
-    swtpm t = {.port = port};
+    sx_swtpm t = {.port = port};
     snprintf(t.tcti, sizeof t.tcti, "swtpm:host=127.0.0.1,port=%d", port);
     sx_storage *st = mem_store();
     sx_crypto_options o = tpm_opts(&t, 0);

@@ -1,11 +1,10 @@
 /* hostile.c - see hostile.h. */
 #include "hostile.h"
 #include "harness.h"
+#include "testutil.h"
+#include "common/clock.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,7 +13,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 struct sx_h2c {
@@ -31,29 +29,6 @@ struct sx_h2c {
     const char *req_body;
     size_t req_body_len, req_body_off;
 };
-
-uint64_t sx_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int sx_tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return fd;
-}
 
 /* ---- nghttp2 callbacks ---- */
 
@@ -139,7 +114,7 @@ sx_h2c *sx_h2c_connect(int port)
     sx_h2c *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->fd = sx_tcp_connect(port);
+    c->fd = sx_test_tcp_connect(port, 0);
     nghttp2_session_callbacks *cbs;
     if (c->fd < 0 || nghttp2_session_callbacks_new(&cbs) != 0) {
         if (c->fd >= 0)
@@ -213,13 +188,13 @@ int sx_h2c_request_ex(sx_h2c *c, const char *method, const char *path, const cha
     c->stream_id = nghttp2_submit_request(c->session, NULL, nva, n, body ? &prd : NULL, c);
     if (c->stream_id < 0)
         return -1;
-    uint64_t deadline = sx_now_us() + (uint64_t)timeout_ms * 1000u;
+    uint64_t deadline = (sx_clock_mono_ns() / 1000u) + (uint64_t)timeout_ms * 1000u;
     while (!c->done) {
         if (nghttp2_session_send(c->session) != 0) {
             c->broken = true;
             return -1;
         }
-        uint64_t now = sx_now_us();
+        uint64_t now = (sx_clock_mono_ns() / 1000u);
         if (now >= deadline)
             return -1;
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
@@ -263,9 +238,9 @@ void sx_good_client_run(int port, const char *path, const char *auth, const char
         }
         int status = 0;
         char *body = NULL;
-        uint64_t t0 = sx_now_us();
+        uint64_t t0 = (sx_clock_mono_ns() / 1000u);
         int rc = sx_h2c_request(c, "GET", path, auth, 10000, &status, &body);
-        uint64_t t1 = sx_now_us();
+        uint64_t t1 = (sx_clock_mono_ns() / 1000u);
         if (rc != 0 || status != 200 || !body || !strstr(body, expect)) {
             if (bad < 5)
                 fprintf(stderr, "good client: request %zu: rc %d status %d body %.200s\n", i, rc, status,

@@ -67,10 +67,4 @@ long sx_rss_kib(pid_t pid);
  * hard limit too when allowed). Returns the resulting soft limit. */
 long sx_raise_nofile(long n);
 
-/* A blocking TCP connection to 127.0.0.1:port (TCP_NODELAY), or -1. */
-int sx_tcp_connect(int port);
-
-/* Monotonic clock in microseconds. */
-uint64_t sx_now_us(void);
-
 #endif

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "common/clock.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -83,12 +84,6 @@ typedef struct totals {
 } totals;
 
 static totals tot;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static char *xstrdup(const char *s)
 {
@@ -530,8 +525,7 @@ static void sigkill_under_mixed_writes_loses_no_acknowledged_write(void)
         for (int i = 0; i < NAMES; i++)
             snprintf(clients[c].slots[i].name, sizeof(clients[c].slots[i].name), "c%d-s%d", c, i);
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = sx_clock_mono_ns();
     int rounds = 0;
     for (int round = 0; round < ROUNDS; round++) {
         atomic_store(&killed, false);
@@ -543,7 +537,7 @@ static void sigkill_under_mixed_writes_loses_no_acknowledged_write(void)
             args[c] = (client_arg){&clients[c], round};
             pthread_create(&tids[c], NULL, client_main, &args[c]);
         }
-        sleep_ms(KILL_MIN_MS + rand_r(&main_seed) % KILL_SPAN_MS);
+        sx_test_sleep_ms(KILL_MIN_MS + rand_r(&main_seed) % KILL_SPAN_MS);
         /* The server must still be running on its own: a crash of its own is a failure. */
         int wst = 0;
         if (waitpid(srv.pid, &wst, WNOHANG) == srv.pid) {
@@ -579,8 +573,7 @@ static void sigkill_under_mixed_writes_loses_no_acknowledged_write(void)
         if (sx_test_failures)
             break;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = (double)(sx_clock_mono_ns() - t0) / 1e9;
     for (int c = 0; c < CLIENTS; c++)
         for (int k = 0; k < 4; k++)
             tot.acked_by_kind[k] += clients[c].acked_kind[k];

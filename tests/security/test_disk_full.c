@@ -40,12 +40,6 @@
 static bool skipped;
 static char skip_reason[512];
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 typedef struct small_fs {
     char mnt[1024];
     char image[1024];
@@ -253,7 +247,7 @@ static void cycle(sx_srv *srv, const small_fs *fs, int n)
             sx_test_failures++;
             break;
         }
-        sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     free(vb);
     REQUIRE(st == 200);

@@ -34,6 +34,7 @@
 
 #include "harness.h"
 #include "server/server_internal.h"
+#include "storage/fault.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -69,12 +70,6 @@ typedef struct totals {
 
 static totals tot;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void *run_server(void *arg)
 {
     fixture *f = arg;
@@ -90,7 +85,7 @@ static int settle(fixture *f)
     sx_storage_fault_set(f->fault, 0, false);
     unsigned long last = 0;
     for (int i = 0, quiet = 0; i < 200 && quiet < 5; i++) {
-        sleep_ms(50);
+        sx_test_sleep_ms(50);
         unsigned long c = sx_storage_fault_calls(f->fault);
         quiet = c == last ? quiet + 1 : 0;
         last = c;
@@ -141,7 +136,7 @@ static int server_up(fixture *f)
         sx_resp_free(&r);
         if (rc == 0 && st == 200)
             return settle(f);
-        sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     fprintf(stderr, "test_faults: the server did not answer /healthz\n");
     return -1;

@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "harness.h"
 #include "hostile.h"
 #include "testutil.h"
@@ -219,7 +220,7 @@ static bool abuse_one(abuser *a, bool first)
         return false;
     c->a = a;
     c->out = malloc(OUTBUF_CAP);
-    c->fd = sx_tcp_connect(a->port);
+    c->fd = sx_test_tcp_connect(a->port, 0);
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
     bool closed_by_server = false;
@@ -247,7 +248,7 @@ static bool abuse_one(abuser *a, bool first)
         c->flushed = 10;
         usleep(50000);
     }
-    uint64_t t0 = sx_now_us();
+    uint64_t t0 = (sx_clock_mono_ns() / 1000u);
     while (!a->stop) {
         if (c->out_len - c->out_off < 65536)
             a_produce(c);
@@ -266,7 +267,7 @@ static bool abuse_one(abuser *a, bool first)
             a->first_closed = true;
             a->first_goaway = c->goaway;
             a->first_goaway_code = c->goaway_code;
-            a->first_close_ms = (double)(sx_now_us() - t0) / 1000.0;
+            a->first_close_ms = (double)((sx_clock_mono_ns() / 1000u) - t0) / 1000.0;
         }
     }
     if (first) {
@@ -477,7 +478,7 @@ static bool raw_write(raw_conn *c, const void *p, size_t n)
  * pairs written before the server closed the connection, or -1 when it never did (200000 pairs). */
 static long raw_rapid_reset(bool tls)
 {
-    raw_conn c = {sx_tcp_connect(tls ? srv.tls_port : srv.port), NULL};
+    raw_conn c = {sx_test_tcp_connect(tls ? srv.tls_port : srv.port, 0), NULL};
     SSL_CTX *ctx = NULL;
     long sent = -1;
     if (c.fd < 0)

@@ -55,12 +55,6 @@ static void random_hex(char *out, size_t nhex)
     out[nhex] = '\0';
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* One request with the bearer token; returns the status (0 when no answer came). */
 static long call(const sx_srv *srv, const char *auth, const char *method, const char *path, const char *body,
                  sx_resp *ret)
@@ -146,7 +140,7 @@ static bool server_reports_not_dumpable(pid_t pid, const char *out_path)
         return false;
     char *report = NULL;
     for (int i = 0; i < 100 && !report; i++) {
-        sleep_ms(50);
+        sx_test_sleep_ms(50);
         report = sx_test_read_file(out_path, NULL);
         if (report && !strchr(report, '\n')) {
             free(report);

@@ -206,17 +206,9 @@ static const char *body_for(const char *method, char *buf, size_t cap)
  * the connection without an answer. The whole answer goes into out (NUL-terminated). */
 static long raw_request(int port, const char *line, size_t len, const char *token, char *out, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = sx_test_tcp_connect(port, 10);
     if (fd < 0)
         return -1;
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
     char tail[256];
     int tl = snprintf(tail, sizeof(tail),
                       "\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", token);

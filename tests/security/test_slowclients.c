@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "harness.h"
 #include "hostile.h"
 #include "testutil.h"
@@ -126,7 +127,7 @@ static int open_crowd(crowd *cr)
     static const char head[] = "GET " SECRET_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     int opened = 0;
     for (int i = 0; i < N_SLOW + N_IDLE; i++) {
-        int fd = sx_tcp_connect(srv.port);
+        int fd = sx_test_tcp_connect(srv.port, 0);
         if (fd < 0)
             break;
         const void *p = i < N_SLOW ? (const void *)head : (const void *)h2_hello;
@@ -192,7 +193,7 @@ static void slow_and_idle_connections_do_not_stop_a_normal_client(void)
 
     crowd *cr = calloc(1, sizeof(*cr));
     REQUIRE(cr);
-    uint64_t t0 = sx_now_us();
+    uint64_t t0 = (sx_clock_mono_ns() / 1000u);
     CHECK_INT(open_crowd(cr), N_SLOW + N_IDLE);
     cr->rss_peak = sx_rss_kib(srv.pid);
     pthread_t tid;
@@ -205,9 +206,9 @@ static void slow_and_idle_connections_do_not_stop_a_normal_client(void)
     CHECK(still_open > 0);
 
     /* The server closes every one of them by itself. */
-    while (cr->n_open > 0 && sx_now_us() - t0 < 60000000u)
+    while (cr->n_open > 0 && (sx_clock_mono_ns() / 1000u) - t0 < 60000000u)
         usleep(200000);
-    double closed_after = (double)(sx_now_us() - t0) / 1e6;
+    double closed_after = (double)((sx_clock_mono_ns() / 1000u) - t0) / 1e6;
     cr->stop = true;
     pthread_join(tid, NULL);
     CHECK_INT(cr->n_open, 0);
@@ -252,8 +253,8 @@ static char *raw_exchange(int fd, const char *data, size_t len)
     }
     char *out = calloc(1, 1);
     size_t olen = 0;
-    uint64_t deadline = sx_now_us() + 15000000u;
-    while (sx_now_us() < deadline) {
+    uint64_t deadline = (sx_clock_mono_ns() / 1000u) + 15000000u;
+    while ((sx_clock_mono_ns() / 1000u) < deadline) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         if (poll(&pfd, 1, 200) <= 0)
             continue;
@@ -276,7 +277,7 @@ static char *raw_exchange(int fd, const char *data, size_t len)
 
 static char *raw_request(const char *data, size_t len)
 {
-    int fd = sx_tcp_connect(srv.port);
+    int fd = sx_test_tcp_connect(srv.port, 0);
     if (fd < 0)
         return NULL;
     char *out = raw_exchange(fd, data, len);
@@ -403,7 +404,7 @@ static void header_and_body_limits_answer_4xx_json(void)
                          "POST /acme/web/envs/prod/secrets HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
                          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                          auth, blen, body);
-        int fd = sx_tcp_connect(srv.port);
+        int fd = sx_test_tcp_connect(srv.port, 0);
         REQUIRE(fd >= 0);
         char *a1 = raw_exchange(fd, req, (size_t)n);
         CHECK(a1 && strncmp(a1, "HTTP/1.1 201 ", 13) == 0);
@@ -420,7 +421,7 @@ static void header_and_body_limits_answer_4xx_json(void)
         char *both = malloc(cap + sizeof(next));
         memcpy(both, req, (size_t)n);
         memcpy(both + n, next, sizeof(next));
-        fd = sx_tcp_connect(srv.port);
+        fd = sx_test_tcp_connect(srv.port, 0);
         REQUIRE(fd >= 0);
         char *b1 = raw_exchange(fd, both, (size_t)n + sizeof(next) - 1);
         char *b2 = b1 && strstr(b1, "HTTP/1.1 200 ") ? NULL : raw_exchange(fd, "", 0);

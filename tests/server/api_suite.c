@@ -26,12 +26,6 @@ const char *proto_name(sx_proto p)
     return names[p];
 }
 
-void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- checks on response text ------------------------------------------------------------------ */
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */

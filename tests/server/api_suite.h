@@ -38,7 +38,6 @@ typedef struct par_req {
 
 /* Checks on response text and JSON trees. */
 const char *proto_name(sx_proto p);
-void sleep_ms(long ms);
 bool utf8_ok(const unsigned char *s, size_t len);
 bool is_timestamp(const char *s);
 bool etag_ok(const char *s);

@@ -16,38 +16,7 @@
 
 #include "authz_util.h"
 
-/* ---- small utilities ----------------------------------------------------------------------------- */
-
-void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Run a shell command and collect its stdout (malloc'd, NUL-terminated). Returns the exit status,
- * or -1 when it did not exit normally. */
-int run_capture(const char *cmd, char **ret_out)
-{
-    sx_test_buf b = {0};
-    FILE *p = popen(cmd, "r");
-    int st = -1;
-    if (p) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-            sx_test_buf_append(buf, 1, n, &b);
-        st = pclose(p);
-    }
-    *ret_out = b.data ? b.data : calloc(1, 1);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* ---- tokens and JSON ----------------------------------------------------------------------------- */
 
 bool is_hex_lower(char c)
 {
@@ -219,24 +188,13 @@ int client_send(client *c, const char *method, const char *path, const char *aut
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     }
-    sx_test_buf b = {0}, hb = {0};
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sx_test_buf_append);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = sx_resp_perform(h, ret);
     c->connects = -1;
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
-        curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &ret->http_version);
+    if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &c->connects);
-    } else {
+    else
         fprintf(stderr, "client: %s %s: %s\n", method, path, curl_easy_strerror(rc));
-    }
     curl_slist_free_all(hl);
-    ret->body = b.data ? b.data : calloc(1, 1);
-    ret->body_len = b.len;
-    ret->headers = hb.data ? hb.data : calloc(1, 1);
     return rc == CURLE_OK ? 0 : -1;
 }
 

@@ -39,9 +39,6 @@ typedef struct client {
     long connects; /* connections the last request opened (0: it reused one) */
 } client;
 
-void sleep_ms(long ms);
-int64_t mono_ms(void);
-int run_capture(const char *cmd, char **ret_out);
 bool is_hex_lower(char c);
 int b64url_index(char c);
 bool token_well_formed(const char *t);

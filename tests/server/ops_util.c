@@ -1,16 +1,13 @@
 /* ops_util.c - see ops_util.h. */
 #include "ops_util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,28 +15,8 @@
 
 #include <pthread.h>
 
+#include "common/clock.h"
 #include "testutil.h"
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-void ops_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-double ops_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void ops_write_config(const char *dir, const char *name, bool sync, const char *seal_lines)
 {
@@ -50,7 +27,7 @@ void ops_write_config(const char *dir, const char *name, bool sync, const char *
              "[seal]\n%s"
              "[log]\nlevel = info\naccess_log =\n",
              sync ? "true" : "false", seal_lines);
-    char *path = join(dir, name);
+    char *path = sx_test_path(dir, name);
     sx_test_write_file(path, conf, strlen(conf));
     free(path);
 }
@@ -65,10 +42,10 @@ int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit)
 {
     memset(srv, 0, sizeof(*srv));
     srv->dir = strdup(dir);
-    srv->config_path = join(dir, name);
-    srv->admin_socket = join(dir, "admin.sock");
-    srv->stderr_path = join(dir, "stderr.log");
-    char *out_path = join(dir, "stdout.log");
+    srv->config_path = sx_test_path(dir, name);
+    srv->admin_socket = sx_test_path(dir, "admin.sock");
+    srv->stderr_path = sx_test_path(dir, "stderr.log");
+    char *out_path = sx_test_path(dir, "stdout.log");
     long off = file_size(srv->stderr_path);
     fflush(stdout); /* the child's freopen() would flush our buffered output a second time */
     fflush(stderr);
@@ -100,7 +77,7 @@ int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit)
                 *ret_exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
             return -1;
         }
-        ops_sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -112,7 +89,7 @@ int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit)
 
 bool ops_recovery_key(const char *dir, char *out)
 {
-    char *path = join(dir, "var/recovery.key"); /* stdout is a file here, so the key went to the key file */
+    char *path = sx_test_path(dir, "var/recovery.key"); /* stdout is a file here, so the key went to the key file */
     char *text = sx_test_read_file(path, NULL);
     free(path);
     const char *k = text ? strstr(text, "SXR1-") : NULL;
@@ -123,37 +100,6 @@ bool ops_recovery_key(const char *dir, char *out)
     }
     free(text);
     return ok;
-}
-
-int ops_sh(char **ret_out, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    fflush(stderr);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t len = 0, cap = 4096;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 1024) {
-            cap *= 2;
-            out = realloc(out, cap);
-        }
-    }
-    out[len] = '\0';
-    int st = pclose(p);
-    if (ret_out)
-        *ret_out = out;
-    else
-        free(out);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ---- client ------------------------------------------------------------------------------------ */
@@ -270,101 +216,16 @@ long long ops_jint(yajl_val v, ...)
 
 bool ops_wait_rotations_done(const sx_srv *srv, int timeout_s)
 {
-    double end = ops_now() + timeout_s;
-    while (ops_now() < end) {
+    int64_t end = sx_clock_mono_ms() + (int64_t)timeout_s * 1000;
+    while (sx_clock_mono_ms() < end) {
         yajl_val v = ops_admin_json(srv, "GET", "/v1/rotations", NULL, 200);
         bool empty = v && YAJL_IS_ARRAY(v) && v->u.array.len == 0;
         yajl_tree_free(v);
         if (empty)
             return true;
-        ops_sleep_ms(200);
+        sx_test_sleep_ms(200);
     }
     return false;
-}
-
-/* ---- swtpm ------------------------------------------------------------------------------------- */
-
-static bool port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-bool ops_tpm_start(ops_tpm *t)
-{
-    memset(t, 0, sizeof(*t));
-    if (ops_sh(NULL, "command -v swtpm >/dev/null 2>&1") != 0)
-        return false;
-    t->dir = sx_test_tmpdir("ops-swtpm");
-    srand((unsigned)getpid() ^ (unsigned)time(NULL));
-    for (int attempt = 0; attempt < 5; attempt++) {
-        t->port = 0;
-        for (int i = 0; i < 200 && !t->port; i++) {
-            int p = 20000 + rand() % 40000;
-            if (port_free(p) && port_free(p + 1))
-                t->port = p;
-        }
-        if (!t->port)
-            break;
-        char state[700], server[128], ctrl[128];
-        snprintf(state, sizeof state, "dir=%s", t->dir);
-        snprintf(server, sizeof server, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port);
-        snprintf(ctrl, sizeof ctrl, "type=tcp,port=%d,bindaddr=127.0.0.1", t->port + 1);
-        fflush(stdout);
-        fflush(stderr);
-        t->pid = fork();
-        if (t->pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            execlp("swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server, "--ctrl", ctrl,
-                   "--flags", "not-need-init,startup-clear", (char *)NULL);
-            _exit(127);
-        }
-        for (int i = 0; i < 500; i++) {
-            if (port_accepts(t->port)) {
-                snprintf(t->tcti, sizeof t->tcti, "swtpm:host=127.0.0.1,port=%d", t->port);
-                return true;
-            }
-            int status;
-            if (waitpid(t->pid, &status, WNOHANG) == t->pid)
-                break;
-            ops_sleep_ms(10);
-        }
-        kill(t->pid, SIGKILL);
-        waitpid(t->pid, NULL, 0);
-        t->pid = 0;
-    }
-    sx_test_rmtree(t->dir);
-    free(t->dir);
-    t->dir = NULL;
-    return false;
-}
-
-void ops_tpm_stop(ops_tpm *t)
-{
-    if (t->pid > 0) {
-        kill(t->pid, SIGTERM);
-        waitpid(t->pid, NULL, 0);
-        t->pid = 0;
-    }
-    if (t->dir) {
-        sx_test_rmtree(t->dir);
-        free(t->dir);
-        t->dir = NULL;
-    }
 }
 
 /* ---- seeding and checking values with many keep-alive clients ---------------------------------- */

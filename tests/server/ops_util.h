@@ -1,8 +1,8 @@
 /*
  * ops_util.h - helpers of the operations tests (test_ops.c, test_ops_seal.c): a secretsd started
  * from a configuration the test writes (any seal, [storage] sync on or off, restarts on the same
- * folder), a keep-alive HTTP client for many requests from many threads, secretsctl runs, JSON
- * look-ups and a software TPM (swtpm) the test starts itself.
+ * folder), a keep-alive HTTP client for many requests from many threads and JSON look-ups. Shell
+ * commands (sx_test_sh), clocks (common/clock.h) and the software TPM (swtpm.h) come from tests/lib.
  */
 #ifndef SX_TEST_OPS_UTIL_H
 #define SX_TEST_OPS_UTIL_H
@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "harness.h"
+#include "swtpm.h"
 
 /* Write dir/name as a secretsd configuration: rocksdb at dir/data, cleartext listener on an
  * ephemeral port, admin socket dir/admin.sock, the given [seal] lines and [storage] sync. */
@@ -27,10 +28,6 @@ int ops_start(sx_srv *srv, const char *dir, const char *name, int *ret_exit);
 
 /* The recovery key written at first start (dir/var/recovery.key) into out (80 bytes). */
 bool ops_recovery_key(const char *dir, char *out);
-
-/* Run a shell command; returns its exit status (-1 when it did not exit normally). Output lines
- * are captured into *ret_out (malloc'd) when ret_out != NULL. */
-int ops_sh(char **ret_out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A keep-alive client: one curl handle, reused, HTTP/1.1 or h2c prior knowledge. */
 typedef struct ops_client {
@@ -63,20 +60,5 @@ long long ops_jint(yajl_val v, ...);
 
 /* Poll GET /v1/rotations until it is empty (true) or timeout_s passed (false). */
 bool ops_wait_rotations_done(const sx_srv *srv, int timeout_s);
-
-/* swtpm on two free loopback ports with state in its own temp dir. */
-typedef struct ops_tpm {
-    char *dir;
-    int port;
-    pid_t pid;
-    char tcti[128];
-} ops_tpm;
-
-/* false when swtpm is not installed or does not come up (the caller skips TPM steps). */
-bool ops_tpm_start(ops_tpm *t);
-void ops_tpm_stop(ops_tpm *t); /* and delete its state */
-
-void ops_sleep_ms(long ms);
-double ops_now(void);
 
 #endif

@@ -203,7 +203,7 @@ void update_replaces_the_description_and_bumps_updated_at(void)
     char prev_etag[64];
     snprintf(prev_etag, sizeof(prev_etag), "%s", etag0);
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        sleep_ms(3); /* so updatedAt can move */
+        sx_test_sleep_ms(3); /* so updatedAt can move */
         api(&r, steps[i].proto, "PUT", path, steps[i].body, NULL);
         CHECK(secret_resp_ok(&r, 200, "u", steps[i].want, true));
         yajl_val v = jparse(&r);
@@ -292,7 +292,7 @@ void set_value_answers_name_has_value_updated_at_and_404_for_unknown(void)
     spath(path, sizeof(path), "setv", "s", "/value");
     char prev[32] = "";
     for (size_t i = 0; i < NPROTOS; i++) {
-        sleep_ms(3);
+        sx_test_sleep_ms(3);
         char body[64];
         snprintf(body, sizeof(body), "{\"value\":\"setv-canary-%zu\"}", i);
         sx_resp r;
@@ -537,11 +537,11 @@ void recreated_name_starts_fresh_without_value_and_with_new_created_at(void)
     char old_etag[64] = "";
     sx_resp_header(&r, "etag", old_etag, sizeof(old_etag));
     sx_resp_free(&r);
-    sleep_ms(5);
+    sx_test_sleep_ms(5);
     api(&r, SX_H2C, "DELETE", path, NULL, NULL);
     CHECK_INT(r.status, 200);
     sx_resp_free(&r);
-    sleep_ms(5);
+    sx_test_sleep_ms(5);
     api(&r, SX_H2TLS, "POST", spath(path, sizeof(path), "fresh", NULL, NULL),
         "{\"kind\":\"secret\",\"name\":\"phoenix\"}", NULL);
     CHECK(secret_resp_ok(&r, 201, "phoenix", NULL, false));

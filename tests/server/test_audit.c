@@ -19,12 +19,6 @@
 
 #define CANARY "canaryValue_6f1d0c"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static char *audit_path(const sx_srv *srv)
 {
     char *p = malloc(strlen(srv->dir) + 16);
@@ -87,24 +81,15 @@ static void lines_of(const char *log, const char *rid, char *out, size_t cap)
     }
 }
 
-static int run_capture(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* secretsctl [--json] audit verify FILE; returns its exit status, output in out. */
 static int verify(const sx_srv *srv, const char *file, bool json, const char *extra, char *out, size_t cap)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' %s audit verify '%s' %s 2>&1", SX_SECRETSCTL_PATH, srv->admin_socket,
-             json ? "--json" : "", file, extra ? extra : "");
-    return run_capture(cmd, out, cap);
+    char *text = NULL;
+    int st = sx_test_sh(&text, "'%s' --socket '%s' %s audit verify '%s' %s 2>&1", SX_SECRETSCTL_PATH, srv->admin_socket,
+                        json ? "--json" : "", file, extra ? extra : "");
+    snprintf(out, cap, "%s", text);
+    free(text);
+    return st;
 }
 
 static const sx_srv_opts audit_opts = {.extra_log = "audit_log = audit.log\n"};
@@ -139,7 +124,7 @@ static void every_endpoint_writes_its_expected_audit_lines(void)
     snprintf(path, sizeof(path), "/v1/tokens/%s", viewer_id);
     CHECK_INT(req(&srv, SX_ADMIN, "DELETE", path, NULL, "r-revoke", NULL), 200);
     CHECK_INT(req(&srv, SX_H1, "GET", "/healthz", NULL, "r-health", NULL), 200);
-    sleep_ms(300); /* the writer flushes every few ms */
+    sx_test_sleep_ms(300); /* the writer flushes every few ms */
 
     char *ap = audit_path(&srv);
     char *log = sx_test_read_file(ap, NULL);
@@ -221,7 +206,7 @@ static void audit_verify_catches_edits_deletions_swaps_and_a_cut_tail(void)
         snprintf(body, sizeof(body), "{\"kind\":\"secret\",\"name\":\"S%d\"}", i);
         CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, body), 201);
     }
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     char *ap = audit_path(&srv);
     char out[4096];
     CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
@@ -276,7 +261,7 @@ static void audit_verify_catches_edits_deletions_swaps_and_a_cut_tail(void)
     CHECK_INT(verify(&srv, copy, false, "--rotated", out, sizeof(out)), 0);
 
     /* a cut tail: the last line of the live file removed; only the stored head can tell */
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     free(log);
     size_t len = 0;
     log = sx_test_read_file(ap, &len);
@@ -308,7 +293,7 @@ static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
     CHECK_INT(
         req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
         201);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     char *dir = strdup(srv.dir);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
     o.dir = dir;
@@ -316,7 +301,7 @@ static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
     CHECK_INT(
         req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"B\"}"),
         201);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     char *ap = audit_path(&srv);
     char out[4096];
     CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
@@ -338,7 +323,7 @@ static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
     /* And after yet another restart (the server now appends to the cut file). */
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
     REQUIRE(sx_srv_start(&srv, &o) == 0);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     expect_bad(&srv, ap, "cut from the start", "cut file after another restart");
     free(log);
     free(ap);
@@ -356,7 +341,7 @@ static void break_audit_log(const sx_srv *srv, const char *ap)
     CHECK(rename(ap, old) == 0);
     CHECK(symlink("/dev/full", ap) == 0);
     kill(srv->pid, SIGHUP);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
 }
 
 static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
@@ -370,7 +355,7 @@ static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
         req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"DB\"}"),
         201);
     CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, "{\"value\":\"v1\"}"), 200);
-    sleep_ms(200);
+    sx_test_sleep_ms(200);
     char *ap = audit_path(&srv);
     break_audit_log(&srv, ap);
 
@@ -393,7 +378,7 @@ static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
     /* a writable file again: SIGHUP, and nothing had changed */
     unlink(ap);
     kill(srv.pid, SIGHUP);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     sx_resp r;
     char auth[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", owner);
@@ -406,7 +391,7 @@ static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
     CHECK(r.body && strstr(r.body, "\"description\":null") != NULL);
     sx_resp_free(&r);
     CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/NEW", owner, NULL, NULL), 404);
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
 
     /* the chain continues across the files: the old one checks as rotated, the new one to the head */
     char out[4096], old[4096];
@@ -474,7 +459,7 @@ static void request_ids_are_honoured_or_generated_and_logged(void)
     REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", NULL, NULL, 0, &r) == 0);
     CHECK(sx_resp_header(&r, "x-request-id", id2, sizeof(id2)) && strcmp(id, id2) != 0);
     sx_resp_free(&r);
-    sleep_ms(100);
+    sx_test_sleep_ms(100);
     char *alog = sx_test_read_file(srv.access_log, NULL);
     CHECK(alog && strstr(alog, "abc.DEF_123-x") && strstr(alog, id2));
     free(alog);
@@ -490,7 +475,7 @@ static void json_log_format_carries_request_ids(void)
     sx_resp r;
     REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/healthz", h, NULL, 0, &r) == 0);
     sx_resp_free(&r);
-    sleep_ms(100);
+    sx_test_sleep_ms(100);
     char *alog = sx_test_read_file(srv.access_log, NULL);
     CHECK(alog && strstr(alog, "{\"time\":\"") && strstr(alog, "\"requestId\":\"json-req-1\"}") &&
           strstr(alog, "\"status\":200"));

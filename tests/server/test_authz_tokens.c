@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "common/clock.h"
 #include "authz_util.h"
 #include "rocksdump.h"
 
@@ -27,7 +28,7 @@ static char *ctl_token_create(const sx_srv *srv, const char *args, const char *s
     char cmd[8192], full[2048];
     snprintf(full, sizeof(full), "token create %s 2>'%s'", args, stderr_path);
     char *out = NULL;
-    int st = run_capture(ctl_cmd(cmd, sizeof(cmd), srv, full), &out);
+    int st = sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, full));
     size_t n = strlen(out);
     char *tok = NULL;
     if (st == 0 && n == TOKEN_LEN + 1 && out[TOKEN_LEN] == '\n') {
@@ -48,7 +49,7 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
     const char *list = "/acme/web/envs/prod/secrets";
 
     /* Expiry: one token from secretsctl --ttl 1s, one from the admin API with "ttl":"1s". */
-    int64_t t0 = mono_ms();
+    int64_t t0 = sx_clock_mono_ms();
     char *cli_tok = ctl_token_create(srv, "--org acme --role viewer --ttl 1s", errpath);
     const char *hdrs[] = {"Content-Type: application/json", NULL};
     const char *body = "{\"org\":\"acme\",\"project\":\"web\",\"role\":\"service\",\"ttl\":\"1s\"}";
@@ -68,15 +69,15 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
     for (int i = 0; i < 2; i++) {
         client_req(&kept[i], "GET", list, expiring[i], NULL, &r);
         /* Before the expiry (checked only when this ran quickly enough to be before it). */
-        if (mono_ms() - t0 < 800)
+        if (sx_clock_mono_ms() - t0 < 800)
             CHECK_INT(r.status, 200);
         else
             fprintf(stderr, "note: too slow to see the 1 s token before its expiry\n");
         sx_resp_free(&r);
     }
-    int64_t wait = t0 + 1500 - mono_ms();
+    int64_t wait = t0 + 1500 - sx_clock_mono_ms();
     if (wait > 0)
-        sleep_ms((long)wait);
+        sx_test_sleep_ms((long)wait);
     for (int i = 0; i < 2; i++) {
         /* On the same connection, so the thread that cached the token answers: the cache does not
          * outlive the expiry. Then on a new connection. */
@@ -103,9 +104,10 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
     sx_resp_free(&r);
     char cmd[4096];
     char *out = NULL;
-    CHECK_INT(run_capture(
-                  ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --role viewer --ttl soon 2>/dev/null"), &out),
-              1);
+    CHECK_INT(
+        sx_test_sh(&out, "%s",
+                   ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --role viewer --ttl soon 2>/dev/null")),
+        1);
     CHECK_STR(out, "");
     free(out);
 
@@ -132,7 +134,7 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
     }
     char args[128];
     snprintf(args, sizeof(args), "token revoke %s", rp.id);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, args), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, args)), 0);
     char expect[128];
     snprintf(expect, sizeof(expect), "token %s revoked\n", rp.id);
     CHECK_STR(out, expect);
@@ -156,7 +158,7 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
     client_clear(&fresh);
 
     /* The list shows it revoked; revoking again is a no-op; unknown and malformed ids fail. */
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "--json token list"), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "--json token list")), 0);
     {
         char ebuf[128];
         yajl_val v = yajl_tree_parse(out, ebuf, sizeof(ebuf));
@@ -173,7 +175,7 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
         yajl_tree_free(v);
     }
     free(out);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token list"), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token list")), 0);
     {
         const char *row = strstr(out, rp.id);
         const char *eol = row ? strchr(row, '\n') : NULL;
@@ -181,13 +183,13 @@ static void expired_and_revoked_tokens_get_401_body(sx_srv *srv)
         CHECK(row && eol && state && state < eol);
     }
     free(out);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, args), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, args)), 0);
     free(out);
-    CHECK_INT(
-        run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token revoke 0123456789abcdef0123456789abcdef 2>/dev/null"), &out),
-        1);
+    CHECK_INT(sx_test_sh(&out, "%s",
+                         ctl_cmd(cmd, sizeof(cmd), srv, "token revoke 0123456789abcdef0123456789abcdef 2>/dev/null")),
+              1);
     free(out);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token revoke not-an-id 2>/dev/null"), &out), 2);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token revoke not-an-id 2>/dev/null")), 2);
     free(out);
     free(rev_tok);
     free(other_tok);
@@ -224,7 +226,7 @@ static void failed_auth_flood_is_throttled_per_address_and_spares_valid_clients_
     long last_status = 0;
     char retry_after[32] = "";
     char *last_body = NULL;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sx_clock_mono_ms();
     for (int i = 0; i < 1000; i++) {
         char tok[TOKEN_LEN + 8];
         if (i % 10 == 9)
@@ -269,7 +271,7 @@ static void failed_auth_flood_is_throttled_per_address_and_spares_valid_clients_
             sx_resp_free(&r);
         }
     }
-    int64_t secs = (mono_ms() - t0) / 1000 + 1;
+    int64_t secs = (sx_clock_mono_ms() - t0) / 1000 + 1;
     fprintf(stderr, "flood: 1000 bad tokens in ~%lld s: %d x 401, %d x 429, %d other\n", (long long)secs, n401, n429,
             nother);
     CHECK_INT(nother, 0);
@@ -382,15 +384,17 @@ static void secretsctl_token_create_prints_only_the_token_on_stdout_body(sx_srv 
     /* Errors print nothing on stdout. */
     char cmd[4096];
     char *out = NULL;
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme 2>/dev/null"), &out), 2);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme 2>/dev/null")), 2);
     CHECK_STR(out, "");
     free(out);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --role king 2>/dev/null"), &out), 1);
-    CHECK_STR(out, "");
-    free(out);
-    CHECK_INT(run_capture(
-                  ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --env prod --role viewer 2>/dev/null"), &out),
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --role king 2>/dev/null")),
               1);
+    CHECK_STR(out, "");
+    free(out);
+    CHECK_INT(
+        sx_test_sh(&out, "%s",
+                   ctl_cmd(cmd, sizeof(cmd), srv, "token create --org acme --env prod --role viewer 2>/dev/null")),
+        1);
     CHECK_STR(out, "");
     free(out);
 
@@ -400,12 +404,12 @@ static void secretsctl_token_create_prints_only_the_token_on_stdout_body(sx_srv 
     token_parts ap;
     token_split(api_tok, &ap);
     const char *const never[] = {tok, p.secret, api_tok, ap.secret, "sxt_", "hash", NULL};
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token list 2>/dev/null"), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token list 2>/dev/null")), 0);
     CHECK(strstr(out, p.id) && strstr(out, ap.id) && strstr(out, "acme/web/prod") && strstr(out, "ci deploy"));
     for (size_t i = 0; never[i]; i++)
         CHECK(!strstr(out, never[i]));
     free(out);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "--json token list 2>/dev/null"), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "--json token list 2>/dev/null")), 0);
     CHECK(token_list_json_ok(out, never));
     free(out);
     CHECK(sx_srv_request(srv, SX_ADMIN, "GET", "/v1/tokens", NULL, NULL, 0, &r) == 0);
@@ -518,13 +522,13 @@ static void tokens_never_reach_storage_logs_or_error_bodies_body(sx_srv *srv)
     char cmd[4096], args[128];
     char *out = NULL;
     snprintf(args, sizeof(args), "token revoke %.32s", toks[3] + 4);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, args), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, args)), 0);
     free(out);
     client_req(&c, "GET", "/acme/web/envs/prod/secrets", toks[3], NULL, &r);
     CHECK(is_unauthorized(&r));
     CHECK(!strstr(r.body, toks[3] + 37));
     sx_resp_free(&r);
-    CHECK_INT(run_capture(ctl_cmd(cmd, sizeof(cmd), srv, "token list"), &out), 0);
+    CHECK_INT(sx_test_sh(&out, "%s", ctl_cmd(cmd, sizeof(cmd), srv, "token list")), 0);
     for (int i = 0; i < NT; i++)
         CHECK(!strstr(out, toks[i] + 37));
     free(out);

@@ -92,7 +92,7 @@ static bool paused_at(rig *g, const char *point)
     for (int i = 0; i < 6000; i++) {
         if (access(p, F_OK) == 0)
             return true;
-        ops_sleep_ms(10);
+        sx_test_sleep_ms(10);
     }
     fprintf(stderr, "nothing paused at %s\n", point);
     return false;
@@ -423,7 +423,7 @@ static void rotation_progress_never_counts_past_its_total(void)
     CHECK_INT(total, 6);
     /* What the operator sees. */
     char *out = NULL;
-    CHECK_INT(ops_sh(&out, "'%s' --socket '%s' status 2>&1", SX_SECRETSCTL_PATH, g.srv.admin_socket), 0);
+    CHECK_INT(sx_test_sh(&out, "'%s' --socket '%s' status 2>&1", SX_SECRETSCTL_PATH, g.srv.admin_socket), 0);
     fprintf(stderr, "secretsctl: %s", out ? out : "");
     CHECK(out && strstr(out, "destroy 6/6 (100%)"));
     free(out);

@@ -148,17 +148,13 @@ static void oversized_bodies_get_413_that_clients_read_over_http1(void)
     REQUIRE(sx_srv_start(&srv, &(sx_srv_opts){.extra_server = "max_body_bytes = 4096\nmax_value_bytes = 1024\n"}) == 0);
 
     /* HTTP/1.1, a client that writes all of an 8 MiB body before it reads. */
-    char cmd[512], out[512] = "";
-    snprintf(cmd, sizeof(cmd), "%s -c \"$SX_PY\" %d %d", python(), srv.port, 8 << 20);
+    char *out = NULL;
     setenv("SX_PY", k_py_post, 1);
-    FILE *p = popen(cmd, "r");
-    REQUIRE(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    sx_test_sh(&out, "%s -c \"$SX_PY\" %d %d", python(), srv.port, 8 << 20);
     if (strncmp(out, "413 ", 4) != 0)
         fprintf(stderr, "python http.client: %s\n", out);
     CHECK(strncmp(out, "413 ", 4) == 0 && strstr(out, "\"code\":\"payload_too_large\""));
+    free(out);
 
     /* The connection after such a 413 still takes the next client. */
     sx_resp r;
@@ -275,13 +271,8 @@ static void oversized_bodies_get_413_at_once_over_http2(void)
     /* Node's HTTP/2 client on one session (clients/h2_oversized.js): uploads answered 413 before
      * their bodies are complete, more discarded body bytes than the connection's flow-control
      * window, GET requests in between and after answered 200. */
-    char cmd[PATH_MAX + 64], out[4096] = "";
-    snprintf(cmd, sizeof(cmd), "node %s/clients/h2_oversized.js %d", SX_TEST_SOURCE_DIR, srv.port);
-    FILE *p = popen(cmd, "r");
-    REQUIRE(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    CHECK_INT(pclose(p), 0);
+    char *out = NULL;
+    CHECK_INT(sx_test_sh(&out, "node %s/clients/h2_oversized.js %d", SX_TEST_SOURCE_DIR, srv.port), 0);
     fprintf(stderr, "node http2:\n%s", out);
     static const char *const expect[] = {
         "{\"name\":\"announced\",\"status\":413,\"code\":\"payload_too_large\",\"early\":true,\"error\":null}",
@@ -293,6 +284,7 @@ static void oversized_bodies_get_413_at_once_over_http2(void)
     for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
         CHECK(strstr(out, expect[i]) != NULL);
     CHECK(!strstr(out, "\"session\""));
+    free(out);
 
     curl_easy_cleanup(c);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);

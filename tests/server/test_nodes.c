@@ -1,7 +1,7 @@
 /*
  * test_nodes.c - several secretsd nodes on one PostgreSQL database, and that database going away.
  *
- * Every test starts its own PostgreSQL server (tests/pgtest.h) and two real secretsd binaries, A
+ * Every test starts its own PostgreSQL server (tests/lib/pgtest.h) and two real secretsd binaries, A
  * and B, on one database with one seal key file - what an operator runs behind a load balancer.
  * A reads the database password from a file, B from the environment. What they pin:
  *
@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "ops_util.h"
 #include "pgtest.h"
 #include "storage/storage.h"
@@ -246,11 +247,6 @@ static void a_password_file_readable_by_others_stops_start_up(void)
     free(dir);
 }
 
-static double now_s(void)
-{
-    return ops_now();
-}
-
 static void a_token_revoked_on_one_node_fails_on_the_other_within_2s(void)
 {
     cluster c;
@@ -274,19 +270,19 @@ static void a_token_revoked_on_one_node_fails_on_the_other_within_2s(void)
     yajl_val v = ops_admin_json(&c.a, "DELETE", path, NULL, 200);
     CHECK(v != NULL);
     yajl_tree_free(v);
-    double t0 = now_s(), refused_after = -1;
+    double t0 = ((double)sx_clock_mono_ns() / 1e9), refused_after = -1;
     /* Poll B until it refuses the token: the deadline is generous, the promise is 2 s. */
-    while (now_s() - t0 < 15) {
+    while (((double)sx_clock_mono_ns() / 1e9) - t0 < 15) {
         sx_resp r;
         int rc = sx_srv_request(&c.b, SX_H1, "GET", "/acme/web/envs/prod/secrets", h, NULL, 0, &r);
         long st = rc == 0 ? r.status : 0;
         sx_resp_free(&r);
         if (st == 401) {
-            refused_after = now_s() - t0;
+            refused_after = ((double)sx_clock_mono_ns() / 1e9) - t0;
             break;
         }
         CHECK_INT(st, 200);
-        ops_sleep_ms(20);
+        sx_test_sleep_ms(20);
     }
     fprintf(stderr, "revoked on A, refused by B after %.3f s\n", refused_after);
     CHECK(refused_after >= 0 && refused_after < 2.0);
@@ -294,9 +290,9 @@ static void a_token_revoked_on_one_node_fails_on_the_other_within_2s(void)
      * thread may trust its own entry for up to SX_AUTH_CACHE_TRUST_MS longer. The promise is 2 s
      * for every thread: from then on it stays refused, on every connection and thread of both
      * nodes. */
-    double left = 2.0 - (now_s() - t0);
+    double left = 2.0 - (((double)sx_clock_mono_ns() / 1e9) - t0);
     if (left > 0)
-        ops_sleep_ms((int)(left * 1000) + 1);
+        sx_test_sleep_ms((int)(left * 1000) + 1);
     for (int i = 0; i < 10; i++) {
         sx_resp r;
         sx_srv *n = i % 2 ? &c.a : &c.b;
@@ -429,7 +425,7 @@ static void master_rotate_on_one_node_fails_no_request_on_either(void)
         w[i] = (hammer){.c = &c, .srv = i % 2 ? &c.b : &c.a, .id = i, .stop = &stop};
         REQUIRE(pthread_create(&th[i], NULL, hammer_main, &w[i]) == 0);
     }
-    ops_sleep_ms(300);
+    sx_test_sleep_ms(300);
     yajl_val v = ops_admin_json(&c.a, "POST", "/v1/master/rotate", "{\"rate\":40}", 202);
     CHECK(v != NULL);
     yajl_tree_free(v);
@@ -437,7 +433,7 @@ static void master_rotate_on_one_node_fails_no_request_on_either(void)
     v = ops_admin_json(&c.b, "POST", "/v1/master/rotate", "{\"rate\":40}", 409);
     yajl_tree_free(v);
     CHECK(ops_wait_rotations_done(&c.b, 120));
-    ops_sleep_ms(500); /* clients keep going a moment after the old version is gone */
+    sx_test_sleep_ms(500); /* clients keep going a moment after the old version is gone */
     atomic_store(&stop, true);
     long requests = 0, failures = 0;
     for (int i = 0; i < 4; i++) {
@@ -481,8 +477,8 @@ static void master_rotate_on_one_node_fails_no_request_on_either(void)
 /* Poll a node's master rotation until its sweep has handled at least min items. */
 static bool rotation_progress(const sx_srv *srv, long long min, int timeout_s)
 {
-    double end = ops_now() + timeout_s;
-    while (ops_now() < end) {
+    double end = ((double)sx_clock_mono_ns() / 1e9) + timeout_s;
+    while (((double)sx_clock_mono_ns() / 1e9) < end) {
         yajl_val v = ops_admin_json(srv, "GET", "/v1/rotations", NULL, 200);
         bool ok = false;
         if (v && YAJL_IS_ARRAY(v) && v->u.array.len > 0)
@@ -490,7 +486,7 @@ static bool rotation_progress(const sx_srv *srv, long long min, int timeout_s)
         yajl_tree_free(v);
         if (ok)
             return true;
-        ops_sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     return false;
 }
@@ -573,7 +569,7 @@ static void *writer_main(void *arg)
             free(resp);
         }
         if (st == 503)
-            ops_sleep_ms(10);
+            sx_test_sleep_ms(10);
     }
     ops_client_clear(&cl);
     return NULL;
@@ -609,7 +605,7 @@ static void a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_w
         w[i].stop = &stop;
         REQUIRE(pthread_create(&th[i], NULL, writer_main, &w[i]) == 0);
     }
-    ops_sleep_ms(500);
+    sx_test_sleep_ms(500);
     CHECK_INT(readyz(&c.a), 200);
     REQUIRE(sx_pgtest_halt(&c.pg, true) == 0); /* crash-like: recovery from the WAL */
     /* While it is down: /readyz and the API answer 503, the nodes stay up. */
@@ -617,11 +613,11 @@ static void a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_w
     for (int i = 0; i < 100 && (ready_a != 503 || ready_b != 503); i++) {
         ready_a = readyz(&c.a);
         ready_b = readyz(&c.b);
-        ops_sleep_ms(50);
+        sx_test_sleep_ms(50);
     }
     CHECK_INT(ready_a, 503);
     CHECK_INT(ready_b, 503);
-    ops_sleep_ms(1000);
+    sx_test_sleep_ms(1000);
     int down503 = 0, before[WRITERS];
     for (int i = 0; i < WRITERS; i++)
         down503 += atomic_load(&w[i].unavailable);
@@ -630,7 +626,7 @@ static void a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_w
         before[i] = atomic_load(&w[i].acked);
     bool recovered = false;
     for (int t = 0; t < 600 && !recovered; t++) { /* generous: 60 s */
-        ops_sleep_ms(100);
+        sx_test_sleep_ms(100);
         recovered = true;
         for (int i = 0; i < WRITERS; i++)
             recovered &= atomic_load(&w[i].acked) > before[i] + 5;

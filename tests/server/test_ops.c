@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "crypto/crypto.h"
 #include "ops_util.h"
 #include "storage/storage.h"
@@ -119,7 +120,7 @@ typedef struct cli_run {
 static void *cli_main(void *arg)
 {
     cli_run *r = arg;
-    r->status = ops_sh(&r->out, "%s", r->cmd);
+    r->status = sx_test_sh(&r->out, "%s", r->cmd);
     return NULL;
 }
 
@@ -191,7 +192,7 @@ static void rotations_under_load_fail_no_request_and_lose_nothing(void)
         w[t] = (load_worker){.id = t, .srv = &srv, .token = token, .stop = &stop};
         pthread_create(&tids[t], NULL, load_main, &w[t]);
     }
-    ops_sleep_ms(300);
+    sx_test_sleep_ms(300);
     cli_run env_cli = {0}, master_cli = {0};
     snprintf(env_cli.cmd, sizeof(env_cli.cmd), "'%s' --config '%s/a.conf' env rotate acme/load/e0 --rate 100 --wait",
              SX_SECRETSCTL_PATH, dir);
@@ -201,7 +202,7 @@ static void rotations_under_load_fail_no_request_and_lose_nothing(void)
     pthread_create(&env_tid, NULL, cli_main, &env_cli);
     cli_main(&master_cli);
     pthread_join(env_tid, NULL);
-    ops_sleep_ms(500); /* more load after both finished */
+    sx_test_sleep_ms(500); /* more load after both finished */
     atomic_store(&stop, true);
     long requests = 0, failures = 0;
     for (int t = 0; t < LOAD_THREADS; t++) {
@@ -276,8 +277,8 @@ static void kill9(sx_srv *srv)
 /* Poll the rotation (master when path is NULL) until done >= min in the sweep phase. */
 static bool wait_progress(const sx_srv *srv, long long min, int timeout_s)
 {
-    double end = ops_now() + timeout_s;
-    while (ops_now() < end) {
+    double end = ((double)sx_clock_mono_ns() / 1e9) + timeout_s;
+    while (((double)sx_clock_mono_ns() / 1e9) < end) {
         yajl_val v = ops_admin_json(srv, "GET", "/v1/rotations", NULL, 200);
         bool ok = false;
         for (size_t i = 0; v && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
@@ -290,7 +291,7 @@ static bool wait_progress(const sx_srv *srv, long long min, int timeout_s)
         yajl_tree_free(v);
         if (ok)
             return true;
-        ops_sleep_ms(50);
+        sx_test_sleep_ms(50);
     }
     return false;
 }
@@ -307,10 +308,11 @@ static void sigkill_mid_rotation_resumes_and_loses_nothing(void)
     REQUIRE(ops_start(&srv, dir, "seed.conf", NULL) == 0);
     char *token = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
     REQUIRE(token);
-    double t0 = ops_now();
+    double t0 = ((double)sx_clock_mono_ns() / 1e9);
     CHECK_INT(ops_seed(&srv, token, "acme", "crash", "c%04d", NULL, CRASH_ENVS, 8, false), 0);
     CHECK_INT(ops_seed(&srv, token, "acme", "crash", NULL, "big", CRASH_VALUES, 8, false), 0);
-    printf("seeded %d envs and %d values in one env in %.1f s\n", CRASH_ENVS, CRASH_VALUES, ops_now() - t0);
+    printf("seeded %d envs and %d values in one env in %.1f s\n", CRASH_ENVS, CRASH_VALUES,
+           ((double)sx_clock_mono_ns() / 1e9) - t0);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
 
     /* Master rotation, killed with SIGKILL in the middle of the re-wrap. */
@@ -373,7 +375,7 @@ static void cli_commands_have_help_json_and_clear_errors(void)
     };
     for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
         char *out = NULL;
-        int rc = ops_sh(&out, "'%s' %s 2>&1", ctl, helps[i]);
+        int rc = sx_test_sh(&out, "'%s' %s 2>&1", ctl, helps[i]);
         if (rc != 0 || !strstr(out, "usage: secretsctl"))
             fprintf(stderr, "%s -> %d: %s\n", helps[i], rc, out);
         CHECK_INT(rc, 0);
@@ -389,7 +391,7 @@ static void cli_commands_have_help_json_and_clear_errors(void)
     snprintf(conf, sizeof(conf), "'%s' --config '%s/a.conf'", ctl, dir);
 
     char *out = NULL;
-    CHECK_INT(ops_sh(&out, "%s --json status", conf), 0);
+    CHECK_INT(sx_test_sh(&out, "%s --json status", conf), 0);
     char ebuf[128];
     yajl_val v = yajl_tree_parse(out, ebuf, sizeof(ebuf));
     CHECK(v && ops_jget(v, yajl_t_string, "seal", NULL) && ops_jint(v, "masterKey", "active", NULL) == 1);
@@ -397,40 +399,41 @@ static void cli_commands_have_help_json_and_clear_errors(void)
     CHECK(v && ops_jget(v, yajl_t_array, "rotations", NULL));
     yajl_tree_free(v);
     free(out);
-    CHECK_INT(ops_sh(&out, "%s status", conf), 0);
+    CHECK_INT(sx_test_sh(&out, "%s status", conf), 0);
     CHECK(strstr(out, "seal:        file, unsealed") && strstr(out, "version 1 wraps 8 data keys (active)"));
     free(out);
 
     /* Usage errors: 2, nothing sent. */
-    CHECK_INT(ops_sh(NULL, "%s master rotate --rate x 2>/dev/null", conf), 2);
-    CHECK_INT(ops_sh(NULL, "%s env rotate acme/cli 2>/dev/null", conf), 2);
-    CHECK_INT(ops_sh(NULL, "%s env rotate 'acme/cli/e%%2f' 2>/dev/null", conf), 2);
-    CHECK_INT(ops_sh(NULL, "unset NOPE; %s seal migrate --to passphrase --passphrase-env NOPE 2>/dev/null", conf), 2);
-    CHECK_INT(ops_sh(NULL, "%s seal migrate --to floppy 2>/dev/null", conf), 2);
-    CHECK_INT(ops_sh(NULL, "%s backup 2>/dev/null", conf), 2);
+    CHECK_INT(sx_test_sh(NULL, "%s master rotate --rate x 2>/dev/null", conf), 2);
+    CHECK_INT(sx_test_sh(NULL, "%s env rotate acme/cli 2>/dev/null", conf), 2);
+    CHECK_INT(sx_test_sh(NULL, "%s env rotate 'acme/cli/e%%2f' 2>/dev/null", conf), 2);
+    CHECK_INT(sx_test_sh(NULL, "unset NOPE; %s seal migrate --to passphrase --passphrase-env NOPE 2>/dev/null", conf),
+              2);
+    CHECK_INT(sx_test_sh(NULL, "%s seal migrate --to floppy 2>/dev/null", conf), 2);
+    CHECK_INT(sx_test_sh(NULL, "%s backup 2>/dev/null", conf), 2);
 
     /* Server errors: 1 with the server's sentence. */
-    CHECK_INT(ops_sh(&out, "%s env rotate acme/cli/nothing 2>&1", conf), 1);
+    CHECK_INT(sx_test_sh(&out, "%s env rotate acme/cli/nothing 2>&1", conf), 1);
     CHECK(strstr(out, "404") && strstr(out, "no data key"));
     free(out);
-    CHECK_INT(ops_sh(&out, "%s seal migrate --to file --key-file '%s/seal.key' 2>&1", conf, dir), 1);
+    CHECK_INT(sx_test_sh(&out, "%s seal migrate --to file --key-file '%s/seal.key' 2>&1", conf, dir), 1);
     CHECK(strstr(out, "409"));
     free(out);
     /* A slow rotation is in progress: a second one is refused, status shows the first. */
-    CHECK_INT(ops_sh(&out, "%s master rotate --rate 1", conf), 0);
+    CHECK_INT(sx_test_sh(&out, "%s master rotate --rate 1", conf), 0);
     CHECK(strstr(out, "started: master-key rotation 1 -> "));
     free(out);
-    CHECK_INT(ops_sh(&out, "%s master rotate 2>&1", conf), 1);
+    CHECK_INT(sx_test_sh(&out, "%s master rotate 2>&1", conf), 1);
     CHECK(strstr(out, "409") && strstr(out, "in progress"));
     free(out);
     bool shown = false;
-    for (int i = 0; i < 40 && !shown; i++, ops_sleep_ms(50)) {
-        CHECK_INT(ops_sh(&out, "%s status", conf), 0);
+    for (int i = 0; i < 40 && !shown; i++, sx_test_sleep_ms(50)) {
+        CHECK_INT(sx_test_sh(&out, "%s status", conf), 0);
         shown = strstr(out, "rotations:   master-key rotation 1 -> 2: rewrap") != NULL;
         free(out);
     }
     CHECK(shown);
-    CHECK_INT(ops_sh(&out, "%s --json env rotate acme/cli/e1 --rate 0", conf), 0);
+    CHECK_INT(sx_test_sh(&out, "%s --json env rotate acme/cli/e1 --rate 0", conf), 0);
     v = yajl_tree_parse(out, ebuf, sizeof(ebuf));
     CHECK(v && ops_jint(v, "from", NULL) == 1 && ops_jget(v, yajl_t_string, "phase", NULL));
     yajl_tree_free(v);
@@ -461,9 +464,9 @@ static void cli_commands_have_help_json_and_clear_errors(void)
     CHECK(r.status == 404 || r.status == 400);
     sx_resp_free(&r);
     /* SIGTERM in the middle of a rotation: a clean, prompt exit. */
-    double t0 = ops_now();
+    double t0 = ((double)sx_clock_mono_ns() / 1e9);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
-    CHECK(ops_now() - t0 < 10);
+    CHECK(((double)sx_clock_mono_ns() / 1e9) - t0 < 10);
 
     /* The memory backend cannot be backed up. */
     REQUIRE(sx_srv_start(&srv, NULL) == 0);

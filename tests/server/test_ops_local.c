@@ -37,14 +37,6 @@ static bool have_root(const char *what)
     return false;
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* dir/name as a configuration: rocksdb at dir/data, a file seal dir/seal.key, the admin socket at
  * socket (relative to dir), extra lines appended at the end (in [log]). */
 static void write_config(const char *dir, const char *name, const char *socket, const char *seal, const char *log)
@@ -56,7 +48,7 @@ static void write_config(const char *dir, const char *name, const char *socket, 
              "[seal]\n%s"
              "[log]\nlevel = info\naccess_log =\n%s",
              socket, seal ? seal : "type = file\nkey_file = seal.key\n", log ? log : "");
-    char *path = path_in(dir, name);
+    char *path = sx_test_path(dir, name);
     sx_test_write_file(path, conf, strlen(conf));
     free(path);
 }
@@ -66,7 +58,7 @@ static void refuses_to_start(const char *dir, const char *conf, int want_exit, c
 {
     sx_srv srv;
     int ex = 0;
-    char *errlog = path_in(dir, "stderr.log");
+    char *errlog = sx_test_path(dir, "stderr.log");
     unlink(errlog);
     int rc = ops_start(&srv, dir, conf, &ex);
     if (rc == 0) {
@@ -116,12 +108,12 @@ static void leave_socket_file(const char *path)
 static void admin_socket_in_a_folder_others_can_write_stops_start_up(void)
 {
     char *dir = sx_test_tmpdir("ops-sockdir");
-    char *sub = path_in(dir, "run");
+    char *sub = sx_test_path(dir, "run");
     REQUIRE(mkdir(sub, 0700) == 0);
     REQUIRE(chmod(sub, 0777) == 0); /* no sticky bit: anyone may replace the socket */
     write_config(dir, "open.conf", "run/admin.sock", NULL, NULL);
     refuses_to_start(dir, "open.conf", 1, "has mode 0777: other users may write it");
-    char *sock = path_in(sub, "admin.sock");
+    char *sock = sx_test_path(sub, "admin.sock");
     CHECK(access(sock, F_OK) != 0); /* no socket was made */
     REQUIRE(chmod(sub, 0770) == 0);
     refuses_to_start(dir, "open.conf", 1, "has mode 0770");
@@ -162,7 +154,7 @@ static void seal_key_file_of_another_user_stops_start_up(void)
     char *dir = sx_test_tmpdir("ops-keyowner");
     write_config(dir, "a.conf", "admin.sock", NULL, NULL);
     starts_and_stops(dir, "a.conf"); /* creates seal.key */
-    char *key = path_in(dir, "seal.key");
+    char *key = sx_test_path(dir, "seal.key");
     REQUIRE(chown(key, NOBODY, NOBODY) == 0);
     refuses_to_start(dir, "a.conf", 1, "is owned by uid 65534, not by this process's user");
     REQUIRE(chown(key, 0, 0) == 0);
@@ -275,10 +267,11 @@ static char *fake_server_stop(const char *path, pid_t pid, int pipe_fd, size_t *
 
 static int migrate_via(const char *sock, char **out)
 {
-    return ops_sh(out,
-                  "FAKEPASS='" FAKE_PASS "' '%s' --socket '%s' seal migrate --to passphrase --passphrase-env FAKEPASS "
-                  "2>&1",
-                  SX_SECRETSCTL_PATH, sock);
+    return sx_test_sh(out,
+                      "FAKEPASS='" FAKE_PASS
+                      "' '%s' --socket '%s' seal migrate --to passphrase --passphrase-env FAKEPASS "
+                      "2>&1",
+                      SX_SECRETSCTL_PATH, sock);
 }
 
 static void secretsctl_sends_nothing_to_a_socket_of_another_user(void)
@@ -287,7 +280,7 @@ static void secretsctl_sends_nothing_to_a_socket_of_another_user(void)
         return;
     char *dir = sx_test_tmpdir("ops-peercred");
     REQUIRE(chmod(dir, 0755) == 0); /* uid 65534 keeps serving the socket it bound here */
-    char *sock = path_in(dir, "admin.sock");
+    char *sock = sx_test_path(dir, "admin.sock");
 
     /* The control: a fake server of this user gets the request, passphrase and all - so the fake
      * server does see what a client sends. */
@@ -311,7 +304,7 @@ static void secretsctl_sends_nothing_to_a_socket_of_another_user(void)
     CHECK(out && !strstr(out, FAKE_PASS));
     free(out);
     /* Other commands too: a token list answered by someone else is not believed. */
-    CHECK_INT(ops_sh(&out, "'%s' --socket '%s' token list 2>&1", SX_SECRETSCTL_PATH, sock), 1);
+    CHECK_INT(sx_test_sh(&out, "'%s' --socket '%s' token list 2>&1", SX_SECRETSCTL_PATH, sock), 1);
     CHECK(out && strstr(out, "is served by uid 65534"));
     free(out);
     got = fake_server_stop(sock, pid, pfd, &n);
@@ -338,8 +331,9 @@ static void recovery_key_goes_to_a_0400_file_never_to_a_log_stream(void)
     char *dir = sx_test_tmpdir("ops-recovery");
     write_config(dir, "a.conf", "admin.sock", NULL, "audit_log = audit.log\n");
     starts_and_stops(dir, "a.conf"); /* stdout and stderr are files here, not terminals */
-    char *out = path_in(dir, "stdout.log"), *err = path_in(dir, "stderr.log"), *audit = path_in(dir, "audit.log");
-    char *key = path_in(dir, "var/recovery.key"), *key1 = path_in(dir, "var/recovery.key.1");
+    char *out = sx_test_path(dir, "stdout.log"), *err = sx_test_path(dir, "stderr.log"),
+         *audit = sx_test_path(dir, "audit.log");
+    char *key = sx_test_path(dir, "var/recovery.key"), *key1 = sx_test_path(dir, "var/recovery.key.1");
     CHECK(!has_recovery_key(out));
     CHECK(!has_recovery_key(err));
     CHECK(!has_recovery_key(audit));
@@ -364,10 +358,10 @@ static void recovery_key_goes_to_a_0400_file_never_to_a_log_stream(void)
 
     /* A new store next to an old key file: the old file is kept as it is, the new key gets a new
      * name; a symlink in the way is never followed. */
-    char *data = path_in(dir, "data"), *seal = path_in(dir, "seal.key");
+    char *data = sx_test_path(dir, "data"), *seal = sx_test_path(dir, "seal.key");
     sx_test_rmtree(data);
     unlink(seal);
-    char *target = path_in(dir, "elsewhere"), *key2 = path_in(dir, "var/recovery.key.2");
+    char *target = sx_test_path(dir, "elsewhere"), *key2 = sx_test_path(dir, "var/recovery.key.2");
     CHECK_INT(symlink(target, key1), 0);
     starts_and_stops(dir, "a.conf");
     char again[80];
@@ -384,7 +378,7 @@ static void recovery_key_goes_to_a_0400_file_never_to_a_log_stream(void)
     write_config(dir, "b.conf", "admin.sock", "type = file\nkey_file = seal.key\nrecovery_key_file = keys/rk.txt\n",
                  NULL);
     starts_and_stops(dir, "b.conf");
-    char *custom = path_in(dir, "keys/rk.txt");
+    char *custom = sx_test_path(dir, "keys/rk.txt");
     CHECK(lstat(custom, &st) == 0 && (st.st_mode & 07777) == 0400 && has_recovery_key(custom));
     free(custom);
     free(data);
@@ -404,7 +398,7 @@ static void recovery_key_is_printed_on_a_terminal_and_written_nowhere(void)
 {
     char *dir = sx_test_tmpdir("ops-recovery-tty");
     write_config(dir, "a.conf", "admin.sock", NULL, NULL);
-    char *conf = path_in(dir, "a.conf");
+    char *conf = sx_test_path(dir, "a.conf");
     fflush(stdout);
     fflush(stderr);
     int master = -1;
@@ -437,7 +431,7 @@ static void recovery_key_is_printed_on_a_terminal_and_written_nowhere(void)
     CHECK(strstr(text, "Its RECOVERY KEY is shown this once") != NULL);
     CHECK(strstr(text, "SXR1-") != NULL);
     CHECK(strstr(text, "written to") == NULL);
-    char *key = path_in(dir, "var/recovery.key");
+    char *key = sx_test_path(dir, "var/recovery.key");
     CHECK(access(key, F_OK) != 0);
     free(key);
     free(text);
@@ -457,7 +451,7 @@ static void passphrase_seal_refuses_short_passphrases_and_weak_argon2id(void)
                  NULL);
     setenv("SX_FLOOR_PASS", "eleven char", 1);
     refuses_to_start(dir, "pass.conf", 1, "the seal passphrase is shorter than 12 characters");
-    char *data = path_in(dir, "data");
+    char *data = sx_test_path(dir, "data");
     sx_test_rmtree(data);
     write_config(dir, "weak.conf", "admin.sock",
                  "type = passphrase\npassphrase_env = SX_FLOOR_PASS\npwhash_opslimit = 1\npwhash_memlimit = 64M\n",
@@ -479,11 +473,12 @@ static void passphrase_seal_refuses_short_passphrases_and_weak_argon2id(void)
     sx_srv srv;
     REQUIRE(ops_start(&srv, dir, "file.conf", NULL) == 0);
     char *out = NULL;
-    CHECK_INT(ops_sh(&out,
-                     "SHORTPASS='too short' '%s' --socket '%s' seal migrate --to passphrase --passphrase-env SHORTPASS "
-                     "2>&1",
-                     SX_SECRETSCTL_PATH, srv.admin_socket),
-              2);
+    CHECK_INT(
+        sx_test_sh(&out,
+                   "SHORTPASS='too short' '%s' --socket '%s' seal migrate --to passphrase --passphrase-env SHORTPASS "
+                   "2>&1",
+                   SX_SECRETSCTL_PATH, srv.admin_socket),
+        2);
     CHECK(out && strstr(out, "shorter than 12 characters"));
     free(out);
     yajl_val v =
@@ -519,7 +514,7 @@ static void token_create_audit_line_names_the_new_tokens_id_role_and_scope(void)
     char *token2 = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", id2);
     REQUIRE(token2);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0); /* the writer flushes the log */
-    char *apath = path_in(dir, "audit.log");
+    char *apath = sx_test_path(dir, "audit.log");
     char *log = sx_test_read_file(apath, NULL);
     REQUIRE(log);
     char want[512];
@@ -544,8 +539,8 @@ static void token_create_audit_line_names_the_new_tokens_id_role_and_scope(void)
     /* and the chain still verifies */
     REQUIRE(ops_start(&srv, dir, "a.conf", NULL) == 0);
     char *out = NULL;
-    CHECK_INT(ops_sh(&out, "'%s' --socket '%s' audit verify '%s' 2>&1", SX_SECRETSCTL_PATH, srv.admin_socket, apath),
-              0);
+    CHECK_INT(
+        sx_test_sh(&out, "'%s' --socket '%s' audit verify '%s' 2>&1", SX_SECRETSCTL_PATH, srv.admin_socket, apath), 0);
     free(out);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     free(srv.dir);

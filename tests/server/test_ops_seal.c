@@ -71,7 +71,7 @@ static void refuses_to_start(const char *dir, const char *conf, const char *why)
 
 static int ctl(char **out, const char *dir, const char *conf, const char *args)
 {
-    return ops_sh(out, "'%s' --config '%s/%s' %s 2>&1", SX_SECRETSCTL_PATH, dir, conf, args);
+    return sx_test_sh(out, "'%s' --config '%s/%s' %s 2>&1", SX_SECRETSCTL_PATH, dir, conf, args);
 }
 
 static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
@@ -92,10 +92,10 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
     char *out = NULL;
     CHECK_INT(ctl(&out, dir, "file.conf", "seal migrate --to passphrase --passphrase-env NEWPASS_UNSET"), 2);
     free(out);
-    CHECK_INT(ops_sh(&out,
-                     "NEWPASS='correct horse' '%s' --config '%s/file.conf' seal migrate --to passphrase "
-                     "--passphrase-env NEWPASS 2>&1",
-                     SX_SECRETSCTL_PATH, dir),
+    CHECK_INT(sx_test_sh(&out,
+                         "NEWPASS='correct horse' '%s' --config '%s/file.conf' seal migrate --to passphrase "
+                         "--passphrase-env NEWPASS 2>&1",
+                         SX_SECRETSCTL_PATH, dir),
               0);
     CHECK(out && strstr(out, "type = passphrase") && strstr(out, "passphrase_env = NEWPASS"));
     free(out);
@@ -108,8 +108,8 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
     serves_every_value(dir, "pass.conf", token);
 
     /* passphrase -> TPM -> file */
-    ops_tpm tpm;
-    bool have_tpm = ops_tpm_start(&tpm);
+    sx_swtpm tpm;
+    bool have_tpm = sx_swtpm_start(&tpm);
     const char *last = "pass.conf";
     if (have_tpm) {
         write_seal_config(dir, "tpm.conf", "type = tpm\ntcti = %s\n", tpm.tcti);
@@ -165,8 +165,8 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
     serves_every_value(dir, "file2.conf", token);
     /* Recovery is offline: refused while a server holds the store. */
     REQUIRE(ops_start(&srv, dir, "file2.conf", NULL) == 0);
-    CHECK(ops_sh(NULL, "'%s' --config '%s/file2.conf' --recover < '%s' >/dev/null 2>&1", SX_SECRETSD_PATH, dir, path) !=
-          0);
+    CHECK(sx_test_sh(NULL, "'%s' --config '%s/file2.conf' --recover < '%s' >/dev/null 2>&1", SX_SECRETSD_PATH, dir,
+                     path) != 0);
 
     /* Lost TPM (state wiped, a new TPM): recover under it with secretsd --recover. */
     if (have_tpm) {
@@ -174,15 +174,16 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
         CHECK_INT(ctl(&out, dir, "file2.conf", args), 0);
         free(out);
         CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
-        ops_tpm_stop(&tpm);
-        REQUIRE(ops_tpm_start(&tpm));
+        sx_swtpm_stop(&tpm);
+        REQUIRE(sx_swtpm_start(&tpm));
         write_seal_config(dir, "tpm2.conf", "type = tpm\ntcti = %s\n", tpm.tcti);
         refuses_to_start(dir, "tpm2.conf", "cannot unseal the keyring");
-        CHECK_INT(ops_sh(&out, "'%s' --config '%s/tpm2.conf' --recover < '%s' 2>&1", SX_SECRETSD_PATH, dir, path), 0);
+        CHECK_INT(sx_test_sh(&out, "'%s' --config '%s/tpm2.conf' --recover < '%s' 2>&1", SX_SECRETSD_PATH, dir, path),
+                  0);
         CHECK(out && strstr(out, "re-sealed under the configured tpm seal"));
         free(out);
         serves_every_value(dir, "tpm2.conf", token);
-        ops_tpm_stop(&tpm);
+        sx_swtpm_stop(&tpm);
     } else {
         CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     }
@@ -252,15 +253,15 @@ static void backup_under_write_load_restores_every_value(void)
         atomic_init(&w[t].done, 0);
         pthread_create(&tids[t], NULL, writer_main, &w[t]);
     }
-    ops_sleep_ms(400);
+    sx_test_sleep_ms(400);
     int before[WRITERS];
     for (int t = 0; t < WRITERS; t++)
         before[t] = atomic_load(&w[t].done);
     char *out = NULL;
-    CHECK_INT(ops_sh(&out, "cd '%s' && '%s' --config a.conf backup bk 2>&1", dir, SX_SECRETSCTL_PATH), 0);
+    CHECK_INT(sx_test_sh(&out, "cd '%s' && '%s' --config a.conf backup bk 2>&1", dir, SX_SECRETSCTL_PATH), 0);
     CHECK(out && strstr(out, "backup written to") && strstr(out, "NOT in the backup"));
     free(out);
-    ops_sleep_ms(300);
+    sx_test_sleep_ms(300);
     atomic_store(&stop, true);
     long failures = 0;
     for (int t = 0; t < WRITERS; t++) {
@@ -281,7 +282,7 @@ static void backup_under_write_load_restores_every_value(void)
     CHECK(manifest && strstr(manifest, "\"format\": \"secretsd-backup 1\"") && strstr(manifest, "\"seal\": \"file\""));
     free(manifest);
     char *files = NULL;
-    ops_sh(&files, "ls '%s/bk/data'", dir);
+    sx_test_sh(&files, "ls '%s/bk/data'", dir);
     for (char *f = strtok(files, "\n"); f; f = strtok(NULL, "\n")) {
         snprintf(path, sizeof(path), "%s/bk/data/%s", dir, f);
         size_t len = 0;
@@ -297,19 +298,19 @@ static void backup_under_write_load_restores_every_value(void)
     char seal[1024];
     snprintf(seal, sizeof(seal), "type = file\nkey_file = %s/seal.key\n", dir);
     ops_write_config(dir2, "b.conf", true, seal);
-    CHECK_INT(ops_sh(&out, "'%s' --config '%s/b.conf' --restore '%s/bk' 2>&1", SX_SECRETSD_PATH, dir2, dir), 0);
+    CHECK_INT(sx_test_sh(&out, "'%s' --config '%s/b.conf' --restore '%s/bk' 2>&1", SX_SECRETSD_PATH, dir2, dir), 0);
     CHECK(out && strstr(out, "the keyring opens"));
     free(out);
-    CHECK_INT(ops_sh(&out, "'%s' --config '%s/b.conf' --restore '%s/bk' 2>&1", SX_SECRETSD_PATH, dir2, dir), 1);
+    CHECK_INT(sx_test_sh(&out, "'%s' --config '%s/b.conf' --restore '%s/bk' 2>&1", SX_SECRETSD_PATH, dir2, dir), 1);
     CHECK(out && strstr(out, "not empty"));
     free(out);
     /* A backup whose files do not match the manifest is refused before anything is copied. */
     char *dir3 = sx_test_tmpdir("ops-tampered");
     ops_write_config(dir3, "c.conf", true, seal);
-    CHECK_INT(ops_sh(NULL, "cp -r '%s/bk' '%s/bk2' && f=$(ls '%s/bk2/data'/*.sst | head -1) && printf x >> \"$f\"", dir,
-                     dir3, dir3),
+    CHECK_INT(sx_test_sh(NULL, "cp -r '%s/bk' '%s/bk2' && f=$(ls '%s/bk2/data'/*.sst | head -1) && printf x >> \"$f\"",
+                         dir, dir3, dir3),
               0);
-    CHECK_INT(ops_sh(&out, "'%s' --config '%s/c.conf' --restore '%s/bk2' 2>&1", SX_SECRETSD_PATH, dir3, dir3), 1);
+    CHECK_INT(sx_test_sh(&out, "'%s' --config '%s/c.conf' --restore '%s/bk2' 2>&1", SX_SECRETSD_PATH, dir3, dir3), 1);
     CHECK(out && strstr(out, "does not match the manifest"));
     free(out);
     snprintf(path, sizeof(path), "%s/data", dir3);

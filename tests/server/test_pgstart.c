@@ -10,7 +10,7 @@
  *    with "the database system is not accepting connections"), it waits until it accepts;
  *  - with the database down for longer than start_timeout, start-up fails with a clear reason.
  *
- * Each test starts its own PostgreSQL server (tests/pgtest.h) and the real secretsd binary.
+ * Each test starts its own PostgreSQL server (tests/lib/pgtest.h) and the real secretsd binary.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -91,7 +91,7 @@ static void *resume_main(void *arg)
 {
     resumer *x = arg;
     for (int i = 0; i < 3000 && (x->lines = waiting_lines(x->d)) < 2; i++)
-        ops_sleep_ms(10);
+        sx_test_sleep_ms(10);
     x->rc = x->up(&x->d->pg);
     return NULL;
 }

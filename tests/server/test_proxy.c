@@ -24,12 +24,6 @@
 #include "harness.h"
 #include "testutil.h"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A free TCP port on addr (v6 when it contains ':'). */
 static int free_port(const char *addr)
 {
@@ -96,17 +90,12 @@ static int haproxy_start(haproxy *h, const sx_srv *srv, const char *body, const 
     }
     for (int i = 0; i < 100; i++) {
         size_t up = 0;
-        for (size_t k = 0; k < nports; k++) {
-            struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[k])};
-            in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(fd, (struct sockaddr *)&in, sizeof(in)) == 0)
+        for (size_t k = 0; k < nports; k++)
+            if (sx_test_port_accepts(ports[k]))
                 up++;
-            close(fd);
-        }
         if (up == nports)
             return 0;
-        sleep_ms(50);
+        sx_test_sleep_ms(50);
     }
     return -1;
 }
@@ -227,13 +216,9 @@ static bool log_has(const sx_srv *srv, const char *needle)
 /* Raw bytes to 127.0.0.1:port; true when the server closed without answering. */
 static bool closed_without_answer(int port, const char *bytes)
 {
-    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&in, sizeof(in)) != 0)
+    int fd = sx_test_tcp_connect(port, 5);
+    if (fd < 0)
         return false;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (send(fd, bytes, strlen(bytes), MSG_NOSIGNAL) < 0) {
         close(fd);
         return true;

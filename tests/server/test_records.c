@@ -170,7 +170,7 @@ static void rotation_record_edited_in_rocksdb_is_not_run(void)
     yajl_val v = ops_admin_json(&srv, "POST", "/v1/envs/acme/rec/e0/rotate", "{\"rate\":1}", 202);
     CHECK(v != NULL);
     yajl_tree_free(v);
-    ops_sleep_ms(300);
+    sx_test_sleep_ms(300);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
 
     /* Edit the rate field (offset 11, be32) to 0 = unlimited. */
@@ -192,7 +192,7 @@ static void rotation_record_edited_in_rocksdb_is_not_run(void)
         yajl_tree_free(e);
         if (keys == 1)
             break;
-        ops_sleep_ms(200);
+        sx_test_sleep_ms(200);
     }
     CHECK_INT(keys, 2);
     CHECK(metric(&srv, "secretsd_forged_records_total{kind=\"rotation\"}") >= 1);
@@ -302,7 +302,7 @@ static int restore(const char *dir, const char *bk, const char *want_text)
     snprintf(seal, sizeof(seal), "type = file\nkey_file = %s/seal.key\n", dir);
     ops_write_config(rdir, "b.conf", true, seal);
     char *out = NULL;
-    int st = ops_sh(&out, "'%s' --config '%s/b.conf' --restore '%s' 2>&1", SX_SECRETSD_PATH, rdir, bk);
+    int st = sx_test_sh(&out, "'%s' --config '%s/b.conf' --restore '%s' 2>&1", SX_SECRETSD_PATH, rdir, bk);
     if (want_text && !(out && strstr(out, want_text))) {
         fprintf(stderr, "restore of %s said: %s\n", bk, out ? out : "");
         CHECK(false);
@@ -315,7 +315,7 @@ static int restore(const char *dir, const char *bk, const char *want_text)
     if (st != 0)
         CHECK(untouched); /* a refused restore changes nothing */
     /* nor leaves a temporary copy */
-    ops_sh(&out, "ls -a '%s' | grep -c restore-", rdir);
+    sx_test_sh(&out, "ls -a '%s' | grep -c restore-", rdir);
     CHECK(out && atoi(out) == 0);
     free(out);
     sx_test_rmtree(rdir);
@@ -335,7 +335,7 @@ static void tampered_backups_are_refused_and_change_nothing(void)
     REQUIRE(owner && viewer);
     CHECK_INT(ops_seed(&srv, owner, "acme", "rec", NULL, "e0", 10, 1, false), 0);
     char *out = NULL;
-    CHECK_INT(ops_sh(&out, "cd '%s' && '%s' --config a.conf backup bk 2>&1", dir, SX_SECRETSCTL_PATH), 0);
+    CHECK_INT(sx_test_sh(&out, "cd '%s' && '%s' --config a.conf backup bk 2>&1", dir, SX_SECRETSCTL_PATH), 0);
     free(out);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     char bk[1024], copy[1024], path[1200], key[64];
@@ -347,7 +347,7 @@ static void tampered_backups_are_refused_and_change_nothing(void)
 
     /* One record edited (the viewer made owner), the manifest's hashes fixed up to match. */
     snprintf(copy, sizeof(copy), "%s/bk-record", dir);
-    CHECK_INT(ops_sh(NULL, "cp -r '%s' '%s'", bk, copy), 0);
+    CHECK_INT(sx_test_sh(NULL, "cp -r '%s' '%s'", bk, copy), 0);
     snprintf(path, sizeof(path), "%s/data", copy);
     sx_storage *st = open_store(path);
     REQUIRE(st);
@@ -359,22 +359,23 @@ static void tampered_backups_are_refused_and_change_nothing(void)
     /* One file edited (a line added to RocksDB's options file, which it does not check itself), the
      * manifest fixed up to match. */
     snprintf(copy, sizeof(copy), "%s/bk-file", dir);
-    CHECK_INT(ops_sh(NULL, "cp -r '%s' '%s' && f=$(ls '%s/data'/OPTIONS-* | head -1) && echo '# edited' >> \"$f\"", bk,
-                     copy, copy),
+    CHECK_INT(sx_test_sh(NULL, "cp -r '%s' '%s' && f=$(ls '%s/data'/OPTIONS-* | head -1) && echo '# edited' >> \"$f\"",
+                         bk, copy, copy),
               0);
     forge_manifest(copy);
     CHECK_INT(restore(dir, copy, "the manifest fails its MAC"), 1);
 
     /* The manifest alone edited (its creation time). */
     snprintf(copy, sizeof(copy), "%s/bk-manifest", dir);
-    CHECK_INT(ops_sh(NULL, "cp -r '%s' '%s' && sed -i 's/\"createdAt\": \"2/\"createdAt\": \"1/' '%s/MANIFEST.json'",
-                     bk, copy, copy),
+    CHECK_INT(sx_test_sh(NULL,
+                         "cp -r '%s' '%s' && sed -i 's/\"createdAt\": \"2/\"createdAt\": \"1/' '%s/MANIFEST.json'", bk,
+                         copy, copy),
               0);
     CHECK_INT(restore(dir, copy, "the manifest fails its MAC"), 1);
 
     /* The MAC file removed. */
     snprintf(copy, sizeof(copy), "%s/bk-nomac", dir);
-    CHECK_INT(ops_sh(NULL, "cp -r '%s' '%s' && rm '%s/MANIFEST.mac'", bk, copy, copy), 0);
+    CHECK_INT(sx_test_sh(NULL, "cp -r '%s' '%s' && rm '%s/MANIFEST.mac'", bk, copy, copy), 0);
     CHECK_INT(restore(dir, copy, "has no MANIFEST.mac"), 1);
 
     free(owner);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "ops/ops.h"
+#include "storage/fault.h"
 #include "testutil.h"
 
 #define ENVS 120
@@ -109,11 +110,6 @@ static int check_values(fixture *f)
     return bad;
 }
 
-static void sleep_ms(long ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 static void storage_failures_are_reported_and_retried_until_done(void)
 {
     fixture f;
@@ -127,7 +123,7 @@ static void storage_failures_are_reported_and_retried_until_done(void)
     sx_storage_fault_set(f.st, 40, false); /* one storage call in the middle of the rotation fails */
     REQUIRE(sx_rotor_start(r) == 0);
     for (int i = 0; i < 200 && !ev.finished; i++)
-        sleep_ms(50);
+        sx_test_sleep_ms(50);
     CHECK_INT(ev.failed, 1);
     CHECK_INT(ev.finished, 1);
     sx_rotation *list = NULL;
@@ -160,7 +156,7 @@ static void a_stopped_engine_leaves_a_cursor_that_the_next_resumes(void)
     CHECK_INT(sx_rotor_begin_env(r, &env, 0, NULL), -EBUSY);
     sx_crypto_place none = {"o", "p", "nothing", NULL};
     CHECK_INT(sx_rotor_begin_env(r, &none, 0, NULL), -ENOENT);
-    sleep_ms(600);
+    sx_test_sleep_ms(600);
     sx_rotor_stop(r);
     sx_rotation m, e;
     REQUIRE(sx_rotor_get(r, NULL, &m) == 0);

@@ -16,12 +16,6 @@
 #include "harness.h"
 #include "testutil.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void healthz_answers_on_every_protocol(void)
 {
     sx_srv srv;
@@ -205,9 +199,9 @@ static void sigterm_during_a_slow_request_still_answers_it(void)
         "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
         "{\"a\":";
     CHECK(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
-    sleep_ms(200);
+    sx_test_sleep_ms(200);
     kill(srv.pid, SIGTERM);
-    sleep_ms(500);
+    sx_test_sleep_ms(500);
     CHECK(write(fd, "\"bcd\"}", 5) == 5);
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     CHECK(n > 0);

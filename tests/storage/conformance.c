@@ -7,9 +7,10 @@
  * re-run against the reftable backend. Further arguments select single tests by name.
  *
  * Every test opens a fresh store (file backends in a fresh temporary directory, removed at the
- * end; postgres in a fresh database of a server this program starts and removes, tests/pgtest.h).
+ * end; postgres in a fresh database of a server this program starts and removes, tests/lib/pgtest.h).
  * Nothing here measures time.
  */
+#include "storage/fault.h"
 #include "storage/storage.h"
 #include "testutil.h"
 #ifdef SX_HAVE_POSTGRES

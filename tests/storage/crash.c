@@ -14,6 +14,7 @@
  * Rounds accumulate in one directory, so later rounds also check earlier rounds' data survived
  * repeated crash recovery. The seed is printed; SX_CRASH_SEED=N replays a run.
  */
+#include "common/clock.h"
 #include "storage/storage.h"
 #include "testutil.h"
 
@@ -224,8 +225,7 @@ static void crash_rounds(const char *path, sx_storage *model, uint64_t seed)
         bool by_time = rnd % 4 == 0;
         int want = (int)((rnd >> 8) % (OPS + 1));
         long delay_ms = (long)((rnd >> 20) % 60);
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int64_t t0 = sx_clock_mono_ms();
         int acked = 0, acks[MAX_WRITERS] = {0};
         bool bad_ack = false;
         ack a;
@@ -234,9 +234,7 @@ static void crash_rounds(const char *path, sx_storage *model, uint64_t seed)
                 break;
             int timeout = -1;
             if (by_time) {
-                struct timespec t;
-                clock_gettime(CLOCK_MONOTONIC, &t);
-                long el = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+                long el = (long)(sx_clock_mono_ms() - t0);
                 if (el >= delay_ms)
                     break;
                 timeout = (int)(delay_ms - el);

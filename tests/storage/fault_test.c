@@ -5,6 +5,7 @@
  * the memory and the RocksDB backend. (The full conformance suite also runs through the wrapper,
  * as storage_conformance_fault.)
  */
+#include "storage/fault.h"
 #include "storage/storage.h"
 #include "testutil.h"
 

@@ -4,7 +4,7 @@
  * ordering index holds, a restart of the database (errors, then recovery, nothing acknowledged
  * lost), the versioned schema, and a password that never shows up in an error.
  *
- * One PostgreSQL server is started for the whole program (tests/pgtest.h); every test works in a
+ * One PostgreSQL server is started for the whole program (tests/lib/pgtest.h); every test works in a
  * database of its own.
  */
 #include "pgtest.h"
@@ -48,12 +48,6 @@ static sx_storage *open_dsn(const char *dsn, const char *password, unsigned pool
 static sx_storage *open_db(const char *dsn)
 {
     return open_dsn(dsn, pg.password, 8, NULL, NULL, 0);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- two nodes ------------------------------------------------------------------------------------ */
@@ -473,7 +467,7 @@ static void *restart_writer(void *p)
             __atomic_store_n(&a->acked, a->attempted, __ATOMIC_RELAXED);
         } else if (r == -ENOTCONN || r == -ETIMEDOUT || r == -EAGAIN) {
             __atomic_add_fetch(&a->unavailable, 1, __ATOMIC_RELAXED);
-            sleep_ms(5);
+            sx_test_sleep_ms(5);
         } else {
             a->other_errors++;
         }
@@ -514,9 +508,9 @@ static void restart_round(bool immediate)
         args[i] = (restart_arg){.s = s, .id = i, .stop = &stop};
         REQUIRE(pthread_create(&th[i], NULL, restart_writer, &args[i]) == 0);
     }
-    sleep_ms(300);
+    sx_test_sleep_ms(300);
     REQUIRE(sx_pgtest_halt(&pg, immediate) == 0);
-    sleep_ms(700); /* down for a while: calls fail at once, nothing crashes */
+    sx_test_sleep_ms(700); /* down for a while: calls fail at once, nothing crashes */
     int during = 0;
     for (int i = 0; i < 4; i++)
         during += __atomic_load_n(&args[i].unavailable, __ATOMIC_RELAXED);
@@ -527,7 +521,7 @@ static void restart_round(bool immediate)
         before[i] = __atomic_load_n(&args[i].acked, __ATOMIC_RELAXED);
     bool recovered = false;
     for (int t = 0; t < 600 && !recovered; t++) { /* generous: up to 60 s */
-        sleep_ms(100);
+        sx_test_sleep_ms(100);
         recovered = true;
         for (int i = 0; i < 4; i++)
             if (__atomic_load_n(&args[i].acked, __ATOMIC_RELAXED) <= before[i] + 5)

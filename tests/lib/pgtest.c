@@ -29,30 +29,11 @@
 static sx_pgtest *live[MAX_CLUSTERS]; /* stopped at exit */
 static bool atexit_set;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void stop_all(void)
 {
     for (int i = 0; i < MAX_CLUSTERS; i++)
         if (live[i])
             sx_pgtest_stop(live[i]);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 /* fork + exec argv as the cluster's user, output appended to log (NULL = /dev/null). In the child
@@ -91,7 +72,7 @@ static int wait_exit(pid_t pid, int timeout_ms)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         if (w < 0)
             return -1;
-        sleep_ms(20);
+        sx_test_sleep_ms(20);
     }
     return -2;
 }
@@ -137,7 +118,7 @@ static void watchdog_main(int rfd, const char *dir)
     }
     if (server > 0 && kill(server, SIGQUIT) == 0) {
         for (int i = 0; i < 500 && kill(server, 0) == 0; i++)
-            sleep_ms(20);
+            sx_test_sleep_ms(20);
         kill(-server, SIGKILL); /* its process group: the backends too */
     }
     sx_test_rmtree(dir);
@@ -213,7 +194,7 @@ static int start_server_mode(sx_pgtest *pg, bool standby)
             tell_watchdog(pg, 0);
             return 1;
         }
-        sleep_ms(20);
+        sx_test_sleep_ms(20);
     }
     return -1;
 }
@@ -321,7 +302,7 @@ int sx_pgtest_start(sx_pgtest *pg)
         return -1;
     }
     for (int attempt = 0; attempt < 5; attempt++) {
-        pg->port = free_port();
+        pg->port = sx_test_free_port();
         int r = start_server(pg);
         if (r == 0)
             return 0;
@@ -361,7 +342,7 @@ int sx_pgtest_resume(sx_pgtest *pg)
             return 0;
         if (r < 0)
             break;
-        sleep_ms(100); /* the old server's port or socket may linger a moment */
+        sx_test_sleep_ms(100); /* the old server's port or socket may linger a moment */
     }
     fprintf(stderr, "pgtest: postgres did not start again\n");
     print_log(pg, "postgres.log");
@@ -435,7 +416,7 @@ int sx_pgtest_resume_starting(sx_pgtest *pg)
             return 0;
         if (r < 0)
             break;
-        sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     fprintf(stderr, "pgtest: postgres did not start in standby mode\n");
     print_log(pg, "postgres.log");
@@ -460,7 +441,7 @@ int sx_pgtest_promote(sx_pgtest *pg)
     for (int i = 0; i < 1500; i++) {
         if (PQping(ci) == PQPING_OK)
             return 0;
-        sleep_ms(20);
+        sx_test_sleep_ms(20);
     }
     return -1;
 }

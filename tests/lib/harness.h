@@ -7,12 +7,13 @@
  * listeners. sx_srv_stop() signals it, reaps it and removes the temp dir.
  *
  * backend "postgres" without extra_storage starts a throw-away PostgreSQL server for this secretsd
- * alone (tests/pgtest.h), stopped and removed by sx_srv_stop(). Tests of several nodes on one
+ * alone (tests/lib/pgtest.h), stopped and removed by sx_srv_stop(). Tests of several nodes on one
  * database start the database themselves and give each node its [storage] lines in extra_storage.
  */
 #ifndef SX_TEST_HARNESS_H
 #define SX_TEST_HARNESS_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -72,6 +73,12 @@ int sx_srv_stop(sx_srv *srv, int sig, int timeout_s);
 int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *const *headers,
                    const char *body, size_t body_len, sx_resp *ret);
 void sx_resp_free(sx_resp *r);
+
+/* Perform the request set up on h (a libcurl easy handle: URL, method, headers, body), collecting
+ * the answer into *ret: status and HTTP version when it came back, and always a malloc'd body and
+ * header block (empty on a transport failure; free with sx_resp_free()). h keeps its connection
+ * for reuse. Returns libcurl's code, CURLE_OK when an HTTP answer came back. */
+CURLcode sx_resp_perform(CURL *h, sx_resp *ret);
 
 /* Value of response header name (case-insensitive), copied into buf; false when absent. */
 bool sx_resp_header(const sx_resp *r, const char *name, char *buf, size_t cap);

@@ -21,20 +21,6 @@
 
 extern char **environ;
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Parse "listening on http://127.0.0.1:PORT" / "https://..." lines from the server's stderr. */
 static void scan_ports(sx_srv *srv)
 {
@@ -72,12 +58,12 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
         srv->dir = sx_test_tmpdir("srv");
         srv->own_dir = !opts->keep_dir;
     }
-    srv->config_path = path_join(srv->dir, "secrets.conf");
-    srv->admin_socket = path_join(srv->dir, "admin.sock");
-    srv->stderr_path = path_join(srv->dir, "stderr.log");
-    srv->access_log = path_join(srv->dir, "access.log");
-    srv->cert_path = path_join(srv->dir, "cert.pem");
-    char *key_path = path_join(srv->dir, "key.pem");
+    srv->config_path = sx_test_path(srv->dir, "secrets.conf");
+    srv->admin_socket = sx_test_path(srv->dir, "admin.sock");
+    srv->stderr_path = sx_test_path(srv->dir, "stderr.log");
+    srv->access_log = sx_test_path(srv->dir, "access.log");
+    srv->cert_path = sx_test_path(srv->dir, "cert.pem");
+    char *key_path = sx_test_path(srv->dir, "key.pem");
 
     if (access(srv->cert_path, R_OK) != 0) {
         char cmd[2048];
@@ -104,7 +90,7 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
             return r == SX_PGTEST_SKIP ? r : -1;
         }
         srv->pg = pg;
-        char dsn[256], *pwfile = path_join(srv->dir, "dbpassword");
+        char dsn[256], *pwfile = sx_test_path(srv->dir, "dbpassword");
         sx_pgtest_dsn(pg, "postgres", dsn, sizeof(dsn));
         r = sx_test_write_file(pwfile, pg->password, strlen(pg->password));
         free(pwfile);
@@ -176,7 +162,7 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
             srv->pid = 0;
             return -1;
         }
-        sleep_ms(100);
+        sx_test_sleep_ms(100);
     }
     fprintf(stderr, "harness: secretsd did not come up\n");
     return -1;
@@ -194,7 +180,7 @@ int sx_srv_stop(sx_srv *srv, int sig, int timeout_s)
                 done = true;
                 break;
             }
-            sleep_ms(50);
+            sx_test_sleep_ms(50);
         }
         if (!done) {
             kill(srv->pid, SIGKILL);
@@ -277,6 +263,17 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
+    CURLcode rc = sx_resp_perform(h, ret);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+CURLcode sx_resp_perform(CURL *h, sx_resp *ret)
+{
+    memset(ret, 0, sizeof(*ret));
     sx_test_buf b = {0}, hb = {0};
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
@@ -286,15 +283,11 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
     if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
         curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &ret->http_version);
-    } else {
-        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
     }
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
     ret->body = b.data ? b.data : calloc(1, 1);
     ret->body_len = b.len;
     ret->headers = hb.data ? hb.data : calloc(1, 1);
-    return rc == CURLE_OK ? 0 : -1;
+    return rc;
 }
 
 void sx_resp_free(sx_resp *r)

@@ -4,7 +4,8 @@
  * A test program is a list of functions run by sx_test_main(); each CHECK that fails prints the
  * file, line and expression and marks the current test failed, and the program ends with the
  * plain "N passed, N failed" line and exit status 0 only when nothing failed. Helpers make and
- * remove temporary directories, so tests clean up after themselves.
+ * remove temporary directories, so tests clean up after themselves, run shell commands, sleep and
+ * open loopback TCP connections. The clocks tests measure with are common/clock.h's.
  */
 #ifndef SX_TESTUTIL_H
 #define SX_TESTUTIL_H
@@ -88,8 +89,30 @@ typedef struct sx_test_buf {
  * shape of a libcurl write/header callback (CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA = buf). */
 size_t sx_test_buf_append(char *p, size_t size, size_t n, void *ud);
 
-/* A blocking TCP socket connected to 127.0.0.1:port, its reads timing out after timeout_s seconds;
- * -1 when the connection is refused. The caller closes it. */
+/* "dir/name" in a malloc'd string (free it). Aborts the program when out of memory. */
+char *sx_test_path(const char *dir, const char *name);
+
+/* Sleep ms milliseconds. */
+void sx_test_sleep_ms(long ms);
+
+/* Run a shell command made from fmt (printf-style) with popen(), stdout and stderr of this process
+ * flushed first. Returns its exit status, or -1 when it did not exit normally or could not be
+ * started. With ret_out != NULL, its standard output (never its stderr) goes to *ret_out, a
+ * malloc'd NUL-terminated string the caller frees, written also on failure ("" then). */
+int sx_test_sh(char **ret_out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A blocking TCP socket (close-on-exec, TCP_NODELAY) connected to 127.0.0.1:port, its reads timing
+ * out after timeout_s seconds (0: never); -1 when the connection is refused. The caller closes it. */
 int sx_test_tcp_connect(int port, int timeout_s);
+
+/* True when a TCP connection to 127.0.0.1:port is accepted (something listens there). */
+bool sx_test_port_accepts(int port);
+
+/* True when 127.0.0.1:port can be bound now (nothing holds it). */
+bool sx_test_port_free(int port);
+
+/* A loopback port the kernel handed out as free a moment ago (bound to port 0, then closed), or
+ * -1. Another process may take it before the caller binds it. */
+int sx_test_free_port(void);
 
 #endif
