@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #define MAX_FILE_BYTES (1024 * 1024) /* a config file larger than this is a mistake */
+#define POOL_EXTRA     20            /* [storage] pool_size 0 = threads + this many connections */
 
 typedef struct load_ctx {
     sx_config *cfg;
@@ -358,6 +359,10 @@ static void check_all(load_ctx *c)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = cpus < 1 ? 1 : cpus > SX_CONFIG_THREADS_MAX ? SX_CONFIG_THREADS_MAX : (unsigned)cpus;
     }
+    /* Resolved here, once, for every user of the configuration (the storage layer's own default
+     * for 0 is another, smaller number). */
+    if (cfg->storage_pool_size == 0)
+        cfg->storage_pool_size = cfg->threads + POOL_EXTRA;
 }
 
 int sx_config_load(const char *path, sx_config **ret, char *err, size_t errlen)

@@ -110,7 +110,8 @@ typedef struct sx_config {
     char *storage_dsn;           /* postgres: libpq connection string or URI, never with a password; default "" */
     char *storage_password_env;  /* postgres: environment variable with the password; default "SECRETSD_DB_PASSWORD" */
     char *storage_password_file; /* postgres: absolute path of a file with the password, or ""; default "" */
-    unsigned storage_pool_size;  /* postgres: most connections; default 0 = threads + 20 */
+    unsigned storage_pool_size;  /* postgres: most connections; resolved: 0 in the file (the default)
+                                    means threads + 20 (after threads is resolved), so never 0 here */
     unsigned storage_start_timeout; /* postgres: s start-up waits for the database to accept connections; 60 */
 
     /* [seal] */

@@ -1,8 +1,8 @@
 /*
  * test_config_load.c - valid configuration files load into the values they say: every key, the
  * defaults, relative paths, IPv6 and repeated listeners, comments and quotes, size suffixes,
- * sx_config_parse_pcrs(), and the key table's rows fitting their fields. Files are written into a
- * fresh temporary folder that each test removes.
+ * sx_config_parse_pcrs(), the pool size resolved from the threads, and the key table's rows fitting
+ * their fields. Files are written into a fresh temporary folder that each test removes.
  */
 #include "config/config.h"
 #include "config/config_internal.h"
@@ -353,6 +353,23 @@ static void free_accepts_null(void)
     sx_config_free(NULL);
 }
 
+/* [storage] pool_size 0 (the default) is resolved by the loader, once: threads + 20. */
+static void pool_size_0_becomes_threads_plus_20(void)
+{
+    sx_config *cfg = load_text("cfg-pool", "[server]\nthreads = 3\n");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, 23);
+    done(cfg);
+    cfg = load_text("cfg-pool", "[server]\nthreads = 5\n[storage]\npool_size = 0\n");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, 25);
+    done(cfg);
+    cfg = load_text("cfg-pool", "");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, cfg->threads + 20);
+    done(cfg);
+}
+
 /* Numbers are stored by the width of their field: every numeric row's field is 4 or 8 bytes wide
  * and holds the row's largest value, and a list's count lies inside sx_config. */
 static void every_key_table_row_fits_its_field(void)
@@ -391,6 +408,7 @@ int main(int argc, char **argv)
         {"sizes_and_booleans_accept_every_spelling", sizes_and_booleans_accept_every_spelling},
         {"parse_pcrs_accepts_banks_lists_and_none", parse_pcrs_accepts_banks_lists_and_none},
         {"free_accepts_null", free_accepts_null},
+        {"pool_size_0_becomes_threads_plus_20", pool_size_0_becomes_threads_plus_20},
         {"every_key_table_row_fits_its_field", every_key_table_row_fits_its_field},
     };
     return sx_test_main(tests, sizeof tests / sizeof *tests, argc, argv);
