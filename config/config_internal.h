@@ -35,6 +35,7 @@ typedef int (*sx_config_parser)(const sx_config_item *item, const char *value, s
 enum {
     SX_CONFIG_EMPTY_OFF = 1u << 0,   /* "" is accepted and means off / none / unset */
     SX_CONFIG_DASH_STDERR = 1u << 1, /* a path may be "-", stderr */
+    SX_CONFIG_BYTES = 1u << 2,       /* a number counts bytes: K, M and G suffixes are accepted */
 };
 
 /* One row: a key, how its value is parsed, and where it goes. */
@@ -44,7 +45,7 @@ struct sx_config_item {
     size_t offset;               /* of the field in sx_config */
     size_t size;                 /* of that field: numbers are stored in as many bytes (1, 4 or 8) */
     size_t count_offset;         /* lists: of the size_t that counts the entries */
-    unsigned flags;              /* SX_CONFIG_EMPTY_OFF, SX_CONFIG_DASH_STDERR */
+    unsigned flags;              /* SX_CONFIG_EMPTY_OFF, SX_CONFIG_DASH_STDERR, SX_CONFIG_BYTES */
     unsigned long long min, max; /* numbers: the bounds; lists: max = most entries */
     const char *choices;         /* enums: the names, "a\0b\0"; the stored value is the index */
     const char *what;            /* enums: the names for the message, "a or b" */
@@ -62,12 +63,11 @@ bool sx_config_section_known(const char *section, size_t len);
 
 /* ---- the parsers of the table's rows (parsers.c) ---- */
 
-/* Whole numbers between item->min and item->max: plain (uint) or with a K/M/G suffix (size). */
-int sx_config_set_uint(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
-int sx_config_set_size(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
-/* [seal] pwhash_opslimit and pwhash_memlimit: libsodium's bounds, and not below its INTERACTIVE. */
-int sx_config_set_opslimit(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
-int sx_config_set_memlimit(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
+/* A whole number between item->min and item->max (with SX_CONFIG_BYTES: a size, K/M/G allowed). */
+int sx_config_set_number(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
+/* [seal] pwhash_opslimit, and pwhash_memlimit (SX_CONFIG_BYTES): a number, and not below libsodium's
+ * INTERACTIVE preset. */
+int sx_config_set_pwhash(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
 int sx_config_set_bool(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
 /* One of item->choices, stored as its index into the enum field. */
 int sx_config_set_enum(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);

@@ -40,53 +40,53 @@ static void replace(char **slot, char *v)
     *slot = v;
 }
 
-int sx_config_set_uint(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+/* A string field gets a copy of v, and lets go of what it held. */
+static int set_copy(const sx_config_item *item, sx_config *cfg, const char *v)
 {
-    unsigned long long n;
-    int r = sx_config_parse_uint(v, item->min, item->max, &n, why);
-    if (r == 0)
-        store_number(item, cfg, n);
-    return r;
+    char *s = strdup(v);
+    if (!s)
+        return -ENOMEM;
+    replace(field(item, cfg), s);
+    return 0;
 }
 
-int sx_config_set_size(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+/* A whole number within the row's bounds, with K, M or G suffixes when it counts bytes. */
+static int parse_number(const sx_config_item *item, const char *v, unsigned long long *ret, char *why)
+{
+    if (item->flags & SX_CONFIG_BYTES)
+        return sx_config_parse_size(v, item->min, item->max, ret, why);
+    return sx_config_parse_uint(v, item->min, item->max, ret, why);
+}
+
+int sx_config_set_number(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
 {
     unsigned long long n;
-    int r = sx_config_parse_size(v, item->min, item->max, &n, why);
+    int r = parse_number(item, v, &n, why);
     if (r == 0)
         store_number(item, cfg, n);
     return r;
 }
 
 /* Argon2id below libsodium's INTERACTIVE preset makes an offline guess of the passphrase too cheap
- * for a key that guards every secret. */
-int sx_config_set_opslimit(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+ * for a key that guards every secret. The memory limit (SX_CONFIG_BYTES) is named in MiB. */
+int sx_config_set_pwhash(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
 {
     unsigned long long n;
-    int r = sx_config_parse_uint(v, item->min, item->max, &n, why);
+    int r = parse_number(item, v, &n, why);
     if (r < 0)
         return r;
-    if (n < crypto_pwhash_OPSLIMIT_INTERACTIVE) {
+    bool memory = item->flags & SX_CONFIG_BYTES;
+    if (memory && n < crypto_pwhash_MEMLIMIT_INTERACTIVE) {
+        snprintf(why, SX_CONFIG_WHY_LEN,
+                 "must be at least %zuM (libsodium's INTERACTIVE; the default is %zuM), got '%.100s'",
+                 (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE >> 20, (size_t)crypto_pwhash_MEMLIMIT_MODERATE >> 20, v);
+        return -EINVAL;
+    }
+    if (!memory && n < crypto_pwhash_OPSLIMIT_INTERACTIVE) {
         snprintf(why, SX_CONFIG_WHY_LEN,
                  "must be at least %llu (libsodium's INTERACTIVE; the default is %llu), got '%.100s'",
                  (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
                  (unsigned long long)crypto_pwhash_OPSLIMIT_MODERATE, v);
-        return -EINVAL;
-    }
-    store_number(item, cfg, n);
-    return 0;
-}
-
-int sx_config_set_memlimit(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
-{
-    unsigned long long n;
-    int r = sx_config_parse_size(v, item->min, item->max, &n, why);
-    if (r < 0)
-        return r;
-    if (n < crypto_pwhash_MEMLIMIT_INTERACTIVE) {
-        snprintf(why, SX_CONFIG_WHY_LEN,
-                 "must be at least %zuM (libsodium's INTERACTIVE; the default is %zuM), got '%.100s'",
-                 (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE >> 20, (size_t)crypto_pwhash_MEMLIMIT_MODERATE >> 20, v);
         return -EINVAL;
     }
     store_number(item, cfg, n);
@@ -139,11 +139,7 @@ int sx_config_set_string(const sx_config_item *item, const char *v, sx_config *c
         snprintf(why, SX_CONFIG_WHY_LEN, "must not be empty (e.g. %s)", item->key.dflt ? item->key.dflt : "");
         return -EINVAL;
     }
-    char *s = strdup(v);
-    if (!s)
-        return -ENOMEM;
-    replace(field(item, cfg), s);
-    return 0;
+    return set_copy(item, cfg, v);
 }
 
 int sx_config_set_env_name(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
@@ -154,11 +150,7 @@ int sx_config_set_env_name(const sx_config_item *item, const char *v, sx_config 
                  v);
         return -EINVAL;
     }
-    char *s = strdup(v);
-    if (!s)
-        return -ENOMEM;
-    replace(field(item, cfg), s);
-    return 0;
+    return set_copy(item, cfg, v);
 }
 
 /* True when a libpq connection string or URI carries a password, which must come from
@@ -191,11 +183,7 @@ int sx_config_set_dsn(const sx_config_item *item, const char *v, sx_config *cfg,
                  "must not contain a password; give it through [storage] password_env or password_file");
         return -EINVAL;
     }
-    char *s = strdup(v);
-    if (!s)
-        return -ENOMEM;
-    replace(field(item, cfg), s);
-    return 0;
+    return set_copy(item, cfg, v);
 }
 
 int sx_config_set_pcrs(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)

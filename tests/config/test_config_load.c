@@ -378,8 +378,7 @@ static void every_key_table_row_fits_its_field(void)
         const sx_config_item *it = &sx_config_items[i];
         int before = sx_test_failures;
         CHECK(it->offset + it->size <= sizeof(sx_config));
-        bool number = it->parse == sx_config_set_uint || it->parse == sx_config_set_size ||
-                      it->parse == sx_config_set_opslimit || it->parse == sx_config_set_memlimit ||
+        bool number = it->parse == sx_config_set_number || it->parse == sx_config_set_pwhash ||
                       it->parse == sx_config_set_enum || it->parse == sx_config_set_pcrs;
         if (number) {
             CHECK(it->size == 4 || it->size == 8);
