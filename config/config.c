@@ -14,6 +14,10 @@
  *  - comments behave the same whatever inih was built with: a line starting with '#' or ';' is a
  *    comment, and so is everything from a '#' or ';' that follows whitespace.
  *
+ * This file knows no key by name but for the checks that involve several keys: every `key = value`
+ * is looked up in the key table (keys.c), whose row names the parser (parsers.c) and the field of
+ * sx_config; the table's defaults are applied, through the same parsers, before the file is read.
+ *
  * The reader also checks section headers as they go by, so an unknown section is reported even
  * when it holds no keys. Values are taken literally; a value wrapped in one pair of double quotes
  * loses them (so `""` is an empty value), with no escapes.
@@ -28,7 +32,6 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,130 +41,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_FILE_BYTES  (1024 * 1024) /* a config file larger than this is a mistake */
-#define MAX_LISTEN      64            /* listeners per section */
-#define MAX_TRUSTED     256           /* networks in [server] trusted_proxies */
-#define MAX_THREADS     256
-#define MAX_BODY_LIMIT  (1024ULL * 1024 * 1024)
-#define MAX_CONNS_LIMIT 1048576
-#define MAX_DRAIN       3600
-#define MAX_TIMEOUT     3600
-#define MAX_HDR_LIMIT   (256 * 1024) /* h2o itself buffers at most about 400 KiB of header */
-#define MAX_H2_STREAMS  100          /* h2o 2.2.5 advertises and enforces 100 open streams */
-#define MAX_FRAME_LIMIT 1000000
-#define MAX_POOL_SIZE   1024
-#define MAX_START_WAIT  86400
-#define DEFAULT_LISTEN  "127.0.0.1"
-#define DEFAULT_PORT    8080
-
-enum key_id {
-    K_SERVER_LISTEN,
-    K_THREADS,
-    K_ADMIN_SOCKET,
-    K_MAX_BODY,
-    K_MAX_VALUE,
-    K_DRAIN_TIMEOUT,
-    K_MAX_CONNECTIONS,
-    K_METRICS_LISTEN,
-    K_REQUEST_TIMEOUT,
-    K_H2_IDLE_TIMEOUT,
-    K_MAX_HEADER,
-    K_H2_MAX_CONCURRENT,
-    K_H2_MAX_RESETS,
-    K_H2_MAX_CONTROL,
-    K_TRUSTED_PROXIES,
-    K_PROXY_LISTEN,
-    K_TLS_LISTEN,
-    K_TLS_CERT,
-    K_TLS_KEY,
-    K_BACKEND,
-    K_STORAGE_PATH,
-    K_SYNC,
-    K_DSN,
-    K_DB_PASSWORD_ENV,
-    K_DB_PASSWORD_FILE,
-    K_POOL_SIZE,
-    K_START_TIMEOUT,
-    K_SEAL_TYPE,
-    K_KEY_FILE,
-    K_PASSPHRASE_ENV,
-    K_OPSLIMIT,
-    K_MEMLIMIT,
-    K_TCTI,
-    K_PCRS,
-    K_RECOVERY_KEY_FILE,
-    K_LEVEL,
-    K_ACCESS_LOG,
-    K_AUDIT_LOG,
-    K_AUDIT_POLICY,
-    K_LOG_FORMAT,
-    N_KEYS
-};
-
-/* Indexed by enum key_id. */
-static const sx_config_key keys[N_KEYS] = {
-    [K_SERVER_LISTEN] = {"server", "listen", true},
-    [K_THREADS] = {"server", "threads", false},
-    [K_ADMIN_SOCKET] = {"server", "admin_socket", false},
-    [K_MAX_BODY] = {"server", "max_body_bytes", false},
-    [K_MAX_VALUE] = {"server", "max_value_bytes", false},
-    [K_DRAIN_TIMEOUT] = {"server", "drain_timeout", false},
-    [K_MAX_CONNECTIONS] = {"server", "max_connections", false},
-    [K_METRICS_LISTEN] = {"server", "metrics_listen", false},
-    [K_REQUEST_TIMEOUT] = {"server", "request_timeout", false},
-    [K_H2_IDLE_TIMEOUT] = {"server", "http2_idle_timeout", false},
-    [K_MAX_HEADER] = {"server", "max_header_bytes", false},
-    [K_H2_MAX_CONCURRENT] = {"server", "http2_max_concurrent_requests", false},
-    [K_H2_MAX_RESETS] = {"server", "http2_max_resets", false},
-    [K_H2_MAX_CONTROL] = {"server", "http2_max_control_frames", false},
-    [K_TRUSTED_PROXIES] = {"server", "trusted_proxies", true},
-    [K_PROXY_LISTEN] = {"server", "proxy_listen", true},
-    [K_TLS_LISTEN] = {"tls", "listen", true},
-    [K_TLS_CERT] = {"tls", "cert", false},
-    [K_TLS_KEY] = {"tls", "key", false},
-    [K_BACKEND] = {"storage", "backend", false},
-    [K_STORAGE_PATH] = {"storage", "path", false},
-    [K_SYNC] = {"storage", "sync", false},
-    [K_DSN] = {"storage", "dsn", false},
-    [K_DB_PASSWORD_ENV] = {"storage", "password_env", false},
-    [K_DB_PASSWORD_FILE] = {"storage", "password_file", false},
-    [K_POOL_SIZE] = {"storage", "pool_size", false},
-    [K_START_TIMEOUT] = {"storage", "start_timeout", false},
-    [K_SEAL_TYPE] = {"seal", "type", false},
-    [K_KEY_FILE] = {"seal", "key_file", false},
-    [K_PASSPHRASE_ENV] = {"seal", "passphrase_env", false},
-    [K_OPSLIMIT] = {"seal", "pwhash_opslimit", false},
-    [K_MEMLIMIT] = {"seal", "pwhash_memlimit", false},
-    [K_TCTI] = {"seal", "tcti", false},
-    [K_PCRS] = {"seal", "pcrs", false},
-    [K_RECOVERY_KEY_FILE] = {"seal", "recovery_key_file", false},
-    [K_LEVEL] = {"log", "level", false},
-    [K_ACCESS_LOG] = {"log", "access_log", false},
-    [K_AUDIT_LOG] = {"log", "audit_log", false},
-    [K_AUDIT_POLICY] = {"log", "audit_policy", false},
-    [K_LOG_FORMAT] = {"log", "format", false},
-};
-
-static const char *const sections[] = {"server", "tls", "storage", "seal", "log"};
+#define MAX_FILE_BYTES (1024 * 1024) /* a config file larger than this is a mistake */
+#define POOL_EXTRA     20            /* [storage] pool_size 0 = threads + this many connections */
 
 typedef struct load_ctx {
     sx_config *cfg;
     const char *file; /* as given, for messages */
     const char *buf;  /* the whole file */
     size_t len, pos;
-    int lineno;       /* the line most recently handed to inih */
-    int seen[N_KEYS]; /* line where each key was first set; 0 = never */
-    int err;          /* first mistake (negative errno); 0 = none yet */
+    int lineno;                   /* the line most recently handed to inih */
+    int seen[SX_CONFIG_MAX_KEYS]; /* line where each key of the table was first set; 0 = never */
+    int err;                      /* first mistake (negative errno); 0 = none yet */
     char *msg;
     size_t msglen;
 } load_ctx;
-
-const sx_config_key *sx_config_keys(size_t *ret_n)
-{
-    if (ret_n)
-        *ret_n = N_KEYS;
-    return keys;
-}
 
 /* Record the first mistake as "FILE:LINE: ..."; later ones are dropped (parsing stops anyway). */
 __attribute__((format(printf, 4, 5))) static void fail(load_ctx *c, int err, int line, const char *fmt, ...)
@@ -180,323 +73,14 @@ __attribute__((format(printf, 4, 5))) static void fail(load_ctx *c, int err, int
     va_end(ap);
 }
 
-static void replace(char **slot, char *v)
+/* The line where [section] name was first set, 0 when the file does not set it. */
+static int line_of(const load_ctx *c, const char *section, const char *name)
 {
-    free(*slot);
-    *slot = v;
-}
-
-static int add_listen(sx_config_listen **list, size_t *n, char *host, uint16_t port, int line)
-{
-    sx_config_listen *nl = realloc(*list, (*n + 1) * sizeof **list);
-    if (!nl)
-        return -ENOMEM;
-    nl[*n] = (sx_config_listen){.host = host, .port = port, .line = line};
-    *list = nl;
-    (*n)++;
-    return 0;
-}
-
-/* [server] trusted_proxies: networks separated by commas and/or blanks; the key may be repeated. */
-static int add_trusted(sx_config *cfg, const char *v, char *why)
-{
-    const char *p = v;
-    bool any = false;
-    for (;;) {
-        p += strspn(p, ", \t");
-        if (!*p)
-            break;
-        size_t n = strcspn(p, ", \t");
-        char item[64];
-        sx_config_cidr net;
-        if (n >= sizeof item) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "'%.40s...' is not an IPv4 or IPv6 network", p);
-            return -EINVAL;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        if (sx_config_parse_cidr(item, &net) < 0) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "'%s' is not an IPv4 or IPv6 network (ADDRESS or ADDRESS/PREFIX with no bits set past the "
-                     "prefix, e.g. 10.0.0.0/8 or fd00::/8)",
-                     item);
-            return -EINVAL;
-        }
-        if (cfg->n_trusted_proxies >= MAX_TRUSTED) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "at most %d networks", MAX_TRUSTED);
-            return -EINVAL;
-        }
-        sx_config_cidr *nl = realloc(cfg->trusted_proxies, (cfg->n_trusted_proxies + 1) * sizeof *nl);
-        if (!nl)
-            return -ENOMEM;
-        nl[cfg->n_trusted_proxies++] = net;
-        cfg->trusted_proxies = nl;
-        any = true;
-        p += n;
-    }
-    if (!any) {
-        snprintf(why, SX_CONFIG_WHY_LEN, "expected a list of networks, e.g. 10.0.0.0/8, ::1");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* True when a libpq connection string or URI carries a password, which must come from
- * [storage] password_env or password_file instead. */
-static bool dsn_has_password(const char *v)
-{
-    for (const char *p = v; (p = strstr(p, "password")) != NULL; p += 8) {
-        const char *q = p + 8;
-        while (*q == ' ' || *q == '\t')
-            q++;
-        if (*q == '=' && (p == v || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '?' || p[-1] == '&'))
-            return true;
-    }
-    const char *a = strstr(v, "://");
-    if (a && (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)) {
-        a += 3;
-        size_t alen = strcspn(a, "/?");
-        const char *at = memrchr(a, '@', alen);
-        if (at && memchr(a, ':', (size_t)(at - a)))
-            return true; /* user:password@host */
-    }
-    return false;
+    const sx_config_item *item = sx_config_item_find(section, name);
+    return item ? c->seen[item - sx_config_items] : 0;
 }
 
 /* ---- the handler: one key = value line ---- */
-
-/* Parse the value of key id into the configuration. 0, -EINVAL (why says what is wrong) or -ENOMEM. */
-static int set_key(load_ctx *c, enum key_id id, const char *v, char *why)
-{
-    sx_config *cfg = c->cfg;
-    unsigned long long n;
-    char *s = NULL, *host = NULL;
-    uint16_t port;
-    int r, e;
-    bool b;
-
-    switch (id) {
-    case K_SERVER_LISTEN:
-    case K_TLS_LISTEN: {
-        bool tls = id == K_TLS_LISTEN;
-        if ((tls ? cfg->n_tls_listen : cfg->n_listen) >= MAX_LISTEN) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "at most %d listeners", MAX_LISTEN);
-            return -EINVAL;
-        }
-        if ((r = sx_config_parse_listen(v, &host, &port, why)) < 0)
-            return r;
-        r = tls ? add_listen(&cfg->tls_listen, &cfg->n_tls_listen, host, port, c->lineno)
-                : add_listen(&cfg->listen, &cfg->n_listen, host, port, c->lineno);
-        if (r < 0)
-            free(host);
-        return r;
-    }
-    case K_PROXY_LISTEN:
-        if (cfg->n_proxy_listen >= MAX_LISTEN) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "at most %d listeners", MAX_LISTEN);
-            return -EINVAL;
-        }
-        if ((r = sx_config_parse_listen(v, &host, &port, why)) < 0)
-            return r;
-        if ((r = add_listen(&cfg->proxy_listen, &cfg->n_proxy_listen, host, port, c->lineno)) < 0)
-            free(host);
-        return r;
-    case K_TRUSTED_PROXIES:
-        return add_trusted(cfg, v, why);
-    case K_METRICS_LISTEN:
-        if (!*v) /* empty = no metrics listener */
-            return 0;
-        if ((r = sx_config_parse_listen(v, &host, &port, why)) < 0)
-            return r;
-        if ((r = add_listen(&cfg->metrics_listen, &cfg->n_metrics_listen, host, port, c->lineno)) < 0)
-            free(host);
-        return r;
-    case K_AUDIT_POLICY:
-        if ((r = sx_config_parse_enum(v, "fail_closed\0fail_open\0", "fail_closed or fail_open", &e, why)) == 0)
-            cfg->audit_policy = (sx_config_audit_policy)e;
-        return r;
-    case K_LOG_FORMAT:
-        if ((r = sx_config_parse_enum(v, "text\0json\0", "text or json", &e, why)) == 0)
-            cfg->log_format = (sx_config_log_format)e;
-        return r;
-    case K_THREADS:
-        if ((r = sx_config_parse_uint(v, 0, MAX_THREADS, &n, why)) == 0)
-            cfg->threads = (unsigned)n;
-        return r;
-    case K_MAX_BODY:
-        if ((r = sx_config_parse_size(v, 1, MAX_BODY_LIMIT, &n, why)) == 0)
-            cfg->max_body_bytes = (size_t)n;
-        return r;
-    case K_MAX_VALUE:
-        if ((r = sx_config_parse_size(v, 1, MAX_BODY_LIMIT, &n, why)) == 0)
-            cfg->max_value_bytes = (size_t)n;
-        return r;
-    case K_DRAIN_TIMEOUT:
-        if ((r = sx_config_parse_uint(v, 0, MAX_DRAIN, &n, why)) == 0)
-            cfg->drain_timeout = (unsigned)n;
-        return r;
-    case K_MAX_CONNECTIONS:
-        if ((r = sx_config_parse_uint(v, 1, MAX_CONNS_LIMIT, &n, why)) == 0)
-            cfg->max_connections = (size_t)n;
-        return r;
-    case K_REQUEST_TIMEOUT:
-    case K_H2_IDLE_TIMEOUT:
-        if ((r = sx_config_parse_uint(v, 1, MAX_TIMEOUT, &n, why)) < 0)
-            return r;
-        if (id == K_REQUEST_TIMEOUT)
-            cfg->request_timeout = (unsigned)n;
-        else
-            cfg->http2_idle_timeout = (unsigned)n;
-        return 0;
-    case K_MAX_HEADER:
-        if ((r = sx_config_parse_size(v, 1024, MAX_HDR_LIMIT, &n, why)) == 0)
-            cfg->max_header_bytes = (size_t)n;
-        return r;
-    case K_H2_MAX_CONCURRENT:
-        if ((r = sx_config_parse_uint(v, 1, MAX_H2_STREAMS, &n, why)) == 0)
-            cfg->http2_max_concurrent_requests = (unsigned)n;
-        return r;
-    case K_H2_MAX_RESETS:
-    case K_H2_MAX_CONTROL:
-        if ((r = sx_config_parse_uint(v, 0, MAX_FRAME_LIMIT, &n, why)) < 0)
-            return r;
-        if (id == K_H2_MAX_RESETS)
-            cfg->http2_max_resets = (unsigned)n;
-        else
-            cfg->http2_max_control_frames = (unsigned)n;
-        return 0;
-    /* Argon2id below libsodium's INTERACTIVE preset makes an offline guess of the passphrase too
-     * cheap for a key that guards every secret. */
-    case K_OPSLIMIT:
-        if ((r = sx_config_parse_uint(v, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX, &n, why)) < 0)
-            return r;
-        if (n < crypto_pwhash_OPSLIMIT_INTERACTIVE) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "must be at least %llu (libsodium's INTERACTIVE; the default is %llu), got '%.100s'",
-                     (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                     (unsigned long long)crypto_pwhash_OPSLIMIT_MODERATE, v);
-            return -EINVAL;
-        }
-        cfg->seal_pwhash_opslimit = n;
-        return 0;
-    case K_MEMLIMIT:
-        if ((r = sx_config_parse_size(v, crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_MAX, &n, why)) < 0)
-            return r;
-        if (n < crypto_pwhash_MEMLIMIT_INTERACTIVE) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "must be at least %zuM (libsodium's INTERACTIVE; the default is %zuM), got '%.100s'",
-                     (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE >> 20, (size_t)crypto_pwhash_MEMLIMIT_MODERATE >> 20,
-                     v);
-            return -EINVAL;
-        }
-        cfg->seal_pwhash_memlimit = (size_t)n;
-        return 0;
-    case K_SYNC:
-        if ((r = sx_config_parse_bool(v, &b, why)) == 0)
-            cfg->storage_sync = b;
-        return r;
-    case K_BACKEND:
-        if ((r = sx_config_parse_enum(v, "rocksdb\0memory\0postgres\0", "rocksdb, memory or postgres", &e, why)) == 0)
-            cfg->backend = (sx_config_backend)e;
-        return r;
-    case K_POOL_SIZE:
-        if ((r = sx_config_parse_uint(v, 0, MAX_POOL_SIZE, &n, why)) == 0)
-            cfg->storage_pool_size = (unsigned)n;
-        return r;
-    case K_START_TIMEOUT:
-        if ((r = sx_config_parse_uint(v, 0, MAX_START_WAIT, &n, why)) == 0)
-            cfg->storage_start_timeout = (unsigned)n;
-        return r;
-    case K_DSN:
-        /* Never quoted back: a mistaken value may hold a password. */
-        if (dsn_has_password(v)) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "must not contain a password; give it through [storage] password_env or password_file");
-            return -EINVAL;
-        }
-        if (!(s = strdup(v)))
-            return -ENOMEM;
-        replace(&cfg->storage_dsn, s);
-        return 0;
-    case K_SEAL_TYPE:
-        if ((r = sx_config_parse_enum(v, "file\0passphrase\0tpm\0", "file, passphrase or tpm", &e, why)) == 0)
-            cfg->seal = (sx_config_seal)e;
-        return r;
-    case K_LEVEL:
-        if ((r = sx_config_parse_enum(v, "error\0warn\0info\0debug\0", "error, warn, info or debug", &e, why)) == 0)
-            cfg->log_level = (sx_log_level)e;
-        return r;
-    case K_PCRS: {
-        uint32_t mask;
-        if (sx_config_parse_pcrs(v, &mask) < 0) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "expected none or sha256:N[,N...] with PCR numbers 0..23, got '%.100s'",
-                     v);
-            return -EINVAL;
-        }
-        cfg->seal_pcrs = mask;
-        return 0;
-    }
-    case K_PASSPHRASE_ENV:
-    case K_DB_PASSWORD_ENV:
-        if (!*v || strlen(v) > 128 || (v[0] >= '0' && v[0] <= '9') ||
-            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v)) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), got '%.100s'", v);
-            return -EINVAL;
-        }
-        if (!(s = strdup(v)))
-            return -ENOMEM;
-        replace(id == K_PASSPHRASE_ENV ? &cfg->seal_passphrase_env : &cfg->storage_password_env, s);
-        return 0;
-    case K_TCTI:
-        if (!*v) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "must not be empty (e.g. device:/dev/tpmrm0)");
-            return -EINVAL;
-        }
-        if (!(s = strdup(v)))
-            return -ENOMEM;
-        replace(&cfg->seal_tcti, s);
-        return 0;
-    case K_ADMIN_SOCKET:
-    case K_TLS_CERT:
-    case K_TLS_KEY:
-    case K_STORAGE_PATH:
-    case K_KEY_FILE:
-    case K_ACCESS_LOG:
-    case K_AUDIT_LOG:
-    case K_DB_PASSWORD_FILE:
-    case K_RECOVERY_KEY_FILE: {
-        char **slot = id == K_ADMIN_SOCKET        ? &cfg->admin_socket
-                      : id == K_TLS_CERT          ? &cfg->tls_cert
-                      : id == K_TLS_KEY           ? &cfg->tls_key
-                      : id == K_STORAGE_PATH      ? &cfg->storage_path
-                      : id == K_KEY_FILE          ? &cfg->seal_key_file
-                      : id == K_ACCESS_LOG        ? &cfg->access_log
-                      : id == K_DB_PASSWORD_FILE  ? &cfg->storage_password_file
-                      : id == K_RECOVERY_KEY_FILE ? &cfg->seal_recovery_key_file
-                                                  : &cfg->audit_log;
-        if (!*v && (id == K_STORAGE_PATH || id == K_KEY_FILE || id == K_RECOVERY_KEY_FILE)) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "must not be empty");
-            return -EINVAL;
-        }
-        if (strcmp(v, "-") == 0 && id != K_ACCESS_LOG) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "'-' (stderr) is only allowed for [log] access_log");
-            return -EINVAL;
-        }
-        if (!*v || strcmp(v, "-") == 0)
-            s = strdup(v); /* "" = off / unset, "-" = stderr */
-        else if ((r = sx_config_resolve_path(c->cfg->dir, v, &s, why)) < 0)
-            return r;
-        if (!s)
-            return -ENOMEM;
-        replace(slot, s);
-        return 0;
-    }
-    case N_KEYS:
-        break;
-    }
-    return -EINVAL;
-}
 
 /* inih calls this for every key line. Its signature follows the installed ini.h; the line number
  * comes from the reader either way. Mistakes are recorded in c and the reader then stops, so this
@@ -515,20 +99,18 @@ static int on_key(void *user, const char *section, const char *name, const char 
         fail(c, -EINVAL, line, "key '%.100s' is outside any section", name);
         return 1;
     }
-    enum key_id id = N_KEYS;
-    for (int i = 0; i < N_KEYS; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-            id = (enum key_id)i;
-    if (id == N_KEYS) {
+    const sx_config_item *item = sx_config_item_find(section, name);
+    if (!item) {
         fail(c, -EINVAL, line, "unknown key '%.100s' in [%s]", name, section);
         return 1;
     }
-    if (c->seen[id] && !keys[id].repeatable) {
-        fail(c, -EINVAL, line, "[%s] %s: set twice (first on line %d)", section, name, c->seen[id]);
+    int *seen = &c->seen[item - sx_config_items];
+    if (*seen && !item->key.repeatable) {
+        fail(c, -EINVAL, line, "[%s] %s: set twice (first on line %d)", section, name, *seen);
         return 1;
     }
-    if (!c->seen[id])
-        c->seen[id] = line;
+    if (!*seen)
+        *seen = line;
 
     /* One pair of surrounding double quotes is dropped: `key = ""` is an empty value. */
     char buf[512];
@@ -539,7 +121,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         value = buf;
     }
     char why[SX_CONFIG_WHY_LEN];
-    int r = set_key(c, id, value ? value : "", why);
+    int r = item->parse(item, value ? value : "", c->cfg, line, why);
     if (r == -ENOMEM)
         fail(c, r, line, "out of memory");
     else if (r < 0)
@@ -548,14 +130,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
 }
 
 /* ---- the reader: one whole, cleaned-up line per call (see the top of the file) ---- */
-
-static bool known_section(const char *s, size_t len)
-{
-    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)
-        if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
-            return true;
-    return false;
-}
 
 static char *read_line(char *str, int num, void *stream)
 {
@@ -606,7 +180,7 @@ static char *read_line(char *str, int num, void *stream)
             s++, slen--;
         while (slen && (s[slen - 1] == ' ' || s[slen - 1] == '\t'))
             slen--;
-        if (!known_section(s, slen)) {
+        if (!sx_config_section_known(s, slen)) {
             fail(c, -EINVAL, line, "unknown section [%.*s]", (int)(slen > 100 ? 100 : slen), s);
             return NULL;
         }
@@ -694,39 +268,24 @@ static char *folder_of(const char *path)
     return abs;
 }
 
-static int set_defaults(sx_config *cfg)
+/* item's default from the table, parsed like a value in the file on line 0. */
+static void apply_default(load_ctx *c, const sx_config_item *item)
 {
     char why[SX_CONFIG_WHY_LEN];
-    cfg->threads = 0;
-    cfg->max_body_bytes = 1048576;
-    cfg->max_value_bytes = 65536;
-    cfg->drain_timeout = 10;
-    cfg->max_connections = 4096;
-    cfg->request_timeout = 10;
-    cfg->http2_idle_timeout = 10;
-    cfg->max_header_bytes = 16384;
-    cfg->http2_max_concurrent_requests = 100;
-    cfg->http2_max_resets = 200;
-    cfg->http2_max_control_frames = 1000;
-    cfg->backend = SX_CONFIG_BACKEND_ROCKSDB;
-    cfg->storage_sync = true;
-    cfg->storage_start_timeout = 60;
-    cfg->seal = SX_CONFIG_SEAL_FILE;
-    cfg->seal_pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
-    cfg->seal_pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
-    cfg->seal_pcrs = 0;
-    cfg->log_level = SX_LOG_INFO;
-    if (sx_config_resolve_path(cfg->dir, "var/secretsd.sock", &cfg->admin_socket, why) < 0 ||
-        sx_config_resolve_path(cfg->dir, "var/data", &cfg->storage_path, why) < 0 ||
-        sx_config_resolve_path(cfg->dir, "var/seal.key", &cfg->seal_key_file, why) < 0 ||
-        sx_config_resolve_path(cfg->dir, "var/recovery.key", &cfg->seal_recovery_key_file, why) < 0 ||
-        !(cfg->seal_passphrase_env = strdup("SECRETSD_PASSPHRASE")) ||
-        !(cfg->seal_tcti = strdup("device:/dev/tpmrm0")) || !(cfg->access_log = strdup("-")) ||
-        !(cfg->audit_log = strdup("")) || !(cfg->tls_cert = strdup("")) || !(cfg->tls_key = strdup("")) ||
-        !(cfg->storage_dsn = strdup("")) || !(cfg->storage_password_env = strdup("SECRETSD_DB_PASSWORD")) ||
-        !(cfg->storage_password_file = strdup("")))
-        return -ENOMEM;
-    return 0;
+    int r = item->parse(item, item->key.dflt, c->cfg, 0, why);
+    if (r == -ENOMEM)
+        fail(c, r, 0, "out of memory");
+    else if (r < 0)
+        fail(c, r, 0, "[%s] %s: the built-in default: %s", item->key.section, item->key.name, why);
+}
+
+/* Before the file is read, every key that has a default gets it; a repeatable key's default is
+ * applied after the file instead, and only when the file gave none (check_all()). */
+static void apply_defaults(load_ctx *c)
+{
+    for (size_t i = 0; i < sx_config_n_items && !c->err; i++)
+        if (sx_config_items[i].key.dflt && !sx_config_items[i].key.repeatable)
+            apply_default(c, &sx_config_items[i]);
 }
 
 static const char *fmt_listen(const sx_config_listen *l, char *buf, size_t len)
@@ -748,12 +307,9 @@ static void check_all(load_ctx *c)
         return;
     }
     if (cfg->n_listen == 0 && cfg->n_tls_listen == 0 && cfg->n_proxy_listen == 0) {
-        char *h = strdup(DEFAULT_LISTEN);
-        if (!h || add_listen(&cfg->listen, &cfg->n_listen, h, DEFAULT_PORT, 0) < 0) {
-            free(h);
-            fail(c, -ENOMEM, 0, "out of memory");
+        apply_default(c, sx_config_item_find("server", "listen")); /* no listener at all: line 0 */
+        if (c->err)
             return;
-        }
     }
     if (cfg->n_tls_listen && (!*cfg->tls_cert || !*cfg->tls_key)) {
         bool both = !*cfg->tls_cert && !*cfg->tls_key;
@@ -764,22 +320,24 @@ static void check_all(load_ctx *c)
         return;
     }
     if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES && !*cfg->storage_dsn) {
-        fail(c, -EINVAL, c->seen[K_BACKEND], "[storage] backend = postgres needs [storage] dsn");
+        fail(c, -EINVAL, line_of(c, "storage", "backend"), "[storage] backend = postgres needs [storage] dsn");
         return;
     }
     if (cfg->backend != SX_CONFIG_BACKEND_POSTGRES && *cfg->storage_dsn) {
-        fail(c, -EINVAL, c->seen[K_DSN], "[storage] dsn: only used with backend = postgres");
+        fail(c, -EINVAL, line_of(c, "storage", "dsn"), "[storage] dsn: only used with backend = postgres");
         return;
     }
     if (cfg->max_value_bytes >= cfg->max_body_bytes) {
-        int line = c->seen[K_MAX_VALUE] ? c->seen[K_MAX_VALUE] : c->seen[K_MAX_BODY];
+        int line = line_of(c, "server", "max_value_bytes");
+        if (!line)
+            line = line_of(c, "server", "max_body_bytes");
         fail(c, -EINVAL, line, "[server] max_value_bytes (%zu) must be less than max_body_bytes (%zu)",
              cfg->max_value_bytes, cfg->max_body_bytes);
         return;
     }
     size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
     if (strlen(cfg->admin_socket) > sun_max) {
-        fail(c, -EINVAL, c->seen[K_ADMIN_SOCKET],
+        fail(c, -EINVAL, line_of(c, "server", "admin_socket"),
              "[server] admin_socket: the absolute path is %zu bytes, a Unix socket allows at most %zu",
              strlen(cfg->admin_socket), sun_max);
         return;
@@ -799,8 +357,12 @@ static void check_all(load_ctx *c)
     }
     if (cfg->threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (unsigned)cpus;
+        cfg->threads = cpus < 1 ? 1 : cpus > SX_CONFIG_THREADS_MAX ? SX_CONFIG_THREADS_MAX : (unsigned)cpus;
     }
+    /* Resolved here, once, for every user of the configuration (the storage layer's own default
+     * for 0 is another, smaller number). */
+    if (cfg->storage_pool_size == 0)
+        cfg->storage_pool_size = cfg->threads + POOL_EXTRA;
 }
 
 int sx_config_load(const char *path, sx_config **ret, char *err, size_t errlen)
@@ -819,10 +381,13 @@ int sx_config_load(const char *path, sx_config **ret, char *err, size_t errlen)
         return r;
     c.buf = buf;
     c.cfg = calloc(1, sizeof *c.cfg);
-    if (!c.cfg || !(c.cfg->path = strdup(path)) || !(c.cfg->dir = folder_of(path)) || set_defaults(c.cfg) < 0) {
+    if (!c.cfg || !(c.cfg->path = strdup(path)) || !(c.cfg->dir = folder_of(path))) {
         fail(&c, -ENOMEM, 0, "out of memory");
         goto out;
     }
+    apply_defaults(&c);
+    if (c.err)
+        goto out;
     r = ini_parse_stream(read_line, &c, on_key, &c);
     if (r == -2)
         fail(&c, -ENOMEM, 0, "out of memory");

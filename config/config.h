@@ -9,7 +9,8 @@
  * holds the config file. The module does not log: the caller prints the message and exits with
  * status 2.
  *
- * secrets.conf.example at the top of the source tree documents every key with its default.
+ * Every key, its default and its bounds are one row of the module's key table (config/keys.c);
+ * secrets.conf.example at the top of the source tree documents every key with that default.
  */
 #ifndef SX_CONFIG_H
 #define SX_CONFIG_H
@@ -109,7 +110,8 @@ typedef struct sx_config {
     char *storage_dsn;           /* postgres: libpq connection string or URI, never with a password; default "" */
     char *storage_password_env;  /* postgres: environment variable with the password; default "SECRETSD_DB_PASSWORD" */
     char *storage_password_file; /* postgres: absolute path of a file with the password, or ""; default "" */
-    unsigned storage_pool_size;  /* postgres: most connections; default 0 = threads + 20 */
+    unsigned storage_pool_size;  /* postgres: most connections; resolved: 0 in the file (the default)
+                                    means threads + 20 (after threads is resolved), so never 0 here */
     unsigned storage_start_timeout; /* postgres: s start-up waits for the database to accept connections; 60 */
 
     /* [seal] */
@@ -154,16 +156,20 @@ int sx_config_parse_cidr(const char *s, sx_config_cidr *ret);
  * is matched as the IPv4 address it carries. */
 bool sx_config_cidr_match(const sx_config_cidr *net, int family, const uint8_t *addr);
 
-/* One key that sx_config_load() accepts. */
+/* One key that sx_config_load() accepts: the public part of a row of config/'s key table. */
 typedef struct sx_config_key {
     const char *section; /* "server", "tls", "storage", "seal", "log" */
     const char *name;
-    bool repeatable; /* may appear on several lines (listen) */
+    bool repeatable;  /* may appear on several lines (listen) */
+    const char *dflt; /* the value the key has when the file leaves it out, written as in the file
+                         ("64K", "var/data", "" = off); NULL when it is then unset or an empty list.
+                         [server] listen's applies only when no listener of any kind is configured */
 } sx_config_key;
 
-/* Every key sx_config_load() accepts, in the order of secrets.conf.example: a static array of
- * *ret_n entries, valid for the life of the process (for documentation checks and tools). */
-const sx_config_key *sx_config_keys(size_t *ret_n);
+/* The i-th key sx_config_load() accepts, in the order of secrets.conf.example, or NULL when i is
+ * past the last. The row is static and valid for the life of the process (for documentation
+ * checks and tools). Any thread may call it. */
+const sx_config_key *sx_config_key_at(size_t i);
 
 #ifdef __cplusplus
 }

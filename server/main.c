@@ -166,7 +166,7 @@ static int open_storage(const sx_config *cfg, sx_storage **ret, char *err, size_
         .path = cfg->storage_path,
         .sync = cfg->storage_sync,
         .dsn = cfg->storage_dsn,
-        .pool_size = cfg->storage_pool_size ? cfg->storage_pool_size : cfg->threads + 20,
+        .pool_size = cfg->storage_pool_size,
     };
     char *password = NULL;
     if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES) {
@@ -593,7 +593,7 @@ int main(int argc, char **argv)
         sx_log(SX_LOG_INFO, "storage: memory (not durable)");
     else if (cfg->backend == SX_CONFIG_BACKEND_POSTGRES)
         sx_log(SX_LOG_INFO, "storage: postgres, shared with every node on the database (at most %u connections)",
-               cfg->storage_pool_size ? cfg->storage_pool_size : cfg->threads + 20);
+               cfg->storage_pool_size);
     else
         sx_log(SX_LOG_INFO, "storage: rocksdb at %s", cfg->storage_path);
 

@@ -1,8 +1,8 @@
 /*
  * test_config_example.c - secrets.conf.example at the top of the source tree (SX_SOURCE_DIR) is a
  * valid configuration, equals the built-in defaults, and documents every key the parser accepts
- * in the right section; and the start-up path (config_check, SX_CONFIG_CHECK) prints the message
- * and exits with status 2 on a bad file.
+ * in the right section, set to the default of the parser's key table; and the start-up path
+ * (config_check, SX_CONFIG_CHECK) prints the message and exits with status 2 on a bad file.
  */
 #include "config/config.h"
 #include "testutil.h"
@@ -105,40 +105,80 @@ static void example_equals_the_defaults(void)
     sx_config_free(b);
 }
 
+/* The example's line of key: "key = value" in its section, or commented out as "# key = value".
+ * Its value goes into value, whether it is commented out into *commented, whether a comment line
+ * is right above it into *explained. False when there is no such line. */
+static bool example_line(const char *text, const sx_config_key *key, char *value, size_t cap, bool *commented,
+                         bool *explained)
+{
+    char section[64] = "", prev[256] = "";
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[256];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), line);
+        if (buf[0] == '[')
+            snprintf(section, sizeof section, "%.*s", (int)strcspn(buf + 1, "]"), buf + 1);
+        const char *k = buf[0] == '#' ? buf + 1 + strspn(buf + 1, " ") : buf;
+        size_t nl = strlen(key->name);
+        if (strcmp(section, key->section) == 0 && strncmp(k, key->name, nl) == 0 && strncmp(k + nl, " =", 2) == 0) {
+            const char *v = k + nl + 2;
+            snprintf(value, cap, "%s", v + strspn(v, " "));
+            *commented = buf[0] == '#';
+            *explained = prev[0] == '#';
+            return true;
+        }
+        snprintf(prev, sizeof prev, "%s", buf);
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
 /* Every key the parser accepts appears in its section, as "key =" or commented out as "# key =",
  * with a comment line right above it. */
 static void example_documents_every_key(void)
 {
     char *text = sx_test_read_file(EXAMPLE, NULL);
     REQUIRE(text);
-    size_t n;
-    const sx_config_key *keys = sx_config_keys(&n);
+    size_t n = 0;
+    while (sx_config_key_at(n))
+        n++;
     CHECK(n >= 23);
     for (size_t i = 0; i < n; i++) {
-        char section[64] = "", prev[256] = "";
-        bool found = false;
-        for (char *line = text; line && *line && !found;) {
-            char *end = strchr(line, '\n');
-            size_t len = end ? (size_t)(end - line) : strlen(line);
-            char buf[256];
-            snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), line);
-            if (buf[0] == '[')
-                snprintf(section, sizeof section, "%.*s", (int)strcspn(buf + 1, "]"), buf + 1);
-            const char *k = buf[0] == '#' ? buf + 1 + strspn(buf + 1, " ") : buf;
-            size_t nl = strlen(keys[i].name);
-            if (strcmp(section, keys[i].section) == 0 && strncmp(k, keys[i].name, nl) == 0 &&
-                strncmp(k + nl, " =", 2) == 0) {
-                found = true;
-                if (prev[0] != '#') {
-                    fprintf(stderr, "[%s] %s has no comment above it\n", keys[i].section, keys[i].name);
-                    sx_test_failures++;
-                }
-            }
-            snprintf(prev, sizeof prev, "%s", buf);
-            line = end ? end + 1 : NULL;
+        const sx_config_key *key = sx_config_key_at(i);
+        char value[256];
+        bool commented, explained;
+        if (!example_line(text, key, value, sizeof value, &commented, &explained)) {
+            fprintf(stderr, "secrets.conf.example does not document [%s] %s\n", key->section, key->name);
+            sx_test_failures++;
+        } else if (!explained) {
+            fprintf(stderr, "[%s] %s has no comment above it\n", key->section, key->name);
+            sx_test_failures++;
         }
-        if (!found) {
-            fprintf(stderr, "secrets.conf.example does not document [%s] %s\n", keys[i].section, keys[i].name);
+    }
+    free(text);
+}
+
+/* The example sets every key that has a default to exactly the default of the parser's key table,
+ * as written there ("64K", not 65536), and comments out only keys whose absence means none or
+ * off: the table and the file say the same thing. */
+static void example_shows_each_default_of_the_key_table(void)
+{
+    char *text = sx_test_read_file(EXAMPLE, NULL);
+    REQUIRE(text);
+    const sx_config_key *key;
+    for (size_t i = 0; (key = sx_config_key_at(i)); i++) {
+        char value[256];
+        bool commented, explained;
+        if (!example_line(text, key, value, sizeof value, &commented, &explained))
+            continue; /* example_documents_every_key reports it */
+        if (commented && key->dflt && *key->dflt) {
+            fprintf(stderr, "[%s] %s has the default '%s' but is commented out in secrets.conf.example\n", key->section,
+                    key->name, key->dflt);
+            sx_test_failures++;
+        } else if (!commented && (!key->dflt || strcmp(value, key->dflt) != 0)) {
+            fprintf(stderr, "[%s] %s = %s in secrets.conf.example, but its default is %s\n", key->section, key->name,
+                    value, key->dflt ? key->dflt : "(none)");
             sx_test_failures++;
         }
     }
@@ -193,6 +233,7 @@ int main(int argc, char **argv)
         {"example_loads_in_place", example_loads_in_place},
         {"example_equals_the_defaults", example_equals_the_defaults},
         {"example_documents_every_key", example_documents_every_key},
+        {"example_shows_each_default_of_the_key_table", example_shows_each_default_of_the_key_table},
         {"startup_path_exits_2_with_the_message", startup_path_exits_2_with_the_message},
     };
     dir = sx_test_tmpdir("cfg-example");

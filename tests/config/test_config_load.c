@@ -1,9 +1,11 @@
 /*
  * test_config_load.c - valid configuration files load into the values they say: every key, the
- * defaults, relative paths, IPv6 and repeated listeners, comments and quotes, size suffixes, and
- * sx_config_parse_pcrs(). Files are written into a fresh temporary folder that each test removes.
+ * defaults, relative paths, IPv6 and repeated listeners, comments and quotes, size suffixes,
+ * sx_config_parse_pcrs(), the pool size resolved from the threads, and the key table's rows fitting
+ * their fields. Files are written into a fresh temporary folder that each test removes.
  */
 #include "config/config.h"
+#include "config/config_internal.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -351,6 +353,46 @@ static void free_accepts_null(void)
     sx_config_free(NULL);
 }
 
+/* [storage] pool_size 0 (the default) is resolved by the loader, once: threads + 20. */
+static void pool_size_0_becomes_threads_plus_20(void)
+{
+    sx_config *cfg = load_text("cfg-pool", "[server]\nthreads = 3\n");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, 23);
+    done(cfg);
+    cfg = load_text("cfg-pool", "[server]\nthreads = 5\n[storage]\npool_size = 0\n");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, 25);
+    done(cfg);
+    cfg = load_text("cfg-pool", "");
+    REQUIRE(cfg);
+    CHECK_INT(cfg->storage_pool_size, cfg->threads + 20);
+    done(cfg);
+}
+
+/* Numbers are stored by the width of their field: every numeric row's field is 4 or 8 bytes wide
+ * and holds the row's largest value, and a list's count lies inside sx_config. */
+static void every_key_table_row_fits_its_field(void)
+{
+    for (size_t i = 0; i < sx_config_n_items; i++) {
+        const sx_config_item *it = &sx_config_items[i];
+        int before = sx_test_failures;
+        CHECK(it->offset + it->size <= sizeof(sx_config));
+        bool number = it->parse == sx_config_set_number || it->parse == sx_config_set_pwhash ||
+                      it->parse == sx_config_set_enum || it->parse == sx_config_set_pcrs;
+        if (number) {
+            CHECK(it->size == 4 || it->size == 8);
+            CHECK(it->size == 8 || it->max <= UINT32_MAX);
+        }
+        if (it->parse == sx_config_set_bool)
+            CHECK_INT(it->size, sizeof(bool));
+        if (it->parse == sx_config_set_listen || it->parse == sx_config_set_networks)
+            CHECK(it->count_offset && it->count_offset + sizeof(size_t) <= sizeof(sx_config) && it->max > 0);
+        if (sx_test_failures != before)
+            fprintf(stderr, "   in the row of [%s] %s\n", it->key.section, it->key.name);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const sx_test tests[] = {
@@ -365,6 +407,8 @@ int main(int argc, char **argv)
         {"sizes_and_booleans_accept_every_spelling", sizes_and_booleans_accept_every_spelling},
         {"parse_pcrs_accepts_banks_lists_and_none", parse_pcrs_accepts_banks_lists_and_none},
         {"free_accepts_null", free_accepts_null},
+        {"pool_size_0_becomes_threads_plus_20", pool_size_0_becomes_threads_plus_20},
+        {"every_key_table_row_fits_its_field", every_key_table_row_fits_its_field},
     };
     return sx_test_main(tests, sizeof tests / sizeof *tests, argc, argv);
 }

@@ -1,9 +1,9 @@
 /*
  * ctl_ops.c - the operator commands of secretsctl: status, master rotate, env rotate / show, seal
- * migrate / recover, backup. Each sends one request over the admin socket (ctl.c) and prints the
- * answer for people, or unchanged with --json. `--wait` polls GET /v1/rotations every half second
- * and shows the progress on one terminal line (or a line every few seconds when stdout is not a
- * terminal) until the rotation is gone, which is when it finished.
+ * migrate / recover, backup, audit verify. Each sends one request over the admin socket (client.h)
+ * and prints the answer for people, or unchanged with --json. `--wait` polls GET /v1/rotations
+ * every half second and shows the progress on one terminal line (or a line every few seconds when
+ * stdout is not a terminal) until the rotation is gone, which is when it finished.
  *
  * A passphrase for a seal migration is read from the environment variable the operator names
  * (never from argv, which other users can read in /proc) and travels only in the request body over
@@ -21,7 +21,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "server/ctl.h"
+#include "ctl/ctl.h"
 
 #define POLL_MS        500
 #define WAIT_FAILS_MAX 240 /* two minutes without an answer (a restarting server) */
