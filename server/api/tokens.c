@@ -1,5 +1,5 @@
 /*
- * admin.c - the operator API on the Unix admin socket: token management.
+ * tokens.c - the tokens resource on the Unix admin socket: token management.
  *
  *   POST   /v1/tokens       {"org", "project"?, "env"?, "role", "label"?, "ttl"?}  -> 201 with the token
  *   GET    /v1/tokens       -> 200 [token descriptions]  (never a secret or a hash)
@@ -10,7 +10,7 @@
  * generator (wiped on free) and in the response buffer (wiped when the request ends), and nowhere
  * else: it is never stored, logged or kept.
  */
-#include "server/api.h"
+#include "server/api/api.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -19,29 +19,6 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "server/audit.h"
-
-typedef enum admin_op { ADMIN_CREATE, ADMIN_LIST, ADMIN_REVOKE } admin_op;
-
-typedef struct admin_job {
-    sx_job super;
-    sx_request *r;
-    sx_server *server;
-    admin_op op;
-    sx_auth_token_spec spec;
-    char org[SX_AUTH_NAME_MAX + 1];
-    char project[SX_AUTH_NAME_MAX + 1];
-    char env[SX_AUTH_NAME_MAX + 1];
-    char label[SX_AUTH_LABEL_MAX + 1];
-    char id[SX_AUTH_ID_LEN + 1];
-    /* results */
-    int status;
-    const char *code;
-    const char *message;
-    char *token; /* sodium_malloc'd plaintext (create) */
-    sx_auth_token info;
-    yajl_gen list; /* generated list (list) */
-} admin_job;
 
 static void gen_token_info(yajl_gen g, const sx_auth_token *t)
 {
@@ -64,63 +41,25 @@ static void gen_token_info(yajl_gen g, const sx_auth_token *t)
     yajl_gen_bool(g, t->revoked);
 }
 
-static int list_one(const sx_auth_token *tok, void *ud)
-{
-    yajl_gen g = ud;
-    yajl_gen_map_open(g);
-    gen_token_info(g, tok);
-    yajl_gen_map_close(g);
-    return 0;
-}
+/* ---- POST /v1/tokens ---------------------------------------------------------------------------- */
 
-static void admin_work(sx_job *job)
-{
-    admin_job *j = (admin_job *)job;
-    sx_auth *auth = j->server->auth;
+typedef struct create_job {
+    sx_api_job base;
+    sx_auth_token_spec spec;
+    char org[SX_AUTH_NAME_MAX + 1];
+    char project[SX_AUTH_NAME_MAX + 1];
+    char env[SX_AUTH_NAME_MAX + 1];
+    char label[SX_AUTH_LABEL_MAX + 1];
+    /* outcome */
     int rc;
-    switch (j->op) {
-    case ADMIN_CREATE:
-        rc = sx_auth_token_create(auth, &j->spec, sx_clock_wall_ms(), &j->token, &j->info);
-        if (rc == 0) {
-            j->status = 201;
-        } else if (rc == -EINVAL) {
-            j->status = 400;
-            j->code = "invalid_request";
-            j->message = "the token's scope, role, label or ttl breaks a rule";
-        } else {
-            j->status = 503;
-            j->code = "unavailable";
-            j->message = "storage is not answering";
-        }
-        return;
-    case ADMIN_LIST:
-        j->list = sx_json_gen_new();
-        yajl_gen_array_open(j->list);
-        rc = sx_auth_token_list(auth, list_one, j->list);
-        yajl_gen_array_close(j->list);
-        if (rc == 0) {
-            j->status = 200;
-        } else {
-            j->status = 503;
-            j->code = "unavailable";
-            j->message = "the token records could not be read";
-        }
-        return;
-    case ADMIN_REVOKE:
-        rc = sx_auth_token_revoke(auth, j->id, sx_clock_wall_ms());
-        if (rc == 0) {
-            j->status = 200;
-        } else if (rc == -ENOENT) {
-            j->status = 404;
-            j->code = "not_found";
-            j->message = "no token with that id";
-        } else {
-            j->status = 503;
-            j->code = "unavailable";
-            j->message = "the token could not be revoked";
-        }
-        return;
-    }
+    char *token; /* sodium_malloc'd plaintext */
+    sx_auth_token info;
+} create_job;
+
+static void create_work(sx_job *job)
+{
+    create_job *j = (create_job *)job;
+    j->rc = sx_auth_token_create(j->base.server->auth, &j->spec, sx_clock_wall_ms(), &j->token, &j->info);
 }
 
 /* The token.create line names what was granted: the new token's id (as the line's name), its
@@ -141,31 +80,12 @@ static void audit_created(sx_request *r, const sx_auth_token *t)
     r->audit_done = true;
 }
 
-static void admin_done(sx_job *job)
+static void create_done(sx_job *job)
 {
-    admin_job *j = (admin_job *)job;
-    sx_request *r = j->r;
-    if (j->status >= 400) {
-        sx_send_error(r, j->status, j->code, j->message);
-        return;
-    }
-    h2o_mem_pool_t *pool = &r->req->pool;
-    if (j->op == ADMIN_LIST) {
-        h2o_iovec_t body = sx_json_gen_finish(j->list, pool);
-        j->list = NULL;
-        sx_send_json(r, 200, NULL, body.base, body.len);
-        return;
-    }
-    if (j->op == ADMIN_REVOKE) {
-        yajl_gen g = sx_json_gen_new();
-        yajl_gen_map_open(g);
-        sx_json_str(g, "revoked");
-        yajl_gen_bool(g, 1);
-        sx_json_kv(g, "id", j->id);
-        yajl_gen_map_close(g);
-        h2o_iovec_t body = sx_json_gen_finish(g, pool);
-        sx_log(SX_LOG_INFO, "admin: token %s revoked", j->id);
-        sx_send_json(r, 200, NULL, body.base, body.len);
+    create_job *j = (create_job *)job;
+    sx_request *r = j->base.r;
+    if (j->rc != 0) {
+        sx_send_failure(r, SX_ERR_TOKEN_CREATE, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_wiped();
@@ -173,36 +93,18 @@ static void admin_done(sx_job *job)
     sx_json_kv(g, "token", j->token);
     gen_token_info(g, &j->info);
     yajl_gen_map_close(g);
-    h2o_iovec_t body = sx_json_gen_finish_wiped(g, pool);
+    h2o_iovec_t body = sx_json_gen_finish_wiped(g, &r->req->pool);
     sx_log(SX_LOG_INFO, "admin: token %s created (role %s, org \"%s\")", j->info.id, sx_auth_role_name(j->info.role),
            j->info.org);
     audit_created(r, &j->info);
     sx_send_json_pooled(r, 201, body); /* no unwiped copy of the token */
 }
 
-static void admin_release(sx_job *job)
+static void create_release(sx_job *job)
 {
-    admin_job *j = (admin_job *)job;
+    create_job *j = (create_job *)job;
     sx_auth_token_plaintext_free(j->token);
-    if (j->list)
-        yajl_gen_free(j->list);
     free(j);
-}
-
-static admin_job *new_admin_job(sx_request *r, admin_op op)
-{
-    admin_job *j = calloc(1, sizeof(*j));
-    if (!j) {
-        sx_send_error(r, 503, "unavailable", "out of memory");
-        return NULL;
-    }
-    j->r = r;
-    j->server = r->server;
-    j->op = op;
-    j->super.work = admin_work;
-    j->super.done = admin_done;
-    j->super.release = admin_release;
-    return j;
 }
 
 static const sx_json_field token_fields[] = {
@@ -226,19 +128,14 @@ static bool copy_opt(char *dst, size_t cap, const sx_json_value *v)
     return true;
 }
 
-void sx_admin_token_create(sx_request *r)
+void sx_api_token_create(sx_request *r)
 {
     if (!sx_require_json(r))
         return;
     sx_json_value v[6];
-    char err[256];
-    int rc =
-        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, token_fields, 6, v, err, sizeof(err));
-    if (rc != 0) {
-        sx_send_error(r, 400, rc == SX_JSON_EINVALID ? "invalid_json" : "invalid_request", err);
+    if (!sx_api_parse_body(r, token_fields, 6, v))
         return;
-    }
-    admin_job *j = new_admin_job(r, ADMIN_CREATE);
+    create_job *j = sx_api_job_new(r, sizeof(*j), create_work, create_done, create_release);
     if (!j)
         return;
     const char *bad = NULL;
@@ -257,7 +154,7 @@ void sx_admin_token_create(sx_request *r)
     else if (v[5].present && !v[5].is_null && sx_auth_ttl_parse(v[5].str, &j->spec.ttl_ms) != 0)
         bad = "field \"ttl\" must be a duration like 3600s, 90m, 12h or 30d (at most 3650d)";
     if (bad) {
-        admin_release(&j->super);
+        create_release(&j->base.super);
         sx_send_error(r, 400, "invalid_request", bad);
         return;
     }
@@ -265,23 +162,101 @@ void sx_admin_token_create(sx_request *r)
     j->spec.project = j->project;
     j->spec.env = j->env;
     j->spec.label = j->label;
-    sx_request_submit(r, &j->super);
+    sx_request_submit(r, &j->base.super);
 }
 
-void sx_admin_token_list(sx_request *r)
+/* ---- GET /v1/tokens ----------------------------------------------------------------------------- */
+
+typedef struct list_job {
+    sx_api_job base;
+    int rc;
+    yajl_gen list;
+} list_job;
+
+static int list_one(const sx_auth_token *tok, void *ud)
 {
-    admin_job *j = new_admin_job(r, ADMIN_LIST);
+    yajl_gen g = ud;
+    yajl_gen_map_open(g);
+    gen_token_info(g, tok);
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static void list_work(sx_job *job)
+{
+    list_job *j = (list_job *)job;
+    j->list = sx_json_gen_new();
+    yajl_gen_array_open(j->list);
+    j->rc = sx_auth_token_list(j->base.server->auth, list_one, j->list);
+    yajl_gen_array_close(j->list);
+}
+
+static void list_done(sx_job *job)
+{
+    list_job *j = (list_job *)job;
+    sx_request *r = j->base.r;
+    if (j->rc != 0) {
+        sx_send_failure(r, SX_ERR_TOKEN_LIST, j->rc, NULL);
+        return;
+    }
+    h2o_iovec_t body = sx_json_gen_finish(j->list, &r->req->pool);
+    j->list = NULL;
+    sx_send_json(r, 200, NULL, body.base, body.len);
+}
+
+static void list_release(sx_job *job)
+{
+    list_job *j = (list_job *)job;
+    if (j->list)
+        yajl_gen_free(j->list);
+    free(j);
+}
+
+void sx_api_token_list(sx_request *r)
+{
+    list_job *j = sx_api_job_new(r, sizeof(*j), list_work, list_done, list_release);
     if (j)
-        sx_request_submit(r, &j->super);
+        sx_request_submit(r, &j->base.super);
 }
 
-void sx_admin_token_revoke(sx_request *r)
+/* ---- DELETE /v1/tokens/{id} --------------------------------------------------------------------- */
+
+typedef struct revoke_job {
+    sx_api_job base;
+    char id[SX_AUTH_ID_LEN + 1];
+    int rc;
+} revoke_job;
+
+static void revoke_work(sx_job *job)
 {
-    admin_job *j = new_admin_job(r, ADMIN_REVOKE);
+    revoke_job *j = (revoke_job *)job;
+    j->rc = sx_auth_token_revoke(j->base.server->auth, j->id, sx_clock_wall_ms());
+}
+
+static void revoke_done(sx_job *job)
+{
+    revoke_job *j = (revoke_job *)job;
+    sx_request *r = j->base.r;
+    if (j->rc != 0) {
+        sx_send_failure(r, SX_ERR_TOKEN_REVOKE, j->rc, NULL);
+        return;
+    }
+    yajl_gen g = sx_json_gen_new();
+    yajl_gen_map_open(g);
+    sx_json_str(g, "revoked");
+    yajl_gen_bool(g, 1);
+    sx_json_kv(g, "id", j->id);
+    yajl_gen_map_close(g);
+    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
+    sx_log(SX_LOG_INFO, "admin: token %s revoked", j->id);
+    sx_send_json(r, 200, NULL, body.base, body.len);
+}
+
+void sx_api_token_revoke(sx_request *r)
+{
+    revoke_job *j = sx_api_job_new(r, sizeof(*j), revoke_work, revoke_done, NULL);
     if (!j)
         return;
-    size_t n = r->params[0].len < SX_AUTH_ID_LEN ? r->params[0].len : SX_AUTH_ID_LEN;
-    memcpy(j->id, r->params[0].base, n);
-    j->id[n] = '\0';
-    sx_request_submit(r, &j->super);
+    sx_api_copy_param(j->id, sizeof(j->id), r->params[0]);
+    sx_request_submit(r, &j->base.super);
 }
