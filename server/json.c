@@ -343,6 +343,16 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
 
 /* ---- output ------------------------------------------------------------------------------------ */
 
+bool sx_json_copy_string(char *dst, size_t cap, const sx_json_value *v)
+{
+    if (!v->present || v->is_null)
+        return true;
+    if (v->len >= cap || strlen(v->str) != v->len)
+        return false;
+    memcpy(dst, v->str, v->len + 1);
+    return true;
+}
+
 yajl_gen sx_json_gen_new(void)
 {
     yajl_gen g = yajl_gen_alloc(NULL);

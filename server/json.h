@@ -46,6 +46,10 @@ typedef struct sx_json_value {
 int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_json_field *fields, size_t nfields,
                   sx_json_value *out, char *err, size_t errlen);
 
+/* Copy a parsed string field into dst (cap bytes, NUL-terminated). An absent or null field leaves
+ * dst as it is. False when the string does not fit or holds a NUL byte. */
+bool sx_json_copy_string(char *dst, size_t cap, const sx_json_value *v);
+
 yajl_gen sx_json_gen_new(void);
 void sx_json_str(yajl_gen g, const char *s);
 void sx_json_strn(yajl_gen g, const char *s, size_t len);

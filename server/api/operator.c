@@ -524,17 +524,6 @@ static const sx_json_field migrate_fields[] = {
     {"pcrs", SX_JSON_STRING, "a PCR list such as sha256:7,14 or none", false},
 };
 
-/* Copy a string field without NUL bytes into dst; false when too long. */
-static bool copy_field(char *dst, size_t cap, const sx_json_value *v)
-{
-    if (!v->present)
-        return true;
-    if (v->len >= cap || strlen(v->str) != v->len)
-        return false;
-    memcpy(dst, v->str, v->len + 1);
-    return true;
-}
-
 static const char *check_migrate(seal_job *j, sx_json_value *v)
 {
     const sx_config *cfg = j->base.server->config;
@@ -544,7 +533,7 @@ static const char *check_migrate(seal_job *j, sx_json_value *v)
         j->seal.type = SX_CRYPTO_SEAL_FILE;
         if (any_pass || any_tpm)
             return "a migration to a file seal takes only \"keyFile\"";
-        if (!v[1].present || !copy_field(j->path, sizeof(j->path), &v[1]) || j->path[0] != '/')
+        if (!v[1].present || !sx_json_copy_string(j->path, sizeof(j->path), &v[1]) || j->path[0] != '/')
             return "field \"keyFile\" must be the absolute path of the new key file";
         j->seal.key_file = j->path;
     } else if (strcmp(to, "passphrase") == 0) {
@@ -553,7 +542,7 @@ static const char *check_migrate(seal_job *j, sx_json_value *v)
             return "a migration to a passphrase seal takes only \"passphrase\" and \"passphraseEnv\"";
         if (!v[2].present || v[2].len == 0 || v[2].len > PASSPHRASE_MAX)
             return "field \"passphrase\" must be 1-1024 bytes";
-        if (!copy_field(j->passphrase_env, sizeof(j->passphrase_env), &v[3]))
+        if (!sx_json_copy_string(j->passphrase_env, sizeof(j->passphrase_env), &v[3]))
             return "field \"passphraseEnv\" is too long";
         if (!(j->passphrase = sodium_malloc(v[2].len + 1)))
             return "out of memory";
@@ -567,9 +556,9 @@ static const char *check_migrate(seal_job *j, sx_json_value *v)
         if (any_file || any_pass)
             return "a migration to a TPM seal takes only \"tcti\" and \"pcrs\"";
         snprintf(j->tcti, sizeof(j->tcti), "%s", cfg->seal_tcti ? cfg->seal_tcti : "device:/dev/tpmrm0");
-        if (!copy_field(j->tcti, sizeof(j->tcti), &v[4]) || !j->tcti[0])
+        if (!sx_json_copy_string(j->tcti, sizeof(j->tcti), &v[4]) || !j->tcti[0])
             return "field \"tcti\" must be a TCTI string of at most 255 bytes";
-        if (!copy_field(j->pcrs, sizeof(j->pcrs), &v[5]) || sx_config_parse_pcrs(j->pcrs, &j->seal.pcrs) != 0)
+        if (!sx_json_copy_string(j->pcrs, sizeof(j->pcrs), &v[5]) || sx_config_parse_pcrs(j->pcrs, &j->seal.pcrs) != 0)
             return "field \"pcrs\" must be a PCR list such as sha256:7,14 (PCRs 0-23) or none";
         j->seal.tcti = j->tcti;
     } else {
@@ -676,7 +665,7 @@ void sx_api_backup(sx_request *r)
     backup_job *j = sx_api_job_new(r, sizeof(*j), backup_work, backup_done, NULL);
     if (!j)
         return;
-    if (!copy_field(j->path, sizeof(j->path) - 64, &v[0]) || j->path[0] != '/') {
+    if (!sx_json_copy_string(j->path, sizeof(j->path) - 64, &v[0]) || j->path[0] != '/') {
         sx_api_job_free(&j->base.super);
         sx_send_error(r, 400, "invalid_request", "field \"dir\" must be an absolute path");
         return;

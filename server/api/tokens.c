@@ -116,18 +116,6 @@ static const sx_json_field token_fields[] = {
     {"ttl", SX_JSON_STRING | SX_JSON_NULL, "a string like \"30d\" or null", false},
 };
 
-/* Copy an optional string field into dst (cap bytes); false when too long or holding a NUL. */
-static bool copy_opt(char *dst, size_t cap, const sx_json_value *v)
-{
-    dst[0] = '\0';
-    if (!v->present || v->is_null)
-        return true;
-    if (v->len >= cap || strlen(v->str) != v->len)
-        return false;
-    memcpy(dst, v->str, v->len + 1);
-    return true;
-}
-
 void sx_api_token_create(sx_request *r)
 {
     if (!sx_require_json(r))
@@ -139,17 +127,18 @@ void sx_api_token_create(sx_request *r)
     if (!j)
         return;
     const char *bad = NULL;
-    if (!copy_opt(j->org, sizeof(j->org), &v[0]) || !sx_auth_name_valid(j->org))
+    if (!sx_json_copy_string(j->org, sizeof(j->org), &v[0]) || !sx_auth_name_valid(j->org))
         bad = "field \"org\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
-    else if (!copy_opt(j->project, sizeof(j->project), &v[1]) || (j->project[0] && !sx_auth_name_valid(j->project)))
+    else if (!sx_json_copy_string(j->project, sizeof(j->project), &v[1]) ||
+             (j->project[0] && !sx_auth_name_valid(j->project)))
         bad = "field \"project\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
-    else if (!copy_opt(j->env, sizeof(j->env), &v[2]) || (j->env[0] && !sx_auth_name_valid(j->env)))
+    else if (!sx_json_copy_string(j->env, sizeof(j->env), &v[2]) || (j->env[0] && !sx_auth_name_valid(j->env)))
         bad = "field \"env\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
     else if (j->env[0] && !j->project[0])
         bad = "field \"env\" needs a \"project\"";
     else if (sx_auth_role_parse(v[3].str, &j->spec.role) != 0)
         bad = "field \"role\" must be viewer, editor, owner or service";
-    else if (!copy_opt(j->label, sizeof(j->label), &v[4]) || !sx_auth_label_valid(j->label))
+    else if (!sx_json_copy_string(j->label, sizeof(j->label), &v[4]) || !sx_auth_label_valid(j->label))
         bad = "field \"label\" must be at most 128 bytes of printable UTF-8";
     else if (v[5].present && !v[5].is_null && sx_auth_ttl_parse(v[5].str, &j->spec.ttl_ms) != 0)
         bad = "field \"ttl\" must be a duration like 3600s, 90m, 12h or 30d (at most 3650d)";
