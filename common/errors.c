@@ -36,6 +36,11 @@ static const code_text texts[] = {
     {SX_AUTH_EFORBIDDEN, "token lacks the permission or the scope"},
     {SX_AUTH_EUNAVAILABLE, "token storage unavailable"},
     {SX_AUTH_ERATELIMITED, "too many failed authentications from this address"},
+    {SX_SECRETS_EPRECONDITION, "the secret has changed since the revision the caller named"},
+    {SX_SECRETS_ECONTENTION, "concurrent writers kept changing the secret; retry"},
+    {SX_SECRETS_EENCRYPT, "the value could not be encrypted"},
+    {SX_SECRETS_ENOVALUE, "no secret of that name with a value"},
+    {SX_SECRETS_EUNREADABLE, "a stored value could not be decrypted"},
 };
 
 const char *sx_strerror(int code)

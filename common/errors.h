@@ -53,6 +53,13 @@
 #define SX_AUTH_EUNAVAILABLE (-1311) /* storage failed (or held an undecodable record) while verifying */
 #define SX_AUTH_ERATELIMITED (-1312) /* a throttled address was refused */
 
+/* ---- secrets -------------------------------------------------------------------------------- */
+#define SX_SECRETS_EPRECONDITION (-1400) /* the secret's revision is not one the caller's precondition accepts */
+#define SX_SECRETS_ECONTENTION   (-1401) /* concurrent writers kept moving the secret's revision; retry */
+#define SX_SECRETS_EENCRYPT      (-1402) /* the value could not be encrypted (the env's data key is unreadable) */
+#define SX_SECRETS_ENOVALUE      (-1403) /* no secret of that name, or it has no value */
+#define SX_SECRETS_EUNREADABLE   (-1404) /* a stored value could not be decrypted (altered, moved, key destroyed) */
+
 /*
  * A sentence for code: any code above, a negative errno, or 0. Static string; it never holds a
  * name, a value or a token. Modules whose errno values mean something narrower (-EBUSY from a

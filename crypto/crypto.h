@@ -346,6 +346,23 @@ int sx_crypto_datakey_each(sx_crypto *c, const sx_crypto_place *env, sx_crypto_v
 int sx_crypto_store_count(sx_storage *st, uint64_t *ret_envs, uint64_t *ret_data_keys)
     __attribute__((warn_unused_result));
 
+/* --- key information for operators (keyinfo.c) ---------------------------------------------- */
+
+/* "file", "passphrase" or "tpm" ("unknown" for anything else). Static. */
+const char *sx_crypto_seal_type_name(sx_crypto_seal_type type);
+
+/* One wrapped data-key version of an environment. */
+typedef struct sx_crypto_datakey_info {
+    uint32_t version;
+    uint32_t master; /* the master version it is wrapped under; 0 when its record is malformed */
+} sx_crypto_datakey_info;
+
+/* The wrapped data-key versions of env (name ignored), in version order: at most cap entries into
+ * ret[], their number into *ret_n. Reads record headers only, never key material. 0 or a storage
+ * error. */
+int sx_crypto_datakey_versions(sx_crypto *c, const sx_crypto_place *env, sx_crypto_datakey_info *ret, size_t cap,
+                               size_t *ret_n) __attribute__((warn_unused_result));
+
 #ifdef __cplusplus
 }
 #endif

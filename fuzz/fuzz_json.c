@@ -17,7 +17,7 @@
 #include <h2o/memory.h>
 
 #include "fuzz/fuzz_common.h"
-#include "server/api.h"
+#include "server/json.h"
 
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
@@ -27,7 +27,7 @@
         }                                                                                                              \
     } while (0)
 
-/* Copies of the handlers' tables (server/api_write.c, server/admin.c, server/ops_admin.c). */
+/* Copies of the handlers' tables (server/api/secrets.c, values.c, tokens.c, operator.c). */
 static const sx_json_field secret_fields[] = {
     {"kind", SX_JSON_STRING, "the string \"secret\"", true},
     {"name", SX_JSON_STRING, "a string", true},

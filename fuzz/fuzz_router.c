@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "fuzz/fuzz_common.h"
-#include "server/api.h"
+#include "server/server_internal.h"
 
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \

@@ -210,7 +210,7 @@ static void set_request_id(sx_request *r)
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        bool ok = v.len >= 1 && v.len <= 64;
+        bool ok = v.len >= 1 && v.len <= SX_REQUEST_ID_MAX;
         for (size_t k = 0; ok && k < v.len; k++) {
             char c = v.base[k];
             ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -481,11 +481,11 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     }
     path[pl] = '\0';
     /* The request id is one of ours (checked or generated in on_req), safe to print as is. */
-    char rid[65] = "-";
+    char rid[SX_REQUEST_ID_MAX + 1] = "-";
     ssize_t hi = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     if (hi >= 0) {
-        size_t rl =
-            copy_printable(rid, req->res.headers.entries[hi].value.base, req->res.headers.entries[hi].value.len, 64);
+        size_t rl = copy_printable(rid, req->res.headers.entries[hi].value.base, req->res.headers.entries[hi].value.len,
+                                   SX_REQUEST_ID_MAX);
         rid[rl] = '\0';
     }
     struct timeval now;
@@ -522,61 +522,4 @@ void sx_http_register(sx_server *s, h2o_pathconf_t *pathconf)
     f->server = s;
     h2o_logger_t *l = h2o_create_logger(pathconf, sizeof(*l));
     l->log_access = log_access;
-}
-
-/* ---- built-in handlers ------------------------------------------------------------------------- */
-
-void sx_handle_healthz(sx_request *r)
-{
-    static const char body[] = "{\"status\":\"ok\"}";
-    sx_send_json(r, 200, "OK", body, sizeof(body) - 1);
-}
-
-typedef struct readyz_job {
-    sx_job super;
-    sx_request *r;
-    sx_storage *storage;
-    int result;
-} readyz_job;
-
-static void readyz_work(sx_job *job)
-{
-    readyz_job *j = (readyz_job *)job;
-    /* Any answer from the store - found or not - shows it is serving. */
-    void *val = NULL;
-    int rc = sx_storage_get(j->storage, "s/readyz", 8, &val, NULL, NULL);
-    sx_storage_free(val);
-    j->result = (rc == 0 || rc == -ENOENT) ? 0 : rc;
-}
-
-static void readyz_done(sx_job *job)
-{
-    readyz_job *j = (readyz_job *)job;
-    if (j->result == 0) {
-        static const char body[] = "{\"status\":\"ready\"}";
-        sx_send_json(j->r, 200, "OK", body, sizeof(body) - 1);
-    } else {
-        sx_log(SX_LOG_WARN, "readiness check: storage error: %s", sx_storage_strerror(j->result));
-        sx_send_error(j->r, 503, "unavailable", "storage is not answering");
-    }
-}
-
-static void free_job(sx_job *job)
-{
-    free(job);
-}
-
-void sx_handle_readyz(sx_request *r)
-{
-    readyz_job *j = calloc(1, sizeof(*j));
-    if (!j) {
-        sx_send_error(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    j->r = r;
-    j->storage = r->server->storage;
-    j->super.work = readyz_work;
-    j->super.done = readyz_done;
-    j->super.release = free_job;
-    sx_request_submit(r, &j->super);
 }

@@ -11,10 +11,15 @@
  * Strings are copied into the request pool (yajl's are transient); the caller wipes a secret
  * value with sx_json_wipe() once it is encrypted.
  */
-#include "server/api.h"
+#include "server/json.h"
+
+#include <h2o/string_.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -338,6 +343,16 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
 
 /* ---- output ------------------------------------------------------------------------------------ */
 
+bool sx_json_copy_string(char *dst, size_t cap, const sx_json_value *v)
+{
+    if (!v->present || v->is_null)
+        return true;
+    if (v->len >= cap || strlen(v->str) != v->len)
+        return false;
+    memcpy(dst, v->str, v->len + 1);
+    return true;
+}
+
 yajl_gen sx_json_gen_new(void)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -502,4 +517,86 @@ size_t sx_json_escape(char *out, const char *s, size_t len, bool upper_hex)
             out[n++] = hex[c & 15];
         }
     }
+}
+
+/* ---- wiped memory, for output holding values or tokens --------------------------------------- */
+
+/* A buffer in the request pool that is wiped when the request ends. */
+typedef struct wiped_buf {
+    size_t len;
+    char data[];
+} wiped_buf;
+
+static void wipe_dispose(void *p)
+{
+    wiped_buf *b = p;
+    sodium_memzero(b->data, b->len);
+}
+
+char *sx_pool_alloc_wiped(h2o_mem_pool_t *pool, size_t len)
+{
+    wiped_buf *b = h2o_mem_alloc_shared(pool, sizeof(*b) + len + 1, wipe_dispose);
+    b->len = len + 1;
+    return b->data;
+}
+
+/* yajl allocator that wipes what it frees, for generators that hold plaintext values. */
+typedef struct wipe_hdr {
+    size_t len;
+    max_align_t align[];
+} wipe_hdr;
+
+static void *wipe_malloc(void *ctx, size_t sz)
+{
+    (void)ctx;
+    wipe_hdr *h = malloc(sizeof(*h) + sz);
+    if (!h)
+        return NULL;
+    h->len = sz;
+    return h->align;
+}
+
+static void wipe_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    wipe_hdr *h = (wipe_hdr *)((char *)p - offsetof(wipe_hdr, align));
+    sodium_memzero(p, h->len);
+    free(h);
+}
+
+static void *wipe_realloc(void *ctx, void *p, size_t sz)
+{
+    if (!p)
+        return wipe_malloc(ctx, sz);
+    wipe_hdr *h = (wipe_hdr *)((char *)p - offsetof(wipe_hdr, align));
+    void *np = wipe_malloc(ctx, sz);
+    if (!np)
+        return NULL;
+    memcpy(np, p, h->len < sz ? h->len : sz);
+    wipe_free(ctx, p);
+    return np;
+}
+
+static yajl_alloc_funcs wipe_funcs = {wipe_malloc, wipe_realloc, wipe_free, NULL};
+
+h2o_iovec_t sx_json_gen_finish_wiped(yajl_gen g, h2o_mem_pool_t *pool)
+{
+    const unsigned char *buf;
+    size_t len = 0;
+    h2o_iovec_t out = {NULL, 0};
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        out.base = sx_pool_alloc_wiped(pool, len);
+        memcpy(out.base, buf, len);
+        out.len = len;
+    }
+    yajl_gen_free(g);
+    return out;
+}
+
+yajl_gen sx_json_gen_wiped(void)
+{
+    /* No output validation: values and names were checked as strict UTF-8 on the way in. */
+    return yajl_gen_alloc(&wipe_funcs);
 }

@@ -208,6 +208,17 @@ static int open_storage_waiting(const sx_config *cfg, sx_storage **ret, char *er
     }
 }
 
+/* The configured seal's name, as crypto/ names seal types. */
+static const char *seal_label(const sx_config *cfg)
+{
+    static const sx_crypto_seal_type types[] = {
+        [SX_CONFIG_SEAL_FILE] = SX_CRYPTO_SEAL_FILE,
+        [SX_CONFIG_SEAL_PASSPHRASE] = SX_CRYPTO_SEAL_PASSPHRASE,
+        [SX_CONFIG_SEAL_TPM] = SX_CRYPTO_SEAL_TPM,
+    };
+    return sx_crypto_seal_type_name(types[cfg->seal]);
+}
+
 /* The configured seal as crypto options; *ret_passphrase (sodium_malloc'd, free with sodium_free)
  * holds the passphrase the options point at. */
 static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret_passphrase)
@@ -351,10 +362,7 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
             return rc;
         }
     }
-    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)",
-           cfg->seal == SX_CONFIG_SEAL_FILE         ? "file"
-           : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase"
-                                                    : "tpm");
+    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)", seal_label(cfg));
     return 0;
 }
 
@@ -390,11 +398,6 @@ static char *read_recovery_key(void)
         return NULL;
     }
     return key;
-}
-
-static const char *seal_label(const sx_config *cfg)
-{
-    return cfg->seal == SX_CONFIG_SEAL_FILE ? "file" : cfg->seal == SX_CONFIG_SEAL_PASSPHRASE ? "passphrase" : "tpm";
 }
 
 /* secretsd --recover: re-seal the keyring of the (stopped) store under the configured seal. */

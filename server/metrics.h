@@ -1,5 +1,6 @@
 /*
- * metrics.h - the server's counters for GET /metrics (metrics.c). Internal to server/.
+ * metrics.h - the server's counters (metrics.c), read by the GET /metrics page
+ * (server/api/metrics.c). Internal to server/.
  *
  * Each loop thread owns one sx_metrics_thread and is its only writer: an increment is a relaxed
  * atomic load and store (a plain add, no lock, no locked instruction), and the scrape sums every
@@ -14,6 +15,11 @@
 #include <stdint.h>
 
 #define SX_METRICS_MAX_ROUTES 32 /* route table entries + 1 for "no route" */
+#define SX_METRICS_NSTATUS    16 /* the statuses of sx_metrics_status_codes, and "other" */
+#define SX_METRICS_NBUCKETS   15 /* latency histogram buckets: 14 bounds (100 us .. 2.5 s) + Inf */
+
+/* The statuses counted one by one; any other is counted as "other" (the last index). */
+extern const int sx_metrics_status_codes[SX_METRICS_NSTATUS - 1];
 
 typedef enum sx_metrics_storage_op {
     SX_METRICS_STORAGE_GET = 0,
@@ -38,6 +44,10 @@ typedef enum sx_metrics_forged {
     SX_METRICS_FORGED_NKINDS = 3,
 } sx_metrics_forged;
 
+/* The names of the reasons and kinds above, for labels. */
+extern const char *const sx_metrics_abuse_reasons[SX_METRICS_ABUSE_NREASONS];
+extern const char *const sx_metrics_forged_kinds[SX_METRICS_FORGED_NKINDS];
+
 typedef struct sx_metrics_thread sx_metrics_thread;
 
 /* A zeroed set of counters (calloc'd; free with free()); NULL when out of memory. */
@@ -52,5 +62,25 @@ void sx_metrics_abuse_close(sx_metrics_abuse why);
 /* Count one record that failed its MAC (any thread); the first of each kind is logged (a warning
  * naming the kind, never the record's bytes), later ones are only counted. */
 void sx_metrics_forged_record(sx_metrics_forged kind);
+
+/* Every counter summed over the loops (and the shared set), at one scrape. Buckets are not
+ * cumulative. */
+typedef struct sx_metrics_histogram {
+    uint64_t buckets[SX_METRICS_NBUCKETS];
+    uint64_t sum_us;
+} sx_metrics_histogram;
+
+typedef struct sx_metrics_snapshot {
+    uint64_t requests[SX_METRICS_MAX_ROUTES][SX_METRICS_NSTATUS]; /* by route index and status index */
+    sx_metrics_histogram latency[SX_METRICS_MAX_ROUTES];
+    sx_metrics_histogram storage[SX_METRICS_STORAGE_NOPS];
+    uint64_t abuse[SX_METRICS_ABUSE_NREASONS];
+    uint64_t forged[SX_METRICS_FORGED_NKINDS];
+} sx_metrics_snapshot;
+
+/* Sum s's counters into *ret (relaxed reads: a request may be counted and its latency not yet).
+ * Any thread. */
+struct sx_server;
+void sx_metrics_collect(const struct sx_server *s, sx_metrics_snapshot *ret);
 
 #endif /* SX_SERVER_METRICS_H */

@@ -22,7 +22,7 @@
  * lives on until the last response that sends it is done. Bounded: PAGE_SLOTS pages and
  * PAGE_BYTES of bodies per thread, least recently used evicted first.
  */
-#include "server/api.h"
+#include "server/server_internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * router.c - maps a method and a path to a handler.
+ * router.c - maps a method and a path to a route of the table (routes.c).
  *
  * The path rules of SPEC §2.4 are enforced here, before any handler or authorization runs: every
  * segment is 1+ bytes of [A-Za-z0-9._-], so "%2e%2e", "%2F", "//", NUL bytes and any other trick
@@ -8,39 +8,12 @@
  * with the allowed methods. Route parameters are then checked against their own rule (scope names
  * or secret names) so that a bad one is a 400 that names it.
  */
-#include "server/api.h"
+#include "server/server_internal.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #define MAX_SEGMENTS 16
-
-/* The last field is the audit action (NULL: not audited). Route order is also the order of the
- * metrics labels. */
-static const sx_route routes[] = {
-    {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_healthz, NULL},
-    {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_handle_readyz, NULL},
-    {"/metrics", SX_GET, SX_ROUTE_ADMIN | SX_ROUTE_METRICS, sx_handle_metrics, NULL},
-    {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_ops_status, "admin.status"},
-    {"/v1/rotations", SX_GET, SX_ROUTE_ADMIN, sx_ops_rotations, "admin.rotations"},
-    {"/v1/master/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_master_rotate, "master.rotate"},
-    {"/v1/envs/{o}/{p}/{env}", SX_GET, SX_ROUTE_ADMIN, sx_ops_env_keys, "env.keys"},
-    {"/v1/envs/{o}/{p}/{env}/rotate", SX_POST, SX_ROUTE_ADMIN, sx_ops_env_rotate, "env.rotate"},
-    {"/v1/seal/migrate", SX_POST, SX_ROUTE_ADMIN, sx_ops_seal_migrate, "seal.migrate"},
-    {"/v1/backup", SX_POST, SX_ROUTE_ADMIN, sx_ops_backup, "backup.create"},
-    {"/v1/audit/verify", SX_POST, SX_ROUTE_ADMIN, sx_ops_audit_verify, "audit.verify"},
-    {"/v1/tokens", SX_POST, SX_ROUTE_ADMIN, sx_admin_token_create, "token.create"},
-    {"/v1/tokens", SX_GET, SX_ROUTE_ADMIN, sx_admin_token_list, "token.list"},
-    {"/v1/tokens/{id}", SX_DELETE, SX_ROUTE_ADMIN, sx_admin_token_revoke, "token.revoke"},
-    {"/{o}/{p}/envs/{env}/secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_list, "secret.list"},
-    {"/{o}/{p}/envs/{env}/secrets", SX_POST, SX_ROUTE_PUBLIC, sx_api_create, "secret.create"},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_GET, SX_ROUTE_PUBLIC, sx_api_get, "secret.get"},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_PUT, SX_ROUTE_PUBLIC, sx_api_update, "secret.update"},
-    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_delete, "secret.delete"},
-    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value, "secret.set_value"},
-    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal, "secret.reveal"},
-    {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values, "secret.values"},
-};
 
 /* Each pattern split into its segments once, so matching a request compares lengths and bytes
  * instead of re-scanning every pattern (this runs on every request). */
@@ -53,14 +26,14 @@ typedef struct route_shape {
     } segs[MAX_SEGMENTS];
 } route_shape;
 
-static route_shape shapes[sizeof(routes) / sizeof(routes[0])];
+static route_shape shapes[SX_ROUTES_MAX];
 static pthread_once_t shapes_once = PTHREAD_ONCE_INIT;
 
 static void shapes_init(void)
 {
-    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
+    for (size_t r = 0; r < sx_route_table_len; r++) {
         route_shape *sh = &shapes[r];
-        const char *p = routes[r].pattern + 1;
+        const char *p = sx_route_table[r].pattern + 1;
         for (;;) {
             const char *end = strchr(p, '/');
             size_t plen = end ? (size_t)(end - p) : strlen(p);
@@ -78,12 +51,12 @@ static void shapes_init(void)
 
 size_t sx_router_count(void)
 {
-    return sizeof(routes) / sizeof(routes[0]);
+    return sx_route_table_len;
 }
 
 const sx_route *sx_router_at(size_t i)
 {
-    return i < sizeof(routes) / sizeof(routes[0]) ? &routes[i] : NULL;
+    return i < sx_route_table_len ? &sx_route_table[i] : NULL;
 }
 
 unsigned sx_method_parse(const char *m, size_t len)
@@ -207,8 +180,8 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
     unsigned allow = 0;
     const sx_route *found = NULL;
     const route_shape *found_shape = NULL;
-    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
-        const sx_route *route = &routes[r];
+    for (size_t r = 0; r < sx_route_table_len; r++) {
+        const sx_route *route = &sx_route_table[r];
         const route_shape *sh = &shapes[r];
         if (!(route->scope & scope) || sh->nsegs != nsegs)
             continue;

@@ -137,7 +137,7 @@ struct sx_server {
     sx_thread *threads;
     unsigned nthreads;
     sx_pool *pool;
-    struct sx_rotor *rotor; /* key rotations on their own thread (ops/rotation.c, ops_admin.c) */
+    struct sx_rotor *rotor; /* key rotations on their own thread (ops/rotation.c, rotor_life.c) */
     struct sx_audit *audit; /* NULL when [log] audit_log is off (audit/audit.c) */
     char reqid_prefix[9];   /* random per process: generated request ids are unique across restarts */
     atomic_bool stop_requested;
@@ -214,6 +214,8 @@ void sx_log_set_request_id(const char *id);
 /* ---- requests and routing (http.c, router.c) -------------------------------------------------- */
 
 #define SX_MAX_PARAMS 4
+/* An X-Request-Id: 1-64 characters of [A-Za-z0-9._-], the client's or one the server made. */
+#define SX_REQUEST_ID_MAX 64
 
 typedef struct sx_request sx_request;
 typedef void (*sx_handler_fn)(sx_request *r);
@@ -231,7 +233,7 @@ struct sx_request {
     size_t nparams;
     sx_job *job; /* blocking work in flight for this request, cancelled if the request goes away */
     /* observability (http.c): the request id, the route for metrics, what the audit line says */
-    char req_id[65];
+    char req_id[SX_REQUEST_ID_MAX + 1];
     uint8_t req_id_len;
     bool audit_done;     /* the audit line is written (or a job took it over): finish adds none */
     bool has_principal;  /* authenticated: the token fields below are set */
@@ -240,8 +242,8 @@ struct sx_request {
     const char *audit_action; /* NULL = the route is not audited */
     uint64_t start_ns;        /* CLOCK_MONOTONIC at on_req, for the latency histogram */
     const char *token_role;
-    char token_id[33];
-    char token_label[129];
+    char token_id[SX_AUTH_ID_LEN + 1];
+    char token_label[SX_AUTH_LABEL_MAX + 1];
 };
 
 typedef enum sx_method {
@@ -274,8 +276,14 @@ typedef enum sx_route_result {
     SX_ROUTE_BAD_PATH = 3,   /* a segment breaks the path rules; *ret_bad names it */
 } sx_route_result;
 
-/* Match method and path (no query) against the built-in table for the given scope. On FOUND writes
- * the route and fills params (borrowed slices of path). */
+/* The route table (routes.c, the only file that names every handler): sx_route_table_len entries,
+ * at most SX_ROUTES_MAX (one metrics label is kept for "no route"). */
+#define SX_ROUTES_MAX 31
+extern const sx_route sx_route_table[];
+extern const size_t sx_route_table_len;
+
+/* Match method and path (no query) against the route table for the given scope (router.c). On
+ * FOUND writes the route and fills params (borrowed slices of path). */
 sx_route_result sx_router_match(unsigned scope, unsigned method, const char *path, size_t len,
                                 const sx_route **ret_route, h2o_iovec_t *params, size_t *ret_nparams,
                                 unsigned *ret_allow, const char **ret_bad);
@@ -287,22 +295,9 @@ unsigned sx_method_parse(const char *m, size_t len);
 /* Write "GET, PUT" for a method mask into buf; returns the length. */
 size_t sx_method_list(unsigned mask, char *buf, size_t cap);
 
-/* Handlers of the built-in routes. */
-void sx_handle_healthz(sx_request *r);
-void sx_handle_readyz(sx_request *r);
-void sx_handle_metrics(sx_request *r);   /* metrics.c */
-void sx_ops_audit_verify(sx_request *r); /* audit_admin.c: POST /v1/audit/verify */
-
-/* Operator endpoints and the rotation engine's life in the server (ops_admin.c). init creates the
- * engine (err gets a reason on failure), start runs its thread once the loops run, stop joins it
- * (before storage closes), free releases it (NULL-safe, after stop). */
-void sx_ops_status(sx_request *r);
-void sx_ops_rotations(sx_request *r);
-void sx_ops_master_rotate(sx_request *r);
-void sx_ops_env_rotate(sx_request *r);
-void sx_ops_env_keys(sx_request *r);
-void sx_ops_seal_migrate(sx_request *r);
-void sx_ops_backup(sx_request *r);
+/* The rotation engine's life in the server (rotor_life.c): init creates the engine (err gets a
+ * reason on failure), start runs its thread once the loops run, stop joins it (before storage
+ * closes), free releases it (NULL-safe, after stop). */
 int sx_ops_init(sx_server *s, char *err, size_t errlen);
 void sx_ops_start(sx_server *s);
 void sx_ops_stop(sx_server *s);
@@ -332,5 +327,60 @@ void sx_request_audit_rec(sx_request *r, struct sx_audit_rec *rec, char *client,
 
 /* Submit blocking work for r; the job is cancelled if the request goes away first. */
 void sx_request_submit(sx_request *r, sx_job *job);
+
+/* ---- codes to HTTP answers (errors_http.c) ----------------------------------------------------- */
+
+/* What a request was doing when a call failed: the same code can mean another answer (-ENOENT is
+ * "no secret" to a read and "no token" to a revoke). One bit each, so that a row of the table can
+ * serve several. */
+typedef enum sx_err_ctx {
+    SX_ERR_SECRET = 1u << 0,        /* the secrets API: reads, writes, reveals */
+    SX_ERR_AUTH = 1u << 1,          /* authenticating and authorizing a caller */
+    SX_ERR_TOKEN_CREATE = 1u << 2,  /* POST /v1/tokens */
+    SX_ERR_TOKEN_LIST = 1u << 3,    /* GET /v1/tokens */
+    SX_ERR_TOKEN_REVOKE = 1u << 4,  /* DELETE /v1/tokens/{id} */
+    SX_ERR_OPS = 1u << 5,           /* status, rotations: storage and key records */
+    SX_ERR_MASTER_ROTATE = 1u << 6, /* POST /v1/master/rotate */
+    SX_ERR_ENV_ROTATE = 1u << 7,    /* POST /v1/envs/{o}/{p}/{env}/rotate */
+    SX_ERR_ENV_KEYS = 1u << 8,      /* GET /v1/envs/{o}/{p}/{env} */
+    SX_ERR_SEAL_MIGRATE = 1u << 9,  /* POST /v1/seal/migrate */
+    SX_ERR_BACKUP = 1u << 10,       /* POST /v1/backup */
+    SX_ERR_AUDIT_VERIFY = 1u << 11, /* POST /v1/audit/verify: reading the file */
+    SX_ERR_AUDIT_INTENT = 1u << 12, /* an intent line that fail_closed could not write */
+    SX_ERR_READY = 1u << 13,        /* GET /readyz: the store's answer */
+    SX_ERR_ALLOC = 1u << 14,        /* memory for the request's own work (a job, a page) */
+    SX_ERR_ANY = 0xffffu,
+} sx_err_ctx;
+
+/* One answer: status, machine code and message (NULL: the caller's detail, or the code's own
+ * sentence). */
+typedef struct sx_http_error {
+    int rc;       /* the code; SX_HTTP_ERROR_ANY_RC matches every code (a default row) */
+    unsigned ctx; /* sx_err_ctx bits the row serves */
+    int status;
+    const char *code;
+    const char *message;
+} sx_http_error;
+#define SX_HTTP_ERROR_ANY_RC 1
+
+/* The row for rc (a negative errno or project code) in ctx: never NULL (the last row answers
+ * everything). Static; any thread. */
+const sx_http_error *sx_http_error_of(sx_err_ctx ctx, int rc);
+/* Send the answer for rc in ctx. detail is the message of rows that have none (NULL: the code's
+ * own sentence). */
+void sx_send_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail);
+
+/* ---- list pages sent again while the store is unchanged (page_cache.c) --------------------------- */
+
+/* What identifies a page: the env ("org/project/env") and the query (limit, after). */
+#define SX_PAGE_ID_MAX (3 * 65 + 24 + 257)
+
+/* On this loop thread's cache: the page stored under id at change sequence seq. On a hit, links
+ * the page into pool (valid until the request ends) and returns true with its body and its Link
+ * header value (len 0 when none); a page stored at another seq is dropped. Loop threads only. */
+bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_link);
+/* Keep a copy of body and link under id, read at change sequence seq (read before the scan). */
+void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link);
 
 #endif /* SX_SERVER_INTERNAL_H */

@@ -10,7 +10,8 @@
 #include <yajl/yajl_gen.h>
 
 #include "common/clock.h"
-#include "server/api.h"
+#include "secrets/secrets.h"
+#include "server/api/api.h"
 #include "testutil.h"
 
 /* The reference: what gmtime_r + strftime say. */

@@ -1,5 +1,5 @@
 /*
- * record.c - the secret metadata record and the storage keys of secrets.
+ * record.c - the secret metadata record, the storage keys of secrets and the name rule.
  *
  * Key layout (storage/LAYOUT.md): "m/{org}/{project}/{env}/{name}" holds the metadata below,
  * "v/{org}/{project}/{env}/{name}" the value's ciphertext blob (crypto/FORMAT.md). Names and
@@ -14,37 +14,22 @@
  *   u16 description length (<= 1024)
  *   ... description bytes (UTF-8)
  */
-#include "server/api.h"
+#include "secrets/secrets.h"
+
+#include "common/bytes.h"
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #define META_FORMAT 1
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf)
 {
     size_t dlen = m->has_description ? m->description_len : 0;
     buf[0] = META_FORMAT;
     buf[1] = (uint8_t)((m->has_value ? 1 : 0) | (m->has_description ? 2 : 0));
-    put_u64(buf + 2, (uint64_t)m->created_ms);
-    put_u64(buf + 10, (uint64_t)m->updated_ms);
+    sx_be64_put(buf + 2, (uint64_t)m->created_ms);
+    sx_be64_put(buf + 10, (uint64_t)m->updated_ms);
     buf[18] = (uint8_t)(dlen >> 8);
     buf[19] = (uint8_t)dlen;
     memcpy(buf + 20, m->description, dlen);
@@ -56,14 +41,14 @@ int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len)
     if (len < 20 || buf[0] != META_FORMAT || (buf[1] & ~3u))
         return -EBADMSG;
     size_t dlen = ((size_t)buf[18] << 8) | buf[19];
-    if (dlen > SX_DESCRIPTION_MAX || len != 20 + dlen)
+    if (dlen > SX_SECRETS_DESCRIPTION_MAX || len != 20 + dlen)
         return -EBADMSG;
     m->has_value = buf[1] & 1;
     m->has_description = (buf[1] & 2) != 0;
     if (!m->has_description && dlen)
         return -EBADMSG;
-    m->created_ms = (int64_t)get_u64(buf + 2);
-    m->updated_ms = (int64_t)get_u64(buf + 10);
+    m->created_ms = (int64_t)sx_be64_get(buf + 2);
+    m->updated_ms = (int64_t)sx_be64_get(buf + 10);
     m->description_len = dlen;
     m->description = (const char *)buf + 20;
     return 0;
@@ -85,15 +70,23 @@ int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len)
     return 0;
 }
 
-size_t sx_key_build(char *buf, char kind, const char *org, const char *project, const char *env, const char *name)
+void sx_meta_view_of(sx_secret_meta_view *v, const sx_secret_meta *m)
+{
+    v->created_ms = m->created_ms;
+    v->updated_ms = m->updated_ms;
+    v->has_value = m->has_value;
+    v->has_description = m->has_description;
+    v->description_len = m->has_description ? m->description_len : 0;
+    v->description = m->description;
+}
+
+size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_place *p)
 {
     size_t n = 0;
-    buf[n++] = kind;
+    buf[n++] = (char)kind;
     buf[n++] = '/';
-    const char *parts[] = {org, project, env, name};
+    const char *parts[] = {p->org, p->project, p->env, p->name};
     for (int i = 0; i < 4; i++) {
-        if (!parts[i])
-            break;
         size_t l = strlen(parts[i]);
         memcpy(buf + n, parts[i], l);
         n += l;
@@ -102,4 +95,17 @@ size_t sx_key_build(char *buf, char kind, const char *org, const char *project, 
     }
     buf[n] = '\0';
     return n;
+}
+
+bool sx_secrets_name_valid(const char *s, size_t len)
+{
+    if (len < 1 || len > SX_SECRETS_NAME_MAX || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
 }

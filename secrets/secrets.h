@@ -1,0 +1,235 @@
+/*
+ * secrets.h - the product's domain: secrets, their metadata and their values, as records and as
+ * transactions. No HTTP here: every function returns 0 or a code, and the server decides what a
+ * code means to a client.
+ *
+ * Records (this module is the one owner of their layout; storage/LAYOUT.md lists every prefix):
+ *     m/{org}/{project}/{env}/{name}   the metadata record (format below, record.c)
+ *     v/{org}/{project}/{env}/{name}   the value's ciphertext blob (crypto/FORMAT.md)
+ * Names and scopes can only hold [A-Za-z0-9._-], so '/' separates them unambiguously and the
+ * prefix "m/{org}/{project}/{env}/" lists exactly one environment. The data-key records of an
+ * environment (e/, d/) belong to crypto/.
+ *
+ * Transactions: a write reads the metadata record, checks the caller's precondition and writes
+ * with one atomic conditional batch, the metadata and the value record together, conditioned on
+ * the revision it read; when another writer got in between it reads again and retries. So a value
+ * set concurrently with a delete is either deleted with it or refused, never left behind a
+ * deleted name. Reads are plain storage reads (served from caches; no batch).
+ *
+ * Errors: 0, -ENOENT (no such secret), -EEXIST (create: the name is taken), -EBADMSG (a stored
+ * record is malformed), a storage code, or one of SX_SECRETS_E* (reserved range -1400 .. -1499,
+ * common/errors.h; sx_strerror() gives their sentences). ret_ out-parameters are written only on
+ * success.
+ *
+ * Plaintext values pass through here only as borrowed buffers: a set-value encrypts the caller's
+ * plaintext (crypto/ copies nothing outside its wiped temporaries), a decrypt writes into the
+ * caller's buffer. Wiping those buffers is the caller's duty.
+ *
+ * Threads: every function may be called from any thread. The reads (get, list, reveal, values)
+ * are cheap enough for an event loop; the writes fsync and belong on a worker pool.
+ */
+#ifndef SX_SECRETS_H
+#define SX_SECRETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/errors.h"
+#include "crypto/crypto.h"
+#include "storage/storage.h"
+
+/* ---- sizes and places -------------------------------------------------------------------------- */
+
+#define SX_SECRETS_SCOPE_MAX       64u   /* org, project, env: 1-64 characters */
+#define SX_SECRETS_NAME_MAX        256u  /* a secret's name: 1-256 characters */
+#define SX_SECRETS_DESCRIPTION_MAX 1024u /* bytes of UTF-8 */
+
+/* Where a secret lives: copies of the path's parameters, NUL-terminated. name is "" for an
+ * environment (the prefix of list and values). */
+typedef struct sx_secrets_place {
+    char org[SX_SECRETS_SCOPE_MAX + 1];
+    char project[SX_SECRETS_SCOPE_MAX + 1];
+    char env[SX_SECRETS_SCOPE_MAX + 1];
+    char name[SX_SECRETS_NAME_MAX + 1];
+} sx_secrets_place;
+
+/* The same place as crypto/ takes it; the pointers borrow p's strings (valid while p is). */
+static inline sx_crypto_place sx_secrets_crypto_place(const sx_secrets_place *p)
+{
+    return (sx_crypto_place){p->org, p->project, p->env, p->name};
+}
+
+/* True when s (len bytes) is a valid secret name: 1-256 characters of [A-Za-z0-9._-], not "." or
+ * "..". */
+bool sx_secrets_name_valid(const char *s, size_t len);
+
+/* ---- the metadata record (record.c) -------------------------------------------------------------- */
+
+typedef struct sx_secret_meta {
+    int64_t created_ms;
+    int64_t updated_ms;
+    bool has_value;
+    bool has_description; /* false = null */
+    size_t description_len;
+    char description[SX_SECRETS_DESCRIPTION_MAX + 1];
+} sx_secret_meta;
+
+/* Encode into buf (at least SX_META_MAX bytes); returns the length. */
+#define SX_META_MAX (20 + SX_SECRETS_DESCRIPTION_MAX)
+size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf);
+/* Decode (the description NUL-terminated in m); -EBADMSG when malformed. */
+int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len);
+
+/* The same record decoded in place: description points into buf (not NUL-terminated) and is
+ * valid as long as buf is. For reads, where copying every description would be wasted work. */
+typedef struct sx_secret_meta_view {
+    int64_t created_ms;
+    int64_t updated_ms;
+    bool has_value;
+    bool has_description;
+    size_t description_len;
+    const char *description;
+} sx_secret_meta_view;
+int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len);
+
+/* The view of a decoded record (pointers into m, valid while m is). */
+void sx_meta_view_of(sx_secret_meta_view *v, const sx_secret_meta *m);
+
+/* ---- storage keys (record.c) --------------------------------------------------------------------- */
+
+typedef enum sx_secrets_record {
+    SX_SECRETS_RECORD_META = 'm',  /* m/{org}/{project}/{env}/{name} */
+    SX_SECRETS_RECORD_VALUE = 'v', /* v/{org}/{project}/{env}/{name} */
+} sx_secrets_record;
+
+/* Longest key, with its NUL. */
+#define SX_SECRETS_KEY_MAX (2 + 3 * (SX_SECRETS_SCOPE_MAX + 1) + SX_SECRETS_NAME_MAX + 1 + 1)
+
+/* Write the key of kind for p into buf (SX_SECRETS_KEY_MAX bytes), NUL-terminated; returns its
+ * length. With p->name "" it is the environment's prefix "m/{org}/{project}/{env}/". */
+size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_place *p);
+
+/* ---- what a transaction works on ----------------------------------------------------------------- */
+
+/* The storage calls a transaction times, for the caller's metrics. */
+typedef enum sx_secrets_io {
+    SX_SECRETS_IO_GET = 0,   /* a metadata read of get and reveal */
+    SX_SECRETS_IO_LIST = 1,  /* a list's scan, from its start to its close */
+    SX_SECRETS_IO_BATCH = 2, /* a write's batch */
+} sx_secrets_io;
+
+/* Borrowed by every call; the store and the keys must outlive it. */
+typedef struct sx_secrets_ctx {
+    sx_storage *storage;
+    sx_crypto *crypto;
+    /* told how long each timed storage call took (on the calling thread); NULL = not timed */
+    void (*timed)(void *arg, sx_secrets_io io, uint64_t ns);
+    void *timed_arg;
+    /* pause points for race tests ("reveal.value", "set-value.batch"); NULL = none */
+    void (*pause)(const char *point);
+} sx_secrets_ctx;
+
+/* A precondition on the revision a write finds: the write goes on only when rev_ok(arg, rev) says
+ * true (an If-Match). Called on the writing thread, once per attempt. */
+typedef struct sx_secrets_cond {
+    bool (*rev_ok)(void *arg, uint64_t rev);
+    void *arg;
+} sx_secrets_cond;
+
+/* ---- reads (secrets.c) --------------------------------------------------------------------------- */
+
+/* Read p's metadata record in place: *ret_raw gets the stored bytes (free with sx_storage_free())
+ * and *ret_meta points into them. 0, -ENOENT, -EBADMSG or a storage code. */
+int sx_secrets_get(const sx_secrets_ctx *c, const sx_secrets_place *p, void **ret_raw, sx_secret_meta_view *ret_meta,
+                   uint64_t *ret_rev) __attribute__((warn_unused_result));
+
+/* A scan of one environment, by name: its metadata records (list) or its value records (values).
+ * Lives on the caller's stack; what _next returns is valid until the next call or the close. */
+typedef struct sx_secrets_scan {
+    const sx_secrets_ctx *c;
+    sx_secrets_record kind;
+    sx_storage_iter *it;
+    size_t prefix_len;
+    uint64_t t0;
+    sx_crypto_place place;              /* values: the current record's place */
+    char name[SX_SECRETS_NAME_MAX + 1]; /* values: the current name */
+    const uint8_t *blob;                /* values: the current ciphertext */
+    size_t blob_len;
+} sx_secrets_scan;
+
+/* Scan env's secrets (env->name ignored) in name order, after the name after (NULL or "" = from
+ * the first). 0 or a storage code; on 0 close it with sx_secrets_scan_close(). */
+int sx_secrets_list_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env, const char *after)
+    __attribute__((warn_unused_result));
+/* The next secret: its name (not NUL-terminated, *ret_namelen bytes) and its metadata in place.
+ * 0, SX_STORAGE_DONE at the end, -EBADMSG for a malformed record, or a storage code. */
+int sx_secrets_list_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, sx_secret_meta_view *ret_meta)
+    __attribute__((warn_unused_result));
+
+/* Scan env's values (env->name ignored) in name order. 0 or a storage code; on 0 close it. */
+int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env)
+    __attribute__((warn_unused_result));
+/* The next value: its name (NUL-terminated, in s) and the length of its ciphertext, which
+ * SX_CRYPTO_VALUE_PLAIN_LEN() turns into the room its plaintext needs. 0, SX_STORAGE_DONE,
+ * -EBADMSG for a malformed key, or a storage code. */
+int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
+    __attribute__((warn_unused_result));
+/* Decrypt the current value into out (outcap bytes). 0; SX_SECRETS_EUNREADABLE when the blob fails
+ * authentication or its format; other codes (a data key that cannot be read, -ENOKEY when its
+ * version was destroyed, -EBADMSG) pass through as they are. */
+int sx_secrets_values_decrypt(sx_secrets_scan *s, void *out, size_t outcap, size_t *ret_len)
+    __attribute__((warn_unused_result));
+
+/* End a scan: frees the iterator and reports a list's time (SX_SECRETS_IO_LIST). */
+void sx_secrets_scan_close(sx_secrets_scan *s);
+
+/*
+ * Read p's value with the revision and update time of the metadata it belongs to. Metadata and
+ * value are two records that every set-value writes in one batch: read the metadata, the value,
+ * then the metadata again; when the revision did not move no write came in between, so the value
+ * is the one of that revision, otherwise read again. *ret_blob is the ciphertext (free with
+ * sx_storage_free()). 0; SX_SECRETS_ENOVALUE when there is no such secret or it has no value;
+ * SX_SECRETS_ECONTENTION when writers kept moving the revision; -EBADMSG or a storage code.
+ */
+int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void **ret_blob, size_t *ret_blob_len,
+                      uint64_t *ret_rev, int64_t *ret_updated_ms) __attribute__((warn_unused_result));
+/* Decrypt a revealed blob into out (outcap bytes, at least SX_CRYPTO_VALUE_PLAIN_LEN(blob_len)).
+ * 0; SX_SECRETS_EUNREADABLE when the blob is broken, moved, or its data key gone; a storage code
+ * when the data key could not be read. */
+int sx_secrets_value_decrypt(const sx_secrets_ctx *c, const sx_secrets_place *p, const void *blob, size_t blob_len,
+                             void *out, size_t outcap, size_t *ret_len) __attribute__((warn_unused_result));
+
+/* ---- writes (secrets.c) -------------------------------------------------------------------------- */
+
+/* Create p with a description (NULL = null; at most SX_SECRETS_DESCRIPTION_MAX bytes) and no
+ * value. A stale value record of the name is removed in the same batch. *ret_meta and *ret_rev get
+ * the new record. 0, -EEXIST, or a storage code. */
+int sx_secrets_create(const sx_secrets_ctx *c, const sx_secrets_place *p, const char *description, size_t len,
+                      sx_secret_meta *ret_meta, uint64_t *ret_rev) __attribute__((warn_unused_result));
+/* Replace p's description (NULL = null). cond may be NULL. 0, -ENOENT, SX_SECRETS_EPRECONDITION,
+ * SX_SECRETS_ECONTENTION, -EBADMSG or a storage code. */
+int sx_secrets_update(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
+                      const char *description, size_t len, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+    __attribute__((warn_unused_result));
+/* Delete p and its value in one batch. cond may be NULL. Codes as sx_secrets_update(). */
+int sx_secrets_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond)
+    __attribute__((warn_unused_result));
+/* Encrypt value (len bytes of plaintext, borrowed) for p and store it with p's metadata. The batch
+ * also checks the env's data-key state at the revision the value was encrypted under, so a
+ * data-key rotation that began meanwhile makes the write encrypt again rather than store a value
+ * under a key about to be destroyed. Codes as sx_secrets_update(), and SX_SECRETS_EENCRYPT. */
+int sx_secrets_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
+                         const void *value, size_t len, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+    __attribute__((warn_unused_result));
+
+/* ---- what uses an environment's data keys (secrets.c) -------------------------------------------- */
+
+/* For each value of env (env->name ignored) whose blob names its data-key version, call fn with
+ * that version. *ret_count gets the number of values, readable or not. 0 or a storage code
+ * (or fn's nonzero return, which stops the scan). */
+int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                              int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+    __attribute__((warn_unused_result));
+
+#endif /* SX_SECRETS_H */

@@ -1,0 +1,128 @@
+/*
+ * api.h - the handlers of the routes and what they share: authentication of the caller, request
+ * bodies, jobs for the worker pool, the Secret object and the write jobs. Included by routes.c
+ * (which names every handler) and the files of server/api/ only.
+ *
+ * A handler translates HTTP into calls of secrets/, auth/, crypto/ and the operator libraries, and
+ * their results into HTTP: every failed call is answered through the one error table
+ * (sx_send_failure, errors_http.c).
+ */
+#ifndef SX_SERVER_API_API_H
+#define SX_SERVER_API_API_H
+
+#include "secrets/secrets.h"
+#include "audit/audit.h"
+#include "server/json.h"
+#include "server/server_internal.h"
+
+/* ---- jobs for the worker pool (request.c) -------------------------------------------------------- */
+
+/* The first member of every handler's job: the pool's job, the request it answers (only touched in
+ * done(), which runs only while the request lives) and the server. */
+typedef struct sx_api_job {
+    sx_job super;
+    sx_request *r;
+    sx_server *server;
+} sx_api_job;
+
+/* A zeroed job of size bytes (a struct whose first member is sx_api_job) for r, with its work,
+ * done (may be NULL) and release (NULL = sx_api_job_free) set. Answers 503 and returns NULL when
+ * out of memory. Submit it with sx_request_submit(r, &job->super), or release it. */
+void *sx_api_job_new(sx_request *r, size_t size, void (*work)(sx_job *), void (*done)(sx_job *),
+                     void (*release)(sx_job *));
+/* The release of a job that owns nothing but itself. */
+void sx_api_job_free(sx_job *job);
+
+/* ---- what handlers share (request.c) ------------------------------------------------------------- */
+
+/* Copy a path parameter into dst (cap bytes, NUL-terminated, cut to fit). */
+void sx_api_copy_param(char *dst, size_t cap, h2o_iovec_t v);
+/* The place named by the path parameters {o}/{p}/{env}[/{name}] (name "" when the path has none). */
+void sx_api_place_of(sx_request *r, sx_secrets_place *ret);
+/* Authenticate the caller and check perm (SX_AUTH_PERM_*) on the path's scope; on success fills
+ * *ret_place from the path. Sends the error and returns false when the request may not proceed. */
+bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place);
+/* True when the request's Content-Type is application/json (parameters allowed); otherwise sends
+ * 415 and returns false. */
+bool sx_require_json(sx_request *r);
+/* Parse the body strictly into out[n] (json.c); sends 400 and returns false when it breaks a rule. */
+bool sx_api_parse_body(sx_request *r, const sx_json_field *fields, size_t n, sx_json_value *out);
+/* What the secrets transactions work on. sx_api_secrets_ctx: on r's loop thread (its metrics);
+ * sx_api_secrets_ctx_pool: on worker-pool threads (the shared metrics). */
+void sx_api_secrets_ctx(sx_request *r, sx_secrets_ctx *ret);
+void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret);
+/* Add ETag: the revision as "%016x", quoted. */
+void sx_api_etag(sx_request *r, uint64_t rev);
+
+/* ---- the Secret object and the writes (secrets.c) ------------------------------------------------ */
+
+/* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,
+ * description_len) bytes; returns the bytes written. */
+size_t sx_secret_json_max(size_t namelen, size_t desclen);
+size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const sx_secret_meta *m);
+
+/* A write of a secret, on the worker pool: what it touches, its If-Match, its audit lines and its
+ * outcome. Each write embeds it first in its own job. */
+typedef struct sx_write_job {
+    sx_api_job base;
+    sx_secrets_place place;
+    char *if_match; /* NULL = no If-Match */
+    size_t if_match_len;
+    sx_audit *audit; /* NULL = not audited */
+    sx_audit_copy who;
+    /* outcome */
+    int rc;
+    sx_err_ctx rc_ctx; /* what rc is about: the write, or its audit intent line */
+    sx_secret_meta meta;
+    uint64_t rev;
+} sx_write_job;
+
+/* A write job of size bytes for r on place p, with its own work, done and release; copies the
+ * If-Match header. Answers 503 and returns NULL when out of memory. */
+sx_write_job *sx_write_job_new(sx_request *r, size_t size, const sx_secrets_place *p, void (*work)(sx_job *),
+                               void (*done)(sx_job *), void (*release)(sx_job *));
+/* Hand it to the pool with who asked, for its audit lines. */
+void sx_write_job_submit(sx_request *r, sx_write_job *j);
+/* In work(): the audit intent line, then apply (its code goes to j->rc; on 0 it wrote the outcome),
+ * then the outcome line with ok_status or the failure's status. Under fail_closed a failed intent line stops the write
+ * before apply. */
+void sx_write_job_run(sx_write_job *j, int (*apply)(sx_write_job *j, const sx_secrets_ctx *c), int ok_status);
+/* The If-Match precondition for a transaction (in buf), or NULL when the request had none. */
+const sx_secrets_cond *sx_write_job_cond(sx_write_job *j, sx_secrets_cond *buf);
+/* In done(): when the write failed, answers it and returns true. */
+bool sx_write_job_failed(sx_write_job *j);
+/* The release of a write job (the value of a set-value is wiped by its own release first). */
+void sx_write_job_release(sx_job *job);
+
+/* ---- handlers ------------------------------------------------------------------------------------ */
+
+/* secrets.c */
+void sx_api_list(sx_request *r);
+void sx_api_create(sx_request *r);
+void sx_api_get(sx_request *r);
+void sx_api_update(sx_request *r);
+void sx_api_delete(sx_request *r);
+/* values.c */
+void sx_api_set_value(sx_request *r);
+void sx_api_reveal(sx_request *r);
+void sx_api_values(sx_request *r);
+/* tokens.c */
+void sx_api_token_create(sx_request *r);
+void sx_api_token_list(sx_request *r);
+void sx_api_token_revoke(sx_request *r);
+/* operator.c */
+void sx_api_status(sx_request *r);
+void sx_api_rotations(sx_request *r);
+void sx_api_master_rotate(sx_request *r);
+void sx_api_env_rotate(sx_request *r);
+void sx_api_env_keys(sx_request *r);
+void sx_api_seal_migrate(sx_request *r);
+void sx_api_backup(sx_request *r);
+void sx_api_audit_verify(sx_request *r);
+/* health.c */
+void sx_api_healthz(sx_request *r);
+void sx_api_readyz(sx_request *r);
+/* metrics.c */
+void sx_api_metrics(sx_request *r);
+
+#endif /* SX_SERVER_API_API_H */

@@ -1,0 +1,177 @@
+/*
+ * request.c - what every handler of server/api/ does the same way: create a job for the worker
+ * pool, copy the path's parameters, authenticate and authorize the caller, check the media type
+ * and parse a body, and hand the secrets transactions their context.
+ *
+ * Authentication and authorization come first in every secrets handler (sx_api_begin), so a caller
+ * without the permission learns nothing about which names exist.
+ */
+#include "server/api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "server/metrics.h"
+#include "common/testpoint.h"
+
+_Static_assert(SX_SECRETS_SCOPE_MAX == SX_AUTH_NAME_MAX, "a scope name is one size in secrets and auth");
+
+/* ---- jobs ---------------------------------------------------------------------------------------- */
+
+void sx_api_job_free(sx_job *job)
+{
+    free(job);
+}
+
+void *sx_api_job_new(sx_request *r, size_t size, void (*work)(sx_job *), void (*done)(sx_job *),
+                     void (*release)(sx_job *))
+{
+    sx_api_job *j = calloc(1, size);
+    if (!j) {
+        sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+        return NULL;
+    }
+    j->r = r;
+    j->server = r->server;
+    j->super.work = work;
+    j->super.done = done;
+    j->super.release = release ? release : sx_api_job_free;
+    return j;
+}
+
+/* ---- the path and the caller --------------------------------------------------------------------- */
+
+void sx_api_copy_param(char *dst, size_t cap, h2o_iovec_t v)
+{
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    memcpy(dst, v.base, n);
+    dst[n] = '\0';
+}
+
+void sx_api_place_of(sx_request *r, sx_secrets_place *ret)
+{
+    sx_api_copy_param(ret->org, sizeof(ret->org), r->params[0]);
+    sx_api_copy_param(ret->project, sizeof(ret->project), r->params[1]);
+    sx_api_copy_param(ret->env, sizeof(ret->env), r->params[2]);
+    ret->name[0] = '\0';
+    if (r->nparams > 3)
+        sx_api_copy_param(ret->name, sizeof(ret->name), r->params[3]);
+}
+
+bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place)
+{
+    h2o_req_t *req = r->req;
+    sx_server *s = r->server;
+    sx_api_place_of(r, ret_place);
+
+    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    const char *value = hi >= 0 ? req->headers.entries[hi].value.base : NULL;
+    size_t vlen = hi >= 0 ? req->headers.entries[hi].value.len : 0;
+    /* The client, not the load balancer in front of it: failures are counted per client. */
+    struct sockaddr_storage ss;
+    if (sx_peer_request_client(s->config, req, &ss) == 0)
+        ss.ss_family = AF_UNSPEC;
+    unsigned retry_after = 0;
+    sx_auth_token principal;
+    int rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,
+                                  sx_clock_wall_ms(), &principal, &retry_after);
+    if (rc == SX_AUTH_ERATELIMITED) {
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "%u", retry_after ? retry_after : 1);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                       h2o_strdup(&req->pool, buf, (size_t)n).base, (size_t)n);
+    }
+    if (rc == SX_AUTH_EFORGED)
+        sx_metrics_forged_record(SX_METRICS_FORGED_TOKEN); /* then 401 like any unknown token */
+    if (rc != 0) {
+        sx_send_failure(r, SX_ERR_AUTH, rc, NULL);
+        return false;
+    }
+    if (s->audit) {
+        /* Who asked, for the audit line (ids and labels only, never the token). */
+        r->has_principal = true;
+        memcpy(r->token_id, principal.id, sizeof(r->token_id));
+        memcpy(r->token_label, principal.label, sizeof(r->token_label));
+        r->token_role = sx_auth_role_name(principal.role);
+    }
+    if (sx_auth_check(&principal, perm, ret_place->org, ret_place->project, ret_place->env) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the token does not grant %s on this environment", sx_auth_perm_name(perm));
+        sx_send_failure(r, SX_ERR_AUTH, SX_AUTH_EFORBIDDEN, msg);
+        return false;
+    }
+    return true;
+}
+
+/* ---- bodies -------------------------------------------------------------------------------------- */
+
+bool sx_require_json(sx_request *r)
+{
+    h2o_req_t *req = r->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        size_t n = 0;
+        while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+            n++;
+        if (h2o_lcstris(v.base, n, H2O_STRLIT("application/json")))
+            return true;
+    }
+    sx_send_error(r, 415, "unsupported_media_type", "the body must be sent as Content-Type: application/json");
+    return false;
+}
+
+bool sx_api_parse_body(sx_request *r, const sx_json_field *fields, size_t n, sx_json_value *out)
+{
+    char err[256];
+    int rc = sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, fields, n, out, err, sizeof(err));
+    if (rc != 0) {
+        sx_send_failure(r, SX_ERR_ANY, rc, err);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the secrets transactions' context ----------------------------------------------------------- */
+
+static void time_storage(void *metrics, sx_secrets_io io, uint64_t ns)
+{
+    static const sx_metrics_storage_op ops[] = {
+        [SX_SECRETS_IO_GET] = SX_METRICS_STORAGE_GET,
+        [SX_SECRETS_IO_LIST] = SX_METRICS_STORAGE_LIST,
+        [SX_SECRETS_IO_BATCH] = SX_METRICS_STORAGE_BATCH,
+    };
+    sx_metrics_storage(metrics, ops[io], ns);
+}
+
+void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret)
+{
+    *ret = (sx_secrets_ctx){
+        .storage = s->storage,
+        .crypto = s->crypto,
+        .timed = time_storage,
+        .timed_arg = NULL, /* the shared counters: any thread */
+        .pause = sx_testpoint,
+    };
+}
+
+void sx_api_secrets_ctx(sx_request *r, sx_secrets_ctx *ret)
+{
+    sx_api_secrets_ctx_pool(r->server, ret);
+    ret->timed_arg = r->thread->metrics; /* this loop's own counters */
+}
+
+void sx_api_etag(sx_request *r, uint64_t rev)
+{
+    static const char hex[] = "0123456789abcdef";
+    h2o_req_t *req = r->req;
+    char *buf = h2o_mem_alloc_pool(&req->pool, 18);
+    buf[0] = buf[17] = '"';
+    for (int i = 16; i >= 1; i--) {
+        buf[i] = hex[rev & 15];
+        rev >>= 4;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, buf, 18);
+}

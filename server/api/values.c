@@ -1,0 +1,315 @@
+/*
+ * values.c - the values of secrets: PUT (set) and GET (reveal) on
+ * /{o}/{p}/envs/{env}/secrets/{name}/value, and GET /{o}/{p}/envs/{env}/values (the env's map).
+ *
+ * Plaintext values live briefly in three places, all accepted because the process must hold them
+ * to encrypt or to answer: the request body buffer (h2o's, wiped once copied), the set-value job's
+ * copy (wiped when the job is released), and the response buffer of a reveal (allocated in the
+ * request pool with a destructor that wipes it when the request ends).
+ */
+#include "server/api/api.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+
+/* ---- set-value ----------------------------------------------------------------------------------- */
+
+typedef struct set_value_job {
+    sx_write_job w;
+    uint8_t *value; /* plaintext, wiped in release */
+    size_t value_len;
+} set_value_job;
+
+static int set_value_apply(sx_write_job *w, const sx_secrets_ctx *c)
+{
+    set_value_job *j = (set_value_job *)w;
+    sx_secrets_cond cond;
+    return sx_secrets_set_value(c, &w->place, sx_write_job_cond(w, &cond), j->value, j->value_len, &w->meta, &w->rev);
+}
+
+static void set_value_work(sx_job *job)
+{
+    sx_write_job_run((sx_write_job *)job, set_value_apply, 200);
+}
+
+static void set_value_done(sx_job *job)
+{
+    sx_write_job *j = (sx_write_job *)job;
+    if (sx_write_job_failed(j))
+        return;
+    sx_request *r = j->base.r;
+    sx_api_etag(r, j->rev);
+    yajl_gen g = sx_json_gen_thread();
+    char ts[32];
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "name", j->place.name);
+    sx_json_str(g, "hasValue");
+    yajl_gen_bool(g, 1);
+    sx_time_format(j->meta.updated_ms, ts, sizeof(ts));
+    sx_json_kv(g, "updatedAt", ts);
+    yajl_gen_map_close(g);
+    sx_send_json_pooled(r, 200, sx_json_gen_thread_finish(g, &r->req->pool));
+}
+
+static void set_value_release(sx_job *job)
+{
+    set_value_job *j = (set_value_job *)job;
+    if (j->value) {
+        sodium_memzero(j->value, j->value_len);
+        free(j->value);
+    }
+    sx_write_job_release(job);
+}
+
+static const sx_json_field value_fields[] = {
+    {"value", SX_JSON_STRING, "a string", true},
+};
+
+void sx_api_set_value(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_SET_VALUE, &p) || !sx_require_json(r))
+        return;
+    sx_json_value v[1];
+    if (!sx_api_parse_body(r, value_fields, 1, v))
+        return;
+    if (v[0].len > r->server->config->max_value_bytes) {
+        sodium_memzero(v[0].str, v[0].len);
+        sx_send_error(r, 413, "payload_too_large", "field \"value\" is longer than max_value_bytes");
+        return;
+    }
+    set_value_job *j = (set_value_job *)sx_write_job_new(r, sizeof(set_value_job), &p, set_value_work, set_value_done,
+                                                         set_value_release);
+    if (!j) {
+        sodium_memzero(v[0].str, v[0].len);
+        return;
+    }
+    j->value = malloc(v[0].len ? v[0].len : 1);
+    if (!j->value) {
+        sodium_memzero(v[0].str, v[0].len);
+        set_value_release(&j->w.base.super);
+        sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+        return;
+    }
+    memcpy(j->value, v[0].str, v[0].len);
+    j->value_len = v[0].len;
+    sodium_memzero(v[0].str, v[0].len);
+    sx_write_job_submit(r, &j->w);
+}
+
+/* ---- answers that hold values -------------------------------------------------------------------- */
+
+/*
+ * A reveal is audited before its value leaves: an intent line, then the answer (whose "done" line
+ * sx_request_finish() queues). Under fail_closed the intent line must be on file first, so a
+ * worker-pool job waits for the audit writer (the loop never does) and the value is sent only
+ * when it confirms; otherwise the answer is 503 and nothing was revealed. Under fail_open the
+ * intent line is queued and the value sent at once. The body lives in wiped request-pool memory
+ * and is sent without a further (unwiped) copy.
+ */
+typedef struct reveal_job {
+    sx_api_job base;
+    sx_audit *audit;
+    h2o_iovec_t body; /* request-pool memory: only touched in done(), while the request lives */
+    sx_audit_copy who;
+    int rc;
+} reveal_job;
+
+static void reveal_work(sx_job *job)
+{
+    reveal_job *j = (reveal_job *)job;
+    sx_audit_rec rec;
+    sx_audit_copy_rec(&j->who, &rec);
+    rec.intent = true;
+    j->rc = sx_audit_log_sync(j->audit, &rec);
+}
+
+static void reveal_done(sx_job *job)
+{
+    reveal_job *j = (reveal_job *)job;
+    if (j->rc == 0) {
+        sx_send_json_pooled(j->base.r, 200, j->body);
+        return;
+    }
+    sx_log(SX_LOG_ERROR, "reveal refused: the audit log cannot be written (%s)", strerror(-j->rc));
+    sx_send_failure(j->base.r, SX_ERR_AUDIT_INTENT, j->rc, NULL);
+}
+
+static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body)
+{
+    sx_audit *au = r->server->audit;
+    if (!au) {
+        sx_send_json_pooled(r, 200, body);
+        return;
+    }
+    char client[64], scope[200];
+    snprintf(scope, sizeof(scope), "%s/%s/%s", p->org, p->project, p->env);
+    sx_audit_rec rec;
+    sx_request_audit_rec(r, &rec, client, scope, p->name[0] ? p->name : NULL);
+    rec.intent = true;
+    if (!sx_audit_fail_closed(au)) {
+        sx_audit_log(au, r->thread->index, &rec);
+        sx_send_json_pooled(r, 200, body);
+        return;
+    }
+    reveal_job *j = sx_api_job_new(r, sizeof(*j), reveal_work, reveal_done, NULL);
+    if (!j)
+        return;
+    j->audit = au;
+    j->body = body;
+    sx_audit_copy_set(&j->who, &rec);
+    sx_request_submit(r, &j->base.super);
+}
+
+static void send_unreadable(sx_request *r, int rc, const char *what)
+{
+    if (rc == SX_SECRETS_EUNREADABLE)
+        sx_log(SX_LOG_ERROR, "a stored value could not be decrypted");
+    else if (rc == -EBADMSG)
+        sx_log(SX_LOG_ERROR, "corrupt record while %s", what);
+    else if (rc != SX_SECRETS_ENOVALUE && rc != SX_SECRETS_ECONTENTION)
+        sx_log(SX_LOG_WARN, "storage error while %s: %s", what, sx_storage_strerror(rc));
+    sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
+}
+
+/*
+ * Reveal answers are written straight into wiped request-pool memory (no generator, whose buffers
+ * would be more copies of the plaintext to wipe). A value is decrypted in place, where its JSON
+ * string goes; it is escaped afterwards only when it holds a byte that needs it, from a wiped copy.
+ * The output is byte for byte what the yajl generator wrote before (upper-case \u00XX escapes).
+ */
+typedef struct wiped_out {
+    h2o_mem_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+} wiped_out;
+
+/* Make room for need more bytes; a grown buffer is a new wiped allocation (the old one is wiped
+ * when the request ends, like every other). */
+static void wiped_reserve(wiped_out *o, size_t need)
+{
+    if (o->len + need <= o->cap)
+        return;
+    size_t cap = o->cap * 2;
+    if (cap < o->len + need)
+        cap = o->len + need;
+    char *nb = sx_pool_alloc_wiped(o->pool, cap);
+    if (o->len)
+        memcpy(nb, o->buf, o->len);
+    o->buf = nb;
+    o->cap = cap;
+}
+
+static void wiped_lit(wiped_out *o, const char *s, size_t len)
+{
+    memcpy(o->buf + o->len, s, len);
+    o->len += len;
+}
+
+/* The value just decrypted at the end of o (plen bytes, not yet counted in o->len) becomes the
+ * contents of a JSON string: kept as it is, or escaped from a wiped copy. */
+static void wiped_escape_tail(wiped_out *o, size_t plen)
+{
+    char *at = o->buf + o->len;
+    size_t elen = sx_json_escaped_len(at, plen);
+    if (elen == plen) {
+        o->len += plen;
+        return;
+    }
+    char *copy = sx_pool_alloc_wiped(o->pool, plen);
+    memcpy(copy, at, plen);
+    sodium_memzero(at, plen);
+    wiped_reserve(o, elen + 32);
+    o->len += sx_json_escape(o->buf + o->len, copy, plen, true);
+    sodium_memzero(copy, plen);
+}
+
+/* ---- reveal -------------------------------------------------------------------------------------- */
+
+void sx_api_reveal(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_REVEAL, &p))
+        return;
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx(r, &c);
+    void *blob = NULL;
+    size_t blen = 0;
+    uint64_t rev = 0;
+    int64_t updated_ms = 0;
+    int rc = sx_secrets_reveal(&c, &p, &blob, &blen, &rev, &updated_ms);
+    if (rc != 0) {
+        send_unreadable(r, rc, "revealing a secret");
+        return;
+    }
+    size_t namelen = strlen(p.name);
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
+    wiped_out o = {.pool = &r->req->pool};
+    wiped_reserve(&o, 96 + namelen + cap); /* all of it, unless escaped */
+    wiped_lit(&o, "{\"name\":\"", 9);
+    wiped_lit(&o, p.name, namelen);
+    wiped_lit(&o, "\",\"value\":\"", 11);
+    wiped_reserve(&o, cap + 32);
+    rc = sx_secrets_value_decrypt(&c, &p, blob, blen, o.buf + o.len, cap, &plen);
+    sx_storage_free(blob);
+    if (rc != 0) {
+        send_unreadable(r, rc, "reading a data key");
+        return;
+    }
+    wiped_escape_tail(&o, plen);
+    wiped_reserve(&o, 48);
+    wiped_lit(&o, "\",\"updatedAt\":\"", 15);
+    o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
+    wiped_lit(&o, "\"}", 2);
+    sx_api_etag(r, rev);
+    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+}
+
+/* ---- the values of an environment ---------------------------------------------------------------- */
+
+void sx_api_values(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_REVEAL, &p))
+        return;
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx(r, &c);
+    sx_secrets_scan scan;
+    int rc = sx_secrets_values_open(&scan, &c, &p);
+    if (rc != 0) {
+        send_unreadable(r, rc, "reading values");
+        return;
+    }
+    wiped_out o = {.pool = &r->req->pool};
+    wiped_reserve(&o, 8192);
+    wiped_lit(&o, "{", 1);
+    const char *name;
+    size_t namelen, blen;
+    while ((rc = sx_secrets_values_next(&scan, &name, &namelen, &blen)) == 0) {
+        wiped_reserve(&o, namelen + 8);
+        if (o.len > 1)
+            wiped_lit(&o, ",", 1);
+        wiped_lit(&o, "\"", 1);
+        wiped_lit(&o, name, namelen);
+        wiped_lit(&o, "\":\"", 3);
+        size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
+        wiped_reserve(&o, cap + 32);
+        rc = sx_secrets_values_decrypt(&scan, o.buf + o.len, cap, &plen);
+        if (rc != 0)
+            break;
+        wiped_escape_tail(&o, plen);
+        wiped_lit(&o, "\"", 1);
+    }
+    sx_secrets_scan_close(&scan);
+    if (rc < 0) {
+        send_unreadable(r, rc, "reading values");
+        return;
+    }
+    wiped_reserve(&o, 1);
+    wiped_lit(&o, "}", 1);
+    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+}

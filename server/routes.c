@@ -1,0 +1,37 @@
+/*
+ * routes.c - the route table: every route of secretsd, its methods, the listeners that serve it,
+ * its handler and its audit action. The only file that names every handler; router.c matches
+ * requests against it and metrics label by its order.
+ */
+#include "server/api/api.h"
+
+/* The last field is the audit action (NULL: not audited). Route order is also the order of the
+ * metrics labels. */
+const sx_route sx_route_table[] = {
+    {"/healthz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_api_healthz, NULL},
+    {"/readyz", SX_GET, SX_ROUTE_PUBLIC | SX_ROUTE_ADMIN, sx_api_readyz, NULL},
+    {"/metrics", SX_GET, SX_ROUTE_ADMIN | SX_ROUTE_METRICS, sx_api_metrics, NULL},
+    {"/v1/status", SX_GET, SX_ROUTE_ADMIN, sx_api_status, "admin.status"},
+    {"/v1/rotations", SX_GET, SX_ROUTE_ADMIN, sx_api_rotations, "admin.rotations"},
+    {"/v1/master/rotate", SX_POST, SX_ROUTE_ADMIN, sx_api_master_rotate, "master.rotate"},
+    {"/v1/envs/{o}/{p}/{env}", SX_GET, SX_ROUTE_ADMIN, sx_api_env_keys, "env.keys"},
+    {"/v1/envs/{o}/{p}/{env}/rotate", SX_POST, SX_ROUTE_ADMIN, sx_api_env_rotate, "env.rotate"},
+    {"/v1/seal/migrate", SX_POST, SX_ROUTE_ADMIN, sx_api_seal_migrate, "seal.migrate"},
+    {"/v1/backup", SX_POST, SX_ROUTE_ADMIN, sx_api_backup, "backup.create"},
+    {"/v1/audit/verify", SX_POST, SX_ROUTE_ADMIN, sx_api_audit_verify, "audit.verify"},
+    {"/v1/tokens", SX_POST, SX_ROUTE_ADMIN, sx_api_token_create, "token.create"},
+    {"/v1/tokens", SX_GET, SX_ROUTE_ADMIN, sx_api_token_list, "token.list"},
+    {"/v1/tokens/{id}", SX_DELETE, SX_ROUTE_ADMIN, sx_api_token_revoke, "token.revoke"},
+    {"/{o}/{p}/envs/{env}/secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_list, "secret.list"},
+    {"/{o}/{p}/envs/{env}/secrets", SX_POST, SX_ROUTE_PUBLIC, sx_api_create, "secret.create"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_GET, SX_ROUTE_PUBLIC, sx_api_get, "secret.get"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_PUT, SX_ROUTE_PUBLIC, sx_api_update, "secret.update"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_delete, "secret.delete"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value, "secret.set_value"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal, "secret.reveal"},
+    {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values, "secret.values"},
+};
+
+const size_t sx_route_table_len = sizeof(sx_route_table) / sizeof(sx_route_table[0]);
+
+_Static_assert(sizeof(sx_route_table) / sizeof(sx_route_table[0]) <= SX_ROUTES_MAX, "SX_ROUTES_MAX is too small");
