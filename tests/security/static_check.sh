@@ -2,9 +2,9 @@
 # static_check.sh [SOURCE_ROOT] - heuristic source checks for secret hygiene (ctest: security_static_check).
 #
 # 1. No variable-time comparison of MACs, hashes or tokens: a memcmp/strcmp/strncmp/bcmp/
-#    strcasecmp/strncasecmp call in crypto/, auth/, audit/, ops/ or server/ whose arguments (string
-#    literals removed) mention mac, hash, token, tag, key, secret or digest fails the check. Such
-#    values are compared with sodium_memcmp (STYLE.md 7).
+#    strcasecmp/strncasecmp call in common/, crypto/, auth/, audit/, secrets/, ops/, server/ or
+#    ctl/ whose arguments (string literals removed) mention mac, hash, token, tag, key, secret or
+#    digest fails the check. Such values are compared with sodium_memcmp (STYLE.md 7).
 # 2. No value, token or key material in a log line: an sx_log()/sx_logv() call anywhere in the
 #    tree whose arguments after the format string (string literals removed) mention value, token,
 #    plain, secret, passphrase or recovery fails the check (STYLE.md 8). ALL_CAPS constants are
@@ -52,7 +52,7 @@ export COMPARE_ALLOW LOG_ALLOW COMPARE_FILES LOG_FILES
 COMPARE_ALLOW=$(printf '%s\n' "${compare_allow[@]}")
 LOG_ALLOW=$(printf '%s\n' "${log_allow[@]}")
 
-COMPARE_FILES=$(find crypto auth audit ops server -name '*.[ch]' 2>/dev/null | sort)
+COMPARE_FILES=$(find common crypto auth audit secrets ops server ctl -name '*.[ch]' 2>/dev/null | sort)
 LOG_FILES=$(find . -path ./fuzz -prune -o -path './build*' -prune -o -name '*.[ch]' -print 2>/dev/null | sed 's|^\./||' |
     grep -Ev '^(tests|bench)/' | sort)
 
