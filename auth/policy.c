@@ -2,7 +2,7 @@
  * policy.c - roles, permissions, scopes, input validators and error strings.
  *
  * Authorization is a pure function of the principal and the target: the role gives a fixed set of
- * permissions (SPEC §3) and the scope must cover the target. A scope narrows from the org down:
+ * permissions (README, "Tokens") and the scope must cover the target. A scope narrows from the org down:
  * org only covers every project and env of the org; org + project covers every env of that project;
  * org + project + env covers that env only. Nothing here touches storage or allocates, so the
  * server can call sx_auth_check() on every request from any thread.

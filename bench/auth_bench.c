@@ -8,7 +8,7 @@
  *
  *     auth_bench [memory|rocksdb] [iterations]
  *
- * Figures are printed, never asserted (SPEC §6).
+ * Figures are printed, never asserted: a shared machine makes wall-clock figures noisy.
  */
 #include "auth/auth.h"
 

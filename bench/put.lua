@@ -1,4 +1,4 @@
--- put.lua - wrk script for bench/run: PUT a secret's value (SPEC 2.1, set-value).
+-- put.lua - wrk script for bench/run: PUT a secret's value (set-value).
 --
 --   wrk ... URL -- PREFIX PER_THREAD BODY
 --

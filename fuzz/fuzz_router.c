@@ -4,7 +4,8 @@
  *
  * Input: one selector byte (bits 0-2: the method among GET POST PUT DELETE HEAD and "unknown";
  * bit 3: admin scope instead of public), then the raw request path. The checks are an independent
- * statement of SPEC 2.4, so a router change that lets a trick through fails here:
+ * statement of the path rules (README, "Errors and input rules"), so a router change that lets a
+ * trick through fails here:
  *   - any result other than BAD_PATH means the path is '/' followed by non-empty segments of
  *     [A-Za-z0-9._-] only (no '%', '\', NUL, ';', empty segment, ...);
  *   - BAD_PATH always names a reason;

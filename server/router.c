@@ -1,7 +1,7 @@
 /*
  * router.c - maps a method and a path to a route of the table (routes.c).
  *
- * The path rules of SPEC §2.4 are enforced here, before any handler or authorization runs: every
+ * The path rules (README, "Errors and input rules") are enforced here, before any handler or authorization runs: every
  * segment is 1+ bytes of [A-Za-z0-9._-], so "%2e%2e", "%2F", "//", NUL bytes and any other trick
  * are rejected with 400 instead of being decoded or normalised into another scope. A path made of
  * valid segments that matches no route is 404; one that matches a route with other methods is 405

@@ -22,7 +22,7 @@ static sx_auth_token principal(sx_auth_role role, const char *org, const char *p
 static void role_permission_matrix(void)
 {
     const unsigned perms[] = {SX_AUTH_PERM_READ, SX_AUTH_PERM_WRITE, SX_AUTH_PERM_SET_VALUE, SX_AUTH_PERM_REVEAL};
-    /* rows: viewer, editor, owner, service; columns: read, write, set-value, reveal (SPEC §3). */
+    /* rows: viewer, editor, owner, service; columns: read, write, set-value, reveal. */
     const bool allowed[4][4] = {
         {true, false, false, false},
         {true, true, false, false},

@@ -4,10 +4,10 @@
 # 1. No variable-time comparison of MACs, hashes or tokens: a memcmp/strcmp/strncmp/bcmp/
 #    strcasecmp/strncasecmp call in common/, crypto/, auth/, audit/, secrets/, ops/, server/ or
 #    ctl/ whose arguments (string literals removed) mention mac, hash, token, tag, key, secret or
-#    digest fails the check. Such values are compared with sodium_memcmp (STYLE.md 7).
+#    digest fails the check. Such values are compared with sodium_memcmp.
 # 2. No value, token or key material in a log line: an sx_log()/sx_logv() call anywhere in the
 #    tree whose arguments after the format string (string literals removed) mention value, token,
-#    plain, secret, passphrase or recovery fails the check (STYLE.md 8). ALL_CAPS constants are
+#    plain, secret, passphrase or recovery fails the check. ALL_CAPS constants are
 #    ignored there: logging a constant cannot leak anything.
 #
 # Both are heuristics over identifiers, so a hit that compares or logs something public is listed

@@ -1,7 +1,7 @@
 /*
  * test_hygiene.c - secret values and tokens never reach the disk or a log, and the running server
- * is not dumpable and writes no core file (SPEC 4: "Plaintext values and tokens never reach a log
- * line, an error message or the storage files"; "the process is not dumpable").
+ * is not dumpable and writes no core file: plaintext values and tokens never reach a log line, an
+ * error message or the storage files, and the process is not dumpable.
  *
  * Against the real binary on RocksDB: 1000 values that each carry a unique canary are written
  * (create + set-value), all are revealed once, half are deleted, the master key and then the env's

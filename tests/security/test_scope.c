@@ -1,7 +1,7 @@
 /*
- * test_scope.c - permissions and scopes cannot be escaped by path tricks (SPEC 2.4: "A path
- * segment with %, / tricks or any other byte is rejected with 400, never normalised into another
- * scope"; SPEC 3: scopes compare exactly).
+ * test_scope.c - permissions and scopes cannot be escaped by path tricks: a path segment
+ * with %, / tricks or any other byte is rejected with 400, never normalised into another scope,
+ * and scopes compare exactly.
  *
  * Against the real binary: a token with role owner scoped to acme/web/prod, which holds one secret
  * "mine". Secrets named "x" with known values sit in neighbouring scopes - another env, project

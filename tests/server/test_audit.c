@@ -1,5 +1,5 @@
 /*
- * test_audit.c - the audit log and request ids against the real binary (issue 10): every endpoint
+ * test_audit.c - the audit log and request ids against the real binary: every endpoint
  * writes exactly its expected lines, `secretsctl audit verify` passes on a real log and catches a
  * changed byte, a deleted line, swapped lines and a cut tail, fail_closed answers 503 and changes
  * nothing when the log cannot be written (the file swapped for /dev/full and reopened by SIGHUP),

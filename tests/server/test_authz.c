@@ -1,7 +1,7 @@
 /*
  * test_authz.c - authentication and authorization of the secrets API, against the real secretsd.
  *
- * - the matrix: every endpoint of SPEC §2 x every role x tokens scoped at org, org/project and
+ * - the matrix: every endpoint of the API x every role x tokens scoped at org, org/project and
  *   org/project/env level x target environments in and out of scope, each cell on an existing
  *   and on a nonexistent secret, with the effect of every write checked (forbidden ones change
  *   nothing);

@@ -1,5 +1,5 @@
 /*
- * test_metrics.c - GET /metrics against the real binary (issue 10): the output is valid Prometheus
+ * test_metrics.c - GET /metrics against the real binary: the output is valid Prometheus
  * text format (checked by a small validator below), counters move as requests are made, no
  * secret's name appears in it, and it is served on the admin socket and on [server]
  * metrics_listen but not on the public listeners.

@@ -7,7 +7,7 @@
  *
  *  - whatever a client does on one node is what the other serves (create, list, set, reveal,
  *    update, delete), and a token minted on one authenticates on the other;
- *  - a token revoked on A is refused by B within 2 s (SPEC: tokens live in storage; the nodes'
+ *  - a token revoked on A is refused by B within 2 s (tokens live in storage; the nodes'
  *    verification caches trust an entry for SX_AUTH_CACHE_TRUST_MS);
  *  - `master rotate` on A while clients hammer both nodes: no request fails, exactly one node runs
  *    the rotation, every data key ends up under the new master version and B serves values
