@@ -41,8 +41,8 @@
 #include <openssl/ssl.h>
 
 #define MAX_LISTENERS 16
-#define MAX_ROUTES 64
-#define MAX_HEADERS 32
+#define MAX_ROUTES    64
+#define MAX_HEADERS   32
 
 typedef struct header {
     const h2o_token_t *token; /* NULL: use name */
@@ -116,7 +116,7 @@ static char *read_file(const char *path, size_t *ret_len)
 
 static int is_h2o_own_header(const char *name, size_t len)
 {
-    static const char *const own[] = {"date", "server", "content-length", "connection", "transfer-encoding",
+    static const char *const own[] = {"date",      "server", "content-length", "connection", "transfer-encoding",
                                       "keep-alive"};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         if (strlen(own[i]) == len && strncasecmp(own[i], name, len) == 0)
@@ -262,7 +262,8 @@ static void open_listener(const char *spec, int tls)
     }
     memcpy(host, h, hl);
     host[hl] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
         die("cannot resolve \"%s\"", spec);
@@ -354,8 +355,9 @@ static void setup_tls(const char *cert, const char *key)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: baseline [--threads N] [--listen HOST:PORT]... [--tls-listen HOST:PORT --cert PEM --key PEM]\n"
-                    "                --route METHOD PATTERN FILE [--route METHOD PATTERN FILE]...\n");
+    fprintf(stderr,
+            "usage: baseline [--threads N] [--listen HOST:PORT]... [--tls-listen HOST:PORT --cert PEM --key PEM]\n"
+            "                --route METHOD PATTERN FILE [--route METHOD PATTERN FILE]...\n");
     exit(2);
 }
 
