@@ -3,6 +3,8 @@
  */
 #include "common/errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct code_text {
@@ -51,4 +53,15 @@ const char *sx_strerror(int code)
     if (code < 0 && code > -1000)
         return strerror(-code);
     return "unknown error";
+}
+
+int sx_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -18,6 +18,8 @@
 #ifndef SX_COMMON_ERRORS_H
 #define SX_COMMON_ERRORS_H
 
+#include <stddef.h>
+
 /* ---- storage ---------------------------------------------------------------------------------- */
 #define SX_STORAGE_ECONDITION (-1000) /* a batch precondition failed; see ret_failed */
 
@@ -66,5 +68,10 @@
  * store that another process holds) say so in their own *_strerror() and fall back to this one.
  */
 const char *sx_strerror(int code);
+
+/* Write a one-line reason (printf format) into err, when err is not NULL and errlen > 0, and return
+ * code: `return sx_fail(err, errlen, -EINVAL, "bad \"%s\"", name);`. The reason must never hold a
+ * value, a token or key material. */
+int sx_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif /* SX_COMMON_ERRORS_H */

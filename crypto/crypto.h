@@ -346,7 +346,7 @@ int sx_crypto_datakey_each(sx_crypto *c, const sx_crypto_place *env, sx_crypto_v
 int sx_crypto_store_count(sx_storage *st, uint64_t *ret_envs, uint64_t *ret_data_keys)
     __attribute__((warn_unused_result));
 
-/* --- key information for operators (keyinfo.c) ---------------------------------------------- */
+/* --- key information for operators (keyinfo.c; seal names in seal.c) ------------------------- */
 
 /* "file", "passphrase" or "tpm" ("unknown" for anything else). Static. */
 const char *sx_crypto_seal_type_name(sx_crypto_seal_type type);

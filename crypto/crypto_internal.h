@@ -40,9 +40,6 @@
 /* Largest associated data we build (labels + 3 x 64 + 256 + headers). */
 #define SX_AD_MAX 1024u
 
-/* Format a one-line reason into err (when err != NULL) and return code. */
-int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
 /* Room for any storage key or env name this module builds (names are bounded, crypto.h). */
 #define SX_KEY_BUF 320
 /* Attempts of a conditional write that keeps losing races before it gives up with
@@ -125,7 +122,6 @@ int sx_seal_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_opt
 int sx_seal_unlock(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
                    size_t errlen);
 void sx_seal_params_release(sx_seal_params *sp);
-const char *sx_seal_type_name(sx_crypto_seal_type t);
 
 /* Create a new seal: fill sp (type-specific fields; the caller sets seal_id) and key. TPM blobs in
  * sp are malloc'd by seal_tpm and freed by the caller with free(). */

@@ -38,17 +38,6 @@ const char *sx_crypto_strerror(int code)
     }
 }
 
-int sx_crypto_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* --- places ----------------------------------------------------------------------------------- */
 
 static bool name_ok(const char *s, size_t max, bool alnum_first)

@@ -1,17 +1,12 @@
 /*
- * keyinfo.c - what an operator may know about the keys without touching key material: the names
- * of the seal types, and an environment's wrapped data-key versions with the master version each
- * is wrapped under (read from the d/ records' headers, never unwrapped).
+ * keyinfo.c - what an operator may know about the keys without touching key material: an
+ * environment's wrapped data-key versions with the master version each is wrapped under (read
+ * from the d/ records' headers, never unwrapped).
  */
 #include "crypto/crypto_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-const char *sx_crypto_seal_type_name(sx_crypto_seal_type type)
-{
-    return sx_seal_type_name(type);
-}
 
 int sx_crypto_datakey_versions(sx_crypto *c, const sx_crypto_place *env, sx_crypto_datakey_info *ret, size_t cap,
                                size_t *ret_n)

@@ -387,7 +387,7 @@ static int hierarchy_init(sx_crypto *c, char **ret_recovery_key, const sx_crypto
         goto out;
     }
     if (r < 0) {
-        sx_crypto_fail(err, errlen, r, "cannot store the new keyring: %s", sx_storage_strerror(r));
+        sx_fail(err, errlen, r, "cannot store the new keyring: %s", sx_storage_strerror(r));
         goto out;
     }
     c->seal_rev = ops[0].ret_rev;
@@ -420,24 +420,24 @@ static int hierarchy_open(sx_crypto *c, const records *rs, const sx_crypto_optio
 {
     sx_seal_params sp;
     if (!rs->keyring)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "the store has a seal record but no keyring");
+        return sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "the store has a seal record but no keyring");
     int r = sx_seal_params_decode(&sp, rs->seal, rs->seal_len);
     if (r < 0)
-        return sx_crypto_fail(err, errlen, r, "the stored seal record is malformed");
+        return sx_fail(err, errlen, r, "the stored seal record is malformed");
     r = sx_seal_unlock(c->seal_key, &sp, &opt->seal, err, errlen);
     if (r < 0)
         return r;
     r = keyring_unseal(c->kr, c->sys, c->seal_key, rs);
     if (r == SX_CRYPTO_EBADSEAL)
-        return sx_crypto_fail(err, errlen, r,
-                              "the %s seal does not open the keyring: wrong %s, or the keyring was altered or comes "
-                              "from another installation",
-                              sx_seal_type_name(sp.type),
-                              sp.type == SX_CRYPTO_SEAL_FILE         ? "key file"
-                              : sp.type == SX_CRYPTO_SEAL_PASSPHRASE ? "passphrase"
-                                                                     : "TPM object");
+        return sx_fail(err, errlen, r,
+                       "the %s seal does not open the keyring: wrong %s, or the keyring was altered or comes "
+                       "from another installation",
+                       sx_crypto_seal_type_name(sp.type),
+                       sp.type == SX_CRYPTO_SEAL_FILE         ? "key file"
+                       : sp.type == SX_CRYPTO_SEAL_PASSPHRASE ? "passphrase"
+                                                              : "TPM object");
     if (r < 0)
-        return sx_crypto_fail(err, errlen, r, "cannot open the keyring: %s", sx_crypto_strerror(r));
+        return sx_fail(err, errlen, r, "cannot open the keyring: %s", sx_crypto_strerror(r));
     c->seal_rev = rs->seal_rev;
     c->keyring_rev = rs->keyring_rev;
     c->recovery_rev = rs->recovery_rev;
@@ -450,23 +450,23 @@ int sx_crypto_open(sx_crypto **ret, char **ret_recovery_key, sx_storage *st, con
     if (err && errlen)
         err[0] = '\0';
     if (!ret || !st || !opt)
-        return sx_crypto_fail(err, errlen, -EINVAL, "invalid argument");
+        return sx_fail(err, errlen, -EINVAL, "invalid argument");
     sx_crypto *c;
     int r = handle_new(&c, st, opt);
     if (r < 0)
-        return sx_crypto_fail(err, errlen, r, "cannot allocate secure memory for keys");
+        return sx_fail(err, errlen, r, "cannot allocate secure memory for keys");
     char *recovery = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
         records rs;
         r = records_read(st, &rs);
         if (r < 0) {
-            sx_crypto_fail(err, errlen, r, "cannot read the keyring records: %s", sx_storage_strerror(r));
+            sx_fail(err, errlen, r, "cannot read the keyring records: %s", sx_storage_strerror(r));
             break;
         }
         if (rs.seal)
             r = hierarchy_open(c, &rs, opt, err, errlen);
         else if (rs.keyring)
-            r = sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "the store has a keyring but no seal record");
+            r = sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "the store has a keyring but no seal record");
         else
             r = hierarchy_init(c, &recovery, opt, err, errlen);
         records_clear(&rs);
@@ -476,7 +476,7 @@ int sx_crypto_open(sx_crypto **ret, char **ret_recovery_key, sx_storage *st, con
     if (r != 0) {
         sx_crypto_free(c);
         sodium_free(recovery);
-        return r > 0 ? sx_crypto_fail(err, errlen, -EAGAIN, "keyring initialisation kept racing") : r;
+        return r > 0 ? sx_fail(err, errlen, -EAGAIN, "keyring initialisation kept racing") : r;
     }
     if (ret_recovery_key)
         *ret_recovery_key = recovery;
@@ -578,7 +578,7 @@ int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char 
     if (err && errlen)
         err[0] = '\0';
     if (!c || !new_seal)
-        return sx_crypto_fail(err, errlen, -EINVAL, "invalid argument");
+        return sx_fail(err, errlen, -EINVAL, "invalid argument");
     uint8_t *key = sodium_malloc(SX_CRYPTO_KEYBYTES), *rec = NULL;
     size_t len = 0;
     if (!key)
@@ -604,7 +604,7 @@ int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char 
             r = SX_STORAGE_ECONDITION;
     }
     if (r < 0 && err && !err[0])
-        sx_crypto_fail(err, errlen, r, "cannot re-seal the keyring: %s", sx_crypto_strerror(r));
+        sx_fail(err, errlen, r, "cannot re-seal the keyring: %s", sx_crypto_strerror(r));
     sodium_free(key);
     free(rec);
     return r;
@@ -616,22 +616,22 @@ int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key,
     if (err && errlen)
         err[0] = '\0';
     if (!ret || !st || !recovery_key || !opt)
-        return sx_crypto_fail(err, errlen, -EINVAL, "invalid argument");
+        return sx_fail(err, errlen, -EINVAL, "invalid argument");
     sx_crypto *c;
     int r = handle_new(&c, st, opt);
     if (r < 0)
-        return sx_crypto_fail(err, errlen, r, "cannot allocate secure memory for keys");
+        return sx_fail(err, errlen, r, "cannot allocate secure memory for keys");
     uint8_t *kp = sodium_malloc(32 + 32 + 32), *pt = sodium_malloc(SX_KEYRING_PLAIN_MAX), *seal_rec = NULL;
     uint8_t *blob = NULL;
     size_t seal_len = 0, blen = 0, ptlen = 0;
     records rs = {0};
     if (!kp || !pt) {
-        r = sx_crypto_fail(err, errlen, -ENOMEM, "cannot allocate secure memory for keys");
+        r = sx_fail(err, errlen, -ENOMEM, "cannot allocate secure memory for keys");
         goto out;
     }
     r = sx_crypto_recovery_decode(kp, recovery_key);
     if (r < 0) {
-        sx_crypto_fail(err, errlen, r, "the recovery key is mistyped (its checksum does not match)");
+        sx_fail(err, errlen, r, "the recovery key is mistyped (its checksum does not match)");
         goto out;
     }
     sx_crypto_recovery_keypair(kp + 32, kp + 64, kp);
@@ -639,7 +639,7 @@ int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key,
     if (r == 0)
         r = sx_storage_get(st, SX_KEY_S_RECOVERY, strlen(SX_KEY_S_RECOVERY), (void **)&blob, &blen, &rs.recovery_rev);
     if (r < 0) {
-        sx_crypto_fail(err, errlen, r, "cannot read the recovery record: %s", sx_storage_strerror(r));
+        sx_fail(err, errlen, r, "cannot read the recovery record: %s", sx_storage_strerror(r));
         goto out;
     }
     r = sx_crypto_recovery_open_raw(pt, &ptlen, kp + 32, kp + 64, blob, blen);
@@ -648,8 +648,8 @@ int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key,
     if (r == 0 && sodium_memcmp(c->kr->recovery_pk, kp + 32, 32) != 0)
         r = SX_CRYPTO_EBADRECOVERY;
     if (r < 0) {
-        sx_crypto_fail(err, errlen, r == SX_CRYPTO_EFORMAT ? r : SX_CRYPTO_EBADRECOVERY,
-                       "the recovery key does not open this store's recovery record");
+        sx_fail(err, errlen, r == SX_CRYPTO_EFORMAT ? r : SX_CRYPTO_EBADRECOVERY,
+                "the recovery key does not open this store's recovery record");
         r = r == SX_CRYPTO_EFORMAT ? r : SX_CRYPTO_EBADRECOVERY;
         goto out;
     }
@@ -658,7 +658,7 @@ int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key,
         goto out;
     r = seal_commit(st, &rs, c->kr, c->sys, c->seal_key, seal_rec, seal_len);
     if (r < 0) {
-        sx_crypto_fail(err, errlen, r, "cannot store the re-sealed keyring: %s", sx_crypto_strerror(r));
+        sx_fail(err, errlen, r, "cannot store the re-sealed keyring: %s", sx_crypto_strerror(r));
         goto out;
     }
     c->seal_rev = rs.seal_rev;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *sx_seal_type_name(sx_crypto_seal_type t)
+const char *sx_crypto_seal_type_name(sx_crypto_seal_type t)
 {
     switch (t) {
     case SX_CRYPTO_SEAL_FILE:
@@ -134,16 +134,16 @@ int sx_seal_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_opt
     case SX_CRYPTO_SEAL_TPM:
         return sx_seal_tpm_create(key, sp, o, err, errlen);
     }
-    return sx_crypto_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
+    return sx_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
 }
 
 int sx_seal_unlock(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
     if (sp->type != o->type)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_ESEALTYPE,
-                              "the store is sealed with the '%s' seal but the configuration asks for '%s'; use seal "
-                              "migration to change it",
-                              sx_seal_type_name(sp->type), sx_seal_type_name(o->type));
+        return sx_fail(err, errlen, SX_CRYPTO_ESEALTYPE,
+                       "the store is sealed with the '%s' seal but the configuration asks for '%s'; use seal "
+                       "migration to change it",
+                       sx_crypto_seal_type_name(sp->type), sx_crypto_seal_type_name(o->type));
     switch (o->type) {
     case SX_CRYPTO_SEAL_FILE:
         return sx_seal_file_load(key, o, err, errlen);
@@ -152,18 +152,18 @@ int sx_seal_unlock(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_se
     case SX_CRYPTO_SEAL_TPM:
         return sx_seal_tpm_unseal(key, sp, o, err, errlen);
     }
-    return sx_crypto_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
+    return sx_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
 }
 
 #ifndef SX_HAVE_TPM
 int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
-    return sx_crypto_fail(err, errlen, -ENOTSUP, "this build has no TPM support (built without WITH_TPM)");
+    return sx_fail(err, errlen, -ENOTSUP, "this build has no TPM support (built without WITH_TPM)");
 }
 
 int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_seal_options *o, char *err,
                        size_t errlen)
 {
-    return sx_crypto_fail(err, errlen, -ENOTSUP, "this build has no TPM support (built without WITH_TPM)");
+    return sx_fail(err, errlen, -ENOTSUP, "this build has no TPM support (built without WITH_TPM)");
 }
 #endif

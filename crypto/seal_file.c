@@ -21,31 +21,31 @@
 int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
     if (!o->key_file || !*o->key_file)
-        return sx_crypto_fail(err, errlen, -EINVAL, "seal key_file is not set");
+        return sx_fail(err, errlen, -EINVAL, "seal key_file is not set");
     int fd = open(o->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         int e = errno;
-        return sx_crypto_fail(err, errlen, -e, "cannot open seal key file \"%s\": %s", o->key_file, strerror(e));
+        return sx_fail(err, errlen, -e, "cannot open seal key file \"%s\": %s", o->key_file, strerror(e));
     }
     struct stat sb;
     int r = 0;
     if (fstat(fd, &sb) != 0) {
-        r = sx_crypto_fail(err, errlen, -errno, "cannot stat seal key file \"%s\"", o->key_file);
+        r = sx_fail(err, errlen, -errno, "cannot stat seal key file \"%s\"", o->key_file);
     } else if (!S_ISREG(sb.st_mode)) {
-        r = sx_crypto_fail(err, errlen, -EINVAL, "seal key file \"%s\" is not a regular file", o->key_file);
+        r = sx_fail(err, errlen, -EINVAL, "seal key file \"%s\" is not a regular file", o->key_file);
     } else if (sb.st_uid != geteuid()) {
-        r = sx_crypto_fail(err, errlen, SX_CRYPTO_EKEYPERM,
-                           "seal key file \"%s\" is owned by uid %u, not by this process's user (uid %u): its owner "
-                           "may have read or replaced it; chown it (and consider the key exposed)",
-                           o->key_file, (unsigned)sb.st_uid, (unsigned)geteuid());
+        r = sx_fail(err, errlen, SX_CRYPTO_EKEYPERM,
+                    "seal key file \"%s\" is owned by uid %u, not by this process's user (uid %u): its owner "
+                    "may have read or replaced it; chown it (and consider the key exposed)",
+                    o->key_file, (unsigned)sb.st_uid, (unsigned)geteuid());
     } else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-        r = sx_crypto_fail(err, errlen, SX_CRYPTO_EKEYPERM,
-                           "seal key file \"%s\" has mode %04o: group or others may access it; make it 0600 (and "
-                           "consider the key exposed)",
-                           o->key_file, (unsigned)(sb.st_mode & 07777));
+        r = sx_fail(err, errlen, SX_CRYPTO_EKEYPERM,
+                    "seal key file \"%s\" has mode %04o: group or others may access it; make it 0600 (and "
+                    "consider the key exposed)",
+                    o->key_file, (unsigned)(sb.st_mode & 07777));
     } else if (sb.st_size != SX_CRYPTO_KEYBYTES) {
-        r = sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "seal key file \"%s\" is %lld bytes, expected %u",
-                           o->key_file, (long long)sb.st_size, SX_CRYPTO_KEYBYTES);
+        r = sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "seal key file \"%s\" is %lld bytes, expected %u", o->key_file,
+                    (long long)sb.st_size, SX_CRYPTO_KEYBYTES);
     } else {
         size_t got = 0;
         while (got < SX_CRYPTO_KEYBYTES) {
@@ -53,7 +53,7 @@ int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *er
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
-                r = sx_crypto_fail(err, errlen, -EIO, "cannot read seal key file \"%s\"", o->key_file);
+                r = sx_fail(err, errlen, -EIO, "cannot read seal key file \"%s\"", o->key_file);
                 sodium_memzero(key, SX_CRYPTO_KEYBYTES);
                 break;
             }
@@ -67,19 +67,18 @@ int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *er
 int sx_seal_file_create(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
     if (!o->key_file || !*o->key_file)
-        return sx_crypto_fail(err, errlen, -EINVAL, "seal key_file is not set");
+        return sx_fail(err, errlen, -EINVAL, "seal key_file is not set");
     struct stat sb;
     if (lstat(o->key_file, &sb) == 0)
         return sx_seal_file_load(key, o, err, errlen); /* an existing key file is used as it is */
 
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", o->key_file) >= sizeof tmp)
-        return sx_crypto_fail(err, errlen, -ENAMETOOLONG, "seal key file path is too long");
+        return sx_fail(err, errlen, -ENAMETOOLONG, "seal key file path is too long");
     int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     if (fd < 0) {
         int e = errno;
-        return sx_crypto_fail(err, errlen, -e, "cannot create seal key file next to \"%s\": %s", o->key_file,
-                              strerror(e));
+        return sx_fail(err, errlen, -e, "cannot create seal key file next to \"%s\": %s", o->key_file, strerror(e));
     }
     randombytes_buf(key, SX_CRYPTO_KEYBYTES);
     int r = 0;
@@ -109,7 +108,7 @@ int sx_seal_file_create(uint8_t key[32], const sx_crypto_seal_options *o, char *
     }
     if (r < 0) {
         sodium_memzero(key, SX_CRYPTO_KEYBYTES);
-        return sx_crypto_fail(err, errlen, r, "cannot write seal key file \"%s\": %s", o->key_file, strerror(-r));
+        return sx_fail(err, errlen, r, "cannot write seal key file \"%s\": %s", o->key_file, strerror(-r));
     }
     /* Make the new name durable too. */
     char dir[PATH_MAX];

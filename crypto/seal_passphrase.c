@@ -30,10 +30,10 @@ static int derive(uint8_t key[32], const sx_crypto_seal_options *o, const uint8_
                   unsigned long long ops, size_t mem, char *err, size_t errlen)
 {
     if (!o->passphrase || o->passphrase_len == 0)
-        return sx_crypto_fail(err, errlen, -EINVAL, "the seal passphrase is empty (is its environment variable set?)");
+        return sx_fail(err, errlen, -EINVAL, "the seal passphrase is empty (is its environment variable set?)");
     if (crypto_pwhash(key, SX_CRYPTO_KEYBYTES, o->passphrase, o->passphrase_len, salt, ops, mem,
                       crypto_pwhash_ALG_ARGON2ID13) != 0)
-        return sx_crypto_fail(err, errlen, -ENOMEM, "Argon2id failed (out of memory for memlimit %zu bytes?)", mem);
+        return sx_fail(err, errlen, -ENOMEM, "Argon2id failed (out of memory for memlimit %zu bytes?)", mem);
     return 0;
 }
 
@@ -54,15 +54,15 @@ int sx_seal_passphrase_create(uint8_t key[32], sx_seal_params *sp, const sx_cryp
     resolve_limits(o, &ops, &mem);
     if (ops < crypto_pwhash_OPSLIMIT_INTERACTIVE || ops > crypto_pwhash_OPSLIMIT_MAX ||
         mem < crypto_pwhash_MEMLIMIT_INTERACTIVE || mem > crypto_pwhash_MEMLIMIT_MAX)
-        return sx_crypto_fail(err, errlen, -EINVAL,
-                              "seal pwhash limits (opslimit %llu, memlimit %zu) are below libsodium's INTERACTIVE "
-                              "preset (opslimit %llu, memlimit %zu) or out of range",
-                              ops, mem, (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE);
+        return sx_fail(err, errlen, -EINVAL,
+                       "seal pwhash limits (opslimit %llu, memlimit %zu) are below libsodium's INTERACTIVE "
+                       "preset (opslimit %llu, memlimit %zu) or out of range",
+                       ops, mem, (unsigned long long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                       (size_t)crypto_pwhash_MEMLIMIT_INTERACTIVE);
     if (o->passphrase && o->passphrase_len &&
         sx_crypto_passphrase_chars(o->passphrase, o->passphrase_len) < SX_CRYPTO_PASSPHRASE_MIN_CHARS)
-        return sx_crypto_fail(err, errlen, -EINVAL, "the seal passphrase is shorter than %u characters",
-                              SX_CRYPTO_PASSPHRASE_MIN_CHARS);
+        return sx_fail(err, errlen, -EINVAL, "the seal passphrase is shorter than %u characters",
+                       SX_CRYPTO_PASSPHRASE_MIN_CHARS);
     randombytes_buf(sp->salt, sizeof sp->salt);
     sp->opslimit = ops;
     sp->memlimit = mem;
@@ -81,8 +81,8 @@ int sx_seal_passphrase_derive(uint8_t key[32], const sx_seal_params *sp, const s
         mem_cap = crypto_pwhash_MEMLIMIT_SENSITIVE;
     if (sp->opslimit < crypto_pwhash_OPSLIMIT_MIN || sp->opslimit > ops_cap ||
         sp->memlimit < crypto_pwhash_MEMLIMIT_MIN || sp->memlimit > mem_cap)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT,
-                              "the stored passphrase seal parameters are out of range (opslimit %llu, memlimit %llu)",
-                              (unsigned long long)sp->opslimit, (unsigned long long)sp->memlimit);
+        return sx_fail(err, errlen, SX_CRYPTO_EFORMAT,
+                       "the stored passphrase seal parameters are out of range (opslimit %llu, memlimit %llu)",
+                       (unsigned long long)sp->opslimit, (unsigned long long)sp->memlimit);
     return derive(key, o, sp->salt, (unsigned long long)sp->opslimit, (size_t)sp->memlimit, err, errlen);
 }

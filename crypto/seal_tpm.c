@@ -58,7 +58,7 @@ static int tpm_fail(TSS2_RC rc, const char *what, char *err, size_t errlen)
         r = SX_CRYPTO_ENOTPM;
         hint = "no TPM answers on the configured TCTI";
     }
-    return sx_crypto_fail(err, errlen, r, "TPM %s failed: %s%s%s", what, Tss2_RC_Decode(rc), *hint ? "; " : "", hint);
+    return sx_fail(err, errlen, r, "TPM %s failed: %s%s%s", what, Tss2_RC_Decode(rc), *hint ? "; " : "", hint);
 }
 
 static void tpm_close(tpm *t)
@@ -108,8 +108,8 @@ static int tpm_open(tpm *t, const char *tcti_conf, char *err, size_t errlen)
     const char *conf = tcti_conf && *tcti_conf ? tcti_conf : DEFAULT_TCTI;
     TSS2_RC rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
     if (rc != TSS2_RC_SUCCESS)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_ENOTPM, "cannot reach a TPM through TCTI \"%s\": %s", conf,
-                              Tss2_RC_Decode(rc));
+        return sx_fail(err, errlen, SX_CRYPTO_ENOTPM, "cannot reach a TPM through TCTI \"%s\": %s", conf,
+                       Tss2_RC_Decode(rc));
     rc = Esys_Initialize(&t->esys, t->tcti, NULL);
     if (rc != TSS2_RC_SUCCESS) {
         tpm_close(t);
@@ -199,7 +199,7 @@ static TSS2_RC policy_pcr(tpm *t, TPM2_SE type, uint32_t pcrs, ESYS_TR *ret)
 int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
     if (o->pcrs & ~0xFFFFFFu)
-        return sx_crypto_fail(err, errlen, -EINVAL, "PCR mask names a PCR above 23");
+        return sx_fail(err, errlen, -EINVAL, "PCR mask names a PCR above 23");
     tpm t;
     int r = tpm_open(&t, o->tcti, err, errlen);
     if (r < 0)
@@ -262,7 +262,7 @@ int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal
         free(pubbuf);
         free(privbuf);
         sodium_memzero(key, SX_CRYPTO_KEYBYTES);
-        return sx_crypto_fail(err, errlen, r, "cannot marshal the sealed TPM object");
+        return sx_fail(err, errlen, r, "cannot marshal the sealed TPM object");
     }
     sp->pcrs = o->pcrs;
     sp->tpm_pub = pubbuf;
@@ -280,11 +280,11 @@ int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypt
     size_t off = 0;
     if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(sp->tpm_pub, sp->tpm_publen, &off, &pub) != TSS2_RC_SUCCESS ||
         off != sp->tpm_publen)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "the stored TPM public blob is malformed");
+        return sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "the stored TPM public blob is malformed");
     off = 0;
     if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(sp->tpm_priv, sp->tpm_privlen, &off, &priv) != TSS2_RC_SUCCESS ||
         off != sp->tpm_privlen)
-        return sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "the stored TPM private blob is malformed");
+        return sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "the stored TPM private blob is malformed");
 
     tpm t;
     int r = tpm_open(&t, o->tcti, err, errlen);
@@ -310,8 +310,8 @@ int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypt
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(rc, "Unseal", err, errlen);
     if (out->size != SX_CRYPTO_KEYBYTES)
-        r = sx_crypto_fail(err, errlen, SX_CRYPTO_EFORMAT, "the unsealed TPM object is %u bytes, expected %u",
-                           (unsigned)out->size, SX_CRYPTO_KEYBYTES);
+        r = sx_fail(err, errlen, SX_CRYPTO_EFORMAT, "the unsealed TPM object is %u bytes, expected %u",
+                    (unsigned)out->size, SX_CRYPTO_KEYBYTES);
     else
         memcpy(key, out->buffer, SX_CRYPTO_KEYBYTES);
     sodium_memzero(out, sizeof *out);

@@ -42,19 +42,6 @@
 #define MAX_FILES       100000u
 #define PATH_BUF        (PATH_MAX + 512) /* a folder of at most PATH_MAX - 64 bytes, then a name */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -256,20 +243,20 @@ int sx_backup_manifest_check(sx_crypto *c, const char *manifest, size_t len, con
 {
     if (!mac_line) {
         if (sx_crypto_records_authenticated(c))
-            return fail(err, errlen, -EBADMSG,
-                        "the backup has no %s: it was not written by secretsd, or the file was "
-                        "removed",
-                        SX_BACKUP_MANIFEST_MAC);
+            return sx_fail(err, errlen, -EBADMSG,
+                           "the backup has no %s: it was not written by secretsd, or the file was "
+                           "removed",
+                           SX_BACKUP_MANIFEST_MAC);
         return 0; /* written before manifests had MACs (its keyring says so) */
     }
     uint8_t want[SX_CRYPTO_RECORD_MACBYTES], got[SX_CRYPTO_RECORD_MACBYTES];
     size_t bin = 0;
     if (sodium_hex2bin(got, sizeof(got), mac_line, strlen(mac_line), "\n", &bin, NULL) != 0 || bin != sizeof(got))
-        return fail(err, errlen, -EBADMSG, "%s is malformed", SX_BACKUP_MANIFEST_MAC);
+        return sx_fail(err, errlen, -EBADMSG, "%s is malformed", SX_BACKUP_MANIFEST_MAC);
     manifest_mac(want, sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD), manifest, len);
     if (sodium_memcmp(want, got, sizeof(got)) != 0)
-        return fail(err, errlen, -EBADMSG,
-                    "the manifest fails its MAC: the backup was edited, or it belongs to another installation");
+        return sx_fail(err, errlen, -EBADMSG,
+                       "the manifest fails its MAC: the backup was edited, or it belongs to another installation");
     return 0;
 }
 
@@ -338,17 +325,17 @@ static int write_manifest(const char *dir, const sx_backup_info *info, char **na
 int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_info *info, char *err, size_t errlen)
 {
     if (!st || !c || !dir || !info)
-        return fail(err, errlen, -EINVAL, "invalid argument");
+        return sx_fail(err, errlen, -EINVAL, "invalid argument");
     if (dir[0] != '/' || strlen(dir) > PATH_MAX - 64)
-        return fail(err, errlen, -EINVAL, "the backup folder must be an absolute path");
+        return sx_fail(err, errlen, -EINVAL, "the backup folder must be an absolute path");
     struct stat sb;
     if (lstat(dir, &sb) == 0)
-        return fail(err, errlen, -EEXIST, "\"%s\" exists already; a backup goes into a new folder", dir);
+        return sx_fail(err, errlen, -EEXIST, "\"%s\" exists already; a backup goes into a new folder", dir);
     if (!sx_storage_has(st, SX_STORAGE_CAP_CHECKPOINT))
-        return fail(err, errlen, -ENOTSUP, "the %s storage backend cannot take online backups", sx_storage_name(st));
+        return sx_fail(err, errlen, -ENOTSUP, "the %s storage backend cannot take online backups", sx_storage_name(st));
     if (mkdir(dir, 0700) != 0) {
         int e = errno;
-        return fail(err, errlen, -e, "cannot create \"%s\": %s", dir, strerror(e));
+        return sx_fail(err, errlen, -e, "cannot create \"%s\": %s", dir, strerror(e));
     }
     memset(info, 0, sizeof(*info));
     info->created_ms = sx_clock_wall_ms();
@@ -363,16 +350,13 @@ int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_in
     sx_crypto_status *cs = malloc(sizeof(*cs));
     int rc = cs ? sx_crypto_status_get(c, cs) : -ENOMEM;
     if (rc < 0) {
-        fail(err, errlen, rc, "cannot read the key hierarchy's status: %s", sx_crypto_strerror(rc));
+        sx_fail(err, errlen, rc, "cannot read the key hierarchy's status: %s", sx_crypto_strerror(rc));
         goto out;
     }
-    snprintf(info->seal, sizeof(info->seal), "%s",
-             cs->seal == SX_CRYPTO_SEAL_FILE         ? "file"
-             : cs->seal == SX_CRYPTO_SEAL_PASSPHRASE ? "passphrase"
-                                                     : "tpm");
+    snprintf(info->seal, sizeof(info->seal), "%s", sx_crypto_seal_type_name(cs->seal));
     info->active_master = cs->active_master;
     if ((rc = sx_storage_checkpoint(st, data)) < 0) {
-        fail(err, errlen, rc, "the storage checkpoint failed: %s", sx_storage_strerror(rc));
+        sx_fail(err, errlen, rc, "the storage checkpoint failed: %s", sx_storage_strerror(rc));
         goto out;
     }
     /* Count what the copy holds, from the copy. */
@@ -380,38 +364,38 @@ int sx_backup_create(sx_storage *st, sx_crypto *c, const char *dir, sx_backup_in
     char oerr[256];
     sx_storage_options so = {.backend = info->backend, .path = data, .sync = true};
     if ((rc = sx_storage_open(&so, &copy, oerr, sizeof(oerr))) < 0) {
-        fail(err, errlen, rc, "cannot open the checkpoint: %s", oerr);
+        sx_fail(err, errlen, rc, "cannot open the checkpoint: %s", oerr);
         goto out;
     }
     rc = sx_backup_count(copy, info);
     sx_storage_close(copy);
     if (rc < 0) {
-        fail(err, errlen, rc, "cannot count the checkpoint's records: %s", sx_storage_strerror(rc));
+        sx_fail(err, errlen, rc, "cannot count the checkpoint's records: %s", sx_storage_strerror(rc));
         goto out;
     }
     if ((rc = list_files(data, &names, &n)) < 0) {
-        fail(err, errlen, rc, "cannot list the checkpoint's files");
+        sx_fail(err, errlen, rc, "cannot list the checkpoint's files");
         goto out;
     }
     sizes = calloc(n ? n : 1, sizeof(*sizes));
     hashes = calloc(n ? n : 1, sizeof(*hashes));
     if (!sizes || !hashes) {
-        rc = fail(err, errlen, -ENOMEM, "out of memory");
+        rc = sx_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[PATH_BUF];
         snprintf(path, sizeof(path), "%s/%s", data, names[i]);
         if ((rc = hash_file(path, hashes[i], &sizes[i])) < 0)
-            fail(err, errlen, rc, "cannot read \"%s\": %s", path, strerror(-rc));
+            sx_fail(err, errlen, rc, "cannot read \"%s\": %s", path, strerror(-rc));
         info->files++;
         info->bytes += sizes[i];
     }
     if (rc == 0 && (rc = fsync_path(data, true)) < 0)
-        fail(err, errlen, rc, "cannot sync \"%s\"", data);
+        sx_fail(err, errlen, rc, "cannot sync \"%s\"", data);
     if (rc == 0 &&
         (rc = write_manifest(dir, info, names, sizes, hashes, n, sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD))) < 0)
-        fail(err, errlen, rc, "cannot write the manifest: %s", strerror(-rc));
+        sx_fail(err, errlen, rc, "cannot write the manifest: %s", strerror(-rc));
 out:
     free(cs);
     free_names(names, n);
@@ -484,29 +468,30 @@ static int verify(yajl_val m, const char *data, char *err, size_t errlen)
 {
     yajl_val files = get(m, "files", NULL, yajl_t_array);
     if (!files)
-        return fail(err, errlen, -EBADMSG, "the manifest has no file list");
+        return sx_fail(err, errlen, -EBADMSG, "the manifest has no file list");
     char **names = NULL;
     size_t n = 0;
     int rc = list_files(data, &names, &n);
     if (rc < 0)
-        return fail(err, errlen, rc, "cannot list \"%s\" (or it holds something other than plain files)", data);
+        return sx_fail(err, errlen, rc, "cannot list \"%s\" (or it holds something other than plain files)", data);
     if (n != files->u.array.len)
-        rc = fail(err, errlen, -EBADMSG, "\"%s\" holds %zu files, the manifest lists %zu", data, n, files->u.array.len);
+        rc = sx_fail(err, errlen, -EBADMSG, "\"%s\" holds %zu files, the manifest lists %zu", data, n,
+                     files->u.array.len);
     for (size_t i = 0; rc == 0 && i < files->u.array.len; i++) {
         yajl_val f = files->u.array.values[i];
         yajl_val name = get(f, "name", NULL, yajl_t_string), hash = get(f, "blake2b", NULL, yajl_t_string);
         uint64_t bytes = get_u64(f, "bytes", NULL), size = 0;
         if (!name || !hash || !plain_name(YAJL_GET_STRING(name))) {
-            rc = fail(err, errlen, -EBADMSG, "manifest entry %zu is malformed", i);
+            rc = sx_fail(err, errlen, -EBADMSG, "manifest entry %zu is malformed", i);
             break;
         }
         char path[PATH_BUF], hex[HASH_HEX];
         snprintf(path, sizeof(path), "%s/%s", data, YAJL_GET_STRING(name));
         rc = hash_file(path, hex, &size);
         if (rc < 0)
-            rc = fail(err, errlen, -EBADMSG, "\"%s\" is missing or unreadable", path);
+            rc = sx_fail(err, errlen, -EBADMSG, "\"%s\" is missing or unreadable", path);
         else if (size != bytes || strcmp(hex, hash->u.string) != 0)
-            rc = fail(err, errlen, -EBADMSG, "\"%s\" does not match the manifest (size or hash differ)", path);
+            rc = sx_fail(err, errlen, -EBADMSG, "\"%s\" does not match the manifest (size or hash differ)", path);
     }
     free_names(names, n);
     return rc;
@@ -531,22 +516,22 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
                       char *err, size_t errlen)
 {
     if (!dir || !target || !info || !check)
-        return fail(err, errlen, -EINVAL, "invalid argument");
+        return sx_fail(err, errlen, -EINVAL, "invalid argument");
     if (strlen(dir) > PATH_MAX - 64 || strlen(target) > PATH_MAX - 64)
-        return fail(err, errlen, -ENAMETOOLONG, "path too long");
+        return sx_fail(err, errlen, -ENAMETOOLONG, "path too long");
     char mpath[PATH_BUF], data[PATH_MAX];
     snprintf(mpath, sizeof(mpath), "%s/%s", dir, SX_BACKUP_MANIFEST);
     snprintf(data, sizeof(data), "%s/%s", dir, SX_BACKUP_DATA);
     FILE *f = fopen(mpath, "re");
     if (!f) {
         int e = errno;
-        return fail(err, errlen, -e, "cannot open \"%s\": %s", mpath, strerror(e));
+        return sx_fail(err, errlen, -e, "cannot open \"%s\": %s", mpath, strerror(e));
     }
     char *text = malloc(MANIFEST_MAX + 1);
     size_t len = text ? fread(text, 1, MANIFEST_MAX, f) : 0;
     fclose(f);
     if (!text)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return sx_fail(err, errlen, -ENOMEM, "out of memory");
     text[len] = '\0';
     char perr[128];
     yajl_val m = yajl_tree_parse(text, perr, sizeof(perr));
@@ -554,7 +539,8 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     if (!fmt || strcmp(fmt->u.string, MANIFEST_FORMAT) != 0) {
         yajl_tree_free(m);
         free(text);
-        return fail(err, errlen, -EBADMSG, "\"%s\" is not a secretsd backup manifest (\"%s\")", mpath, MANIFEST_FORMAT);
+        return sx_fail(err, errlen, -EBADMSG, "\"%s\" is not a secretsd backup manifest (\"%s\")", mpath,
+                       MANIFEST_FORMAT);
     }
     memset(info, 0, sizeof(*info));
     yajl_val backend = get(m, "backend", NULL, yajl_t_string), seal = get(m, "seal", NULL, yajl_t_string);
@@ -593,7 +579,7 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
         if (!empty) {
             yajl_tree_free(m);
             free(text);
-            return fail(err, errlen, -EEXIST, "\"%s\" exists and is not empty: move it aside first", target);
+            return sx_fail(err, errlen, -EEXIST, "\"%s\" exists and is not empty: move it aside first", target);
         }
     }
     char tmp[PATH_MAX], parent[PATH_MAX];
@@ -608,7 +594,7 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
         int e = errno;
         yajl_tree_free(m);
         free(text);
-        return fail(err, errlen, -e, "cannot create a folder next to \"%s\": %s", target, strerror(e));
+        return sx_fail(err, errlen, -e, "cannot create a folder next to \"%s\": %s", target, strerror(e));
     }
     for (size_t i = 0; rc == 0 && i < files->u.array.len; i++) {
         const char *name = YAJL_GET_STRING(get(files->u.array.values[i], "name", NULL, yajl_t_string));
@@ -616,11 +602,11 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
         snprintf(from, sizeof(from), "%s/%s", data, name);
         snprintf(to, sizeof(to), "%s/%s", tmp, name);
         if ((rc = copy_file(from, to)) < 0)
-            fail(err, errlen, rc, "cannot copy \"%s\": %s", from, strerror(-rc));
+            sx_fail(err, errlen, rc, "cannot copy \"%s\": %s", from, strerror(-rc));
     }
     yajl_tree_free(m);
     if (rc == 0 && (rc = fsync_path(tmp, true)) < 0)
-        fail(err, errlen, rc, "cannot sync \"%s\"", tmp);
+        sx_fail(err, errlen, rc, "cannot sync \"%s\"", tmp);
     if (rc == 0) {
         /* The hashes above prove the files match the manifest; only the unsealed copy can prove the
          * manifest itself is the one this installation wrote. */
@@ -630,9 +616,9 @@ int sx_backup_restore(const char *dir, const char *target, sx_backup_info *info,
     }
     free(text);
     if (rc == 0 && exists && rmdir(target) != 0)
-        rc = fail(err, errlen, -errno, "cannot replace the empty folder \"%s\"", target);
+        rc = sx_fail(err, errlen, -errno, "cannot replace the empty folder \"%s\"", target);
     if (rc == 0 && rename(tmp, target) != 0)
-        rc = fail(err, errlen, -errno, "cannot rename \"%s\" to \"%s\"", tmp, target);
+        rc = sx_fail(err, errlen, -errno, "cannot rename \"%s\" to \"%s\"", tmp, target);
     if (rc == 0)
         (void)fsync_path(parent, true);
     if (rc < 0)

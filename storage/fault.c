@@ -66,7 +66,7 @@ unsigned long sx_storage_fault_calls(sx_storage *fault)
 
 static int fault_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
 {
-    sxs_set_err(err, errlen, "fault storage: use sx_storage_fault_wrap() around an open store");
+    sx_fail(err, errlen, 0, "fault storage: use sx_storage_fault_wrap() around an open store");
     return -ENOTSUP;
 }
 

@@ -162,14 +162,14 @@ static int mem_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
 {
     mem_store *s = calloc(1, sizeof(*s));
     if (!s) {
-        sxs_set_err(err, errlen, "memory storage: out of memory");
+        sx_fail(err, errlen, 0, "memory storage: out of memory");
         return -ENOMEM;
     }
     s->head = calloc(1, sizeof(mem_node) + MEM_MAX_LEVEL * sizeof(mem_node *));
     if (!s->head || pthread_rwlock_init(&s->lock, NULL) != 0) {
         free(s->head);
         free(s);
-        sxs_set_err(err, errlen, "memory storage: out of memory");
+        sx_fail(err, errlen, 0, "memory storage: out of memory");
         return -ENOMEM;
     }
     s->head->level = MEM_MAX_LEVEL;

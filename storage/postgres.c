@@ -577,7 +577,7 @@ static int dsn_check(const char *dsn, char *err, size_t errlen)
     if (!opts) {
         /* libpq's message may quote a piece of the string; do not repeat it. */
         PQfreemem(msg);
-        sxs_set_err(err, errlen, "postgres storage: the dsn is not a valid libpq connection string or URI");
+        sx_fail(err, errlen, 0, "postgres storage: the dsn is not a valid libpq connection string or URI");
         return -EINVAL;
     }
     int r = 0;
@@ -586,28 +586,28 @@ static int dsn_check(const char *dsn, char *err, size_t errlen)
             r = -EINVAL;
     PQconninfoFree(opts);
     if (r < 0)
-        sxs_set_err(err, errlen,
-                    "postgres storage: the dsn must not contain a password; give it through [storage] "
-                    "password_env or password_file");
+        sx_fail(err, errlen, 0,
+                "postgres storage: the dsn must not contain a password; give it through [storage] "
+                "password_env or password_file");
     return r;
 }
 
 static int pg_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
 {
     if (!opt->dsn || !*opt->dsn) {
-        sxs_set_err(err, errlen, "postgres storage: no dsn configured");
+        sx_fail(err, errlen, 0, "postgres storage: no dsn configured");
         return -EINVAL;
     }
     int r = dsn_check(opt->dsn, err, errlen);
     if (r < 0)
         return r;
     if (sodium_init() < 0) {
-        sxs_set_err(err, errlen, "postgres storage: libsodium could not be initialised");
+        sx_fail(err, errlen, 0, "postgres storage: libsodium could not be initialised");
         return -EIO;
     }
     pg_store *s = calloc(1, sizeof(*s));
     if (!s) {
-        sxs_set_err(err, errlen, "postgres storage: out of memory");
+        sx_fail(err, errlen, 0, "postgres storage: out of memory");
         return -ENOMEM;
     }
     s->base.ops = &sx_storage_postgres_ops;
@@ -646,7 +646,7 @@ static int pg_open(const sx_storage_options *opt, sx_storage **ret, char *err, s
     if (r == 0 && s->password)
         r = add_kw(s, &n, "password", s->password);
     if (r < 0) {
-        sxs_set_err(err, errlen, "postgres storage: out of memory");
+        sx_fail(err, errlen, 0, "postgres storage: out of memory");
         pg_close(&s->base);
         return r;
     }

@@ -41,7 +41,7 @@ void sxs_pg_err(const pg_store *s, char *err, size_t errlen, const char *what, c
         }
     }
     clean[o] = '\0';
-    sxs_set_err(err, errlen, "postgres storage: %s: %s", what, clean);
+    sx_fail(err, errlen, 0, "postgres storage: %s: %s", what, clean);
 }
 
 /*
@@ -176,13 +176,13 @@ int sxs_pg_schema_ensure(pg_store *s, PGconn *pq, char *err, size_t errlen)
             char *end;
             version = strtol(PQgetvalue(res, 0, 0), &end, 10);
             if (*end || version < 1) {
-                sxs_set_err(err, errlen, "postgres storage: secretsd_meta holds a malformed schema version");
+                sx_fail(err, errlen, 0, "postgres storage: secretsd_meta holds a malformed schema version");
                 r = -EIO;
             } else if (version > PG_SCHEMA_VERSION) {
-                sxs_set_err(err, errlen,
-                            "postgres storage: the database has schema version %ld, written by a newer secretsd "
-                            "(this one knows version %d); refusing to touch it",
-                            version, PG_SCHEMA_VERSION);
+                sx_fail(err, errlen, 0,
+                        "postgres storage: the database has schema version %ld, written by a newer secretsd "
+                        "(this one knows version %d); refusing to touch it",
+                        version, PG_SCHEMA_VERSION);
                 r = -EIO;
             }
         }
@@ -256,7 +256,7 @@ int sxs_pg_connect(pg_store *s, PGconn **ret, char *err, size_t errlen)
 {
     PGconn *pq = PQconnectdbParams(s->kw, s->val, 1);
     if (!pq) {
-        sxs_set_err(err, errlen, "postgres storage: out of memory");
+        sx_fail(err, errlen, 0, "postgres storage: out of memory");
         return -ENOMEM;
     }
     if (PQstatus(pq) != CONNECTION_OK) {

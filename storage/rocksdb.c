@@ -633,28 +633,28 @@ static int load_meta(rdb_store *s, const char *path, char *err, size_t errlen)
     char *tag = rocksdb_get_cf(s->db, s->ropt, s->meta, "format", 6, &len, &e);
     if (e) {
         int r = rdb_errno(e);
-        sxs_set_err(err, errlen, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
         return r;
     }
     if (!tag) {
         rocksdb_put_cf(s->db, s->wopt_sync, s->meta, "format", 6, RDB_FORMAT_TAG, strlen(RDB_FORMAT_TAG), &e);
         if (e) {
             int r = rdb_errno(e);
-            sxs_set_err(err, errlen, "rocksdb storage: cannot initialise '%s': %s", path, sx_storage_strerror(r));
+            sx_fail(err, errlen, 0, "rocksdb storage: cannot initialise '%s': %s", path, sx_storage_strerror(r));
             return r;
         }
     } else {
         bool ok = len == strlen(RDB_FORMAT_TAG) && memcmp(tag, RDB_FORMAT_TAG, len) == 0;
         rocksdb_free(tag);
         if (!ok) {
-            sxs_set_err(err, errlen, "rocksdb storage: '%s' holds data in an unknown format", path);
+            sx_fail(err, errlen, 0, "rocksdb storage: '%s' holds data in an unknown format", path);
             return -EIO;
         }
     }
     char *ceil = rocksdb_get_cf(s->db, s->ropt, s->meta, "rev_ceiling", 11, &len, &e);
     if (e) {
         int r = rdb_errno(e);
-        sxs_set_err(err, errlen, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot read '%s': %s", path, sx_storage_strerror(r));
         return r;
     }
     if (ceil) {
@@ -663,7 +663,7 @@ static int load_meta(rdb_store *s, const char *path, char *err, size_t errlen)
             s->last_rev = s->ceiling = sx_be64_get((const uint8_t *)ceil);
         rocksdb_free(ceil);
         if (!ok) {
-            sxs_set_err(err, errlen, "rocksdb storage: '%s' has a corrupt revision ceiling", path);
+            sx_fail(err, errlen, 0, "rocksdb storage: '%s' has a corrupt revision ceiling", path);
             return -EIO;
         }
     }
@@ -673,12 +673,12 @@ static int load_meta(rdb_store *s, const char *path, char *err, size_t errlen)
 static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
 {
     if (!opt->path || !*opt->path) {
-        sxs_set_err(err, errlen, "rocksdb storage: no data directory configured");
+        sx_fail(err, errlen, 0, "rocksdb storage: no data directory configured");
         return -EINVAL;
     }
     rdb_store *s = calloc(1, sizeof(*s));
     if (!s) {
-        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        sx_fail(err, errlen, 0, "rocksdb storage: out of memory");
         return -ENOMEM;
     }
     s->base.ops = &sx_storage_rocksdb_ops;
@@ -691,7 +691,7 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     s->locks_ok = true;
     if (sxs_group_init(&s->group, write_list, s) < 0) {
         free(s);
-        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        sx_fail(err, errlen, 0, "rocksdb storage: out of memory");
         return -ENOMEM;
     }
     s->group_ok = true;
@@ -707,15 +707,15 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
         goto fail;
     s->path = strdup(opt->path);
     if (!s->path) {
-        sxs_set_err(err, errlen, "rocksdb storage: out of memory");
+        sx_fail(err, errlen, 0, "rocksdb storage: out of memory");
         r = -ENOMEM;
         goto fail;
     }
     uint64_t avail = 0;
     if (rdb_free_bytes(opt->path, &avail) == 0 && avail < RDB_MIN_FREE) {
-        sxs_set_err(err, errlen,
-                    "rocksdb storage: only %llu KiB free on the file system of '%s'; at least %llu KiB are needed",
-                    (unsigned long long)(avail >> 10), opt->path, (unsigned long long)(RDB_MIN_FREE >> 10));
+        sx_fail(err, errlen, 0,
+                "rocksdb storage: only %llu KiB free on the file system of '%s'; at least %llu KiB are needed",
+                (unsigned long long)(avail >> 10), opt->path, (unsigned long long)(RDB_MIN_FREE >> 10));
         r = -ENOSPC;
         goto fail;
     }

@@ -104,7 +104,7 @@ int rdb_db_open(rdb_store *s, char *err, size_t errlen)
     char *e = NULL;
     rocksdb_t *db = rocksdb_open_column_families(s->opts, s->path, 2, names, cfo, h, &e);
     if (e) {
-        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", s->path, e);
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot open '%s': %s", s->path, e);
         return rdb_errno(e);
     }
     s->db = db;
@@ -172,30 +172,30 @@ int rdb_take_dir_lock(rdb_store *s, const char *path, char *err, size_t errlen)
 {
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         int e = errno;
-        sxs_set_err(err, errlen, "rocksdb storage: cannot create directory '%s': %s", path, strerror(e));
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot create directory '%s': %s", path, strerror(e));
         return -e;
     }
     char lock[4096];
     if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, RDB_LOCK_FILE) >= sizeof(lock)) {
-        sxs_set_err(err, errlen, "rocksdb storage: path too long");
+        sx_fail(err, errlen, 0, "rocksdb storage: path too long");
         return -ENAMETOOLONG;
     }
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0) {
         int e = errno;
-        sxs_set_err(err, errlen, "rocksdb storage: cannot open '%s': %s", lock, strerror(e));
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot open '%s': %s", lock, strerror(e));
         return -e;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
         if (e == EWOULDBLOCK) {
-            sxs_set_err(err, errlen,
-                        "rocksdb storage: '%s' is already open in another process (lock '%s' is held); "
-                        "stop that process or use another directory",
-                        path, lock);
+            sx_fail(err, errlen, 0,
+                    "rocksdb storage: '%s' is already open in another process (lock '%s' is held); "
+                    "stop that process or use another directory",
+                    path, lock);
             return -EBUSY;
         }
-        sxs_set_err(err, errlen, "rocksdb storage: cannot lock '%s': %s", lock, strerror(e));
+        sx_fail(err, errlen, 0, "rocksdb storage: cannot lock '%s': %s", lock, strerror(e));
         return -e;
     }
     return 0;

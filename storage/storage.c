@@ -31,22 +31,12 @@ const sx_storage_ops *sx_storage_backend_find(const char *name)
     return NULL;
 }
 
-void sxs_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
     if (!opt || !ret) {
-        sxs_set_err(err, errlen, "storage: no options given");
+        sx_fail(err, errlen, 0, "storage: no options given");
         return -EINVAL;
     }
     const char *name = opt->backend ? opt->backend : "rocksdb";
@@ -57,7 +47,7 @@ int sx_storage_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
             if (sx_storage_backends[i]->open != NULL)
                 snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
                          sx_storage_backends[i]->name);
-        sxs_set_err(err, errlen, "storage: unknown backend \"%.64s\" (built in: %s)", name, known);
+        sx_fail(err, errlen, 0, "storage: unknown backend \"%.64s\" (built in: %s)", name, known);
         return -EINVAL;
     }
     sx_storage *s = NULL;

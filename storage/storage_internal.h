@@ -80,9 +80,6 @@ extern const sx_storage_ops sx_storage_rocksdb_ops;
 extern const sx_storage_ops sx_storage_postgres_ops;
 #endif
 
-/* Copy a one-line message into err (errlen bytes, always NUL-terminated) when err != NULL. */
-void sxs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /*
  * Group commit (group.c): writers that each need a synced write queue up, and one leader commits
  * the whole queue with one synced write. See group.c for the design.
