@@ -198,6 +198,12 @@ const sx_master *sx_crypto_keyring_find(const sx_keyring *kr, uint32_t version);
 /* keyring.c: with c->lock held for writing, persist nk (both keyring records) if nobody changed the
  * keyring since this process read it, then adopt it. SX_STORAGE_ECONDITION when somebody did. */
 int sx_crypto_keyring_commit(sx_crypto *c, const sx_keyring *nk);
+/* keyring.c: change the keyring and persist it, retrying (with a reload) while another process
+ * commits first. edit runs with c->lock held for writing on nk, a copy of the current keyring: it
+ * returns 0 to commit nk, SX_KEYRING_EDIT_NONE when nothing needs changing, or a negative error. */
+#define SX_KEYRING_EDIT_NONE 1
+typedef int (*sx_keyring_edit_fn)(void *ctx, sx_keyring *nk);
+int sx_crypto_keyring_update(sx_crypto *c, sx_keyring_edit_fn edit, void *ctx);
 /* keyring.c: look up master version under the read lock, reloading the keyring from storage once
  * when it is unknown. Copies the key into mk (sodium_malloc'd by the caller). */
 int sx_crypto_master_get(sx_crypto *c, uint8_t mk[32], uint32_t version);

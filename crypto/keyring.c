@@ -496,10 +496,8 @@ bool sx_crypto_records_authenticated(sx_crypto *c)
     return on;
 }
 
-int sx_crypto_records_authenticated_set(sx_crypto *c)
+int sx_crypto_keyring_update(sx_crypto *c, sx_keyring_edit_fn edit, void *ctx)
 {
-    if (!c)
-        return -EINVAL;
     sx_keyring *nk = sodium_malloc(sizeof *nk);
     if (!nk)
         return -ENOMEM;
@@ -508,17 +506,31 @@ int sx_crypto_records_authenticated_set(sx_crypto *c)
         if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
             break;
         pthread_rwlock_wrlock(&c->lock);
-        if (c->kr->flags & SX_KEYRING_F_RECORD_MACS) {
-            r = 0; /* another node (or an earlier run) finished the upgrade */
-        } else {
-            memcpy(nk, c->kr, sizeof *nk);
-            nk->flags |= SX_KEYRING_F_RECORD_MACS;
+        memcpy(nk, c->kr, sizeof *nk);
+        r = edit(ctx, nk);
+        if (r == 0)
             r = sx_crypto_keyring_commit(c, nk);
-        }
+        else if (r == SX_KEYRING_EDIT_NONE)
+            r = 0;
         pthread_rwlock_unlock(&c->lock);
     }
     sodium_free(nk);
     return r;
+}
+
+static int set_records_authenticated(void *ctx, sx_keyring *nk)
+{
+    if (nk->flags & SX_KEYRING_F_RECORD_MACS)
+        return SX_KEYRING_EDIT_NONE; /* another node (or an earlier run) finished the upgrade */
+    nk->flags |= SX_KEYRING_F_RECORD_MACS;
+    return 0;
+}
+
+int sx_crypto_records_authenticated_set(sx_crypto *c)
+{
+    if (!c)
+        return -EINVAL;
+    return sx_crypto_keyring_update(c, set_records_authenticated, NULL);
 }
 
 /* --- seal migration and recovery -------------------------------------------------------------- */

@@ -20,37 +20,37 @@
 
 /* --- master versions -------------------------------------------------------------------------- */
 
+typedef struct master_add_edit {
+    uint32_t from_active;
+    uint32_t active;
+} master_add_edit;
+
+static int add_master(void *ctx, sx_keyring *nk)
+{
+    master_add_edit *e = ctx;
+    if (e->from_active && nk->active != e->from_active) {
+        e->active = nk->active; /* already rotated (maybe by an earlier run of this step) */
+        return SX_KEYRING_EDIT_NONE;
+    }
+    if (nk->n >= SX_CRYPTO_MAX_MASTERS)
+        return SX_CRYPTO_ETOOMANY;
+    sx_master *m = &nk->masters[nk->n];
+    m->version = nk->masters[nk->n - 1].version + 1;
+    randombytes_buf(m->key, SX_CRYPTO_KEYBYTES);
+    nk->active = m->version;
+    nk->n++;
+    e->active = nk->active;
+    return 0;
+}
+
 int sx_crypto_master_add(sx_crypto *c, uint32_t *ret_active, uint32_t from_active)
 {
     if (!c || !ret_active)
         return -EINVAL;
-    sx_keyring *nk = sodium_malloc(sizeof *nk);
-    if (!nk)
-        return -ENOMEM;
-    int r = SX_STORAGE_ECONDITION;
-    for (int attempt = 0; attempt < SX_KEYRING_COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
-            break;
-        pthread_rwlock_wrlock(&c->lock);
-        if (from_active && c->kr->active != from_active) {
-            *ret_active = c->kr->active; /* already rotated (maybe by an earlier run of this step) */
-            r = 0;
-        } else if (c->kr->n >= SX_CRYPTO_MAX_MASTERS) {
-            r = SX_CRYPTO_ETOOMANY;
-        } else {
-            memcpy(nk, c->kr, sizeof *nk);
-            sx_master *m = &nk->masters[nk->n];
-            m->version = nk->masters[nk->n - 1].version + 1;
-            randombytes_buf(m->key, SX_CRYPTO_KEYBYTES);
-            nk->active = m->version;
-            nk->n++;
-            r = sx_crypto_keyring_commit(c, nk);
-            if (r == 0)
-                *ret_active = c->kr->active;
-        }
-        pthread_rwlock_unlock(&c->lock);
-    }
-    sodium_free(nk);
+    master_add_edit e = {.from_active = from_active};
+    int r = sx_crypto_keyring_update(c, add_master, &e);
+    if (r == 0)
+        *ret_active = e.active;
     return r;
 }
 
