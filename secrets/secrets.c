@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/testpoint.h"
 
 #define WRITE_RETRIES  16 /* batches of one write while other writers keep moving the revision */
 #define REVEAL_RETRIES 16 /* reads of a reveal while writers keep moving the secret's revision */
@@ -28,12 +29,6 @@ static void timed(const sx_secrets_ctx *c, sx_secrets_io io, uint64_t t0)
 {
     if (c->timed)
         c->timed(c->timed_arg, io, sx_clock_mono_ns() - t0);
-}
-
-static void pause_at(const sx_secrets_ctx *c, const char *point)
-{
-    if (c->pause)
-        c->pause(point);
 }
 
 /* ---- reads --------------------------------------------------------------------------------------- */
@@ -173,7 +168,7 @@ int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void *
         raw = NULL;
         if (rc != 0)
             break;
-        pause_at(c, "reveal.value");
+        sx_testpoint("reveal.value");
         rc = sx_storage_get(c->storage, key, kl, &blob, &blen, NULL);
         if (rc != 0)
             break;
@@ -352,7 +347,7 @@ static int write_apply(const sx_secrets_ctx *c, const sx_secrets_place *p, const
                                               .klen = pin.klen,
                                               .cond = SX_STORAGE_COND_REV,
                                               .rev = pin.rev};
-                pause_at(c, "set-value.batch");
+                sx_testpoint("set-value.batch");
             }
         } else { /* OP_DELETE: the value goes with the metadata, in the same batch */
             ops[nops++] = (sx_storage_op){

@@ -126,8 +126,6 @@ typedef struct sx_secrets_ctx {
     /* told how long each timed storage call took (on the calling thread); NULL = not timed */
     void (*timed)(void *arg, sx_secrets_io io, uint64_t ns);
     void *timed_arg;
-    /* pause points for race tests ("reveal.value", "set-value.batch"); NULL = none */
-    void (*pause)(const char *point);
 } sx_secrets_ctx;
 
 /* A precondition on the revision a write finds: the write goes on only when rev_ok(arg, rev) says

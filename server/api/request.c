@@ -14,7 +14,6 @@
 
 #include "auth/auth.h"
 #include "server/metrics.h"
-#include "common/testpoint.h"
 
 _Static_assert(SX_SECRETS_SCOPE_MAX == SX_AUTH_NAME_MAX, "a scope name is one size in secrets and auth");
 
@@ -153,7 +152,6 @@ void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret)
         .crypto = s->crypto,
         .timed = time_storage,
         .timed_arg = NULL, /* the shared counters: any thread */
-        .pause = sx_testpoint,
     };
 }
 
