@@ -291,6 +291,10 @@ int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *
                          const char *value, size_t len, int64_t now_ms, sx_auth_token *ret, unsigned *ret_retry_after_s)
     __attribute__((warn_unused_result));
 
+/* Count the token records in st (revoked and expired ones included). Needs no key. 0 or a storage
+ * code. */
+int sx_auth_store_count(sx_storage *st, uint64_t *ret_tokens) __attribute__((warn_unused_result));
+
 #ifdef __cplusplus
 }
 #endif

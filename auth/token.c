@@ -572,3 +572,8 @@ int sx_auth_token_revoke(sx_auth *auth, const char *id, int64_t now_ms)
         atomic_fetch_add_explicit(&sx_auth_generation, 1, memory_order_release);
     return rc;
 }
+
+int sx_auth_store_count(sx_storage *st, uint64_t *ret_tokens)
+{
+    return sx_storage_count(st, SX_AUTH_KEY_PREFIX, strlen(SX_AUTH_KEY_PREFIX), ret_tokens);
+}

@@ -19,6 +19,8 @@
  */
 #include "common/clock.h"
 #include "ops/ops.h"
+#include "auth/auth.h"
+#include "secrets/secrets.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -166,26 +168,13 @@ static void free_names(char **names, size_t n)
 
 int sx_backup_count(sx_storage *st, sx_backup_info *info)
 {
-    /* The envs and data keys are crypto's records: it counts them. */
-    static const struct {
-        const char *prefix;
-        size_t off;
-    } kinds[] = {
-        {"m/", offsetof(sx_backup_info, secrets)},
-        {"v/", offsetof(sx_backup_info, values)},
-        {"t/", offsetof(sx_backup_info, tokens)},
-    };
-    int crc = sx_crypto_store_count(st, &info->envs, &info->data_keys);
-    if (crc < 0)
-        return crc;
-    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        uint64_t n = 0;
-        int rc = sx_storage_count(st, kinds[k].prefix, 2, &n);
-        if (rc < 0)
-            return rc;
-        memcpy((char *)info + kinds[k].off, &n, sizeof(n));
-    }
-    return 0;
+    /* Each module counts its own records. */
+    int rc = sx_crypto_store_count(st, &info->envs, &info->data_keys);
+    if (rc == 0)
+        rc = sx_secrets_store_count(st, &info->secrets, &info->values);
+    if (rc == 0)
+        rc = sx_auth_store_count(st, &info->tokens);
+    return rc;
 }
 
 static void gen_str(yajl_gen g, const char *s)

@@ -7,18 +7,13 @@
  */
 #include "ops/rotation_internal.h"
 #include "common/testpoint.h"
+#include "secrets/secrets.h"
 
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The prefix of the value records of env: "v/o/p/env/". */
-static size_t values_prefix(char *buf, size_t cap, const sx_crypto_place *env)
-{
-    return (size_t)snprintf(buf, cap, "v/%s/%s/%s/", env->org, env->project, env->env);
-}
 
 /* Start (another) sweep from the beginning: phase SWEEP, cursor cleared, total recounted (the envs
  * that have data keys, or the env's values). */
@@ -28,10 +23,10 @@ static int sweep_begin(sx_rotor *r, sx_rotation *rot)
     if (rot->kind == SX_ROTATION_MASTER) {
         rc = sx_crypto_store_count(r->st, &rot->total, NULL);
     } else {
-        char prefix[256];
+        char prefix[SX_SECRETS_KEY_MAX];
         sx_crypto_place env;
         sx_rot_place(rot, &env);
-        rc = sx_storage_count(r->st, prefix, values_prefix(prefix, sizeof(prefix), &env), &rot->total);
+        rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, &env), &rot->total);
     }
     if (rc < 0)
         return rc;
@@ -177,10 +172,10 @@ static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max,
         *ret_n = ec.n;
         return rc;
     }
-    char prefix[256];
+    char prefix[SX_SECRETS_KEY_MAX];
     sx_crypto_place env;
     sx_rot_place(rot, &env);
-    size_t pl = values_prefix(prefix, sizeof(prefix), &env);
+    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, &env);
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(r->st, prefix, pl, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len,
                                  rot->cursor_len ? SX_STORAGE_ITER_AFTER : 0, &it);
@@ -287,8 +282,8 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
 static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
 {
     sx_rotor *r = ctx;
-    char prefix[256];
-    size_t pl = values_prefix(prefix, sizeof(prefix), env);
+    char prefix[SX_SECRETS_KEY_MAX];
+    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, env);
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(r->st, prefix, pl, NULL, 0, 0, &it);
     if (rc < 0)

@@ -19,6 +19,7 @@
 #include "common/bytes.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define META_FORMAT 1
@@ -95,6 +96,33 @@ size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_
     }
     buf[n] = '\0';
     return n;
+}
+
+size_t sx_secrets_env_prefix(char *buf, sx_secrets_record kind, const sx_crypto_place *env)
+{
+    sx_secrets_place p = {{0}};
+    snprintf(p.org, sizeof(p.org), "%s", env->org);
+    snprintf(p.project, sizeof(p.project), "%s", env->project);
+    snprintf(p.env, sizeof(p.env), "%s", env->env);
+    return sx_secrets_key_build(buf, kind, &p);
+}
+
+int sx_secrets_store_count(sx_storage *st, uint64_t *ret_secrets, uint64_t *ret_values)
+{
+    static const char meta[] = {SX_SECRETS_RECORD_META, '/'}, value[] = {SX_SECRETS_RECORD_VALUE, '/'};
+    uint64_t n = 0;
+    int rc;
+    if (ret_secrets) {
+        if ((rc = sx_storage_count(st, meta, sizeof meta, &n)) < 0)
+            return rc;
+        *ret_secrets = n;
+    }
+    if (ret_values) {
+        if ((rc = sx_storage_count(st, value, sizeof value, &n)) < 0)
+            return rc;
+        *ret_values = n;
+    }
+    return 0;
 }
 
 bool sx_secrets_name_valid(const char *s, size_t len)

@@ -109,6 +109,13 @@ typedef enum sx_secrets_record {
 /* Write the key of kind for p into buf (SX_SECRETS_KEY_MAX bytes), NUL-terminated; returns its
  * length. With p->name "" it is the environment's prefix "m/{org}/{project}/{env}/". */
 size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_place *p);
+/* The same prefix "{kind}/{org}/{project}/{env}/" for an env named as crypto/ names it (env->name
+ * ignored), for a walk over every record of one kind of the env (a rotation's value sweep). */
+size_t sx_secrets_env_prefix(char *buf, sx_secrets_record kind, const sx_crypto_place *env);
+/* Count the secrets (metadata records) and the values stored in st, every env together (each
+ * pointer may be NULL: that kind is not counted). 0 or a storage code. */
+int sx_secrets_store_count(sx_storage *st, uint64_t *ret_secrets, uint64_t *ret_values)
+    __attribute__((warn_unused_result));
 
 /* ---- what a transaction works on ----------------------------------------------------------------- */
 
