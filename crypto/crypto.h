@@ -112,6 +112,11 @@ typedef struct sx_crypto_place {
     const char *project;
     const char *env;
     const char *name;
+    /* The version of the secret's value a value blob belongs to (1, 2, ...), bound into the blob's
+     * associated data so that a blob copied onto another version of the same secret fails to
+     * decrypt; 0 = a value stored before versions existed. Ignored by functions that act on an
+     * environment or on data keys. */
+    uint32_t version;
 } sx_crypto_place;
 
 typedef struct sx_crypto sx_crypto;
