@@ -320,6 +320,13 @@ int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto
  * decrypt it and encrypt it again under the active one: returns 0 and a new malloc'd blob in
  * *ret_blob / *ret_len, which the caller writes with a REV precondition on the record it read.
  * Returns 1 and leaves the outputs alone when the blob already uses the active version.
+ *
+ * Only the data key changes: the new blob has the old one's format and value version, and so its
+ * length. place->version 0 means "the version the blob names"; any other version must be one the
+ * blob decrypts for (its own for format 2; 1 for format 1), else SX_CRYPTO_EFORGED before anything
+ * is read. A format-1 blob stays format 1 even when place->version is 1: a rotation never makes a
+ * stored value unreadable to a binary that knows only format 1, and an upgraded copy would bind
+ * nothing the old blob (which stays valid until its data-key version is destroyed) does not.
  */
 int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                               const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
