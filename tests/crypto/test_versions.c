@@ -145,16 +145,7 @@ static void test_edited_v2_header_is_forged(void)
     sx_crypto_place p = at_version(place4("acme", "web", "prod", "A"), 0x0203);
     size_t blen;
     uint8_t *blob = must_encrypt(c, &blen, &p, "a value of some length");
-    int detected = 0, total = 0;
-    for (size_t i = 0; i < blen; i++)
-        for (int m = 0; m < 2; m++) {
-            blob[i] ^= m ? 0x80 : 0x01;
-            int r = decrypt_is(c, &p, blob, blen, "a value of some length");
-            detected += r == SX_CRYPTO_EFORGED || r == SX_CRYPTO_EFORMAT || r == -ENOKEY;
-            total++;
-            blob[i] ^= m ? 0x80 : 0x01;
-        }
-    CHECK_INT(detected, total);
+    CHECK_INT(undetected_value_flips(c, &p, blob, blen, "a value of some length"), 0);
     /* An edited version byte, read at the version the header now names: forged, not malformed. */
     for (size_t i = 5; i < 9; i++) {
         blob[i] ^= 0x01;
