@@ -7,10 +7,10 @@
  *           value  a secret's value, encrypted under one data-key version of its environment
  *
  * Every layer uses XChaCha20-Poly1305-IETF with a fresh random nonce per encryption; the associated
- * data binds each ciphertext to its place (org, project, env, name) and key versions, so a blob
- * copied to another record fails to decrypt. The persisted formats are described in crypto/FORMAT.md.
- * Initialisation also wraps the keyring for a recovery key (shown once), which can re-seal the
- * keyring when the seal is lost (dead TPM, lost key file, forgotten passphrase).
+ * data binds each ciphertext to its place (org, project, env, name), key versions and, for a value
+ * of a versioned secret, the value's version, so a blob copied to another record fails to decrypt. The persisted
+ * formats are described in crypto/FORMAT.md. Initialisation also wraps the keyring for a recovery key (shown once),
+ * which can re-seal the keyring when the seal is lost (dead TPM, lost key file, forgotten passphrase).
  *
  * Persistence goes through the storage vtable (storage/storage.h). The module owns these keys:
  *     s/seal               seal parameters (type, seal id, salt + limits, TPM public/private blobs)
@@ -57,14 +57,24 @@ const char *sx_crypto_strerror(int code);
 
 /* --- sizes ------------------------------------------------------------------------------------ */
 #define SX_CRYPTO_KEYBYTES 32u
-/* Bytes a value blob adds to its plaintext: format byte, data-key version, nonce, tag. */
-#define SX_CRYPTO_VALUE_OVERHEAD       (1u + 4u + 24u + 16u)
-#define SX_CRYPTO_VALUE_BLOB_LEN(plen) ((size_t)(plen) + SX_CRYPTO_VALUE_OVERHEAD)
-/* Plaintext length of a blob of blen bytes (0 for a blob too short to be valid). */
+/* Bytes a value blob adds to its plaintext. Format 1 (written for place->version 0): format byte,
+ * data-key version, nonce, tag. Format 2 (place->version >= 1): the same plus the value's version. */
+#define SX_CRYPTO_VALUE_OVERHEAD     (1u + 4u + 24u + 16u)
+#define SX_CRYPTO_VALUE_OVERHEAD_V2  (SX_CRYPTO_VALUE_OVERHEAD + 4u)
+#define SX_CRYPTO_VALUE_OVERHEAD_MAX SX_CRYPTO_VALUE_OVERHEAD_V2
+/* Length of the blob sx_crypto_value_encrypt() writes for plen bytes at a place of version
+ * version; SX_CRYPTO_VALUE_BLOB_LEN is the length for version 0 (format 1). */
+#define SX_CRYPTO_VALUE_BLOB_LEN_V(plen, version)                                                                      \
+    ((size_t)(plen) + ((version) ? SX_CRYPTO_VALUE_OVERHEAD_V2 : SX_CRYPTO_VALUE_OVERHEAD))
+#define SX_CRYPTO_VALUE_BLOB_LEN(plen) SX_CRYPTO_VALUE_BLOB_LEN_V(plen, 0u)
+/* Room for the plaintext of a blob of blen bytes, of either format: its exact length for format 1,
+ * 4 bytes more than it for format 2 (sx_crypto_value_decrypt() reports the exact length). 0 for a
+ * blob too short to be valid. */
 #define SX_CRYPTO_VALUE_PLAIN_LEN(blen)                                                                                \
     ((blen) >= SX_CRYPTO_VALUE_OVERHEAD ? (size_t)(blen)-SX_CRYPTO_VALUE_OVERHEAD : 0u)
-/* Largest value accepted by sx_crypto_value_encrypt(). */
-#define SX_CRYPTO_VALUE_MAX (SX_STORAGE_MAX_VALUE - SX_CRYPTO_VALUE_OVERHEAD)
+/* Largest value accepted by sx_crypto_value_encrypt(): its blob fits a storage value in either
+ * format. */
+#define SX_CRYPTO_VALUE_MAX (SX_STORAGE_MAX_VALUE - SX_CRYPTO_VALUE_OVERHEAD_MAX)
 /* Most master-key versions a keyring holds at once (retire old ones after rotating). */
 #define SX_CRYPTO_MAX_MASTERS 64u
 /* Default number of unwrapped data keys kept in memory. */
@@ -113,9 +123,10 @@ typedef struct sx_crypto_place {
     const char *env;
     const char *name;
     /* The version of the secret's value a value blob belongs to (1, 2, ...), bound into the blob's
-     * associated data so that a blob copied onto another version of the same secret fails to
-     * decrypt; 0 = a value stored before versions existed. Ignored by functions that act on an
-     * environment or on data keys. */
+     * header and associated data (blob format 2) so that a blob copied onto another version of the
+     * same secret fails to decrypt; 0 = no version: encryption writes format 1, which binds none.
+     * A format-1 blob (a value stored before versions) counts as version 1 of its secret. Ignored
+     * by functions that act on an environment or on data keys. */
     uint32_t version;
 } sx_crypto_place;
 
@@ -165,10 +176,12 @@ int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char 
 /* --- values ----------------------------------------------------------------------------------- */
 
 /*
- * Encrypt len bytes at plaintext for place (all four fields) under the env's active data-key
- * version, creating and persisting the env's first data key when it has none. On success *ret_blob
- * is a malloc'd blob of *ret_len = SX_CRYPTO_VALUE_BLOB_LEN(len) bytes (free with free()); the
- * caller stores it. plaintext may be NULL when len is 0. -EINVAL when len > SX_CRYPTO_VALUE_MAX.
+ * Encrypt len bytes at plaintext for place (all four fields and its version) under the env's
+ * active data-key version, creating and persisting the env's first data key when it has none.
+ * place->version 0 writes a format-1 blob, any other version a format-2 blob bound to it. On
+ * success *ret_blob is a malloc'd blob of *ret_len = SX_CRYPTO_VALUE_BLOB_LEN_V(len,
+ * place->version) bytes (free with free()); the caller stores it. plaintext may be NULL when len
+ * is 0. -EINVAL when len > SX_CRYPTO_VALUE_MAX.
  */
 int sx_crypto_value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                             const void *plaintext, size_t len) __attribute__((warn_unused_result));
@@ -194,16 +207,25 @@ int sx_crypto_value_encrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret
     __attribute__((warn_unused_result));
 
 /*
- * Decrypt blob for place into out (outcap bytes, at least SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), else
- * -ENOBUFS). *ret_len gets the plaintext length. SX_CRYPTO_EFORGED when the blob was altered or
- * belongs to another place; -ENOKEY when its data-key version no longer exists; SX_CRYPTO_EFORMAT
- * for a malformed blob. On failure out's contents are unspecified but hold no plaintext.
+ * Decrypt blob for place into out (outcap bytes, at least the plaintext's length, else -ENOBUFS;
+ * SX_CRYPTO_VALUE_PLAIN_LEN(bloblen) is always enough). *ret_len gets the plaintext length.
+ * SX_CRYPTO_EFORGED when the blob was altered or belongs to another place, including another
+ * version: a format-2 blob opens only when place->version is the version it was encrypted for, a
+ * format-1 blob only when place->version is 0 or 1. -ENOKEY when its data-key version no longer
+ * exists; SX_CRYPTO_EFORMAT for a malformed blob. On failure out's contents are unspecified but
+ * hold no plaintext.
  */
 int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_len, const sx_crypto_place *place,
                             const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
 
-/* The data-key version a value blob was encrypted under (no key needed). SX_CRYPTO_EFORMAT. */
+/* The data-key version a value blob was encrypted under, either format (no key needed).
+ * SX_CRYPTO_EFORMAT for a malformed blob. */
 int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
+    __attribute__((warn_unused_result));
+
+/* The value version a blob's header names (no key needed, not authenticated: decryption checks
+ * it): the version of a format-2 blob, 0 for a format-1 blob. SX_CRYPTO_EFORMAT. */
+int sx_crypto_value_secret_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
     __attribute__((warn_unused_result));
 
 /* --- system keys ------------------------------------------------------------------------------ */
@@ -298,6 +320,13 @@ int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto
  * decrypt it and encrypt it again under the active one: returns 0 and a new malloc'd blob in
  * *ret_blob / *ret_len, which the caller writes with a REV precondition on the record it read.
  * Returns 1 and leaves the outputs alone when the blob already uses the active version.
+ *
+ * Only the data key changes: the new blob has the old one's format and value version, and so its
+ * length. place->version 0 means "the version the blob names"; any other version must be one the
+ * blob decrypts for (its own for format 2; 1 for format 1), else SX_CRYPTO_EFORGED before anything
+ * is read. A format-1 blob stays format 1 even when place->version is 1: a rotation never makes a
+ * stored value unreadable to a binary that knows only format 1, and an upgraded copy would bind
+ * nothing the old blob (which stays valid until its data-key version is destroyed) does not.
  */
 int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                               const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));

@@ -61,7 +61,27 @@ size_t sx_crypto_dk_key(char *buf, size_t cap, const sx_crypto_place *p, uint32_
  * randombytes_buf(). Open functions return SX_CRYPTO_EFORMAT for a malformed blob and
  * SX_CRYPTO_EFORGED when authentication fails. */
 
-/* Value blob: out must hold SX_CRYPTO_VALUE_BLOB_LEN(len). */
+/* A value blob's header: format 1 = fmt | be32 dk_version; format 2 = fmt | be32 dk_version |
+ * be32 value version (never 0). */
+#define SX_VALUE_FMT_V2     0x02
+#define SX_VALUE_HDR_LEN_V1 5u
+#define SX_VALUE_HDR_LEN_V2 9u
+typedef struct sx_value_hdr {
+    uint8_t fmt;         /* SX_FMT_V1 or SX_VALUE_FMT_V2 */
+    size_t len;          /* header bytes: SX_VALUE_HDR_LEN_V1 or _V2 */
+    size_t plen;         /* plaintext bytes of the blob */
+    uint32_t dk_version; /* data-key version */
+    uint32_t version;    /* value version; 0 for format 1 */
+} sx_value_hdr;
+/* Parse a blob's header (nothing authenticated). SX_CRYPTO_EFORMAT for a malformed blob. */
+int sx_crypto_value_header(sx_value_hdr *ret, const uint8_t *blob, size_t bloblen);
+/* Whether a blob with header h may open at a place of version version: format 2 at its own
+ * version only, format 1 at 0 or 1 (a value stored before versions is version 1 of its secret). */
+bool sx_crypto_value_version_ok(const sx_value_hdr *h, uint32_t version);
+
+/* Value blob for p (format 1 when p->version is 0, else format 2 bound to it): out must hold
+ * SX_CRYPTO_VALUE_BLOB_LEN_V(len, p->version). Open: out must hold the plaintext (see
+ * sx_value_hdr.plen); SX_CRYPTO_EFORGED also when sx_crypto_value_version_ok() says no. */
 void sx_crypto_value_seal_nonce(uint8_t *out, const uint8_t dk[32], uint32_t dk_version, const sx_crypto_place *p,
                                 const void *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES]);
 int sx_crypto_value_open_raw(void *out, const uint8_t dk[32], const sx_crypto_place *p, const uint8_t *blob,

@@ -223,7 +223,8 @@ static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint
     const uint8_t *dk;
     if ((r = datakey_get(c, &ref, &dk, place, active)) < 0)
         return r;
-    uint8_t *blob = malloc(SX_CRYPTO_VALUE_BLOB_LEN(len)), nonce[SX_NONCEBYTES];
+    size_t blen = SX_CRYPTO_VALUE_BLOB_LEN_V(len, place->version);
+    uint8_t *blob = malloc(blen), nonce[SX_NONCEBYTES];
     if (blob) {
         randombytes_buf(nonce, sizeof nonce);
         sx_crypto_value_seal_nonce(blob, dk, active, place, pt, len, nonce);
@@ -232,7 +233,7 @@ static int value_encrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, uint
     if (!blob)
         return -ENOMEM;
     *ret_blob = blob;
-    *ret_len = SX_CRYPTO_VALUE_BLOB_LEN(len);
+    *ret_len = blen;
     return 0;
 }
 
@@ -267,18 +268,20 @@ int sx_crypto_value_encrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret
 int sx_crypto_value_decrypt(sx_crypto *c, void *out, size_t outcap, size_t *ret_len, const sx_crypto_place *place,
                             const uint8_t *blob, size_t bloblen)
 {
-    uint32_t version;
+    sx_value_hdr h;
     if (!c || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
         return -EINVAL;
-    int r = sx_crypto_value_version(&version, blob, bloblen);
+    int r = sx_crypto_value_header(&h, blob, bloblen);
     if (r < 0)
         return r;
-    size_t plen = SX_CRYPTO_VALUE_PLAIN_LEN(bloblen);
+    if (!sx_crypto_value_version_ok(&h, place->version))
+        return SX_CRYPTO_EFORGED; /* another version's blob: no need to read its data key */
+    size_t plen = h.plen;
     if (outcap < plen || (!out && plen))
         return -ENOBUFS;
     sx_dk_ref *ref;
     const uint8_t *dk;
-    if ((r = datakey_get(c, &ref, &dk, place, version)) < 0)
+    if ((r = datakey_get(c, &ref, &dk, place, h.dk_version)) < 0)
         return r; /* SX_CRYPTO_EFORGED here: the wrapped data key was altered or moved */
     uint8_t dummy;
     r = sx_crypto_value_open_raw(plen ? out : &dummy, dk, place, blob, bloblen);

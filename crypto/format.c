@@ -16,6 +16,7 @@
 
 /* Domain-separation labels, one per kind of ciphertext. Changing one is a format change. */
 static const char LABEL_VALUE[] = "secretsd.value.v1";
+static const char LABEL_VALUE_V2[] = "secretsd.value.v2";
 static const char LABEL_DATAKEY[] = "secretsd.datakey.v1";
 static const char LABEL_KEYRING[] = "secretsd.keyring.v1";
 static const char LABEL_RECOVERY[] = "secretsd.keyring.recovery.v1";
@@ -105,15 +106,16 @@ static void ad_str(ad_buf *ad, const char *s)
     ad_field(ad, s, strlen(s));
 }
 
-static void ad_value(ad_buf *ad, const sx_crypto_place *p, const uint8_t hdr[5])
+/* hdr is the blob's header of hdr_len bytes; its format byte picks the label. */
+static void ad_value(ad_buf *ad, const sx_crypto_place *p, const uint8_t *hdr, size_t hdr_len)
 {
     ad->n = 0;
-    ad_str(ad, LABEL_VALUE);
+    ad_str(ad, hdr[0] == SX_VALUE_FMT_V2 ? LABEL_VALUE_V2 : LABEL_VALUE);
     ad_str(ad, p->org);
     ad_str(ad, p->project);
     ad_str(ad, p->env);
     ad_str(ad, p->name);
-    ad_field(ad, hdr, 5);
+    ad_field(ad, hdr, hdr_len);
 }
 
 static void ad_datakey(ad_buf *ad, const sx_crypto_place *p, uint32_t dk_version, const uint8_t hdr[5])
@@ -143,37 +145,82 @@ static void ad_keyring(ad_buf *ad, const uint8_t *seal_rec, size_t seal_len)
     ad_field(ad, &fmt, 1);
 }
 
-/* --- value blobs: fmt(1) | dk_version(4) | nonce(24) | ciphertext+tag ---------------------------- */
+/* --- value blobs ---------------------------------------------------------------------------------- *
+ * format 1: fmt(1) | dk_version(4) | nonce(24) | ciphertext+tag
+ * format 2: fmt(2) | dk_version(4) | value version(4) | nonce(24) | ciphertext+tag */
+
+int sx_crypto_value_header(sx_value_hdr *ret, const uint8_t *blob, size_t bloblen)
+{
+    sx_value_hdr h = {0};
+    if (!blob || bloblen < 1)
+        return SX_CRYPTO_EFORMAT;
+    h.fmt = blob[0];
+    if (h.fmt == SX_FMT_V1)
+        h.len = SX_VALUE_HDR_LEN_V1;
+    else if (h.fmt == SX_VALUE_FMT_V2)
+        h.len = SX_VALUE_HDR_LEN_V2;
+    else
+        return SX_CRYPTO_EFORMAT;
+    if (bloblen < h.len + SX_NONCEBYTES + SX_TAGBYTES)
+        return SX_CRYPTO_EFORMAT;
+    h.plen = bloblen - h.len - SX_NONCEBYTES - SX_TAGBYTES;
+    h.dk_version = sx_be32_get(blob + 1);
+    if (h.fmt == SX_VALUE_FMT_V2 && (h.version = sx_be32_get(blob + 5)) == 0)
+        return SX_CRYPTO_EFORMAT; /* format 2 is written only for versions 1, 2, ... */
+    *ret = h;
+    return 0;
+}
+
+bool sx_crypto_value_version_ok(const sx_value_hdr *h, uint32_t version)
+{
+    return h->fmt == SX_VALUE_FMT_V2 ? version == h->version : version <= 1;
+}
 
 void sx_crypto_value_seal_nonce(uint8_t *out, const uint8_t dk[32], uint32_t dk_version, const sx_crypto_place *p,
                                 const void *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES])
 {
     ad_buf ad;
-    out[0] = SX_FMT_V1;
+    size_t hlen = p->version ? SX_VALUE_HDR_LEN_V2 : SX_VALUE_HDR_LEN_V1;
+    out[0] = p->version ? SX_VALUE_FMT_V2 : SX_FMT_V1;
     sx_be32_put(out + 1, dk_version);
-    memcpy(out + 5, nonce, SX_NONCEBYTES);
-    ad_value(&ad, p, out);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 5 + SX_NONCEBYTES, NULL, pt, len, ad.b, ad.n, NULL, nonce, dk);
+    if (p->version)
+        sx_be32_put(out + 5, p->version);
+    memcpy(out + hlen, nonce, SX_NONCEBYTES);
+    ad_value(&ad, p, out, hlen);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + hlen + SX_NONCEBYTES, NULL, pt, len, ad.b, ad.n, NULL, nonce, dk);
 }
 
 int sx_crypto_value_open_raw(void *out, const uint8_t dk[32], const sx_crypto_place *p, const uint8_t *blob,
                              size_t bloblen)
 {
     ad_buf ad;
-    if (bloblen < SX_CRYPTO_VALUE_OVERHEAD || blob[0] != SX_FMT_V1)
+    sx_value_hdr h;
+    if (sx_crypto_value_header(&h, blob, bloblen) < 0)
         return SX_CRYPTO_EFORMAT;
-    ad_value(&ad, p, blob);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + 5 + SX_NONCEBYTES,
-                                                   bloblen - 5 - SX_NONCEBYTES, ad.b, ad.n, blob + 5, dk) != 0)
+    if (!sx_crypto_value_version_ok(&h, p->version))
+        return SX_CRYPTO_EFORGED;
+    ad_value(&ad, p, blob, h.len);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + h.len + SX_NONCEBYTES,
+                                                   bloblen - h.len - SX_NONCEBYTES, ad.b, ad.n, blob + h.len, dk) != 0)
         return SX_CRYPTO_EFORGED;
     return 0;
 }
 
 int sx_crypto_value_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
 {
-    if (!ret_version || !blob || bloblen < SX_CRYPTO_VALUE_OVERHEAD || blob[0] != SX_FMT_V1)
+    sx_value_hdr h;
+    if (!ret_version || sx_crypto_value_header(&h, blob, bloblen) < 0)
         return SX_CRYPTO_EFORMAT;
-    *ret_version = sx_be32_get(blob + 1);
+    *ret_version = h.dk_version;
+    return 0;
+}
+
+int sx_crypto_value_secret_version(uint32_t *ret_version, const uint8_t *blob, size_t bloblen)
+{
+    sx_value_hdr h;
+    if (!ret_version || sx_crypto_value_header(&h, blob, bloblen) < 0)
+        return SX_CRYPTO_EFORMAT;
+    *ret_version = h.version;
     return 0;
 }
 

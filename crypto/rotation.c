@@ -338,22 +338,31 @@ int sx_crypto_datakey_destroy(sx_crypto *c, const sx_crypto_place *env, uint32_t
 
 /* --- values ---------------------------------------------------------------------------------- */
 
-/* Re-encrypt under the active version; *ret_pin (may be NULL) as in sx_crypto_value_encrypt_pinned(). */
+/* Re-encrypt under the active version, keeping the blob's format and value version; *ret_pin (may
+ * be NULL) as in sx_crypto_value_encrypt_pinned(). */
 static int value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
                            const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
 {
-    uint32_t version, active;
+    uint32_t active;
+    sx_value_hdr h;
     if (!c || !ret_blob || !ret_len || !blob || sx_crypto_place_check(place, true) < 0)
         return -EINVAL;
-    int r = sx_crypto_value_version(&version, blob, bloblen);
+    int r = sx_crypto_value_header(&h, blob, bloblen);
     if (r < 0)
         return r;
+    if (place->version && !sx_crypto_value_version_ok(&h, place->version))
+        return SX_CRYPTO_EFORGED;
+    /* Decrypt and encrypt at the blob's own version: format 2 stays bound to it, format 1 (0)
+     * stays format 1. */
+    sx_crypto_place at = *place;
+    at.version = h.version;
+    place = &at;
     if ((r = sx_crypto_env_advance(c, &active, NULL, place, SX_ADVANCE_ENSURE, 0)) < 0)
         return r;
-    if (version == active)
+    if (h.dk_version == active)
         return 1;
-    size_t plen = SX_CRYPTO_VALUE_PLAIN_LEN(bloblen), got = 0;
-    uint8_t *pt = sodium_malloc(plen ? plen : 1);
+    size_t plen = h.plen ? h.plen : 1, got = 0;
+    uint8_t *pt = sodium_malloc(plen);
     if (!pt)
         return -ENOMEM;
     sx_crypto_pin pin;

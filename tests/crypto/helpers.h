@@ -88,6 +88,23 @@ static inline int decrypt_is(sx_crypto *c, const sx_crypto_place *p, const uint8
     return got == strlen(text) && memcmp(out, text, got) == 0 ? 0 : -1;
 }
 
+/* Flip bit 0, then bit 7, of every byte of a value blob in turn and decrypt it for p: returns how
+ * many of those edits were not refused with SX_CRYPTO_EFORGED, _EFORMAT or -ENOKEY (0 = every one
+ * was). The blob is restored after each edit. */
+static inline int undetected_value_flips(sx_crypto *c, const sx_crypto_place *p, uint8_t *blob, size_t len,
+                                         const char *text)
+{
+    int undetected = 0;
+    for (size_t i = 0; i < len; i++)
+        for (int m = 0; m < 2; m++) {
+            blob[i] ^= m ? 0x80 : 0x01;
+            int r = decrypt_is(c, p, blob, len, text);
+            undetected += !(r == SX_CRYPTO_EFORGED || r == SX_CRYPTO_EFORMAT || r == -ENOKEY);
+            blob[i] ^= m ? 0x80 : 0x01;
+        }
+    return undetected;
+}
+
 /* Read a record (abort when absent). Free with sx_storage_free(). */
 static inline uint8_t *must_get(sx_storage *st, const char *key, size_t *len)
 {

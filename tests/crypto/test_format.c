@@ -3,8 +3,9 @@
  *
  * The vectors use fixed keys and nonces through the internal functions that take the nonce
  * explicitly, so any change to a format (field order, labels, associated data) breaks a test here
- * before it breaks a deployed store. One test also rebuilds a value's associated data by hand from
- * FORMAT.md and decrypts with libsodium directly, so the document and the code agree.
+ * before it breaks a deployed store. Two tests also rebuild a value's associated data (formats 1
+ * and 2) by hand from FORMAT.md and decrypt with libsodium directly, so the document and the code
+ * agree.
  */
 #include "crypto/crypto_internal.h"
 #include "helpers.h"
@@ -30,6 +31,8 @@ static bool hex_is(const uint8_t *p, size_t n, const char *expect)
  * format version and keep reading the old one instead of editing these. */
 #define KAT_VALUE                                                                                                      \
     "0100000001404142434445464748494a4b4c4d4e4f5051525354555657bc4c6b04b5924b018c9f9dfc6761d02e135e4ede418ba8"
+#define KAT_VALUE_V2                                                                                                   \
+    "020000000100000003404142434445464748494a4b4c4d4e4f5051525354555657bc4c6b04b5924b6070a91386cf2c780a98c63bc2084e78"
 #define KAT_DATAKEY                                                                                                    \
     "0100000003606162636465666768696a6b6c6d6e6f7071727374757677d1011037b4784afde593e9a059534ffd1a2300cce3ffdeb0b0ab5a" \
     "09bfe36ef1c494db71fa30731362f5f74d7bf29fa5"
@@ -76,6 +79,130 @@ static void test_value_ad_matches_format_doc(void)
                                                          nonce, dk),
               0);
     CHECK(memcmp(out, "abc", 3) == 0);
+}
+
+/* Format 2: the same inputs at value version 3 (FORMAT.md, "Value blob"). */
+static void test_value_blob_v2_known_answer(void)
+{
+    sx_crypto_place p3 = P;
+    p3.version = 3;
+    uint8_t dk[32], nonce[24], blob[SX_CRYPTO_VALUE_BLOB_LEN_V(7, 3)];
+    CHECK_INT(sizeof blob, 7 + 49);
+    fill(dk, 32, 0x00);
+    fill(nonce, 24, 0x40);
+    sx_crypto_value_seal_nonce(blob, dk, 1, &p3, "hunter2", 7, nonce);
+    CHECK(hex_is(blob, sizeof blob, KAT_VALUE_V2));
+    char out[7 + 4]; /* also holds the blob read as format 1 below */
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p3, blob, sizeof blob), 0);
+    CHECK(memcmp(out, "hunter2", 7) == 0);
+    uint32_t v = 0;
+    CHECK_INT(sx_crypto_value_version(&v, blob, sizeof blob), 0);
+    CHECK_INT(v, 1);
+    CHECK_INT(sx_crypto_value_secret_version(&v, blob, sizeof blob), 0);
+    CHECK_INT(v, 3);
+    /* Opened at any other version (0 included) it is refused. */
+    uint32_t others[] = {0, 1, 2, 4, 0x03000000u, UINT32_MAX};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        sx_crypto_place q = P;
+        q.version = others[i];
+        CHECK_INT(sx_crypto_value_open_raw(out, dk, &q, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    }
+    /* A version byte edited in the header: refused at the old version and at the new one. */
+    blob[8] ^= 0x07; /* 3 -> 4 */
+    sx_crypto_place p4 = P;
+    p4.version = 4;
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p3, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p4, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    blob[8] ^= 0x07;
+    blob[5] ^= 0x01; /* 3 -> 0x01000003 */
+    p4.version = 0x01000003u;
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p3, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p4, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    blob[5] ^= 0x01;
+    /* The format byte flipped to 1: a different AD (label and header length), refused. */
+    blob[0] = 1;
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p3, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &P, blob, sizeof blob), SX_CRYPTO_EFORGED);
+    blob[0] = 2;
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &p3, blob, sizeof blob), 0);
+}
+
+static void test_value_v2_ad_matches_format_doc(void)
+{
+    /* AD = lp("secretsd.value.v2") lp(org) lp(project) lp(env) lp(name)
+     *      lp(fmt || be32 dk_version || be32 value_version). */
+    static const uint8_t ad[] = {0,   17,  's', 'e', 'c', 'r', 'e', 't', 's', 'd', '.', 'v', 'a', 'l',
+                                 'u', 'e', '.', 'v', '2', 0,   4,   'a', 'c', 'm', 'e', 0,   3,   'w',
+                                 'e', 'b', 0,   4,   'p', 'r', 'o', 'd', 0,   6,   'D', 'B', '_', 'U',
+                                 'R', 'L', 0,   9,   2,   0,   0,   0,   9,   0,   0,   1,   2};
+    sx_crypto_place p = P;
+    p.version = 0x102;
+    uint8_t dk[32], nonce[24], blob[SX_CRYPTO_VALUE_BLOB_LEN_V(3, 0x102)], out[3];
+    fill(dk, 32, 0x10);
+    fill(nonce, 24, 0x50);
+    sx_crypto_value_seal_nonce(blob, dk, 9, &p, "abc", 3, nonce);
+    CHECK_INT(blob[0], 2);
+    CHECK_INT(sx_be32_get(blob + 1), 9);
+    CHECK_INT(sx_be32_get(blob + 5), 0x102);
+    CHECK(memcmp(blob + 9, nonce, 24) == 0);
+    CHECK_INT(crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + 33, sizeof blob - 33, ad, sizeof ad,
+                                                         nonce, dk),
+              0);
+    CHECK(memcmp(out, "abc", 3) == 0);
+}
+
+/* A blob from before versions opens as version 1 of its secret (or with no version), never as 2. */
+static void test_value_v1_blob_opens_at_version_0_and_1_only(void)
+{
+    uint8_t dk[32], nonce[24], blob[SX_CRYPTO_VALUE_BLOB_LEN(7)];
+    char out[7];
+    fill(dk, 32, 0x00);
+    fill(nonce, 24, 0x40);
+    sx_crypto_value_seal_nonce(blob, dk, 1, &P, "hunter2", 7, nonce);
+    CHECK(hex_is(blob, sizeof blob, KAT_VALUE));
+    uint32_t v = 99;
+    CHECK_INT(sx_crypto_value_secret_version(&v, blob, sizeof blob), 0);
+    CHECK_INT(v, 0);
+    sx_crypto_place q = P;
+    for (uint32_t version = 0; version < 4; version++) {
+        q.version = version;
+        CHECK_INT(sx_crypto_value_open_raw(out, dk, &q, blob, sizeof blob), version <= 1 ? 0 : SX_CRYPTO_EFORGED);
+    }
+    q.version = UINT32_MAX;
+    CHECK_INT(sx_crypto_value_open_raw(out, dk, &q, blob, sizeof blob), SX_CRYPTO_EFORGED);
+}
+
+static void test_value_header_rules(void)
+{
+    uint8_t b[SX_CRYPTO_VALUE_OVERHEAD_V2 + 1] = {0};
+    sx_value_hdr h;
+    uint32_t v;
+    b[0] = 2;
+    sx_be32_put(b + 1, 7);
+    sx_be32_put(b + 5, 0); /* format 2 never names version 0 */
+    CHECK_INT(sx_crypto_value_header(&h, b, sizeof b), SX_CRYPTO_EFORMAT);
+    CHECK_INT(sx_crypto_value_version(&v, b, sizeof b), SX_CRYPTO_EFORMAT);
+    sx_be32_put(b + 5, 5);
+    CHECK_INT(sx_crypto_value_header(&h, b, sizeof b), 0);
+    CHECK(h.fmt == 2 && h.len == 9 && h.plen == 1 && h.dk_version == 7 && h.version == 5);
+    CHECK_INT(sx_crypto_value_header(&h, b, SX_CRYPTO_VALUE_OVERHEAD_V2), 0);
+    CHECK_INT(h.plen, 0);
+    CHECK_INT(sx_crypto_value_header(&h, b, SX_CRYPTO_VALUE_OVERHEAD_V2 - 1), SX_CRYPTO_EFORMAT);
+    CHECK_INT(sx_crypto_value_secret_version(&v, b, SX_CRYPTO_VALUE_OVERHEAD_V2 - 1), SX_CRYPTO_EFORMAT);
+    b[0] = 1;
+    CHECK_INT(sx_crypto_value_header(&h, b, SX_CRYPTO_VALUE_OVERHEAD), 0);
+    CHECK(h.fmt == 1 && h.len == 5 && h.plen == 0 && h.dk_version == 7 && h.version == 0);
+    CHECK_INT(sx_crypto_value_header(&h, b, SX_CRYPTO_VALUE_OVERHEAD - 1), SX_CRYPTO_EFORMAT);
+    b[0] = 3;
+    CHECK_INT(sx_crypto_value_header(&h, b, sizeof b), SX_CRYPTO_EFORMAT);
+    CHECK_INT(sx_crypto_value_header(&h, b, 0), SX_CRYPTO_EFORMAT);
+    /* The size macros: format 1 at version 0, format 2 otherwise; PLAIN_LEN bounds both. */
+    CHECK_INT(SX_CRYPTO_VALUE_BLOB_LEN(10), 55);
+    CHECK_INT(SX_CRYPTO_VALUE_BLOB_LEN_V(10, 0), 55);
+    CHECK_INT(SX_CRYPTO_VALUE_BLOB_LEN_V(10, 1), 59);
+    CHECK_INT(SX_CRYPTO_VALUE_PLAIN_LEN(55), 10);
+    CHECK(SX_CRYPTO_VALUE_PLAIN_LEN(59) >= 10);
+    CHECK(SX_CRYPTO_VALUE_BLOB_LEN_V(SX_CRYPTO_VALUE_MAX, UINT32_MAX) <= SX_STORAGE_MAX_VALUE);
 }
 
 static void test_datakey_blob_known_answer(void)
@@ -225,6 +352,10 @@ int main(int argc, char **argv)
     static const sx_test tests[] = {
         {"value_blob_known_answer", test_value_blob_known_answer},
         {"value_ad_matches_format_doc", test_value_ad_matches_format_doc},
+        {"value_blob_v2_known_answer", test_value_blob_v2_known_answer},
+        {"value_v2_ad_matches_format_doc", test_value_v2_ad_matches_format_doc},
+        {"value_v1_blob_opens_at_version_0_and_1_only", test_value_v1_blob_opens_at_version_0_and_1_only},
+        {"value_header_rules", test_value_header_rules},
         {"datakey_blob_known_answer", test_datakey_blob_known_answer},
         {"keyring_blob_known_answer", test_keyring_blob_known_answer},
         {"recovery_blob_known_answer", test_recovery_blob_known_answer},

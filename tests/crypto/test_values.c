@@ -138,16 +138,7 @@ static void test_every_byte_of_value_blob_is_authenticated(void)
     sx_crypto_place p = place4("acme", "web", "prod", "DB_URL");
     size_t blen;
     uint8_t *blob = must_encrypt(c, &blen, &p, "a value of some length");
-    int detected = 0, total = 0;
-    for (size_t i = 0; i < blen; i++)
-        for (int m = 0; m < 2; m++) {
-            blob[i] ^= m ? 0x80 : 0x01;
-            int r = decrypt_is(c, &p, blob, blen, "a value of some length");
-            detected += r == SX_CRYPTO_EFORGED || r == SX_CRYPTO_EFORMAT || r == -ENOKEY;
-            total++;
-            blob[i] ^= m ? 0x80 : 0x01;
-        }
-    CHECK_INT(detected, total);
+    CHECK_INT(undetected_value_flips(c, &p, blob, blen, "a value of some length"), 0);
     CHECK_INT(decrypt_is(c, &p, blob, blen, "a value of some length"), 0);
     /* Truncated and extended blobs. */
     CHECK(decrypt_is(c, &p, blob, blen - 1, "a value of some length") != 0);
