@@ -4,7 +4,8 @@
  * Tests of the layers above (crypto, auth, server) use it to prove that a storage error surfaces
  * as an error and never as a half-done change: sx_storage_fault_set(s, nth, every) makes the nth
  * counted call from now fail (and every later one too when `every` is set). Counted calls are get,
- * put, del, batch, iter_new and each iterator step; close and checkpoint are forwarded untouched.
+ * put, del, batch, iter_new, each iterator step and compact; close and checkpoint are forwarded
+ * untouched.
  * A failed call is not forwarded at all, so the inner store is left exactly as it was.
  *
  * The wrapper's table is a per-handle copy of a template whose caps mirror the inner backend, so a
@@ -138,6 +139,14 @@ static int fault_checkpoint(sx_storage *base, const char *dir)
     return sx_storage_checkpoint(s->inner, dir);
 }
 
+static int fault_compact(sx_storage *base, const void *begin, size_t blen, const void *end, size_t elen)
+{
+    fault_store *s = (fault_store *)base;
+    if (should_fail(s))
+        return -EIO;
+    return sx_storage_compact(s->inner, begin, blen, end, elen);
+}
+
 static int fault_iter_next(sx_storage_iter *base, const void **key, size_t *klen, const void **val, size_t *vlen,
                            uint64_t *rev)
 {
@@ -173,6 +182,7 @@ static const sx_storage_ops fault_template = {
     .batch = fault_batch,
     .iter_new = fault_iter_new,
     .checkpoint = fault_checkpoint,
+    .compact = fault_compact,
 };
 
 int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret)
@@ -190,6 +200,8 @@ int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret)
     s->table.caps = inner->ops->caps;
     if (!inner->ops->checkpoint)
         s->table.checkpoint = NULL;
+    if (inner->ops->version < 3 || !inner->ops->compact)
+        s->table.compact = NULL;
     s->inner = inner;
     s->base.ops = &s->table;
     *ret = &s->base;

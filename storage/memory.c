@@ -427,10 +427,17 @@ static const sx_storage_iter_ops mem_iter_ops = {
     .free = mem_iter_free,
 };
 
+/* Nothing to do: a deleted record's memory is freed at once and the store has no files. */
+static int mem_compact(sx_storage *base, const void *begin, size_t blen, const void *end, size_t elen)
+{
+    (void)base, (void)begin, (void)blen, (void)end, (void)elen;
+    return 0;
+}
+
 const sx_storage_ops sx_storage_memory_ops = {
     .version = SX_STORAGE_OPS_VERSION,
     .name = "memory",
-    .caps = 0, /* not durable, no checkpoint, one process */
+    .caps = SX_STORAGE_CAP_COMPACT, /* not durable, no checkpoint, one process, no files */
     .open = mem_open,
     .close = mem_close,
     .get = mem_get,
@@ -439,4 +446,6 @@ const sx_storage_ops sx_storage_memory_ops = {
     .batch = mem_batch,
     .iter_new = mem_iter_new,
     .checkpoint = NULL,
+    .change_seq = NULL,
+    .compact = mem_compact,
 };

@@ -671,7 +671,11 @@ const sx_storage_ops sx_storage_postgres_ops = {
     .version = SX_STORAGE_OPS_VERSION,
     .name = "postgres",
     /* Durable with synchronous_commit (sync = true); shared by every node on the database. No
-     * checkpoint slot: the database has its own backups (pg_dump, base backups, replicas). */
+     * checkpoint slot: the database has its own backups (pg_dump, base backups, replicas). No
+     * compact slot: a deleted row's bytes stay in the table's pages until VACUUM reclaims them
+     * (and even then until the space is reused), and in the WAL segments until the server
+     * recycles them, in replicas and in archived WAL: the database's operator owns all of that,
+     * so this backend cannot promise that a deleted record is gone from the files. */
     .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED,
     .open = pg_open,
     .close = pg_close,
@@ -681,4 +685,6 @@ const sx_storage_ops sx_storage_postgres_ops = {
     .batch = pg_batch,
     .iter_new = pg_iter_new,
     .checkpoint = NULL,
+    .change_seq = NULL,
+    .compact = NULL,
 };

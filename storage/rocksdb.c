@@ -40,7 +40,7 @@
  * nothing; without our lock, RocksDB would rotate the first process's info LOG file before
  * discovering its own LOCK is taken. RocksDB's LOCK stays as a backstop and maps to -EBUSY too.
  *
- * Disk full: see rocksdb_db.c.
+ * Disk full: see rocksdb_db.c. Dropping deleted records from the files (compact): see rocksdb_compact.c.
  */
 #include "storage/rocksdb_internal.h"
 #include "common/bytes.h"
@@ -563,12 +563,14 @@ static int rdb_checkpoint(sx_storage *base, const char *dir)
     if (r < 0)
         return r;
     char *err = NULL;
+    pthread_mutex_lock(&s->maint_mu); /* its hold on file deletions must not defer a compact's purge */
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
     if (!err) {
         /* log_size_for_flush = 0: flush the memtables first, so the copy needs no WAL replay. */
         rocksdb_checkpoint_create(cp, dir, 0, &err);
         rocksdb_checkpoint_object_destroy(cp);
     }
+    pthread_mutex_unlock(&s->maint_mu);
     rdb_leave(s);
     return err ? rdb_errno(err) : 0;
 }
@@ -608,6 +610,7 @@ static void rdb_close(sx_storage *base)
     if (s->locks_ok) {
         pthread_rwlock_destroy(&s->db_lock);
         pthread_mutex_destroy(&s->recover_mu);
+        pthread_mutex_destroy(&s->maint_mu);
     }
     if (s->wopt)
         rocksdb_writeoptions_destroy(s->wopt);
@@ -688,6 +691,7 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
     /* Reader-preferring (the default): an iterator's holder may take it again for a write. */
     pthread_rwlock_init(&s->db_lock, NULL);
     pthread_mutex_init(&s->recover_mu, NULL);
+    pthread_mutex_init(&s->maint_mu, NULL);
     s->locks_ok = true;
     if (sxs_group_init(&s->group, write_list, s) < 0) {
         free(s);
@@ -735,6 +739,11 @@ static int rdb_open(const sx_storage_options *opt, sx_storage **ret, char *err, 
      * log grows towards 4 x the write buffers, and the next start replays all of it (seconds for
      * a million secrets). Past this size RocksDB flushes the families that pin the oldest log. */
     rocksdb_options_set_max_total_wal_size(o, RDB_MAX_WAL_BYTES);
+    /* An obsolete log is deleted, never reused nor archived: compact (rocksdb_compact.c) relies on
+     * it to take deleted records out of the files. These are RocksDB's defaults, pinned here. */
+    rocksdb_options_set_recycle_log_file_num(o, 0);
+    rocksdb_options_set_WAL_ttl_seconds(o, 0);
+    rocksdb_options_set_WAL_size_limit_MB(o, 0);
     rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, bb);
@@ -763,7 +772,7 @@ fail:
 const sx_storage_ops sx_storage_rocksdb_ops = {
     .version = SX_STORAGE_OPS_VERSION,
     .name = "rocksdb",
-    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_CHECKPOINT,
+    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_CHECKPOINT | SX_STORAGE_CAP_COMPACT,
     .open = rdb_open,
     .close = rdb_close,
     .get = rdb_get,
@@ -773,4 +782,5 @@ const sx_storage_ops sx_storage_rocksdb_ops = {
     .iter_new = rdb_iter_new,
     .checkpoint = rdb_checkpoint,
     .change_seq = rdb_change_seq,
+    .compact = rdb_compact,
 };

@@ -1,7 +1,7 @@
 /*
  * rocksdb_internal.h - what the two files of the RocksDB backend share: the store handle and the
  * life of the database handle (rocksdb_db.c). The records, batches, reads and iterators are in
- * rocksdb.c. Not part of the storage interface.
+ * rocksdb.c, the compact slot in rocksdb_compact.c. Not part of the storage interface.
  */
 #ifndef SX_STORAGE_ROCKSDB_INTERNAL_H
 #define SX_STORAGE_ROCKSDB_INTERNAL_H
@@ -53,7 +53,8 @@ typedef struct rdb_store {
     uint64_t recover_at;        /* CLOCK_MONOTONIC ns of the last attempt (under recover_mu) */
     uint64_t seq_base;          /* added to RocksDB's sequence by change_seq (set under db_lock held exclusively) */
     _Atomic uint64_t seq_high;  /* the largest number change_seq has answered */
-    bool locks_ok;              /* db_lock and recover_mu initialised */
+    pthread_mutex_t maint_mu;   /* one compact or checkpoint at a time (see rocksdb_compact.c) */
+    bool locks_ok;              /* db_lock, recover_mu and maint_mu initialised */
     pthread_rwlock_t stripes[RDB_STRIPES];
 } rdb_store;
 
@@ -81,5 +82,8 @@ int rdb_free_bytes(const char *path, uint64_t *ret);
 
 /* Take the directory's lock file (creating the directory if it is missing). */
 int rdb_take_dir_lock(rdb_store *s, const char *path, char *err, size_t errlen);
+
+/* The compact slot (rocksdb_compact.c). */
+int rdb_compact(sx_storage *base, const void *begin, size_t blen, const void *end, size_t elen);
 
 #endif

@@ -40,12 +40,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define SX_STORAGE_OPS_VERSION 2 /* 2: change_seq */
+#define SX_STORAGE_OPS_VERSION 3 /* 2: change_seq; 3: compact */
 
 /* Project-specific error codes: SX_STORAGE_ECONDITION (-1000 .. -1099), in common/errors.h. */
 
@@ -56,6 +57,7 @@ extern "C" {
 #define SX_STORAGE_CAP_DURABLE    (1u << 0) /* acknowledged writes survive a crash (with sync on) */
 #define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
 #define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes share the store (caches go stale) */
+#define SX_STORAGE_CAP_COMPACT    (1u << 3) /* compact slot implemented: deleted records leave the files */
 
 /* Largest key any backend must accept. */
 #define SX_STORAGE_MAX_KEY 4096
@@ -160,6 +162,13 @@ struct sx_storage_ops {
      * was read is still what the store holds. Meaningless for SX_STORAGE_CAP_SHARED stores, which
      * other processes write too (the wrapper refuses them). */
     int (*change_seq)(sx_storage *s, uint64_t *ret_seq);
+
+    /* --- version 3 --- */
+
+    /* Optional (SX_STORAGE_CAP_COMPACT): make the store drop from its files every record deleted
+     * (or overwritten) before the call whose key lies in [begin, end) (begin NULL = from the first
+     * key, end NULL = through the last key); see sx_storage_compact() for the full contract. */
+    int (*compact)(sx_storage *s, const void *begin, size_t blen, const void *end, size_t elen);
 };
 
 struct sx_storage_iter_ops {
@@ -304,6 +313,50 @@ __attribute__((warn_unused_result)) static inline int sx_storage_change_seq(sx_s
     if (s->ops->version < 2 || !s->ops->change_seq || (s->ops->caps & SX_STORAGE_CAP_SHARED))
         return -ENOTSUP;
     return s->ops->change_seq(s, ret_seq);
+}
+
+/*
+ * "Destroyed means gone": make the store drop deleted records from its files.
+ *
+ * Contract: after it returns 0, no record deleted (or overwritten) before the call whose key lies in
+ * [begin, end) remains readable in the store's files: its value bytes are in no file of the store,
+ * neither in a log nor in a table file. begin NULL (or blen 0) starts at the first key; end NULL (or
+ * elen 0) runs through the last key; both NULL is the whole store. Records outside the range may or
+ * may not be dropped too, and live records are never touched. An empty range (begin >= end)
+ * returns 0 at once.
+ *
+ * What it does not promise: a file that an iterator opened before the call still reads is removed
+ * when that iterator is freed, not before (page through long ranges, as iter_new says); the key of a
+ * deleted record may stay in the store's manifest as a table file's boundary until the manifest is
+ * rewritten (the next open); bytes the file system or the device keep in blocks that a deleted file
+ * used are out of reach; and a copy made before the call (sx_storage_checkpoint(), a backup, a file
+ * system snapshot) keeps whatever it held.
+ *
+ * Per backend: rocksdb flushes its memtables so that the logs holding the deleted writes become
+ * obsolete and are deleted (logs are never recycled nor archived), compacts the range down to and
+ * including the bottommost level, and deletes the obsolete files before returning. memory holds no
+ * files (a deleted value's memory is freed at once): 0. postgres does not have it (-ENOTSUP): a
+ * deleted row's bytes stay in the table's pages until VACUUM reclaims them, and in the WAL segments
+ * until they are recycled, all outside this process's control.
+ *
+ * It reads and rewrites the range's files and may block for seconds: call it from a worker thread,
+ * never from an event loop. Concurrent reads and writes go on meanwhile. Errors: -EINVAL, -ENOTSUP
+ * without SX_STORAGE_CAP_COMPACT, -EIO, -ENOSPC (the rewrite needs room) or another of the codes
+ * above; after an error the deleted records may still be in the files, and the call may be retried.
+ */
+__attribute__((warn_unused_result)) static inline int sx_storage_compact(sx_storage *s, const void *begin, size_t blen,
+                                                                         const void *end, size_t elen)
+{
+    if (!s || (!begin && blen) || blen > SX_STORAGE_MAX_KEY || (!end && elen) || elen > SX_STORAGE_MAX_KEY)
+        return -EINVAL;
+    if (s->ops->version < 3 || !s->ops->compact || !(s->ops->caps & SX_STORAGE_CAP_COMPACT))
+        return -ENOTSUP;
+    if (blen && elen) {
+        int c = memcmp(begin, end, blen < elen ? blen : elen);
+        if (c > 0 || (c == 0 && blen >= elen))
+            return 0;
+    }
+    return s->ops->compact(s, blen ? begin : NULL, blen, elen ? end : NULL, elen);
 }
 
 #ifdef __cplusplus

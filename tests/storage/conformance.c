@@ -545,6 +545,77 @@ static void test_change_seq_moves_with_every_write(void)
     close_store(s);
 }
 
+/* Where the backend has a compact slot: after compacting a range, deleted records stay deleted,
+ * live records inside the range and every record outside it read back unchanged, and an
+ * iteration yields exactly the live keys. Without SX_STORAGE_CAP_COMPACT the call answers
+ * -ENOTSUP and changes nothing. Arguments are checked first either way. */
+static void test_compact_keeps_live_records(void)
+{
+    sx_storage *s = open_store();
+    REQUIRE(s);
+    CHECK_INT(sx_storage_compact(NULL, NULL, 0, NULL, 0), -EINVAL);
+    CHECK_INT(sx_storage_compact(s, NULL, 3, NULL, 0), -EINVAL);
+    CHECK_INT(sx_storage_compact(s, NULL, 0, NULL, 3), -EINVAL);
+    CHECK_INT(sx_storage_compact(s, "a", SX_STORAGE_MAX_KEY + 1, NULL, 0), -EINVAL);
+    for (int i = 0; i < 50; i++) {
+        char k[32], v[32];
+        snprintf(k, sizeof(k), "k/%02d", i);
+        snprintf(v, sizeof(v), "value %d", i);
+        CHECK_INT(put_str(s, k, v, NULL), 0);
+        snprintf(k, sizeof(k), "j/%02d", i);
+        CHECK_INT(put_str(s, k, v, NULL), 0);
+        snprintf(k, sizeof(k), "l/%02d", i);
+        CHECK_INT(put_str(s, k, v, NULL), 0);
+    }
+    /* Inside the range k/: delete the odd keys, overwrite the multiples of 10. */
+    for (int i = 1; i < 50; i += 2) {
+        char k[32];
+        snprintf(k, sizeof(k), "k/%02d", i);
+        CHECK_INT(sx_storage_delete(s, k, strlen(k)), 0);
+    }
+    for (int i = 0; i < 50; i += 10) {
+        char k[32];
+        snprintf(k, sizeof(k), "k/%02d", i);
+        CHECK_INT(put_str(s, k, "new", NULL), 0);
+    }
+    int r = sx_storage_compact(s, "k/", 2, "k0", 2);
+    if (!sx_storage_has(s, SX_STORAGE_CAP_COMPACT)) {
+        CHECK_INT(r, -ENOTSUP);
+        CHECK_INT(sx_storage_compact(s, NULL, 0, NULL, 0), -ENOTSUP);
+    } else {
+        CHECK_INT(r, 0);
+        CHECK_INT(sx_storage_compact(s, "k/", 2, "k/", 2), 0); /* empty range */
+        CHECK_INT(sx_storage_compact(s, "z", 1, "a", 1), 0);   /* empty range */
+    }
+    for (int i = 0; i < 50; i++) {
+        char k[32], v[32];
+        snprintf(v, sizeof(v), "value %d", i);
+        snprintf(k, sizeof(k), "j/%02d", i);
+        CHECK(has_str(s, k, v));
+        snprintf(k, sizeof(k), "l/%02d", i);
+        CHECK(has_str(s, k, v));
+        snprintf(k, sizeof(k), "k/%02d", i);
+        if (i % 2)
+            CHECK_INT(sx_storage_get(s, k, strlen(k), NULL, NULL, NULL), -ENOENT);
+        else
+            CHECK(has_str(s, k, i % 10 ? v : "new"));
+    }
+    uint64_t n = 0;
+    CHECK_INT(sx_storage_count(s, "k/", 2, &n), 0);
+    CHECK_INT(n, 25);
+    CHECK_INT(sx_storage_count(s, "", 0, &n), 0);
+    CHECK_INT(n, 125);
+    if (sx_storage_has(s, SX_STORAGE_CAP_COMPACT)) {
+        /* The whole store, then writes go on as before. */
+        CHECK_INT(sx_storage_compact(s, NULL, 0, NULL, 0), 0);
+        CHECK(has_str(s, "k/00", "new"));
+        CHECK(has_str(s, "l/49", "value 49"));
+        CHECK_INT(put_str(s, "k/01", "back", NULL), 0);
+        CHECK(has_str(s, "k/01", "back"));
+    }
+    close_store(s);
+}
+
 enum { RACE_THREADS = 8, RACE_KEYS = 1000 };
 
 typedef struct race_arg {
@@ -631,6 +702,7 @@ static const sx_test tests[] = {
     {"revisions_never_repeat", test_revisions_never_repeat},
     {"race_create_if_absent_has_one_winner", test_race_create_if_absent_has_one_winner},
     {"change_seq_moves_with_every_write", test_change_seq_moves_with_every_write},
+    {"compact_keeps_live_records", test_compact_keeps_live_records},
 };
 
 int main(int argc, char **argv)
