@@ -5,7 +5,9 @@
  *
  * Records (this module is the one owner of their layout; storage/LAYOUT.md lists every prefix):
  *     m/{org}/{project}/{env}/{name}   the metadata record (format below, record.c)
- *     v/{org}/{project}/{env}/{name}   the value's ciphertext blob (crypto/FORMAT.md)
+ *     v/{org}/{project}/{env}/{name}   the current value's ciphertext blob (crypto/FORMAT.md)
+ *     h/{org}/{project}/{env}/{name}/{%08x version}   a previous version (record.c)
+ *     n/{org}/{project}/{env}/{name}   the last version number given out for the name
  * Names and scopes can only hold [A-Za-z0-9._-], so '/' separates them unambiguously and the
  * prefix "m/{org}/{project}/{env}/" lists exactly one environment. The data-key records of an
  * environment (e/, d/) belong to crypto/.
