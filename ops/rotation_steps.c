@@ -285,7 +285,8 @@ static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *
     sx_crypto_place place;
     sx_rot_place(rot, &place);
     size_t hpl = sx_secrets_env_prefix(hprefix, SX_SECRETS_RECORD_HISTORY, &place);
-    bool history = i->klen > hpl && memcmp(i->key, hprefix, hpl) == 0;
+    const char *pos = i->key; /* the record's storage key: a value's or a previous version's */
+    bool history = i->klen > hpl && memcmp(pos, hprefix, hpl) == 0;
     place.version = 0;
     if (history) {
         rc = sx_secrets_history_key_parse(i->key + hpl, i->klen - hpl, name, &place.version);

@@ -81,7 +81,7 @@ static int scan_open(sx_secrets_scan *s, const sx_secrets_ctx *c, sx_secrets_rec
     s->kind = kind;
     s->prefix_len = pl;
     s->t0 = sx_clock_mono_ns();
-    s->place = (sx_crypto_place){env->org, env->project, env->env, s->name};
+    s->place = (sx_crypto_place){env->org, env->project, env->env, s->name, 0};
     return sx_storage_iter_new(c->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0, &s->it);
 }
 
@@ -106,7 +106,50 @@ int sx_secrets_list_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_
 
 int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env)
 {
-    return scan_open(s, c, SX_SECRETS_RECORD_VALUE, env, NULL);
+    int rc = scan_open(s, c, SX_SECRETS_RECORD_VALUE, env, NULL);
+    if (rc != 0)
+        return rc;
+    /* The metadata records in the same name order name each value's version (a value's blob is
+     * bound to it): one more walk, no read per value. */
+    sx_secrets_place menv = *env;
+    menv.name[0] = '\0';
+    char prefix[SX_SECRETS_KEY_MAX];
+    size_t pl = sx_secrets_key_build(prefix, SX_SECRETS_RECORD_META, &menv);
+    rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &s->meta_it);
+    if (rc != 0) {
+        sx_storage_iter_free(s->it);
+        s->it = NULL;
+    }
+    return rc;
+}
+
+/* Names in key order: bytewise, a prefix first. */
+static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : al < bl ? -1 : al > bl;
+}
+
+/* The version of the value named name: the metadata walk moved up to it (0 when it has none). */
+static uint32_t values_version_of(sx_secrets_scan *s, const char *name, size_t namelen)
+{
+    while (!s->meta_done && (!s->meta_namelen || name_cmp(s->meta_name, s->meta_namelen, name, namelen) < 0)) {
+        const void *k, *v;
+        size_t kl, vl;
+        sx_secret_meta_view m;
+        if (sx_storage_iter_next(s->meta_it, &k, &kl, &v, &vl, NULL) != 0) {
+            s->meta_done = true;
+            break;
+        }
+        if (kl <= s->prefix_len || kl - s->prefix_len > SX_SECRETS_NAME_MAX)
+            continue;
+        s->meta_namelen = kl - s->prefix_len;
+        memcpy(s->meta_name, (const char *)k + s->prefix_len, s->meta_namelen);
+        s->meta_version = sx_meta_view(&m, v, vl) == 0 ? m.version : 0;
+    }
+    if (s->meta_namelen && name_cmp(s->meta_name, s->meta_namelen, name, namelen) == 0)
+        return s->meta_version;
+    return 0;
 }
 
 int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
@@ -123,6 +166,7 @@ int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *re
     s->name[namelen] = '\0';
     s->blob = v;
     s->blob_len = vlen;
+    s->place.version = s->meta_it ? values_version_of(s, s->name, namelen) : 0;
     *ret_name = s->name;
     *ret_namelen = namelen;
     *ret_blob_len = vlen;
@@ -145,6 +189,8 @@ void sx_secrets_scan_close(sx_secrets_scan *s)
         return;
     sx_storage_iter_free(s->it);
     s->it = NULL;
+    sx_storage_iter_free(s->meta_it);
+    s->meta_it = NULL;
     if (s->kind == SX_SECRETS_RECORD_META)
         timed(s->c, SX_SECRETS_IO_LIST, s->t0);
 }
@@ -298,6 +344,31 @@ static unsigned max_versions(const sx_secrets_ctx *c)
     return c->max_versions ? c->max_versions : SX_SECRETS_MAX_VERSIONS_DEFAULT;
 }
 
+/* Read version of p from the history: the record (free with sx_storage_free()), its view into it
+ * and its revision. SX_SECRETS_ENOVERSION when there is none or it was destroyed. */
+static int history_get(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void **ret_rec,
+                       sx_secrets_history_view *ret_h, uint64_t *ret_rev)
+{
+    char hkey[SX_SECRETS_KEY_MAX];
+    size_t hkl = sx_secrets_history_key(hkey, p, version);
+    void *rec = NULL;
+    size_t rl = 0;
+    int rc = sx_storage_get(c->storage, hkey, hkl, &rec, &rl, ret_rev);
+    if (rc == -ENOENT)
+        return SX_SECRETS_ENOVERSION;
+    if (rc != 0)
+        return rc;
+    rc = sx_secrets_history_view_of(ret_h, rec, rl);
+    if (rc == 0 && ret_h->destroyed)
+        rc = SX_SECRETS_ENOVERSION;
+    if (rc != 0) {
+        sx_storage_free(rec);
+        return rc;
+    }
+    *ret_rec = rec;
+    return 0;
+}
+
 int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
                         size_t *ret_n)
 {
@@ -351,13 +422,13 @@ int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_s
 int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void **ret_blob,
                               size_t *ret_blob_len, uint64_t *ret_rev, int64_t *ret_created_ms)
 {
-    char vkey[SX_SECRETS_KEY_MAX], hkey[SX_SECRETS_KEY_MAX];
+    char vkey[SX_SECRETS_KEY_MAX];
     size_t vkl = sx_secrets_key_build(vkey, SX_SECRETS_RECORD_VALUE, p);
-    size_t hkl = sx_secrets_history_key(hkey, p, version);
     for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
         void *raw = NULL, *rec = NULL;
         size_t rl = 0;
         sx_secret_meta_view m;
+        sx_secrets_history_view h = {0};
         uint64_t rev = 0, rev2 = 0;
         int rc = sx_secrets_get(c, p, &raw, &m, &rev);
         if (rc != 0)
@@ -368,31 +439,26 @@ int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p
         if (version == 0 || version > current)
             return SX_SECRETS_ENOVERSION;
         bool is_current = version == current;
-        rc = sx_storage_get(c->storage, is_current ? vkey : hkey, is_current ? vkl : hkl, &rec, &rl, NULL);
+        rc = is_current ? sx_storage_get(c->storage, vkey, vkl, &rec, &rl, NULL)
+                        : history_get(c, p, version, &rec, &h, NULL);
         if (rc == -ENOENT)
-            rc = SX_SECRETS_ENOVERSION;
-        if (rc != 0)
+            rc = SX_SECRETS_ECONTENTION; /* the value went with a delete or a new version: read again */
+        if (rc == SX_SECRETS_ENOVERSION || (rc != 0 && rc != SX_SECRETS_ECONTENTION))
             return rc;
-        rc = sx_secrets_get(c, p, &raw, &m, &rev2);
-        sx_storage_free(raw);
+        if (rc == 0) {
+            rc = sx_secrets_get(c, p, &raw, &m, &rev2);
+            sx_storage_free(raw);
+        }
         if (rc != 0 || rev2 != rev) {
             sx_storage_free(rec);
-            if (rc != 0)
+            if (rc != 0 && rc != SX_SECRETS_ECONTENTION)
                 return rc;
             continue;
         }
         if (!is_current) {
-            sx_secrets_history_view h;
-            rc = sx_secrets_history_view_of(&h, rec, rl);
-            if (rc == 0 && h.destroyed)
-                rc = SX_SECRETS_ENOVERSION;
-            if (rc != 0) {
-                sx_storage_free(rec);
-                return rc;
-            }
             created_ms = h.created_ms;
-            memmove(rec, h.blob, h.blob_len); /* the blob alone, at the start of the buffer */
             rl = h.blob_len;
+            memmove(rec, h.blob, rl); /* the blob alone, at the start of the buffer */
         }
         *ret_blob = rec;
         *ret_blob_len = rl;
@@ -546,23 +612,11 @@ static int rollback_plain(const sx_secrets_ctx *c, const sx_secrets_place *p, co
     const uint8_t *blob = a->cur_blob;
     size_t blen = a->cur_len;
     void *rec = NULL;
-    size_t rl = 0;
     if (version != m->version) {
-        char hkey[SX_SECRETS_KEY_MAX];
-        size_t hkl = sx_secrets_history_key(hkey, p, version);
-        int rc = sx_storage_get(c->storage, hkey, hkl, &rec, &rl, NULL);
-        if (rc == -ENOENT)
-            return SX_SECRETS_ENOVERSION;
+        sx_secrets_history_view h;
+        int rc = history_get(c, p, version, &rec, &h, NULL);
         if (rc != 0)
             return rc;
-        sx_secrets_history_view h;
-        rc = sx_secrets_history_view_of(&h, rec, rl);
-        if (rc == 0 && h.destroyed)
-            rc = SX_SECRETS_ENOVERSION;
-        if (rc != 0) {
-            sx_storage_free(rec);
-            return rc;
-        }
         blob = h.blob;
         blen = h.blob_len;
     }
@@ -689,20 +743,13 @@ static int build_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, con
     size_t hkl;
     char *hkey = attempt_key(a, p, version, &hkl);
     void *rec = NULL;
-    size_t rl = 0;
     uint64_t hrev = 0;
-    int rc = sx_storage_get(c->storage, hkey, hkl, &rec, &rl, &hrev);
-    if (rc == -ENOENT)
-        return SX_SECRETS_ENOVERSION;
+    sx_secrets_history_view h;
+    int rc = history_get(c, p, version, &rec, &h, &hrev);
     if (rc != 0)
         return rc;
-    sx_secrets_history_view h;
-    rc = sx_secrets_history_view_of(&h, rec, rl);
+    rc = sx_secrets_history_encode(h.created_ms, NULL, 0, &a->hist_rec, &a->hist_len);
     sx_storage_free(rec);
-    if (rc == 0 && h.destroyed)
-        rc = SX_SECRETS_ENOVERSION;
-    if (rc == 0)
-        rc = sx_secrets_history_encode(h.created_ms, NULL, 0, &a->hist_rec, &a->hist_len);
     if (rc != 0)
         return rc;
     a->ops[0] =

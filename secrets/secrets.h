@@ -205,6 +205,12 @@ typedef struct sx_secrets_scan {
     char name[SX_SECRETS_NAME_MAX + 1]; /* values: the current name */
     const uint8_t *blob;                /* values: the current ciphertext */
     size_t blob_len;
+    /* values: the env's metadata records walked alongside, for the version of each value */
+    sx_storage_iter *meta_it;
+    char meta_name[SX_SECRETS_NAME_MAX + 1]; /* the last one read ("" = none yet) */
+    size_t meta_namelen;
+    uint32_t meta_version;
+    bool meta_done;
 } sx_secrets_scan;
 
 /* Scan env's secrets (env->name ignored) in name order, after the name after (NULL or "" = from
