@@ -130,14 +130,18 @@ static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
     return c ? c : al < bl ? -1 : al > bl;
 }
 
-/* The version of the value named name: the metadata walk moved up to it (0 when it has none). */
-static uint32_t values_version_of(sx_secrets_scan *s, const char *name, size_t namelen)
+/* The version of the value named name into *ret: the metadata walk moved up to it (0 when it
+ * has none). 0 or a storage code. */
+static int values_version_of(sx_secrets_scan *s, const char *name, size_t namelen, uint32_t *ret)
 {
     while (!s->meta_done && (!s->meta_namelen || name_cmp(s->meta_name, s->meta_namelen, name, namelen) < 0)) {
         const void *k, *v;
         size_t kl, vl;
         sx_secret_meta_view m;
-        if (sx_storage_iter_next(s->meta_it, &k, &kl, &v, &vl, NULL) != 0) {
+        int rc = sx_storage_iter_next(s->meta_it, &k, &kl, &v, &vl, NULL);
+        if (rc < 0)
+            return rc;
+        if (rc != 0) {
             s->meta_done = true;
             break;
         }
@@ -147,8 +151,8 @@ static uint32_t values_version_of(sx_secrets_scan *s, const char *name, size_t n
         memcpy(s->meta_name, (const char *)k + s->prefix_len, s->meta_namelen);
         s->meta_version = sx_meta_view(&m, v, vl) == 0 ? m.version : 0;
     }
-    if (s->meta_namelen && name_cmp(s->meta_name, s->meta_namelen, name, namelen) == 0)
-        return s->meta_version;
+    bool same = s->meta_namelen && name_cmp(s->meta_name, s->meta_namelen, name, namelen) == 0;
+    *ret = same ? s->meta_version : 0;
     return 0;
 }
 
@@ -166,7 +170,9 @@ int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *re
     s->name[namelen] = '\0';
     s->blob = v;
     s->blob_len = vlen;
-    s->place.version = s->meta_it ? values_version_of(s, s->name, namelen) : 0;
+    s->place.version = 0;
+    if (s->meta_it && (rc = values_version_of(s, s->name, namelen, &s->place.version)) != 0)
+        return rc;
     *ret_name = s->name;
     *ret_namelen = namelen;
     *ret_blob_len = vlen;
@@ -369,25 +375,36 @@ static int history_get(const sx_secrets_ctx *c, const sx_secrets_place *p, uint3
     return 0;
 }
 
+/* The head of p's metadata: the current version, its createdAt and the record's revision. */
+static int meta_head(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t *ret_version, int64_t *ret_created_ms,
+                     uint64_t *ret_rev)
+{
+    void *raw = NULL;
+    sx_secret_meta_view m;
+    int rc = sx_secrets_get(c, p, &raw, &m, ret_rev);
+    if (rc != 0)
+        return rc;
+    *ret_version = m.version;
+    *ret_created_ms = m.value_created_ms;
+    sx_storage_free(raw);
+    return 0;
+}
+
 int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
                         size_t *ret_n)
 {
     for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
-        void *raw = NULL;
-        sx_secret_meta_view m;
         uint64_t rev = 0, rev2 = 0;
-        int rc = sx_secrets_get(c, p, &raw, &m, &rev);
+        uint32_t current = 0, again = 0;
+        int64_t current_ms = 0, again_ms = 0;
+        int rc = meta_head(c, p, &current, &current_ms, &rev);
         if (rc != 0)
             return rc;
-        uint32_t current = m.version;
-        int64_t current_ms = m.value_created_ms;
-        sx_storage_free(raw);
         hist *h = NULL;
         size_t nh = 0;
         if ((rc = history_collect(c, p, &h, &nh)) != 0)
             return rc;
-        rc = sx_secrets_get(c, p, &raw, &m, &rev2);
-        sx_storage_free(raw);
+        rc = meta_head(c, p, &again, &again_ms, &rev2);
         if (rc != 0 || rev2 != rev) {
             free(h);
             if (rc != 0)
@@ -425,17 +442,15 @@ int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p
     char vkey[SX_SECRETS_KEY_MAX];
     size_t vkl = sx_secrets_key_build(vkey, SX_SECRETS_RECORD_VALUE, p);
     for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
-        void *raw = NULL, *rec = NULL;
+        void *rec = NULL;
         size_t rl = 0;
-        sx_secret_meta_view m;
         sx_secrets_history_view h = {0};
         uint64_t rev = 0, rev2 = 0;
-        int rc = sx_secrets_get(c, p, &raw, &m, &rev);
+        uint32_t current = 0, again = 0;
+        int64_t created_ms = 0, again_ms = 0;
+        int rc = meta_head(c, p, &current, &created_ms, &rev);
         if (rc != 0)
             return rc;
-        uint32_t current = m.version;
-        int64_t created_ms = m.value_created_ms;
-        sx_storage_free(raw);
         if (version == 0 || version > current)
             return SX_SECRETS_ENOVERSION;
         bool is_current = version == current;
@@ -445,10 +460,8 @@ int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p
             rc = SX_SECRETS_ECONTENTION; /* the value went with a delete or a new version: read again */
         if (rc == SX_SECRETS_ENOVERSION || (rc != 0 && rc != SX_SECRETS_ECONTENTION))
             return rc;
-        if (rc == 0) {
-            rc = sx_secrets_get(c, p, &raw, &m, &rev2);
-            sx_storage_free(raw);
-        }
+        if (rc == 0)
+            rc = meta_head(c, p, &again, &again_ms, &rev2);
         if (rc != 0 || rev2 != rev) {
             sx_storage_free(rec);
             if (rc != 0 && rc != SX_SECRETS_ECONTENTION)
