@@ -43,6 +43,8 @@ static const code_text texts[] = {
     {SX_SECRETS_EENCRYPT, "the value could not be encrypted"},
     {SX_SECRETS_ENOVALUE, "no secret of that name with a value"},
     {SX_SECRETS_EUNREADABLE, "a stored value could not be decrypted"},
+    {SX_SECRETS_ENOVERSION, "no such version of the secret's value, or it was destroyed"},
+    {SX_SECRETS_ECURRENT, "the version is the secret's current value"},
 };
 
 const char *sx_strerror(int code)

@@ -61,6 +61,8 @@
 #define SX_SECRETS_EENCRYPT      (-1402) /* the value could not be encrypted (the env's data key is unreadable) */
 #define SX_SECRETS_ENOVALUE      (-1403) /* no secret of that name, or it has no value */
 #define SX_SECRETS_EUNREADABLE   (-1404) /* a stored value could not be decrypted (altered, moved, key destroyed) */
+#define SX_SECRETS_ENOVERSION    (-1405) /* no such version of the secret's value, or it was destroyed */
+#define SX_SECRETS_ECURRENT      (-1406) /* the version is the secret's current value (cannot be destroyed) */
 
 /*
  * A sentence for code: any code above, a negative errno, or 0. Static string; it never holds a

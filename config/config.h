@@ -114,6 +114,9 @@ typedef struct sx_config {
                                     means threads + 20 (after threads is resolved), so never 0 here */
     unsigned storage_start_timeout; /* postgres: s start-up waits for the database to accept connections; 60 */
 
+    /* [secrets] */
+    unsigned max_versions; /* versions kept of each secret, the current one included, 1..1000; 10 */
+
     /* [seal] */
     sx_config_seal seal;                     /* default file */
     char *seal_key_file;                     /* absolute; default "var/seal.key" */
@@ -158,7 +161,7 @@ bool sx_config_cidr_match(const sx_config_cidr *net, int family, const uint8_t *
 
 /* One key that sx_config_load() accepts: the public part of a row of config/'s key table. */
 typedef struct sx_config_key {
-    const char *section; /* "server", "tls", "storage", "seal", "log" */
+    const char *section; /* "server", "tls", "storage", "secrets", "seal", "log" */
     const char *name;
     bool repeatable;  /* may appear on several lines (listen) */
     const char *dflt; /* the value the key has when the file leaves it out, written as in the file

@@ -26,6 +26,7 @@
 #define MAX_FRAME_LIMIT 1000000
 #define MAX_POOL_SIZE   1024
 #define MAX_START_WAIT  86400
+#define MAX_VERSIONS    1000 /* secrets/: SX_SECRETS_MAX_VERSIONS_LIMIT */
 
 /* Where a row's value goes: the field, and its size (which is how wide a number is stored). */
 #define FIELD(f)   .offset = offsetof(sx_config, f), .size = sizeof(((sx_config *)0)->f)
@@ -96,6 +97,10 @@ const sx_config_item sx_config_items[] = {
      sx_config_set_number, FIELD(storage_pool_size), .max = MAX_POOL_SIZE},
     {{"storage", "start_timeout", false, "60"},
      sx_config_set_number, FIELD(storage_start_timeout), .max = MAX_START_WAIT},
+
+    /* [secrets] */
+    {{"secrets", "max_versions", false, "10"},
+     sx_config_set_number, FIELD(max_versions), .min = 1, .max = MAX_VERSIONS},
 
     /* [seal] */
     {{"seal", "type", false, "file"},

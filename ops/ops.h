@@ -39,7 +39,7 @@ typedef enum sx_rotation_phase {
 } sx_rotation_phase;
 
 #define SX_ROTATION_NAME_MAX     64
-#define SX_ROTATION_CURSOR_MAX   512 /* longest storage key a cursor holds (v/o/p/env/name is < 460) */
+#define SX_ROTATION_CURSOR_MAX   512 /* longest storage key a cursor holds (h/o/p/env/name/{version} is < 470) */
 #define SX_ROTATION_RATE_MAX     1000000u
 #define SX_ROTATION_DEFAULT_RATE 2000u /* items (envs or values) per second */
 #define SX_ROTATION_MSG_SIZE     400   /* sx_rotation.last_error_msg, with its NUL */

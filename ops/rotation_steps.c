@@ -25,8 +25,13 @@ static int sweep_begin(sx_rotor *r, sx_rotation *rot)
     } else {
         char prefix[SX_SECRETS_KEY_MAX];
         sx_crypto_place env;
+        uint64_t history = 0;
         sx_rot_place(rot, &env);
         rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, &env), &rot->total);
+        if (rc >= 0)
+            rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, &env),
+                                  &history);
+        rot->total += history;
     }
     if (rc < 0)
         return rc;
@@ -52,21 +57,64 @@ int sx_rot_step_start(sx_rotor *r, sx_rotation *rot)
     return rc < 0 ? rc : sweep_begin(r, rot);
 }
 
-/* Re-encrypt the value at key (blob as read at rev) under the env's active data key. *did is set
- * when a new ciphertext was written. */
-static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *key, size_t klen, const uint8_t *blob,
-                         size_t blen, uint64_t rev, bool *did)
+/* The ciphertext of a record of the sweep: a value record is its blob, a history record wraps it
+ * (secrets/ owns that layout). 1 when there is nothing to re-encrypt (a destroyed version). */
+static int record_blob(bool history, const uint8_t *rec, size_t len, const uint8_t **ret_blob, size_t *ret_len,
+                       int64_t *ret_created_ms)
+{
+    if (!history) {
+        *ret_blob = rec;
+        *ret_len = len;
+        return 0;
+    }
+    sx_secrets_history_view h;
+    int rc = sx_secrets_history_view_of(&h, rec, len);
+    if (rc != 0)
+        return rc;
+    if (h.destroyed)
+        return 1;
+    *ret_blob = h.blob;
+    *ret_len = h.blob_len;
+    *ret_created_ms = h.created_ms;
+    return 0;
+}
+
+/* Re-encrypt the record at key (as read at rev: a value, or a previous version when history) under
+ * the env's active data key, keeping the version of the secret's value it holds (place->version;
+ * a value record's is read from the secret after the record). *did is set when a new ciphertext
+ * was written. */
+static int reencrypt_one(sx_rotor *r, const sx_crypto_place *where, bool history, const char *key, size_t klen,
+                         const uint8_t *rec, size_t rlen, uint64_t rev, bool *did)
 {
     void *reread = NULL;
+    sx_crypto_place place = *where;
     int rc = 0;
     for (int attempt = 0; attempt < ROT_WRITE_RETRIES; attempt++) {
-        uint8_t *nb = NULL;
-        size_t nl = 0;
+        const uint8_t *blob;
+        size_t blen;
+        int64_t created_ms = 0;
+        rc = record_blob(history, rec, rlen, &blob, &blen, &created_ms);
+        if (rc == 0 && !history)
+            rc = sx_secrets_current_version(r->st, &place, &place.version);
+        if (rc != 0) {
+            rc = rc == 1 ? 0 : rc;
+            break;
+        }
+        uint8_t *nb = NULL, *nrec = NULL;
+        size_t nl = 0, nrl = 0;
         sx_crypto_pin pin;
-        rc = sx_crypto_value_reencrypt_pinned(r->c, &nb, &nl, &pin, place, blob, blen);
+        rc = sx_crypto_value_reencrypt_pinned(r->c, &nb, &nl, &pin, &place, blob, blen);
         if (rc != 0) {
             rc = rc == 1 ? 0 : rc; /* 1: already under the active version */
             break;
+        }
+        if (history) {
+            rc = sx_secrets_history_encode(created_ms, nb, nl, &nrec, &nrl);
+            free(nb);
+            if (rc != 0)
+                break;
+            nb = nrec;
+            nl = nrl;
         }
         /* Like a client's set-value, the write checks that the env still names the version it
          * encrypted under, so it never lands under a version that another rotation destroys. */
@@ -93,14 +141,14 @@ static int reencrypt_one(sx_rotor *r, const sx_crypto_place *place, const char *
          * version already. */
         sx_storage_free(reread);
         reread = NULL;
-        rc = sx_storage_get(r->st, key, klen, &reread, &blen, &rev);
+        rc = sx_storage_get(r->st, key, klen, &reread, &rlen, &rev);
         if (rc == -ENOENT) {
             rc = 0;
             break;
         }
         if (rc < 0)
             break;
-        blob = reread;
+        rec = reread;
         rc = SX_STORAGE_ECONDITION;
     }
     sx_storage_free(reread);
@@ -163,26 +211,17 @@ static int collect_env(void *ctx, const sx_crypto_place *env, const void *pos, s
     return ++ec->n < ec->max ? 0 : 1;
 }
 
-/* Collect up to max items after the cursor (values too for an env sweep). */
-static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max, size_t *ret_n)
+/* Collect items of the records under prefix, after the cursor when given, until max items or the
+ * chunk's bytes. */
+static int collect_prefix(sx_rotor *r, const char *prefix, size_t pl, const void *cursor, size_t cursor_len,
+                          item *items, size_t max, size_t *n, size_t *bytes)
 {
-    if (rot->kind == SX_ROTATION_MASTER) {
-        env_collect ec = {.items = items, .max = max};
-        int rc = sx_crypto_env_each(r->c, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len, collect_env, &ec);
-        *ret_n = ec.n;
-        return rc;
-    }
-    char prefix[SX_SECRETS_KEY_MAX];
-    sx_crypto_place env;
-    sx_rot_place(rot, &env);
-    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, &env);
     sx_storage_iter *it;
-    int rc = sx_storage_iter_new(r->st, prefix, pl, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len,
-                                 rot->cursor_len ? SX_STORAGE_ITER_AFTER : 0, &it);
+    int rc = sx_storage_iter_new(r->st, prefix, pl, cursor_len ? cursor : NULL, cursor_len,
+                                 cursor_len ? SX_STORAGE_ITER_AFTER : 0, &it);
     if (rc < 0)
         return rc;
-    size_t n = 0, bytes = 0;
-    while (n < max && bytes < ROT_CHUNK_BYTES_MAX) {
+    while (*n < max && *bytes < ROT_CHUNK_BYTES_MAX) {
         const void *k, *v;
         size_t kl, vl;
         uint64_t rev;
@@ -191,14 +230,40 @@ static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max,
             break;
         if (kl >= SX_ROTATION_CURSOR_MAX)
             continue; /* cannot be one of ours (names are bounded) */
-        if ((rc = item_set(&items[n], k, kl, v, vl, rev)) < 0)
+        if ((rc = item_set(&items[*n], k, kl, v, vl, rev)) < 0)
             break;
-        bytes += vl;
-        n++;
+        *bytes += vl;
+        (*n)++;
     }
     sx_storage_iter_free(it);
-    *ret_n = n;
     return rc < 0 ? rc : 0;
+}
+
+/* Collect up to max items after the cursor (values too for an env sweep). An env sweep walks the
+ * env's current values first, then its previous versions: a set-value that moves a value not yet
+ * swept into the history does so before the history's walk begins. */
+static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max, size_t *ret_n)
+{
+    if (rot->kind == SX_ROTATION_MASTER) {
+        env_collect ec = {.items = items, .max = max};
+        int rc = sx_crypto_env_each(r->c, rot->cursor_len ? rot->cursor : NULL, rot->cursor_len, collect_env, &ec);
+        *ret_n = ec.n;
+        return rc;
+    }
+    char vprefix[SX_SECRETS_KEY_MAX], hprefix[SX_SECRETS_KEY_MAX];
+    sx_crypto_place env;
+    sx_rot_place(rot, &env);
+    size_t vpl = sx_secrets_env_prefix(vprefix, SX_SECRETS_RECORD_VALUE, &env);
+    size_t hpl = sx_secrets_env_prefix(hprefix, SX_SECRETS_RECORD_HISTORY, &env);
+    bool in_history = rot->cursor_len >= hpl && memcmp(rot->cursor, hprefix, hpl) == 0;
+    size_t n = 0, bytes = 0;
+    int rc = 0;
+    if (!in_history)
+        rc = collect_prefix(r, vprefix, vpl, rot->cursor, rot->cursor_len, items, max, &n, &bytes);
+    if (rc == 0 && n < max && bytes < ROT_CHUNK_BYTES_MAX)
+        rc = collect_prefix(r, hprefix, hpl, rot->cursor, in_history ? rot->cursor_len : 0, items, max, &n, &bytes);
+    *ret_n = n;
+    return rc;
 }
 
 /* Handle one item of a sweep; *did is set when it rewrote something (what the rate counts); msg
@@ -216,10 +281,24 @@ static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *
                      sx_crypto_strerror(rc));
         return rc;
     }
-    size_t pl = 2 + strlen(rot->org) + strlen(rot->project) + strlen(rot->env) + 3;
-    const char *name = i->key + pl;
-    sx_crypto_place place = {rot->org, rot->project, rot->env, name};
-    rc = reencrypt_one(r, &place, i->key, i->klen, i->val, i->vlen, i->rev, did);
+    char hprefix[SX_SECRETS_KEY_MAX], name[SX_SECRETS_NAME_MAX + 1];
+    sx_crypto_place place;
+    sx_rot_place(rot, &place);
+    size_t hpl = sx_secrets_env_prefix(hprefix, SX_SECRETS_RECORD_HISTORY, &place);
+    const char *pos = i->key; /* the record's storage key: a value's or a previous version's */
+    bool history = i->klen > hpl && memcmp(pos, hprefix, hpl) == 0;
+    place.version = 0;
+    if (history) {
+        rc = sx_secrets_history_key_parse(i->key + hpl, i->klen - hpl, name, &place.version);
+        if (rc < 0) {
+            snprintf(msg, msglen, "a malformed history record of \"%s/%s/%s\"", rot->org, rot->project, rot->env);
+            return rc;
+        }
+    } else {
+        snprintf(name, sizeof(name), "%s", i->key + hpl); /* the value prefix is as long */
+    }
+    place.name = name;
+    rc = reencrypt_one(r, &place, history, i->key, i->klen, i->val, i->vlen, i->rev, did);
     if (rc < 0)
         snprintf(msg, msglen, "re-encrypting the value of \"%s/%s/%s/%s\": %s", rot->org, rot->project, rot->env, name,
                  sx_crypto_strerror(rc));
@@ -278,12 +357,9 @@ int sx_rot_step_sweep(sx_rotor *r, sx_rotation *rot, size_t budget, size_t *ret_
     return rc;
 }
 
-/* The in_use callback of sx_crypto_datakey_destroy(): does any v/ record of env name version? */
-static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
+/* Does any record under prefix (values, or previous versions when history) use data-key version? */
+static int prefix_uses(sx_rotor *r, const char *prefix, size_t pl, bool history, uint32_t version)
 {
-    sx_rotor *r = ctx;
-    char prefix[SX_SECRETS_KEY_MAX];
-    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, env);
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(r->st, prefix, pl, NULL, 0, 0, &it);
     if (rc < 0)
@@ -292,14 +368,30 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
     const void *v;
     size_t vl;
     while (!used && (rc = sx_storage_iter_next(it, NULL, NULL, &v, &vl, NULL)) == 0) {
+        const uint8_t *blob;
+        size_t blen;
+        int64_t created_ms;
         uint32_t ver;
-        if (sx_crypto_value_version(&ver, v, vl) == 0 && ver == version)
+        if (record_blob(history, v, vl, &blob, &blen, &created_ms) == 0 &&
+            sx_crypto_value_version(&ver, blob, blen) == 0 && ver == version)
             used = 1;
     }
     sx_storage_iter_free(it);
-    if (rc >= 0 && !used)
-        sx_testpoint("rotation.destroy"); /* between the scan and the destroy's batch */
     return rc < 0 ? rc : used;
+}
+
+/* The in_use callback of sx_crypto_datakey_destroy(): does any value of env, current or previous,
+ * use version? */
+static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
+{
+    sx_rotor *r = ctx;
+    char prefix[SX_SECRETS_KEY_MAX];
+    int used = prefix_uses(r, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, env), false, version);
+    if (used == 0)
+        used = prefix_uses(r, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, env), true, version);
+    if (used == 0)
+        sx_testpoint("rotation.destroy"); /* between the scan and the destroy's batch */
+    return used;
 }
 
 /* The data-key versions of an env other than its active one, for FINISH to destroy. */

@@ -13,6 +13,17 @@
  *   u64 updatedAt, ms since the epoch
  *   u16 description length (<= 1024)
  *   ... description bytes (UTF-8)
+ * Format 2 (a secret whose value has a version) is format 1 with, before the description bytes:
+ *   u32 the current value's version (>= 1)
+ *   u64 the current version's createdAt, ms since the epoch
+ * A format 1 record with a value is version 1, created at its updatedAt.
+ *
+ * History record "h/{org}/{project}/{env}/{name}/{%08x version}" (a previous version):
+ *   u8  format = 1
+ *   u8  flags: bit 0 destroyed (then nothing follows the createdAt)
+ *   u64 createdAt of the version, ms since the epoch
+ *   ... the version's ciphertext blob
+ * Counter record "n/{org}/{project}/{env}/{name}": u8 format = 1, u32 the last version given out.
  */
 #include "secrets/secrets.h"
 
@@ -20,29 +31,42 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define META_FORMAT 1
+#define META_FORMAT         1
+#define META_FORMAT_VERSION 2
+#define META_HEAD           20 /* format 1 before the description */
+#define META_HEAD_VERSION   32 /* format 2 */
+#define HISTORY_FORMAT      1
+#define HISTORY_HEAD        10
+#define HISTORY_DESTROYED   1u
 
 size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf)
 {
     size_t dlen = m->has_description ? m->description_len : 0;
-    buf[0] = META_FORMAT;
+    size_t head = m->version ? META_HEAD_VERSION : META_HEAD;
+    buf[0] = m->version ? META_FORMAT_VERSION : META_FORMAT;
     buf[1] = (uint8_t)((m->has_value ? 1 : 0) | (m->has_description ? 2 : 0));
     sx_be64_put(buf + 2, (uint64_t)m->created_ms);
     sx_be64_put(buf + 10, (uint64_t)m->updated_ms);
     buf[18] = (uint8_t)(dlen >> 8);
     buf[19] = (uint8_t)dlen;
-    memcpy(buf + 20, m->description, dlen);
-    return 20 + dlen;
+    if (m->version) {
+        sx_be32_put(buf + 20, m->version);
+        sx_be64_put(buf + 24, (uint64_t)m->value_created_ms);
+    }
+    memcpy(buf + head, m->description, dlen);
+    return head + dlen;
 }
 
 int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len)
 {
-    if (len < 20 || buf[0] != META_FORMAT || (buf[1] & ~3u))
+    if (len < META_HEAD || (buf[0] != META_FORMAT && buf[0] != META_FORMAT_VERSION) || (buf[1] & ~3u))
         return -EBADMSG;
+    size_t head = buf[0] == META_FORMAT ? META_HEAD : META_HEAD_VERSION;
     size_t dlen = ((size_t)buf[18] << 8) | buf[19];
-    if (dlen > SX_SECRETS_DESCRIPTION_MAX || len != 20 + dlen)
+    if (dlen > SX_SECRETS_DESCRIPTION_MAX || len != head + dlen)
         return -EBADMSG;
     m->has_value = buf[1] & 1;
     m->has_description = (buf[1] & 2) != 0;
@@ -50,8 +74,17 @@ int sx_meta_view(sx_secret_meta_view *m, const uint8_t *buf, size_t len)
         return -EBADMSG;
     m->created_ms = (int64_t)sx_be64_get(buf + 2);
     m->updated_ms = (int64_t)sx_be64_get(buf + 10);
+    if (buf[0] == META_FORMAT) {
+        m->version = m->has_value ? 1 : 0;
+        m->value_created_ms = m->has_value ? m->updated_ms : 0;
+    } else {
+        m->version = sx_be32_get(buf + 20);
+        m->value_created_ms = (int64_t)sx_be64_get(buf + 24);
+        if (m->version == 0 || !m->has_value)
+            return -EBADMSG;
+    }
     m->description_len = dlen;
-    m->description = (const char *)buf + 20;
+    m->description = (const char *)buf + head;
     return 0;
 }
 
@@ -65,6 +98,8 @@ int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len)
     m->has_description = v.has_description;
     m->created_ms = v.created_ms;
     m->updated_ms = v.updated_ms;
+    m->version = v.version;
+    m->value_created_ms = v.value_created_ms;
     m->description_len = v.description_len;
     memcpy(m->description, v.description, v.description_len);
     m->description[v.description_len] = '\0';
@@ -75,6 +110,8 @@ void sx_meta_view_of(sx_secret_meta_view *v, const sx_secret_meta *m)
 {
     v->created_ms = m->created_ms;
     v->updated_ms = m->updated_ms;
+    v->version = m->version;
+    v->value_created_ms = m->value_created_ms;
     v->has_value = m->has_value;
     v->has_description = m->has_description;
     v->description_len = m->has_description ? m->description_len : 0;
@@ -96,6 +133,66 @@ size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_
     }
     buf[n] = '\0';
     return n;
+}
+
+size_t sx_secrets_history_key(char *buf, const sx_secrets_place *p, uint32_t version)
+{
+    size_t n = sx_secrets_key_build(buf, SX_SECRETS_RECORD_HISTORY, p);
+    buf[n++] = '/';
+    if (version)
+        n += (size_t)snprintf(buf + n, 9, "%08x", version);
+    buf[n] = '\0';
+    return n;
+}
+
+int sx_secrets_history_key_parse(const char *tail, size_t len, char *name, uint32_t *ret_version)
+{
+    if (len < 10 || len - 9 > SX_SECRETS_NAME_MAX || tail[len - 9] != '/')
+        return -EBADMSG;
+    uint32_t v = 0;
+    for (size_t i = len - 8; i < len; i++) {
+        char ch = tail[i];
+        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                                              : 16;
+        if (d > 15)
+            return -EBADMSG;
+        v = v << 4 | d;
+    }
+    memcpy(name, tail, len - 9);
+    name[len - 9] = '\0';
+    *ret_version = v;
+    return 0;
+}
+
+int sx_secrets_history_view_of(sx_secrets_history_view *h, const uint8_t *rec, size_t len)
+{
+    if (len < HISTORY_HEAD || rec[0] != HISTORY_FORMAT || (rec[1] & ~HISTORY_DESTROYED))
+        return -EBADMSG;
+    h->destroyed = rec[1] & HISTORY_DESTROYED;
+    if (h->destroyed != (len == HISTORY_HEAD))
+        return -EBADMSG;
+    h->created_ms = (int64_t)sx_be64_get(rec + 2);
+    h->blob = h->destroyed ? NULL : rec + HISTORY_HEAD;
+    h->blob_len = len - HISTORY_HEAD;
+    return 0;
+}
+
+int sx_secrets_history_encode(int64_t created_ms, const uint8_t *blob, size_t blob_len, uint8_t **ret_rec,
+                              size_t *ret_len)
+{
+    size_t len = HISTORY_HEAD + (blob ? blob_len : 0);
+    uint8_t *rec = malloc(len);
+    if (!rec)
+        return -ENOMEM;
+    rec[0] = HISTORY_FORMAT;
+    rec[1] = blob ? 0 : HISTORY_DESTROYED;
+    sx_be64_put(rec + 2, (uint64_t)created_ms);
+    if (blob)
+        memcpy(rec + HISTORY_HEAD, blob, blob_len);
+    *ret_rec = rec;
+    *ret_len = len;
+    return 0;
 }
 
 size_t sx_secrets_env_prefix(char *buf, sx_secrets_record kind, const sx_crypto_place *env)

@@ -16,9 +16,12 @@
 #include "secrets/secrets.h"
 
 #include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/testpoint.h"
 
@@ -78,7 +81,7 @@ static int scan_open(sx_secrets_scan *s, const sx_secrets_ctx *c, sx_secrets_rec
     s->kind = kind;
     s->prefix_len = pl;
     s->t0 = sx_clock_mono_ns();
-    s->place = (sx_crypto_place){env->org, env->project, env->env, s->name};
+    s->place = (sx_crypto_place){env->org, env->project, env->env, s->name, 0};
     return sx_storage_iter_new(c->storage, prefix, pl, sl ? start : NULL, sl, sl ? SX_STORAGE_ITER_AFTER : 0, &s->it);
 }
 
@@ -103,7 +106,54 @@ int sx_secrets_list_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_
 
 int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env)
 {
-    return scan_open(s, c, SX_SECRETS_RECORD_VALUE, env, NULL);
+    int rc = scan_open(s, c, SX_SECRETS_RECORD_VALUE, env, NULL);
+    if (rc != 0)
+        return rc;
+    /* The metadata records in the same name order name each value's version (a value's blob is
+     * bound to it): one more walk, no read per value. */
+    sx_secrets_place menv = *env;
+    menv.name[0] = '\0';
+    char prefix[SX_SECRETS_KEY_MAX];
+    size_t pl = sx_secrets_key_build(prefix, SX_SECRETS_RECORD_META, &menv);
+    rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &s->meta_it);
+    if (rc != 0) {
+        sx_storage_iter_free(s->it);
+        s->it = NULL;
+    }
+    return rc;
+}
+
+/* Names in key order: bytewise, a prefix first. */
+static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : al < bl ? -1 : al > bl;
+}
+
+/* The version of the value named name into *ret: the metadata walk moved up to it (0 when it
+ * has none). 0 or a storage code. */
+static int values_version_of(sx_secrets_scan *s, const char *name, size_t namelen, uint32_t *ret)
+{
+    while (!s->meta_done && (!s->meta_namelen || name_cmp(s->meta_name, s->meta_namelen, name, namelen) < 0)) {
+        const void *k, *v;
+        size_t kl, vl;
+        sx_secret_meta_view m;
+        int rc = sx_storage_iter_next(s->meta_it, &k, &kl, &v, &vl, NULL);
+        if (rc < 0)
+            return rc;
+        if (rc != 0) {
+            s->meta_done = true;
+            break;
+        }
+        if (kl <= s->prefix_len || kl - s->prefix_len > SX_SECRETS_NAME_MAX)
+            continue;
+        s->meta_namelen = kl - s->prefix_len;
+        memcpy(s->meta_name, (const char *)k + s->prefix_len, s->meta_namelen);
+        s->meta_version = sx_meta_view(&m, v, vl) == 0 ? m.version : 0;
+    }
+    bool same = s->meta_namelen && name_cmp(s->meta_name, s->meta_namelen, name, namelen) == 0;
+    *ret = same ? s->meta_version : 0;
+    return 0;
 }
 
 int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
@@ -120,6 +170,9 @@ int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *re
     s->name[namelen] = '\0';
     s->blob = v;
     s->blob_len = vlen;
+    s->place.version = 0;
+    if (s->meta_it && (rc = values_version_of(s, s->name, namelen, &s->place.version)) != 0)
+        return rc;
     *ret_name = s->name;
     *ret_namelen = namelen;
     *ret_blob_len = vlen;
@@ -142,14 +195,17 @@ void sx_secrets_scan_close(sx_secrets_scan *s)
         return;
     sx_storage_iter_free(s->it);
     s->it = NULL;
+    sx_storage_iter_free(s->meta_it);
+    s->meta_it = NULL;
     if (s->kind == SX_SECRETS_RECORD_META)
         timed(s->c, SX_SECRETS_IO_LIST, s->t0);
 }
 
 int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void **ret_blob, size_t *ret_blob_len,
-                      uint64_t *ret_rev, int64_t *ret_updated_ms)
+                      uint64_t *ret_rev, int64_t *ret_updated_ms, uint32_t *ret_version)
 {
     sx_secret_meta_view m;
+    uint32_t version = 0;
     void *raw = NULL, *blob = NULL;
     size_t blen = 0;
     uint64_t rev = 0;
@@ -162,6 +218,7 @@ int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void *
         blob = NULL;
         rc = sx_secrets_get(c, p, &raw, &m, &rev);
         updated_ms = rc == 0 ? m.updated_ms : 0;
+        version = rc == 0 ? m.version : 0;
         if (rc == 0 && !m.has_value)
             rc = -ENOENT;
         sx_storage_free(raw);
@@ -187,13 +244,20 @@ int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void *
     *ret_blob_len = blen;
     *ret_rev = rev;
     *ret_updated_ms = updated_ms;
+    *ret_version = version;
     return 0;
 }
 
 int sx_secrets_value_decrypt(const sx_secrets_ctx *c, const sx_secrets_place *p, const void *blob, size_t blob_len,
                              void *out, size_t outcap, size_t *ret_len)
 {
-    sx_crypto_place place = sx_secrets_crypto_place(p);
+    return sx_secrets_value_decrypt_v(c, p, 0, blob, blob_len, out, outcap, ret_len);
+}
+
+int sx_secrets_value_decrypt_v(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, const void *blob,
+                               size_t blob_len, void *out, size_t outcap, size_t *ret_len)
+{
+    sx_crypto_place place = sx_secrets_crypto_place_v(p, version);
     int rc = sx_crypto_value_decrypt(c->crypto, out, outcap, ret_len, &place, blob, blob_len);
     /* A data key that is not cached is read from storage first: when that read fails, the store
      * is what is not answering, not the record that is broken. */
@@ -227,17 +291,233 @@ int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *e
     return 0;
 }
 
+/* ---- history ------------------------------------------------------------------------------------ */
+
+/* One record of a secret's history as a scan found it. */
+typedef struct hist {
+    uint32_t version;
+    int64_t created_ms;
+    bool destroyed;
+} hist;
+
+/* p's history records, ascending. *ret_list malloc'd (NULL when none). */
+static int history_collect(const sx_secrets_ctx *c, const sx_secrets_place *p, hist **ret_list, size_t *ret_n)
+{
+    char prefix[SX_SECRETS_KEY_MAX];
+    size_t pl = sx_secrets_history_key(prefix, p, 0);
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &it);
+    if (rc != 0)
+        return rc;
+    hist *list = NULL;
+    size_t n = 0, cap = 0;
+    const void *k, *v;
+    size_t kl, vl;
+    while ((rc = sx_storage_iter_next(it, &k, &kl, &v, &vl, NULL)) == 0) {
+        char name[SX_SECRETS_NAME_MAX + 1];
+        uint32_t ver;
+        sx_secrets_history_view h;
+        size_t tail = pl - strlen(p->name) - 1; /* the env prefix: the parse wants the name too */
+        if (sx_secrets_history_key_parse((const char *)k + tail, kl - tail, name, &ver) != 0 ||
+            sx_secrets_history_view_of(&h, v, vl) != 0) {
+            rc = -EBADMSG;
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            hist *nl = realloc(list, ncap * sizeof(*nl));
+            if (!nl) {
+                rc = -ENOMEM;
+                break;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        list[n++] = (hist){ver, h.created_ms, h.destroyed};
+    }
+    sx_storage_iter_free(it);
+    if (rc < 0) {
+        free(list);
+        return rc;
+    }
+    *ret_list = list;
+    *ret_n = n;
+    return 0;
+}
+
+static unsigned max_versions(const sx_secrets_ctx *c)
+{
+    return c->max_versions ? c->max_versions : SX_SECRETS_MAX_VERSIONS_DEFAULT;
+}
+
+/* Read version of p from the history: the record (free with sx_storage_free()), its view into it
+ * and its revision. SX_SECRETS_ENOVERSION when there is none or it was destroyed. */
+static int history_get(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void **ret_rec,
+                       sx_secrets_history_view *ret_h, uint64_t *ret_rev)
+{
+    char hkey[SX_SECRETS_KEY_MAX];
+    size_t hkl = sx_secrets_history_key(hkey, p, version);
+    void *rec = NULL;
+    size_t rl = 0;
+    int rc = sx_storage_get(c->storage, hkey, hkl, &rec, &rl, ret_rev);
+    if (rc == -ENOENT)
+        return SX_SECRETS_ENOVERSION;
+    if (rc != 0)
+        return rc;
+    rc = sx_secrets_history_view_of(ret_h, rec, rl);
+    if (rc == 0 && ret_h->destroyed)
+        rc = SX_SECRETS_ENOVERSION;
+    if (rc != 0) {
+        sx_storage_free(rec);
+        return rc;
+    }
+    *ret_rec = rec;
+    return 0;
+}
+
+/* The head of p's metadata: the current version, its createdAt and the record's revision. */
+static int meta_head(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t *ret_version, int64_t *ret_created_ms,
+                     uint64_t *ret_rev)
+{
+    void *raw = NULL;
+    sx_secret_meta_view m;
+    int rc = sx_secrets_get(c, p, &raw, &m, ret_rev);
+    if (rc != 0)
+        return rc;
+    *ret_version = m.version;
+    *ret_created_ms = m.value_created_ms;
+    sx_storage_free(raw);
+    return 0;
+}
+
+int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
+                        size_t *ret_n)
+{
+    for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
+        uint64_t rev = 0, rev2 = 0;
+        uint32_t current = 0, again = 0;
+        int64_t current_ms = 0, again_ms = 0;
+        int rc = meta_head(c, p, &current, &current_ms, &rev);
+        if (rc != 0)
+            return rc;
+        hist *h = NULL;
+        size_t nh = 0;
+        if ((rc = history_collect(c, p, &h, &nh)) != 0)
+            return rc;
+        rc = meta_head(c, p, &again, &again_ms, &rev2);
+        if (rc != 0 || rev2 != rev) {
+            free(h);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        size_t n = 0;
+        sx_secrets_version *list = malloc((nh + 1) * sizeof(*list));
+        if (!list) {
+            free(h);
+            return -ENOMEM;
+        }
+        if (current)
+            list[n++] = (sx_secrets_version){current, current_ms, SX_SECRETS_VERSION_CURRENT};
+        for (size_t i = nh; i-- > 0;)
+            if (h[i].version < current || !current)
+                list[n++] =
+                    (sx_secrets_version){h[i].version, h[i].created_ms,
+                                         h[i].destroyed ? SX_SECRETS_VERSION_DESTROYED : SX_SECRETS_VERSION_PREVIOUS};
+        free(h);
+        if (!n) {
+            free(list);
+            list = NULL;
+        }
+        *ret_list = list;
+        *ret_n = n;
+        return 0;
+    }
+    return SX_SECRETS_ECONTENTION;
+}
+
+int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void **ret_blob,
+                              size_t *ret_blob_len, uint64_t *ret_rev, int64_t *ret_created_ms)
+{
+    char vkey[SX_SECRETS_KEY_MAX];
+    size_t vkl = sx_secrets_key_build(vkey, SX_SECRETS_RECORD_VALUE, p);
+    for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
+        void *rec = NULL;
+        size_t rl = 0;
+        sx_secrets_history_view h = {0};
+        uint64_t rev = 0, rev2 = 0;
+        uint32_t current = 0, again = 0;
+        int64_t created_ms = 0, again_ms = 0;
+        int rc = meta_head(c, p, &current, &created_ms, &rev);
+        if (rc != 0)
+            return rc;
+        if (version == 0 || version > current)
+            return SX_SECRETS_ENOVERSION;
+        bool is_current = version == current;
+        rc = is_current ? sx_storage_get(c->storage, vkey, vkl, &rec, &rl, NULL)
+                        : history_get(c, p, version, &rec, &h, NULL);
+        if (rc == -ENOENT)
+            rc = SX_SECRETS_ECONTENTION; /* the value went with a delete or a new version: read again */
+        if (rc == SX_SECRETS_ENOVERSION || (rc != 0 && rc != SX_SECRETS_ECONTENTION))
+            return rc;
+        if (rc == 0)
+            rc = meta_head(c, p, &again, &again_ms, &rev2);
+        if (rc != 0 || rev2 != rev) {
+            sx_storage_free(rec);
+            if (rc != 0 && rc != SX_SECRETS_ECONTENTION)
+                return rc;
+            continue;
+        }
+        if (!is_current) {
+            created_ms = h.created_ms;
+            rl = h.blob_len;
+            memmove(rec, h.blob, rl); /* the blob alone, at the start of the buffer */
+        }
+        *ret_blob = rec;
+        *ret_blob_len = rl;
+        *ret_rev = rev;
+        *ret_created_ms = created_ms;
+        return 0;
+    }
+    return SX_SECRETS_ECONTENTION;
+}
+
+int sx_secrets_current_version(sx_storage *st, const sx_crypto_place *place, uint32_t *ret_version)
+{
+    sx_secrets_place p = {{0}};
+    snprintf(p.org, sizeof(p.org), "%s", place->org);
+    snprintf(p.project, sizeof(p.project), "%s", place->project);
+    snprintf(p.env, sizeof(p.env), "%s", place->env);
+    snprintf(p.name, sizeof(p.name), "%s", place->name);
+    sx_secrets_ctx c = {.storage = st};
+    void *raw = NULL;
+    sx_secret_meta_view m;
+    uint64_t rev;
+    int rc = sx_secrets_get(&c, &p, &raw, &m, &rev);
+    if (rc == -ENOENT) {
+        *ret_version = 0;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    *ret_version = m.version;
+    sx_storage_free(raw);
+    return 0;
+}
+
 /* ---- writes -------------------------------------------------------------------------------------- */
 
-typedef enum write_op { OP_UPDATE, OP_DELETE, OP_SET_VALUE } write_op;
+typedef enum write_op { OP_UPDATE, OP_DELETE, OP_SET_VALUE, OP_ROLLBACK, OP_DESTROY } write_op;
 
-/* What a write changes: the description (update) or the value (set-value). */
+/* What a write changes: the description (update), the value (set-value), the version to store
+ * again (rollback) or to destroy. */
 typedef struct write_args {
     write_op op;
     const char *description; /* NULL = null */
     size_t description_len;
     const void *value;
     size_t value_len;
+    uint32_t version;
 } write_args;
 
 static int batch(const sx_secrets_ctx *c, sx_storage_op *ops, size_t n)
@@ -285,17 +565,252 @@ int sx_secrets_create(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
     return 0;
 }
 
+/* What one attempt of a write read and built; freed by attempt_free(). */
+typedef struct attempt {
+    sx_storage_op *ops;
+    size_t nops;
+    char (*keys)[SX_SECRETS_KEY_MAX]; /* history keys the batch deletes or writes */
+    size_t nkeys;
+    hist *hist;
+    size_t nhist;
+    void *cur_blob; /* the current value's ciphertext, moved to the history */
+    size_t cur_len;
+    uint64_t cur_rev;
+    int64_t cur_ms;    /* its createdAt */
+    uint8_t *hist_rec; /* its history record */
+    size_t hist_len;
+    uint8_t *blob; /* the new ciphertext */
+    size_t blob_len;
+    uint8_t *plain; /* rollback: the old version's plaintext (wiped) */
+    size_t plain_len;
+    uint8_t counter[5];
+} attempt;
+
+static void attempt_free(attempt *a)
+{
+    free(a->ops);
+    free(a->keys);
+    free(a->hist);
+    sx_storage_free(a->cur_blob);
+    free(a->hist_rec);
+    free(a->blob);
+    if (a->plain) {
+        sodium_memzero(a->plain, a->plain_len);
+        free(a->plain);
+    }
+    memset(a, 0, sizeof(*a));
+}
+
+/* Room for every op of an attempt: the fixed ones and one per history record. */
+static int attempt_alloc(attempt *a, size_t fixed)
+{
+    a->ops = calloc(fixed + a->nhist + 1, sizeof(*a->ops));
+    a->keys = calloc(a->nhist + 1, sizeof(*a->keys));
+    return a->ops && a->keys ? 0 : -ENOMEM;
+}
+
+static char *attempt_key(attempt *a, const sx_secrets_place *p, uint32_t version, size_t *ret_len)
+{
+    char *k = a->keys[a->nkeys++];
+    *ret_len = sx_secrets_history_key(k, p, version);
+    return k;
+}
+
+/* Rollback: decrypt version of p (as m names it) into a->plain. */
+static int rollback_plain(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secret_meta *m, uint32_t version,
+                          attempt *a)
+{
+    if (version == 0 || version > m->version)
+        return SX_SECRETS_ENOVERSION;
+    const uint8_t *blob = a->cur_blob;
+    size_t blen = a->cur_len;
+    void *rec = NULL;
+    if (version != m->version) {
+        sx_secrets_history_view h;
+        int rc = history_get(c, p, version, &rec, &h, NULL);
+        if (rc != 0)
+            return rc;
+        blob = h.blob;
+        blen = h.blob_len;
+    }
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen);
+    a->plain = malloc(cap ? cap : 1);
+    int rc = a->plain ? sx_secrets_value_decrypt_v(c, p, version, blob, blen, a->plain, cap, &a->plain_len) : -ENOMEM;
+    sx_storage_free(rec);
+    return rc;
+}
+
+/*
+ * Build the batch of one attempt of a set-value or a rollback: the new metadata (conditioned on
+ * rev), the new ciphertext (conditioned on the current one's revision, which a rotation may
+ * rewrite), the env's key-state pin, the version counter, the current ciphertext moved to the
+ * history, and the deletion of the history records that leave the max_versions window.
+ */
+static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, const write_args *wa, sx_secret_meta *m,
+                           attempt *a, const char *mkey, size_t mkl, const char *vkey, size_t vkl, const char *nkey,
+                           size_t nkl, uint8_t *enc, uint64_t rev, int64_t now, sx_crypto_pin *pin)
+{
+    int rc;
+    if (m->version) {
+        rc = sx_storage_get(c->storage, vkey, vkl, &a->cur_blob, &a->cur_len, &a->cur_rev);
+        if (rc != 0)
+            return rc == -ENOENT ? SX_STORAGE_ECONDITION : rc; /* deleted meanwhile: read again */
+    }
+    void *nraw = NULL;
+    size_t nl = 0;
+    uint64_t nrev = 0;
+    uint32_t last = 0;
+    rc = sx_storage_get(c->storage, nkey, nkl, &nraw, &nl, &nrev);
+    if (rc == 0) {
+        if (nl != 5 || ((uint8_t *)nraw)[0] != 1)
+            rc = -EBADMSG;
+        else
+            last = sx_be32_get((uint8_t *)nraw + 1);
+        sx_storage_free(nraw);
+    }
+    if (rc != 0 && rc != -ENOENT)
+        return rc;
+    bool have_counter = rc == 0;
+    if ((rc = history_collect(c, p, &a->hist, &a->nhist)) != 0)
+        return rc;
+    if (wa->op == OP_ROLLBACK && (rc = rollback_plain(c, p, m, wa->version, a)) != 0)
+        return rc;
+    uint32_t old = m->version;
+    uint32_t version = (last > old ? last : old) + 1;
+    if (version == 0)
+        return -EOVERFLOW;
+    sx_crypto_place place = sx_secrets_crypto_place_v(p, version);
+    const void *plain = wa->op == OP_ROLLBACK ? (const void *)a->plain : wa->value;
+    size_t plain_len = wa->op == OP_ROLLBACK ? a->plain_len : wa->value_len;
+    rc = sx_crypto_value_encrypt_pinned(c->crypto, &a->blob, &a->blob_len, pin, &place, plain, plain_len);
+    if (rc != 0)
+        return SX_SECRETS_EENCRYPT;
+    if ((rc = attempt_alloc(a, 6)) != 0)
+        return rc;
+    m->updated_ms = now;
+    m->has_value = true;
+    m->version = version;
+    m->value_created_ms = now;
+    size_t elen = sx_meta_encode(m, enc);
+    sx_storage_op *ops = a->ops;
+    size_t n = 0;
+    ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                               .key = mkey,
+                               .klen = mkl,
+                               .val = enc,
+                               .vlen = elen,
+                               .cond = SX_STORAGE_COND_REV,
+                               .rev = rev};
+    ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                               .key = vkey,
+                               .klen = vkl,
+                               .val = a->blob,
+                               .vlen = a->blob_len,
+                               .cond = old ? SX_STORAGE_COND_REV : SX_STORAGE_COND_NONE,
+                               .rev = a->cur_rev};
+    /* The env must still name the data-key version the value was encrypted under when the batch
+     * commits: a data-key rotation that began after we encrypted would not re-encrypt this value
+     * and would destroy its key. */
+    ops[n++] = (sx_storage_op){
+        .kind = SX_STORAGE_OP_CHECK, .key = pin->key, .klen = pin->klen, .cond = SX_STORAGE_COND_REV, .rev = pin->rev};
+    a->counter[0] = 1;
+    sx_be32_put(a->counter + 1, version);
+    ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                               .key = nkey,
+                               .klen = nkl,
+                               .val = a->counter,
+                               .vlen = sizeof(a->counter),
+                               .cond = have_counter ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
+                               .rev = nrev};
+    uint32_t keep_above = version > max_versions(c) ? version - max_versions(c) : 0;
+    if (old && old > keep_above) {
+        if ((rc = sx_secrets_history_encode(a->cur_ms, a->cur_blob, a->cur_len, &a->hist_rec, &a->hist_len)) != 0)
+            return rc;
+        size_t hkl;
+        char *hkey = attempt_key(a, p, old, &hkl);
+        ops[n++] = (sx_storage_op){
+            .kind = SX_STORAGE_OP_PUT, .key = hkey, .klen = hkl, .val = a->hist_rec, .vlen = a->hist_len};
+    }
+    for (size_t i = 0; i < a->nhist; i++) {
+        if (a->hist[i].version > keep_above)
+            continue;
+        size_t hkl;
+        char *hkey = attempt_key(a, p, a->hist[i].version, &hkl);
+        ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = hkey, .klen = hkl};
+    }
+    a->nops = n;
+    return 0;
+}
+
+/* Destroy: the metadata as a check (the version must not have become the current one meanwhile)
+ * and the history record replaced by its tombstone, conditioned on the revision read. */
+static int build_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secret_meta *m, uint32_t version,
+                         attempt *a, const char *mkey, size_t mkl, uint64_t rev)
+{
+    if (version == m->version)
+        return SX_SECRETS_ECURRENT;
+    if (version == 0 || version > m->version)
+        return SX_SECRETS_ENOVERSION;
+    if ((a->keys = calloc(1, sizeof(*a->keys))) == NULL || (a->ops = calloc(2, sizeof(*a->ops))) == NULL)
+        return -ENOMEM;
+    size_t hkl;
+    char *hkey = attempt_key(a, p, version, &hkl);
+    void *rec = NULL;
+    uint64_t hrev = 0;
+    sx_secrets_history_view h;
+    int rc = history_get(c, p, version, &rec, &h, &hrev);
+    if (rc != 0)
+        return rc;
+    rc = sx_secrets_history_encode(h.created_ms, NULL, 0, &a->hist_rec, &a->hist_len);
+    sx_storage_free(rec);
+    if (rc != 0)
+        return rc;
+    a->ops[0] =
+        (sx_storage_op){.kind = SX_STORAGE_OP_CHECK, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
+    a->ops[1] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                                .key = hkey,
+                                .klen = hkl,
+                                .val = a->hist_rec,
+                                .vlen = a->hist_len,
+                                .cond = SX_STORAGE_COND_REV,
+                                .rev = hrev};
+    a->nops = 2;
+    return 0;
+}
+
+/* Delete: the metadata (conditioned on rev), the value and every history record. */
+static int build_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, attempt *a, const char *mkey, size_t mkl,
+                        const char *vkey, size_t vkl, uint64_t rev)
+{
+    int rc = history_collect(c, p, &a->hist, &a->nhist);
+    if (rc == 0)
+        rc = attempt_alloc(a, 2);
+    if (rc != 0)
+        return rc;
+    a->ops[0] = (sx_storage_op){
+        .kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
+    a->ops[1] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
+    a->nops = 2;
+    for (size_t i = 0; i < a->nhist; i++) {
+        size_t hkl;
+        char *hkey = attempt_key(a, p, a->hist[i].version, &hkl);
+        a->ops[a->nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = hkey, .klen = hkl};
+    }
+    return 0;
+}
+
 /* One write: read, check, batch; again while another writer got in between. */
 static int write_apply(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
-                       const write_args *a, sx_secret_meta *m, uint64_t *ret_rev)
+                       const write_args *wa, sx_secret_meta *m, uint64_t *ret_rev)
 {
     sx_storage *st = c->storage;
-    char mkey[SX_SECRETS_KEY_MAX], vkey[SX_SECRETS_KEY_MAX];
+    char mkey[SX_SECRETS_KEY_MAX], vkey[SX_SECRETS_KEY_MAX], nkey[SX_SECRETS_KEY_MAX];
     size_t mkl = sx_secrets_key_build(mkey, SX_SECRETS_RECORD_META, p);
     size_t vkl = sx_secrets_key_build(vkey, SX_SECRETS_RECORD_VALUE, p);
+    size_t nkl = sx_secrets_key_build(nkey, SX_SECRETS_RECORD_COUNTER, p);
     uint8_t enc[SX_META_MAX];
 
-    for (int attempt = 0; attempt < WRITE_RETRIES; attempt++) {
+    for (int attempt_no = 0; attempt_no < WRITE_RETRIES; attempt_no++) {
         void *val = NULL;
         size_t vlen = 0;
         uint64_t rev = 0;
@@ -311,53 +826,49 @@ static int write_apply(const sx_secrets_ctx *c, const sx_secrets_place *p, const
         int64_t now = sx_clock_wall_ms();
         if (now < m->updated_ms)
             now = m->updated_ms; /* a clock step back never makes updatedAt go backwards */
-        sx_storage_op ops[3];
-        size_t nops = 0;
+        attempt a;
+        memset(&a, 0, sizeof(a));
         sx_crypto_pin pin;
-        uint8_t *blob = NULL;
-        size_t blen = 0;
-        memset(ops, 0, sizeof(ops));
-        if (a->op == OP_UPDATE || a->op == OP_SET_VALUE) {
+        sx_storage_op one[1];
+        sx_storage_op *ops = one;
+        size_t nops = 1;
+        a.cur_ms = m->value_created_ms;
+        if (wa->op == OP_UPDATE) {
             m->updated_ms = now;
-            if (a->op == OP_UPDATE) {
-                set_description(m, a->description, a->description_len);
-            } else {
-                sx_crypto_place place = sx_secrets_crypto_place(p);
-                rc = sx_crypto_value_encrypt_pinned(c->crypto, &blob, &blen, &pin, &place, a->value, a->value_len);
-                if (rc != 0)
-                    return SX_SECRETS_EENCRYPT;
-                m->has_value = true;
-            }
+            set_description(m, wa->description, wa->description_len);
             size_t elen = sx_meta_encode(m, enc);
-            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
-                                          .key = mkey,
-                                          .klen = mkl,
-                                          .val = enc,
-                                          .vlen = elen,
-                                          .cond = SX_STORAGE_COND_REV,
-                                          .rev = rev};
-            if (blob) {
-                ops[nops++] =
-                    (sx_storage_op){.kind = SX_STORAGE_OP_PUT, .key = vkey, .klen = vkl, .val = blob, .vlen = blen};
-                /* The env must still name the data-key version the value was encrypted under when
-                 * the batch commits: a data-key rotation that began after we encrypted would not
-                 * re-encrypt this value and would destroy its key. */
-                ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_CHECK,
-                                              .key = pin.key,
-                                              .klen = pin.klen,
-                                              .cond = SX_STORAGE_COND_REV,
-                                              .rev = pin.rev};
-                sx_testpoint("set-value.batch");
+            one[0] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
+                                     .key = mkey,
+                                     .klen = mkl,
+                                     .val = enc,
+                                     .vlen = elen,
+                                     .cond = SX_STORAGE_COND_REV,
+                                     .rev = rev};
+        } else {
+            if (wa->op == OP_DELETE)
+                rc = build_delete(c, p, &a, mkey, mkl, vkey, vkl, rev);
+            else if (wa->op == OP_DESTROY)
+                rc = build_destroy(c, p, m, wa->version, &a, mkey, mkl, rev);
+            else
+                rc = build_set_value(c, p, wa, m, &a, mkey, mkl, vkey, vkl, nkey, nkl, enc, rev, now, &pin);
+            if (rc == SX_STORAGE_ECONDITION) {
+                attempt_free(&a);
+                continue;
             }
-        } else { /* OP_DELETE: the value goes with the metadata, in the same batch */
-            ops[nops++] = (sx_storage_op){
-                .kind = SX_STORAGE_OP_DELETE, .key = mkey, .klen = mkl, .cond = SX_STORAGE_COND_REV, .rev = rev};
-            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = vkey, .klen = vkl};
+            if (rc != 0) {
+                attempt_free(&a);
+                return rc;
+            }
+            ops = a.ops;
+            nops = a.nops;
+            if (wa->op == OP_SET_VALUE || wa->op == OP_ROLLBACK)
+                sx_testpoint("set-value.batch");
         }
         rc = batch(c, ops, nops);
-        free(blob);
+        uint64_t new_rev = ops[0].ret_rev;
+        attempt_free(&a);
         if (rc == 0) {
-            *ret_rev = ops[0].ret_rev;
+            *ret_rev = wa->op == OP_DESTROY ? rev : new_rev;
             return 0;
         }
         if (rc != SX_STORAGE_ECONDITION)
@@ -405,4 +916,17 @@ int sx_secrets_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, con
 {
     write_args a = {.op = OP_SET_VALUE, .value = value, .value_len = len};
     return write_meta(c, p, cond, &a, ret_meta, ret_rev);
+}
+
+int sx_secrets_rollback(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
+                        uint32_t version, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+{
+    write_args a = {.op = OP_ROLLBACK, .version = version};
+    return write_meta(c, p, cond, &a, ret_meta, ret_rev);
+}
+
+int sx_secrets_version_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version)
+{
+    write_args a = {.op = OP_DESTROY, .version = version};
+    return write_meta(c, p, NULL, &a, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  *
  * Records (this module is the one owner of their layout; storage/LAYOUT.md lists every prefix):
  *     m/{org}/{project}/{env}/{name}   the metadata record (format below, record.c)
- *     v/{org}/{project}/{env}/{name}   the value's ciphertext blob (crypto/FORMAT.md)
+ *     v/{org}/{project}/{env}/{name}   the current value's ciphertext blob (crypto/FORMAT.md)
+ *     h/{org}/{project}/{env}/{name}/{%08x version}   a previous version (record.c)
+ *     n/{org}/{project}/{env}/{name}   the last version number given out for the name
  * Names and scopes can only hold [A-Za-z0-9._-], so '/' separates them unambiguously and the
  * prefix "m/{org}/{project}/{env}/" lists exactly one environment. The data-key records of an
  * environment (e/, d/) belong to crypto/.
@@ -57,7 +59,12 @@ typedef struct sx_secrets_place {
 /* The same place as crypto/ takes it; the pointers borrow p's strings (valid while p is). */
 static inline sx_crypto_place sx_secrets_crypto_place(const sx_secrets_place *p)
 {
-    return (sx_crypto_place){p->org, p->project, p->env, p->name};
+    return (sx_crypto_place){p->org, p->project, p->env, p->name, 0};
+}
+/* The same, for version of p's value. */
+static inline sx_crypto_place sx_secrets_crypto_place_v(const sx_secrets_place *p, uint32_t version)
+{
+    return (sx_crypto_place){p->org, p->project, p->env, p->name, version};
 }
 
 /* True when s (len bytes) is a valid secret name: 1-256 characters of [A-Za-z0-9._-], not "." or
@@ -69,14 +76,17 @@ bool sx_secrets_name_valid(const char *s, size_t len);
 typedef struct sx_secret_meta {
     int64_t created_ms;
     int64_t updated_ms;
+    uint32_t version;         /* the current value's version (1, 2, ...); 0 = no value */
+    int64_t value_created_ms; /* when the current version was written (0 = no value) */
     bool has_value;
     bool has_description; /* false = null */
     size_t description_len;
     char description[SX_SECRETS_DESCRIPTION_MAX + 1];
 } sx_secret_meta;
 
-/* Encode into buf (at least SX_META_MAX bytes); returns the length. */
-#define SX_META_MAX (20 + SX_SECRETS_DESCRIPTION_MAX)
+/* Encode into buf (at least SX_META_MAX bytes); returns the length. A record without a version
+ * (no value was ever set) keeps format 1; one with a version is format 2. */
+#define SX_META_MAX (32 + SX_SECRETS_DESCRIPTION_MAX)
 size_t sx_meta_encode(const sx_secret_meta *m, uint8_t *buf);
 /* Decode (the description NUL-terminated in m); -EBADMSG when malformed. */
 int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len);
@@ -86,6 +96,8 @@ int sx_meta_decode(sx_secret_meta *m, const uint8_t *buf, size_t len);
 typedef struct sx_secret_meta_view {
     int64_t created_ms;
     int64_t updated_ms;
+    uint32_t version;
+    int64_t value_created_ms;
     bool has_value;
     bool has_description;
     size_t description_len;
@@ -101,10 +113,40 @@ void sx_meta_view_of(sx_secret_meta_view *v, const sx_secret_meta *m);
 typedef enum sx_secrets_record {
     SX_SECRETS_RECORD_META = 'm',  /* m/{org}/{project}/{env}/{name} */
     SX_SECRETS_RECORD_VALUE = 'v', /* v/{org}/{project}/{env}/{name} */
+    /* h/{org}/{project}/{env}/{name}/{%08x version}: a previous version (history record below) */
+    SX_SECRETS_RECORD_HISTORY = 'h',
+    /* n/{org}/{project}/{env}/{name}: the last version number given out for the name; outlives
+     * a delete of the secret, so a version number is never given out twice */
+    SX_SECRETS_RECORD_COUNTER = 'n',
 } sx_secrets_record;
 
-/* Longest key, with its NUL. */
-#define SX_SECRETS_KEY_MAX (2 + 3 * (SX_SECRETS_SCOPE_MAX + 1) + SX_SECRETS_NAME_MAX + 1 + 1)
+/* Longest key, with its NUL (a history key is the longest: "/{%08x}" after the name). */
+#define SX_SECRETS_KEY_MAX (2 + 3 * (SX_SECRETS_SCOPE_MAX + 1) + SX_SECRETS_NAME_MAX + 9 + 1 + 1)
+
+/* Most versions kept of one secret (the current one and its history), and the default. */
+#define SX_SECRETS_MAX_VERSIONS_LIMIT   1000u
+#define SX_SECRETS_MAX_VERSIONS_DEFAULT 10u
+
+/* The key of version of p in the history; version 0 gives the prefix of all of p's history
+ * "h/{org}/{project}/{env}/{name}/". Returns the length. */
+size_t sx_secrets_history_key(char *buf, const sx_secrets_place *p, uint32_t version);
+/* A history key's tail after the env's prefix ("{name}/{%08x}", len bytes): the name (copied,
+ * NUL-terminated, into name of SX_SECRETS_NAME_MAX + 1 bytes) and the version. -EBADMSG. */
+int sx_secrets_history_key_parse(const char *tail, size_t len, char *name, uint32_t *ret_version);
+
+/* A history record: the version's createdAt and its ciphertext, or no ciphertext once destroyed
+ * (a tombstone, kept until the version leaves the max_versions window). */
+typedef struct sx_secrets_history_view {
+    int64_t created_ms;
+    bool destroyed;
+    const uint8_t *blob; /* into the record; NULL when destroyed */
+    size_t blob_len;
+} sx_secrets_history_view;
+/* Decode a history record in place. 0 or -EBADMSG. */
+int sx_secrets_history_view_of(sx_secrets_history_view *h, const uint8_t *rec, size_t len);
+/* Encode a history record (blob NULL = a tombstone) into a malloc'd buffer. 0 or -ENOMEM. */
+int sx_secrets_history_encode(int64_t created_ms, const uint8_t *blob, size_t blob_len, uint8_t **ret_rec,
+                              size_t *ret_len) __attribute__((warn_unused_result));
 
 /* Write the key of kind for p into buf (SX_SECRETS_KEY_MAX bytes), NUL-terminated; returns its
  * length. With p->name "" it is the environment's prefix "m/{org}/{project}/{env}/". */
@@ -133,6 +175,8 @@ typedef struct sx_secrets_ctx {
     /* told how long each timed storage call took (on the calling thread); NULL = not timed */
     void (*timed)(void *arg, sx_secrets_io io, uint64_t ns);
     void *timed_arg;
+    /* versions kept of each secret, the current one included (1 = no history); 0 = the default */
+    unsigned max_versions;
 } sx_secrets_ctx;
 
 /* A precondition on the revision a write finds: the write goes on only when rev_ok(arg, rev) says
@@ -161,6 +205,12 @@ typedef struct sx_secrets_scan {
     char name[SX_SECRETS_NAME_MAX + 1]; /* values: the current name */
     const uint8_t *blob;                /* values: the current ciphertext */
     size_t blob_len;
+    /* values: the env's metadata records walked alongside, for the version of each value */
+    sx_storage_iter *meta_it;
+    char meta_name[SX_SECRETS_NAME_MAX + 1]; /* the last one read ("" = none yet) */
+    size_t meta_namelen;
+    uint32_t meta_version;
+    bool meta_done;
 } sx_secrets_scan;
 
 /* Scan env's secrets (env->name ignored) in name order, after the name after (NULL or "" = from
@@ -196,14 +246,51 @@ void sx_secrets_scan_close(sx_secrets_scan *s);
  * is the one of that revision, otherwise read again. *ret_blob is the ciphertext (free with
  * sx_storage_free()). 0; SX_SECRETS_ENOVALUE when there is no such secret or it has no value;
  * SX_SECRETS_ECONTENTION when writers kept moving the revision; -EBADMSG or a storage code.
+ * *ret_version is the value's version (decrypt with sx_secrets_value_decrypt_v()).
  */
 int sx_secrets_reveal(const sx_secrets_ctx *c, const sx_secrets_place *p, void **ret_blob, size_t *ret_blob_len,
-                      uint64_t *ret_rev, int64_t *ret_updated_ms) __attribute__((warn_unused_result));
+                      uint64_t *ret_rev, int64_t *ret_updated_ms, uint32_t *ret_version)
+    __attribute__((warn_unused_result));
 /* Decrypt a revealed blob into out (outcap bytes, at least SX_CRYPTO_VALUE_PLAIN_LEN(blob_len)).
  * 0; SX_SECRETS_EUNREADABLE when the blob is broken, moved, or its data key gone; a storage code
  * when the data key could not be read. */
 int sx_secrets_value_decrypt(const sx_secrets_ctx *c, const sx_secrets_place *p, const void *blob, size_t blob_len,
                              void *out, size_t outcap, size_t *ret_len) __attribute__((warn_unused_result));
+
+/* ---- versions (secrets.c) ------------------------------------------------------------------------ */
+
+typedef enum sx_secrets_version_state {
+    SX_SECRETS_VERSION_CURRENT = 0,
+    SX_SECRETS_VERSION_PREVIOUS = 1,
+    SX_SECRETS_VERSION_DESTROYED = 2,
+} sx_secrets_version_state;
+
+typedef struct sx_secrets_version {
+    uint32_t version;
+    int64_t created_ms;
+    sx_secrets_version_state state;
+} sx_secrets_version;
+
+/* p's versions, newest first: the current one and the history kept. *ret_list is malloc'd (free()
+ * it; NULL when *ret_n is 0). 0, -ENOENT (no such secret), SX_SECRETS_ECONTENTION, -EBADMSG or a
+ * storage code. */
+int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
+                        size_t *ret_n) __attribute__((warn_unused_result));
+/* Read version of p's value (the current one or one from the history): its ciphertext (free with
+ * sx_storage_free()), its createdAt and the secret's revision. Decrypt with
+ * sx_secrets_value_decrypt_v(). 0, -ENOENT (no such secret), SX_SECRETS_ENOVERSION (never was,
+ * destroyed, or pruned), SX_SECRETS_ECONTENTION, -EBADMSG or a storage code. */
+int sx_secrets_reveal_version(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void **ret_blob,
+                              size_t *ret_blob_len, uint64_t *ret_rev, int64_t *ret_created_ms)
+    __attribute__((warn_unused_result));
+/* sx_secrets_value_decrypt() of a blob of that version of p's value. */
+int sx_secrets_value_decrypt_v(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, const void *blob,
+                               size_t blob_len, void *out, size_t outcap, size_t *ret_len)
+    __attribute__((warn_unused_result));
+/* The version of the value the v/ record of place holds now (0 when the secret has none), for a
+ * rotation's re-encryption of that record (read it after the record). 0 or a storage code. */
+int sx_secrets_current_version(sx_storage *st, const sx_crypto_place *place, uint32_t *ret_version)
+    __attribute__((warn_unused_result));
 
 /* ---- writes (secrets.c) -------------------------------------------------------------------------- */
 
@@ -217,7 +304,8 @@ int sx_secrets_create(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
 int sx_secrets_update(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
                       const char *description, size_t len, sx_secret_meta *ret_meta, uint64_t *ret_rev)
     __attribute__((warn_unused_result));
-/* Delete p and its value in one batch. cond may be NULL. Codes as sx_secrets_update(). */
+/* Delete p, its value and its history in one batch (the version counter stays). cond may be NULL. Codes as
+ * sx_secrets_update(). */
 int sx_secrets_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond)
     __attribute__((warn_unused_result));
 /* Encrypt value (len bytes of plaintext, borrowed) for p and store it with p's metadata. The batch
@@ -226,6 +314,17 @@ int sx_secrets_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
  * under a key about to be destroyed. Codes as sx_secrets_update(), and SX_SECRETS_EENCRYPT. */
 int sx_secrets_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
                          const void *value, size_t len, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+    __attribute__((warn_unused_result));
+
+/* Store version of p's value again as a new current version (decrypted and encrypted anew), like
+ * a set-value. Codes as sx_secrets_set_value(), and SX_SECRETS_ENOVERSION, SX_SECRETS_EUNREADABLE. */
+int sx_secrets_rollback(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
+                        uint32_t version, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+    __attribute__((warn_unused_result));
+/* Destroy version of p's value: its ciphertext is deleted, a tombstone says it was. 0, -ENOENT,
+ * SX_SECRETS_ENOVERSION (never was, already destroyed or pruned), SX_SECRETS_ECURRENT,
+ * SX_SECRETS_ECONTENTION, -EBADMSG or a storage code. */
+int sx_secrets_version_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version)
     __attribute__((warn_unused_result));
 
 /* ---- what uses an environment's data keys (secrets.c) -------------------------------------------- */

@@ -27,6 +27,10 @@ static const sx_http_error table[] = {
     /* the secrets API */
     {-ENOENT, SX_ERR_SECRET, 404, "not_found", "no secret of that name in this environment"},
     {SX_SECRETS_ENOVALUE, SX_ERR_SECRET, 404, "not_found", "no secret of that name with a value in this environment"},
+    {SX_SECRETS_ENOVERSION, SX_ERR_SECRET, 404, "not_found",
+     "no such version of this secret's value (never written, destroyed, or beyond max_versions)"},
+    {SX_SECRETS_ECURRENT, SX_ERR_SECRET, 409, "conflict",
+     "this version is the secret's current value; set a new value or roll back before destroying it"},
     {-EEXIST, SX_ERR_SECRET, 409, "already_exists", "a secret of that name already exists in this environment"},
     {SX_SECRETS_EPRECONDITION, SX_ERR_SECRET, 412, "precondition_failed",
      "the secret has changed since the ETag given in If-Match"},

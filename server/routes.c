@@ -30,6 +30,10 @@ const sx_route sx_route_table[] = {
     {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_PUT, SX_ROUTE_PUBLIC, sx_api_set_value, "secret.set_value"},
     {"/{o}/{p}/envs/{env}/secrets/{name}/value", SX_GET, SX_ROUTE_PUBLIC, sx_api_reveal, "secret.reveal"},
     {"/{o}/{p}/envs/{env}/values", SX_GET, SX_ROUTE_PUBLIC, sx_api_values, "secret.values"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/versions", SX_GET, SX_ROUTE_PUBLIC, sx_api_versions, "secret.versions"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/rollback", SX_POST, SX_ROUTE_PUBLIC, sx_api_rollback, "secret.rollback"},
+    {"/{o}/{p}/envs/{env}/secrets/{name}/versions/{version}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_version_destroy,
+     "secret.version.destroy"},
 };
 
 const size_t sx_route_table_len = sizeof(sx_route_table) / sizeof(sx_route_table[0]);

@@ -213,7 +213,7 @@ void sx_log_set_request_id(const char *id);
 
 /* ---- requests and routing (http.c, router.c) -------------------------------------------------- */
 
-#define SX_MAX_PARAMS 4
+#define SX_MAX_PARAMS 5
 /* An X-Request-Id: 1-64 characters of [A-Za-z0-9._-], the client's or one the server made. */
 #define SX_REQUEST_ID_MAX 64
 

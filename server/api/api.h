@@ -106,6 +106,12 @@ void sx_api_delete(sx_request *r);
 void sx_api_set_value(sx_request *r);
 void sx_api_reveal(sx_request *r);
 void sx_api_values(sx_request *r);
+void sx_api_rollback(sx_request *r);
+/* versions.c */
+void sx_api_versions(sx_request *r);
+void sx_api_version_destroy(sx_request *r);
+/* A version number: 1-10 decimal digits, 1 .. 2^32-1. */
+bool sx_api_version_parse(const char *s, size_t len, uint32_t *ret_version);
 /* tokens.c */
 void sx_api_token_create(sx_request *r);
 void sx_api_token_list(sx_request *r);

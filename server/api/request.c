@@ -152,6 +152,7 @@ void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret)
         .crypto = s->crypto,
         .timed = time_storage,
         .timed_arg = NULL, /* the shared counters: any thread */
+        .max_versions = s->config->max_versions,
     };
 }
 

@@ -1,6 +1,7 @@
 /*
- * values.c - the values of secrets: PUT (set) and GET (reveal) on
- * /{o}/{p}/envs/{env}/secrets/{name}/value, and GET /{o}/{p}/envs/{env}/values (the env's map).
+ * values.c - the values of secrets: PUT (set) and GET (reveal, of the current version or of
+ * ?version=N) on /{o}/{p}/envs/{env}/secrets/{name}/value, POST .../rollback (a previous version
+ * stored again as the current one), and GET /{o}/{p}/envs/{env}/values (the env's map).
  *
  * Plaintext values live briefly in three places, all accepted because the process must hold them
  * to encrypt or to answer: the request body buffer (h2o's, wiped once copied), the set-value job's
@@ -98,6 +99,50 @@ void sx_api_set_value(sx_request *r)
     memcpy(j->value, v[0].str, v[0].len);
     j->value_len = v[0].len;
     sodium_memzero(v[0].str, v[0].len);
+    sx_write_job_submit(r, &j->w);
+}
+
+/* ---- rollback ------------------------------------------------------------------------------------ */
+
+typedef struct rollback_job {
+    sx_write_job w;
+    uint32_t version;
+} rollback_job;
+
+static int rollback_apply(sx_write_job *w, const sx_secrets_ctx *c)
+{
+    sx_secrets_cond cond;
+    return sx_secrets_rollback(c, &w->place, sx_write_job_cond(w, &cond), ((rollback_job *)w)->version, &w->meta,
+                               &w->rev);
+}
+
+static void rollback_work(sx_job *job)
+{
+    sx_write_job_run((sx_write_job *)job, rollback_apply, 200);
+}
+
+static const sx_json_field rollback_fields[] = {
+    {"version", SX_JSON_NUMBER, "a version number", true},
+};
+
+void sx_api_rollback(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_SET_VALUE, &p) || !sx_require_json(r))
+        return;
+    sx_json_value v[1];
+    if (!sx_api_parse_body(r, rollback_fields, 1, v))
+        return;
+    uint32_t version = 0;
+    if (!sx_api_version_parse(v[0].str, v[0].len, &version)) {
+        sx_send_error(r, 400, "invalid_request", "field \"version\" must be a version number (an integer >= 1)");
+        return;
+    }
+    rollback_job *j = (rollback_job *)sx_write_job_new(r, sizeof(rollback_job), &p, rollback_work, set_value_done,
+                                                       sx_write_job_release);
+    if (!j)
+        return;
+    j->version = version;
     sx_write_job_submit(r, &j->w);
 }
 
@@ -230,10 +275,36 @@ static void wiped_escape_tail(wiped_out *o, size_t plen)
 
 /* ---- reveal -------------------------------------------------------------------------------------- */
 
+/* ?version=N of a reveal: 0 when the query does not name one, -1 (answered 400) when it is
+ * malformed. Other query parameters are ignored, as a reveal always did. */
+static int64_t reveal_version_of(sx_request *r)
+{
+    const char *q = r->query.base;
+    size_t len = r->query.len;
+    while (len) {
+        const char *amp = memchr(q, '&', len);
+        size_t pl = amp ? (size_t)(amp - q) : len;
+        if (pl >= 8 && memcmp(q, "version=", 8) == 0) {
+            uint32_t v = 0;
+            if (!sx_api_version_parse(q + 8, pl - 8, &v)) {
+                sx_send_error(r, 400, "invalid_request", "query parameter \"version\" must be a version number");
+                return -1;
+            }
+            return v;
+        }
+        q += pl + (amp ? 1 : 0);
+        len -= pl + (amp ? 1 : 0);
+    }
+    return 0;
+}
+
 void sx_api_reveal(sx_request *r)
 {
     sx_secrets_place p;
     if (!sx_api_begin(r, SX_AUTH_PERM_REVEAL, &p))
+        return;
+    int64_t asked = reveal_version_of(r);
+    if (asked < 0)
         return;
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
@@ -241,7 +312,9 @@ void sx_api_reveal(sx_request *r)
     size_t blen = 0;
     uint64_t rev = 0;
     int64_t updated_ms = 0;
-    int rc = sx_secrets_reveal(&c, &p, &blob, &blen, &rev, &updated_ms);
+    uint32_t version = (uint32_t)asked;
+    int rc = asked ? sx_secrets_reveal_version(&c, &p, version, &blob, &blen, &rev, &updated_ms)
+                   : sx_secrets_reveal(&c, &p, &blob, &blen, &rev, &updated_ms, &version);
     if (rc != 0) {
         send_unreadable(r, rc, "revealing a secret");
         return;
@@ -254,18 +327,23 @@ void sx_api_reveal(sx_request *r)
     wiped_lit(&o, p.name, namelen);
     wiped_lit(&o, "\",\"value\":\"", 11);
     wiped_reserve(&o, cap + 32);
-    rc = sx_secrets_value_decrypt(&c, &p, blob, blen, o.buf + o.len, cap, &plen);
+    rc = sx_secrets_value_decrypt_v(&c, &p, version, blob, blen, o.buf + o.len, cap, &plen);
     sx_storage_free(blob);
     if (rc != 0) {
         send_unreadable(r, rc, "reading a data key");
         return;
     }
     wiped_escape_tail(&o, plen);
-    wiped_reserve(&o, 48);
-    wiped_lit(&o, "\",\"updatedAt\":\"", 15);
+    wiped_reserve(&o, 80);
+    if (asked) /* a version's answer names it, and its updatedAt is when that version was written */
+        o.len += (size_t)snprintf(o.buf + o.len, 32, "\",\"version\":%u", version);
+    else
+        wiped_lit(&o, "\"", 1);
+    wiped_lit(&o, ",\"updatedAt\":\"", 14);
     o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
     wiped_lit(&o, "\"}", 2);
-    sx_api_etag(r, rev);
+    if (!asked)
+        sx_api_etag(r, rev);
     send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
 }
 
