@@ -111,6 +111,7 @@ int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx
         return rc;
     /* The metadata records in the same name order name each value's version (a value's blob is
      * bound to it): one more walk, no read per value. */
+    sx_testpoint("values.meta");
     sx_secrets_place menv = *env;
     menv.name[0] = '\0';
     char prefix[SX_SECRETS_KEY_MAX];
@@ -156,27 +157,67 @@ static int values_version_of(sx_secrets_scan *s, const char *name, size_t namele
     return 0;
 }
 
-int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
+/* The metadata walk and the value walk each read the store at their own moment, so a set-value
+ * that lands between them shows as a value whose blob names another version than its metadata.
+ * Such a value is read again as one reveal reads it (metadata and value at one revision). 0, 1
+ * when the secret has no value any more (skip it), or an error. */
+static int values_reread(sx_secrets_scan *s)
 {
-    const void *k, *v;
-    size_t klen, vlen;
-    int rc = sx_storage_iter_next(s->it, &k, &klen, &v, &vlen, NULL);
+    sx_secrets_place p;
+    snprintf(p.org, sizeof(p.org), "%s", s->place.org);
+    snprintf(p.project, sizeof(p.project), "%s", s->place.project);
+    snprintf(p.env, sizeof(p.env), "%s", s->place.env);
+    snprintf(p.name, sizeof(p.name), "%s", s->name);
+    void *blob;
+    size_t blen;
+    uint64_t rev;
+    int64_t updated_ms;
+    uint32_t version;
+    int rc = sx_secrets_reveal(s->c, &p, &blob, &blen, &rev, &updated_ms, &version);
+    if (rc == SX_SECRETS_ENOVALUE)
+        return 1;
     if (rc != 0)
         return rc;
-    if (klen <= s->prefix_len || klen - s->prefix_len > SX_SECRETS_NAME_MAX)
-        return -EBADMSG;
-    size_t namelen = klen - s->prefix_len;
-    memcpy(s->name, (const char *)k + s->prefix_len, namelen);
-    s->name[namelen] = '\0';
-    s->blob = v;
-    s->blob_len = vlen;
-    s->place.version = 0;
-    if (s->meta_it && (rc = values_version_of(s, s->name, namelen, &s->place.version)) != 0)
-        return rc;
-    *ret_name = s->name;
-    *ret_namelen = namelen;
-    *ret_blob_len = vlen;
+    sx_storage_free(s->reread);
+    s->reread = blob;
+    s->blob = blob;
+    s->blob_len = blen;
+    s->place.version = version;
     return 0;
+}
+
+int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
+{
+    for (;;) {
+        const void *k, *v;
+        size_t klen, vlen;
+        int rc = sx_storage_iter_next(s->it, &k, &klen, &v, &vlen, NULL);
+        if (rc != 0)
+            return rc;
+        if (klen <= s->prefix_len || klen - s->prefix_len > SX_SECRETS_NAME_MAX)
+            return -EBADMSG;
+        size_t namelen = klen - s->prefix_len;
+        memcpy(s->name, (const char *)k + s->prefix_len, namelen);
+        s->name[namelen] = '\0';
+        s->blob = v;
+        s->blob_len = vlen;
+        s->place.version = 0;
+        if (s->meta_it && (rc = values_version_of(s, s->name, namelen, &s->place.version)) != 0)
+            return rc;
+        uint32_t bv;
+        if (sx_crypto_value_secret_version(&bv, s->blob, s->blob_len) == 0 && bv != s->place.version &&
+            !(bv == 0 && s->place.version <= 1)) {
+            rc = values_reread(s);
+            if (rc == 1)
+                continue;
+            if (rc != 0)
+                return rc;
+        }
+        *ret_name = s->name;
+        *ret_namelen = namelen;
+        *ret_blob_len = s->blob_len;
+        return 0;
+    }
 }
 
 /* A blob that fails authentication or its format is the record's fault, whatever else failed is
@@ -197,6 +238,8 @@ void sx_secrets_scan_close(sx_secrets_scan *s)
     s->it = NULL;
     sx_storage_iter_free(s->meta_it);
     s->meta_it = NULL;
+    sx_storage_free(s->reread);
+    s->reread = NULL;
     if (s->kind == SX_SECRETS_RECORD_META)
         timed(s->c, SX_SECRETS_IO_LIST, s->t0);
 }

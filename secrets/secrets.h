@@ -211,6 +211,7 @@ typedef struct sx_secrets_scan {
     size_t meta_namelen;
     uint32_t meta_version;
     bool meta_done;
+    void *reread; /* values: the current ciphertext when it was read again (sx_storage_free) */
 } sx_secrets_scan;
 
 /* Scan env's secrets (env->name ignored) in name order, after the name after (NULL or "" = from
