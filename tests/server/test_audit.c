@@ -175,6 +175,65 @@ static void every_endpoint_writes_its_expected_audit_lines(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* The version endpoints: a read of the list, a reveal of an old version, a rollback and the
+ * destruction of a version each write the lines of their kind (intent lines before a change or a
+ * value leaves), naming the secret, never the value. */
+static void version_endpoints_write_their_audit_lines(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    char owner_id[40];
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", owner_id);
+    REQUIRE(owner);
+    CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, "v-create",
+                  "{\"kind\":\"secret\",\"name\":\"DB\"}"),
+              201);
+    CHECK_INT(
+        req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, "v-set1", "{\"value\":\"" CANARY "\"}"),
+        200);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, "v-set2", "{\"value\":\"two\"}"),
+              200);
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/secrets/DB/versions", owner, "v-list", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value?version=1", owner, "v-reveal1", NULL), 200);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets/DB/rollback", owner, "v-rollback", "{\"version\":1}"),
+        200);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", "/acme/web/envs/prod/secrets/DB/versions/2", owner, "v-destroy", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", "/acme/web/envs/prod/secrets/DB/versions/3", owner, "v-current", NULL), 409);
+    sx_test_sleep_ms(300); /* the writer flushes every few ms */
+
+    char *ap = audit_path(&srv);
+    char *log = sx_test_read_file(ap, NULL);
+    REQUIRE(log);
+    static const struct {
+        const char *rid, *want;
+    } expect[] = {
+        {"v-list", "secret.versions done 200"},
+        {"v-reveal1", "secret.reveal intent null|secret.reveal done 200"},
+        {"v-rollback", "secret.rollback intent null|secret.rollback done 200"},
+        {"v-destroy", "secret.version.destroy intent null|secret.version.destroy done 200"},
+        {"v-current", "secret.version.destroy intent null|secret.version.destroy done 409"},
+    };
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        char got[1024];
+        lines_of(log, expect[i].rid, got, sizeof(got));
+        if (strcmp(got, expect[i].want) != 0) {
+            fprintf(stderr, "request %s: audit lines \"%s\", want \"%s\"\n", expect[i].rid, got, expect[i].want);
+            sx_test_failures++;
+        }
+    }
+    CHECK(strstr(log, "\"requestId\":\"v-rollback\"") != NULL);
+    CHECK(strstr(log, CANARY) == NULL);
+    CHECK(strstr(log, owner) == NULL);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK:", 3) == 0);
+    free(log);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
 /* Write lines[0..n) (each with its newline) to path. */
 static void write_lines(const char *path, char **lines, size_t n)
 {
@@ -491,6 +550,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     static const sx_test tests[] = {
         {"every_endpoint_writes_its_expected_audit_lines", every_endpoint_writes_its_expected_audit_lines},
+        {"version_endpoints_write_their_audit_lines", version_endpoints_write_their_audit_lines},
         {"audit_verify_catches_edits_deletions_swaps_and_a_cut_tail",
          audit_verify_catches_edits_deletions_swaps_and_a_cut_tail},
         {"audit_verify_catches_a_cut_at_a_restarts_open_line", audit_verify_catches_a_cut_at_a_restarts_open_line},
