@@ -94,6 +94,23 @@ static int verify(const sx_srv *srv, const char *file, bool json, const char *ex
 
 static const sx_srv_opts audit_opts = {.extra_log = "audit_log = audit.log\n"};
 
+/* The audit lines a request id must have (lines_of's form: "action phase status|..."). */
+typedef struct expected_lines {
+    const char *rid, *want;
+} expected_lines;
+
+static void check_lines(const char *log, const expected_lines *expect, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char got[1024];
+        lines_of(log, expect[i].rid, got, sizeof(got));
+        if (strcmp(got, expect[i].want) != 0) {
+            fprintf(stderr, "request %s: audit lines \"%s\", want \"%s\"\n", expect[i].rid, got, expect[i].want);
+            sx_test_failures++;
+        }
+    }
+}
+
 static void every_endpoint_writes_its_expected_audit_lines(void)
 {
     sx_srv srv;
@@ -129,9 +146,7 @@ static void every_endpoint_writes_its_expected_audit_lines(void)
     char *ap = audit_path(&srv);
     char *log = sx_test_read_file(ap, NULL);
     REQUIRE(log);
-    static const struct {
-        const char *rid, *want;
-    } expect[] = {
+    static const expected_lines expect[] = {
         {"r-create", "secret.create intent null|secret.create done 201"},
         {"r-get", "secret.get done 200"},
         {"r-list", "secret.list done 200"},
@@ -148,14 +163,7 @@ static void every_endpoint_writes_its_expected_audit_lines(void)
         {"r-revoke", "token.revoke done 200"},
         {"r-health", ""},
     };
-    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
-        char got[1024];
-        lines_of(log, expect[i].rid, got, sizeof(got));
-        if (strcmp(got, expect[i].want) != 0) {
-            fprintf(stderr, "request %s: audit lines \"%s\", want \"%s\"\n", expect[i].rid, got, expect[i].want);
-            sx_test_failures++;
-        }
-    }
+    check_lines(log, expect, sizeof(expect) / sizeof(expect[0]));
     /* who and what: the token id, label and role, the scope and name; never the token or value */
     CHECK(strstr(log, "\"requestId\":\"r-get\",\"tokenId\":\"") != NULL);
     CHECK(strstr(log, owner_id) != NULL);
@@ -205,23 +213,14 @@ static void version_endpoints_write_their_audit_lines(void)
     char *ap = audit_path(&srv);
     char *log = sx_test_read_file(ap, NULL);
     REQUIRE(log);
-    static const struct {
-        const char *rid, *want;
-    } expect[] = {
+    static const expected_lines expect[] = {
         {"v-list", "secret.versions done 200"},
         {"v-reveal1", "secret.reveal intent null|secret.reveal done 200"},
         {"v-rollback", "secret.rollback intent null|secret.rollback done 200"},
         {"v-destroy", "secret.version.destroy intent null|secret.version.destroy done 200"},
         {"v-current", "secret.version.destroy intent null|secret.version.destroy done 409"},
     };
-    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
-        char got[1024];
-        lines_of(log, expect[i].rid, got, sizeof(got));
-        if (strcmp(got, expect[i].want) != 0) {
-            fprintf(stderr, "request %s: audit lines \"%s\", want \"%s\"\n", expect[i].rid, got, expect[i].want);
-            sx_test_failures++;
-        }
-    }
+    check_lines(log, expect, sizeof(expect) / sizeof(expect[0]));
     CHECK(strstr(log, "\"requestId\":\"v-rollback\"") != NULL);
     CHECK(strstr(log, CANARY) == NULL);
     CHECK(strstr(log, owner) == NULL);
