@@ -334,6 +334,37 @@ int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *e
     return 0;
 }
 
+int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                                int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+{
+    char prefix[SX_SECRETS_KEY_MAX];
+    sx_crypto_place place = sx_secrets_crypto_place(env);
+    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, &place);
+    sx_storage_iter *it;
+    int rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &it);
+    if (rc != 0)
+        return rc;
+    uint64_t count = 0;
+    const void *v;
+    size_t vl;
+    while ((rc = sx_storage_iter_next(it, NULL, NULL, &v, &vl, NULL)) == 0) {
+        sx_secrets_history_view h;
+        uint32_t ver;
+        if (sx_secrets_history_view_of(&h, v, vl) != 0 || h.destroyed)
+            continue;
+        count++;
+        if (sx_crypto_value_version(&ver, h.blob, h.blob_len) < 0)
+            continue;
+        if ((rc = fn(arg, ver)) != 0)
+            break;
+    }
+    sx_storage_iter_free(it);
+    if (rc < 0)
+        return rc;
+    *ret_count = count;
+    return 0;
+}
+
 /* ---- history ------------------------------------------------------------------------------------ */
 
 /* One record of a secret's history as a scan found it. */

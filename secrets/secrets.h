@@ -336,5 +336,10 @@ int sx_secrets_version_destroy(const sx_secrets_ctx *c, const sx_secrets_place *
 int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
                               int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
     __attribute__((warn_unused_result));
+/* The same for the retained previous versions of env's secrets (history records; destroyed ones
+ * are skipped): fn gets each one's data-key version, *ret_count the number of retained versions. */
+int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                                int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+    __attribute__((warn_unused_result));
 
 #endif /* SX_SECRETS_H */

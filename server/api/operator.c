@@ -341,9 +341,10 @@ typedef struct env_keys_job {
     int rc;
     uint32_t active; /* 0 = none */
     sx_crypto_datakey_info vers[ENV_VERSIONS_MAX];
-    uint64_t vers_values[ENV_VERSIONS_MAX]; /* values encrypted under each */
+    uint64_t vers_values[ENV_VERSIONS_MAX];   /* current values encrypted under each */
+    uint64_t vers_retained[ENV_VERSIONS_MAX]; /* retained previous versions encrypted under each */
     size_t nvers;
-    uint64_t values;
+    uint64_t values, retained;
     sx_rotation rot;
     bool has_rot;
 } env_keys_job;
@@ -354,6 +355,15 @@ static int count_version(void *arg, uint32_t version)
     for (size_t i = 0; i < j->nvers; i++)
         if (j->vers[i].version == version)
             j->vers_values[i]++;
+    return 0;
+}
+
+static int count_retained(void *arg, uint32_t version)
+{
+    env_keys_job *j = arg;
+    for (size_t i = 0; i < j->nvers; i++)
+        if (j->vers[i].version == version)
+            j->vers_retained[i]++;
     return 0;
 }
 
@@ -371,14 +381,17 @@ static int env_keys(env_keys_job *j)
         return rc;
     sx_secrets_ctx c;
     sx_api_secrets_ctx_pool(s, &c);
-    return sx_secrets_value_versions(&c, &j->env, count_version, j, &j->values);
+    rc = sx_secrets_value_versions(&c, &j->env, count_version, j, &j->values);
+    if (rc == 0)
+        rc = sx_secrets_history_versions(&c, &j->env, count_retained, j, &j->retained);
+    return rc;
 }
 
 static void env_keys_work(sx_job *job)
 {
     env_keys_job *j = (env_keys_job *)job;
     j->rc = env_keys(j);
-    if (j->rc == 0 && !j->active && !j->nvers && !j->values) {
+    if (j->rc == 0 && !j->active && !j->nvers && !j->values && !j->retained) {
         j->rc = -ENOENT;
         return;
     }
@@ -413,12 +426,14 @@ static void env_keys_done(sx_job *job)
         gen_uint(g, "version", j->vers[i].version);
         gen_uint(g, "masterVersion", j->vers[i].master);
         gen_uint(g, "values", j->vers_values[i]);
+        gen_uint(g, "retainedVersions", j->vers_retained[i]);
         sx_json_str(g, "active");
         yajl_gen_bool(g, j->vers[i].version == j->active);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
     gen_uint(g, "values", j->values);
+    gen_uint(g, "retainedVersions", j->retained);
     sx_json_str(g, "rotation");
     if (j->has_rot)
         gen_rotation(g, &j->rot);

@@ -341,6 +341,34 @@ static void env_rotation_re_encrypts_every_retained_version_and_destroys_the_old
     sx_resp_free(&r);
 }
 
+/* GET /v1/envs/{o}/{p}/{env} counts the retained previous versions beside the current values,
+ * in all and per data key; a destroyed version is not retained. */
+static void env_view_counts_retained_versions(void)
+{
+    const char *env = "counts";
+    REQUIRE(create(env, "c", NULL) == 201);
+    for (int v = 1; v <= 3; v++) {
+        char val[32];
+        snprintf(val, sizeof(val), "\"c-%d\"", v);
+        CHECK_INT(set_value(env, "c", val), 200);
+    }
+    CHECK_INT(destroy(SX_H1, env, "c", "1", NULL), 200);
+    sx_resp r;
+    const char *h[] = {NULL};
+    REQUIRE(sx_srv_request(&g_srv, SX_ADMIN, "GET", "/v1/envs/acme/web/counts", h, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    yajl_val v = jparse(&r);
+    CHECK(jget(v, "values") && YAJL_GET_INTEGER(jget(v, "values")) == 1);
+    CHECK(jget(v, "retainedVersions") && YAJL_GET_INTEGER(jget(v, "retainedVersions")) == 1);
+    yajl_val keys = jget(v, "dataKeys");
+    REQUIRE(keys && YAJL_IS_ARRAY(keys) && keys->u.array.len == 1);
+    yajl_val k0 = keys->u.array.values[0];
+    CHECK(jget(k0, "retainedVersions") && YAJL_GET_INTEGER(jget(k0, "retainedVersions")) == 1);
+    CHECK(jget(k0, "values") && YAJL_GET_INTEGER(jget(k0, "values")) == 1);
+    yajl_tree_free(v);
+    sx_resp_free(&r);
+}
+
 static void server_exits_0_at_sigterm(void)
 {
     REQUIRE(g_running);
@@ -389,6 +417,7 @@ int main(int argc, char **argv)
          each_role_gets_the_expected_status_on_the_version_endpoints},
         {"env_rotation_re_encrypts_every_retained_version_and_destroys_the_old_key",
          env_rotation_re_encrypts_every_retained_version_and_destroys_the_old_key},
+        {"env_view_counts_retained_versions", env_view_counts_retained_versions},
         {"server_exits_0_at_sigterm", server_exits_0_at_sigterm},
     };
     int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
