@@ -480,9 +480,11 @@ static void storage_never_holds_a_plaintext_token(void)
 
     if (fx.dir) {
         /* File-based backend: close (flushes) and grep every file. The stored hash is the positive
-         * control that the grep sees record bytes at all. */
+         * control that the grep sees record bytes at all. Its middle is searched: table blocks are
+         * compressed, and the compressor may fold a random string's first or last bytes into a
+         * copy of neighbouring bytes. */
         fx_close_storage(&fx);
-        CHECK(dir_contains(fx.dir, hash0, sizeof hash0));
+        CHECK(dir_contains(fx.dir, hash0 + 4, sizeof hash0 - 8));
         for (int i = 0; i < 4; i++) {
             CHECK(!dir_contains(fx.dir, toks[i] + 37, 43));
             CHECK(!dir_contains(fx.dir, secrets[i], 32));
