@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -495,4 +496,25 @@ void par_free(par_req *q, size_t n)
         free(q[i].resp.data);
         q[i].resp = (sx_test_buf){0};
     }
+}
+
+int sx_api_suite_start(const sx_srv_opts *opts)
+{
+    int started = sx_srv_start(&g_srv, opts);
+    if (started == 77)
+        return 77; /* no PostgreSQL server installed: skipped */
+    if (started != 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    g_running = true;
+    char *token = sx_srv_mint_token(&g_srv, "acme", NULL, NULL, "owner", NULL);
+    if (!token) {
+        sx_srv_stop(&g_srv, SIGTERM, 60);
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    g_auth = sx_auth_header(token);
+    free(token);
+    return 0;
 }

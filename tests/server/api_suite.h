@@ -24,6 +24,10 @@ extern bool g_running;
 extern const char *g_backend;
 extern char *g_auth; /* "Authorization: Bearer <owner token>" */
 
+/* Start g_srv with opts and mint the owner token g_auth. 0; 77 when the backend's server is not
+ * installed (the suite is skipped); 1 after printing the failed count line. */
+int sx_api_suite_start(const sx_srv_opts *opts);
+
 extern const sx_proto k_protos[3];
 #define NPROTOS (sizeof(k_protos) / sizeof(k_protos[0]))
 

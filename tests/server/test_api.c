@@ -595,22 +595,9 @@ int main(int argc, char **argv)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     fprintf(stderr, "backend: %s\n", g_backend);
-    int started = sx_srv_start(&g_srv, &(sx_srv_opts){.backend = g_backend});
-    if (started == 77)
-        return 77; /* no PostgreSQL server installed: skipped */
-    if (started != 0) {
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    g_running = true;
-    char *token = sx_srv_mint_token(&g_srv, "acme", NULL, NULL, "owner", NULL);
-    if (!token) {
-        sx_srv_stop(&g_srv, SIGTERM, 60);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    g_auth = sx_auth_header(token);
-    free(token);
+    int started = sx_api_suite_start(&(sx_srv_opts){.backend = g_backend});
+    if (started != 0)
+        return started;
 
     static const sx_test tests[] = {
         {"create_answers_201_with_location_etag_and_a_fresh_secret",
