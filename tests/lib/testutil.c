@@ -129,6 +129,21 @@ char *sx_test_read_file(const char *path, size_t *ret_len)
     return buf;
 }
 
+bool sx_test_file_wait(const char *path, const char *needle, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        size_t len = 0;
+        char *text = sx_test_read_file(path, &len);
+        bool found = text && sx_test_memmem(text, len, needle, strlen(needle));
+        free(text);
+        if (found)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        sx_test_sleep_ms(20);
+    }
+}
+
 bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen)
 {
     return memmem(hay, len, needle, nlen) != NULL;

@@ -76,6 +76,10 @@ int sx_test_write_file(const char *path, const void *data, size_t len);
 /* Read a whole file into a malloc'd NUL-terminated buffer; NULL on error. */
 char *sx_test_read_file(const char *path, size_t *ret_len);
 
+/* Wait up to timeout_ms for the text needle to appear in the file at path (a log line written
+ * after its response was sent, say); true once it does. */
+bool sx_test_file_wait(const char *path, const char *needle, int timeout_ms);
+
 /* True when needle (nlen bytes) occurs in the len bytes at hay. */
 bool sx_test_memmem(const void *hay, size_t len, const void *needle, size_t nlen);
 
