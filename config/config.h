@@ -115,7 +115,9 @@ typedef struct sx_config {
     unsigned storage_start_timeout; /* postgres: s start-up waits for the database to accept connections; 60 */
 
     /* [secrets] */
-    unsigned max_versions; /* versions kept of each secret, the current one included, 1..1000; 10 */
+    unsigned max_versions;    /* versions kept of each secret, the current one included, 1..1000; 10 */
+    unsigned recovery_window; /* s a deleted secret stays restorable; 0 = destroyed at once; 7d */
+    unsigned sweep_interval;  /* s between two runs of the sweeper that purges expired deleted secrets; 60 */
 
     /* [seal] */
     sx_config_seal seal;                     /* default file */

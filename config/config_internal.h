@@ -36,6 +36,7 @@ enum {
     SX_CONFIG_EMPTY_OFF = 1u << 0,   /* "" is accepted and means off / none / unset */
     SX_CONFIG_DASH_STDERR = 1u << 1, /* a path may be "-", stderr */
     SX_CONFIG_BYTES = 1u << 2,       /* a number counts bytes: K, M and G suffixes are accepted */
+    SX_CONFIG_DURATION = 1u << 3,    /* a number counts seconds: s, m, h and d suffixes are accepted */
 };
 
 /* One row: a key, how its value is parsed, and where it goes. */
@@ -94,6 +95,9 @@ int sx_config_parse_uint(const char *v, unsigned long long min, unsigned long lo
                          char *why);
 
 /* A byte count: digits with an optional K, M or G suffix (KiB, MiB, GiB), between min and max. */
+/* A duration in seconds, "90", "90s", "15m", "12h" or "7d", within min..max seconds. */
+int sx_config_parse_duration(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
+                             char *why);
 int sx_config_parse_size(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
                          char *why);
 

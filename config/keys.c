@@ -15,18 +15,20 @@
 #include <sodium.h>
 #include <string.h>
 
-#define MAX_LISTEN      64  /* listeners per key */
-#define MAX_TRUSTED     256 /* networks in [server] trusted_proxies */
-#define MAX_BODY_LIMIT  (1024ULL * 1024 * 1024)
-#define MAX_CONNS_LIMIT 1048576
-#define MAX_DRAIN       3600
-#define MAX_TIMEOUT     3600
-#define MAX_HDR_LIMIT   (256 * 1024) /* h2o itself buffers at most about 400 KiB of header */
-#define MAX_H2_STREAMS  100          /* h2o 2.2.5 advertises and enforces 100 open streams */
-#define MAX_FRAME_LIMIT 1000000
-#define MAX_POOL_SIZE   1024
-#define MAX_START_WAIT  86400
-#define MAX_VERSIONS    1000 /* secrets/: SX_SECRETS_MAX_VERSIONS_LIMIT */
+#define MAX_LISTEN          64  /* listeners per key */
+#define MAX_TRUSTED         256 /* networks in [server] trusted_proxies */
+#define MAX_BODY_LIMIT      (1024ULL * 1024 * 1024)
+#define MAX_CONNS_LIMIT     1048576
+#define MAX_DRAIN           3600
+#define MAX_TIMEOUT         3600
+#define MAX_HDR_LIMIT       (256 * 1024) /* h2o itself buffers at most about 400 KiB of header */
+#define MAX_H2_STREAMS      100          /* h2o 2.2.5 advertises and enforces 100 open streams */
+#define MAX_FRAME_LIMIT     1000000
+#define MAX_POOL_SIZE       1024
+#define MAX_START_WAIT      86400
+#define MAX_RECOVERY_WINDOW (365ull * 86400) /* a year */
+#define MAX_SWEEP_INTERVAL  86400ull
+#define MAX_VERSIONS        1000 /* secrets/: SX_SECRETS_MAX_VERSIONS_LIMIT */
 
 /* Where a row's value goes: the field, and its size (which is how wide a number is stored). */
 #define FIELD(f)   .offset = offsetof(sx_config, f), .size = sizeof(((sx_config *)0)->f)
@@ -101,6 +103,10 @@ const sx_config_item sx_config_items[] = {
     /* [secrets] */
     {{"secrets", "max_versions", false, "10"},
      sx_config_set_number, FIELD(max_versions), .min = 1, .max = MAX_VERSIONS},
+    {{"secrets", "recovery_window", false, "7d"},
+     sx_config_set_number, FIELD(recovery_window), .flags = SX_CONFIG_DURATION, .max = MAX_RECOVERY_WINDOW},
+    {{"secrets", "sweep_interval", false, "60s"},
+     sx_config_set_number, FIELD(sweep_interval), .flags = SX_CONFIG_DURATION, .min = 1, .max = MAX_SWEEP_INTERVAL},
 
     /* [seal] */
     {{"seal", "type", false, "file"},

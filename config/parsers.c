@@ -55,6 +55,8 @@ static int parse_number(const sx_config_item *item, const char *v, unsigned long
 {
     if (item->flags & SX_CONFIG_BYTES)
         return sx_config_parse_size(v, item->min, item->max, ret, why);
+    if (item->flags & SX_CONFIG_DURATION)
+        return sx_config_parse_duration(v, item->min, item->max, ret, why);
     return sx_config_parse_uint(v, item->min, item->max, ret, why);
 }
 

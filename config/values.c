@@ -101,6 +101,50 @@ int sx_config_parse_size(const char *v, unsigned long long min, unsigned long lo
     return 0;
 }
 
+int sx_config_parse_duration(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
+                             char *why)
+{
+    size_t len = strlen(v);
+    unsigned long long mult = 1;
+    char digits[32];
+    if (len > 0) {
+        switch (v[len - 1]) {
+        case 's':
+            len--;
+            break;
+        case 'm':
+            mult = 60;
+            len--;
+            break;
+        case 'h':
+            mult = 3600;
+            len--;
+            break;
+        case 'd':
+            mult = 86400;
+            len--;
+            break;
+        default:
+            break;
+        }
+    }
+    unsigned long long n;
+    if (len == 0 || len >= sizeof digits || strspn(v, "0123456789") != len) {
+        snprintf(why, SX_CONFIG_WHY_LEN,
+                 "expected a duration (a whole number of seconds, or followed by s, m, h or d), got '%.100s'", v);
+        return -EINVAL;
+    }
+    memcpy(digits, v, len);
+    digits[len] = '\0';
+    if (sx_config_parse_uint(digits, 0, ULLONG_MAX, &n, why) < 0 || n > ULLONG_MAX / mult || n * mult < min ||
+        n * mult > max) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "must be %llu..%llu seconds, got '%.100s'", min, max, v);
+        return -EINVAL;
+    }
+    *ret = n * mult;
+    return 0;
+}
+
 int sx_config_parse_bool(const char *v, bool *ret, char *why)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};

@@ -331,8 +331,9 @@ int sx_crypto_datakey_rotate(sx_crypto *c, uint32_t *ret_active, const sx_crypto
 int sx_crypto_value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, const sx_crypto_place *place,
                               const uint8_t *blob, size_t bloblen) __attribute__((warn_unused_result));
 
-/* sx_crypto_value_reencrypt(), and on 0 *ret_pin gets the precondition the caller's write must
- * carry (see sx_crypto_pin). */
+/* sx_crypto_value_reencrypt(), and on 0 or 1 *ret_pin gets the precondition the caller's write
+ * must carry (see sx_crypto_pin): on 1, a write that moves the unchanged blob elsewhere (a restore)
+ * needs it too, since it must not commit once a rotation has begun to sweep. */
 int sx_crypto_value_reencrypt_pinned(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx_crypto_pin *ret_pin,
                                      const sx_crypto_place *place, const uint8_t *blob, size_t bloblen)
     __attribute__((warn_unused_result));

@@ -357,10 +357,16 @@ static int value_reencrypt(sx_crypto *c, uint8_t **ret_blob, size_t *ret_len, sx
     sx_crypto_place at = *place;
     at.version = h.version;
     place = &at;
-    if ((r = sx_crypto_env_advance(c, &active, NULL, place, SX_ADVANCE_ENSURE, 0)) < 0)
+    uint64_t rev = 0;
+    if ((r = sx_crypto_env_advance(c, &active, &rev, place, SX_ADVANCE_ENSURE, 0)) < 0)
         return r;
-    if (h.dk_version == active)
+    if (h.dk_version == active) {
+        if (ret_pin) { /* the blob stays: its write must still find this version active */
+            ret_pin->klen = sx_crypto_env_key(ret_pin->key, sizeof ret_pin->key, place);
+            ret_pin->rev = rev;
+        }
         return 1;
+    }
     size_t plen = h.plen ? h.plen : 1, got = 0;
     uint8_t *pt = sodium_malloc(plen);
     if (!pt)

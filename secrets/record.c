@@ -23,7 +23,10 @@
  *   u8  flags: bit 0 destroyed (then nothing follows the createdAt)
  *   u64 createdAt of the version, ms since the epoch
  *   ... the version's ciphertext blob
- * Counter record "n/{org}/{project}/{env}/{name}": u8 format = 1, u32 the last version given out.
+ * Counter record "n/{org}/{project}/{env}/{name}":
+ *   u8  format = 2 (format 1 ends after the next field; its pruned mark reads as 0)
+ *   u32 the last version given out for the name
+ *   u32 the pruned mark: every history record at or below it is gone
  */
 #include "secrets/secrets.h"
 
@@ -233,4 +236,27 @@ bool sx_secrets_name_valid(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+int sx_secrets_counter_decode(sx_secrets_counter *cnt, const uint8_t *rec, size_t len)
+{
+    if (len == 5 && rec[0] == 1) {
+        *cnt = (sx_secrets_counter){sx_be32_get(rec + 1), 0};
+        return 0;
+    }
+    if (len == SX_SECRETS_COUNTER_LEN && rec[0] == 2) {
+        sx_secrets_counter c = {sx_be32_get(rec + 1), sx_be32_get(rec + 5)};
+        if (c.pruned > c.last)
+            return -EBADMSG;
+        *cnt = c;
+        return 0;
+    }
+    return -EBADMSG;
+}
+
+void sx_secrets_counter_encode(const sx_secrets_counter *cnt, uint8_t out[SX_SECRETS_COUNTER_LEN])
+{
+    out[0] = 2;
+    sx_be32_put(out + 1, cnt->last);
+    sx_be32_put(out + 5, cnt->pruned);
 }

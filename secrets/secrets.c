@@ -639,6 +639,9 @@ int sx_secrets_create(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
     return 0;
 }
 
+/* Up to this many history records leaving the window are deleted by number; more take a scan. */
+#define PRUNE_BY_NUMBER_MAX 64
+
 /* What one attempt of a write read and built; freed by attempt_free(). */
 typedef struct attempt {
     sx_storage_op *ops;
@@ -657,7 +660,7 @@ typedef struct attempt {
     size_t blob_len;
     uint8_t *plain; /* rollback: the old version's plaintext (wiped) */
     size_t plain_len;
-    uint8_t counter[5];
+    uint8_t counter[SX_SECRETS_COUNTER_LEN];
 } attempt;
 
 static void attempt_free(attempt *a)
@@ -733,26 +736,42 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
     void *nraw = NULL;
     size_t nl = 0;
     uint64_t nrev = 0;
-    uint32_t last = 0;
+    sx_secrets_counter cnt = {0, 0};
     rc = sx_storage_get(c->storage, nkey, nkl, &nraw, &nl, &nrev);
     if (rc == 0) {
-        if (nl != 5 || ((uint8_t *)nraw)[0] != 1)
-            rc = -EBADMSG;
-        else
-            last = sx_be32_get((uint8_t *)nraw + 1);
+        rc = sx_secrets_counter_decode(&cnt, nraw, nl);
         sx_storage_free(nraw);
     }
     if (rc != 0 && rc != -ENOENT)
         return rc;
     bool have_counter = rc == 0;
-    if ((rc = history_collect(c, p, &a->hist, &a->nhist)) != 0)
-        return rc;
     if (wa->op == OP_ROLLBACK && (rc = rollback_plain(c, p, m, wa->version, a)) != 0)
         return rc;
     uint32_t old = m->version;
-    uint32_t version = (last > old ? last : old) + 1;
+    uint32_t version = (cnt.last > old ? cnt.last : old) + 1;
     if (version == 0)
         return -EOVERFLOW;
+    uint32_t keep_above = version > max_versions(c) ? version - max_versions(c) : 0;
+    /* The history records that leave the window: by number when few (one per write in the steady
+     * state, read from nothing), by a scan when the window shrank a lot or the counter predates
+     * the pruned mark. */
+    uint32_t prune_from = cnt.pruned < keep_above ? cnt.pruned + 1 : keep_above + 1;
+    if (keep_above >= prune_from && keep_above - prune_from >= PRUNE_BY_NUMBER_MAX) {
+        if ((rc = history_collect(c, p, &a->hist, &a->nhist)) != 0)
+            return rc;
+        size_t kept = 0;
+        for (size_t i = 0; i < a->nhist; i++)
+            if (a->hist[i].version <= keep_above)
+                a->hist[kept++] = a->hist[i];
+        a->nhist = kept;
+    } else {
+        size_t n = keep_above >= prune_from ? keep_above - prune_from + 1 : 0;
+        if (n && (a->hist = calloc(n, sizeof(*a->hist))) == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            a->hist[i].version = prune_from + (uint32_t)i;
+        a->nhist = n;
+    }
     sx_crypto_place place = sx_secrets_crypto_place_v(p, version);
     const void *plain = wa->op == OP_ROLLBACK ? (const void *)a->plain : wa->value;
     size_t plain_len = wa->op == OP_ROLLBACK ? a->plain_len : wa->value_len;
@@ -787,8 +806,8 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
      * and would destroy its key. */
     ops[n++] = (sx_storage_op){
         .kind = SX_STORAGE_OP_CHECK, .key = pin->key, .klen = pin->klen, .cond = SX_STORAGE_COND_REV, .rev = pin->rev};
-    a->counter[0] = 1;
-    sx_be32_put(a->counter + 1, version);
+    sx_secrets_counter_encode(&(sx_secrets_counter){version, keep_above > cnt.pruned ? keep_above : cnt.pruned},
+                              a->counter);
     ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_PUT,
                                .key = nkey,
                                .klen = nkl,
@@ -796,7 +815,6 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
                                .vlen = sizeof(a->counter),
                                .cond = have_counter ? SX_STORAGE_COND_REV : SX_STORAGE_COND_ABSENT,
                                .rev = nrev};
-    uint32_t keep_above = version > max_versions(c) ? version - max_versions(c) : 0;
     if (old && old > keep_above) {
         if ((rc = sx_secrets_history_encode(a->cur_ms, a->cur_blob, a->cur_len, &a->hist_rec, &a->hist_len)) != 0)
             return rc;
@@ -806,8 +824,6 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
             .kind = SX_STORAGE_OP_PUT, .key = hkey, .klen = hkl, .val = a->hist_rec, .vlen = a->hist_len};
     }
     for (size_t i = 0; i < a->nhist; i++) {
-        if (a->hist[i].version > keep_above)
-            continue;
         size_t hkl;
         char *hkey = attempt_key(a, p, a->hist[i].version, &hkl);
         ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = hkey, .klen = hkl};

@@ -148,6 +148,18 @@ int sx_secrets_history_view_of(sx_secrets_history_view *h, const uint8_t *rec, s
 int sx_secrets_history_encode(int64_t created_ms, const uint8_t *blob, size_t blob_len, uint8_t **ret_rec,
                               size_t *ret_len) __attribute__((warn_unused_result));
 
+/* A name's counter record: the last version given out, and the pruned mark (every history
+ * record at or below it is gone, so a write prunes only what is above it). */
+typedef struct sx_secrets_counter {
+    uint32_t last;
+    uint32_t pruned;
+} sx_secrets_counter;
+#define SX_SECRETS_COUNTER_LEN 9
+/* Decode a counter record (either format). 0 or -EBADMSG. */
+int sx_secrets_counter_decode(sx_secrets_counter *cnt, const uint8_t *rec, size_t len);
+/* Encode cnt in the current format into out. */
+void sx_secrets_counter_encode(const sx_secrets_counter *cnt, uint8_t out[SX_SECRETS_COUNTER_LEN]);
+
 /* Write the key of kind for p into buf (SX_SECRETS_KEY_MAX bytes), NUL-terminated; returns its
  * length. With p->name "" it is the environment's prefix "m/{org}/{project}/{env}/". */
 size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_place *p);

@@ -193,6 +193,13 @@ static void bad_strings_and_paths(void)
     EXPECT("[storage]\npath = ~/data\n", "2: [storage] path: '~' is not expanded; use an absolute path or one "
                                          "relative to the config file, got '~/data'");
     EXPECT("[log]\naudit_log = -\n", "2: [log] audit_log: '-' (stderr) is only allowed for [log] access_log");
+    EXPECT("[secrets]\nrecovery_window = 7w\n", "2: [secrets] recovery_window: expected a duration (a whole number "
+                                                "of seconds, or followed by s, m, h or d), got '7w'");
+    EXPECT("[secrets]\nrecovery_window = 366d\n",
+           "2: [secrets] recovery_window: must be 0..31536000 seconds, got '366d'");
+    EXPECT("[secrets]\nsweep_interval = 0\n", "2: [secrets] sweep_interval: must be 1..86400 seconds, got '0'");
+    EXPECT("[secrets]\nsweep_interval = -5s\n", "2: [secrets] sweep_interval: expected a duration (a whole number "
+                                                "of seconds, or followed by s, m, h or d), got '-5s'");
     char text[400];
     snprintf(text, sizeof text, "[server]\n\nadmin_socket = /%0120d\n", 0);
     EXPECT(text, "3: [server] admin_socket: the absolute path is 121 bytes, a Unix socket allows at most 107");

@@ -140,6 +140,8 @@ static void empty_file_gives_every_default(void)
     CHECK_INT(cfg->max_body_bytes, 1048576);
     CHECK_INT(cfg->max_value_bytes, 65536);
     CHECK_INT(cfg->drain_timeout, 10);
+    CHECK_INT(cfg->recovery_window, 7 * 86400);
+    CHECK_INT(cfg->sweep_interval, 60);
     CHECK_INT(cfg->max_connections, 4096);
     CHECK_INT(cfg->request_timeout, 10);
     CHECK_INT(cfg->http2_idle_timeout, 10);
