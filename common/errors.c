@@ -45,6 +45,8 @@ static const code_text texts[] = {
     {SX_SECRETS_EUNREADABLE, "a stored value could not be decrypted"},
     {SX_SECRETS_ENOVERSION, "no such version of the secret's value, or it was destroyed"},
     {SX_SECRETS_ECURRENT, "the version is the secret's current value"},
+    {SX_SECRETS_ENOTDELETED, "no deleted secret of that name is kept"},
+    {SX_SECRETS_ELIVE, "a secret of that name exists"},
 };
 
 const char *sx_strerror(int code)

@@ -63,6 +63,8 @@
 #define SX_SECRETS_EUNREADABLE   (-1404) /* a stored value could not be decrypted (altered, moved, key destroyed) */
 #define SX_SECRETS_ENOVERSION    (-1405) /* no such version of the secret's value, or it was destroyed */
 #define SX_SECRETS_ECURRENT      (-1406) /* the version is the secret's current value (cannot be destroyed) */
+#define SX_SECRETS_ENOTDELETED   (-1407) /* no deleted secret of that name is kept (never deleted, or purged) */
+#define SX_SECRETS_ELIVE         (-1408) /* a live secret of that name exists (a restore would replace it) */
 
 /*
  * A sentence for code: any code above, a negative errno, or 0. Static string; it never holds a

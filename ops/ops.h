@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "crypto/crypto.h"
+#include "secrets/secrets.h"
 #include "storage/storage.h"
 
 /* ---- rotations (rotation.c) -------------------------------------------------------------------- */
@@ -214,5 +215,41 @@ int sx_backup_count(sx_storage *st, sx_backup_info *info) __attribute__((warn_un
  */
 int sx_records_upgrade(sx_storage *st, sx_crypto *c, size_t *ret_count, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* ---- the sweeper (sweeper.c) ------------------------------------------------------------------- */
+
+/* What the sweeper has done, for /v1/status and /metrics. */
+typedef struct sx_sweeper_stats {
+    uint64_t runs;                     /* sweeps done */
+    int64_t last_run_ms;               /* wall clock of the last sweep's end; 0 = none yet */
+    uint64_t purged_total;             /* deleted secrets purged past their recovery window */
+    uint64_t failures;                 /* sweeps that met a storage error */
+    uint64_t deleted_secrets;          /* deleted secrets kept, as the last sweep counted them */
+    uint64_t deleted_version_records;  /* their version records (x/), as counted then */
+    uint64_t previous_version_records; /* previous-version records (h/, destroyed ones' too), then */
+    uint64_t compactions;              /* rounds that made the store drop deleted records */
+    uint64_t compact_failures;
+    bool compact_supported; /* the backend can drop deleted records from its files */
+    bool compact_pending;   /* deletions noted and not compacted yet */
+    int last_error;         /* of the last sweep or compaction; 0 = none */
+} sx_sweeper_stats;
+
+typedef struct sx_sweeper sx_sweeper;
+
+/*
+ * Start the sweeper's thread: a sweep at once and every interval_s seconds (purging deleted
+ * secrets past their purge time through ctx), and compactions of the envs whose ciphertext was
+ * deleted, batched over a short delay (every range once after a start, since a crash may have
+ * lost what was noted). ctx is copied; its destroyed callback is ignored (the sweeper's own).
+ */
+int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned interval_s)
+    __attribute__((warn_unused_result));
+/* The destroyed callback of an sx_secrets_ctx (arg = the sweeper): note p's env for compaction. */
+void sx_sweeper_note_destroyed(void *arg, const sx_secrets_place *p);
+/* Sweep now rather than at the next interval. */
+void sx_sweeper_wake(sx_sweeper *s);
+void sx_sweeper_stats_get(sx_sweeper *s, sx_sweeper_stats *ret);
+/* Stop the thread (a compaction in progress finishes first) and free s. NULL is a no-op. */
+void sx_sweeper_stop(sx_sweeper *s);
 
 #endif /* SX_OPS_OPS_H */

@@ -25,13 +25,16 @@ static int sweep_begin(sx_rotor *r, sx_rotation *rot)
     } else {
         char prefix[SX_SECRETS_KEY_MAX];
         sx_crypto_place env;
-        uint64_t history = 0;
+        uint64_t history = 0, deleted = 0;
         sx_rot_place(rot, &env);
         rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, &env), &rot->total);
         if (rc >= 0)
             rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, &env),
                                   &history);
-        rot->total += history;
+        if (rc >= 0)
+            rc = sx_storage_count(r->st, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_TRASHED_VERSION, &env),
+                                  &deleted);
+        rot->total += history + deleted;
     }
     if (rc < 0)
         return rc;
@@ -239,9 +242,16 @@ static int collect_prefix(sx_rotor *r, const char *prefix, size_t pl, const void
     return rc < 0 ? rc : 0;
 }
 
-/* Collect up to max items after the cursor (values too for an env sweep). An env sweep walks the
- * env's current values first, then its previous versions: a set-value that moves a value not yet
- * swept into the history does so before the history's walk begins. */
+/* The record kinds an env sweep walks, in this order: current values, then previous versions,
+ * then deleted secrets' versions. A set-value that moves a value not yet swept into the history,
+ * or a delete that moves a secret into the deleted ones, moves it ahead of the walk. A restore
+ * moves records back, behind it: it encrypts anew what is not under the active key, under a pin
+ * that fails once a rotation has begun, so nothing it moves escapes the sweep. */
+static const sx_secrets_record sweep_kinds[] = {SX_SECRETS_RECORD_VALUE, SX_SECRETS_RECORD_HISTORY,
+                                                SX_SECRETS_RECORD_TRASHED_VERSION};
+#define NKINDS (sizeof(sweep_kinds) / sizeof(sweep_kinds[0]))
+
+/* Collect up to max items after the cursor (values too for an env sweep). */
 static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max, size_t *ret_n)
 {
     if (rot->kind == SX_ROTATION_MASTER) {
@@ -250,18 +260,20 @@ static int collect(sx_rotor *r, const sx_rotation *rot, item *items, size_t max,
         *ret_n = ec.n;
         return rc;
     }
-    char vprefix[SX_SECRETS_KEY_MAX], hprefix[SX_SECRETS_KEY_MAX];
+    char prefixes[NKINDS][SX_SECRETS_KEY_MAX];
+    size_t pls[NKINDS];
     sx_crypto_place env;
     sx_rot_place(rot, &env);
-    size_t vpl = sx_secrets_env_prefix(vprefix, SX_SECRETS_RECORD_VALUE, &env);
-    size_t hpl = sx_secrets_env_prefix(hprefix, SX_SECRETS_RECORD_HISTORY, &env);
-    bool in_history = rot->cursor_len >= hpl && memcmp(rot->cursor, hprefix, hpl) == 0;
+    size_t at = 0; /* the kind the cursor is in (the first when it is empty) */
+    for (size_t k = 0; k < NKINDS; k++) {
+        pls[k] = sx_secrets_env_prefix(prefixes[k], sweep_kinds[k], &env);
+        if (rot->cursor_len >= pls[k] && memcmp(rot->cursor, prefixes[k], pls[k]) == 0)
+            at = k;
+    }
     size_t n = 0, bytes = 0;
     int rc = 0;
-    if (!in_history)
-        rc = collect_prefix(r, vprefix, vpl, rot->cursor, rot->cursor_len, items, max, &n, &bytes);
-    if (rc == 0 && n < max && bytes < ROT_CHUNK_BYTES_MAX)
-        rc = collect_prefix(r, hprefix, hpl, rot->cursor, in_history ? rot->cursor_len : 0, items, max, &n, &bytes);
+    for (size_t k = at; rc == 0 && k < NKINDS && n < max && bytes < ROT_CHUNK_BYTES_MAX; k++)
+        rc = collect_prefix(r, prefixes[k], pls[k], rot->cursor, k == at ? rot->cursor_len : 0, items, max, &n, &bytes);
     *ret_n = n;
     return rc;
 }
@@ -285,8 +297,11 @@ static int sweep_item(sx_rotor *r, const sx_rotation *rot, const item *i, bool *
     sx_crypto_place place;
     sx_rot_place(rot, &place);
     size_t hpl = sx_secrets_env_prefix(hprefix, SX_SECRETS_RECORD_HISTORY, &place);
-    const char *pos = i->key; /* the record's storage key: a value's or a previous version's */
-    bool history = i->klen > hpl && memcmp(pos, hprefix, hpl) == 0;
+    /* the record's storage key: a value's, or a version record's (h/ or x/: the prefixes differ
+     * only in their first byte, and are as long as the value prefix) */
+    const char *pos = i->key;
+    bool history = i->klen > hpl && memcmp(pos + 1, hprefix + 1, hpl - 1) == 0 &&
+                   (pos[0] == SX_SECRETS_RECORD_HISTORY || pos[0] == SX_SECRETS_RECORD_TRASHED_VERSION);
     place.version = 0;
     if (history) {
         rc = sx_secrets_history_key_parse(i->key + hpl, i->klen - hpl, name, &place.version);
@@ -389,6 +404,9 @@ static int value_in_use(void *ctx, const sx_crypto_place *env, uint32_t version)
     int used = prefix_uses(r, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_VALUE, env), false, version);
     if (used == 0)
         used = prefix_uses(r, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, env), true, version);
+    if (used == 0)
+        used = prefix_uses(r, prefix, sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_TRASHED_VERSION, env), true,
+                           version);
     if (used == 0)
         sx_testpoint("rotation.destroy"); /* between the scan and the destroy's batch */
     return used;

@@ -23,6 +23,15 @@
  *   u8  flags: bit 0 destroyed (then nothing follows the createdAt)
  *   u64 createdAt of the version, ms since the epoch
  *   ... the version's ciphertext blob
+ * Deleted-secret record "b/{org}/{project}/{env}/{name}" (a secret kept for its recovery window):
+ *   u8  format = 1
+ *   i64 deletedAt, ms since the epoch
+ *   i64 purgeAt, ms since the epoch
+ *   u32 versions with a value kept (its current one and the previous ones not destroyed)
+ *   ... the metadata record the secret had (format 1 or 2 above)
+ * Its versions are "x/{org}/{project}/{env}/{name}/{%08x version}", history records as above (the
+ * current version's too), keyed like the h/ records they were.
+ *
  * Counter record "n/{org}/{project}/{env}/{name}":
  *   u8  format = 2 (format 1 ends after the next field; its pruned mark reads as 0)
  *   u32 the last version given out for the name
@@ -140,7 +149,12 @@ size_t sx_secrets_key_build(char *buf, sx_secrets_record kind, const sx_secrets_
 
 size_t sx_secrets_history_key(char *buf, const sx_secrets_place *p, uint32_t version)
 {
-    size_t n = sx_secrets_key_build(buf, SX_SECRETS_RECORD_HISTORY, p);
+    return sx_secrets_version_key(buf, SX_SECRETS_RECORD_HISTORY, p, version);
+}
+
+size_t sx_secrets_version_key(char *buf, sx_secrets_record kind, const sx_secrets_place *p, uint32_t version)
+{
+    size_t n = sx_secrets_key_build(buf, kind, p);
     buf[n++] = '/';
     if (version)
         n += (size_t)snprintf(buf + n, 9, "%08x", version);
@@ -259,4 +273,58 @@ void sx_secrets_counter_encode(const sx_secrets_counter *cnt, uint8_t out[SX_SEC
     out[0] = 2;
     sx_be32_put(out + 1, cnt->last);
     sx_be32_put(out + 5, cnt->pruned);
+}
+
+#define TRASH_FORMAT 1
+#define TRASH_HEAD   21
+
+int sx_secrets_trash_view_of(sx_secrets_trash_view *t, const uint8_t *rec, size_t len)
+{
+    if (len < TRASH_HEAD || rec[0] != TRASH_FORMAT)
+        return -EBADMSG;
+    t->deleted_ms = (int64_t)sx_be64_get(rec + 1);
+    t->purge_ms = (int64_t)sx_be64_get(rec + 9);
+    t->versions = sx_be32_get(rec + 17);
+    t->meta = rec + TRASH_HEAD;
+    t->meta_len = len - TRASH_HEAD;
+    sx_secret_meta_view m;
+    return sx_meta_view(&m, t->meta, t->meta_len) == 0 ? 0 : -EBADMSG;
+}
+
+int sx_secrets_trash_encode(const sx_secrets_trash_view *t, uint8_t **ret_rec, size_t *ret_len)
+{
+    size_t len = TRASH_HEAD + t->meta_len;
+    uint8_t *rec = malloc(len);
+    if (!rec)
+        return -ENOMEM;
+    rec[0] = TRASH_FORMAT;
+    sx_be64_put(rec + 1, (uint64_t)t->deleted_ms);
+    sx_be64_put(rec + 9, (uint64_t)t->purge_ms);
+    sx_be32_put(rec + 17, t->versions);
+    memcpy(rec + TRASH_HEAD, t->meta, t->meta_len);
+    *ret_rec = rec;
+    *ret_len = len;
+    return 0;
+}
+
+int sx_secrets_key_parse(const char *key, size_t len, sx_secrets_record kind, sx_secrets_place *ret)
+{
+    if (len < 2 || key[0] != (char)kind || key[1] != '/')
+        return -EBADMSG;
+    sx_secrets_place p;
+    memset(&p, 0, sizeof(p));
+    char *parts[4] = {p.org, p.project, p.env, p.name};
+    size_t caps[4] = {sizeof(p.org), sizeof(p.project), sizeof(p.env), sizeof(p.name)};
+    size_t at = 2;
+    for (int i = 0; i < 4; i++) {
+        size_t end = at;
+        while (end < len && key[end] != '/')
+            end++;
+        if (end == at || end - at >= caps[i] || (i < 3 && end == len) || (i == 3 && end != len))
+            return -EBADMSG;
+        memcpy(parts[i], key + at, end - at);
+        at = end + 1;
+    }
+    *ret = p;
+    return 0;
 }

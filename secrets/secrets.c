@@ -14,6 +14,7 @@
  * decrypts write into the caller's buffer. Nothing here keeps or copies a value.
  */
 #include "secrets/secrets.h"
+#include "secrets/secrets_internal.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -25,7 +26,7 @@
 #include "common/clock.h"
 #include "common/testpoint.h"
 
-#define WRITE_RETRIES  16 /* batches of one write while other writers keep moving the revision */
+#define WRITE_RETRIES  SX_SECRETS_WRITE_RETRIES
 #define REVEAL_RETRIES 16 /* reads of a reveal while writers keep moving the secret's revision */
 
 static void timed(const sx_secrets_ctx *c, sx_secrets_io io, uint64_t t0)
@@ -334,12 +335,13 @@ int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *e
     return 0;
 }
 
-int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+/* fn for the data-key version of each version record (h/ or x/) of env that has a value. */
+static int version_records_each(const sx_secrets_ctx *c, sx_secrets_record kind, const sx_secrets_place *env,
                                 int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
 {
     char prefix[SX_SECRETS_KEY_MAX];
     sx_crypto_place place = sx_secrets_crypto_place(env);
-    size_t pl = sx_secrets_env_prefix(prefix, SX_SECRETS_RECORD_HISTORY, &place);
+    size_t pl = sx_secrets_env_prefix(prefix, kind, &place);
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &it);
     if (rc != 0)
@@ -363,6 +365,18 @@ int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place 
         return rc;
     *ret_count = count;
     return 0;
+}
+
+int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                                int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+{
+    return version_records_each(c, SX_SECRETS_RECORD_HISTORY, env, fn, arg, ret_count);
+}
+
+int sx_secrets_deleted_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                                int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+{
+    return version_records_each(c, SX_SECRETS_RECORD_TRASHED_VERSION, env, fn, arg, ret_count);
 }
 
 /* ---- history ------------------------------------------------------------------------------------ */
@@ -594,12 +608,20 @@ typedef struct write_args {
     uint32_t version;
 } write_args;
 
-static int batch(const sx_secrets_ctx *c, sx_storage_op *ops, size_t n)
+int sx_secrets_batch(const sx_secrets_ctx *c, sx_storage_op *ops, size_t n)
 {
     uint64_t t0 = sx_clock_mono_ns();
     int rc = sx_storage_batch(c->storage, ops, n, NULL);
     timed(c, SX_SECRETS_IO_BATCH, t0);
     return rc;
+}
+
+#define batch sx_secrets_batch
+
+void sx_secrets_note_destroyed(const sx_secrets_ctx *c, const sx_secrets_place *p)
+{
+    if (c->destroyed)
+        c->destroyed(c->destroyed_arg, p);
 }
 
 static void set_description(sx_secret_meta *m, const char *description, size_t len)
@@ -661,6 +683,7 @@ typedef struct attempt {
     uint8_t *plain; /* rollback: the old version's plaintext (wiped) */
     size_t plain_len;
     uint8_t counter[SX_SECRETS_COUNTER_LEN];
+    bool pruned; /* the batch deletes history records that hold a value */
 } attempt;
 
 static void attempt_free(attempt *a)
@@ -828,6 +851,7 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
         char *hkey = attempt_key(a, p, a->hist[i].version, &hkl);
         ops[n++] = (sx_storage_op){.kind = SX_STORAGE_OP_DELETE, .key = hkey, .klen = hkl};
     }
+    a->pruned = a->nhist > 0 || (old && old <= keep_above); /* the latter: overwritten, no history */
     a->nops = n;
     return 0;
 }
@@ -956,8 +980,13 @@ static int write_apply(const sx_secrets_ctx *c, const sx_secrets_place *p, const
         }
         rc = batch(c, ops, nops);
         uint64_t new_rev = ops[0].ret_rev;
+        /* ciphertext deleted: a destroyed version, a hard delete, or history left the window */
+        bool destroyed = wa->op == OP_DESTROY || (wa->op == OP_DELETE && (m->has_value || a.nhist)) ||
+                         ((wa->op == OP_SET_VALUE || wa->op == OP_ROLLBACK) && a.pruned);
         attempt_free(&a);
         if (rc == 0) {
+            if (destroyed)
+                sx_secrets_note_destroyed(c, p);
             *ret_rev = wa->op == OP_DESTROY ? rev : new_rev;
             return 0;
         }
@@ -997,6 +1026,8 @@ int sx_secrets_update(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
 
 int sx_secrets_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond)
 {
+    if (c->recovery_window)
+        return sx_secrets_trash_move(c, p, cond);
     write_args a = {.op = OP_DELETE};
     return write_meta(c, p, cond, &a, NULL, NULL);
 }

@@ -118,6 +118,11 @@ typedef enum sx_secrets_record {
     /* n/{org}/{project}/{env}/{name}: the last version number given out for the name; outlives
      * a delete of the secret, so a version number is never given out twice */
     SX_SECRETS_RECORD_COUNTER = 'n',
+    /* b/{org}/{project}/{env}/{name}: a deleted secret kept for its recovery window (below) */
+    SX_SECRETS_RECORD_TRASH = 'b',
+    /* x/{org}/{project}/{env}/{name}/{%08x version}: the versions of a deleted secret, history
+     * records (its current version's too) */
+    SX_SECRETS_RECORD_TRASHED_VERSION = 'x',
 } sx_secrets_record;
 
 /* Longest key, with its NUL (a history key is the longest: "/{%08x}" after the name). */
@@ -130,6 +135,10 @@ typedef enum sx_secrets_record {
 /* The key of version of p in the history; version 0 gives the prefix of all of p's history
  * "h/{org}/{project}/{env}/{name}/". Returns the length. */
 size_t sx_secrets_history_key(char *buf, const sx_secrets_place *p, uint32_t version);
+/* The same for the records of kind h or x. */
+size_t sx_secrets_version_key(char *buf, sx_secrets_record kind, const sx_secrets_place *p, uint32_t version);
+/* The place named by a key of kind whose four parts follow "{kind}/" (m/, v/, n/ or b/). -EBADMSG. */
+int sx_secrets_key_parse(const char *key, size_t len, sx_secrets_record kind, sx_secrets_place *ret);
 /* A history key's tail after the env's prefix ("{name}/{%08x}", len bytes): the name (copied,
  * NUL-terminated, into name of SX_SECRETS_NAME_MAX + 1 bytes) and the version. -EBADMSG. */
 int sx_secrets_history_key_parse(const char *tail, size_t len, char *name, uint32_t *ret_version);
@@ -147,6 +156,21 @@ int sx_secrets_history_view_of(sx_secrets_history_view *h, const uint8_t *rec, s
 /* Encode a history record (blob NULL = a tombstone) into a malloc'd buffer. 0 or -ENOMEM. */
 int sx_secrets_history_encode(int64_t created_ms, const uint8_t *blob, size_t blob_len, uint8_t **ret_rec,
                               size_t *ret_len) __attribute__((warn_unused_result));
+
+/* A deleted secret's record: when it was deleted, when the sweeper may purge it, how many versions
+ * with a value it keeps, and the metadata record it had (meta points into the record). */
+typedef struct sx_secrets_trash_view {
+    int64_t deleted_ms;
+    int64_t purge_ms;
+    uint32_t versions;
+    const uint8_t *meta;
+    size_t meta_len;
+} sx_secrets_trash_view;
+/* Decode a deleted-secret record in place (its metadata checked too). 0 or -EBADMSG. */
+int sx_secrets_trash_view_of(sx_secrets_trash_view *t, const uint8_t *rec, size_t len);
+/* Encode t into a malloc'd record. 0 or -ENOMEM. */
+int sx_secrets_trash_encode(const sx_secrets_trash_view *t, uint8_t **ret_rec, size_t *ret_len)
+    __attribute__((warn_unused_result));
 
 /* A name's counter record: the last version given out, and the pruned mark (every history
  * record at or below it is gone, so a write prunes only what is above it). */
@@ -189,6 +213,13 @@ typedef struct sx_secrets_ctx {
     void *timed_arg;
     /* versions kept of each secret, the current one included (1 = no history); 0 = the default */
     unsigned max_versions;
+    /* seconds a deleted secret stays restorable; 0 = a delete destroys it at once */
+    unsigned recovery_window;
+    /* told (on the writing thread) after a write deleted ciphertext of p's env - a destroyed or
+     * pruned version, a purged deleted secret, a delete without a recovery window - so that the
+     * store can be made to drop it from its files; NULL = nobody is told */
+    void (*destroyed)(void *arg, const sx_secrets_place *p);
+    void *destroyed_arg;
 } sx_secrets_ctx;
 
 /* A precondition on the revision a write finds: the write goes on only when rev_ok(arg, rev) says
@@ -317,7 +348,9 @@ int sx_secrets_create(const sx_secrets_ctx *c, const sx_secrets_place *p, const 
 int sx_secrets_update(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond,
                       const char *description, size_t len, sx_secret_meta *ret_meta, uint64_t *ret_rev)
     __attribute__((warn_unused_result));
-/* Delete p, its value and its history in one batch (the version counter stays). cond may be NULL. Codes as
+/* Delete p. With a recovery window, p, its value and its history move in one batch to a deleted
+ * secret's records (replacing, and destroying, an older deleted copy of the name); without one they
+ * are deleted. The version counter stays either way. cond may be NULL. Codes as
  * sx_secrets_update(). */
 int sx_secrets_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, const sx_secrets_cond *cond)
     __attribute__((warn_unused_result));
@@ -340,6 +373,38 @@ int sx_secrets_rollback(const sx_secrets_ctx *c, const sx_secrets_place *p, cons
 int sx_secrets_version_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version)
     __attribute__((warn_unused_result));
 
+/* ---- deleted secrets (trash.c) -------------------------------------------------------------------- */
+
+/* A deleted secret as listed: its name, when it was deleted, when it may be purged, and how many
+ * versions with a value it keeps. */
+typedef struct sx_secrets_deleted {
+    char name[SX_SECRETS_NAME_MAX + 1];
+    int64_t deleted_ms;
+    int64_t purge_ms;
+    uint32_t versions;
+} sx_secrets_deleted;
+
+/* The deleted secrets of env (env->name ignored), by name. *ret_list is malloc'd (free() it; NULL
+ * when *ret_n is 0). 0, -EBADMSG or a storage code. */
+int sx_secrets_deleted_list(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_secrets_deleted **ret_list,
+                            size_t *ret_n) __attribute__((warn_unused_result));
+/* Bring the deleted secret p back with every version it kept (its updatedAt becomes now). A value
+ * not under the env's active data key is encrypted again under it, and the batch carries the
+ * key-state pin, so a restore never outlives a rotation's sweep. *ret_meta and *ret_rev get the
+ * restored record. 0, SX_SECRETS_ENOTDELETED, SX_SECRETS_ELIVE (p exists again),
+ * SX_SECRETS_ECONTENTION, SX_SECRETS_EUNREADABLE, -EBADMSG or a storage code. */
+int sx_secrets_restore(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secret_meta *ret_meta, uint64_t *ret_rev)
+    __attribute__((warn_unused_result));
+/* Destroy the deleted secret p now. 0, SX_SECRETS_ENOTDELETED, SX_SECRETS_ECONTENTION, -EBADMSG
+ * or a storage code. */
+int sx_secrets_purge(const sx_secrets_ctx *c, const sx_secrets_place *p) __attribute__((warn_unused_result));
+/* One round of the sweeper: purge up to max deleted secrets, of any env, whose purge time is at or
+ * before now_ms. Every purge is one batch of its own, so a round cut short (a crash) leaves the
+ * rest for the next. *ret_purged gets how many were purged, *ret_kept how many deleted secrets
+ * remain (due or not). 0, -EBADMSG or a storage code. */
+int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max, size_t *ret_purged, uint64_t *ret_kept)
+    __attribute__((warn_unused_result));
+
 /* ---- what uses an environment's data keys (secrets.c) -------------------------------------------- */
 
 /* For each value of env (env->name ignored) whose blob names its data-key version, call fn with
@@ -351,6 +416,10 @@ int sx_secrets_value_versions(const sx_secrets_ctx *c, const sx_secrets_place *e
 /* The same for the retained previous versions of env's secrets (history records; destroyed ones
  * are skipped): fn gets each one's data-key version, *ret_count the number of retained versions. */
 int sx_secrets_history_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
+                                int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
+    __attribute__((warn_unused_result));
+/* The same for the versions kept by env's deleted secrets (x/ records). */
+int sx_secrets_deleted_versions(const sx_secrets_ctx *c, const sx_secrets_place *env,
                                 int (*fn)(void *arg, uint32_t version), void *arg, uint64_t *ret_count)
     __attribute__((warn_unused_result));
 

@@ -1,7 +1,7 @@
 /*
- * rotor_life.c - the rotation engine's life in the server: created with the server, its thread
- * started once the loops run and stopped before storage closes; its events logged and its forged
- * records counted.
+ * rotor_life.c - the rotation engine's and the sweeper's life in the server: created with the
+ * server, their threads started once the loops run and stopped before storage closes; the
+ * rotation's events logged and its forged records counted.
  */
 #include "server/server_internal.h"
 
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/api/api.h"
 #include "server/metrics.h"
 #include "ops/ops.h"
 
@@ -52,11 +53,24 @@ void sx_ops_start(sx_server *s)
     int rc = s->rotor ? sx_rotor_start(s->rotor) : -EINVAL;
     if (rc != 0)
         sx_log(SX_LOG_ERROR, "cannot start the rotation thread: %s; key rotations will not progress", strerror(-rc));
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx_pool(s, &c);
+    struct sx_sweeper *sw = NULL;
+    rc = sx_sweeper_start(&sw, &c, s->config->sweep_interval);
+    if (rc != 0)
+        sx_log(SX_LOG_ERROR, "cannot start the sweeper thread: %s; deleted secrets will not be purged", strerror(-rc));
+    __atomic_store_n(&s->sweeper, sw, __ATOMIC_RELEASE);
 }
 
 void sx_ops_stop(sx_server *s)
 {
     sx_rotor_stop(s->rotor);
+}
+
+void sx_ops_stop_sweeper(sx_server *s)
+{
+    struct sx_sweeper *sw = __atomic_exchange_n(&s->sweeper, NULL, __ATOMIC_ACQ_REL);
+    sx_sweeper_stop(sw);
 }
 
 void sx_ops_free(sx_server *s)

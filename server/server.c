@@ -757,6 +757,7 @@ int sx_server_run(sx_server *s)
      * disposes of itself. */
     sx_pool_free(s->pool);
     s->pool = NULL;
+    sx_ops_stop_sweeper(s); /* after every job that could note a deletion to it */
     life_bump(s, &s->life_pool_freed);
     for (unsigned i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i].tid, NULL);

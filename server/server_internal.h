@@ -138,6 +138,9 @@ struct sx_server {
     unsigned nthreads;
     sx_pool *pool;
     struct sx_rotor *rotor; /* key rotations on their own thread (ops/rotation.c, rotor_life.c) */
+    /* purges of expired deleted secrets and compactions of deleted ciphertext, on their own thread
+     * (ops/sweeper.c, started and stopped with the rotor); NULL until started */
+    struct sx_sweeper *sweeper;
     struct sx_audit *audit; /* NULL when [log] audit_log is off (audit/audit.c) */
     char reqid_prefix[9];   /* random per process: generated request ids are unique across restarts */
     atomic_bool stop_requested;
@@ -295,12 +298,14 @@ unsigned sx_method_parse(const char *m, size_t len);
 /* Write "GET, PUT" for a method mask into buf; returns the length. */
 size_t sx_method_list(unsigned mask, char *buf, size_t cap);
 
-/* The rotation engine's life in the server (rotor_life.c): init creates the engine (err gets a
- * reason on failure), start runs its thread once the loops run, stop joins it (before storage
- * closes), free releases it (NULL-safe, after stop). */
+/* The rotation engine's and the sweeper's life in the server (rotor_life.c): init creates the
+ * engine (err gets a reason on failure), start runs both threads once the loops run, stop joins
+ * the rotation's (before storage closes), stop_sweeper the sweeper's (once no job runs any more),
+ * free releases the engine (NULL-safe, after stop). */
 int sx_ops_init(sx_server *s, char *err, size_t errlen);
 void sx_ops_start(sx_server *s);
 void sx_ops_stop(sx_server *s);
+void sx_ops_stop_sweeper(sx_server *s);
 void sx_ops_free(sx_server *s);
 
 /* Send a JSON body (bytes are copied into the request pool) with status. */

@@ -112,6 +112,10 @@ void sx_api_versions(sx_request *r);
 void sx_api_version_destroy(sx_request *r);
 /* A version number: 1-10 decimal digits, 1 .. 2^32-1. */
 bool sx_api_version_parse(const char *s, size_t len, uint32_t *ret_version);
+/* trash.c */
+void sx_api_deleted_list(sx_request *r);
+void sx_api_restore(sx_request *r);
+void sx_api_purge(sx_request *r);
 /* tokens.c */
 void sx_api_token_create(sx_request *r);
 void sx_api_token_list(sx_request *r);

@@ -199,6 +199,34 @@ static void metrics_done(sx_job *job)
         put(&o, "secretsd_rotation_progress_ratio{kind=\"%s\",index=\"%zu\",phase=\"%d\"} %.4f\n",
             rot->kind == SX_ROTATION_MASTER ? "master" : "env", i, (int)rot->phase, ratio > 1 ? 1.0 : ratio);
     }
+    struct sx_sweeper *sw = __atomic_load_n(&s->sweeper, __ATOMIC_ACQUIRE);
+    if (sw) {
+        sx_sweeper_stats ss;
+        sx_sweeper_stats_get(sw, &ss);
+        family(&o, "secretsd_deleted_secrets", "gauge",
+               "Deleted secrets kept for their recovery window, as the sweeper's last run counted them.");
+        put(&o, "secretsd_deleted_secrets %" PRIu64 "\n", ss.deleted_secrets);
+        family(&o, "secretsd_deleted_secret_versions", "gauge",
+               "Version records kept by deleted secrets (destroyed ones' tombstones included), at the last sweep.");
+        put(&o, "secretsd_deleted_secret_versions %" PRIu64 "\n", ss.deleted_version_records);
+        family(&o, "secretsd_retained_versions", "gauge",
+               "Previous-version records of live secrets (destroyed ones' tombstones included), at the last sweep.");
+        put(&o, "secretsd_retained_versions %" PRIu64 "\n", ss.previous_version_records);
+        family(&o, "secretsd_sweeper_runs_total", "counter", "Sweeps for deleted secrets past their recovery window.");
+        put(&o, "secretsd_sweeper_runs_total %" PRIu64 "\n", ss.runs);
+        family(&o, "secretsd_sweeper_failures_total", "counter", "Sweeps that met a storage error.");
+        put(&o, "secretsd_sweeper_failures_total %" PRIu64 "\n", ss.failures);
+        family(&o, "secretsd_deleted_secrets_purged_total", "counter",
+               "Deleted secrets the sweeper purged past their recovery window.");
+        put(&o, "secretsd_deleted_secrets_purged_total %" PRIu64 "\n", ss.purged_total);
+        family(&o, "secretsd_sweeper_last_run_timestamp_seconds", "gauge", "When the last sweep ended (0 = none yet).");
+        put(&o, "secretsd_sweeper_last_run_timestamp_seconds %" PRId64 "\n", ss.last_run_ms / 1000);
+        family(&o, "secretsd_compactions_total", "counter",
+               "Rounds that made the store drop destroyed ciphertext from its files.");
+        put(&o, "secretsd_compactions_total %" PRIu64 "\n", ss.compactions);
+        family(&o, "secretsd_compaction_failures_total", "counter", "Compaction rounds that failed (retried later).");
+        put(&o, "secretsd_compaction_failures_total %" PRIu64 "\n", ss.compact_failures);
+    }
     sx_audit_stats as;
     sx_audit_get_stats(s->audit, &as);
     family(&o, "secretsd_audit_enabled", "gauge", "1 when [log] audit_log is set.");

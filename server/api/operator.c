@@ -114,6 +114,48 @@ static void status_work(sx_job *job)
         j->rc = sx_rotor_list(s->rotor, &j->rots, &j->nrots);
 }
 
+/* The sweeper: its settings, its last run and what it counted then. */
+static void gen_sweeper(yajl_gen g, sx_server *s)
+{
+    struct sx_sweeper *sw = __atomic_load_n(&s->sweeper, __ATOMIC_ACQUIRE);
+    sx_json_str(g, "sweeper");
+    if (!sw) {
+        yajl_gen_null(g);
+        return;
+    }
+    sx_sweeper_stats st;
+    sx_sweeper_stats_get(sw, &st);
+    char ts[32];
+    yajl_gen_map_open(g);
+    gen_uint(g, "recoveryWindowSeconds", s->config->recovery_window);
+    gen_uint(g, "intervalSeconds", s->config->sweep_interval);
+    gen_uint(g, "runs", st.runs);
+    sx_json_str(g, "lastRunAt");
+    if (st.last_run_ms) {
+        sx_time_format(st.last_run_ms, ts, sizeof(ts));
+        sx_json_str(g, ts);
+    } else {
+        yajl_gen_null(g);
+    }
+    gen_uint(g, "purged", st.purged_total);
+    gen_uint(g, "failures", st.failures);
+    gen_uint(g, "deletedSecrets", st.deleted_secrets);
+    gen_uint(g, "deletedSecretVersions", st.deleted_version_records);
+    gen_uint(g, "previousVersionRecords", st.previous_version_records);
+    sx_json_str(g, "compaction");
+    yajl_gen_bool(g, st.compact_supported);
+    gen_uint(g, "compactions", st.compactions);
+    gen_uint(g, "compactionFailures", st.compact_failures);
+    sx_json_str(g, "compactionPending");
+    yajl_gen_bool(g, st.compact_pending);
+    sx_json_str(g, "lastError");
+    if (st.last_error)
+        sx_json_str(g, sx_storage_strerror(st.last_error));
+    else
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+}
+
 static void status_done(sx_job *job)
 {
     status_job *j = (status_job *)job;
@@ -161,6 +203,7 @@ static void status_done(sx_job *job)
     for (size_t i = 0; i < j->nrots; i++)
         gen_rotation(g, &j->rots[i]);
     yajl_gen_array_close(g);
+    gen_sweeper(g, s);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
     sx_send_json(r, 200, NULL, body.base, body.len);
@@ -343,8 +386,10 @@ typedef struct env_keys_job {
     sx_crypto_datakey_info vers[ENV_VERSIONS_MAX];
     uint64_t vers_values[ENV_VERSIONS_MAX];   /* current values encrypted under each */
     uint64_t vers_retained[ENV_VERSIONS_MAX]; /* retained previous versions encrypted under each */
+    uint64_t vers_deleted[ENV_VERSIONS_MAX];  /* versions kept by deleted secrets under each */
     size_t nvers;
-    uint64_t values, retained;
+    uint64_t values, retained, deleted_versions;
+    size_t deleted_secrets;
     sx_rotation rot;
     bool has_rot;
 } env_keys_job;
@@ -367,6 +412,15 @@ static int count_retained(void *arg, uint32_t version)
     return 0;
 }
 
+static int count_deleted(void *arg, uint32_t version)
+{
+    env_keys_job *j = arg;
+    for (size_t i = 0; i < j->nvers; i++)
+        if (j->vers[i].version == version)
+            j->vers_deleted[i]++;
+    return 0;
+}
+
 /* Data-key versions of the env, and how many values each encrypts. */
 static int env_keys(env_keys_job *j)
 {
@@ -384,6 +438,12 @@ static int env_keys(env_keys_job *j)
     rc = sx_secrets_value_versions(&c, &j->env, count_version, j, &j->values);
     if (rc == 0)
         rc = sx_secrets_history_versions(&c, &j->env, count_retained, j, &j->retained);
+    if (rc == 0)
+        rc = sx_secrets_deleted_versions(&c, &j->env, count_deleted, j, &j->deleted_versions);
+    sx_secrets_deleted *list = NULL;
+    if (rc == 0)
+        rc = sx_secrets_deleted_list(&c, &j->env, &list, &j->deleted_secrets);
+    free(list);
     return rc;
 }
 
@@ -391,7 +451,7 @@ static void env_keys_work(sx_job *job)
 {
     env_keys_job *j = (env_keys_job *)job;
     j->rc = env_keys(j);
-    if (j->rc == 0 && !j->active && !j->nvers && !j->values && !j->retained) {
+    if (j->rc == 0 && !j->active && !j->nvers && !j->values && !j->retained && !j->deleted_secrets) {
         j->rc = -ENOENT;
         return;
     }
@@ -427,6 +487,7 @@ static void env_keys_done(sx_job *job)
         gen_uint(g, "masterVersion", j->vers[i].master);
         gen_uint(g, "values", j->vers_values[i]);
         gen_uint(g, "retainedVersions", j->vers_retained[i]);
+        gen_uint(g, "deletedSecretVersions", j->vers_deleted[i]);
         sx_json_str(g, "active");
         yajl_gen_bool(g, j->vers[i].version == j->active);
         yajl_gen_map_close(g);
@@ -434,6 +495,8 @@ static void env_keys_done(sx_job *job)
     yajl_gen_array_close(g);
     gen_uint(g, "values", j->values);
     gen_uint(g, "retainedVersions", j->retained);
+    gen_uint(g, "deletedSecrets", j->deleted_secrets);
+    gen_uint(g, "deletedSecretVersions", j->deleted_versions);
     sx_json_str(g, "rotation");
     if (j->has_rot)
         gen_rotation(g, &j->rot);

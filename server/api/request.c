@@ -8,6 +8,8 @@
  */
 #include "server/api/api.h"
 
+#include "ops/ops.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +155,13 @@ void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret)
         .timed = time_storage,
         .timed_arg = NULL, /* the shared counters: any thread */
         .max_versions = s->config->max_versions,
+        .recovery_window = s->config->recovery_window,
     };
+    struct sx_sweeper *sw = __atomic_load_n(&s->sweeper, __ATOMIC_ACQUIRE);
+    if (sw) {
+        ret->destroyed = sx_sweeper_note_destroyed;
+        ret->destroyed_arg = sw;
+    }
 }
 
 void sx_api_secrets_ctx(sx_request *r, sx_secrets_ctx *ret)
