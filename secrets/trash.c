@@ -465,7 +465,8 @@ int sx_secrets_restore(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_se
     for (int attempt = 0; attempt < SX_SECRETS_WRITE_RETRIES; attempt++) {
         void *live = NULL;
         sx_secret_meta_view lv;
-        int rc = sx_secrets_get(c, p, &live, &lv, NULL);
+        uint64_t lrev = 0;
+        int rc = sx_secrets_get(c, p, &live, &lv, &lrev);
         sx_storage_free(live);
         if (rc == 0)
             return SX_SECRETS_ELIVE;
@@ -628,11 +629,11 @@ int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max, size_t
     sx_storage_iter_free(it);
     size_t purged = 0;
     for (size_t i = 0; rc >= 0 && i < ndue; i++) {
-        sx_testpoint("sweep.purge"); /* between two purges: a crash here leaves the rest due */
         int prc = purge(c, &due[i], now_ms);
-        if (prc == 0)
+        if (prc == 0) {
             purged++;
-        else if (prc != 1 && prc != SX_SECRETS_ENOTDELETED)
+            sx_testpoint("sweep.purged"); /* between two purges: a crash here leaves the rest due */
+        } else if (prc != 1 && prc != SX_SECRETS_ENOTDELETED)
             rc = prc; /* restored or purged meanwhile is fine; a failing store is not */
     }
     free(due);
