@@ -39,6 +39,8 @@ extern char **environ;
 #define DEFAULT_WATCH_MS   (30 * 1000L)
 #define DEFAULT_GRACE_MS   (10 * 1000L)
 #define DEFAULT_MAX_AGE_MS (24 * 3600 * 1000LL)
+/* While --watch polls, an unchanged snapshot is written again at most this often. */
+#define SNAPSHOT_REFRESH_MS (60 * 1000L)
 
 typedef struct run_opts {
     const char *only, *prefix, *fallback;
@@ -124,10 +126,23 @@ typedef struct fetched {
     bool from_snapshot;
 } fetched;
 
-/* Fetch the values (or, when the server cannot be reached, read the snapshot). if_none_match:
- * the ETag of the values in hand; *ret_unchanged says the server answered 304. Returns an exit
- * status; quiet: do not report (watch polls report for themselves). */
-static int fetch_values(ctl_api *a, const run_opts *ro, const char *if_none_match, bool allow_snapshot, fetched *ret,
+/* Write the fallback snapshot of the values in f (when --fallback is given); a failure is a warning. */
+static void save_snapshot(const ctl_api *a, const run_opts *ro, const fetched *f)
+{
+    if (!ro->fallback || f->from_snapshot)
+        return;
+    size_t slen;
+    const char *secret = ctl_api_token_secret(a, &slen);
+    int rc = ctl_snapshot_write(ro->fallback, ro->env_path, secret, slen, f->json.data, f->json.len);
+    if (rc != 0)
+        fprintf(stderr, "secretsctl: warning: cannot write the fallback snapshot \"%s\": %s\n", ro->fallback,
+                strerror(-rc));
+}
+
+/* Fetch the values; on the first fetch (poll false), when the server cannot be reached, read the
+ * snapshot instead. if_none_match: the ETag of the values in hand; *ret_unchanged says the server
+ * answered 304. report: print why a fetch failed. Returns an exit status. */
+static int fetch_values(ctl_api *a, const run_opts *ro, const char *if_none_match, bool poll, bool report, fetched *ret,
                         bool *ret_unchanged)
 {
     char path[CTL_SCOPE_MAX + 16];
@@ -151,17 +166,14 @@ static int fetch_values(ctl_api *a, const run_opts *ro, const char *if_none_matc
             fprintf(stderr, "secretsctl: out of memory\n");
             return CTL_EXIT_FAIL;
         }
-        if (ro->fallback) {
-            size_t slen;
-            const char *secret = ctl_api_token_secret(a, &slen);
-            int rc = ctl_snapshot_write(ro->fallback, ro->env_path, secret, slen, ret->json.data, ret->json.len);
-            if (rc != 0)
-                fprintf(stderr, "secretsctl: warning: cannot write the fallback snapshot \"%s\": %s\n", ro->fallback,
-                        strerror(-rc));
-        }
         return CTL_EXIT_OK;
     }
-    if (!(allow_snapshot && ro->fallback && ctl_api_unreachable(&r))) {
+    if (poll) {
+        int code = report ? ctl_api_report(a, &r, ro->target) : ctl_exit_for_status(r.status);
+        ctl_api_resp_free(&r);
+        return code == CTL_EXIT_OK ? CTL_EXIT_FAIL : code;
+    }
+    if (!(ro->fallback && ctl_api_unreachable(&r))) {
         int code = ctl_api_report(a, &r, ro->target);
         ctl_api_resp_free(&r);
         return code == CTL_EXIT_OK ? CTL_EXIT_FAIL : code;
@@ -423,7 +435,7 @@ static int run_watch(ctl_api *a, const run_opts *ro, fetched *cur, char **envp)
     if (w.child < 0)
         return CTL_EXIT_FAIL;
     bool failing = false;
-    int64_t next = sx_clock_mono_ms() + ro->watch_ms;
+    int64_t next = sx_clock_mono_ms() + ro->watch_ms, saved = sx_clock_mono_ms();
     for (;;) {
         if (reap(&w))
             break;
@@ -438,24 +450,35 @@ static int run_watch(ctl_api *a, const run_opts *ro, fetched *cur, char **envp)
         fetched nf;
         bool unchanged = false;
         /* A 304 means the values are those of cur's ETag; without one the hash decides. */
-        int code = fetch_values(a, ro, cur->etag[0] ? cur->etag : NULL, false, &nf, &unchanged);
+        int code = fetch_values(a, ro, cur->etag[0] ? cur->etag : NULL, true, !failing, &nf, &unchanged);
         if (code != CTL_EXIT_OK) {
             if (!failing)
-                fprintf(stderr, "secretsctl: cannot poll the values; %s keeps running, polling again every %lds\n",
-                        ro->cmd[0], ro->watch_ms / 1000 ? ro->watch_ms / 1000 : 1);
+                fprintf(stderr, "secretsctl: cannot poll the values; %s keeps running with the ones it has\n",
+                        ro->cmd[0]);
             failing = true;
             continue;
         }
         if (failing)
             fprintf(stderr, "secretsctl: the values can be polled again\n");
         failing = false;
-        if (unchanged)
-            continue;
-        if (sodium_memcmp(nf.hash, cur->hash, sizeof(nf.hash)) == 0) {
-            snprintf(cur->etag, sizeof(cur->etag), "%s", nf.etag);
-            ctl_text_free(&nf.json);
+        bool same = unchanged || sodium_memcmp(nf.hash, cur->hash, sizeof(nf.hash)) == 0;
+        if (same) {
+            if (!unchanged) {
+                snprintf(cur->etag, sizeof(cur->etag), "%s", nf.etag);
+                ctl_text_free(&nf.json);
+            }
+            /* The snapshot's time says when the values were last confirmed: refreshed now and then,
+             * not at every poll (each write is an fsync). */
+            bool refresh = cur->from_snapshot || sx_clock_mono_ms() - saved >= SNAPSHOT_REFRESH_MS;
+            cur->from_snapshot = false;
+            if (refresh) {
+                save_snapshot(a, ro, cur);
+                saved = sx_clock_mono_ms();
+            }
             continue;
         }
+        save_snapshot(a, ro, &nf);
+        saved = sx_clock_mono_ms();
         char **nenv = NULL;
         if (build_env(ro, &nf.json, &nenv) != CTL_EXIT_OK) {
             fprintf(stderr, "secretsctl: the new values cannot be used; %s keeps running with the old ones\n",
@@ -577,11 +600,12 @@ int ctl_cmd_run(const ctl *c, int argc, char **argv)
         return code;
     fetched cur;
     bool unchanged;
-    code = fetch_values(&a, &ro, NULL, true, &cur, &unchanged);
+    code = fetch_values(&a, &ro, NULL, false, true, &cur, &unchanged);
     if (code != CTL_EXIT_OK) {
         ctl_api_close(&a);
         return code;
     }
+    save_snapshot(&a, &ro, &cur);
     char **envp = NULL;
     code = build_env(&ro, &cur.json, &envp);
     if (code != CTL_EXIT_OK) {

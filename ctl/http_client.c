@@ -277,8 +277,9 @@ int ctl_api_call(ctl_api *a, const char *method, const char *path, const char *b
         snprintf(inm, sizeof(inm), "If-None-Match: %s", if_none_match);
         hdrs = curl_slist_append(hdrs, inm);
     }
-    if (body)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    /* A request without a body sends none and no Content-Type (libcurl would otherwise add a
+     * form type to an empty POST). */
+    hdrs = curl_slist_append(hdrs, body ? "Content-Type: application/json" : "Content-Type:");
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
