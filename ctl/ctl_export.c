@@ -84,11 +84,8 @@ int ctl_cmd_export(const ctl *c, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     char env_path[CTL_SCOPE_MAX], path[CTL_SCOPE_MAX + 16];
-    int code = ctl_parse_target(argv[optind], false, env_path, NULL);
-    if (code != 0)
-        return code;
     ctl_api a;
-    code = ctl_api_open(&a, &o);
+    int code = ctl_api_start(&a, &o, argv[optind], false, env_path, NULL);
     if (code != CTL_EXIT_OK)
         return code;
     snprintf(path, sizeof(path), "%s/values", env_path);

@@ -591,11 +591,8 @@ int ctl_cmd_run(const ctl *c, int argc, char **argv)
     }
     ro.target = argv[optind];
     ro.cmd = argv + optind + 1;
-    int code = ctl_parse_target(ro.target, false, ro.env_path, NULL);
-    if (code != 0)
-        return code;
     ctl_api a;
-    code = ctl_api_open(&a, &o);
+    int code = ctl_api_start(&a, &o, ro.target, false, ro.env_path, NULL);
     if (code != CTL_EXIT_OK)
         return code;
     fetched cur;

@@ -77,36 +77,59 @@ static yajl_val parse_answer(const ctl_api_resp *r)
     return v;
 }
 
-/* ---- list ---------------------------------------------------------------------------------------- */
-
-static int secret_list(ctl_api *a, const ctl_api_opts *o, const char *prefix)
+/* The end of a write: the exit status of the answer r (freed here), after printing "NAME: done" or,
+ * with --json, the answer itself. */
+static int report_done(const ctl_api *a, const ctl_api_opts *o, ctl_api_resp *r, const char *name, const char *done)
 {
-    char path[CTL_SCOPE_MAX + 16];
-    snprintf(path, sizeof(path), "%s/secrets", prefix);
+    char what[CTL_NAME_MAX + 16];
+    snprintf(what, sizeof(what), "secret \"%s\"", name);
+    int code = ctl_api_report(a, r, what);
+    if (code == CTL_EXIT_OK) {
+        if (o->json)
+            print_raw(r);
+        else
+            printf("%s: %s\n", name, done);
+    }
+    ctl_api_resp_free(r);
+    return code;
+}
+
+/* ---- list, versions: arrays printed a row each --------------------------------------------------- */
+
+/* GET path and print the array it answers, a row per element (or the answer itself with --json). */
+static int get_array(ctl_api *a, const ctl_api_opts *o, const char *path, const char *what, void (*row)(yajl_val))
+{
     ctl_api_resp r;
     ctl_api_call(a, "GET", path, NULL, NULL, &r);
-    int code = ctl_api_report(a, &r, prefix + 1);
-    if (code == CTL_EXIT_OK) {
-        if (o->json) {
-            print_raw(&r);
-        } else {
-            yajl_val v = parse_answer(&r);
-            if (!v || !YAJL_IS_ARRAY(v)) {
-                code = CTL_EXIT_FAIL;
-            } else {
-                for (size_t i = 0; i < v->u.array.len; i++) {
-                    yajl_val s = v->u.array.values[i];
-                    yajl_val hv = jget(s, "hasValue");
-                    const char *name = jstr(s, "name"), *upd = jstr(s, "updatedAt"), *desc = jstr(s, "description");
-                    printf("%-40s  %-8s  %-24s  %s\n", name ? name : "?", hv && YAJL_IS_TRUE(hv) ? "value" : "no value",
-                           upd ? upd : "", desc ? desc : "");
-                }
-            }
-            yajl_tree_free(v);
-        }
+    int code = ctl_api_report(a, &r, what);
+    if (code == CTL_EXIT_OK && o->json) {
+        print_raw(&r);
+    } else if (code == CTL_EXIT_OK) {
+        yajl_val v = parse_answer(&r);
+        if (!v || !YAJL_IS_ARRAY(v))
+            code = CTL_EXIT_FAIL;
+        for (size_t i = 0; code == CTL_EXIT_OK && i < v->u.array.len; i++)
+            row(v->u.array.values[i]);
+        yajl_tree_free(v);
     }
     ctl_api_resp_free(&r);
     return code;
+}
+
+static void secret_row(yajl_val s)
+{
+    yajl_val hv = jget(s, "hasValue");
+    const char *name = jstr(s, "name"), *upd = jstr(s, "updatedAt"), *desc = jstr(s, "description");
+    printf("%-40s  %-8s  %-24s  %s\n", name ? name : "?", hv && YAJL_IS_TRUE(hv) ? "value" : "no value", upd ? upd : "",
+           desc ? desc : "");
+}
+
+static void version_row(yajl_val e)
+{
+    yajl_val n = jget(e, "version");
+    const char *state = jstr(e, "state"), *at = jstr(e, "createdAt");
+    printf("%6lld  %-9s  %s\n", n && YAJL_IS_INTEGER(n) ? YAJL_GET_INTEGER(n) : -1LL, state ? state : "?",
+           at ? at : "");
 }
 
 /* ---- get ------------------------------------------------------------------------------------------ */
@@ -250,17 +273,7 @@ static int secret_set(ctl_api *a, const ctl_api_opts *o, const char *prefix, con
         ctl_api_call(a, "PUT", path, body.data, NULL, &r);
     }
     ctl_text_free(&body);
-    char what[CTL_NAME_MAX + 16];
-    snprintf(what, sizeof(what), "secret \"%s\"", name);
-    int code = ctl_api_report(a, &r, what);
-    if (code == CTL_EXIT_OK) {
-        if (o->json)
-            print_raw(&r);
-        else
-            printf("%s: value set%s\n", name, created ? " (secret created)" : "");
-    }
-    ctl_api_resp_free(&r);
-    return code;
+    return report_done(a, o, &r, name, created ? "value set (secret created)" : "value set");
 }
 
 /* ---- delete, versions, rollback, restore ------------------------------------------------------------ */
@@ -270,49 +283,7 @@ static int secret_simple(ctl_api *a, const ctl_api_opts *o, const char *method, 
 {
     ctl_api_resp r;
     ctl_api_call(a, method, path, body, NULL, &r);
-    char what[CTL_NAME_MAX + 16];
-    snprintf(what, sizeof(what), "secret \"%s\"", name);
-    int code = ctl_api_report(a, &r, what);
-    if (code == CTL_EXIT_OK) {
-        if (o->json)
-            print_raw(&r);
-        else
-            printf("%s: %s\n", name, done);
-    }
-    ctl_api_resp_free(&r);
-    return code;
-}
-
-static int secret_versions(ctl_api *a, const ctl_api_opts *o, const char *prefix, const char *name)
-{
-    char path[CTL_SCOPE_MAX + CTL_NAME_MAX + 32];
-    snprintf(path, sizeof(path), "%s/secrets/%s/versions", prefix, name);
-    ctl_api_resp r;
-    ctl_api_call(a, "GET", path, NULL, NULL, &r);
-    char what[CTL_NAME_MAX + 16];
-    snprintf(what, sizeof(what), "secret \"%s\"", name);
-    int code = ctl_api_report(a, &r, what);
-    if (code == CTL_EXIT_OK) {
-        if (o->json) {
-            print_raw(&r);
-        } else {
-            yajl_val v = parse_answer(&r);
-            if (!v || !YAJL_IS_ARRAY(v)) {
-                code = CTL_EXIT_FAIL;
-            } else {
-                for (size_t i = 0; i < v->u.array.len; i++) {
-                    yajl_val e = v->u.array.values[i];
-                    yajl_val n = jget(e, "version");
-                    const char *state = jstr(e, "state"), *at = jstr(e, "createdAt");
-                    printf("%6lld  %-9s  %s\n", n && YAJL_IS_INTEGER(n) ? YAJL_GET_INTEGER(n) : -1LL,
-                           state ? state : "?", at ? at : "");
-                }
-            }
-            yajl_tree_free(v);
-        }
-    }
-    ctl_api_resp_free(&r);
-    return code;
+    return report_done(a, o, &r, name, done);
 }
 
 /* ---- the command --------------------------------------------------------------------------------- */
@@ -403,16 +374,15 @@ int ctl_cmd_secret(const ctl *c, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     char prefix[CTL_SCOPE_MAX], name[CTL_NAME_MAX] = "";
-    int code = ctl_parse_target(target, !is_list, prefix, name);
-    if (code != 0)
-        return code;
     ctl_api a;
-    code = ctl_api_open(&a, &o);
+    int code = ctl_api_start(&a, &o, target, !is_list, prefix, name);
     if (code != CTL_EXIT_OK)
         return code;
-    char path[CTL_SCOPE_MAX + CTL_NAME_MAX + 64];
+    char path[CTL_SCOPE_MAX + CTL_NAME_MAX + 64], what[CTL_NAME_MAX + 16];
+    snprintf(what, sizeof(what), "secret \"%s\"", name);
     if (is_list) {
-        code = secret_list(&a, &o, prefix);
+        snprintf(path, sizeof(path), "%s/secrets", prefix);
+        code = get_array(&a, &o, path, target, secret_row);
     } else if (strcmp(sub, "get") == 0) {
         code = secret_get(&a, &o, prefix, name, version, newline);
     } else if (strcmp(sub, "set") == 0) {
@@ -421,7 +391,8 @@ int ctl_cmd_secret(const ctl *c, int argc, char **argv)
         snprintf(path, sizeof(path), "%s/secrets/%s", prefix, name);
         code = secret_simple(&a, &o, "DELETE", path, NULL, name, "deleted");
     } else if (strcmp(sub, "versions") == 0) {
-        code = secret_versions(&a, &o, prefix, name);
+        snprintf(path, sizeof(path), "%s/secrets/%s/versions", prefix, name);
+        code = get_array(&a, &o, path, what, version_row);
     } else if (strcmp(sub, "rollback") == 0) {
         char body[64], done[64];
         snprintf(body, sizeof(body), "{\"version\":%ld}", version);

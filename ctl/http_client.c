@@ -432,3 +432,10 @@ int ctl_parse_target(const char *arg, bool with_name, char ret_prefix[CTL_SCOPE_
         snprintf(ret_name, CTL_NAME_MAX, "%.*s", (int)len[3], seg[3]);
     return 0;
 }
+
+int ctl_api_start(ctl_api *a, const ctl_api_opts *o, const char *arg, bool with_name, char ret_prefix[CTL_SCOPE_MAX],
+                  char ret_name[CTL_NAME_MAX])
+{
+    int code = ctl_parse_target(arg, with_name, ret_prefix, ret_name);
+    return code != 0 ? code : ctl_api_open(a, o);
+}

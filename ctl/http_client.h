@@ -112,6 +112,11 @@ int ctl_api_report(const ctl_api *a, const ctl_api_resp *r, const char *what);
  * the name. Returns 0, or CTL_EXIT_USAGE after printing why. */
 int ctl_parse_target(const char *arg, bool with_name, char ret_prefix[CTL_SCOPE_MAX], char ret_name[CTL_NAME_MAX]);
 
+/* ctl_parse_target(arg, ...), then ctl_api_open(a, o): how every client command starts. Returns
+ * CTL_EXIT_OK (the caller ends with ctl_api_close()) or the exit status after printing why. */
+int ctl_api_start(ctl_api *a, const ctl_api_opts *o, const char *arg, bool with_name, char ret_prefix[CTL_SCOPE_MAX],
+                  char ret_name[CTL_NAME_MAX]);
+
 /* Exit status for an HTTP status (2xx 0, 404 3, 401/403 4, else 1). */
 int ctl_exit_for_status(long status);
 

@@ -90,13 +90,10 @@ void ctl_suite_finish(void)
     free(g_token);
 }
 
-int ctl_sh(char **ret_out, char **ret_err, const char *fmt, ...)
+static int ctl_shv(char **ret_out, char **ret_err, const char *fmt, va_list ap)
 {
     char args[8192];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
     char *errp = sx_test_path(g_dir, "ctl.stderr");
     int st = sx_test_sh(ret_out, "cd '%s' && '%s' 2>'%s' %s", g_dir, SX_SECRETSCTL_PATH, errp, args);
     char *err = sx_test_read_file(errp, NULL);
@@ -109,6 +106,30 @@ int ctl_sh(char **ret_out, char **ret_err, const char *fmt, ...)
     unlink(errp);
     free(errp);
     return st;
+}
+
+int ctl_sh(char **ret_out, char **ret_err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = ctl_shv(ret_out, ret_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void ctl_expect(int status, const char *want, const char *fmt, ...)
+{
+    char *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int st = ctl_shv(&out, NULL, fmt, ap);
+    va_end(ap);
+    if (st != status || strcmp(out, want) != 0) {
+        fprintf(stderr, "CHECK failed: secretsctl %s: exit %d, want %d; stdout \"%s\", want \"%s\"\n", fmt, st, status,
+                out, want);
+        sx_test_failures++;
+    }
+    free(out);
 }
 
 pid_t ctl_spawn(char *const argv[], const char *out_path, const char *err_path)

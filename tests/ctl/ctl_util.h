@@ -34,6 +34,10 @@ int ctl_token_files(const char *dir);
  * (malloc'd). */
 int ctl_sh(char **ret_out, char **ret_err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Run `secretsctl ARGS` like ctl_sh() and check its exit status and that its stdout is exactly
+ * want (each mismatch is a failed check, printed with the command). */
+void ctl_expect(int status, const char *want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Start secretsctl with argv (argv[0] is ignored) directly, stdout and stderr to files out_path and
  * err_path (either may be NULL: /dev/null). Returns its pid, or -1. */
 pid_t ctl_spawn(char *const argv[], const char *out_path, const char *err_path);

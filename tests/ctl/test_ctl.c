@@ -30,48 +30,30 @@ static void secret_commands_work_end_to_end(void)
     CHECK_INT(ctl_sh(&out, NULL, "secret get acme/web/dev/DB_PASSWORD"), 0);
     CHECK_STR(out, "first\n\n"); /* the value "first\n" and get's newline */
     free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n acme/web/dev/DB_PASSWORD"), 0);
-    CHECK_STR(out, "first\n");
-    free(out);
+    ctl_expect(0, "first\n", "secret get -n acme/web/dev/DB_PASSWORD");
     /* --from-file, a second version */
     char *vf = sx_test_path(g_dir, "value.txt");
     CHECK_INT(sx_test_write_file(vf, "s3cr3t 'two'", 12), 0);
-    CHECK_INT(ctl_sh(&out, NULL, "secret set --from-file '%s' acme/web/dev/DB_PASSWORD", vf), 0);
-    CHECK_STR(out, "DB_PASSWORD: value set\n");
-    free(out);
+    ctl_expect(0, "DB_PASSWORD: value set\n", "secret set --from-file '%s' acme/web/dev/DB_PASSWORD", vf);
     free(vf);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n acme/web/dev/DB_PASSWORD"), 0);
-    CHECK_STR(out, "s3cr3t 'two'");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n --version 1 acme/web/dev/DB_PASSWORD"), 0);
-    CHECK_STR(out, "first\n");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get --json acme/web/dev/DB_PASSWORD | jq -j .value"), 0);
-    CHECK_STR(out, "s3cr3t 'two'");
-    free(out);
+    ctl_expect(0, "s3cr3t 'two'", "secret get -n acme/web/dev/DB_PASSWORD");
+    ctl_expect(0, "first\n", "secret get -n --version 1 acme/web/dev/DB_PASSWORD");
+    ctl_expect(0, "s3cr3t 'two'", "secret get --json acme/web/dev/DB_PASSWORD | jq -j .value");
     /* list: people and --json (the server's answer, never a value) */
     CHECK_INT(ctl_sh(&out, NULL, "secret list acme/web/dev"), 0);
     CHECK(strstr(out, "DB_PASSWORD") && strstr(out, "primary db") && !strstr(out, "s3cr3t"));
     free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "--json secret list acme/web/dev | jq -r '.[0].name, .[0].hasValue'"), 0);
-    CHECK_STR(out, "DB_PASSWORD\ntrue\n");
-    free(out);
+    ctl_expect(0, "DB_PASSWORD\ntrue\n", "--json secret list acme/web/dev | jq -r '.[0].name, .[0].hasValue'");
     /* versions, rollback */
     CHECK_INT(ctl_sh(&out, NULL, "secret versions acme/web/dev/DB_PASSWORD"), 0);
     CHECK(strstr(out, "2  current") && strstr(out, "1  previous"));
     free(out);
     CHECK_INT(ctl_sh(&out, NULL, "secret rollback --version 1 acme/web/dev/DB_PASSWORD"), 0);
     free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret versions --json acme/web/dev/DB_PASSWORD | jq -c '[.[].version]'"), 0);
-    CHECK_STR(out, "[3,2,1]\n");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n acme/web/dev/DB_PASSWORD"), 0);
-    CHECK_STR(out, "first\n");
-    free(out);
+    ctl_expect(0, "[3,2,1]\n", "secret versions --json acme/web/dev/DB_PASSWORD | jq -c '[.[].version]'");
+    ctl_expect(0, "first\n", "secret get -n acme/web/dev/DB_PASSWORD");
     /* delete, then the name is gone (3), then restore */
-    CHECK_INT(ctl_sh(&out, NULL, "secret delete acme/web/dev/DB_PASSWORD"), 0);
-    CHECK_STR(out, "DB_PASSWORD: deleted\n");
-    free(out);
+    ctl_expect(0, "DB_PASSWORD: deleted\n", "secret delete acme/web/dev/DB_PASSWORD");
     CHECK_INT(ctl_sh(&out, &err, "secret get acme/web/dev/DB_PASSWORD"), 3);
     CHECK_STR(out, "");
     CHECK(strstr(err, "secret \"DB_PASSWORD\": 404:") != NULL);
@@ -171,12 +153,8 @@ static void secret_commands_speak_tls_h2_with_the_given_ca(void)
     snprintf(https, sizeof(https), "https://127.0.0.1:%d", g_srv.tls_port);
     ctl_setenv("SECRETSD_ADDR", https);
     ctl_setenv("SECRETSD_CACERT", g_srv.cert_path);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n acme/web/tls/T"), 0);
-    CHECK_STR(out, "over tls");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "secret get -n --http1.1 acme/web/tls/T"), 0);
-    CHECK_STR(out, "over tls");
-    free(out);
+    ctl_expect(0, "over tls", "secret get -n acme/web/tls/T");
+    ctl_expect(0, "over tls", "secret get -n --http1.1 acme/web/tls/T");
     /* an unknown CA is refused: nothing is sent */
     ctl_setenv("SECRETSD_CACERT", NULL);
     CHECK_INT(ctl_sh(&out, &err, "secret get -n acme/web/tls/T"), 1);
@@ -252,9 +230,7 @@ static void export_round_trips_nasty_values_through_sh_bash_and_jq(void)
     CHECK_INT(atoi(out), NNASTY);
     free(out);
     /* --json alone means the JSON format */
-    CHECK_INT(ctl_sh(&out, NULL, "--json export acme/web/nasty | jq -j .DOLLAR"), 0);
-    CHECK_STR(out, nasty[2].value);
-    free(out);
+    ctl_expect(0, nasty[2].value, "--json export acme/web/nasty | jq -j .DOLLAR");
     free(envf);
     free(jsonf);
 }
@@ -266,12 +242,8 @@ static void export_only_prefix_and_invalid_names(void)
     CHECK(ctl_api_set(env, "B", "2"));
     CHECK(ctl_api_set(env, "C", "3"));
     char *out = NULL, *err = NULL;
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/sel --only A,C --prefix APP_"), 0);
-    CHECK_STR(out, "APP_A='1'\nAPP_C='3'\n");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/sel --only B --format json"), 0);
-    CHECK_STR(out, "{\"B\":\"2\"}\n");
-    free(out);
+    ctl_expect(0, "APP_A='1'\nAPP_C='3'\n", "export acme/web/sel --only A,C --prefix APP_");
+    ctl_expect(0, "{\"B\":\"2\"}\n", "export acme/web/sel --only B --format json");
     CHECK_INT(ctl_sh(&out, &err, "export acme/web/sel --only A,NOPE"), 3);
     CHECK(strstr(err, "\"NOPE\"") != NULL);
     free(out);
@@ -284,20 +256,12 @@ static void export_only_prefix_and_invalid_names(void)
     CHECK(strstr(err, "my.dotted-name") && strstr(err, "9LIVES"));
     free(out);
     free(err);
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/sel --skip-invalid --format shell"), 0);
-    CHECK_STR(out, "export A='1'\nexport B='2'\nexport C='3'\n");
-    free(out);
+    ctl_expect(0, "export A='1'\nexport B='2'\nexport C='3'\n", "export acme/web/sel --skip-invalid --format shell");
     /* a prefix can make a name valid */
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/sel --only 9LIVES --prefix X_"), 0);
-    CHECK_STR(out, "X_9LIVES='y'\n");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/sel --format json | jq -r '.\"my.dotted-name\"'"), 0);
-    CHECK_STR(out, "x\n");
-    free(out);
+    ctl_expect(0, "X_9LIVES='y'\n", "export acme/web/sel --only 9LIVES --prefix X_");
+    ctl_expect(0, "x\n", "export acme/web/sel --format json | jq -r '.\"my.dotted-name\"'");
     /* an empty env exports nothing */
-    CHECK_INT(ctl_sh(&out, NULL, "export acme/web/empty"), 0);
-    CHECK_STR(out, "");
-    free(out);
+    ctl_expect(0, "", "export acme/web/empty");
 }
 
 /* ---- main --------------------------------------------------------------------------------------------- */

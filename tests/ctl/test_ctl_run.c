@@ -83,9 +83,7 @@ void run_execs_in_place_with_the_values(void)
     CHECK_INT(ctl_sh(NULL, NULL, "run acme/web/run -- sh -c 'exit 42'"), 42);
     CHECK_INT(ctl_sh(NULL, NULL, "run acme/web/run -- /nonexistent/cmd"), 127);
     /* a server error does not run the command */
-    CHECK_INT(ctl_sh(&out, NULL, "run other/web/run -- echo ran"), 4);
-    CHECK_STR(out, "");
-    free(out);
+    ctl_expect(4, "", "run other/web/run -- echo ran");
     free(outp);
 }
 
@@ -108,17 +106,11 @@ void run_refuses_or_skips_invalid_names_and_keeps_existing_with_no_override(void
     free(out);
     free(err);
     /* --only / --prefix */
-    CHECK_INT(ctl_sh(&out, NULL, "run --only GOOD --prefix APP_ acme/web/inv -- printenv APP_GOOD"), 0);
-    CHECK_STR(out, "1\n");
-    free(out);
+    ctl_expect(0, "1\n", "run --only GOOD --prefix APP_ acme/web/inv -- printenv APP_GOOD");
     /* an existing variable is replaced, or kept with --no-override */
     ctl_setenv("GOOD", "mine");
-    CHECK_INT(ctl_sh(&out, NULL, "run --only GOOD acme/web/inv -- printenv GOOD"), 0);
-    CHECK_STR(out, "1\n");
-    free(out);
-    CHECK_INT(ctl_sh(&out, NULL, "run --only GOOD --no-override acme/web/inv -- printenv GOOD"), 0);
-    CHECK_STR(out, "mine\n");
-    free(out);
+    ctl_expect(0, "1\n", "run --only GOOD acme/web/inv -- printenv GOOD");
+    ctl_expect(0, "mine\n", "run --only GOOD --no-override acme/web/inv -- printenv GOOD");
     ctl_setenv("GOOD", NULL);
 }
 
@@ -186,9 +178,7 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     const char *env = "/acme/web/envs/fb";
     CHECK(ctl_api_set(env, "F", "from-server"));
     char *snap = dir_file("snap.bin"), *out = NULL, *err = NULL;
-    CHECK_INT(ctl_sh(&out, NULL, "run --fallback snap.bin acme/web/fb -- printenv F"), 0);
-    CHECK_STR(out, "from-server\n");
-    free(out);
+    ctl_expect(0, "from-server\n", "run --fallback snap.bin acme/web/fb -- printenv F");
     struct stat st;
     CHECK(stat(snap, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(!ctl_file_has(snap, "from-server"));
@@ -220,13 +210,9 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     CHECK(strstr(err, "fallback snapshot") && strstr(err, "ago"));
     free(out);
     free(err);
-    CHECK_INT(ctl_sh(&out, NULL, "run --watch=1s --fallback snap.bin acme/web/fb -- printenv F"), 0);
-    CHECK_STR(out, "from-server\n");
-    free(out);
+    ctl_expect(0, "from-server\n", "run --watch=1s --fallback snap.bin acme/web/fb -- printenv F");
     /* without --fallback, or with none written: 1 */
-    CHECK_INT(ctl_sh(&out, NULL, "run acme/web/fb -- echo ran"), 1);
-    CHECK_STR(out, "");
-    free(out);
+    ctl_expect(1, "", "run acme/web/fb -- echo ran");
     CHECK_INT(ctl_sh(NULL, NULL, "run --fallback missing.bin acme/web/fb -- echo ran"), 1);
     /* too old */
     sx_test_sleep_ms(20);
@@ -242,9 +228,7 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     free(out);
     free(err);
     ctl_setenv("SECRETSD_TOKEN", g_token);
-    CHECK_INT(ctl_sh(&out, NULL, "run --fallback snap.bin acme/web/other -- echo ran"), 1);
-    CHECK_STR(out, "");
-    free(out);
+    ctl_expect(1, "", "run --fallback snap.bin acme/web/other -- echo ran");
     /* tampered: a flipped byte in the creation time, in the ciphertext */
     size_t len = 0;
     char *data = sx_test_read_file(snap, &len);
@@ -254,9 +238,7 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
         data[flips[i]] ^= 0x01;
         char *bad = dir_file("bad.bin");
         CHECK_INT(sx_test_write_file(bad, data, len), 0);
-        CHECK_INT(ctl_sh(&out, NULL, "run --fallback bad.bin acme/web/fb -- echo ran"), 1);
-        CHECK_STR(out, "");
-        free(out);
+        ctl_expect(1, "", "run --fallback bad.bin acme/web/fb -- echo ran");
         free(bad);
         data[flips[i]] ^= 0x01;
     }
