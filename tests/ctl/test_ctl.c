@@ -155,6 +155,9 @@ static void secret_commands_speak_tls_h2_with_the_given_ca(void)
     ctl_setenv("SECRETSD_CACERT", g_srv.cert_path);
     ctl_expect(0, "over tls", "secret get -n acme/web/tls/T");
     ctl_expect(0, "over tls", "secret get -n --http1.1 acme/web/tls/T");
+    /* three requests on one kept TLS connection: PUT (404), POST, PUT */
+    ctl_expect(0, "NEW: value set (secret created)\n", "secret set acme/web/tls/NEW <<'EOF'\nnew\nEOF");
+    ctl_expect(0, "new\n", "secret get -n acme/web/tls/NEW");
     /* an unknown CA is refused: nothing is sent */
     ctl_setenv("SECRETSD_CACERT", NULL);
     CHECK_INT(ctl_sh(&out, &err, "secret get -n acme/web/tls/T"), 1);

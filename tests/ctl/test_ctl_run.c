@@ -201,6 +201,17 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     free(err);
     ctl_setenv("SECRETSD_TOKEN", g_token);
     CHECK_INT(ctl_token_files(g_srv.dir), 0);
+    /* a certificate that does not verify is no outage: no fallback */
+    char *addr = strdup(getenv("SECRETSD_ADDR")), https[64];
+    snprintf(https, sizeof(https), "https://127.0.0.1:%d", g_srv.tls_port);
+    ctl_setenv("SECRETSD_ADDR", https);
+    CHECK_INT(ctl_sh(&out, &err, "run --fallback snap.bin acme/web/fb -- echo ran"), 1);
+    CHECK_STR(out, "");
+    CHECK(strstr(err, "certificate") && !strstr(err, "fallback"));
+    free(out);
+    free(err);
+    ctl_setenv("SECRETSD_ADDR", addr);
+    free(addr);
 
     /* the server goes away: the snapshot stands in, with a warning naming its age */
     sx_srv_stop(&g_srv, SIGTERM, 60);
