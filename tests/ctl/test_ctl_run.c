@@ -201,6 +201,28 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     free(err);
     ctl_setenv("SECRETSD_TOKEN", g_token);
     CHECK_INT(ctl_token_files(g_srv.dir), 0);
+    /* --watch writes the snapshot again when the values change */
+    char *fblog = dir_file("fb.log");
+    char *const wargv[] = {"secretsctl",
+                           "run",
+                           "--watch=200ms",
+                           "--fallback",
+                           "snapw.bin",
+                           "acme/web/fb",
+                           "--",
+                           "sh",
+                           "-c",
+                           "printenv F >> fb.log; exec sleep 100",
+                           NULL};
+    pid_t wpid = ctl_spawn(wargv, NULL, NULL);
+    REQUIRE(wpid > 0);
+    CHECK(wait_for(fblog, "from-server"));
+    CHECK(ctl_api_set(env, "F", "changed"));
+    CHECK(wait_for(fblog, "changed"));
+    kill(wpid, SIGTERM);
+    CHECK_INT(ctl_wait(wpid, 30000), 128 + SIGTERM);
+    free(fblog);
+    CHECK(ctl_api_set(env, "F", "from-server"));
     /* a certificate that does not verify is no outage: no fallback */
     char *addr = strdup(getenv("SECRETSD_ADDR")), https[64];
     snprintf(https, sizeof(https), "https://127.0.0.1:%d", g_srv.tls_port);
@@ -221,6 +243,7 @@ void run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered(vo
     CHECK(strstr(err, "fallback snapshot") && strstr(err, "ago"));
     free(out);
     free(err);
+    ctl_expect(0, "changed\n", "run --fallback snapw.bin acme/web/fb -- printenv F");
     ctl_expect(0, "from-server\n", "run --watch=1s --fallback snap.bin acme/web/fb -- printenv F");
     /* without --fallback, or with none written: 1 */
     ctl_expect(1, "", "run acme/web/fb -- echo ran");
