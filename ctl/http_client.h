@@ -7,6 +7,8 @@
  *
  * Answers that may hold values are kept in buffers that are wiped before they are freed
  * (ctl_api_resp_free), and the token lives in one sodium_malloc'd slot wiped by ctl_api_close.
+ * libcurl copies the Authorization line into its own buffers while it sends a request; those are
+ * not wiped, which is accepted: they live in this short-lived process only, never in a file.
  */
 #ifndef SX_CTL_HTTP_CLIENT_H
 #define SX_CTL_HTTP_CLIENT_H
