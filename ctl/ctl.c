@@ -10,11 +10,16 @@
  * stdout, diagnostics to stderr; --json prints the server's JSON answer unchanged for scripts.
  * Exit status: 0 success, 1 the server answered with an error or could not be reached, 2 usage.
  *
+ * The client commands (secret, export, run) are HTTP clients of the API instead, at SECRETSD_ADDR
+ * with an API token (http_client.h); they need no admin socket and have two more exit statuses (3
+ * not found, 4 unauthorized or forbidden).
+ *
  * This file is main(): the global options, the socket named by --socket or by [server]
  * admin_socket of --config, and the table of commands (ctl.h) it dispatches to.
  */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,7 @@ typedef struct command {
     const char *name;
     const char *summary;
     int (*run)(const ctl *c, int argc, char **argv);
+    bool client; /* uses the HTTP API (SECRETSD_ADDR), not the admin socket */
 } command;
 
 static const command commands[] = {
@@ -37,6 +43,9 @@ static const command commands[] = {
     {"backup", "write an online backup of the store into a new folder", ctl_cmd_backup},
     {"token", "create, list or revoke API tokens", ctl_cmd_token},
     {"audit", "verify an audit log file against the server's MAC chain", ctl_cmd_audit},
+    {"secret", "list, get, set, delete, roll back or restore secrets (HTTP API)", ctl_cmd_secret, true},
+    {"export", "write an env's values as dotenv, shell or JSON (HTTP API)", ctl_cmd_export, true},
+    {"run", "run a command with an env's values in its environment (HTTP API)", ctl_cmd_run, true},
 };
 
 static void usage(FILE *f)
@@ -44,7 +53,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: secretsctl [--config FILE | --socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nThe admin socket is [server] admin_socket of the configuration (--config), or --socket PATH.\n"
+    fprintf(f, "\nOperator commands use the admin socket: [server] admin_socket of the configuration (--config),\n"
+               "or --socket PATH. Client commands (secret, export, run) use the HTTP API at $SECRETSD_ADDR with\n"
+               "the token of $SECRETSD_TOKEN or --token-file PATH.\n"
                "Run `secretsctl COMMAND --help` for a command's options.\n");
 }
 
@@ -87,8 +98,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* `COMMAND --help` needs no server; `seal recover` runs offline and needs only --config. */
+    /* `COMMAND --help` needs no server; `seal recover` runs offline and needs only --config; the
+     * client commands need no admin socket. */
     bool offline = false;
+    const command *cmd = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[optind], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (cmd && cmd->client)
+        offline = true;
     for (int i = optind + 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             offline = true;
@@ -115,17 +133,15 @@ int main(int argc, char **argv)
     }
     if (!c.socket_path && !offline)
         return 1;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "secretsctl: libsodium cannot be initialised\n");
+        return 1;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int status = 2;
-    bool found = false;
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(argv[optind], commands[i].name) == 0) {
-            found = true;
-            status = commands[i].run(&c, argc - optind, argv + optind);
-            break;
-        }
-    }
-    if (!found) {
+    if (cmd) {
+        status = cmd->run(&c, argc - optind, argv + optind);
+    } else {
         fprintf(stderr, "secretsctl: unknown command \"%s\"\n", argv[optind]);
         usage(stderr);
     }
