@@ -27,6 +27,8 @@
 #define MAX_POOL_SIZE   1024
 #define MAX_START_WAIT  86400
 #define MAX_VERSIONS    1000 /* secrets/: SX_SECRETS_MAX_VERSIONS_LIMIT */
+#define MAX_MOUNTS      256
+#define MAX_LEASE       (365u * 24 * 3600)
 
 /* Where a row's value goes: the field, and its size (which is how wide a number is stored). */
 #define FIELD(f)   .offset = offsetof(sx_config, f), .size = sizeof(((sx_config *)0)->f)
@@ -101,6 +103,14 @@ const sx_config_item sx_config_items[] = {
     /* [secrets] */
     {{"secrets", "max_versions", false, "10"},
      sx_config_set_number, FIELD(max_versions), .min = 1, .max = MAX_VERSIONS},
+
+    /* [vault] */
+    {{"vault", "enabled", false, "true"},
+     sx_config_set_bool, FIELD(vault_enabled)},
+    {{"vault", "mounts", true, NULL},
+     sx_config_set_mounts, LIST(vault_mounts, n_vault_mounts), .max = MAX_MOUNTS},
+    {{"vault", "lease_duration", false, "0"},
+     sx_config_set_number, FIELD(vault_lease_duration), .max = MAX_LEASE},
 
     /* [seal] */
     {{"seal", "type", false, "file"},

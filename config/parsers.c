@@ -267,3 +267,70 @@ int sx_config_set_networks(const sx_config_item *item, const char *v, sx_config 
     }
     return 0;
 }
+
+/* A scope name as the API's paths take it: 1-64 characters of [A-Za-z0-9._-], the first a letter
+ * or digit. */
+static bool mount_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > SX_CONFIG_MOUNT_MAX ||
+        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int sx_config_set_mounts(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    (void)line;
+    sx_config_mount **list = field(item, cfg);
+    size_t *count = (size_t *)((char *)cfg + item->count_offset);
+    const char *p = v;
+    bool any = false;
+    for (;;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            break;
+        size_t n = strcspn(p, ", \t");
+        const char *colon = memchr(p, ':', n);
+        size_t ml = colon ? (size_t)(colon - p) : n;
+        const char *org = colon ? colon + 1 : p;
+        size_t ol = colon ? n - ml - 1 : n;
+        if (!mount_name_ok(p, ml) || !mount_name_ok(org, ol)) {
+            snprintf(why, SX_CONFIG_WHY_LEN,
+                     "'%.*s' is not MOUNT:ORG or MOUNT (each 1-64 characters of [A-Za-z0-9._-] starting with a "
+                     "letter or digit)",
+                     (int)(n > 80 ? 80 : n), p);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < *count; i++) {
+            if (strlen((*list)[i].mount) == ml && memcmp((*list)[i].mount, p, ml) == 0) {
+                snprintf(why, SX_CONFIG_WHY_LEN, "mount '%.*s' is listed twice", (int)ml, p);
+                return -EINVAL;
+            }
+        }
+        if (*count >= item->max) {
+            snprintf(why, SX_CONFIG_WHY_LEN, "at most %llu mounts", item->max);
+            return -EINVAL;
+        }
+        sx_config_mount *nl = realloc(*list, (*count + 1) * sizeof *nl);
+        if (!nl)
+            return -ENOMEM;
+        memset(&nl[*count], 0, sizeof nl[*count]);
+        memcpy(nl[*count].mount, p, ml);
+        memcpy(nl[*count].org, org, ol);
+        (*count)++;
+        *list = nl;
+        any = true;
+        p += n;
+    }
+    if (!any) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "expected a list of mounts, e.g. secret:acme, kv:acme");
+        return -EINVAL;
+    }
+    return 0;
+}
