@@ -62,19 +62,19 @@ size_t sx_vault_envelope_head(sx_request *r, char *out, unsigned lease_duration)
 #define SX_VAULT_TAIL ",\"wrap_info\":null,\"warnings\":null,\"auth\":null}"
 
 /* A KV v2 version's metadata {created_time, custom_metadata, deletion_time, destroyed, version}. */
-void sx_vault_version_meta(yajl_gen g, int64_t created_ms, uint32_t version);
+void sx_vault_version_meta(yajl_gen g, int64_t created_ms, uint64_t version);
 /* The same as text into out (at least SX_VAULT_META_MAX bytes); returns the length. */
 #define SX_VAULT_META_MAX 160
-size_t sx_vault_version_meta_text(char *out, int64_t created_ms, uint32_t version);
+size_t sx_vault_version_meta_text(char *out, int64_t created_ms, uint64_t version);
 
 /* What a map (PROJECT/ENV) stands for as one KV v2 secret, from a walk of the env's metadata: its
- * version is the highest version among its current values (so a new value of any secret of it
- * reads as a newer map; informational - a write's check-and-set is refused on a map, see
- * vault_kv.c), created_time when that newest value was written. */
+ * version is the sum of the versions of its current values - every new value of any of its
+ * secrets makes it higher, a deleted value lowers it (see vault_kv.c for what a check-and-set on a
+ * map catches) - and its created_time when the newest of those values was written. */
 typedef struct sx_vault_map_head {
     size_t secrets; /* secrets in the env, with or without a value */
     size_t values;  /* of them, those with a value */
-    uint32_t version;
+    uint64_t version;
     int64_t value_ms;   /* when the newest current value was written */
     int64_t created_ms; /* the oldest secret's createdAt */
     int64_t updated_ms; /* the latest updatedAt */

@@ -210,7 +210,7 @@ size_t sx_vault_envelope_head(sx_request *r, char *out, unsigned lease_duration)
     return n < 0 ? 0 : (size_t)n;
 }
 
-void sx_vault_version_meta(yajl_gen g, int64_t created_ms, uint32_t version)
+void sx_vault_version_meta(yajl_gen g, int64_t created_ms, uint64_t version)
 {
     char ts[SX_TIME_SIZE];
     sx_time_format(created_ms, ts, sizeof(ts));
@@ -221,18 +221,18 @@ void sx_vault_version_meta(yajl_gen g, int64_t created_ms, uint32_t version)
     sx_json_str(g, "destroyed");
     yajl_gen_bool(g, 0);
     sx_json_str(g, "version");
-    yajl_gen_integer(g, version);
+    yajl_gen_integer(g, (long long)version);
     yajl_gen_map_close(g);
 }
 
-size_t sx_vault_version_meta_text(char *out, int64_t created_ms, uint32_t version)
+size_t sx_vault_version_meta_text(char *out, int64_t created_ms, uint64_t version)
 {
     char ts[SX_TIME_SIZE];
     sx_time_format(created_ms, ts, sizeof(ts));
     int n = snprintf(out, SX_VAULT_META_MAX,
                      "{\"created_time\":\"%s\",\"custom_metadata\":null,\"deletion_time\":\"\",\"destroyed\":false,"
-                     "\"version\":%u}",
-                     ts, version);
+                     "\"version\":%llu}",
+                     ts, (unsigned long long)version);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -255,8 +255,7 @@ int sx_vault_map_head_read(const sx_secrets_ctx *c, const sx_secrets_place *env,
         if (!m.has_value)
             continue;
         h.values++;
-        if (m.version > h.version)
-            h.version = m.version;
+        h.version += m.version;
         if (m.value_created_ms > h.value_ms)
             h.value_ms = m.value_created_ms;
     }

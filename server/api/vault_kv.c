@@ -16,10 +16,12 @@
  *
  * Check-and-set (options.cas): on a secret, the version of its current value (0 = no value or no
  * secret) must equal cas, checked in the same transaction as the write (a write that raced it is
- * refused). On a map only cas=0 is taken: the env must have no value when the write starts; a map
- * has no version of its own to compare (its version in answers is the highest version among its
- * values, which a delete can lower), so cas=N>0 on a map is a 400. A mismatch is Vault's 400
- * "check-and-set parameter did not match the current version".
+ * refused). On a map, cas must equal the map's version (vault.h: the sum of its values' versions;
+ * 0 = no value) when the write starts - what hvac's patch() and other read-modify-write
+ * clients send back. It is checked before the map's secrets are written one by one, so it catches
+ * every write that came before the check but not one that lands between two of the map's writes;
+ * for a strict check-and-set write PROJECT/ENV/NAME. A mismatch is Vault's 400 "check-and-set
+ * parameter did not match the current version".
  *
  * A map write is one transaction per secret, applied in the body's order and then the deletions:
  * when one fails, the ones before it stay applied (the answer is the failure). A value equal to the
@@ -189,12 +191,12 @@ typedef struct kv_write_job {
     bool map;
     bool patch;
     bool has_cas;
-    uint32_t cas;
+    uint64_t cas;
     kv_item *items;
     size_t n;
     /* outcome */
     bool cas_mismatch;
-    uint32_t version;
+    uint64_t version;
     int64_t created_ms;
 } kv_write_job;
 
@@ -251,11 +253,12 @@ static int write_secret(kv_write_job *j, const sx_secrets_ctx *c)
     return SX_SECRETS_ECONTENTION;
 }
 
-/* The names of an env's secrets, and which have a value. */
+/* The names of an env's secrets, which have a value, and the map's version. */
 typedef struct env_names {
     char (*names)[SX_SECRETS_NAME_MAX + 1];
     bool *has_value;
     size_t n, cap;
+    uint64_t version;
 } env_names;
 
 static int env_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, env_names *ret)
@@ -285,6 +288,8 @@ static int env_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, 
         memcpy(ret->names[ret->n], name, namelen);
         ret->names[ret->n][namelen] = '\0';
         ret->has_value[ret->n++] = m.has_value;
+        if (m.has_value)
+            ret->version += m.version;
     }
     sx_secrets_scan_close(&scan);
     return rc == SX_STORAGE_DONE ? 0 : rc;
@@ -344,12 +349,9 @@ static int write_map(kv_write_job *j, const sx_secrets_ctx *c)
 {
     env_names e = {0};
     int rc = env_names_read(c, &j->w.place, &e);
-    size_t values = 0;
-    for (size_t i = 0; rc == 0 && i < e.n; i++)
-        values += e.has_value[i];
     if (rc == 0 && j->patch && e.n == 0)
         rc = -ENOENT;
-    if (rc == 0 && j->has_cas && values) {
+    if (rc == 0 && j->has_cas && j->cas != e.version) {
         j->cas_mismatch = true;
         rc = SX_SECRETS_EPRECONDITION;
     }
@@ -450,7 +452,7 @@ static bool is_merge_patch(sx_request *r)
     return h2o_lcstris(v.base, n, H2O_STRLIT("application/merge-patch+json"));
 }
 
-/* options: {"cas": N} (N a whole number, 0 .. 2^32-1); anything else is a 400. */
+/* options: {"cas": N} (N a whole number, 0 .. 2^53); anything else is a 400. */
 static bool parse_options(sx_request *r, const sx_json_value *o, kv_write_job *j)
 {
     for (size_t i = 0; i < o->nmembers; i++) {
@@ -462,17 +464,17 @@ static bool parse_options(sx_request *r, const sx_json_value *o, kv_write_job *j
         if (m->type == SX_JSON_NULL)
             continue;
         uint64_t v = 0;
-        bool ok = m->type == SX_JSON_NUMBER && m->len >= 1 && m->len <= 10;
+        bool ok = m->type == SX_JSON_NUMBER && m->len >= 1 && m->len <= 16;
         for (size_t k = 0; ok && k < m->len; k++) {
             ok = m->str[k] >= '0' && m->str[k] <= '9';
             v = v * 10 + (uint64_t)(m->str[k] - '0');
         }
-        if (!ok || v > UINT32_MAX) {
+        if (!ok || v > (1ULL << 53)) {
             sx_send_error(r, 400, "invalid_request", "field \"options.cas\" must be a whole number (a version)");
             return false;
         }
         j->has_cas = true;
-        j->cas = (uint32_t)v;
+        j->cas = v;
     }
     return true;
 }
@@ -569,12 +571,6 @@ void sx_api_vault_write(sx_request *r)
     j->patch = patch;
     bool ok = parse_data(r, &v[0], j) && parse_options(r, &v[1], j);
     wipe_members(&v[0]);
-    if (ok && j->map && j->has_cas && j->cas != 0) {
-        sx_send_error(r, 400, "invalid_request",
-                      "check-and-set on an env's map (PROJECT/ENV) takes only cas=0 (write only while the env has no "
-                      "value); use PROJECT/ENV/NAME for a versioned check-and-set");
-        ok = false;
-    }
     if (ok && !sx_vault_allow(r, &t, write_perms(j), &vp.place))
         ok = false;
     if (!ok) {

@@ -127,10 +127,10 @@ static void list_keys(sx_request *r, const sx_auth_token *t, const sx_vault_path
 
 /* ---- GET ----------------------------------------------------------------------------------------- */
 
-static void version_entry(yajl_gen g, uint32_t version, int64_t created_ms, bool destroyed)
+static void version_entry(yajl_gen g, uint64_t version, int64_t created_ms, bool destroyed)
 {
-    char key[16], ts[SX_TIME_SIZE];
-    snprintf(key, sizeof(key), "%u", version);
+    char key[24], ts[SX_TIME_SIZE];
+    snprintf(key, sizeof(key), "%llu", (unsigned long long)version);
     sx_json_str(g, key);
     yajl_gen_map_open(g);
     sx_time_format(created_ms, ts, sizeof(ts));
@@ -142,8 +142,8 @@ static void version_entry(yajl_gen g, uint32_t version, int64_t created_ms, bool
 }
 
 /* The fields every metadata answer has, before "versions". */
-static void meta_head(sx_request *r, yajl_gen g, int64_t created_ms, int64_t updated_ms, uint32_t current,
-                      uint32_t oldest)
+static void meta_head(sx_request *r, yajl_gen g, int64_t created_ms, int64_t updated_ms, uint64_t current,
+                      uint64_t oldest)
 {
     char ts[SX_TIME_SIZE];
     sx_vault_envelope_open(r, g, 0);
@@ -153,13 +153,13 @@ static void meta_head(sx_request *r, yajl_gen g, int64_t created_ms, int64_t upd
     sx_time_format(created_ms, ts, sizeof(ts));
     sx_json_kv(g, "created_time", ts);
     sx_json_str(g, "current_version");
-    yajl_gen_integer(g, current);
+    yajl_gen_integer(g, (long long)current);
     sx_json_kv(g, "custom_metadata", NULL);
     sx_json_kv(g, "delete_version_after", "0s");
     sx_json_str(g, "max_versions");
     yajl_gen_integer(g, r->server->config->max_versions);
     sx_json_str(g, "oldest_version");
-    yajl_gen_integer(g, oldest);
+    yajl_gen_integer(g, (long long)oldest);
     sx_time_format(updated_ms, ts, sizeof(ts));
     sx_json_kv(g, "updated_time", ts);
     sx_json_str(g, "versions");
