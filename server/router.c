@@ -6,7 +6,10 @@
  * are rejected with 400 instead of being decoded or normalised into another scope. A path made of
  * valid segments that matches no route is 404; one that matches a route with other methods is 405
  * with the allowed methods. Route parameters are then checked against their own rule (scope names
- * or secret names) so that a bad one is a 400 that names it.
+ * or secret names) so that a bad one is a 400 that names it. A last parameter written "{name*}"
+ * takes the rest of the path (none or more segments, each still held to the byte rules), which its
+ * handler checks itself (the Vault routes' KV paths). Methods are GET, HEAD, POST, PUT, DELETE,
+ * PATCH and Vault's LIST.
  */
 #include "server/server_internal.h"
 

@@ -373,6 +373,42 @@ static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
     stop(&srv);
 }
 
+/* Names that sort around each other's "NAME/" prefixes ('-' '.' '/' '0' are neighbours): every
+ * project and env is listed once, in order, however many secrets each holds. */
+static void list_levels_name_every_project_and_env_once(void)
+{
+    sx_srv srv;
+    REQUIRE(start(&srv, MOUNTS));
+    char *t = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(t);
+    static const char *const projects[] = {"ab", "a", "a0", "a.b", "a-b"};
+    for (size_t i = 0; i < sizeof(projects) / sizeof(projects[0]); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/secret/data/%s/e", projects[i]);
+        CHECK_INT(vstatus(&srv, "POST", path, t, "{\"data\":{\"X\":\"1\",\"Y\":\"2\",\"Z\":\"3\"}}"), 200);
+        snprintf(path, sizeof(path), "/v1/secret/data/%s/e0", projects[i]);
+        CHECK_INT(vstatus(&srv, "POST", path, t, "{\"data\":{\"X\":\"1\"}}"), 200);
+        snprintf(path, sizeof(path), "/v1/secret/data/%s/e.1", projects[i]);
+        CHECK_INT(vstatus(&srv, "POST", path, t, "{\"data\":{\"X\":\"1\"}}"), 200);
+    }
+    static const char *const keys[] = {"data", "keys", NULL};
+    sx_resp r;
+    CHECK_INT(vreq(&srv, SX_H1, "LIST", "/v1/secret/metadata", t, NULL, NULL, &r), 200);
+    CHECK_STR(jpath(&r, keys), "a-b/,a.b/,a/,a0/,ab/");
+    sx_resp_free(&r);
+    CHECK_INT(vreq(&srv, SX_H2C, "GET", "/v1/secret/metadata/a?list=true", t, NULL, NULL, &r), 200);
+    CHECK_STR(jpath(&r, keys), "e.1,e.1/,e,e/,e0,e0/"); /* by name, as stored: "e.1/..." sorts before "e/..." */
+    sx_resp_free(&r);
+    CHECK_INT(vreq(&srv, SX_H1TLS, "LIST", "/v1/secret/metadata/a/e/", t, NULL, NULL, &r), 200);
+    CHECK_STR(jpath(&r, keys), "X,Y,Z");
+    sx_resp_free(&r);
+    CHECK(verr(&srv, "LIST", "/v1/secret/metadata/a/e/X", t, NULL, NULL, 404, NULL));
+    CHECK(verr(&srv, "LIST", "/v1/secret/metadata/b", t, NULL, NULL, 404, NULL));
+    CHECK(verr(&srv, "LIST", "/v1/acme2/metadata/", t, NULL, NULL, 403, "permission denied"));
+    free(t);
+    stop(&srv);
+}
+
 /* ---- configuration ------------------------------------------------------------------------------- */
 
 static void disabled_vault_answers_404_in_our_form_and_our_routes_work(void)
@@ -543,6 +579,7 @@ int main(int argc, char **argv)
         {"errors_have_vaults_form_and_status_and_change_nothing",
          errors_have_vaults_form_and_status_and_change_nothing},
         {"each_role_and_scope_gets_what_our_own_routes_give_it", each_role_and_scope_gets_what_our_own_routes_give_it},
+        {"list_levels_name_every_project_and_env_once", list_levels_name_every_project_and_env_once},
         {"disabled_vault_answers_404_in_our_form_and_our_routes_work",
          disabled_vault_answers_404_in_our_form_and_our_routes_work},
         {"mounts_alias_orgs_and_both_surfaces_share_the_secrets",
