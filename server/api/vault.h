@@ -43,6 +43,9 @@ bool sx_vault_authenticate(sx_request *r, sx_auth_token *ret_principal);
 /* Check every bit of perms (SX_AUTH_PERM_*) on org/project/env of p (project or env "" = above
  * that level); sends 403 "permission denied" and returns false when one is missing. */
 bool sx_vault_allow(sx_request *r, const sx_auth_token *t, unsigned perms, const sx_secrets_place *p);
+/* The start of a /v1/{mount}/{data|metadata}/{path*} handler: authenticate, the path, the audit
+ * line's target. Sends the error and returns false when the request may not go on. */
+bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path);
 /* The audit line's scope and name for vp (the route's parameters do not say them). */
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp);
 /* The value of query parameter name ("" when given without '='); false when absent. */

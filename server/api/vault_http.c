@@ -141,6 +141,14 @@ bool sx_vault_path_of(sx_request *r, h2o_iovec_t mount, h2o_iovec_t path, sx_vau
     return true;
 }
 
+bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path)
+{
+    if (!sx_vault_authenticate(r, ret_principal) || !sx_vault_path_of(r, r->params[0], r->params[1], ret_path))
+        return false;
+    sx_vault_audit_target(r, ret_path);
+    return true;
+}
+
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp)
 {
     const sx_secrets_place *p = &vp->place;

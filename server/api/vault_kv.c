@@ -98,6 +98,8 @@ static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
     uint32_t version = 0;
     int64_t created_ms = 0;
     int rc = reveal_one(&c, &vp->place, asked, &blob, &blen, &version, &created_ms);
+    if (rc == -ENOENT || rc == SX_SECRETS_ENOVERSION)
+        rc = SX_SECRETS_ENOVALUE; /* Vault's 404, nothing to log */
     if (rc != 0) {
         sx_api_send_unreadable(r, rc, "revealing a secret");
         return;
@@ -155,9 +157,8 @@ void sx_api_vault_read(sx_request *r)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_authenticate(r, &t) || !sx_vault_path_of(r, r->params[0], r->params[1], &vp))
+    if (!sx_vault_begin(r, &t, &vp))
         return;
-    sx_vault_audit_target(r, &vp);
     if (vp.depth < SX_VAULT_AT_ENV) {
         sx_send_error(r, 404, "not_found", "no secret at this path");
         return;
@@ -541,9 +542,8 @@ void sx_api_vault_write(sx_request *r)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_authenticate(r, &t) || !sx_vault_path_of(r, r->params[0], r->params[1], &vp))
+    if (!sx_vault_begin(r, &t, &vp))
         return;
-    sx_vault_audit_target(r, &vp);
     if (vp.depth < SX_VAULT_AT_ENV) {
         sx_send_error(r, 400, "invalid_request",
                       "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");

@@ -239,9 +239,8 @@ void sx_api_vault_metadata(sx_request *r)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_authenticate(r, &t) || !sx_vault_path_of(r, r->params[0], r->params[1], &vp))
+    if (!sx_vault_begin(r, &t, &vp))
         return;
-    sx_vault_audit_target(r, &vp);
     if (sx_vault_is_list(r)) {
         list_keys(r, &t, &vp);
         return;
