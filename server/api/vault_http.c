@@ -369,19 +369,24 @@ void sx_api_vault_mount(sx_request *r)
     size_t ml = 0;
     while (ml < rest.len && rest.base[ml] != '/')
         ml++;
-    char mount[SX_SECRETS_SCOPE_MAX + 1];
-    if (ml == 0 || ml > SX_SECRETS_SCOPE_MAX) {
-        sx_send_error(r, ml ? 400 : 404, "invalid_request", "the mount must be 1-64 characters of [A-Za-z0-9._-]");
+    char mount[SX_SECRETS_SCOPE_MAX + 1], org[SX_SECRETS_SCOPE_MAX + 1];
+    if (ml == 0) {
+        sx_send_error(r, 404, "not_found", "no mount named");
         return;
     }
-    memcpy(mount, rest.base, ml);
-    mount[ml] = '\0';
-    sx_vault_path vp;
-    if (!sx_vault_path_of(r, h2o_iovec_init(mount, ml),
-                          h2o_iovec_init(rest.base + ml + (ml < rest.len), rest.len - ml - (ml < rest.len)), &vp))
+    if (ml <= SX_SECRETS_SCOPE_MAX) {
+        memcpy(mount, rest.base, ml);
+        mount[ml] = '\0';
+    }
+    if (ml > SX_SECRETS_SCOPE_MAX || !sx_auth_name_valid(mount)) {
+        sx_send_error(r, 400, "invalid_request",
+                      "the mount must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit");
         return;
-    /* Any token of the mount's org may learn that it is a KV version 2 mount. */
-    if (strcmp(t.org, vp.place.org) != 0) {
+    }
+    /* What follows the mount is any path of it ("secret/data/app/prod/NAME" from consul-template
+     * alike): only the mount is answered for. Any token of its org may learn it is KV version 2. */
+    org_of_mount(r->server->config, mount, org, sizeof(org));
+    if (strcmp(t.org, org) != 0) {
         sx_send_failure(r, SX_ERR_AUTH, SX_AUTH_EFORBIDDEN, "the token's scope does not cover this mount");
         return;
     }

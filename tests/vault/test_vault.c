@@ -363,6 +363,8 @@ static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
     CHECK_INT(vstatus(&srv, "GET", "/v1/secret/data/app/dev", other_org, NULL), 403);
     CHECK_INT(vstatus(&srv, "GET", "/v1/sys/internal/ui/mounts/secret/app", other_org, NULL), 403);
     CHECK_INT(vstatus(&srv, "GET", "/v1/sys/internal/ui/mounts/kv/app", other_org, NULL), 200);
+    CHECK_INT(vstatus(&srv, "GET", "/v1/sys/internal/ui/mounts/kv/data/app/dev/NAME/x", other_org, NULL), 200);
+    CHECK_INT(vstatus(&srv, "GET", "/v1/sys/internal/ui/mounts/kv", other_org, NULL), 200);
 
     /* what the refused writes left: the owner's values only */
     CHECK_STR(read_value(&srv, "secret", "app/dev/A", owner), "2");
