@@ -3,6 +3,9 @@
  * error helpers, a filter that turns h2o's own plain-text errors into the JSON error form, and the
  * access log.
  *
+ * A /v1/ request on a public listener while [vault] is enabled is a Vault client's: its errors
+ * take Vault's form (api/vault_http.c) and one trailing '/' of its path is dropped.
+ *
  * Every request gets an sx_request in its own pool (h2o frees it with the request). Its dispose
  * callback keeps the in-flight counts that a drain waits for and cancels blocking work the
  * request had queued, so a job never answers a request that has gone away.
