@@ -123,6 +123,10 @@ typedef struct sx_wiped_out {
 void sx_wiped_reserve(sx_wiped_out *o, size_t need);
 void sx_wiped_lit(sx_wiped_out *o, const char *s, size_t len);
 void sx_wiped_escape_tail(sx_wiped_out *o, size_t plen);
+/* Decrypt blob (version of p's value; freed here, whatever happens) as a JSON string's contents
+ * at the end of o. 0 or the decrypt's code (sx_secrets_value_decrypt_v). */
+int sx_wiped_value(sx_wiped_out *o, const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void *blob,
+                   size_t blob_len);
 /* Send an answer holding values of p (body in wiped request-pool memory) after its audit intent
  * line: under fail_closed only once that line is on file, else 503. */
 void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body);

@@ -267,6 +267,18 @@ void sx_wiped_escape_tail(sx_wiped_out *o, size_t plen)
     sodium_memzero(copy, plen);
 }
 
+int sx_wiped_value(sx_wiped_out *o, const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void *blob,
+                   size_t blob_len)
+{
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blob_len), plen = 0;
+    sx_wiped_reserve(o, cap + 32);
+    int rc = sx_secrets_value_decrypt_v(c, p, version, blob, blob_len, o->buf + o->len, cap, &plen);
+    sx_storage_free(blob);
+    if (rc == 0)
+        sx_wiped_escape_tail(o, plen);
+    return rc;
+}
+
 /* ---- reveal -------------------------------------------------------------------------------------- */
 
 /* ?version=N of a reveal: 0 when the query does not name one, -1 (answered 400) when it is
@@ -314,20 +326,15 @@ void sx_api_reveal(sx_request *r)
         return;
     }
     size_t namelen = strlen(p.name);
-    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
     sx_wiped_out o = {.pool = &r->req->pool};
-    sx_wiped_reserve(&o, 96 + namelen + cap); /* all of it, unless escaped */
+    sx_wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
     sx_wiped_lit(&o, "{\"name\":\"", 9);
     sx_wiped_lit(&o, p.name, namelen);
     sx_wiped_lit(&o, "\",\"value\":\"", 11);
-    sx_wiped_reserve(&o, cap + 32);
-    rc = sx_secrets_value_decrypt_v(&c, &p, version, blob, blen, o.buf + o.len, cap, &plen);
-    sx_storage_free(blob);
-    if (rc != 0) {
+    if ((rc = sx_wiped_value(&o, &c, &p, version, blob, blen)) != 0) {
         sx_api_send_unreadable(r, rc, "reading a data key");
         return;
     }
-    sx_wiped_escape_tail(&o, plen);
     sx_wiped_reserve(&o, 80);
     if (asked) /* a version's answer names it, and its updatedAt is when that version was written */
         o.len += (size_t)snprintf(o.buf + o.len, 32, "\",\"version\":%u", version);

@@ -104,19 +104,14 @@ static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
         sx_api_send_unreadable(r, rc, "revealing a secret");
         return;
     }
-    unsigned lease = r->server->config->vault_lease_duration;
-    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
     sx_wiped_out o = {.pool = &r->req->pool};
-    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 32 + cap);
-    o.len += sx_vault_envelope_head(r, o.buf, lease);
+    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 32 + SX_CRYPTO_VALUE_PLAIN_LEN(blen));
+    o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
     sx_wiped_lit(&o, "{\"data\":{\"value\":\"", 18);
-    rc = sx_secrets_value_decrypt_v(&c, &vp->place, version, blob, blen, o.buf + o.len, cap, &plen);
-    sx_storage_free(blob);
-    if (rc != 0) {
+    if ((rc = sx_wiped_value(&o, &c, &vp->place, version, blob, blen)) != 0) {
         sx_api_send_unreadable(r, rc, "reading a data key");
         return;
     }
-    sx_wiped_escape_tail(&o, plen);
     sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
     sx_wiped_lit(&o, "\"},\"metadata\":", 14);
     o.len += sx_vault_version_meta_text(o.buf + o.len, created_ms, version);
