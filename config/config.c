@@ -424,6 +424,7 @@ void sx_config_free(sx_config *cfg)
     free_listen(cfg->metrics_listen, cfg->n_metrics_listen);
     free_listen(cfg->proxy_listen, cfg->n_proxy_listen);
     free(cfg->trusted_proxies);
+    free(cfg->vault_mounts);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->storage_path);

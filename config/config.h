@@ -41,6 +41,14 @@ typedef struct sx_config_cidr {
     uint8_t addr[16];
 } sx_config_cidr;
 
+/* A mount of [vault] mounts: the name Vault clients use in /v1/{mount}/ and the org it stands for
+ * (both 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit). */
+#define SX_CONFIG_MOUNT_MAX 64u
+typedef struct sx_config_mount {
+    char mount[SX_CONFIG_MOUNT_MAX + 1];
+    char org[SX_CONFIG_MOUNT_MAX + 1];
+} sx_config_mount;
+
 typedef enum sx_config_backend {
     SX_CONFIG_BACKEND_ROCKSDB = 0,
     SX_CONFIG_BACKEND_MEMORY = 1,
@@ -118,6 +126,12 @@ typedef struct sx_config {
     unsigned max_versions;    /* versions kept of each secret, the current one included, 1..1000; 10 */
     unsigned recovery_window; /* s a deleted secret stays restorable; 0 = destroyed at once; 7d */
     unsigned sweep_interval;  /* s between two runs of the sweeper that purges expired deleted secrets; 60 */
+
+    /* [vault]: the Vault KV v2 compatible routes under /v1/ of the public listeners (server/api/vault.c) */
+    bool vault_enabled;            /* default true */
+    sx_config_mount *vault_mounts; /* aliases of mount names to orgs; a mount not listed is the org of its name */
+    size_t n_vault_mounts;         /* default none */
+    unsigned vault_lease_duration; /* s, the lease_duration of a read (KV v2 answers 0); default 0 */
 
     /* [seal] */
     sx_config_seal seal;                     /* default file */

@@ -29,6 +29,8 @@
 #define MAX_RECOVERY_WINDOW (365ull * 86400) /* a year */
 #define MAX_SWEEP_INTERVAL  86400ull
 #define MAX_VERSIONS        1000 /* secrets/: SX_SECRETS_MAX_VERSIONS_LIMIT */
+#define MAX_MOUNTS          256
+#define MAX_LEASE           (365u * 24 * 3600)
 
 /* Where a row's value goes: the field, and its size (which is how wide a number is stored). */
 #define FIELD(f)   .offset = offsetof(sx_config, f), .size = sizeof(((sx_config *)0)->f)
@@ -107,6 +109,14 @@ const sx_config_item sx_config_items[] = {
      sx_config_set_number, FIELD(recovery_window), .flags = SX_CONFIG_DURATION, .max = MAX_RECOVERY_WINDOW},
     {{"secrets", "sweep_interval", false, "60s"},
      sx_config_set_number, FIELD(sweep_interval), .flags = SX_CONFIG_DURATION, .min = 1, .max = MAX_SWEEP_INTERVAL},
+
+    /* [vault] */
+    {{"vault", "enabled", false, "true"},
+     sx_config_set_bool, FIELD(vault_enabled)},
+    {{"vault", "mounts", true, NULL},
+     sx_config_set_mounts, LIST(vault_mounts, n_vault_mounts), .max = MAX_MOUNTS},
+    {{"vault", "lease_duration", false, "0"},
+     sx_config_set_number, FIELD(vault_lease_duration), .max = MAX_LEASE},
 
     /* [seal] */
     {{"seal", "type", false, "file"},

@@ -225,47 +225,127 @@ int sx_config_set_listen(const sx_config_item *item, const char *v, sx_config *c
     return 0;
 }
 
-int sx_config_set_networks(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+/* Call one() for each entry of a list separated by commas or blanks (n bytes at s); a list without
+ * an entry is refused: "expected a list of <example>". */
+static int list_each(const char *v, const char *example, char *why,
+                     int (*one)(const sx_config_item *item, sx_config *cfg, const char *s, size_t n, char *why),
+                     const sx_config_item *item, sx_config *cfg)
 {
-    sx_config_cidr **list = field(item, cfg);
-    size_t *count = (size_t *)((char *)cfg + item->count_offset);
-    const char *p = v;
     bool any = false;
-    for (;;) {
+    for (const char *p = v;;) {
         p += strspn(p, ", \t");
         if (!*p)
             break;
         size_t n = strcspn(p, ", \t");
-        char one[64];
-        sx_config_cidr net;
-        if (n >= sizeof one) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "'%.40s...' is not an IPv4 or IPv6 network", p);
-            return -EINVAL;
-        }
-        memcpy(one, p, n);
-        one[n] = '\0';
-        if (sx_config_parse_cidr(one, &net) < 0) {
-            snprintf(why, SX_CONFIG_WHY_LEN,
-                     "'%s' is not an IPv4 or IPv6 network (ADDRESS or ADDRESS/PREFIX with no bits set past the "
-                     "prefix, e.g. 10.0.0.0/8 or fd00::/8)",
-                     one);
-            return -EINVAL;
-        }
-        if (*count >= item->max) {
-            snprintf(why, SX_CONFIG_WHY_LEN, "at most %llu networks", item->max);
-            return -EINVAL;
-        }
-        sx_config_cidr *nl = realloc(*list, (*count + 1) * sizeof *nl);
-        if (!nl)
-            return -ENOMEM;
-        nl[(*count)++] = net;
-        *list = nl;
+        int r = one(item, cfg, p, n, why);
+        if (r < 0)
+            return r;
         any = true;
         p += n;
     }
     if (!any) {
-        snprintf(why, SX_CONFIG_WHY_LEN, "expected a list of networks, e.g. 10.0.0.0/8, ::1");
+        snprintf(why, SX_CONFIG_WHY_LEN, "expected a list of %s", example);
         return -EINVAL;
     }
     return 0;
+}
+
+/* The list field of item, grown by one zeroed entry of size bytes within item->max ("at most N
+ * <what>"); *ret_entry points at it. */
+static int list_add(const sx_config_item *item, sx_config *cfg, size_t size, const char *what, char *why,
+                    void **ret_entry)
+{
+    void **list = field(item, cfg);
+    size_t *count = (size_t *)((char *)cfg + item->count_offset);
+    if (*count >= item->max) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "at most %llu %s", item->max, what);
+        return -EINVAL;
+    }
+    char *nl = realloc(*list, (*count + 1) * size);
+    if (!nl)
+        return -ENOMEM;
+    *list = nl;
+    *ret_entry = nl + (*count)++ * size;
+    memset(*ret_entry, 0, size);
+    return 0;
+}
+
+static int add_network(const sx_config_item *item, sx_config *cfg, const char *p, size_t n, char *why)
+{
+    char one[64];
+    sx_config_cidr net;
+    if (n >= sizeof one) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "'%.40s...' is not an IPv4 or IPv6 network", p);
+        return -EINVAL;
+    }
+    memcpy(one, p, n);
+    one[n] = '\0';
+    if (sx_config_parse_cidr(one, &net) < 0) {
+        snprintf(why, SX_CONFIG_WHY_LEN,
+                 "'%s' is not an IPv4 or IPv6 network (ADDRESS or ADDRESS/PREFIX with no bits set past the "
+                 "prefix, e.g. 10.0.0.0/8 or fd00::/8)",
+                 one);
+        return -EINVAL;
+    }
+    void *slot;
+    int r = list_add(item, cfg, sizeof net, "networks", why, &slot);
+    if (r == 0)
+        memcpy(slot, &net, sizeof net);
+    return r;
+}
+
+int sx_config_set_networks(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    (void)line;
+    return list_each(v, "networks, e.g. 10.0.0.0/8, ::1", why, add_network, item, cfg);
+}
+
+/* A scope name as the API's paths take it: 1-64 characters of [A-Za-z0-9._-], the first a letter
+ * or digit. */
+static bool mount_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > SX_CONFIG_MOUNT_MAX ||
+        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int add_mount(const sx_config_item *item, sx_config *cfg, const char *p, size_t n, char *why)
+{
+    const char *colon = memchr(p, ':', n);
+    size_t ml = colon ? (size_t)(colon - p) : n;
+    const char *org = colon ? colon + 1 : p;
+    size_t ol = colon ? n - ml - 1 : n;
+    if (!mount_name_ok(p, ml) || !mount_name_ok(org, ol)) {
+        snprintf(why, SX_CONFIG_WHY_LEN,
+                 "'%.*s' is not MOUNT:ORG or MOUNT (each 1-64 characters of [A-Za-z0-9._-] starting with a "
+                 "letter or digit)",
+                 (int)(n > 80 ? 80 : n), p);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cfg->n_vault_mounts; i++) {
+        if (strlen(cfg->vault_mounts[i].mount) == ml && memcmp(cfg->vault_mounts[i].mount, p, ml) == 0) {
+            snprintf(why, SX_CONFIG_WHY_LEN, "mount '%.*s' is listed twice", (int)ml, p);
+            return -EINVAL;
+        }
+    }
+    sx_config_mount *m;
+    int r = list_add(item, cfg, sizeof *m, "mounts", why, (void **)&m);
+    if (r == 0) {
+        memcpy(m->mount, p, ml);
+        memcpy(m->org, org, ol);
+    }
+    return r;
+}
+
+int sx_config_set_mounts(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    (void)line;
+    return list_each(v, "mounts, e.g. secret:acme, kv:acme", why, add_mount, item, cfg);
 }

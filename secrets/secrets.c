@@ -105,6 +105,51 @@ int sx_secrets_list_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_
     return 0;
 }
 
+int sx_secrets_scopes(const sx_secrets_ctx *c, const char *org, const char *project,
+                      int (*fn)(void *arg, const char *name, size_t len), void *arg)
+{
+    size_t ol = strlen(org), pjl = project ? strlen(project) : 0;
+    if (ol == 0 || ol > SX_SECRETS_SCOPE_MAX || (project && (pjl == 0 || pjl > SX_SECRETS_SCOPE_MAX)) ||
+        memchr(org, '/', ol) || (project && memchr(project, '/', pjl)))
+        return -EINVAL;
+    /* "m/{org}/" or "m/{org}/{project}/": the next segment of every key below it is a scope. */
+    char prefix[SX_SECRETS_KEY_MAX];
+    size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "%c/%s/%s%s", SX_SECRETS_RECORD_META, org,
+                                 project ? project : "", project ? "/" : "");
+    char start[SX_SECRETS_KEY_MAX];
+    size_t sl = 0;
+    uint64_t t0 = sx_clock_mono_ns();
+    int rc = 0;
+    for (;;) {
+        sx_storage_iter *it = NULL;
+        rc = sx_storage_iter_new(c->storage, prefix, pl, sl ? start : NULL, sl, 0, &it);
+        if (rc != 0)
+            break;
+        const void *k, *v;
+        size_t klen, vlen;
+        rc = sx_storage_iter_next(it, &k, &klen, &v, &vlen, NULL);
+        if (rc == 0) {
+            const char *name = (const char *)k + pl;
+            const char *slash = klen > pl ? memchr(name, '/', klen - pl) : NULL;
+            size_t nl = slash ? (size_t)(slash - name) : 0;
+            if (nl == 0 || nl > SX_SECRETS_SCOPE_MAX) {
+                rc = -EBADMSG;
+            } else {
+                /* The next scope's keys start past "{name}/": "{name}0" ('0' follows '/'). */
+                memcpy(start, k, pl + nl);
+                start[pl + nl] = '/' + 1;
+                sl = pl + nl + 1;
+                rc = fn(arg, name, nl);
+            }
+        }
+        sx_storage_iter_free(it);
+        if (rc != 0)
+            break;
+    }
+    timed(c, SX_SECRETS_IO_LIST, t0);
+    return rc == SX_STORAGE_DONE ? 0 : rc;
+}
+
 int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env)
 {
     int rc = scan_open(s, c, SX_SECRETS_RECORD_VALUE, env, NULL);

@@ -266,6 +266,15 @@ int sx_secrets_list_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_s
 int sx_secrets_list_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, sx_secret_meta_view *ret_meta)
     __attribute__((warn_unused_result));
 
+/* The scopes that hold secrets below a place, in name order, each once: with project NULL the
+ * projects of org, otherwise the envs of org/project. fn gets each name (len bytes, not
+ * NUL-terminated, valid during the call); its nonzero return stops the walk and is returned. One
+ * storage seek per name given, not one read per secret. 0, -EINVAL (a name that is not a scope
+ * name), -EBADMSG or a storage code. */
+int sx_secrets_scopes(const sx_secrets_ctx *c, const char *org, const char *project,
+                      int (*fn)(void *arg, const char *name, size_t len), void *arg)
+    __attribute__((warn_unused_result));
+
 /* Scan env's values (env->name ignored) in name order. 0 or a storage code; on 0 close it. */
 int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx_secrets_place *env)
     __attribute__((warn_unused_result));

@@ -3,6 +3,9 @@
  * error helpers, a filter that turns h2o's own plain-text errors into the JSON error form, and the
  * access log.
  *
+ * A /v1/ request on a public listener while [vault] is enabled is a Vault client's: its errors
+ * take Vault's form (api/vault_http.c) and one trailing '/' of its path is dropped.
+ *
  * Every request gets an sx_request in its own pool (h2o frees it with the request). Its dispose
  * callback keeps the in-flight counts that a drain waits for and cancels blocking work the
  * request had queued, so a job never answers a request that has gone away.
@@ -170,6 +173,10 @@ void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char 
 
 void sx_send_error(sx_request *r, int status, const char *code, const char *message)
 {
+    if (r->vault) {
+        sx_vault_send_error(r, status, message);
+        return;
+    }
     sx_request_finish(r, status);
     sx_send_error_raw(r->req, status, code, message);
 }
@@ -259,6 +266,11 @@ void sx_request_audit_rec(sx_request *r, sx_audit_rec *rec, char *client, const 
 static void audit_target(sx_request *r, char *scope, size_t cap, char *name, size_t ncap)
 {
     scope[0] = name[0] = '\0';
+    if (r->audit_scope) {
+        snprintf(scope, cap, "%s", r->audit_scope);
+        snprintf(name, ncap, "%s", r->audit_name ? r->audit_name : "");
+        return;
+    }
     if (r->nparams >= 3)
         snprintf(scope, cap, "%.*s/%.*s/%.*s", (int)r->params[0].len, r->params[0].base, (int)r->params[1].len,
                  r->params[1].base, (int)r->params[2].len, r->params[2].base);
@@ -324,6 +336,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     set_request_id(r);
 
+    /* Vault's paths (server/api/vault.c): a public listener's /v1/ when [vault] is enabled. Vault
+     * takes "metadata/app/" for "metadata/app": one trailing slash is dropped before routing. */
+    bool public = !r->admin && !(r->conn && r->conn->kind == SX_LISTEN_METRICS);
+    if (public && s->config->vault_enabled && r->path.len >= 3 && memcmp(r->path.base, "/v1", 3) == 0 &&
+        (r->path.len == 3 || r->path.base[3] == '/')) {
+        r->vault = true;
+        if (r->path.len > 4 && r->path.base[r->path.len - 1] == '/')
+            r->path.len--;
+    }
+
     /* HTTP/1.1 heads over the limit never get here (guard.c answers them); HTTP/2 header blocks
      * are only known once HPACK has decoded them. */
     if (request_header_bytes(req) > s->config->max_header_bytes) {
@@ -341,6 +363,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *bad = NULL;
     unsigned scope = r->admin                                        ? SX_ROUTE_ADMIN
                      : r->conn && r->conn->kind == SX_LISTEN_METRICS ? SX_ROUTE_METRICS
+                     : s->config->vault_enabled                      ? SX_ROUTE_PUBLIC | SX_ROUTE_VAULT
                                                                      : SX_ROUTE_PUBLIC;
     sx_route_result res =
         sx_router_match(scope, method, r->path.base, r->path.len, &route, r->params, &r->nparams, &allow, &bad);

@@ -34,7 +34,11 @@ typedef struct parse_ctx {
     size_t nfields;
     sx_json_value *out;
     int depth;
-    int field; /* index of the field whose value comes next, -1 none */
+    int field;      /* index of the field whose value comes next, -1 none */
+    int members_of; /* index of the SX_JSON_MEMBERS field whose object is open (depth 2), -1 none */
+    size_t members_cap;
+    char *member_key; /* the key of the member whose value comes next (request pool), NULL none */
+    size_t member_key_len;
     bool top_seen;
     char *err;
     size_t errlen;
@@ -63,6 +67,41 @@ static int fail(parse_ctx *c, const char *fmt, const char *arg)
     return 1;
 }
 
+/* A member of an SX_JSON_MEMBERS field's object: a scalar, kept under the key cb_map_key saw. */
+static int on_member(parse_ctx *c, unsigned type, const unsigned char *s, size_t len)
+{
+    const sx_json_field *f = &c->fields[c->members_of];
+    sx_json_value *v = &c->out[c->members_of];
+    if (type == SX_JSON_OBJECT || type == SX_JSON_ARRAY || !c->member_key) {
+        snprintf(c->err, c->errlen, "field \"%s\" must be %s", f->name, f->type_desc);
+        c->failed = true;
+        return 1;
+    }
+    if (v->nmembers == c->members_cap) {
+        size_t cap = c->members_cap ? c->members_cap * 2 : 16;
+        sx_json_member *nm = h2o_mem_alloc_pool(c->pool, cap * sizeof(*nm));
+        if (v->nmembers)
+            memcpy(nm, v->members, v->nmembers * sizeof(*nm));
+        v->members = nm;
+        c->members_cap = cap;
+    }
+    sx_json_member *m = &v->members[v->nmembers++];
+    memset(m, 0, sizeof(*m));
+    m->key = c->member_key;
+    m->key_len = c->member_key_len;
+    m->type = type;
+    if (type == SX_JSON_STRING || type == SX_JSON_NUMBER) {
+        m->str = h2o_mem_alloc_pool(c->pool, len + 1);
+        memcpy(m->str, s, len);
+        m->str[len] = '\0';
+        m->len = len;
+    } else if (type == SX_JSON_BOOL) {
+        m->boolean = len != 0;
+    }
+    c->member_key = NULL;
+    return 1;
+}
+
 /* A scalar or container value starts; check it against the expected field. */
 static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t len)
 {
@@ -72,6 +111,8 @@ static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t 
         /* A top-level scalar or array. */
         return fail(c, "%s", "the body must be a JSON object");
     }
+    if (c->depth == 2 && c->members_of >= 0)
+        return on_member(c, type, s, len);
     if (c->depth > 1) {
         if (type == SX_JSON_OBJECT || type == SX_JSON_ARRAY) {
             if (c->depth >= SX_JSON_MAX_DEPTH)
@@ -82,6 +123,13 @@ static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t 
     if (c->field < 0)
         return fail(c, "%s", "the body is not a flat JSON object");
     const sx_json_field *f = &c->fields[c->field];
+    if (type == SX_JSON_OBJECT && (f->types & SX_JSON_MEMBERS)) {
+        c->members_of = c->field; /* the members follow (cb_map_key, on_member) */
+        c->members_cap = 0;
+        c->out[c->field].present = true;
+        c->field = -1;
+        return 1;
+    }
     if (!(f->types & type)) {
         snprintf(c->err, c->errlen, "field \"%s\" must be %s", f->name, f->type_desc);
         c->failed = true;
@@ -149,6 +197,8 @@ static int cb_end_map(void *ctx)
 {
     parse_ctx *c = ctx;
     c->depth--;
+    if (c->depth == 1)
+        c->members_of = -1;
     return 1;
 }
 
@@ -170,6 +220,24 @@ static int cb_end_array(void *ctx)
 static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     parse_ctx *c = ctx;
+    if (!c->failed && c->depth == 2 && c->members_of >= 0) {
+        const sx_json_value *v = &c->out[c->members_of];
+        for (size_t i = 0; i < v->nmembers; i++) {
+            if (v->members[i].key_len == len && memcmp(v->members[i].key, key, len) == 0) {
+                char q[80];
+                name_key(q, sizeof(q), key, len);
+                snprintf(c->err, c->errlen, "field \"%s\" has the key %s more than once", c->fields[c->members_of].name,
+                         q);
+                c->failed = true;
+                return 1;
+            }
+        }
+        c->member_key = h2o_mem_alloc_pool(c->pool, len + 1);
+        memcpy(c->member_key, key, len);
+        c->member_key[len] = '\0';
+        c->member_key_len = len;
+        return 1;
+    }
     if (c->failed || c->depth != 1)
         return 1;
     for (size_t i = 0; i < c->nfields; i++) {
@@ -300,8 +368,14 @@ int sx_json_parse(h2o_mem_pool_t *pool, const char *body, size_t len, const sx_j
         snprintf(err, errlen, "%s", bad);
         return SX_JSON_EINVALID;
     }
-    parse_ctx c = {
-        .pool = pool, .fields = fields, .nfields = nfields, .out = out, .field = -1, .err = err, .errlen = errlen};
+    parse_ctx c = {.pool = pool,
+                   .fields = fields,
+                   .nfields = nfields,
+                   .out = out,
+                   .field = -1,
+                   .members_of = -1,
+                   .err = err,
+                   .errlen = errlen};
     err[0] = '\0';
     yajl_handle h = yajl_alloc(&callbacks, NULL, &c);
     if (!h) {

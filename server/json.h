@@ -22,6 +22,9 @@
 #define SX_JSON_NUMBER (1u << 3)
 #define SX_JSON_OBJECT (1u << 4)
 #define SX_JSON_ARRAY  (1u << 5)
+/* An object whose members are scalars (string, number, bool or null), each key once: collected into
+ * the value's members. A nested object or array in it breaks the field's rule. */
+#define SX_JSON_MEMBERS (1u << 6)
 
 /* Parse errors: SX_JSON_EINVALID and SX_JSON_ERULE (common/errors.h). */
 
@@ -32,6 +35,17 @@ typedef struct sx_json_field {
     bool required;
 } sx_json_field;
 
+/* One member of an SX_JSON_MEMBERS object: its key and value (strings and numbers copied into the
+ * request pool, NUL-terminated), in the order of the body. */
+typedef struct sx_json_member {
+    char *key;
+    size_t key_len;
+    unsigned type; /* SX_JSON_STRING, SX_JSON_NUMBER, SX_JSON_BOOL or SX_JSON_NULL */
+    char *str;     /* strings and numbers */
+    size_t len;
+    bool boolean;
+} sx_json_member;
+
 typedef struct sx_json_value {
     bool seen;
     bool present;
@@ -39,6 +53,8 @@ typedef struct sx_json_value {
     bool boolean;
     char *str; /* strings and numbers: a NUL-terminated copy in the request pool */
     size_t len;
+    sx_json_member *members; /* SX_JSON_MEMBERS: in the request pool */
+    size_t nmembers;
 } sx_json_value;
 
 /* Parse body as one flat object of the given fields into out[nfields]. 0, SX_JSON_EINVALID or

@@ -6,7 +6,10 @@
  * are rejected with 400 instead of being decoded or normalised into another scope. A path made of
  * valid segments that matches no route is 404; one that matches a route with other methods is 405
  * with the allowed methods. Route parameters are then checked against their own rule (scope names
- * or secret names) so that a bad one is a 400 that names it.
+ * or secret names) so that a bad one is a 400 that names it. A last parameter written "{name*}"
+ * takes the rest of the path (none or more segments, each still held to the byte rules), which its
+ * handler checks itself (the Vault routes' KV paths). Methods are GET, HEAD, POST, PUT, DELETE,
+ * PATCH and Vault's LIST.
  */
 #include "server/server_internal.h"
 
@@ -19,6 +22,7 @@
  * instead of re-scanning every pattern (this runs on every request). */
 typedef struct route_shape {
     int nsegs;
+    bool rest; /* the last segment is "{name*}": it takes the rest of the path, none or more segments */
     struct {
         const char *text; /* into the pattern; for a parameter, its name without the braces */
         size_t len;
@@ -38,8 +42,10 @@ static void shapes_init(void)
             const char *end = strchr(p, '/');
             size_t plen = end ? (size_t)(end - p) : strlen(p);
             bool param = plen >= 2 && p[0] == '{';
+            bool rest = param && !end && plen >= 3 && p[plen - 2] == '*';
+            sh->rest = rest;
             sh->segs[sh->nsegs].text = param ? p + 1 : p;
-            sh->segs[sh->nsegs].len = param ? plen - 2 : plen;
+            sh->segs[sh->nsegs].len = param ? plen - 2 - (rest ? 1 : 0) : plen;
             sh->segs[sh->nsegs].param = param;
             sh->nsegs++;
             if (!end)
@@ -59,30 +65,29 @@ const sx_route *sx_router_at(size_t i)
     return i < sx_route_table_len ? &sx_route_table[i] : NULL;
 }
 
+/* The methods the router knows, in the order an Allow header lists them. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} method_names[] = {{"GET", SX_GET},       {"HEAD", SX_HEAD},   {"POST", SX_POST}, {"PUT", SX_PUT},
+                    {"DELETE", SX_DELETE}, {"PATCH", SX_PATCH}, {"LIST", SX_LIST}};
+
 unsigned sx_method_parse(const char *m, size_t len)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } methods[] = {{"GET", SX_GET}, {"HEAD", SX_HEAD}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-        if (strlen(methods[i].name) == len && memcmp(methods[i].name, m, len) == 0)
-            return methods[i].bit;
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+        if (strlen(method_names[i].name) == len && memcmp(method_names[i].name, m, len) == 0)
+            return method_names[i].bit;
     return 0;
 }
 
 size_t sx_method_list(unsigned mask, char *buf, size_t cap)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {{"GET", SX_GET}, {"HEAD", SX_HEAD}, {"POST", SX_POST}, {"PUT", SX_PUT}, {"DELETE", SX_DELETE}};
     size_t n = 0;
     buf[0] = '\0';
-    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (!(mask & names[i].bit))
+    for (unsigned i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (!(mask & method_names[i].bit))
             continue;
-        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", method_names[i].name);
         if (w < 0 || (size_t)w >= cap - n)
             break;
         n += (size_t)w;
@@ -156,8 +161,10 @@ static const char *check_param(const char *pname, size_t plen, h2o_iovec_t v)
             return "path parameter \"name\" must not be \".\" or \"..\"";
         return NULL;
     }
-    /* o, p, env: scope names */
+    /* o, p, env, a Vault mount: scope names */
     if (v.len > 64 || !is_alnum((unsigned char)v.base[0])) {
+        if (plen == 5 && memcmp(pname, "mount", 5) == 0)
+            return "the mount must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
         if (plen == 1 && pname[0] == 'o')
             return "path parameter \"o\" must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit";
         if (plen == 1 && pname[0] == 'p')
@@ -189,10 +196,11 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
     for (size_t r = 0; r < sx_route_table_len; r++) {
         const sx_route *route = &sx_route_table[r];
         const route_shape *sh = &shapes[r];
-        if (!(route->scope & scope) || sh->nsegs != nsegs)
+        if (!(route->scope & scope) || (sh->rest ? nsegs < sh->nsegs - 1 : sh->nsegs != nsegs))
             continue;
+        int fixed = sh->rest ? sh->nsegs - 1 : nsegs;
         bool match = true;
-        for (int i = 0; match && i < nsegs; i++)
+        for (int i = 0; match && i < fixed; i++)
             if (!sh->segs[i].param &&
                 (segs[i].len != sh->segs[i].len || memcmp(segs[i].base, sh->segs[i].text, segs[i].len) != 0))
                 match = false;
@@ -212,9 +220,10 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
         return SX_ROUTE_NOT_FOUND;
     }
 
-    /* Collect and check the parameters. */
+    /* Collect and check the parameters; the rest of a "{name*}" is the handler's to check. */
     size_t np = 0;
-    for (int i = 0; i < nsegs; i++) {
+    int fixed = found_shape->rest ? found_shape->nsegs - 1 : nsegs;
+    for (int i = 0; i < fixed; i++) {
         if (!found_shape->segs[i].param)
             continue;
         const char *bad = check_param(found_shape->segs[i].text, found_shape->segs[i].len, segs[i]);
@@ -225,6 +234,9 @@ sx_route_result sx_router_match(unsigned scope, unsigned method, const char *pat
         if (np < SX_MAX_PARAMS)
             params[np++] = segs[i];
     }
+    if (found_shape->rest && np < SX_MAX_PARAMS)
+        params[np++] = fixed < nsegs ? h2o_iovec_init(segs[fixed].base, (size_t)(path + len - segs[fixed].base))
+                                     : h2o_iovec_init(path + len, 0);
     *ret_nparams = np;
     *ret_route = found;
     return SX_ROUTE_FOUND;

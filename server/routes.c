@@ -4,6 +4,7 @@
  * requests against it and metrics label by its order.
  */
 #include "server/api/api.h"
+#include "server/api/vault.h"
 
 /* The last field is the audit action (NULL: not audited). Route order is also the order of the
  * metrics labels. */
@@ -37,6 +38,14 @@ const sx_route sx_route_table[] = {
     {"/{o}/{p}/envs/{env}/deleted-secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_deleted_list, "secret.deleted_list"},
     {"/{o}/{p}/envs/{env}/deleted-secrets/{name}/restore", SX_POST, SX_ROUTE_PUBLIC, sx_api_restore, "secret.restore"},
     {"/{o}/{p}/envs/{env}/deleted-secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_purge, "secret.purge"},
+    /* Vault KV v2 compatibility (api/vault_*.c): public listeners, when [vault] enabled */
+    {"/v1/sys/health", SX_GET, SX_ROUTE_VAULT, sx_api_vault_health, NULL},
+    {"/v1/sys/internal/ui/mounts/{path*}", SX_GET, SX_ROUTE_VAULT, sx_api_vault_mount, NULL},
+    {"/v1/auth/token/lookup-self", SX_GET, SX_ROUTE_VAULT, sx_api_vault_lookup_self, NULL},
+    {"/v1/auth/token/renew-self", SX_POST | SX_PUT, SX_ROUTE_VAULT, sx_api_vault_renew_self, NULL},
+    {"/v1/{mount}/data/{path*}", SX_GET, SX_ROUTE_VAULT, sx_api_vault_read, "vault.read"},
+    {"/v1/{mount}/data/{path*}", SX_POST | SX_PUT | SX_PATCH, SX_ROUTE_VAULT, sx_api_vault_write, "vault.write"},
+    {"/v1/{mount}/metadata/{path*}", SX_GET | SX_LIST, SX_ROUTE_VAULT, sx_api_vault_metadata, "vault.metadata"},
 };
 
 const size_t sx_route_table_len = sizeof(sx_route_table) / sizeof(sx_route_table[0]);

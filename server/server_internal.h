@@ -235,6 +235,7 @@ struct sx_request {
     h2o_iovec_t params[SX_MAX_PARAMS];
     size_t nparams;
     sx_job *job; /* blocking work in flight for this request, cancelled if the request goes away */
+    bool vault;  /* a /v1/ request on a public listener with [vault] enabled: errors in Vault's form */
     /* observability (http.c): the request id, the route for metrics, what the audit line says */
     char req_id[SX_REQUEST_ID_MAX + 1];
     uint8_t req_id_len;
@@ -243,7 +244,11 @@ struct sx_request {
     uint8_t route_index; /* index into the route table; sx_router_count() = no route */
     uint8_t route_method;
     const char *audit_action; /* NULL = the route is not audited */
-    uint64_t start_ns;        /* CLOCK_MONOTONIC at on_req, for the latency histogram */
+    /* what the audit line names when the path's parameters do not say it (a Vault path): set by
+     * the handler in request-pool memory, NULL = from the parameters */
+    const char *audit_scope;
+    const char *audit_name;
+    uint64_t start_ns; /* CLOCK_MONOTONIC at on_req, for the latency histogram */
     const char *token_role;
     char token_id[SX_AUTH_ID_LEN + 1];
     char token_label[SX_AUTH_LABEL_MAX + 1];
@@ -255,16 +260,20 @@ typedef enum sx_method {
     SX_PUT = 1u << 2,
     SX_DELETE = 1u << 3,
     SX_HEAD = 1u << 4,
+    SX_PATCH = 1u << 5,
+    SX_LIST = 1u << 6, /* Vault's LIST */
 } sx_method;
 
 typedef enum sx_route_scope {
     SX_ROUTE_PUBLIC = 1u << 0,  /* served on the TCP listeners */
     SX_ROUTE_ADMIN = 1u << 1,   /* served on the admin socket */
     SX_ROUTE_METRICS = 1u << 2, /* served on [server] metrics_listen */
+    SX_ROUTE_VAULT = 1u << 3,   /* served on the TCP listeners when [vault] enabled */
 } sx_route_scope;
 
 typedef struct sx_route {
-    const char *pattern; /* "/healthz", "/{o}/{p}/envs/{env}/secrets/{name}" */
+    const char *pattern; /* "/healthz", "/{o}/{p}/envs/{env}/secrets/{name}"; a last parameter
+                            "{name*}" takes the rest of the path, none or more segments */
     unsigned methods;    /* SX_GET | ... */
     unsigned scope;      /* SX_ROUTE_* */
     sx_handler_fn handler;
@@ -281,7 +290,7 @@ typedef enum sx_route_result {
 
 /* The route table (routes.c, the only file that names every handler): sx_route_table_len entries,
  * at most SX_ROUTES_MAX (one metrics label is kept for "no route"). */
-#define SX_ROUTES_MAX 31
+#define SX_ROUTES_MAX 39
 extern const sx_route sx_route_table[];
 extern const size_t sx_route_table_len;
 
@@ -312,8 +321,12 @@ void sx_ops_free(sx_server *s);
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len);
 /* Send body as is, without copying: it must live in the request pool (or be static). */
 void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body);
-/* Send the error form {"error": message, "code": code} with status. */
+/* Send the error form {"error": message, "code": code} with status; for a Vault request
+ * (r->vault), Vault's form {"errors": [message]} (vault_http.c). */
 void sx_send_error(sx_request *r, int status, const char *code, const char *message);
+/* Vault's error form for r: {"errors": [message]}, or {"errors": []} for 404; an unauthenticated
+ * request is Vault's 403 "permission denied" (vault_http.c). */
+void sx_vault_send_error(sx_request *r, int status, const char *message);
 /* Same, for a raw h2o request (used before an sx_request exists). */
 void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char *message);
 /* The reason phrase for a status code. */

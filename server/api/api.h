@@ -39,6 +39,9 @@ void sx_api_job_free(sx_job *job);
 void sx_api_copy_param(char *dst, size_t cap, h2o_iovec_t v);
 /* The place named by the path parameters {o}/{p}/{env}[/{name}] (name "" when the path has none). */
 void sx_api_place_of(sx_request *r, sx_secrets_place *ret);
+/* Authenticate the caller by an Authorization header value (value NULL = none): the throttle,
+ * Retry-After, the audit line's principal. Sends the error and returns false when it fails. */
+bool sx_api_authenticate(sx_request *r, const char *value, size_t vlen, sx_auth_token *ret_principal);
 /* Authenticate the caller and check perm (SX_AUTH_PERM_*) on the path's scope; on success fills
  * *ret_place from the path. Sends the error and returns false when the request may not proceed. */
 bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place);
@@ -107,6 +110,31 @@ void sx_api_set_value(sx_request *r);
 void sx_api_reveal(sx_request *r);
 void sx_api_values(sx_request *r);
 void sx_api_rollback(sx_request *r);
+/*
+ * Answers that hold values (values.c) are written straight into request-pool memory that is wiped
+ * when the request ends: reserve room, append literals, and let a value decrypted in place at the
+ * end of the buffer become a JSON string's contents (escaped from a wiped copy when it must be).
+ */
+typedef struct sx_wiped_out {
+    h2o_mem_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+} sx_wiped_out;
+void sx_wiped_reserve(sx_wiped_out *o, size_t need);
+void sx_wiped_lit(sx_wiped_out *o, const char *s, size_t len);
+void sx_wiped_escape_tail(sx_wiped_out *o, size_t plen);
+/* Decrypt blob (version of p's value; freed here, whatever happens) as a JSON string's contents
+ * at the end of o. 0 or the decrypt's code (sx_secrets_value_decrypt_v). */
+int sx_wiped_value(sx_wiped_out *o, const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void *blob,
+                   size_t blob_len);
+/* Send an answer holding values of p (body in wiped request-pool memory) after its audit intent
+ * line: under fail_closed only once that line is on file, else 503. */
+void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body);
+/* Append env's values as a JSON object {"NAME": "value", ...} to o. 0 or the code of the read
+ * or decrypt that failed (nothing is sent). */
+int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o);
+/* Answer a failed read of a value (logs the failures an operator must see, never a value). */
+void sx_api_send_unreadable(sx_request *r, int rc, const char *what);
 /* versions.c */
 void sx_api_versions(sx_request *r);
 void sx_api_version_destroy(sx_request *r);
@@ -131,6 +159,8 @@ void sx_api_backup(sx_request *r);
 void sx_api_audit_verify(sx_request *r);
 /* health.c */
 void sx_api_healthz(sx_request *r);
+/* Does the store answer (a read of one key, found or not)? 0 or its code. Blocking: a pool job's. */
+int sx_api_storage_check(sx_server *s);
 void sx_api_readyz(sx_request *r);
 /* metrics.c */
 void sx_api_metrics(sx_request *r);

@@ -17,14 +17,19 @@ typedef struct readyz_job {
     int result;
 } readyz_job;
 
+int sx_api_storage_check(sx_server *s)
+{
+    /* Any answer from the store - found or not - shows it is serving. */
+    void *val = NULL;
+    int rc = sx_storage_get(s->storage, "s/readyz", 8, &val, NULL, NULL);
+    sx_storage_free(val);
+    return (rc == 0 || rc == -ENOENT) ? 0 : rc;
+}
+
 static void readyz_work(sx_job *job)
 {
     readyz_job *j = (readyz_job *)job;
-    /* Any answer from the store - found or not - shows it is serving. */
-    void *val = NULL;
-    int rc = sx_storage_get(j->base.server->storage, "s/readyz", 8, &val, NULL, NULL);
-    sx_storage_free(val);
-    j->result = (rc == 0 || rc == -ENOENT) ? 0 : rc;
+    j->result = sx_api_storage_check(j->base.server);
 }
 
 static void readyz_done(sx_job *job)

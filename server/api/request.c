@@ -61,15 +61,10 @@ void sx_api_place_of(sx_request *r, sx_secrets_place *ret)
         sx_api_copy_param(ret->name, sizeof(ret->name), r->params[3]);
 }
 
-bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place)
+bool sx_api_authenticate(sx_request *r, const char *value, size_t vlen, sx_auth_token *ret_principal)
 {
     h2o_req_t *req = r->req;
     sx_server *s = r->server;
-    sx_api_place_of(r, ret_place);
-
-    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    const char *value = hi >= 0 ? req->headers.entries[hi].value.base : NULL;
-    size_t vlen = hi >= 0 ? req->headers.entries[hi].value.len : 0;
     /* The client, not the load balancer in front of it: failures are counted per client. */
     struct sockaddr_storage ss;
     if (sx_peer_request_client(s->config, req, &ss) == 0)
@@ -97,6 +92,19 @@ bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place)
         memcpy(r->token_label, principal.label, sizeof(r->token_label));
         r->token_role = sx_auth_role_name(principal.role);
     }
+    *ret_principal = principal;
+    return true;
+}
+
+bool sx_api_begin(sx_request *r, unsigned perm, sx_secrets_place *ret_place)
+{
+    h2o_req_t *req = r->req;
+    sx_api_place_of(r, ret_place);
+    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    sx_auth_token principal;
+    if (!sx_api_authenticate(r, hi >= 0 ? req->headers.entries[hi].value.base : NULL,
+                             hi >= 0 ? req->headers.entries[hi].value.len : 0, &principal))
+        return false;
     if (sx_auth_check(&principal, perm, ret_place->org, ret_place->project, ret_place->env) != 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "the token does not grant %s on this environment", sx_auth_perm_name(perm));

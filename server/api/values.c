@@ -184,7 +184,7 @@ static void reveal_done(sx_job *job)
     sx_send_failure(j->base.r, SX_ERR_AUDIT_INTENT, j->rc, NULL);
 }
 
-static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body)
+void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body)
 {
     sx_audit *au = r->server->audit;
     if (!au) {
@@ -210,7 +210,7 @@ static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t 
     sx_request_submit(r, &j->base.super);
 }
 
-static void send_unreadable(sx_request *r, int rc, const char *what)
+void sx_api_send_unreadable(sx_request *r, int rc, const char *what)
 {
     if (rc == SX_SECRETS_EUNREADABLE)
         sx_log(SX_LOG_ERROR, "a stored value could not be decrypted");
@@ -227,15 +227,9 @@ static void send_unreadable(sx_request *r, int rc, const char *what)
  * string goes; it is escaped afterwards only when it holds a byte that needs it, from a wiped copy.
  * The output is byte for byte what the yajl generator wrote before (upper-case \u00XX escapes).
  */
-typedef struct wiped_out {
-    h2o_mem_pool_t *pool;
-    char *buf;
-    size_t len, cap;
-} wiped_out;
-
 /* Make room for need more bytes; a grown buffer is a new wiped allocation (the old one is wiped
  * when the request ends, like every other). */
-static void wiped_reserve(wiped_out *o, size_t need)
+void sx_wiped_reserve(sx_wiped_out *o, size_t need)
 {
     if (o->len + need <= o->cap)
         return;
@@ -249,7 +243,7 @@ static void wiped_reserve(wiped_out *o, size_t need)
     o->cap = cap;
 }
 
-static void wiped_lit(wiped_out *o, const char *s, size_t len)
+void sx_wiped_lit(sx_wiped_out *o, const char *s, size_t len)
 {
     memcpy(o->buf + o->len, s, len);
     o->len += len;
@@ -257,7 +251,7 @@ static void wiped_lit(wiped_out *o, const char *s, size_t len)
 
 /* The value just decrypted at the end of o (plen bytes, not yet counted in o->len) becomes the
  * contents of a JSON string: kept as it is, or escaped from a wiped copy. */
-static void wiped_escape_tail(wiped_out *o, size_t plen)
+void sx_wiped_escape_tail(sx_wiped_out *o, size_t plen)
 {
     char *at = o->buf + o->len;
     size_t elen = sx_json_escaped_len(at, plen);
@@ -268,9 +262,21 @@ static void wiped_escape_tail(wiped_out *o, size_t plen)
     char *copy = sx_pool_alloc_wiped(o->pool, plen);
     memcpy(copy, at, plen);
     sodium_memzero(at, plen);
-    wiped_reserve(o, elen + 32);
+    sx_wiped_reserve(o, elen + 32);
     o->len += sx_json_escape(o->buf + o->len, copy, plen, true);
     sodium_memzero(copy, plen);
+}
+
+int sx_wiped_value(sx_wiped_out *o, const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void *blob,
+                   size_t blob_len)
+{
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blob_len), plen = 0;
+    sx_wiped_reserve(o, cap + 32);
+    int rc = sx_secrets_value_decrypt_v(c, p, version, blob, blob_len, o->buf + o->len, cap, &plen);
+    sx_storage_free(blob);
+    if (rc == 0)
+        sx_wiped_escape_tail(o, plen);
+    return rc;
 }
 
 /* ---- reveal -------------------------------------------------------------------------------------- */
@@ -316,38 +322,67 @@ void sx_api_reveal(sx_request *r)
     int rc = asked ? sx_secrets_reveal_version(&c, &p, version, &blob, &blen, &rev, &updated_ms)
                    : sx_secrets_reveal(&c, &p, &blob, &blen, &rev, &updated_ms, &version);
     if (rc != 0) {
-        send_unreadable(r, rc, "revealing a secret");
+        sx_api_send_unreadable(r, rc, "revealing a secret");
         return;
     }
     size_t namelen = strlen(p.name);
-    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
-    wiped_out o = {.pool = &r->req->pool};
-    wiped_reserve(&o, 96 + namelen + cap); /* all of it, unless escaped */
-    wiped_lit(&o, "{\"name\":\"", 9);
-    wiped_lit(&o, p.name, namelen);
-    wiped_lit(&o, "\",\"value\":\"", 11);
-    wiped_reserve(&o, cap + 32);
-    rc = sx_secrets_value_decrypt_v(&c, &p, version, blob, blen, o.buf + o.len, cap, &plen);
-    sx_storage_free(blob);
-    if (rc != 0) {
-        send_unreadable(r, rc, "reading a data key");
+    sx_wiped_out o = {.pool = &r->req->pool};
+    sx_wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
+    sx_wiped_lit(&o, "{\"name\":\"", 9);
+    sx_wiped_lit(&o, p.name, namelen);
+    sx_wiped_lit(&o, "\",\"value\":\"", 11);
+    if ((rc = sx_wiped_value(&o, &c, &p, version, blob, blen)) != 0) {
+        sx_api_send_unreadable(r, rc, "reading a data key");
         return;
     }
-    wiped_escape_tail(&o, plen);
-    wiped_reserve(&o, 80);
+    sx_wiped_reserve(&o, 80);
     if (asked) /* a version's answer names it, and its updatedAt is when that version was written */
         o.len += (size_t)snprintf(o.buf + o.len, 32, "\",\"version\":%u", version);
     else
-        wiped_lit(&o, "\"", 1);
-    wiped_lit(&o, ",\"updatedAt\":\"", 14);
+        sx_wiped_lit(&o, "\"", 1);
+    sx_wiped_lit(&o, ",\"updatedAt\":\"", 14);
     o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
-    wiped_lit(&o, "\"}", 2);
+    sx_wiped_lit(&o, "\"}", 2);
     if (!asked)
         sx_api_etag(r, rev);
-    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    sx_api_send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
 }
 
 /* ---- the values of an environment ---------------------------------------------------------------- */
+
+int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o)
+{
+    sx_secrets_scan scan;
+    int rc = sx_secrets_values_open(&scan, c, env);
+    if (rc != 0)
+        return rc;
+    sx_wiped_reserve(o, 8192);
+    sx_wiped_lit(o, "{", 1);
+    size_t first = o->len;
+    const char *name;
+    size_t namelen, blen;
+    while ((rc = sx_secrets_values_next(&scan, &name, &namelen, &blen)) == 0) {
+        sx_wiped_reserve(o, namelen + 8);
+        if (o->len > first)
+            sx_wiped_lit(o, ",", 1);
+        sx_wiped_lit(o, "\"", 1);
+        sx_wiped_lit(o, name, namelen);
+        sx_wiped_lit(o, "\":\"", 3);
+        size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
+        sx_wiped_reserve(o, cap + 32);
+        rc = sx_secrets_values_decrypt(&scan, o->buf + o->len, cap, &plen);
+        if (rc != 0)
+            break;
+        sx_wiped_escape_tail(o, plen);
+        sx_wiped_lit(o, "\"", 1);
+    }
+    sx_secrets_scan_close(&scan);
+    if (rc < 0)
+        return rc;
+    sx_wiped_reserve(o, 1);
+    sx_wiped_lit(o, "}", 1);
+    return 0;
+}
 
 void sx_api_values(sx_request *r)
 {
@@ -356,38 +391,11 @@ void sx_api_values(sx_request *r)
         return;
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
-    sx_secrets_scan scan;
-    int rc = sx_secrets_values_open(&scan, &c, &p);
+    sx_wiped_out o = {.pool = &r->req->pool};
+    int rc = sx_api_values_write(&c, &p, &o);
     if (rc != 0) {
-        send_unreadable(r, rc, "reading values");
+        sx_api_send_unreadable(r, rc, "reading values");
         return;
     }
-    wiped_out o = {.pool = &r->req->pool};
-    wiped_reserve(&o, 8192);
-    wiped_lit(&o, "{", 1);
-    const char *name;
-    size_t namelen, blen;
-    while ((rc = sx_secrets_values_next(&scan, &name, &namelen, &blen)) == 0) {
-        wiped_reserve(&o, namelen + 8);
-        if (o.len > 1)
-            wiped_lit(&o, ",", 1);
-        wiped_lit(&o, "\"", 1);
-        wiped_lit(&o, name, namelen);
-        wiped_lit(&o, "\":\"", 3);
-        size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
-        wiped_reserve(&o, cap + 32);
-        rc = sx_secrets_values_decrypt(&scan, o.buf + o.len, cap, &plen);
-        if (rc != 0)
-            break;
-        wiped_escape_tail(&o, plen);
-        wiped_lit(&o, "\"", 1);
-    }
-    sx_secrets_scan_close(&scan);
-    if (rc < 0) {
-        send_unreadable(r, rc, "reading values");
-        return;
-    }
-    wiped_reserve(&o, 1);
-    wiped_lit(&o, "}", 1);
-    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    sx_api_send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
 }

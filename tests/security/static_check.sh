@@ -30,6 +30,11 @@ compare_allow=(
     "auth/token.c|memcmp(tok, SX_AUTH_TOKEN_PREFIX, 4)"
     # A JSON object key (a field name of the request body) against the known field names.
     "server/json.c|memcmp(c->fields[i].name, key, len)"
+    # The keys of a JSON object of a request body (a Vault write's "data": secret names) against
+    # the keys seen before in the same object, and against fixed field names.
+    "server/json.c|memcmp(v->members[i].key, key, len)"
+    "server/api/vault_kv.c|memcmp(m->key, \"cas\", 3)"
+    "server/api/vault_kv.c|memcmp(d->members[0].key, \"value\", 5)"
     # Storage key names (r/master, r/env/...) of the rotation progress records; no secret.
     "ops/rotation.c|memcmp(key, KEY_MASTER, klen)"
     "ops/rotation.c|memcmp(key, KEY_ENV_PREFIX, pl)"

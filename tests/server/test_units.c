@@ -1,5 +1,6 @@
 /*
- * test_units.c - unit tests of server helpers that have no HTTP surface of their own.
+ * test_units.c - unit tests of server helpers that have no HTTP surface of their own (or not all
+ * of it): timestamps, records, JSON escaping and members, the router's rest parameter.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -174,6 +175,111 @@ static void meta_view_reads_the_record_in_place(void)
                  "\"createdAt\":\"1970-01-01T00:00:00.005Z\",\"updatedAt\":\"1970-01-01T00:00:00.007Z\"}");
 }
 
+/* SX_JSON_MEMBERS: an object of scalars collected per field (each field its own array), repeated
+ * keys, nesting and other types refused, the rest of the body strict as ever. */
+static const sx_json_field members_fields[] = {
+    {"data", SX_JSON_MEMBERS, "an object of strings", true},
+    {"options", SX_JSON_MEMBERS, "an object", false},
+};
+
+static int parse_members(h2o_mem_pool_t *pool, const char *body, sx_json_value *v, char *err)
+{
+    return sx_json_parse(pool, body, strlen(body), members_fields, 2, v, err, 256);
+}
+
+static void json_members_collect_scalars_and_refuse_nesting_and_repeats(void)
+{
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    sx_json_value v[2];
+    char err[256];
+    REQUIRE(parse_members(&pool, "{\"data\":{\"A\":\"1\",\"B\":null,\"C\":2,\"D\":true},\"options\":{\"cas\":3}}", v,
+                          err) == 0);
+    REQUIRE(v[0].present && v[0].nmembers == 4 && v[1].present && v[1].nmembers == 1);
+    CHECK_STR(v[0].members[0].key, "A");
+    CHECK_STR(v[0].members[0].str, "1");
+    CHECK_INT(v[0].members[0].type, SX_JSON_STRING);
+    CHECK_INT(v[0].members[1].type, SX_JSON_NULL);
+    CHECK_INT(v[0].members[2].type, SX_JSON_NUMBER);
+    CHECK_STR(v[0].members[2].str, "2");
+    CHECK(v[0].members[3].type == SX_JSON_BOOL && v[0].members[3].boolean);
+    CHECK_STR(v[1].members[0].key, "cas");
+    REQUIRE(parse_members(&pool, "{\"data\":{}}", v, err) == 0);
+    CHECK(v[0].present && v[0].nmembers == 0 && !v[1].present);
+
+    /* each field grows its own array: 20 members after a field of 1 */
+    char big[1024];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"data\":{\"A\":\"1\"},\"options\":{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+    snprintf(big + n, sizeof(big) - n, "}}");
+    REQUIRE(parse_members(&pool, big, v, err) == 0);
+    CHECK(v[0].nmembers == 1 && v[1].nmembers == 20);
+    CHECK_STR(v[1].members[19].key, "k19");
+
+    static const struct {
+        const char *body;
+        int rc;
+        const char *needle;
+    } bad[] = {
+        {"{\"data\":{\"A\":\"1\",\"A\":\"2\"}}", SX_JSON_ERULE, "more than once"},
+        {"{\"data\":{\"A\":{\"x\":\"1\"}}}", SX_JSON_ERULE, "\"data\" must be an object of strings"},
+        {"{\"data\":{\"A\":[\"1\"]}}", SX_JSON_ERULE, "\"data\" must be"},
+        {"{\"data\":\"A\"}", SX_JSON_ERULE, "\"data\" must be"},
+        {"{\"data\":{},\"data\":{}}", SX_JSON_ERULE, "more than once"},
+        {"{\"options\":{}}", SX_JSON_ERULE, "\"data\" is required"},
+        {"{\"data\":{},\"x\":{}}", SX_JSON_ERULE, "unknown field"},
+        {"{\"data\":{\"A\":\"1\"}", SX_JSON_EINVALID, "not valid JSON"},
+        {"{\"data\":{\"A\":\"\xc0\xaf\"}}", SX_JSON_EINVALID, "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_members(&pool, bad[i].body, v, err);
+        CHECK_INT(rc, bad[i].rc);
+        if (!strstr(err, bad[i].needle)) {
+            fprintf(stderr, "body %zu: \"%s\" does not say \"%s\"\n", i, err, bad[i].needle);
+            CHECK(false);
+        }
+    }
+    h2o_mem_clear_pool(&pool);
+}
+
+/* A "{name*}" parameter takes the rest of the path (none or more segments, each still held to the
+ * byte rules); the Vault routes are only in the SX_ROUTE_VAULT scope. */
+static void router_rest_parameter_takes_the_remaining_segments(void)
+{
+    const unsigned vault = SX_ROUTE_PUBLIC | SX_ROUTE_VAULT;
+    const sx_route *route = NULL;
+    h2o_iovec_t params[SX_MAX_PARAMS];
+    size_t np = 0;
+    unsigned allow = 0;
+    const char *bad = NULL;
+#define MATCH(scope, method, path) sx_router_match(scope, method, path, strlen(path), &route, params, &np, &allow, &bad)
+    REQUIRE(MATCH(vault, SX_GET, "/v1/secret/data/a/b/c") == SX_ROUTE_FOUND);
+    REQUIRE(np == 2);
+    CHECK(params[0].len == 6 && memcmp(params[0].base, "secret", 6) == 0);
+    CHECK(params[1].len == 5 && memcmp(params[1].base, "a/b/c", 5) == 0);
+    REQUIRE(MATCH(vault, SX_GET, "/v1/secret/data") == SX_ROUTE_FOUND);
+    CHECK(np == 2 && params[1].len == 0);
+    CHECK(MATCH(vault, SX_LIST, "/v1/secret/metadata/a") == SX_ROUTE_FOUND);
+    CHECK(MATCH(vault, SX_PATCH, "/v1/secret/data/a/b") == SX_ROUTE_FOUND);
+    CHECK(MATCH(vault, SX_GET, "/v1/sys/internal/ui/mounts/secret/a") == SX_ROUTE_FOUND);
+    CHECK(np == 1 && params[0].len == 8);
+    CHECK(MATCH(vault, SX_GET, "/v1/secret/data/a//b") == SX_ROUTE_BAD_PATH);
+    CHECK(MATCH(vault, SX_GET, "/v1/secret/data/a/%2e%2e") == SX_ROUTE_BAD_PATH);
+    CHECK(MATCH(vault, SX_GET, "/v1/.secret/data/a") == SX_ROUTE_BAD_PATH);
+    CHECK(MATCH(vault, SX_DELETE, "/v1/secret/data/a/b") == SX_ROUTE_BAD_METHOD);
+    CHECK((allow & SX_PATCH) && (allow & SX_GET) && !(allow & SX_DELETE));
+    CHECK(MATCH(SX_ROUTE_PUBLIC, SX_GET, "/v1/secret/data/a/b") == SX_ROUTE_NOT_FOUND);
+    CHECK(MATCH(SX_ROUTE_ADMIN, SX_GET, "/v1/secret/data/a/b") == SX_ROUTE_NOT_FOUND);
+    CHECK(MATCH(vault, SX_GET, "/v1/secret/other/a") == SX_ROUTE_NOT_FOUND);
+#undef MATCH
+    char list[64];
+    sx_method_list(SX_GET | SX_PATCH | SX_LIST, list, sizeof(list));
+    CHECK_STR(list, "GET, PATCH, LIST");
+    CHECK_INT(sx_method_parse("LIST", 4), SX_LIST);
+    CHECK_INT(sx_method_parse("PATCH", 5), SX_PATCH);
+}
+
 int main(int argc, char **argv)
 {
     static const sx_test tests[] = {
@@ -181,6 +287,9 @@ int main(int argc, char **argv)
         {"meta_records_round_trip_and_reject_damage", meta_records_round_trip_and_reject_damage},
         {"json_escape_matches_yajl_generator_byte_for_byte", json_escape_matches_yajl_generator_byte_for_byte},
         {"meta_view_reads_the_record_in_place", meta_view_reads_the_record_in_place},
+        {"json_members_collect_scalars_and_refuse_nesting_and_repeats",
+         json_members_collect_scalars_and_refuse_nesting_and_repeats},
+        {"router_rest_parameter_takes_the_remaining_segments", router_rest_parameter_takes_the_remaining_segments},
     };
     return sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
 }

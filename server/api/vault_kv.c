@@ -1,0 +1,576 @@
+/*
+ * vault_kv.c - the data/ routes of the Vault KV v2 surface:
+ *
+ *   GET             /v1/{mount}/data/PROJECT/ENV        the env's values as one map (secrets:reveal)
+ *   GET             /v1/{mount}/data/PROJECT/ENV/NAME   {"value": ...} (?version=N: that version)
+ *   POST, PUT       /v1/{mount}/data/PROJECT/ENV        replace the map: keys given are created and set,
+ *                                                       the env's other secrets deleted
+ *   POST, PUT       /v1/{mount}/data/PROJECT/ENV/NAME   {"data": {"value": ...}}: set (create) it
+ *   PATCH           the same paths                      merge (application/merge-patch+json): a key
+ *                                                       with null is deleted, others set
+ *
+ * Permissions are those of our own routes for what a write may do, decided from the body before
+ * anything is read: every write needs secrets:write (it may create or delete a name; checked
+ * before the body is parsed, so a caller without it learns nothing from the body's errors), and a
+ * write that gives a value needs secrets:set-value too (only owners have both).
+ *
+ * Check-and-set (options.cas): on a secret, the version of its current value (0 = no value or no
+ * secret) must equal cas, checked in the same transaction as the write (a write that raced it is
+ * refused). On a map, cas must equal the map's version (vault.h: the sum of its values' versions;
+ * 0 = no value) when the write starts - what hvac's patch() and other read-modify-write
+ * clients send back. It is checked before the map's secrets are written one by one, so it catches
+ * every write that came before the check but not one that lands between two of the map's writes;
+ * for a strict check-and-set write PROJECT/ENV/NAME. A mismatch is Vault's 400 "check-and-set
+ * parameter did not match the current version".
+ *
+ * A map write is one transaction per secret, applied in the body's order and then the deletions:
+ * when one fails, the ones before it stay applied (the answer is the failure). A value equal to the
+ * current one is not written again, so rewriting a map does not push each secret's history out of
+ * [secrets] max_versions.
+ *
+ * Plaintext: a read's answer is written into wiped request-pool memory (values.c); a write's values
+ * are copied from the parsed body (wiped at once) into the job's malloc'd buffers, wiped when the
+ * job is released; a map write compares with each current value decrypted into a wiped buffer.
+ */
+#include "server/api/vault.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+
+static const char cas_mismatch[] = "check-and-set parameter did not match the current version";
+
+/* ---- reads --------------------------------------------------------------------------------------- */
+
+/* ?version=N: 0 (absent, or 0: the current one), -1 when malformed (answered 400). */
+static int64_t version_query(sx_request *r)
+{
+    h2o_iovec_t v;
+    if (!sx_vault_query(r, "version", &v) || (v.len == 1 && v.base[0] == '0'))
+        return 0;
+    uint32_t n = 0;
+    if (!sx_api_version_parse(v.base, v.len, &n)) {
+        sx_send_error(r, 400, "invalid_request", "query parameter \"version\" must be a version number");
+        return -1;
+    }
+    return n;
+}
+
+/* The current (asked 0) or asked version of p: its blob, number and createdAt. A concurrent write
+ * may move the current version into the history or prune it: read again. */
+static int reveal_one(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t asked, void **ret_blob,
+                      size_t *ret_len, uint32_t *ret_version, int64_t *ret_created_ms)
+{
+    uint64_t rev = 0;
+    if (asked) {
+        *ret_version = asked;
+        return sx_secrets_reveal_version(c, p, asked, ret_blob, ret_len, &rev, ret_created_ms);
+    }
+    int rc = SX_SECRETS_ECONTENTION;
+    for (int attempt = 0; attempt < 4 && rc == SX_SECRETS_ECONTENTION; attempt++) {
+        void *raw = NULL;
+        sx_secret_meta_view m;
+        rc = sx_secrets_get(c, p, &raw, &m, &rev);
+        if (rc != 0)
+            return rc == -ENOENT ? SX_SECRETS_ENOVALUE : rc;
+        uint32_t version = m.has_value ? m.version : 0;
+        sx_storage_free(raw);
+        if (!version)
+            return SX_SECRETS_ENOVALUE;
+        rc = sx_secrets_reveal_version(c, p, version, ret_blob, ret_len, &rev, ret_created_ms);
+        if (rc == SX_SECRETS_ENOVERSION)
+            rc = SX_SECRETS_ECONTENTION;
+        *ret_version = version;
+    }
+    return rc;
+}
+
+static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
+{
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx(r, &c);
+    void *blob = NULL;
+    size_t blen = 0;
+    uint32_t version = 0;
+    int64_t created_ms = 0;
+    int rc = reveal_one(&c, &vp->place, asked, &blob, &blen, &version, &created_ms);
+    if (rc == -ENOENT || rc == SX_SECRETS_ENOVERSION)
+        rc = SX_SECRETS_ENOVALUE; /* Vault's 404, nothing to log */
+    if (rc != 0) {
+        sx_api_send_unreadable(r, rc, "revealing a secret");
+        return;
+    }
+    sx_wiped_out o = {.pool = &r->req->pool};
+    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 32 + SX_CRYPTO_VALUE_PLAIN_LEN(blen));
+    o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
+    sx_wiped_lit(&o, "{\"data\":{\"value\":\"", 18);
+    if ((rc = sx_wiped_value(&o, &c, &vp->place, version, blob, blen)) != 0) {
+        sx_api_send_unreadable(r, rc, "reading a data key");
+        return;
+    }
+    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
+    sx_wiped_lit(&o, "\"},\"metadata\":", 14);
+    o.len += sx_vault_version_meta_text(o.buf + o.len, created_ms, version);
+    sx_wiped_lit(&o, "}", 1);
+    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
+    sx_api_send_revealed(r, &vp->place, h2o_iovec_init(o.buf, o.len));
+}
+
+static void read_map(sx_request *r, const sx_vault_path *vp)
+{
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx(r, &c);
+    sx_vault_map_head h;
+    int rc = sx_vault_map_head_read(&c, &vp->place, &h);
+    if (rc == 0 && !h.values)
+        rc = SX_SECRETS_ENOVALUE;
+    if (rc != 0) {
+        sx_api_send_unreadable(r, rc, "reading values");
+        return;
+    }
+    sx_wiped_out o = {.pool = &r->req->pool};
+    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 16);
+    o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
+    sx_wiped_lit(&o, "{\"data\":", 8);
+    if ((rc = sx_api_values_write(&c, &vp->place, &o)) != 0) {
+        sx_api_send_unreadable(r, rc, "reading values");
+        return;
+    }
+    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
+    sx_wiped_lit(&o, ",\"metadata\":", 12);
+    o.len += sx_vault_version_meta_text(o.buf + o.len, h.value_ms, h.version);
+    sx_wiped_lit(&o, "}", 1);
+    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
+    sx_api_send_revealed(r, &vp->place, h2o_iovec_init(o.buf, o.len));
+}
+
+void sx_api_vault_read(sx_request *r)
+{
+    sx_auth_token t;
+    sx_vault_path vp;
+    if (!sx_vault_begin(r, &t, &vp))
+        return;
+    if (vp.depth < SX_VAULT_AT_ENV) {
+        sx_send_error(r, 404, "not_found", "no secret at this path");
+        return;
+    }
+    if (!sx_vault_allow(r, &t, SX_AUTH_PERM_REVEAL, &vp.place))
+        return;
+    int64_t asked = version_query(r);
+    if (asked < 0)
+        return;
+    if (vp.depth == SX_VAULT_AT_SECRET) {
+        read_secret(r, &vp, (uint32_t)asked);
+    } else if (asked) {
+        sx_send_error(r, 400, "invalid_request",
+                      "query parameter \"version\" is taken on a secret's path (PROJECT/ENV/NAME), not on an env's "
+                      "map");
+    } else {
+        read_map(r, &vp);
+    }
+}
+
+/* ---- writes -------------------------------------------------------------------------------------- */
+
+typedef struct kv_item {
+    char name[SX_SECRETS_NAME_MAX + 1];
+    uint8_t *value; /* plaintext (malloc'd, wiped in release); NULL = delete (PATCH null) */
+    size_t len;
+} kv_item;
+
+typedef struct kv_write_job {
+    sx_write_job w; /* place: the env (a map) or the secret */
+    bool map;
+    bool patch;
+    bool has_cas;
+    uint64_t cas;
+    kv_item *items;
+    size_t n;
+    /* outcome */
+    bool cas_mismatch;
+    uint64_t version;
+    int64_t created_ms;
+} kv_write_job;
+
+static bool rev_is(void *arg, uint64_t rev)
+{
+    return *(const uint64_t *)arg == rev;
+}
+
+/* A secret's write: check-and-set against the version of its current value, in the transaction. */
+static int write_secret(kv_write_job *j, const sx_secrets_ctx *c)
+{
+    const sx_secrets_place *p = &j->w.place;
+    const kv_item *it = &j->items[0];
+    for (int attempt = 0; attempt < 16; attempt++) {
+        void *raw = NULL;
+        sx_secret_meta_view m;
+        uint64_t rev = 0;
+        int rc = sx_secrets_get(c, p, &raw, &m, &rev);
+        if (rc != 0 && rc != -ENOENT)
+            return rc;
+        bool exists = rc == 0;
+        uint32_t current = exists && m.has_value ? m.version : 0;
+        sx_storage_free(raw);
+        if (j->has_cas && j->cas != current) {
+            j->cas_mismatch = true;
+            return SX_SECRETS_EPRECONDITION;
+        }
+        if (j->patch && !current)
+            return -ENOENT; /* a merge needs something to merge into */
+        sx_secrets_cond cond = {rev_is, &rev};
+        if (!it->value) {
+            rc = sx_secrets_delete(c, p, &cond);
+        } else {
+            if (!exists) {
+                sx_secret_meta made;
+                rc = sx_secrets_create(c, p, NULL, 0, &made, &rev);
+                if (rc == -EEXIST)
+                    continue;
+                if (rc != 0)
+                    return rc;
+            }
+            sx_secret_meta meta;
+            uint64_t new_rev = 0;
+            rc = sx_secrets_set_value(c, p, &cond, it->value, it->len, &meta, &new_rev);
+            if (rc == 0) {
+                j->version = meta.version;
+                j->created_ms = meta.value_created_ms;
+            }
+        }
+        if (rc == SX_SECRETS_EPRECONDITION || rc == -ENOENT)
+            continue; /* another writer got in between: check again */
+        return rc;
+    }
+    return SX_SECRETS_ECONTENTION;
+}
+
+/* The names of an env's secrets, which have a value, and the map's version. */
+typedef struct env_names {
+    char (*names)[SX_SECRETS_NAME_MAX + 1];
+    bool *has_value;
+    size_t n, cap;
+    uint64_t version;
+} env_names;
+
+static int env_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, env_names *ret)
+{
+    sx_secrets_scan scan;
+    int rc = sx_secrets_list_open(&scan, c, env, NULL);
+    if (rc != 0)
+        return rc;
+    const char *name;
+    size_t namelen;
+    sx_secret_meta_view m;
+    while ((rc = sx_secrets_list_next(&scan, &name, &namelen, &m)) == 0) {
+        if (ret->n == ret->cap) {
+            size_t cap = ret->cap ? ret->cap * 2 : 32;
+            void *nn = realloc(ret->names, cap * sizeof(*ret->names));
+            if (nn)
+                ret->names = nn;
+            void *nh = realloc(ret->has_value, cap * sizeof(*ret->has_value));
+            if (nh)
+                ret->has_value = nh;
+            if (!nn || !nh) {
+                rc = -ENOMEM;
+                break;
+            }
+            ret->cap = cap;
+        }
+        memcpy(ret->names[ret->n], name, namelen);
+        ret->names[ret->n][namelen] = '\0';
+        ret->has_value[ret->n++] = m.has_value;
+        if (m.has_value)
+            ret->version += m.version;
+    }
+    sx_secrets_scan_close(&scan);
+    return rc == SX_STORAGE_DONE ? 0 : rc;
+}
+
+static void env_names_free(env_names *e)
+{
+    free(e->names);
+    free(e->has_value);
+}
+
+/* Is p's current value exactly value? Decrypted into a wiped buffer; any failure says no. */
+static bool value_is(const sx_secrets_ctx *c, const sx_secrets_place *p, const uint8_t *value, size_t len)
+{
+    void *blob = NULL;
+    size_t blen = 0, plen = 0;
+    uint64_t rev = 0;
+    int64_t ms = 0;
+    uint32_t version = 0;
+    if (sx_secrets_reveal(c, p, &blob, &blen, &rev, &ms, &version) != 0)
+        return false;
+    size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen);
+    uint8_t *plain = malloc(cap ? cap : 1);
+    bool same = plain && sx_secrets_value_decrypt_v(c, p, version, blob, blen, plain, cap, &plen) == 0 && plen == len &&
+                (len == 0 || sodium_memcmp(plain, value, len) == 0);
+    if (plain) {
+        sodium_memzero(plain, cap);
+        free(plain);
+    }
+    sx_storage_free(blob);
+    return same;
+}
+
+/* One key of a map write on the secret at p (exists: the env had it when the write began). */
+static int write_map_item(const sx_secrets_ctx *c, const sx_secrets_place *p, const kv_item *it, bool exists)
+{
+    if (!it->value) {
+        int rc = exists ? sx_secrets_delete(c, p, NULL) : 0;
+        return rc == -ENOENT ? 0 : rc;
+    }
+    if (exists && value_is(c, p, it->value, it->len))
+        return 0;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        sx_secret_meta meta;
+        uint64_t rev = 0;
+        int rc = sx_secrets_create(c, p, NULL, 0, &meta, &rev);
+        if (rc != 0 && rc != -EEXIST)
+            return rc;
+        rc = sx_secrets_set_value(c, p, NULL, it->value, it->len, &meta, &rev);
+        if (rc != -ENOENT) /* deleted between the create and the set: again */
+            return rc;
+    }
+    return SX_SECRETS_ECONTENTION;
+}
+
+static int write_map(kv_write_job *j, const sx_secrets_ctx *c)
+{
+    env_names e = {0};
+    int rc = env_names_read(c, &j->w.place, &e);
+    if (rc == 0 && j->patch && e.n == 0)
+        rc = -ENOENT;
+    if (rc == 0 && j->has_cas && j->cas != e.version) {
+        j->cas_mismatch = true;
+        rc = SX_SECRETS_EPRECONDITION;
+    }
+    sx_secrets_place p = j->w.place;
+    for (size_t i = 0; rc == 0 && i < j->n; i++) {
+        bool exists = false;
+        for (size_t k = 0; !exists && k < e.n; k++)
+            exists = strcmp(e.names[k], j->items[i].name) == 0;
+        memcpy(p.name, j->items[i].name, sizeof(p.name));
+        rc = write_map_item(c, &p, &j->items[i], exists);
+    }
+    /* A replace deletes the env's secrets the body left out. */
+    for (size_t k = 0; rc == 0 && !j->patch && k < e.n; k++) {
+        bool kept = false;
+        for (size_t i = 0; !kept && i < j->n; i++)
+            kept = strcmp(e.names[k], j->items[i].name) == 0;
+        if (kept)
+            continue;
+        memcpy(p.name, e.names[k], sizeof(p.name));
+        rc = sx_secrets_delete(c, &p, NULL);
+        if (rc == -ENOENT)
+            rc = 0;
+    }
+    env_names_free(&e);
+    sx_vault_map_head h;
+    if (rc == 0 && (rc = sx_vault_map_head_read(c, &j->w.place, &h)) == 0) {
+        j->version = h.version;
+        j->created_ms = h.value_ms ? h.value_ms : sx_clock_wall_ms();
+    }
+    return rc;
+}
+
+static int kv_apply(sx_write_job *w, const sx_secrets_ctx *c)
+{
+    kv_write_job *j = (kv_write_job *)w;
+    return j->map ? write_map(j, c) : write_secret(j, c);
+}
+
+static void kv_work(sx_job *job)
+{
+    sx_write_job_run((sx_write_job *)job, kv_apply, 200);
+}
+
+static void kv_done(sx_job *job)
+{
+    kv_write_job *j = (kv_write_job *)job;
+    sx_request *r = j->w.base.r;
+    if (j->cas_mismatch) {
+        r->audit_done = true; /* the job wrote the outcome line */
+        sx_send_error(r, 400, "invalid_request", cas_mismatch);
+        return;
+    }
+    if (sx_write_job_failed(&j->w))
+        return;
+    yajl_gen g = sx_json_gen_thread();
+    sx_vault_envelope_open(r, g, 0);
+    sx_vault_version_meta(g, j->created_ms, j->version);
+    sx_vault_envelope_close(g);
+    sx_send_json_pooled(r, 200, sx_json_gen_thread_finish(g, &r->req->pool));
+}
+
+static void kv_release(sx_job *job)
+{
+    kv_write_job *j = (kv_write_job *)job;
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->items[i].value) {
+            sodium_memzero(j->items[i].value, j->items[i].len);
+            free(j->items[i].value);
+        }
+    }
+    free(j->items);
+    sx_write_job_release(job);
+}
+
+static const sx_json_field kv_fields[] = {
+    {"data", SX_JSON_MEMBERS, "an object of strings", true},
+    {"options", SX_JSON_MEMBERS, "an object", false},
+};
+
+/* Wipe every string of the parsed body (values are plaintext). */
+static void wipe_members(sx_json_value *v)
+{
+    for (size_t i = 0; i < v->nmembers; i++)
+        if (v->members[i].str)
+            sodium_memzero(v->members[i].str, v->members[i].len);
+}
+
+/* The content type of a PATCH: JSON merge patch, as Vault requires. */
+static bool is_merge_patch(sx_request *r)
+{
+    ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return false;
+    h2o_iovec_t v = r->req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+        n++;
+    return h2o_lcstris(v.base, n, H2O_STRLIT("application/merge-patch+json"));
+}
+
+/* options: {"cas": N} (N a whole number, 0 .. 2^53); anything else is a 400. */
+static bool parse_options(sx_request *r, const sx_json_value *o, kv_write_job *j)
+{
+    for (size_t i = 0; i < o->nmembers; i++) {
+        const sx_json_member *m = &o->members[i];
+        if (m->key_len != 3 || memcmp(m->key, "cas", 3) != 0) {
+            sx_send_error(r, 400, "invalid_request", "field \"options\" takes only \"cas\"");
+            return false;
+        }
+        if (m->type == SX_JSON_NULL)
+            continue;
+        uint64_t v = 0;
+        bool ok = m->type == SX_JSON_NUMBER && m->len >= 1 && m->len <= 16;
+        for (size_t k = 0; ok && k < m->len; k++) {
+            ok = m->str[k] >= '0' && m->str[k] <= '9';
+            v = v * 10 + (uint64_t)(m->str[k] - '0');
+        }
+        if (!ok || v > (1ULL << 53)) {
+            sx_send_error(r, 400, "invalid_request", "field \"options.cas\" must be a whole number (a version)");
+            return false;
+        }
+        j->has_cas = true;
+        j->cas = v;
+    }
+    return true;
+}
+
+/* data: the items of the write, checked against the path (a map's keys are names; a secret's only
+ * key is "value") and the limits. Sends the 4xx and returns false when a rule is broken. */
+static bool parse_data(sx_request *r, const sx_json_value *d, kv_write_job *j)
+{
+    if (!j->map && (d->nmembers != 1 || d->members[0].key_len != 5 || memcmp(d->members[0].key, "value", 5) != 0)) {
+        sx_send_error(r, 400, "invalid_request",
+                      "a secret's path (PROJECT/ENV/NAME) takes exactly {\"data\": {\"value\": \"...\"}}");
+        return false;
+    }
+    j->items = calloc(d->nmembers ? d->nmembers : 1, sizeof(*j->items));
+    if (!j->items) {
+        sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+        return false;
+    }
+    for (size_t i = 0; i < d->nmembers; i++) {
+        const sx_json_member *m = &d->members[i];
+        if (j->map && !sx_secrets_name_valid(m->key, m->key_len)) {
+            sx_send_error(r, 400, "invalid_request",
+                          "every key of \"data\" must be a secret name: 1-256 characters of [A-Za-z0-9._-], not "
+                          "\".\" or \"..\"");
+            return false;
+        }
+        if (!(m->type == SX_JSON_STRING || (j->patch && m->type == SX_JSON_NULL))) {
+            sx_send_error(r, 400, "invalid_request",
+                          j->patch ? "every value of \"data\" must be a string, or null to delete the secret"
+                                   : "every value of \"data\" must be a string (secretsd stores text values)");
+            return false;
+        }
+        if (m->type == SX_JSON_STRING && m->len > r->server->config->max_value_bytes) {
+            sx_send_error(r, 413, "payload_too_large", "a value of \"data\" is longer than max_value_bytes");
+            return false;
+        }
+        kv_item *it = &j->items[j->n++];
+        if (j->map)
+            memcpy(it->name, m->key, m->key_len + 1);
+        if (m->type == SX_JSON_STRING) {
+            it->value = malloc(m->len ? m->len : 1);
+            if (!it->value) {
+                sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+                return false;
+            }
+            memcpy(it->value, m->str, m->len);
+            it->len = m->len;
+        }
+    }
+    return true;
+}
+
+/* What the write may do, from its body: the permissions our own routes require for it. */
+static unsigned write_perms(const kv_write_job *j)
+{
+    unsigned perms = SX_AUTH_PERM_WRITE;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->items[i].value)
+            perms |= SX_AUTH_PERM_SET_VALUE;
+    return perms;
+}
+
+void sx_api_vault_write(sx_request *r)
+{
+    sx_auth_token t;
+    sx_vault_path vp;
+    if (!sx_vault_begin(r, &t, &vp))
+        return;
+    if (vp.depth < SX_VAULT_AT_ENV) {
+        sx_send_error(r, 400, "invalid_request",
+                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
+        return;
+    }
+    bool patch = h2o_memis(r->req->method.base, r->req->method.len, H2O_STRLIT("PATCH"));
+    if (patch && !is_merge_patch(r)) {
+        sx_send_error(r, 415, "unsupported_media_type", "PATCH requires Content-Type: application/merge-patch+json");
+        return;
+    }
+    /* Every write needs secrets:write: checked before the body is read. */
+    if (!sx_vault_allow(r, &t, SX_AUTH_PERM_WRITE, &vp.place))
+        return;
+    sx_json_value v[2];
+    if (!sx_api_parse_body(r, kv_fields, 2, v)) {
+        wipe_members(&v[0]);
+        return;
+    }
+    kv_write_job *j = (kv_write_job *)sx_write_job_new(r, sizeof(*j), &vp.place, kv_work, kv_done, kv_release);
+    if (!j) {
+        wipe_members(&v[0]);
+        return;
+    }
+    j->map = vp.depth == SX_VAULT_AT_ENV;
+    j->patch = patch;
+    bool ok = parse_data(r, &v[0], j) && parse_options(r, &v[1], j);
+    wipe_members(&v[0]);
+    if (ok && !sx_vault_allow(r, &t, write_perms(j), &vp.place))
+        ok = false;
+    if (!ok) {
+        kv_release(&j->w.base.super);
+        return;
+    }
+    sx_write_job_submit(r, &j->w);
+}
