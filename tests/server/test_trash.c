@@ -366,9 +366,7 @@ typedef struct own {
 static int own_start(own *o, sx_srv *srv, const char *backend, const char *secrets, const char *const *env, bool keep,
                      const char *dir)
 {
-    char extra[256];
-    snprintf(extra, sizeof(extra), "[secrets]\n%s", secrets);
-    sx_srv_opts opts = {.backend = backend, .extra_log = extra, .extra_env = env, .keep_dir = keep, .dir = dir};
+    sx_srv_opts opts = {.backend = backend, .extra_secrets = secrets, .extra_env = env, .keep_dir = keep, .dir = dir};
     if (sx_srv_start(srv, &opts) != 0)
         return -1;
     o->saved = g_srv;
@@ -652,9 +650,8 @@ int main(int argc, char **argv)
             args[nargs++] = argv[i];
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* [log] is the last section the harness writes: the [secrets] section follows it. */
     int started = sx_api_suite_start(
-        &(sx_srv_opts){.backend = g_backend, .extra_log = "[secrets]\nmax_versions = 3\nrecovery_window = 1h\n"});
+        &(sx_srv_opts){.backend = g_backend, .extra_secrets = "max_versions = 3\nrecovery_window = 1h\n"});
     if (started != 0)
         return started;
     static const sx_test tests[] = {

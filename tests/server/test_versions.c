@@ -387,9 +387,7 @@ int main(int argc, char **argv)
             args[nargs++] = argv[i];
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* [log] is the last section the harness writes: the [secrets] section follows it. */
-    int started =
-        sx_api_suite_start(&(sx_srv_opts){.backend = g_backend, .extra_log = "[secrets]\nmax_versions = 3\n"});
+    int started = sx_api_suite_start(&(sx_srv_opts){.backend = g_backend, .extra_secrets = "max_versions = 3\n"});
     if (started != 0)
         return started;
     static const sx_test tests[] = {
