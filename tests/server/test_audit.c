@@ -186,6 +186,54 @@ static void every_endpoint_writes_its_expected_audit_lines(void)
 /* The version endpoints: a read of the list, a reveal of an old version, a rollback and the
  * destruction of a version each write the lines of their kind (intent lines before a change or a
  * value leaves), naming the secret, never the value. */
+static void deleted_secret_endpoints_write_their_audit_lines(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &audit_opts) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    static const char *const names[] = {"KEEP", "GONE"};
+    for (int i = 0; i < 2; i++) {
+        char body[96], path[128];
+        snprintf(body, sizeof(body), "{\"kind\":\"secret\",\"name\":\"%s\"}", names[i]);
+        CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, "d-create", body), 201);
+        snprintf(path, sizeof(path), "/acme/web/envs/prod/secrets/%s/value", names[i]);
+        CHECK_INT(req(&srv, SX_H1, "PUT", path, owner, "d-set", "{\"value\":\"" CANARY "\"}"), 200);
+        snprintf(path, sizeof(path), "/acme/web/envs/prod/secrets/%s", names[i]);
+        CHECK_INT(req(&srv, SX_H1, "DELETE", path, owner, i ? "d-delete2" : "d-delete1", NULL), 200);
+    }
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/deleted-secrets", owner, "d-list", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/deleted-secrets/KEEP/restore", owner, "d-restore", NULL),
+              200);
+    CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/deleted-secrets/KEEP/restore", owner, "d-again", NULL),
+              409);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", "/acme/web/envs/prod/deleted-secrets/GONE", owner, "d-purge", NULL), 200);
+    CHECK_INT(req(&srv, SX_H1, "DELETE", "/acme/web/envs/prod/deleted-secrets/GONE", owner, "d-purge2", NULL), 404);
+    char *ap = audit_path(&srv);
+    REQUIRE(sx_test_file_wait(ap, "\"requestId\":\"d-purge2\"", 5000));
+    sx_test_sleep_ms(300); /* its done line follows its intent line within a flush or two */
+    char *log = sx_test_read_file(ap, NULL);
+    REQUIRE(log);
+    static const expected_lines expect[] = {
+        {"d-delete1", "secret.delete intent null|secret.delete done 200"},
+        {"d-list", "secret.deleted_list done 200"},
+        {"d-restore", "secret.restore intent null|secret.restore done 200"},
+        {"d-again", "secret.restore intent null|secret.restore done 409"},
+        {"d-purge", "secret.purge intent null|secret.purge done 200"},
+        {"d-purge2", "secret.purge intent null|secret.purge done 404"},
+    };
+    check_lines(log, expect, sizeof(expect) / sizeof(expect[0]));
+    CHECK(strstr(log, CANARY) == NULL);
+    CHECK(strstr(log, owner) == NULL);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK:", 3) == 0);
+    free(log);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
 static void version_endpoints_write_their_audit_lines(void)
 {
     sx_srv srv;
@@ -548,6 +596,7 @@ int main(int argc, char **argv)
     static const sx_test tests[] = {
         {"every_endpoint_writes_its_expected_audit_lines", every_endpoint_writes_its_expected_audit_lines},
         {"version_endpoints_write_their_audit_lines", version_endpoints_write_their_audit_lines},
+        {"deleted_secret_endpoints_write_their_audit_lines", deleted_secret_endpoints_write_their_audit_lines},
         {"audit_verify_catches_edits_deletions_swaps_and_a_cut_tail",
          audit_verify_catches_edits_deletions_swaps_and_a_cut_tail},
         {"audit_verify_catches_a_cut_at_a_restarts_open_line", audit_verify_catches_a_cut_at_a_restarts_open_line},
