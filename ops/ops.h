@@ -241,8 +241,10 @@ typedef struct sx_sweeper sx_sweeper;
  * secrets past their purge time through ctx), and compactions of the envs whose ciphertext was
  * deleted, batched over a short delay (every range once after a start, since a crash may have
  * lost what was noted). ctx is copied; its destroyed callback is ignored (the sweeper's own).
+ * on_purged (may be NULL) is told, on the sweeper's thread, of each deleted secret it purged.
  */
-int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned interval_s)
+int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned interval_s,
+                     void (*on_purged)(void *arg, const sx_secrets_place *p), void *arg)
     __attribute__((warn_unused_result));
 /* The destroyed callback of an sx_secrets_ctx (arg = the sweeper): note p's env for compaction. */
 void sx_sweeper_note_destroyed(void *arg, const sx_secrets_place *p);

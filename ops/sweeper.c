@@ -30,6 +30,8 @@
 struct sx_sweeper {
     sx_secrets_ctx ctx;
     unsigned interval_s;
+    void (*on_purged)(void *arg, const sx_secrets_place *p);
+    void *on_purged_arg;
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
@@ -119,7 +121,7 @@ static void sweep(sx_sweeper *s)
     uint64_t kept = 0;
     int rc;
     do {
-        rc = sx_secrets_sweep(&s->ctx, sx_clock_wall_ms(), SWEEP_BATCH, &round, &kept);
+        rc = sx_secrets_sweep(&s->ctx, sx_clock_wall_ms(), SWEEP_BATCH, s->on_purged, s->on_purged_arg, &round, &kept);
         purged += rc == 0 ? round : 0;
         pthread_mutex_lock(&s->mu);
         bool stop = s->stopping;
@@ -198,7 +200,8 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned interval_s)
+int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned interval_s,
+                     void (*on_purged)(void *arg, const sx_secrets_place *p), void *arg)
 {
     sx_sweeper *s = calloc(1, sizeof(*s));
     if (!s)
@@ -207,6 +210,8 @@ int sx_sweeper_start(sx_sweeper **ret, const sx_secrets_ctx *ctx, unsigned inter
     s->ctx.destroyed = sx_sweeper_note_destroyed; /* the sweeper's own purges are noted too */
     s->ctx.destroyed_arg = s;
     s->interval_s = interval_s ? interval_s : 60;
+    s->on_purged = on_purged;
+    s->on_purged_arg = arg;
     s->stats.compact_supported = sx_storage_has(ctx->storage, SX_STORAGE_CAP_COMPACT);
     if (pthread_mutex_init(&s->mu, NULL) != 0 || sx_clock_cond_init(&s->cond) != 0) {
         free(s);

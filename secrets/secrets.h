@@ -408,11 +408,12 @@ int sx_secrets_restore(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_se
  * or a storage code. */
 int sx_secrets_purge(const sx_secrets_ctx *c, const sx_secrets_place *p) __attribute__((warn_unused_result));
 /* One round of the sweeper: purge up to max deleted secrets, of any env, whose purge time is at or
- * before now_ms. Every purge is one batch of its own, so a round cut short (a crash) leaves the
- * rest for the next. *ret_purged gets how many were purged, *ret_kept how many deleted secrets
- * remain (due or not). 0, -EBADMSG or a storage code. */
-int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max, size_t *ret_purged, uint64_t *ret_kept)
-    __attribute__((warn_unused_result));
+ * before now_ms, telling on_purged (may be NULL) of each. Every purge is one batch of its own, so a
+ * round cut short (a crash) leaves the rest for the next. *ret_purged gets how many were purged, *ret_kept how many
+ * deleted secrets remain (due or not). 0, -EBADMSG or a storage code. */
+int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max,
+                     void (*on_purged)(void *arg, const sx_secrets_place *p), void *arg, size_t *ret_purged,
+                     uint64_t *ret_kept) __attribute__((warn_unused_result));
 
 /* ---- what uses an environment's data keys (secrets.c) -------------------------------------------- */
 

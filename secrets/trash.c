@@ -599,7 +599,9 @@ int sx_secrets_deleted_list(const sx_secrets_ctx *c, const sx_secrets_place *env
     return 0;
 }
 
-int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max, size_t *ret_purged, uint64_t *ret_kept)
+int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max,
+                     void (*on_purged)(void *arg, const sx_secrets_place *p), void *arg, size_t *ret_purged,
+                     uint64_t *ret_kept)
 {
     sx_storage_iter *it;
     static const char prefix[] = {SX_SECRETS_RECORD_TRASH, '/'};
@@ -632,6 +634,8 @@ int sx_secrets_sweep(const sx_secrets_ctx *c, int64_t now_ms, size_t max, size_t
         int prc = purge(c, &due[i], now_ms);
         if (prc == 0) {
             purged++;
+            if (on_purged)
+                on_purged(arg, &due[i]);
             sx_testpoint("sweep.purged"); /* between two purges: a crash here leaves the rest due */
         } else if (prc != 1 && prc != SX_SECRETS_ENOTDELETED)
             rc = prc; /* restored or purged meanwhile is fine; a failing store is not */

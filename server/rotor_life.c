@@ -39,6 +39,19 @@ static void on_rotor_forged(void *ctx)
     sx_metrics_forged_record(SX_METRICS_FORGED_ROTATION);
 }
 
+/* A deleted secret purged at the end of its recovery window: an audit line, as the purge a client
+ * asks for has (no token, no request: the server did it). */
+static void on_sweeper_purged(void *ctx, const sx_secrets_place *p)
+{
+    sx_server *s = ctx;
+    if (!s->audit)
+        return;
+    char scope[3 * (SX_SECRETS_SCOPE_MAX + 1)];
+    snprintf(scope, sizeof(scope), "%s/%s/%s", p->org, p->project, p->env);
+    sx_audit_rec rec = {.action = "secret.purge", .client = "sweeper", .scope = scope, .name = p->name, .status = 200};
+    sx_audit_log(s->audit, SX_AUDIT_ANY_THREAD, &rec);
+}
+
 int sx_ops_init(sx_server *s, char *err, size_t errlen)
 {
     sx_rotor_options opt = {.on_event = on_rotor_event, .event_ctx = s, .on_forged = on_rotor_forged};
@@ -56,7 +69,7 @@ void sx_ops_start(sx_server *s)
     sx_secrets_ctx c;
     sx_api_secrets_ctx_pool(s, &c);
     struct sx_sweeper *sw = NULL;
-    rc = sx_sweeper_start(&sw, &c, s->config->sweep_interval);
+    rc = sx_sweeper_start(&sw, &c, s->config->sweep_interval, on_sweeper_purged, s);
     if (rc != 0)
         sx_log(SX_LOG_ERROR, "cannot start the sweeper thread: %s; deleted secrets will not be purged", strerror(-rc));
     __atomic_store_n(&s->sweeper, sw, __ATOMIC_RELEASE);

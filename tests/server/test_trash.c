@@ -366,7 +366,12 @@ typedef struct own {
 static int own_start(own *o, sx_srv *srv, const char *backend, const char *secrets, const char *const *env, bool keep,
                      const char *dir)
 {
-    sx_srv_opts opts = {.backend = backend, .extra_secrets = secrets, .extra_env = env, .keep_dir = keep, .dir = dir};
+    sx_srv_opts opts = {.backend = backend,
+                        .extra_secrets = secrets,
+                        .extra_env = env,
+                        .keep_dir = keep,
+                        .dir = dir,
+                        .extra_log = "audit_log = audit.log\n"};
     if (sx_srv_start(srv, &opts) != 0)
         return -1;
     o->saved = g_srv;
@@ -442,6 +447,13 @@ static void sweeper_purges_what_is_past_the_recovery_window(void)
     CHECK(status_sweeper_int(&srv, "purged") >= 1);
     CHECK(metrics_have(&srv, "secretsd_deleted_secrets_purged_total 1\n"));
     CHECK(metrics_have(&srv, "secretsd_deleted_secrets 0\n"));
+    /* the purge is in the audit log, done by the sweeper */
+    char *audit = sx_test_path(srv.dir, "audit.log");
+    CHECK(sx_test_file_wait(audit, "\"client\":\"sweeper\"", 5000));
+    char *text = sx_test_read_file(audit, NULL);
+    CHECK(text && strstr(text, "\"action\":\"secret.purge\"") && strstr(text, "\"name\":\"short\""));
+    free(text);
+    free(audit);
     own_end(&o);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 60), 0);
 
