@@ -54,6 +54,29 @@ void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret);
 /* Add ETag: the revision as "%016x", quoted. */
 void sx_api_etag(sx_request *r, uint64_t rev);
 
+/* ---- entity tags and conditional reads (request.c) ----------------------------------------------- */
+
+/* A strong entity tag, quoted: a revision ("%016x") or a content tag (32 hex digits). */
+#define SX_API_ETAG_MAX (2 * SX_SECRETS_TAG_LEN + 3)
+typedef struct sx_api_etag_buf {
+    char s[SX_API_ETAG_MAX];
+    size_t len;
+} sx_api_etag_buf;
+void sx_api_etag_of_rev(uint64_t rev, sx_api_etag_buf *ret);
+void sx_api_etag_of_tag(const uint8_t tag[SX_SECRETS_TAG_LEN], sx_api_etag_buf *ret);
+/* Add e as the answer's ETag header. */
+void sx_api_etag_add(sx_request *r, const sx_api_etag_buf *e);
+/* True when the header value v (len bytes) - "*" or a list of entity tags - names etag (quoted,
+ * elen bytes). weak: the weak comparison (W/ ignored: If-None-Match); otherwise the strong one
+ * (a W/ tag never matches: If-Match). A malformed entry ends the list: what follows never
+ * matches. */
+bool sx_api_etag_list_match(const char *v, size_t len, const char *etag, size_t elen, bool weak);
+/* True when the request carries If-None-Match. */
+bool sx_api_has_if_none_match(sx_request *r);
+/* A conditional GET or HEAD: when an If-None-Match field of the request names e (or is "*": the
+ * caller has a current representation), answers 304 with e and no body, and returns true. */
+bool sx_api_not_modified(sx_request *r, const sx_api_etag_buf *e);
+
 /* ---- the Secret object and the writes (secrets.c) ------------------------------------------------ */
 
 /* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,

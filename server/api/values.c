@@ -1,7 +1,9 @@
 /*
  * values.c - the values of secrets: PUT (set) and GET (reveal, of the current version or of
  * ?version=N) on /{o}/{p}/envs/{env}/secrets/{name}/value, POST .../rollback (a previous version
- * stored again as the current one), and GET /{o}/{p}/envs/{env}/values (the env's map).
+ * stored again as the current one), and GET /{o}/{p}/envs/{env}/values (the env's map). Every
+ * read carries a strong ETag and answers If-None-Match with 304, after the permission check and
+ * before any value is decrypted.
  *
  * Plaintext values live briefly in three places, all accepted because the process must hold them
  * to encrypt or to answer: the request body buffer (h2o's, wiped once copied), the set-value job's
@@ -319,6 +321,20 @@ void sx_api_reveal(sx_request *r)
         send_unreadable(r, rc, "revealing a secret");
         return;
     }
+    /* The ETag of the current value is the secret's revision (as set-value answered it, for an
+     * If-Match); version N's names that version of this secret, whose plaintext never changes. */
+    sx_api_etag_buf etag;
+    if (asked) {
+        uint8_t tag[SX_SECRETS_TAG_LEN];
+        sx_secrets_version_tag(&p, version, tag);
+        sx_api_etag_of_tag(tag, &etag);
+    } else {
+        sx_api_etag_of_rev(rev, &etag);
+    }
+    if (sx_api_not_modified(r, &etag)) { /* nothing decrypted, no value leaves */
+        sx_storage_free(blob);
+        return;
+    }
     size_t namelen = strlen(p.name);
     size_t cap = SX_CRYPTO_VALUE_PLAIN_LEN(blen), plen = 0;
     wiped_out o = {.pool = &r->req->pool};
@@ -342,8 +358,7 @@ void sx_api_reveal(sx_request *r)
     wiped_lit(&o, ",\"updatedAt\":\"", 14);
     o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
     wiped_lit(&o, "\"}", 2);
-    if (!asked)
-        sx_api_etag(r, rev);
+    sx_api_etag_add(r, &etag);
     send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
 }
 
@@ -356,8 +371,23 @@ void sx_api_values(sx_request *r)
         return;
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
+    /* A poller that has the map already: one scan that decrypts nothing tells whether it changed.
+     * When it did, the map is read again and its ETag is the one of the values sent. */
+    uint8_t tag[SX_SECRETS_TAG_LEN];
+    sx_api_etag_buf etag;
+    int rc;
+    if (sx_api_has_if_none_match(r)) {
+        rc = sx_secrets_values_tag_now(&c, &p, tag);
+        if (rc != 0) {
+            send_unreadable(r, rc, "reading values");
+            return;
+        }
+        sx_api_etag_of_tag(tag, &etag);
+        if (sx_api_not_modified(r, &etag))
+            return;
+    }
     sx_secrets_scan scan;
-    int rc = sx_secrets_values_open(&scan, &c, &p);
+    rc = sx_secrets_values_open(&scan, &c, &p);
     if (rc != 0) {
         send_unreadable(r, rc, "reading values");
         return;
@@ -382,6 +412,8 @@ void sx_api_values(sx_request *r)
         wiped_escape_tail(&o, plen);
         wiped_lit(&o, "\"", 1);
     }
+    if (rc == SX_STORAGE_DONE)
+        sx_secrets_values_tag(&scan, tag);
     sx_secrets_scan_close(&scan);
     if (rc < 0) {
         send_unreadable(r, rc, "reading values");
@@ -389,5 +421,7 @@ void sx_api_values(sx_request *r)
     }
     wiped_reserve(&o, 1);
     wiped_lit(&o, "}", 1);
+    sx_api_etag_of_tag(tag, &etag);
+    sx_api_etag_add(r, &etag);
     send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
 }
