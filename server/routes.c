@@ -34,6 +34,7 @@ const sx_route sx_route_table[] = {
     {"/{o}/{p}/envs/{env}/secrets/{name}/rollback", SX_POST, SX_ROUTE_PUBLIC, sx_api_rollback, "secret.rollback"},
     {"/{o}/{p}/envs/{env}/secrets/{name}/versions/{version}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_version_destroy,
      "secret.version.destroy"},
+    {"/openapi.yaml", SX_GET, SX_ROUTE_PUBLIC, sx_api_openapi, NULL},
 };
 
 const size_t sx_route_table_len = sizeof(sx_route_table) / sizeof(sx_route_table[0]);

@@ -153,5 +153,7 @@ void sx_api_healthz(sx_request *r);
 void sx_api_readyz(sx_request *r);
 /* metrics.c */
 void sx_api_metrics(sx_request *r);
+/* openapi.c */
+void sx_api_openapi(sx_request *r);
 
 #endif /* SX_SERVER_API_API_H */

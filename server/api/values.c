@@ -162,6 +162,7 @@ typedef struct reveal_job {
     sx_api_job base;
     sx_audit *audit;
     h2o_iovec_t body; /* request-pool memory: only touched in done(), while the request lives */
+    sx_api_etag_buf etag;
     sx_audit_copy who;
     int rc;
 } reveal_job;
@@ -179,6 +180,7 @@ static void reveal_done(sx_job *job)
 {
     reveal_job *j = (reveal_job *)job;
     if (j->rc == 0) {
+        sx_api_etag_add(j->base.r, &j->etag);
         sx_send_json_pooled(j->base.r, 200, j->body);
         return;
     }
@@ -186,10 +188,12 @@ static void reveal_done(sx_job *job)
     sx_send_failure(j->base.r, SX_ERR_AUDIT_INTENT, j->rc, NULL);
 }
 
-static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body)
+/* Send the revealed body with its ETag, once the audit allows it (an error answer carries none). */
+static void send_revealed(sx_request *r, const sx_secrets_place *p, const sx_api_etag_buf *etag, h2o_iovec_t body)
 {
     sx_audit *au = r->server->audit;
     if (!au) {
+        sx_api_etag_add(r, etag);
         sx_send_json_pooled(r, 200, body);
         return;
     }
@@ -200,6 +204,7 @@ static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t 
     rec.intent = true;
     if (!sx_audit_fail_closed(au)) {
         sx_audit_log(au, r->thread->index, &rec);
+        sx_api_etag_add(r, etag);
         sx_send_json_pooled(r, 200, body);
         return;
     }
@@ -208,6 +213,7 @@ static void send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t 
         return;
     j->audit = au;
     j->body = body;
+    j->etag = *etag;
     sx_audit_copy_set(&j->who, &rec);
     sx_request_submit(r, &j->base.super);
 }
@@ -358,8 +364,7 @@ void sx_api_reveal(sx_request *r)
     wiped_lit(&o, ",\"updatedAt\":\"", 14);
     o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
     wiped_lit(&o, "\"}", 2);
-    sx_api_etag_add(r, &etag);
-    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
 }
 
 /* ---- the values of an environment ---------------------------------------------------------------- */
@@ -422,6 +427,5 @@ void sx_api_values(sx_request *r)
     wiped_reserve(&o, 1);
     wiped_lit(&o, "}", 1);
     sx_api_etag_of_tag(tag, &etag);
-    sx_api_etag_add(r, &etag);
-    send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
 }

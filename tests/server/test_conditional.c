@@ -4,7 +4,8 @@
  * tags) answered 304 with the ETag and no body, over HTTP/1.1 and h2c and for HEAD; every write
  * that changes the map (set-value, delete, rollback, a new secret's value) gives a 200 with a new
  * ETag, while writes that leave it as it was (a description, a secret without a value, another
- * env) keep it; and the permission checks run before any 304.
+ * env) keep it; the permission checks run before any 304; and GET /openapi.yaml serves the
+ * repository's document without a token, with its own ETag.
  *
  * `test_conditional --backend memory|rocksdb|postgres [test names...]` starts one server for the
  * run (api_suite.c's helpers and owner token); each test works in its own environment.
@@ -263,6 +264,46 @@ static void permissions_are_checked_before_a_304(void)
     }
 }
 
+/* GET /openapi.yaml: no token, the repository's openapi.yaml byte for byte, as application/yaml,
+ * with an ETag that If-None-Match turns into a 304; HEAD too. */
+static void the_openapi_document_is_served_without_a_token_with_an_etag(void)
+{
+    size_t flen = 0;
+    char *file = sx_test_read_file(SX_OPENAPI_DOC, &flen);
+    REQUIRE(file && flen > 1000);
+    for (size_t pi = 0; pi < sizeof(protos) / sizeof(protos[0]); pi++) {
+        sx_resp r;
+        REQUIRE(sx_srv_request(&g_srv, protos[pi], "GET", "/openapi.yaml", NULL, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 200);
+        CHECK(header_is(&r, "content-type", "application/yaml"));
+        CHECK(r.body_len == flen && memcmp(r.body, file, flen) == 0);
+        char etag[128] = "", inm[160];
+        CHECK(sx_resp_header(&r, "etag", etag, sizeof(etag)) && etag[0] == '"');
+        sx_resp_free(&r);
+        snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
+        const char *h[] = {inm, NULL};
+        REQUIRE(sx_srv_request(&g_srv, protos[pi], "GET", "/openapi.yaml", h, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 304);
+        CHECK_INT(r.body_len, 0);
+        sx_resp_free(&r);
+        REQUIRE(sx_srv_request(&g_srv, protos[pi], "HEAD", "/openapi.yaml", NULL, NULL, 0, &r) == 0);
+        CHECK_INT(r.status, 200);
+        CHECK_INT(r.body_len, 0);
+        char cl[32] = "";
+        CHECK(sx_resp_header(&r, "content-length", cl, sizeof(cl)) && (size_t)atol(cl) == flen);
+        sx_resp_free(&r);
+        REQUIRE(sx_srv_request(&g_srv, protos[pi], "PUT", "/openapi.yaml", NULL, "{}", 2, &r) == 0);
+        CHECK_INT(r.status, 405);
+        sx_resp_free(&r);
+    }
+    /* not on the admin socket: it serves secretsctl's routes */
+    sx_resp r;
+    REQUIRE(sx_srv_request(&g_srv, SX_ADMIN, "GET", "/openapi.yaml", NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 404);
+    sx_resp_free(&r);
+    free(file);
+}
+
 static void server_exits_0_at_sigterm(void)
 {
     REQUIRE(g_running);
@@ -289,6 +330,8 @@ int main(int argc, char **argv)
         {"the_values_map_etag_changes_with_every_write_that_changes_the_map",
          the_values_map_etag_changes_with_every_write_that_changes_the_map},
         {"permissions_are_checked_before_a_304", permissions_are_checked_before_a_304},
+        {"the_openapi_document_is_served_without_a_token_with_an_etag",
+         the_openapi_document_is_served_without_a_token_with_an_etag},
         {"server_exits_0_at_sigterm", server_exits_0_at_sigterm},
     };
     int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
