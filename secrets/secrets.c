@@ -273,20 +273,34 @@ int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *re
     }
 }
 
+/*
+ * The metadata records alone name the same pairs: a set-value, rollback or delete writes a secret's
+ * metadata (has-value flag, version) and its value record in one batch, so in one consistent walk
+ * the secrets whose metadata has a value are those with a value record, at that version. One walk
+ * over small records instead of two, and no ciphertext read.
+ */
 int sx_secrets_values_tag_now(const sx_secrets_ctx *c, const sx_secrets_place *env, uint8_t ret_tag[SX_SECRETS_TAG_LEN])
 {
     sx_secrets_scan s;
-    int rc = sx_secrets_values_open(&s, c, env);
+    int rc = sx_secrets_list_open(&s, c, env, NULL);
     if (rc != 0)
         return rc;
+    crypto_generichash_state h;
+    tag_start(&h, "secretsd values map", env->org, env->project, env->env);
     const char *name;
-    size_t namelen, blen;
-    while ((rc = sx_secrets_values_next(&s, &name, &namelen, &blen)) == 0)
-        ;
-    if (rc == SX_STORAGE_DONE)
-        sx_secrets_values_tag(&s, ret_tag);
+    size_t namelen;
+    sx_secret_meta_view m;
+    while ((rc = sx_secrets_list_next(&s, &name, &namelen, &m)) == 0) {
+        if (!m.has_value)
+            continue;
+        tag_field(&h, name, namelen);
+        tag_version(&h, m.version);
+    }
     sx_secrets_scan_close(&s);
-    return rc == SX_STORAGE_DONE ? 0 : rc;
+    if (rc != SX_STORAGE_DONE)
+        return rc;
+    crypto_generichash_final(&h, ret_tag, SX_SECRETS_TAG_LEN);
+    return 0;
 }
 
 /* A blob that fails authentication or its format is the record's fault, whatever else failed is

@@ -253,8 +253,8 @@ int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *re
  * returned so far). Two scans with equal tags returned the same names with the same plaintexts. */
 void sx_secrets_values_tag(sx_secrets_scan *s, uint8_t ret_tag[SX_SECRETS_TAG_LEN]);
 /* The content tag env's values map has now (what sx_secrets_values_tag() would give after a full
- * scan), by a scan that decrypts nothing: for a conditional read that may need no values. 0 or a
- * code of _open and _next. */
+ * scan), from the metadata records alone: no ciphertext is read or decrypted. For a conditional
+ * read that may need no values. 0 or a code of sx_secrets_list_open() and _next(). */
 int sx_secrets_values_tag_now(const sx_secrets_ctx *c, const sx_secrets_place *env, uint8_t ret_tag[SX_SECRETS_TAG_LEN])
     __attribute__((warn_unused_result));
 /* Decrypt the current value into out (outcap bytes). 0; SX_SECRETS_EUNREADABLE when the blob fails

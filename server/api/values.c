@@ -369,6 +369,35 @@ void sx_api_reveal(sx_request *r)
 
 /* ---- the values of an environment ---------------------------------------------------------------- */
 
+/*
+ * The ETag the env's values map has now, for a conditional read: from the metadata records, or,
+ * while the store has not changed since it was last worked out on this loop, from the page cache
+ * (page_cache.c: the store's change sequence is read before the walk, so a write racing with it
+ * only makes the entry stale). Only the tag is kept, never a value, and only after the caller's
+ * permission was checked, as for every read. False when the walk failed.
+ */
+static bool values_etag_now(sx_request *r, const sx_secrets_ctx *c, const sx_secrets_place *p, sx_api_etag_buf *ret)
+{
+    uint64_t seq = 0;
+    char id[SX_PAGE_ID_MAX];
+    int n = snprintf(id, sizeof(id), "%s/%s/%s\nvalues etag", p->org, p->project, p->env);
+    bool cacheable = n > 0 && (size_t)n < sizeof(id) && sx_storage_change_seq(r->server->storage, &seq) == 0;
+    h2o_iovec_t body, link;
+    if (cacheable && sx_page_cache_get(id, (size_t)n, seq, &r->req->pool, &body, &link) && body.len < SX_API_ETAG_MAX) {
+        memcpy(ret->s, body.base, body.len);
+        ret->s[body.len] = '\0';
+        ret->len = body.len;
+        return true;
+    }
+    uint8_t tag[SX_SECRETS_TAG_LEN];
+    if (sx_secrets_values_tag_now(c, p, tag) != 0)
+        return false;
+    sx_api_etag_of_tag(tag, ret);
+    if (cacheable)
+        sx_page_cache_put(id, (size_t)n, seq, h2o_iovec_init(ret->s, ret->len), h2o_iovec_init(NULL, 0));
+    return true;
+}
+
 void sx_api_values(sx_request *r)
 {
     sx_secrets_place p;
@@ -376,23 +405,15 @@ void sx_api_values(sx_request *r)
         return;
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
-    /* A poller that has the map already: one scan that decrypts nothing tells whether it changed.
-     * When it did, the map is read again and its ETag is the one of the values sent. */
-    uint8_t tag[SX_SECRETS_TAG_LEN];
+    /* A poller that has the map already: a walk of the metadata that reads no value tells whether
+     * it changed. When it did (or that walk failed), the map is read and its ETag is the one of the
+     * values sent. */
     sx_api_etag_buf etag;
-    int rc;
-    if (sx_api_has_if_none_match(r)) {
-        rc = sx_secrets_values_tag_now(&c, &p, tag);
-        if (rc != 0) {
-            send_unreadable(r, rc, "reading values");
-            return;
-        }
-        sx_api_etag_of_tag(tag, &etag);
-        if (sx_api_not_modified(r, &etag))
-            return;
-    }
+    if (sx_api_has_if_none_match(r) && values_etag_now(r, &c, &p, &etag) && sx_api_not_modified(r, &etag))
+        return;
+    uint8_t tag[SX_SECRETS_TAG_LEN];
     sx_secrets_scan scan;
-    rc = sx_secrets_values_open(&scan, &c, &p);
+    int rc = sx_secrets_values_open(&scan, &c, &p);
     if (rc != 0) {
         send_unreadable(r, rc, "reading values");
         return;

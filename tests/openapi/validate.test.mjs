@@ -51,6 +51,7 @@ test('a deliberately wrong body is refused', () => {
   assert.match(problems(answer('GET', SECRET, 200, { ...secret, hasValue: 'yes' }, etag))[0], /hasValue must be boolean/);
   assert.match(problems(answer('GET', SECRET, 200, { ...secret, createdAt: '26/11/2026' }, etag))[0], /createdAt/);
   assert.match(problems(answer('GET', SECRET, 404, { error: 'no secret', code: 'not_found', detail: 1 }))[0], /additional properties/);
+  assert.match(problems(answer('GET', SECRET, 404, { code: 'not_found' }))[0], /must have required property 'error'/);
   assert.match(problems(answer('GET', SECRET, 200, 'not json', etag))[0], /not JSON/);
   assert.match(problems(answer('DELETE', SECRET, 200, { deleted: 'true', name: 'DB_URL' }))[0], /deleted must be equal to constant/);
 });
