@@ -518,3 +518,45 @@ int sx_api_suite_start(const sx_srv_opts *opts)
     free(token);
     return 0;
 }
+
+int sx_api_suite_main(const sx_test *tests, size_t n, int argc, char **argv, sx_srv_opts opts)
+{
+    /* --backend NAME (or SX_TEST_BACKEND) is ours; the other arguments name tests to run. */
+    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    int nargs = 0;
+    const char *env = getenv("SX_TEST_BACKEND");
+    if (env && *env)
+        g_backend = env;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+            g_backend = argv[++i];
+        else
+            args[nargs++] = argv[i];
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    fprintf(stderr, "backend: %s\n", g_backend);
+    opts.backend = g_backend;
+    int rc = sx_api_suite_start(&opts);
+    if (rc == 0) {
+        rc = sx_test_main(tests, n, nargs, args);
+        if (g_running) {
+            /* A run of selected tests still owes the clean stop. */
+            int st = sx_srv_stop(&g_srv, SIGTERM, 60);
+            if (st != 0) {
+                fprintf(stderr, "secretsd exited with %d at SIGTERM\n", st);
+                rc = 1;
+            }
+        }
+    }
+    free(g_auth);
+    free(args);
+    curl_global_cleanup();
+    return rc;
+}
+
+void server_exits_0_at_sigterm(void)
+{
+    REQUIRE(g_running);
+    g_running = false;
+    CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
+}

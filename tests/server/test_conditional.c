@@ -304,27 +304,8 @@ static void the_openapi_document_is_served_without_a_token_with_an_etag(void)
     free(file);
 }
 
-static void server_exits_0_at_sigterm(void)
-{
-    REQUIRE(g_running);
-    g_running = false;
-    CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
-}
-
 int main(int argc, char **argv)
 {
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-            g_backend = argv[++i];
-        else
-            args[nargs++] = argv[i];
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int started = sx_api_suite_start(&(sx_srv_opts){.backend = g_backend});
-    if (started != 0)
-        return started;
     static const sx_test tests[] = {
         {"a_value_read_answers_304_while_its_etag_matches", a_value_read_answers_304_while_its_etag_matches},
         {"the_values_map_etag_changes_with_every_write_that_changes_the_map",
@@ -334,11 +315,5 @@ int main(int argc, char **argv)
          the_openapi_document_is_served_without_a_token_with_an_etag},
         {"server_exits_0_at_sigterm", server_exits_0_at_sigterm},
     };
-    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
-    if (g_running && sx_srv_stop(&g_srv, SIGTERM, 60) != 0)
-        rc = 1;
-    free(g_auth);
-    free(args);
-    curl_global_cleanup();
-    return rc;
+    return sx_api_suite_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv, (sx_srv_opts){0});
 }
