@@ -65,4 +65,7 @@ test('undocumented statuses, routes, media types and headers are refused', () =>
   assert.match(problems(answer('GET', SECRET, 200, secret, { ETag: 'W/"weak"' }))[0], /header etag/);
   assert.match(problems(answer('GET', `${SECRET}/value`, 304, '{"value":"x"}', etag))[0], /documents no body/);
   assert.match(problems(answer('PUT', SECRET, 405, { error: 'x', code: 'method_not_allowed' }))[0], /status 405 is not documented/);
+  assert.match(problems(answer('GET', SECRET, 200, secret))[0], /the required header etag is missing/);
+  assert.match(problems(answer('POST', '/acme/web/envs/prod/secrets', 201, secret, etag))[0], /the required header location is missing/);
+  assert.match(problems(answer('GET', SECRET, 401, { error: 'x', code: 'unauthorized' }))[0], /the required header www-authenticate is missing/);
 });
