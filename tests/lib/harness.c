@@ -276,13 +276,12 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
 /* ---- every answer checked against openapi.yaml ------------------------------------------------ */
 
 /*
- * Each answer that sx_resp_perform() collects is appended to a file of this test program as one
- * JSON line: the method, the URL as sent, whether it went to the admin socket, the status, the
- * header block and the body (base64). When the program exits, tests/openapi/validate.mjs matches
- * each line against openapi.yaml (one node process for the whole program); a mismatch fails the
- * program and keeps the file, a match removes it. The file is build/test-responses/NAME-PID.jsonl,
- * or the one SX_TEST_RESPONSES names ("off" turns the check off). Lines are written with one
- * write() each on an O_APPEND descriptor, so threads never interleave.
+ * Each answer that sx_resp_perform() collects (or a test hands to sx_resp_record()) is appended to a file of this test
+ * program as one JSON line: the method, the URL as sent, whether it went to the admin socket, the status, the header
+ * block and the body (base64). When the program exits, tests/openapi/validate.mjs matches each line against
+ * openapi.yaml (one node process for the whole program); a mismatch fails the program and keeps the file, a match
+ * removes it. The file is build/test-responses/NAME-PID.jsonl, or the one SX_TEST_RESPONSES names ("off" turns the
+ * check off). Lines are written with one write() each on an O_APPEND descriptor, so threads never interleave.
  */
 static pthread_once_t record_once = PTHREAD_ONCE_INIT;
 static char record_path[4096];
@@ -361,7 +360,7 @@ static void base64(sx_test_buf *b, const char *s, size_t len)
     }
 }
 
-static void record_answer(CURL *h, const sx_resp *r)
+void sx_resp_record(CURL *h, const sx_resp *r)
 {
     pthread_once(&record_once, record_init);
     if (!record_path[0])
@@ -416,7 +415,7 @@ CURLcode sx_resp_perform(CURL *h, sx_resp *ret)
     ret->body_len = b.len;
     ret->headers = hb.data ? hb.data : calloc(1, 1);
     if (rc == CURLE_OK)
-        record_answer(h, ret);
+        sx_resp_record(h, ret);
     return rc;
 }
 

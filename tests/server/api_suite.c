@@ -421,6 +421,7 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
     curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     CURL **hs = calloc(n, sizeof(*hs));
     struct curl_slist **hl = calloc(n, sizeof(*hl));
+    sx_test_buf *heads = calloc(n, sizeof(*heads));
     for (size_t i = 0; i < n; i++) {
         char url[700];
         if (multiplexed)
@@ -458,6 +459,8 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
         }
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &q[i].resp);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sx_test_buf_append);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &heads[i]);
         curl_multi_add_handle(m, h);
     }
     int running = 1;
@@ -480,6 +483,12 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
         curl_easy_getinfo(hs[i], CURLINFO_RESPONSE_CODE, &q[i].status);
         if (!q[i].resp.data)
             q[i].resp.data = calloc(1, 1);
+        if (q[i].status && heads[i].data) /* checked against openapi.yaml as every answer is */
+            sx_resp_record(hs[i], &(sx_resp){.status = q[i].status,
+                                             .body = q[i].resp.data,
+                                             .body_len = q[i].resp.len,
+                                             .headers = heads[i].data});
+        free(heads[i].data);
         curl_multi_remove_handle(m, hs[i]);
         curl_easy_cleanup(hs[i]);
         curl_slist_free_all(hl[i]);
@@ -488,6 +497,7 @@ void run_parallel(par_req *q, size_t n, bool multiplexed)
     CHECK_INT(connects, multiplexed ? 1 : (long)n);
     free(hs);
     free(hl);
+    free(heads);
 }
 
 void par_free(par_req *q, size_t n)
