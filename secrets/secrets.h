@@ -236,6 +236,21 @@ typedef struct sx_secrets_cond {
 int sx_secrets_get(const sx_secrets_ctx *c, const sx_secrets_place *p, void **ret_raw, sx_secret_meta_view *ret_meta,
                    uint64_t *ret_rev) __attribute__((warn_unused_result));
 
+/*
+ * Content tags: a short digest that names what a read returned without holding the values, so that
+ * equal tags mean equal answers (the server makes ETags of them). A tag is a keyless BLAKE2b
+ * (libsodium's crypto_generichash) over a label of its kind, the place's org, project and env (and
+ * name) and the version of each value, so the tags of two secrets or of two envs never meet. A
+ * value's version number names its plaintext: it is given out once per name (the n/ counter
+ * outlives a delete), and re-encrypting a value under a new key keeps it. Not secret material: a
+ * tag tells nothing a caller with the read permission could not list.
+ */
+#define SX_SECRETS_TAG_LEN       16u  /* bytes of a content tag */
+#define SX_SECRETS_TAG_STATE_MAX 384u /* room for a crypto_generichash_state inside a scan */
+
+/* The tag of version of p's value (p's org, project, env and name). */
+void sx_secrets_version_tag(const sx_secrets_place *p, uint32_t version, uint8_t ret_tag[SX_SECRETS_TAG_LEN]);
+
 /* A scan of one environment, by name: its metadata records (list) or its value records (values).
  * Lives on the caller's stack; what _next returns is valid until the next call or the close. */
 typedef struct sx_secrets_scan {
@@ -255,6 +270,8 @@ typedef struct sx_secrets_scan {
     uint32_t meta_version;
     bool meta_done;
     void *reread; /* values: the current ciphertext when it was read again (sx_storage_free) */
+    /* values: the content tag of what _next returned so far (a crypto_generichash_state) */
+    _Alignas(64) unsigned char tag_state[SX_SECRETS_TAG_STATE_MAX];
 } sx_secrets_scan;
 
 /* Scan env's secrets (env->name ignored) in name order, after the name after (NULL or "" = from
@@ -282,6 +299,15 @@ int sx_secrets_values_open(sx_secrets_scan *s, const sx_secrets_ctx *c, const sx
  * SX_CRYPTO_VALUE_PLAIN_LEN() turns into the room its plaintext needs. 0, SX_STORAGE_DONE,
  * -EBADMSG for a malformed key, or a storage code. */
 int sx_secrets_values_next(sx_secrets_scan *s, const char **ret_name, size_t *ret_namelen, size_t *ret_blob_len)
+    __attribute__((warn_unused_result));
+/* The content tag of the values map the scan returned: the env and each value's (name, version), in
+ * name order. Call it once, after _next returned SX_STORAGE_DONE (earlier it names only the values
+ * returned so far). Two scans with equal tags returned the same names with the same plaintexts. */
+void sx_secrets_values_tag(sx_secrets_scan *s, uint8_t ret_tag[SX_SECRETS_TAG_LEN]);
+/* The content tag env's values map has now (what sx_secrets_values_tag() would give after a full
+ * scan), from the metadata records alone: no ciphertext is read or decrypted. For a conditional
+ * read that may need no values. 0 or a code of sx_secrets_list_open() and _next(). */
+int sx_secrets_values_tag_now(const sx_secrets_ctx *c, const sx_secrets_place *env, uint8_t ret_tag[SX_SECRETS_TAG_LEN])
     __attribute__((warn_unused_result));
 /* Decrypt the current value into out (outcap bytes). 0; SX_SECRETS_EUNREADABLE when the blob fails
  * authentication or its format; other codes (a data key that cannot be read, -ENOKEY when its

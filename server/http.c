@@ -47,6 +47,8 @@ const char *sx_status_reason(int status)
         return "Created";
     case 202:
         return "Accepted";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -142,7 +144,7 @@ static void send_json_raw(h2o_req_t *req, int status, const char *json, size_t l
     h2o_send_inline(req, json, len);
 }
 
-void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
+void sx_send_body(sx_request *r, int status, h2o_iovec_t content_type, h2o_iovec_t cache_control, h2o_iovec_t body)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_req_t *req = r->req;
@@ -150,10 +152,31 @@ void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
     req->res.status = status;
     req->res.reason = sx_status_reason(status);
     req->res.content_length = body.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type.base, content_type.len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control.base, cache_control.len);
     h2o_start_response(req, &generator);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body)
+{
+    sx_send_body(r, status, h2o_iovec_init(H2O_STRLIT("application/json")), h2o_iovec_init(H2O_STRLIT("no-store")),
+                 body);
+}
+
+/* A 304 has no content (RFC 9110, 15.4.5) and no Content-Length: the one it could carry is the
+ * length of the 200 it stands for, which a conditional read does not build. h2o frames it without
+ * one (no chunked encoding for a 304), so the connection stays open. */
+void sx_send_not_modified(sx_request *r)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = r->req;
+    sx_request_finish(r, 304);
+    req->res.status = 304;
+    req->res.reason = sx_status_reason(304);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len)

@@ -16,8 +16,8 @@
 #define NSTATUS  SX_METRICS_NSTATUS
 #define NBUCKETS SX_METRICS_NBUCKETS
 
-const int sx_metrics_status_codes[SX_METRICS_NSTATUS - 1] = {200, 201, 202, 400, 401, 403, 404, 405,
-                                                             409, 412, 413, 415, 429, 500, 503};
+const int sx_metrics_status_codes[SX_METRICS_NSTATUS - 1] = {200, 201, 202, 304, 400, 401, 403, 404,
+                                                             405, 409, 412, 413, 415, 429, 500, 503};
 static const uint64_t bucket_us[NBUCKETS - 1] = {100,   250,   500,    1000,   2500,   5000,    10000,
                                                  25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 

@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#define SX_METRICS_MAX_ROUTES 40 /* route table entries + 1 for "no route" */
-#define SX_METRICS_NSTATUS    16 /* the statuses of sx_metrics_status_codes, and "other" */
+#define SX_METRICS_MAX_ROUTES 48 /* route table entries + 1 for "no route" */
+#define SX_METRICS_NSTATUS    17 /* the statuses of sx_metrics_status_codes, and "other" */
 #define SX_METRICS_NBUCKETS   15 /* latency histogram buckets: 14 bounds (100 us .. 2.5 s) + Inf */
 
 /* The statuses counted one by one; any other is counted as "other" (the last index). */

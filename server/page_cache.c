@@ -14,8 +14,10 @@
  * without a change sequence are never cached (the caller gets -ENOTSUP and skips the cache).
  *
  * What is cached is exactly what the list sends to any caller allowed to read the env: names,
- * descriptions and timestamps - metadata, never values. Authentication and authorization run
- * before every lookup, as for an uncached list.
+ * descriptions and timestamps - metadata, never values. The values map keeps its ETag here too
+ * (values.c: a digest of names and version numbers, never a value), so a poller's 304 costs no
+ * walk while nothing was written. Authentication and authorization run before every lookup, as for
+ * an uncached read.
  *
  * Threads: each event-loop thread has its own cache (no locks); pages live in h2o shared memory,
  * so a hit links the page into the request's pool instead of copying it, and an evicted page

@@ -35,6 +35,7 @@ const sx_route sx_route_table[] = {
     {"/{o}/{p}/envs/{env}/secrets/{name}/rollback", SX_POST, SX_ROUTE_PUBLIC, sx_api_rollback, "secret.rollback"},
     {"/{o}/{p}/envs/{env}/secrets/{name}/versions/{version}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_version_destroy,
      "secret.version.destroy"},
+    {"/openapi.yaml", SX_GET, SX_ROUTE_PUBLIC, sx_api_openapi, NULL},
     {"/{o}/{p}/envs/{env}/deleted-secrets", SX_GET, SX_ROUTE_PUBLIC, sx_api_deleted_list, "secret.deleted_list"},
     {"/{o}/{p}/envs/{env}/deleted-secrets/{name}/restore", SX_POST, SX_ROUTE_PUBLIC, sx_api_restore, "secret.restore"},
     {"/{o}/{p}/envs/{env}/deleted-secrets/{name}", SX_DELETE, SX_ROUTE_PUBLIC, sx_api_purge, "secret.purge"},

@@ -321,6 +321,11 @@ void sx_ops_free(sx_server *s);
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len);
 /* Send body as is, without copying: it must live in the request pool (or be static). */
 void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body);
+/* Send body as is (static or request-pool memory, not copied) with status, content_type and
+ * cache_control (static strings), for answers that are not JSON. */
+void sx_send_body(sx_request *r, int status, h2o_iovec_t content_type, h2o_iovec_t cache_control, h2o_iovec_t body);
+/* Send 304 Not Modified: no body; the caller added the ETag. */
+void sx_send_not_modified(sx_request *r);
 /* Send the error form {"error": message, "code": code} with status; for a Vault request
  * (r->vault), Vault's form {"errors": [message]} (vault_http.c). */
 void sx_send_error(sx_request *r, int status, const char *code, const char *message);

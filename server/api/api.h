@@ -57,6 +57,29 @@ void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret);
 /* Add ETag: the revision as "%016x", quoted. */
 void sx_api_etag(sx_request *r, uint64_t rev);
 
+/* ---- entity tags and conditional reads (request.c) ----------------------------------------------- */
+
+/* A strong entity tag, quoted: a revision ("%016x") or a content tag (32 hex digits). */
+#define SX_API_ETAG_MAX (2 * SX_SECRETS_TAG_LEN + 3)
+typedef struct sx_api_etag_buf {
+    char s[SX_API_ETAG_MAX];
+    size_t len;
+} sx_api_etag_buf;
+void sx_api_etag_of_rev(uint64_t rev, sx_api_etag_buf *ret);
+void sx_api_etag_of_tag(const uint8_t tag[SX_SECRETS_TAG_LEN], sx_api_etag_buf *ret);
+/* Add e as the answer's ETag header. */
+void sx_api_etag_add(sx_request *r, const sx_api_etag_buf *e); /* e NULL: nothing */
+/* True when the header value v (len bytes) - "*" or a list of entity tags - names etag (quoted,
+ * elen bytes). weak: the weak comparison (W/ ignored: If-None-Match); otherwise the strong one
+ * (a W/ tag never matches: If-Match). A malformed entry ends the list: what follows never
+ * matches. */
+bool sx_api_etag_list_match(const char *v, size_t len, const char *etag, size_t elen, bool weak);
+/* True when the request carries If-None-Match. */
+bool sx_api_has_if_none_match(sx_request *r);
+/* A conditional GET or HEAD: when an If-None-Match field of the request names e (or is "*": the
+ * caller has a current representation), answers 304 with e and no body, and returns true. */
+bool sx_api_not_modified(sx_request *r, const sx_api_etag_buf *e);
+
 /* ---- the Secret object and the writes (secrets.c) ------------------------------------------------ */
 
 /* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,
@@ -127,12 +150,14 @@ void sx_wiped_escape_tail(sx_wiped_out *o, size_t plen);
  * at the end of o. 0 or the decrypt's code (sx_secrets_value_decrypt_v). */
 int sx_wiped_value(sx_wiped_out *o, const sx_secrets_ctx *c, const sx_secrets_place *p, uint32_t version, void *blob,
                    size_t blob_len);
-/* Send an answer holding values of p (body in wiped request-pool memory) after its audit intent
- * line: under fail_closed only once that line is on file, else 503. */
-void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body);
-/* Append env's values as a JSON object {"NAME": "value", ...} to o. 0 or the code of the read
- * or decrypt that failed (nothing is sent). */
-int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o);
+/* Send an answer holding values of p (body in wiped request-pool memory) with its ETag (NULL:
+ * none) after its audit intent line: under fail_closed only once that line is on file, else 503
+ * (without the ETag). */
+void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, const sx_api_etag_buf *etag, h2o_iovec_t body);
+/* Append env's values as a JSON object {"NAME": "value", ...} to o; ret_tag (may be NULL) gets the
+ * map's content tag (sx_secrets_values_tag). 0 or the code of the read or decrypt that failed
+ * (nothing is sent). */
+int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o, uint8_t *ret_tag);
 /* Answer a failed read of a value (logs the failures an operator must see, never a value). */
 void sx_api_send_unreadable(sx_request *r, int rc, const char *what);
 /* versions.c */
@@ -164,5 +189,7 @@ int sx_api_storage_check(sx_server *s);
 void sx_api_readyz(sx_request *r);
 /* metrics.c */
 void sx_api_metrics(sx_request *r);
+/* openapi.c */
+void sx_api_openapi(sx_request *r);
 
 #endif /* SX_SERVER_API_API_H */

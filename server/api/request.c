@@ -178,15 +178,99 @@ void sx_api_secrets_ctx(sx_request *r, sx_secrets_ctx *ret)
     ret->timed_arg = r->thread->metrics; /* this loop's own counters */
 }
 
-void sx_api_etag(sx_request *r, uint64_t rev)
+/* ---- entity tags and conditional reads ----------------------------------------------------------- */
+
+static const char hex_digits[] = "0123456789abcdef";
+
+void sx_api_etag_of_rev(uint64_t rev, sx_api_etag_buf *ret)
 {
-    static const char hex[] = "0123456789abcdef";
-    h2o_req_t *req = r->req;
-    char *buf = h2o_mem_alloc_pool(&req->pool, 18);
-    buf[0] = buf[17] = '"';
+    ret->s[0] = ret->s[17] = '"';
     for (int i = 16; i >= 1; i--) {
-        buf[i] = hex[rev & 15];
+        ret->s[i] = hex_digits[rev & 15];
         rev >>= 4;
     }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, buf, 18);
+    ret->s[18] = '\0';
+    ret->len = 18;
+}
+
+void sx_api_etag_of_tag(const uint8_t tag[SX_SECRETS_TAG_LEN], sx_api_etag_buf *ret)
+{
+    size_t n = 0;
+    ret->s[n++] = '"';
+    for (size_t i = 0; i < SX_SECRETS_TAG_LEN; i++) {
+        ret->s[n++] = hex_digits[tag[i] >> 4];
+        ret->s[n++] = hex_digits[tag[i] & 15];
+    }
+    ret->s[n++] = '"';
+    ret->s[n] = '\0';
+    ret->len = n;
+}
+
+void sx_api_etag_add(sx_request *r, const sx_api_etag_buf *e)
+{
+    if (!e)
+        return;
+    h2o_req_t *req = r->req;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, e->s, e->len).base,
+                   e->len);
+}
+
+void sx_api_etag(sx_request *r, uint64_t rev)
+{
+    sx_api_etag_buf e;
+    sx_api_etag_of_rev(rev, &e);
+    sx_api_etag_add(r, &e);
+}
+
+/*
+ * The field's grammar (RFC 9110, 8.8.3 and 13.1): "*" / #entity-tag, entity-tag = [ "W/" ]
+ * DQUOTE *etagc DQUOTE. Entries are read one by one (a comma inside quotes belongs to the tag);
+ * the weak comparison ignores W/, the strong one lets no weak tag match.
+ */
+bool sx_api_etag_list_match(const char *v, size_t len, const char *etag, size_t elen, bool weak)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i == len)
+            return false;
+        if (v[i] == '*')
+            return true;
+        bool is_weak = len - i >= 2 && v[i] == 'W' && v[i + 1] == '/';
+        if (is_weak)
+            i += 2;
+        if (i == len || v[i] != '"')
+            return false;
+        const char *close = memchr(v + i + 1, '"', len - i - 1);
+        if (!close)
+            return false;
+        size_t tl = (size_t)(close - (v + i)) + 1;
+        if ((weak || !is_weak) && tl == elen && memcmp(v + i, etag, elen) == 0)
+            return true;
+        i += tl;
+        while (i < len && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (i < len && v[i] != ',')
+            return false;
+    }
+}
+
+bool sx_api_has_if_none_match(sx_request *r)
+{
+    return h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1) >= 0;
+}
+
+bool sx_api_not_modified(sx_request *r, const sx_api_etag_buf *e)
+{
+    h2o_headers_t *hs = &r->req->headers;
+    /* Several If-None-Match fields are one list (RFC 9110, 5.3). */
+    for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_IF_NONE_MATCH, i)) >= 0;) {
+        if (sx_api_etag_list_match(hs->entries[i].value.base, hs->entries[i].value.len, e->s, e->len, true)) {
+            sx_api_etag_add(r, e);
+            sx_send_not_modified(r);
+            return true;
+        }
+    }
+    return false;
 }

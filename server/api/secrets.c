@@ -252,23 +252,9 @@ void sx_api_list(sx_request *r)
 static bool if_match_ok(void *arg, uint64_t rev)
 {
     const sx_write_job *j = arg;
-    char want[24];
-    size_t wl = (size_t)snprintf(want, sizeof(want), "\"%016llx\"", (unsigned long long)rev);
-    const char *v = j->if_match;
-    size_t len = j->if_match_len, i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if ((end - start == 1 && v[start] == '*') || (end - start == wl && memcmp(v + start, want, wl) == 0))
-            return true;
-    }
-    return false;
+    sx_api_etag_buf want;
+    sx_api_etag_of_rev(rev, &want);
+    return sx_api_etag_list_match(j->if_match, j->if_match_len, want.s, want.len, false);
 }
 
 const sx_secrets_cond *sx_write_job_cond(sx_write_job *j, sx_secrets_cond *buf)

@@ -1,7 +1,9 @@
 /*
  * values.c - the values of secrets: PUT (set) and GET (reveal, of the current version or of
  * ?version=N) on /{o}/{p}/envs/{env}/secrets/{name}/value, POST .../rollback (a previous version
- * stored again as the current one), and GET /{o}/{p}/envs/{env}/values (the env's map).
+ * stored again as the current one), and GET /{o}/{p}/envs/{env}/values (the env's map). Every
+ * read carries a strong ETag and answers If-None-Match with 304, after the permission check and
+ * before any value is decrypted.
  *
  * Plaintext values live briefly in three places, all accepted because the process must hold them
  * to encrypt or to answer: the request body buffer (h2o's, wiped once copied), the set-value job's
@@ -160,6 +162,8 @@ typedef struct reveal_job {
     sx_api_job base;
     sx_audit *audit;
     h2o_iovec_t body; /* request-pool memory: only touched in done(), while the request lives */
+    sx_api_etag_buf etag;
+    bool has_etag;
     sx_audit_copy who;
     int rc;
 } reveal_job;
@@ -177,6 +181,7 @@ static void reveal_done(sx_job *job)
 {
     reveal_job *j = (reveal_job *)job;
     if (j->rc == 0) {
+        sx_api_etag_add(j->base.r, j->has_etag ? &j->etag : NULL);
         sx_send_json_pooled(j->base.r, 200, j->body);
         return;
     }
@@ -184,10 +189,13 @@ static void reveal_done(sx_job *job)
     sx_send_failure(j->base.r, SX_ERR_AUDIT_INTENT, j->rc, NULL);
 }
 
-void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t body)
+/* Send the revealed body with its ETag (NULL: none), once the audit allows it (an error answer
+ * carries none). */
+void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, const sx_api_etag_buf *etag, h2o_iovec_t body)
 {
     sx_audit *au = r->server->audit;
     if (!au) {
+        sx_api_etag_add(r, etag);
         sx_send_json_pooled(r, 200, body);
         return;
     }
@@ -198,6 +206,7 @@ void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t 
     rec.intent = true;
     if (!sx_audit_fail_closed(au)) {
         sx_audit_log(au, r->thread->index, &rec);
+        sx_api_etag_add(r, etag);
         sx_send_json_pooled(r, 200, body);
         return;
     }
@@ -206,6 +215,9 @@ void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, h2o_iovec_t 
         return;
     j->audit = au;
     j->body = body;
+    j->has_etag = etag != NULL;
+    if (etag)
+        j->etag = *etag;
     sx_audit_copy_set(&j->who, &rec);
     sx_request_submit(r, &j->base.super);
 }
@@ -325,6 +337,20 @@ void sx_api_reveal(sx_request *r)
         sx_api_send_unreadable(r, rc, "revealing a secret");
         return;
     }
+    /* The ETag of the current value is the secret's revision (as set-value answered it, for an
+     * If-Match); version N's names that version of this secret, whose plaintext never changes. */
+    sx_api_etag_buf etag;
+    if (asked) {
+        uint8_t tag[SX_SECRETS_TAG_LEN];
+        sx_secrets_version_tag(&p, version, tag);
+        sx_api_etag_of_tag(tag, &etag);
+    } else {
+        sx_api_etag_of_rev(rev, &etag);
+    }
+    if (sx_api_not_modified(r, &etag)) { /* nothing decrypted, no value leaves */
+        sx_storage_free(blob);
+        return;
+    }
     size_t namelen = strlen(p.name);
     sx_wiped_out o = {.pool = &r->req->pool};
     sx_wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
@@ -343,14 +369,12 @@ void sx_api_reveal(sx_request *r)
     sx_wiped_lit(&o, ",\"updatedAt\":\"", 14);
     o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
     sx_wiped_lit(&o, "\"}", 2);
-    if (!asked)
-        sx_api_etag(r, rev);
-    sx_api_send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    sx_api_send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
 }
 
 /* ---- the values of an environment ---------------------------------------------------------------- */
 
-int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o)
+int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_wiped_out *o, uint8_t *ret_tag)
 {
     sx_secrets_scan scan;
     int rc = sx_secrets_values_open(&scan, c, env);
@@ -376,12 +400,43 @@ int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx
         sx_wiped_escape_tail(o, plen);
         sx_wiped_lit(o, "\"", 1);
     }
+    if (rc == SX_STORAGE_DONE && ret_tag)
+        sx_secrets_values_tag(&scan, ret_tag);
     sx_secrets_scan_close(&scan);
     if (rc < 0)
         return rc;
     sx_wiped_reserve(o, 1);
     sx_wiped_lit(o, "}", 1);
     return 0;
+}
+
+/*
+ * The ETag the env's values map has now, for a conditional read: from the metadata records, or,
+ * while the store has not changed since it was last worked out on this loop, from the page cache
+ * (page_cache.c: the store's change sequence is read before the walk, so a write racing with it
+ * only makes the entry stale). Only the tag is kept, never a value, and only after the caller's
+ * permission was checked, as for every read. False when the walk failed.
+ */
+static bool values_etag_now(sx_request *r, const sx_secrets_ctx *c, const sx_secrets_place *p, sx_api_etag_buf *ret)
+{
+    uint64_t seq = 0;
+    char id[SX_PAGE_ID_MAX];
+    int n = snprintf(id, sizeof(id), "%s/%s/%s\nvalues etag", p->org, p->project, p->env);
+    bool cacheable = n > 0 && (size_t)n < sizeof(id) && sx_storage_change_seq(r->server->storage, &seq) == 0;
+    h2o_iovec_t body, link;
+    if (cacheable && sx_page_cache_get(id, (size_t)n, seq, &r->req->pool, &body, &link) && body.len < SX_API_ETAG_MAX) {
+        memcpy(ret->s, body.base, body.len);
+        ret->s[body.len] = '\0';
+        ret->len = body.len;
+        return true;
+    }
+    uint8_t tag[SX_SECRETS_TAG_LEN];
+    if (sx_secrets_values_tag_now(c, p, tag) != 0)
+        return false;
+    sx_api_etag_of_tag(tag, ret);
+    if (cacheable)
+        sx_page_cache_put(id, (size_t)n, seq, h2o_iovec_init(ret->s, ret->len), h2o_iovec_init(NULL, 0));
+    return true;
 }
 
 void sx_api_values(sx_request *r)
@@ -391,11 +446,19 @@ void sx_api_values(sx_request *r)
         return;
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
+    /* A poller that has the map already: a walk of the metadata that reads no value tells whether
+     * it changed. When it did (or that walk failed), the map is read and its ETag is the one of the
+     * values sent. */
+    sx_api_etag_buf etag;
+    if (sx_api_has_if_none_match(r) && values_etag_now(r, &c, &p, &etag) && sx_api_not_modified(r, &etag))
+        return;
+    uint8_t tag[SX_SECRETS_TAG_LEN];
     sx_wiped_out o = {.pool = &r->req->pool};
-    int rc = sx_api_values_write(&c, &p, &o);
+    int rc = sx_api_values_write(&c, &p, &o, tag);
     if (rc != 0) {
         sx_api_send_unreadable(r, rc, "reading values");
         return;
     }
-    sx_api_send_revealed(r, &p, h2o_iovec_init(o.buf, o.len));
+    sx_api_etag_of_tag(tag, &etag);
+    sx_api_send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
 }

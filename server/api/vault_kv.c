@@ -117,7 +117,7 @@ static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
     o.len += sx_vault_version_meta_text(o.buf + o.len, created_ms, version);
     sx_wiped_lit(&o, "}", 1);
     sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
-    sx_api_send_revealed(r, &vp->place, h2o_iovec_init(o.buf, o.len));
+    sx_api_send_revealed(r, &vp->place, NULL, h2o_iovec_init(o.buf, o.len));
 }
 
 static void read_map(sx_request *r, const sx_vault_path *vp)
@@ -136,7 +136,7 @@ static void read_map(sx_request *r, const sx_vault_path *vp)
     sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 16);
     o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
     sx_wiped_lit(&o, "{\"data\":", 8);
-    if ((rc = sx_api_values_write(&c, &vp->place, &o)) != 0) {
+    if ((rc = sx_api_values_write(&c, &vp->place, &o, NULL)) != 0) {
         sx_api_send_unreadable(r, rc, "reading values");
         return;
     }
@@ -145,7 +145,7 @@ static void read_map(sx_request *r, const sx_vault_path *vp)
     o.len += sx_vault_version_meta_text(o.buf + o.len, h.value_ms, h.version);
     sx_wiped_lit(&o, "}", 1);
     sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
-    sx_api_send_revealed(r, &vp->place, h2o_iovec_init(o.buf, o.len));
+    sx_api_send_revealed(r, &vp->place, NULL, h2o_iovec_init(o.buf, o.len));
 }
 
 void sx_api_vault_read(sx_request *r)

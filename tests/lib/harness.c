@@ -4,7 +4,9 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +275,131 @@ int sx_srv_request(const sx_srv *srv, sx_proto proto, const char *method, const 
     return rc == CURLE_OK ? 0 : -1;
 }
 
+/* ---- every answer checked against openapi.yaml ------------------------------------------------ */
+
+/*
+ * Each answer that sx_resp_perform() collects (or a test hands to sx_resp_record()) is appended to a file of this test
+ * program as one JSON line: the method, the URL as sent, whether it went to the admin socket, the status, the header
+ * block and the body (base64). When the program exits, tests/openapi/validate.mjs matches each line against
+ * openapi.yaml (one node process for the whole program); a mismatch fails the program and keeps the file, a match
+ * removes it. The file is build/test-responses/NAME-PID.jsonl, or the one SX_TEST_RESPONSES names ("off" turns the
+ * check off). Lines are written with one write() each on an O_APPEND descriptor, so threads never interleave.
+ */
+static pthread_once_t record_once = PTHREAD_ONCE_INIT;
+static char record_path[4096];
+static bool record_keep; /* named by SX_TEST_RESPONSES: left for whoever named it */
+static pid_t record_pid;
+static atomic_bool recorded;
+
+static void record_validate(void)
+{
+    if (getpid() != record_pid || !atomic_load(&recorded))
+        return;
+    char cmd[sizeof(record_path) + 1024];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' '%s'", SX_NODE_PATH, SX_OPENAPI_VALIDATOR, SX_OPENAPI_DOC, record_path);
+    fflush(NULL);
+    int st = system(cmd);
+    if (st != 0) {
+        fprintf(stderr, "harness: answers of this test do not match openapi.yaml (%s; status %d)\n", record_path, st);
+        fflush(NULL);
+        _exit(1);
+    }
+    if (!record_keep)
+        unlink(record_path);
+}
+
+static void record_init(void)
+{
+    const char *path = getenv("SX_TEST_RESPONSES");
+    if (path && strcmp(path, "off") == 0)
+        return;
+    if (path && *path) {
+        snprintf(record_path, sizeof(record_path), "%s", path);
+        record_keep = true;
+    } else {
+        snprintf(record_path, sizeof(record_path), "%s/%s-%ld.jsonl", SX_TEST_RESPONSES_DIR,
+                 program_invocation_short_name, (long)getpid());
+    }
+    int fd = open(record_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "harness: cannot write %s: %s\n", record_path, strerror(errno));
+        record_path[0] = '\0';
+        return;
+    }
+    close(fd);
+    record_pid = getpid();
+    atexit(record_validate);
+}
+
+/* s as the contents of a JSON string (ASCII; other bytes as \u00XX). */
+static void json_escape(sx_test_buf *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[8];
+        if (c == '"' || c == '\\') {
+            e[0] = '\\';
+            e[1] = (char)c;
+            sx_test_buf_append(e, 1, 2, b);
+        } else if (c < 0x20 || c >= 0x7f) {
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            sx_test_buf_append(e, 1, 6, b);
+        } else {
+            sx_test_buf_append((char *)&s[i], 1, 1, b);
+        }
+    }
+}
+
+static void base64(sx_test_buf *b, const char *s, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0) | (i + 2 < len ? u[i + 2] : 0);
+        char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < len ? tab[v >> 6 & 63] : '=',
+                     i + 2 < len ? tab[v & 63] : '='};
+        sx_test_buf_append(q, 1, 4, b);
+    }
+}
+
+void sx_resp_record(CURL *h, const sx_resp *r)
+{
+    pthread_once(&record_once, record_init);
+    if (!record_path[0])
+        return;
+    char *method = NULL, *url = NULL;
+    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_METHOD, &method);
+    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &url);
+    if (!method || !url)
+        return;
+    /* The harness reaches the admin socket as http://localhost/... and the TCP listeners by address. */
+    bool admin = strncmp(url, "http://localhost/", 17) == 0;
+    sx_test_buf b = {0};
+    char num[64];
+    sx_test_buf_append("{\"method\":\"", 1, 11, &b);
+    json_escape(&b, method, strlen(method));
+    sx_test_buf_append("\",\"url\":\"", 1, 9, &b);
+    json_escape(&b, url, strlen(url));
+    int n = snprintf(num, sizeof(num), "\",\"admin\":%s,\"status\":%ld,\"headers\":\"", admin ? "true" : "false",
+                     r->status);
+    sx_test_buf_append(num, 1, (size_t)n, &b);
+    json_escape(&b, r->headers, strlen(r->headers));
+    sx_test_buf_append("\",\"body\":\"", 1, 10, &b);
+    base64(&b, r->body, r->body_len);
+    sx_test_buf_append("\"}\n", 1, 3, &b);
+    int fd = open(record_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd >= 0 && b.data) {
+        ssize_t w = write(fd, b.data, b.len);
+        if (w == (ssize_t)b.len)
+            atomic_store(&recorded, true);
+        else
+            fprintf(stderr, "harness: cannot append to %s\n", record_path);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(b.data);
+}
+
 CURLcode sx_resp_perform(CURL *h, sx_resp *ret)
 {
     memset(ret, 0, sizeof(*ret));
@@ -289,6 +416,8 @@ CURLcode sx_resp_perform(CURL *h, sx_resp *ret)
     ret->body = b.data ? b.data : calloc(1, 1);
     ret->body_len = b.len;
     ret->headers = hb.data ? hb.data : calloc(1, 1);
+    if (rc == CURLE_OK)
+        sx_resp_record(h, ret);
     return rc;
 }
 

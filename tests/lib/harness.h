@@ -81,6 +81,11 @@ void sx_resp_free(sx_resp *r);
  * for reuse. Returns libcurl's code, CURLE_OK when an HTTP answer came back. */
 CURLcode sx_resp_perform(CURL *h, sx_resp *ret);
 
+/* Have the answer r to the request done on h checked against openapi.yaml when the program exits
+ * (sx_resp_perform() does it for every answer it collects; a test that drives libcurl itself, say
+ * many requests at once, calls it for each answer). r->headers is the raw header block. */
+void sx_resp_record(CURL *h, const sx_resp *r);
+
 /* Value of response header name (case-insensitive), copied into buf; false when absent. */
 bool sx_resp_header(const sx_resp *r, const char *name, char *buf, size_t cap);
 

@@ -45,6 +45,10 @@ compare_allow=(
     # Finds the literal field name ',"mac":"' at its fixed place at the end of an audit line: a
     # public JSON key, not the MAC (which is decoded and compared with sodium_memcmp).
     "audit/audit.c|memcmp(line + ll - MAC_TAIL_LEN, field_m, 8)"
+    # An entity tag of If-Match / If-None-Match against the answer's ETag: the ETag is sent to
+    # every caller allowed the read (a revision or a digest of names and version numbers), not a
+    # secret, and the permission is checked before any comparison.
+    "server/api/request.c|memcmp(v + i, etag, elen)"
 )
 
 # ---- allowlist for check 2 (log calls) ----

@@ -27,6 +27,12 @@ extern char *g_auth; /* "Authorization: Bearer <owner token>" */
 /* Start g_srv with opts and mint the owner token g_auth. 0; 77 when the backend's server is not
  * installed (the suite is skipped); 1 after printing the failed count line. */
 int sx_api_suite_start(const sx_srv_opts *opts);
+/* The main() of a suite program: `PROGRAM [--backend memory|rocksdb|postgres] [test names...]`
+ * starts g_srv with opts (its backend from the arguments) and the owner token, runs the tests
+ * (sx_test_main) and stops the server if a test did not. Returns the exit status. */
+int sx_api_suite_main(const sx_test *tests, size_t n, int argc, char **argv, sx_srv_opts opts);
+/* A suite's last test: the server exits 0 at SIGTERM. */
+void server_exits_0_at_sigterm(void);
 
 extern const sx_proto k_protos[3];
 #define NPROTOS (sizeof(k_protos) / sizeof(k_protos[0]))
@@ -95,6 +101,5 @@ void wrong_methods_are_405_with_allow_and_unknown_routes_404(void);
 void longest_names_at_every_level_work_end_to_end(void);
 void rule_errors_name_the_field_or_parameter(void);
 void bad_input_table_gets_4xx_json_errors_and_changes_nothing(void);
-void server_exits_0_at_sigterm_after_the_suite(void);
 
 #endif

@@ -572,33 +572,8 @@ void recreated_name_starts_fresh_without_value_and_with_new_created_at(void)
 
 /* ---- the end ------------------------------------------------------------------------------------ */
 
-void server_exits_0_at_sigterm_after_the_suite(void)
-{
-    REQUIRE(g_running);
-    g_running = false;
-    CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
-}
-
 int main(int argc, char **argv)
 {
-    /* --backend NAME is ours; the other arguments name tests to run. */
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int nargs = 0;
-    const char *env = getenv("SX_TEST_BACKEND");
-    if (env && *env)
-        g_backend = env;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-            g_backend = argv[++i];
-        else
-            args[nargs++] = argv[i];
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    fprintf(stderr, "backend: %s\n", g_backend);
-    int started = sx_api_suite_start(&(sx_srv_opts){.backend = g_backend});
-    if (started != 0)
-        return started;
-
     static const sx_test tests[] = {
         {"create_answers_201_with_location_etag_and_a_fresh_secret",
          create_answers_201_with_location_etag_and_a_fresh_secret},
@@ -637,19 +612,7 @@ int main(int argc, char **argv)
         {"rule_errors_name_the_field_or_parameter", rule_errors_name_the_field_or_parameter},
         {"bad_input_table_gets_4xx_json_errors_and_changes_nothing",
          bad_input_table_gets_4xx_json_errors_and_changes_nothing},
-        {"server_exits_0_at_sigterm_after_the_suite", server_exits_0_at_sigterm_after_the_suite},
+        {"server_exits_0_at_sigterm_after_the_suite", server_exits_0_at_sigterm},
     };
-    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
-    if (g_running) {
-        /* A run of selected tests still owes the clean stop. */
-        int st = sx_srv_stop(&g_srv, SIGTERM, 60);
-        if (st != 0) {
-            fprintf(stderr, "secretsd exited with %d at SIGTERM\n", st);
-            rc = 1;
-        }
-    }
-    free(g_auth);
-    free(args);
-    curl_global_cleanup();
-    return rc;
+    return sx_api_suite_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv, (sx_srv_opts){0});
 }

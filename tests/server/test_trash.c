@@ -347,13 +347,6 @@ static void env_rotation_re_encrypts_deleted_secrets_and_destroys_the_old_key(vo
     }
 }
 
-static void server_exits_0_at_sigterm(void)
-{
-    REQUIRE(g_running);
-    g_running = false;
-    CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
-}
-
 /* ---- the sweeper, on servers of their own -------------------------------------------------------- */
 
 /* A server of its own, with the owner token in g_srv/g_auth's place for the helpers; restores them
@@ -653,19 +646,6 @@ static void destroyed_and_purged_ciphertext_leaves_the_rocksdb_files(void)
 
 int main(int argc, char **argv)
 {
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-            g_backend = argv[++i];
-        else
-            args[nargs++] = argv[i];
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int started = sx_api_suite_start(
-        &(sx_srv_opts){.backend = g_backend, .extra_secrets = "max_versions = 3\nrecovery_window = 1h\n"});
-    if (started != 0)
-        return started;
     static const sx_test tests[] = {
         {"deleted_secret_is_hidden_listed_and_restored_with_every_version",
          deleted_secret_is_hidden_listed_and_restored_with_every_version},
@@ -683,11 +663,6 @@ int main(int argc, char **argv)
          destroyed_and_purged_ciphertext_leaves_the_rocksdb_files},
         {"server_exits_0_at_sigterm", server_exits_0_at_sigterm},
     };
-    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
-    if (g_running && sx_srv_stop(&g_srv, SIGTERM, 60) != 0)
-        rc = 1;
-    free(g_auth);
-    free(args);
-    curl_global_cleanup();
-    return rc;
+    return sx_api_suite_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv,
+                             (sx_srv_opts){.extra_secrets = "max_versions = 3\nrecovery_window = 1h\n"});
 }

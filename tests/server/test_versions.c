@@ -369,27 +369,8 @@ static void env_view_counts_retained_versions(void)
     sx_resp_free(&r);
 }
 
-static void server_exits_0_at_sigterm(void)
-{
-    REQUIRE(g_running);
-    g_running = false;
-    CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
-}
-
 int main(int argc, char **argv)
 {
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-            g_backend = argv[++i];
-        else
-            args[nargs++] = argv[i];
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int started = sx_api_suite_start(&(sx_srv_opts){.backend = g_backend, .extra_secrets = "max_versions = 3\n"});
-    if (started != 0)
-        return started;
     static const sx_test tests[] = {
         {"versions_are_numbered_across_set_value_rollback_and_recreate",
          versions_are_numbered_across_set_value_rollback_and_recreate},
@@ -405,11 +386,6 @@ int main(int argc, char **argv)
         {"env_view_counts_retained_versions", env_view_counts_retained_versions},
         {"server_exits_0_at_sigterm", server_exits_0_at_sigterm},
     };
-    int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), nargs, args);
-    if (g_running && sx_srv_stop(&g_srv, SIGTERM, 60) != 0)
-        rc = 1;
-    free(g_auth);
-    free(args);
-    curl_global_cleanup();
-    return rc;
+    return sx_api_suite_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv,
+                             (sx_srv_opts){.extra_secrets = "max_versions = 3\n"});
 }
