@@ -52,97 +52,65 @@ int sx_config_parse_uint(const char *v, unsigned long long min, unsigned long lo
     return 0;
 }
 
-/* A size: digits with an optional K, M or G suffix (KiB, MiB, GiB), between min and max. */
-int sx_config_parse_size(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
-                         char *why)
+/* A unit suffix and what it multiplies by. */
+typedef struct suffix {
+    char c;
+    unsigned long long mult;
+} suffix;
+
+/* A whole number with an optional suffix from sfx (n of them), scaled, between min and max; what
+ * names the expected form and unit the unit of min and max, for the message. A leading '-' gets a
+ * message of its own when negative is set. */
+static int parse_scaled(const char *v, const suffix *sfx, size_t n, const char *what, const char *unit, bool negative,
+                        unsigned long long min, unsigned long long max, unsigned long long *ret, char *why)
 {
     size_t len = strlen(v);
     unsigned long long mult = 1;
     char digits[32];
-    if (len > 0) {
-        switch (v[len - 1]) {
-        case 'K':
-        case 'k':
-            mult = 1ULL << 10;
+    for (size_t i = 0; len > 0 && i < n; i++) {
+        if (v[len - 1] == sfx[i].c) {
+            mult = sfx[i].mult;
             len--;
-            break;
-        case 'M':
-        case 'm':
-            mult = 1ULL << 20;
-            len--;
-            break;
-        case 'G':
-        case 'g':
-            mult = 1ULL << 30;
-            len--;
-            break;
-        default:
             break;
         }
     }
-    if (v[0] == '-') {
+    if (negative && v[0] == '-') {
         snprintf(why, SX_CONFIG_WHY_LEN, "must not be negative, got '%.100s'", v);
         return -EINVAL;
     }
     if (len == 0 || len >= sizeof digits || strspn(v, "0123456789") != len) {
-        snprintf(why, SX_CONFIG_WHY_LEN,
-                 "expected a size (a whole number, optionally followed by K, M or G), got '%.100s'", v);
+        snprintf(why, SX_CONFIG_WHY_LEN, "expected %s, got '%.100s'", what, v);
         return -EINVAL;
     }
     memcpy(digits, v, len);
     digits[len] = '\0';
-    unsigned long long n;
-    if (sx_config_parse_uint(digits, 0, ULLONG_MAX, &n, why) < 0 || n > ULLONG_MAX / mult || n * mult < min ||
-        n * mult > max) {
-        snprintf(why, SX_CONFIG_WHY_LEN, "must be %llu..%llu bytes, got '%.100s'", min, max, v);
+    unsigned long long num;
+    if (sx_config_parse_uint(digits, 0, ULLONG_MAX, &num, why) < 0 || num > ULLONG_MAX / mult || num * mult < min ||
+        num * mult > max) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "must be %llu..%llu %s, got '%.100s'", min, max, unit, v);
         return -EINVAL;
     }
-    *ret = n * mult;
+    *ret = num * mult;
     return 0;
+}
+
+/* A size: digits with an optional K, M or G suffix (KiB, MiB, GiB), between min and max. */
+int sx_config_parse_size(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
+                         char *why)
+{
+    static const suffix sizes[] = {{'K', 1ULL << 10}, {'k', 1ULL << 10}, {'M', 1ULL << 20},
+                                   {'m', 1ULL << 20}, {'G', 1ULL << 30}, {'g', 1ULL << 30}};
+    return parse_scaled(v, sizes, sizeof(sizes) / sizeof(sizes[0]),
+                        "a size (a whole number, optionally followed by K, M or G)", "bytes", true, min, max, ret, why);
 }
 
 int sx_config_parse_duration(const char *v, unsigned long long min, unsigned long long max, unsigned long long *ret,
                              char *why)
 {
-    size_t len = strlen(v);
-    unsigned long long mult = 1;
-    char digits[32];
-    if (len > 0) {
-        switch (v[len - 1]) {
-        case 's':
-            len--;
-            break;
-        case 'm':
-            mult = 60;
-            len--;
-            break;
-        case 'h':
-            mult = 3600;
-            len--;
-            break;
-        case 'd':
-            mult = 86400;
-            len--;
-            break;
-        default:
-            break;
-        }
-    }
-    unsigned long long n;
-    if (len == 0 || len >= sizeof digits || strspn(v, "0123456789") != len) {
-        snprintf(why, SX_CONFIG_WHY_LEN,
-                 "expected a duration (a whole number of seconds, or followed by s, m, h or d), got '%.100s'", v);
-        return -EINVAL;
-    }
-    memcpy(digits, v, len);
-    digits[len] = '\0';
-    if (sx_config_parse_uint(digits, 0, ULLONG_MAX, &n, why) < 0 || n > ULLONG_MAX / mult || n * mult < min ||
-        n * mult > max) {
-        snprintf(why, SX_CONFIG_WHY_LEN, "must be %llu..%llu seconds, got '%.100s'", min, max, v);
-        return -EINVAL;
-    }
-    *ret = n * mult;
-    return 0;
+    static const suffix units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    return parse_scaled(v, units, sizeof(units) / sizeof(units[0]),
+                        "a duration (a whole number of seconds, or followed by s, m, h or d)", "seconds", false, min,
+                        max, ret, why);
 }
 
 int sx_config_parse_bool(const char *v, bool *ret, char *why)

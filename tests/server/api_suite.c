@@ -570,3 +570,23 @@ void server_exits_0_at_sigterm(void)
     g_running = false;
     CHECK_INT(sx_srv_stop(&g_srv, SIGTERM, 60), 0);
 }
+
+void reveal_of(sx_proto proto, const char *env, const char *name, unsigned version, char *out, size_t cap)
+{
+    char path[512], tail[64];
+    snprintf(tail, sizeof(tail), version ? "/value?version=%u" : "/value", version);
+    sx_resp r;
+    api(&r, proto, "GET", spath(path, sizeof(path), env, name, tail), NULL, NULL);
+    if (r.status == 200) {
+        yajl_val v = jparse(&r);
+        snprintf(out, cap, "%s", jstr(v, "value") ? jstr(v, "value") : "?");
+        if (version) {
+            yajl_val ver = jget(v, "version");
+            CHECK(ver && YAJL_IS_INTEGER(ver) && YAJL_GET_INTEGER(ver) == version);
+        }
+        yajl_tree_free(v);
+    } else {
+        snprintf(out, cap, "#%ld", r.status);
+    }
+    sx_resp_free(&r);
+}

@@ -72,6 +72,15 @@ long create(const char *env, const char *name, const char *desc_json);
 long set_value(const char *env, const char *name, const char *value_json);
 void etag_of(const char *env, const char *name, char *buf, size_t cap);
 char *snapshot(const char *env);
+/* The value of version (0 = the current one) as text, or the status as "#404"; a version's answer
+ * must name that version. */
+void reveal_of(sx_proto proto, const char *env, const char *name, unsigned version, char *out, size_t cap);
+#define EXPECT_REVEAL(proto, env, name, version, want)                                                                 \
+    do {                                                                                                               \
+        char got_[512];                                                                                                \
+        reveal_of(proto, env, name, version, got_, sizeof(got_));                                                      \
+        CHECK_STR(got_, want);                                                                                         \
+    } while (0)
 /* Many requests at once (curl multi; multiplexed over one h2 connection or one connection each). */
 void run_parallel(par_req *q, size_t n, bool multiplexed);
 void par_free(par_req *q, size_t n);

@@ -76,34 +76,10 @@ static void deleted_of(sx_proto proto, const char *env, char *out, size_t cap)
     sx_resp_free(&r);
 }
 
-/* The value of version (0 = the current one), or "#status". */
-static void reveal_of(sx_proto proto, const char *env, const char *name, unsigned version, char *out, size_t cap)
-{
-    char path[512], tail[64];
-    snprintf(tail, sizeof(tail), version ? "/value?version=%u" : "/value", version);
-    sx_resp r;
-    call(proto, "GET", spath(path, sizeof(path), env, name, tail), &r);
-    if (r.status == 200) {
-        yajl_val v = jparse(&r);
-        snprintf(out, cap, "%s", jstr(v, "value") ? jstr(v, "value") : "?");
-        yajl_tree_free(v);
-    } else {
-        snprintf(out, cap, "#%ld", r.status);
-    }
-    sx_resp_free(&r);
-}
-
 #define EXPECT_DELETED(proto, env, want)                                                                               \
     do {                                                                                                               \
         char got_[512];                                                                                                \
         deleted_of(proto, env, got_, sizeof(got_));                                                                    \
-        CHECK_STR(got_, want);                                                                                         \
-    } while (0)
-
-#define EXPECT_REVEAL(proto, env, name, version, want)                                                                 \
-    do {                                                                                                               \
-        char got_[512];                                                                                                \
-        reveal_of(proto, env, name, version, got_, sizeof(got_));                                                      \
         CHECK_STR(got_, want);                                                                                         \
     } while (0)
 

@@ -50,27 +50,6 @@ static void versions_of(sx_proto proto, const char *env, const char *name, char 
     sx_resp_free(&r);
 }
 
-/* The value of version (0 = the current one), or the status as "#404". */
-static void reveal_of(sx_proto proto, const char *env, const char *name, unsigned version, char *out, size_t cap)
-{
-    char path[512], tail[64];
-    snprintf(tail, sizeof(tail), version ? "/value?version=%u" : "/value", version);
-    sx_resp r;
-    api(&r, proto, "GET", spath(path, sizeof(path), env, name, tail), NULL, NULL);
-    if (r.status == 200) {
-        yajl_val v = jparse(&r);
-        snprintf(out, cap, "%s", jstr(v, "value") ? jstr(v, "value") : "?");
-        if (version) {
-            yajl_val ver = jget(v, "version");
-            CHECK(ver && YAJL_IS_INTEGER(ver) && YAJL_GET_INTEGER(ver) == version);
-        }
-        yajl_tree_free(v);
-    } else {
-        snprintf(out, cap, "#%ld", r.status);
-    }
-    sx_resp_free(&r);
-}
-
 static long rollback(sx_proto proto, const char *env, const char *name, const char *body, const char *extra)
 {
     char path[512];
@@ -108,13 +87,6 @@ static long destroy(sx_proto proto, const char *env, const char *name, const cha
     do {                                                                                                               \
         char got_[512];                                                                                                \
         versions_of(proto, env, name, got_, sizeof(got_));                                                             \
-        CHECK_STR(got_, want);                                                                                         \
-    } while (0)
-
-#define EXPECT_REVEAL(proto, env, name, version, want)                                                                 \
-    do {                                                                                                               \
-        char got_[512];                                                                                                \
-        reveal_of(proto, env, name, version, got_, sizeof(got_));                                                      \
         CHECK_STR(got_, want);                                                                                         \
     } while (0)
 
