@@ -290,7 +290,7 @@ typedef enum sx_route_result {
 
 /* The route table (routes.c, the only file that names every handler): sx_route_table_len entries,
  * at most SX_ROUTES_MAX (one metrics label is kept for "no route"). */
-#define SX_ROUTES_MAX 39
+#define SX_ROUTES_MAX 48
 extern const sx_route sx_route_table[];
 extern const size_t sx_route_table_len;
 
@@ -321,6 +321,8 @@ void sx_ops_free(sx_server *s);
 void sx_send_json(sx_request *r, int status, const char *reason, const char *json, size_t len);
 /* Send body as is, without copying: it must live in the request pool (or be static). */
 void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body);
+/* Send 204 No Content (no body). */
+void sx_send_no_content(sx_request *r);
 /* Send the error form {"error": message, "code": code} with status; for a Vault request
  * (r->vault), Vault's form {"errors": [message]} (vault_http.c). */
 void sx_send_error(sx_request *r, int status, const char *code, const char *message);

@@ -257,9 +257,9 @@ static void errors_have_vaults_form_and_status_and_change_nothing(void)
     CHECK(verr(&srv, "GET", "/v1/nothing-here", t, NULL, NULL, 404, NULL));
     CHECK(verr(&srv, "GET", "/v1/sys/internal/ui/mounts", t, NULL, NULL, 404, NULL));
     sx_resp r;
-    CHECK_INT(vreq(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev", t, NULL, NULL, &r), 405);
+    CHECK_INT(vreq(&srv, SX_H1, "POST", "/v1/secret/metadata/app/dev", t, J, "{}", &r), 405);
     char allow[128] = "";
-    CHECK(sx_resp_header(&r, "allow", allow, sizeof(allow)) && strstr(allow, "PATCH"));
+    CHECK(sx_resp_header(&r, "allow", allow, sizeof(allow)) && strstr(allow, "DELETE") && strstr(allow, "LIST"));
     CHECK(vault_error(&r, 405, "method"));
     sx_resp_free(&r);
 
