@@ -429,6 +429,272 @@ static void list_levels_name_every_project_and_env_once(void)
     stop(&srv);
 }
 
+/* ---- deletes ------------------------------------------------------------------------------------- */
+
+/* Our own API's answer to GET path with token (Authorization: Bearer): its body, "#N" when not 200. */
+static char *api_get(const sx_srv *srv, const char *token, const char *path)
+{
+    char auth[160];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *h[] = {auth, NULL};
+    sx_resp r;
+    char *out = NULL;
+    if (sx_srv_request(srv, SX_H1, "GET", path, h, NULL, 0, &r) == 0)
+        out = r.status == 200 ? strdup(r.body) : NULL;
+    if (!out) {
+        out = malloc(16);
+        snprintf(out, 16, "#%ld", r.status);
+    }
+    sx_resp_free(&r);
+    return out;
+}
+
+/* Does our own list of the deleted secrets of acme/app/{env} name name? */
+static bool deleted_has(const sx_srv *srv, const char *token, const char *env, const char *name)
+{
+    char path[128], needle[300];
+    snprintf(path, sizeof(path), "/acme/app/envs/%s/deleted-secrets", env);
+    snprintf(needle, sizeof(needle), "\"name\":\"%s\"", name);
+    char *body = api_get(srv, token, path);
+    bool has = strstr(body, needle) != NULL;
+    free(body);
+    return has;
+}
+
+/* The current version of acme/app/dev/{name} by our own versions list (newest first), 0 when none. */
+static unsigned current_version(const sx_srv *srv, const char *token, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/acme/app/envs/dev/secrets/%s/versions", name);
+    char *body = api_get(srv, token, path);
+    const char *v = strstr(body, "\"version\":");
+    unsigned n = v ? (unsigned)strtoul(v + 10, NULL, 10) : 0;
+    free(body);
+    return n;
+}
+
+/* A 204 with no body, over proto. */
+static bool no_content(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *token,
+                       const char *body)
+{
+    sx_resp r;
+    long st = vreq(srv, proto, method, path, token, body ? "application/json" : NULL, body, &r);
+    bool ok = st == 204 && r.body_len == 0;
+    if (!ok)
+        fprintf(stderr, "%s %s: expected 204 and no body, got %ld: %s\n", method, path, st, r.body);
+    sx_resp_free(&r);
+    return ok;
+}
+
+static void deletes_map_onto_deleted_secrets_restore_destroy_and_purge(void)
+{
+    sx_srv srv;
+    REQUIRE(start(&srv, MOUNTS));
+    char *t = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(t);
+    const char *J = "application/json";
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "one"), 200);
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "two"), 200);
+
+    /* DELETE data/ is our soft delete: listed in the deleted secrets, read as Vault's 404 of a
+     * deleted version, restored by undelete with every version */
+    CHECK(no_content(&srv, SX_H2C, "DELETE", "/v1/secret/data/app/dev/S", t, NULL));
+    CHECK(deleted_has(&srv, t, "dev", "S"));
+    sx_resp r;
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, &r), 404);
+    static const char *const dt[] = {"data", "metadata", "deletion_time", NULL}, *const ver[] = {"data", "metadata",
+                                                                                                 "version", NULL};
+    CHECK(strlen(jpath(&r, dt)) == 24 && jpath(&r, dt)[23] == 'Z');
+    CHECK_STR(jpath(&r, ver), "2");
+    CHECK(strstr(r.body, "\"data\":{\"data\":null,") != NULL && strstr(r.body, "two") == NULL);
+    sx_resp_free(&r);
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/data/app/dev/S?version=2", t, NULL, NULL, &r), 404);
+    CHECK_STR(jpath(&r, ver), "2");
+    sx_resp_free(&r);
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S?version=1", t, NULL, NULL, 404, NULL));
+    CHECK(verr(&srv, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1TLS, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":\"1,2\"}"));
+    CHECK(!deleted_has(&srv, t, "dev", "S"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "two");
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=1", t), "one");
+
+    /* a name written again after the delete: undelete is refused, nothing changes */
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/dev/S", t, "{\"versions\":[2]}"));
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "three"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/S", t, J, "{\"versions\":[2]}", 400, "exists again"));
+    CHECK(deleted_has(&srv, t, "dev", "S"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "three");
+    /* undelete of the live secret's own versions: nothing deleted, nothing done */
+    CHECK(no_content(&srv, SX_H1, "PUT", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[3]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "three");
+
+    /* destroy: previous versions only, refused before anything is destroyed when the current one
+     * is listed; unknown versions skipped */
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "four"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/dev/S", t, J, "{\"versions\":[3,4]}", 400, "current version (4)"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=3", t), "three");
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/S", t, "{\"versions\":[3,1000]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=3", t), "#404");
+    char *versions = api_get(&srv, t, "/acme/app/envs/dev/secrets/S/versions");
+    CHECK(strstr(versions, "\"version\":3,\"createdAt\"") && strstr(versions, "\"state\":\"destroyed\""));
+    free(versions);
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/S", t, "{\"versions\":[3]}"));
+
+    /* DELETE metadata/: the live secret and its deleted copy are both gone for good */
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/dev/S", t, NULL));
+    CHECK(!deleted_has(&srv, t, "dev", "S"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[4]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, 404, NULL));
+    /* nothing at a path: 204, as Vault answers */
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/NONE", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/dev/NONE", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/NONE", t, "{\"versions\":[1]}"));
+
+    /* a map: DELETE data/ deletes each secret (each restorable), delete/ needs the map's version,
+     * undelete and destroy are a secret's; DELETE metadata/ purges the env, deleted secrets too */
+    CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/map", t, "{\"data\":{\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}}"),
+              200);
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/map", t, J, "{\"versions\":[1]}", 400, "current version (3)"));
+    CHECK_STR(read_value(&srv, "secret", "app/map/A", t), "1");
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/map", t, J, "{\"versions\":[3]}", 400, "name one secret"));
+    CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/map", t, J, "{\"versions\":[3]}", 400, "name one secret"));
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/map/C", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/map", t, "{\"versions\":[2]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/map", t, NULL, NULL, 404, NULL));
+    CHECK(deleted_has(&srv, t, "map", "A") && deleted_has(&srv, t, "map", "B") && deleted_has(&srv, t, "map", "C"));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/map/B", t, "{\"versions\":[1]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/map/B", t), "2");
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/map", t, NULL));
+    char *left = api_get(&srv, t, "/acme/app/envs/map/deleted-secrets");
+    CHECK_STR(left, "[]");
+    free(left);
+    CHECK(verr(&srv, "LIST", "/v1/secret/metadata/app/map", t, NULL, NULL, 404, NULL));
+
+    /* bodies and paths: Vault's 400, nothing changed */
+    CHECK_INT(write_value(&srv, "secret", "app/dev/K", t, "k"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[]}", 400, "no version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{}", 400, "\"versions\" is required"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, NULL, NULL, 400, "JSON"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[0]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[-1]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1.5]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[null]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"1,,2\"}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[[1]]}", 400, "\"versions\""));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":{\"a\":1}}", 400, "\"versions\""));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1],\"x\":1}", 400, "unknown"));
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/K", t, J, "{\"versions\":[4294967296]}", 400, "version"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app", t, NULL, NULL, 400, "PROJECT/ENV"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/metadata/", t, NULL, NULL, 400, "PROJECT/ENV"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/dev/K/x", t, NULL, NULL, 404, NULL));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/%2e%2e/K", t, NULL, NULL, 400, "[A-Za-z0-9._-]"));
+    CHECK(verr(&srv, "GET", "/v1/secret/destroy/app/dev/K", t, NULL, NULL, 405, "method"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/dev/K", NULL, NULL, NULL, 403, "permission denied"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/K", t), "k");
+
+    /* the audit lines name the Vault routes */
+    char *audit = sx_test_path(srv.dir, "audit.log");
+    static const char *const actions[] = {"vault.delete\"", "vault.delete_versions\"", "vault.undelete\"",
+                                          "vault.destroy\"", "vault.delete_metadata\""};
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        CHECK(sx_test_file_wait(audit, actions[i], 5000));
+    free(audit);
+    free(t);
+    stop(&srv);
+
+    /* [secrets] recovery_window = 0: a delete destroys at once, undelete finds nothing */
+    REQUIRE(start(&srv, MOUNTS "[secrets]\nrecovery_window = 0\n"));
+    t = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(t);
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "one"), 200);
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/S", t, NULL));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[1]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    free(t);
+    stop(&srv);
+}
+
+/* Each delete needs what our own route for the same change needs: DELETE data/ and delete/ our
+ * DELETE's secrets:write, undelete our restore's and destroy our version destroy's
+ * secrets:set-value, DELETE metadata/ both; refused before the body is read, and nothing changes. */
+static void each_role_and_scope_gets_the_deletes_our_own_routes_give_it(void)
+{
+    sx_srv srv;
+    REQUIRE(start(&srv, MOUNTS));
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    char *editor = sx_srv_mint_token(&srv, "acme", NULL, NULL, "editor", NULL);
+    char *viewer = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", NULL);
+    char *service = sx_srv_mint_token(&srv, "acme", NULL, NULL, "service", NULL);
+    char *prod_only = sx_srv_mint_token(&srv, "acme", "app", "prod", "owner", NULL);
+    char *other_org = sx_srv_mint_token(&srv, "beta", NULL, NULL, "owner", NULL);
+    REQUIRE(owner && editor && viewer && service && prod_only && other_org);
+    struct {
+        const char *role;
+        const char *token;
+        long del, del_versions, undelete, destroy, metadata;
+    } roles[] = {
+        {"viewer", viewer, 403, 403, 403, 403, 403},       {"service", service, 403, 403, 403, 403, 403},
+        {"editor", editor, 204, 204, 403, 403, 403},       {"prod-only", prod_only, 403, 403, 403, 403, 403},
+        {"other-org", other_org, 403, 403, 403, 403, 403}, {"owner", owner, 204, 204, 204, 204, 204},
+    };
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        fprintf(stderr, "role %s\n", roles[i].role);
+        const char *tk = roles[i].token;
+        /* two versions of D1 and D2, one deleted copy of U */
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D1", owner, "a"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D1", owner, "b"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D2", owner, "a"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D2", owner, "b"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/U", owner, "u"), 200);
+        CHECK_INT(vstatus(&srv, "DELETE", "/v1/secret/data/app/dev/U", owner, NULL), 204);
+        sx_resp r;
+        long st = vreq(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/D1", tk, NULL, NULL, &r);
+        CHECK_INT(st, roles[i].del);
+        if (st == 403)
+            CHECK(vault_error(&r, 403, "permission denied"));
+        sx_resp_free(&r);
+        /* version numbers go on across the rounds (a purge keeps a name's counter) */
+        char ver[32];
+        snprintf(ver, sizeof(ver), "{\"versions\":[%u]}", current_version(&srv, owner, "D2"));
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/delete/app/dev/D2", tk, ver), roles[i].del_versions);
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/undelete/app/dev/U", tk, "{\"versions\":[1,2,3,4,5,6,7,8]}"),
+                  roles[i].undelete);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/X", owner, "x1"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/X", owner, "x2"), 200);
+        unsigned cur = current_version(&srv, owner, "X");
+        snprintf(ver, sizeof(ver), "{\"versions\":[%u]}", cur - 1);
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/destroy/app/dev/X", tk, ver), roles[i].destroy);
+        CHECK_INT(vstatus(&srv, "DELETE", "/v1/secret/metadata/app/dev/X", tk, NULL), roles[i].metadata);
+        /* a 403 comes before the body is read, and whether or not the name exists */
+        if (roles[i].undelete == 403) {
+            CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/U", tk, "application/json", "{\"versions\":[]}", 403,
+                       "permission denied"));
+            CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/dev/NOPE", tk, "application/json", "nonsense", 403,
+                       "permission denied"));
+        }
+        /* what each refusal left */
+        CHECK_STR(read_value(&srv, "secret", "app/dev/D1", owner), roles[i].del == 204 ? "#404" : "b");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/D2", owner), roles[i].del_versions == 204 ? "#404" : "b");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/U", owner), roles[i].undelete == 204 ? "u" : "#404");
+        char path[64];
+        snprintf(path, sizeof(path), "app/dev/X?version=%u", cur - 1);
+        CHECK_STR(read_value(&srv, "secret", path, owner), roles[i].metadata == 204 ? "#404" : "x1");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/X", owner), roles[i].metadata == 204 ? "#404" : "x2");
+        /* clean up for the next role */
+        static const char *const names[] = {"D1", "D2", "U", "X"};
+        for (size_t k = 0; k < 4; k++) {
+            snprintf(path, sizeof(path), "/v1/secret/metadata/app/dev/%s", names[k]);
+            CHECK_INT(vstatus(&srv, "DELETE", path, owner, NULL), 204);
+        }
+    }
+    char *tokens[] = {owner, editor, viewer, service, prod_only, other_org};
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+        free(tokens[i]);
+    stop(&srv);
+}
+
 /* ---- configuration ------------------------------------------------------------------------------- */
 
 static void disabled_vault_answers_404_in_our_form_and_our_routes_work(void)
@@ -600,6 +866,10 @@ int main(int argc, char **argv)
          errors_have_vaults_form_and_status_and_change_nothing},
         {"each_role_and_scope_gets_what_our_own_routes_give_it", each_role_and_scope_gets_what_our_own_routes_give_it},
         {"list_levels_name_every_project_and_env_once", list_levels_name_every_project_and_env_once},
+        {"deletes_map_onto_deleted_secrets_restore_destroy_and_purge",
+         deletes_map_onto_deleted_secrets_restore_destroy_and_purge},
+        {"each_role_and_scope_gets_the_deletes_our_own_routes_give_it",
+         each_role_and_scope_gets_the_deletes_our_own_routes_give_it},
         {"disabled_vault_answers_404_in_our_form_and_our_routes_work",
          disabled_vault_answers_404_in_our_form_and_our_routes_work},
         {"mounts_alias_orgs_and_both_surfaces_share_the_secrets",
