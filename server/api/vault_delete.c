@@ -31,6 +31,7 @@
 #include "server/api/vault.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,7 +243,7 @@ static int map_delete(del_job *j, const sx_secrets_ctx *c, bool all)
 {
     sx_vault_names e = {0};
     int rc = sx_vault_names_read(c, &j->w.place, &e);
-    if (rc == 0 && j->kind == DEL_VERSIONS && !(e.version && listed(j, e.version)))
+    if (rc == 0 && j->kind == DEL_VERSIONS && e.n && !(e.version && listed(j, e.version)))
         rc = refuse(j,
                     "secretsd deletes an env's map with all its secrets: list the map's current version (%llu), or "
                     "name one secret (PROJECT/ENV/NAME)",
@@ -328,7 +329,9 @@ static bool add_version(sx_request *r, del_job *j, const char *s, size_t len)
         return false;
     }
     if (j->n == VERSIONS_MAX) {
-        sx_send_error(r, 400, "invalid_request", "field \"versions\" names more than 1000 versions");
+        char msg[64];
+        snprintf(msg, sizeof(msg), "field \"versions\" names more than %u versions", VERSIONS_MAX);
+        sx_send_error(r, 400, "invalid_request", msg);
         return false;
     }
     j->versions[j->n++] = v;
@@ -358,13 +361,14 @@ static bool parse_versions(sx_request *r, del_job *j)
         if (!add_version(r, j, m->str, m->len))
             return false;
     }
-    for (size_t i = 0; v[0].str && i < v[0].len;) {
+    for (size_t i = 0; v[0].str && v[0].len;) { /* "1,2": every item a number, none empty */
         size_t start = i;
         while (i < v[0].len && v[0].str[i] != ',')
             i++;
         if (!add_version(r, j, v[0].str + start, i - start))
             return false;
-        i++;
+        if (i++ == v[0].len)
+            break;
     }
     if (j->n == 0) {
         sx_send_error(r, 400, "invalid_request", "no version number provided");

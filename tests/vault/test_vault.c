@@ -570,6 +570,7 @@ static void deletes_map_onto_deleted_secrets_restore_destroy_and_purge(void)
     CHECK_STR(left, "[]");
     free(left);
     CHECK(verr(&srv, "LIST", "/v1/secret/metadata/app/map", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/map", t, "{\"versions\":[1]}"));
 
     /* bodies and paths: Vault's 400, nothing changed */
     CHECK_INT(write_value(&srv, "secret", "app/dev/K", t, "k"), 200);
@@ -581,10 +582,18 @@ static void deletes_map_onto_deleted_secrets_restore_destroy_and_purge(void)
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1.5]}", 400, "version number"));
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[null]}", 400, "version number"));
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"1,,2\"}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"1,\"}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"\"}", 400, "no version number"));
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[[1]]}", 400, "\"versions\""));
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":{\"a\":1}}", 400, "\"versions\""));
     CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1],\"x\":1}", 400, "unknown"));
     CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/K", t, J, "{\"versions\":[4294967296]}", 400, "version"));
+    char many[8192];
+    size_t mn = (size_t)snprintf(many, sizeof(many), "{\"versions\":[");
+    for (int i = 1; i <= 1001; i++)
+        mn += (size_t)snprintf(many + mn, sizeof(many) - mn, "%s%d", i > 1 ? "," : "", i);
+    snprintf(many + mn, sizeof(many) - mn, "]}");
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, many, 400, "more than 1000 versions"));
     CHECK(verr(&srv, "DELETE", "/v1/secret/data/app", t, NULL, NULL, 400, "PROJECT/ENV"));
     CHECK(verr(&srv, "DELETE", "/v1/secret/metadata/", t, NULL, NULL, 400, "PROJECT/ENV"));
     CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/dev/K/x", t, NULL, NULL, 404, NULL));
