@@ -370,10 +370,12 @@ static int deleted_of(const void *rec, size_t len, const char *name, size_t name
     ret->versions = t.versions;
     ret->version = m.has_value ? m.version : 0;
     ret->value_created_ms = m.has_value ? m.value_created_ms : 0;
+    ret->created_ms = m.created_ms;
     return 0;
 }
 
-int sx_secrets_deleted_get(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_deleted *ret)
+int sx_secrets_deleted_get(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_deleted *ret,
+                           uint64_t *ret_rev)
 {
     char tkey[SX_SECRETS_KEY_MAX];
     size_t tkl = sx_secrets_key_build(tkey, SX_SECRETS_RECORD_TRASH, p);
@@ -388,8 +390,11 @@ int sx_secrets_deleted_get(const sx_secrets_ctx *c, const sx_secrets_place *p, s
     sx_secrets_deleted d;
     rc = deleted_of(raw, len, p->name, strlen(p->name), &d);
     sx_storage_free(raw);
-    if (rc == 0)
+    if (rc == 0) {
         *ret = d;
+        if (ret_rev)
+            *ret_rev = rev;
+    }
     return rc;
 }
 

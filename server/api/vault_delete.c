@@ -146,7 +146,7 @@ static int undelete(del_job *j, const sx_secrets_ctx *c)
 {
     const sx_secrets_place *p = &j->w.place;
     sx_secrets_deleted d;
-    int rc = sx_secrets_deleted_get(c, p, &d);
+    int rc = sx_secrets_deleted_get(c, p, &d, NULL);
     if (rc == SX_SECRETS_ENOTDELETED)
         return 0; /* nothing deleted: every version listed is live, unknown or destroyed */
     if (rc != 0)
@@ -193,7 +193,7 @@ static int destroy(del_job *j, const sx_secrets_ctx *c)
     int rc = sx_secrets_versions(c, p, &list, &n);
     if (rc == -ENOENT) {
         sx_secrets_deleted d;
-        rc = sx_secrets_deleted_get(c, p, &d);
+        rc = sx_secrets_deleted_get(c, p, &d, NULL);
         if (rc == SX_SECRETS_ENOTDELETED)
             return 0;
         if (rc != 0)

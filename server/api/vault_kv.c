@@ -100,7 +100,8 @@ static bool read_deleted(sx_request *r, const sx_secrets_ctx *c, const sx_vault_
     sx_secrets_deleted d;
     int rc = sx_secrets_get(c, &vp->place, &raw, &m, &rev);
     sx_storage_free(raw);
-    if (rc != -ENOENT || sx_secrets_deleted_get(c, &vp->place, &d) != 0 || !d.version || (asked && asked != d.version))
+    if (rc != -ENOENT || sx_secrets_deleted_get(c, &vp->place, &d, NULL) != 0 || !d.version ||
+        (asked && asked != d.version))
         return false;
     char ts[SX_TIME_SIZE];
     yajl_gen g = sx_json_gen_thread();

@@ -114,6 +114,9 @@ body = client.adapter.get("/v1/%s/data/%s" % (mount, d), raise_exception=False)
 meta = body.json()["data"]["metadata"]
 check(body.status_code == 404 and body.json()["data"]["data"] is None and meta["version"] == 2
       and meta["deletion_time"] != "" and meta["destroyed"] is False, "the 404 names the deleted version and its deletion_time")
+md = kv.read_secret_metadata(path=d, mount_point=mount)["data"]
+check(md["current_version"] == 2 and md["versions"]["1"]["deletion_time"] == meta["deletion_time"]
+      and md["versions"]["2"]["deletion_time"] == meta["deletion_time"], "read_secret_metadata of a deleted secret")
 r = kv.undelete_secret_versions(path=d, versions=[2], mount_point=mount)
 check(r.status_code == 204, "undelete_secret_versions is 204")
 r = kv.read_secret_version(path=d, mount_point=mount)

@@ -512,11 +512,27 @@ static void deletes_map_onto_deleted_secrets_restore_destroy_and_purge(void)
     CHECK_STR(jpath(&r, ver), "2");
     sx_resp_free(&r);
     CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S?version=1", t, NULL, NULL, 404, NULL));
-    CHECK(verr(&srv, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, 404, NULL));
+    /* its metadata: the versions it keeps, each deleted with it */
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, &r), 200);
+    static const char *const cur[] = {"data", "current_version", NULL},
+                             *const dt1[] = {"data", "versions", "1", "deletion_time", NULL},
+                             *const dt2[] = {"data", "versions", "2", "deletion_time", NULL},
+                             *const upd[] = {"data", "updated_time", NULL};
+    CHECK_STR(jpath(&r, cur), "2");
+    char when[64];
+    snprintf(when, sizeof(when), "%s", jpath(&r, dt2));
+    CHECK(strlen(when) == 24);
+    CHECK_STR(jpath(&r, dt1), when);
+    CHECK_STR(jpath(&r, upd), when);
+    sx_resp_free(&r);
     CHECK(no_content(&srv, SX_H1TLS, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":\"1,2\"}"));
     CHECK(!deleted_has(&srv, t, "dev", "S"));
     CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "two");
     CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=1", t), "one");
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, &r), 200);
+    CHECK_STR(jpath(&r, dt1), "");
+    CHECK_STR(jpath(&r, dt2), "");
+    sx_resp_free(&r);
 
     /* a name written again after the delete: undelete is refused, nothing changes */
     CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/dev/S", t, "{\"versions\":[2]}"));
