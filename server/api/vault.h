@@ -48,6 +48,9 @@ bool sx_vault_allow(sx_request *r, const sx_auth_token *t, unsigned perms, const
 /* The start of a /v1/{mount}/{data|metadata}/{path*} handler: authenticate, the path, the audit
  * line's target. Sends the error and returns false when the request may not go on. */
 bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path);
+/* The same for a handler that changes a KV path (writes and deletes): the path must also name an
+ * env's map or a secret (400 otherwise). */
+bool sx_vault_begin_change(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path);
 /* The audit line's scope and name for vp (the route's parameters do not say them). */
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp);
 /* The value of query parameter name ("" when given without '='); false when absent. */

@@ -381,13 +381,8 @@ static void del_start(sx_request *r, del_kind kind)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_begin(r, &t, &vp))
+    if (!sx_vault_begin_change(r, &t, &vp))
         return;
-    if (vp.depth < SX_VAULT_AT_ENV) {
-        sx_send_error(r, 400, "invalid_request",
-                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
-        return;
-    }
     /* Checked before the body is read, as on every write. */
     if (!sx_vault_allow(r, &t, del_perms[kind], &vp.place))
         return;

@@ -150,6 +150,18 @@ bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *
     return true;
 }
 
+bool sx_vault_begin_change(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path)
+{
+    if (!sx_vault_begin(r, ret_principal, ret_path))
+        return false;
+    if (ret_path->depth < SX_VAULT_AT_ENV) {
+        sx_send_error(r, 400, "invalid_request",
+                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
+        return false;
+    }
+    return true;
+}
+
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp)
 {
     const sx_secrets_place *p = &vp->place;

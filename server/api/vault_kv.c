@@ -528,13 +528,8 @@ void sx_api_vault_write(sx_request *r)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_begin(r, &t, &vp))
+    if (!sx_vault_begin_change(r, &t, &vp))
         return;
-    if (vp.depth < SX_VAULT_AT_ENV) {
-        sx_send_error(r, 400, "invalid_request",
-                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
-        return;
-    }
     bool patch = h2o_memis(r->req->method.base, r->req->method.len, H2O_STRLIT("PATCH"));
     if (patch && !is_merge_patch(r)) {
         sx_send_error(r, 415, "unsupported_media_type", "PATCH requires Content-Type: application/merge-patch+json");

@@ -306,20 +306,42 @@ static void errors_have_vaults_form_and_status_and_change_nothing(void)
     stop(&srv);
 }
 
+/* A token of each role for the whole of acme, one scoped to acme/app/prod with role prod_role, and
+ * an owner of beta. */
+typedef struct role_tokens {
+    char *owner, *editor, *viewer, *service, *prod_only, *other_org;
+} role_tokens;
+
+static bool mint_roles(sx_srv *srv, const char *prod_role, role_tokens *ret)
+{
+    ret->owner = sx_srv_mint_token(srv, "acme", NULL, NULL, "owner", NULL);
+    ret->editor = sx_srv_mint_token(srv, "acme", NULL, NULL, "editor", NULL);
+    ret->viewer = sx_srv_mint_token(srv, "acme", NULL, NULL, "viewer", NULL);
+    ret->service = sx_srv_mint_token(srv, "acme", NULL, NULL, "service", NULL);
+    ret->prod_only = sx_srv_mint_token(srv, "acme", "app", "prod", prod_role, NULL);
+    ret->other_org = sx_srv_mint_token(srv, "beta", NULL, NULL, "owner", NULL);
+    return ret->owner && ret->editor && ret->viewer && ret->service && ret->prod_only && ret->other_org;
+}
+
+static void free_roles(role_tokens *t)
+{
+    char *all[] = {t->owner, t->editor, t->viewer, t->service, t->prod_only, t->other_org};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        free(all[i]);
+}
+
 /* ---- permissions --------------------------------------------------------------------------------- */
 
 static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
 {
     sx_srv srv;
     REQUIRE(start(&srv, MOUNTS));
-    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
-    char *editor = sx_srv_mint_token(&srv, "acme", NULL, NULL, "editor", NULL);
-    char *viewer = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", NULL);
-    char *service = sx_srv_mint_token(&srv, "acme", NULL, NULL, "service", NULL);
+    role_tokens rt;
+    REQUIRE(mint_roles(&srv, "service", &rt));
     char *app_only = sx_srv_mint_token(&srv, "acme", "app", NULL, "owner", NULL);
-    char *prod_only = sx_srv_mint_token(&srv, "acme", "app", "prod", "service", NULL);
-    char *other_org = sx_srv_mint_token(&srv, "beta", NULL, NULL, "owner", NULL);
-    REQUIRE(owner && editor && viewer && service && app_only && prod_only && other_org);
+    REQUIRE(app_only);
+    const char *owner = rt.owner, *editor = rt.editor, *viewer = rt.viewer, *service = rt.service,
+               *prod_only = rt.prod_only, *other_org = rt.other_org;
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/dev", owner, "{\"data\":{\"A\":\"1\",\"T1\":\"t\"}}"), 200);
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/prod", owner, "{\"data\":{\"P\":\"p\"}}"), 200);
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/web/dev", owner, "{\"data\":{\"W\":\"w\"}}"), 200);
@@ -387,9 +409,8 @@ static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
     /* what the refused writes left: the owner's values only */
     CHECK_STR(read_value(&srv, "secret", "app/dev/A", owner), "2");
     CHECK_STR(read_value(&srv, "secret", "app/dev/NEW", owner), "n");
-    char *tokens[] = {owner, editor, viewer, service, app_only, prod_only, other_org};
-    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
-        free(tokens[i]);
+    free(app_only);
+    free_roles(&rt);
     stop(&srv);
 }
 
@@ -648,13 +669,10 @@ static void each_role_and_scope_gets_the_deletes_our_own_routes_give_it(void)
 {
     sx_srv srv;
     REQUIRE(start(&srv, MOUNTS));
-    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
-    char *editor = sx_srv_mint_token(&srv, "acme", NULL, NULL, "editor", NULL);
-    char *viewer = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", NULL);
-    char *service = sx_srv_mint_token(&srv, "acme", NULL, NULL, "service", NULL);
-    char *prod_only = sx_srv_mint_token(&srv, "acme", "app", "prod", "owner", NULL);
-    char *other_org = sx_srv_mint_token(&srv, "beta", NULL, NULL, "owner", NULL);
-    REQUIRE(owner && editor && viewer && service && prod_only && other_org);
+    role_tokens rt;
+    REQUIRE(mint_roles(&srv, "owner", &rt));
+    const char *owner = rt.owner, *editor = rt.editor, *viewer = rt.viewer, *service = rt.service,
+               *prod_only = rt.prod_only, *other_org = rt.other_org;
     struct {
         const char *role;
         const char *token;
@@ -714,9 +732,7 @@ static void each_role_and_scope_gets_the_deletes_our_own_routes_give_it(void)
             CHECK_INT(vstatus(&srv, "DELETE", path, owner, NULL), 204);
         }
     }
-    char *tokens[] = {owner, editor, viewer, service, prod_only, other_org};
-    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
-        free(tokens[i]);
+    free_roles(&rt);
     stop(&srv);
 }
 
