@@ -516,11 +516,13 @@ typedef struct hist {
     bool destroyed;
 } hist;
 
-/* p's history records, ascending. *ret_list malloc'd (NULL when none). */
-static int history_collect(const sx_secrets_ctx *c, const sx_secrets_place *p, hist **ret_list, size_t *ret_n)
+/* p's version records of kind (h: its history, x: a deleted secret's versions), ascending.
+ * *ret_list malloc'd (NULL when none). */
+static int history_collect(const sx_secrets_ctx *c, sx_secrets_record kind, const sx_secrets_place *p, hist **ret_list,
+                           size_t *ret_n)
 {
     char prefix[SX_SECRETS_KEY_MAX];
-    size_t pl = sx_secrets_history_key(prefix, p, 0);
+    size_t pl = sx_secrets_version_key(prefix, kind, p, 0);
     sx_storage_iter *it;
     int rc = sx_storage_iter_new(c->storage, prefix, pl, NULL, 0, 0, &it);
     if (rc != 0)
@@ -618,7 +620,7 @@ int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_s
             return rc;
         hist *h = NULL;
         size_t nh = 0;
-        if ((rc = history_collect(c, p, &h, &nh)) != 0)
+        if ((rc = history_collect(c, SX_SECRETS_RECORD_HISTORY, p, &h, &nh)) != 0)
             return rc;
         rc = meta_head(c, p, &again, &again_ms, &rev2);
         if (rc != 0 || rev2 != rev) {
@@ -647,6 +649,47 @@ int sx_secrets_versions(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_s
         }
         *ret_list = list;
         *ret_n = n;
+        return 0;
+    }
+    return SX_SECRETS_ECONTENTION;
+}
+
+int sx_secrets_deleted_history(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
+                               size_t *ret_n)
+{
+    for (int attempt = 0; attempt < REVEAL_RETRIES; attempt++) {
+        sx_secrets_deleted d, again;
+        uint64_t rev = 0, rev2 = 0;
+        int rc = sx_secrets_deleted_get(c, p, &d, &rev);
+        if (rc != 0)
+            return rc;
+        hist *h = NULL;
+        size_t nh = 0;
+        if ((rc = history_collect(c, SX_SECRETS_RECORD_TRASHED_VERSION, p, &h, &nh)) != 0)
+            return rc;
+        /* the same deleted record after the scan: no restore, purge or new delete came between */
+        rc = sx_secrets_deleted_get(c, p, &again, &rev2);
+        if (rc != 0 || rev2 != rev) {
+            free(h);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        sx_secrets_version *list = nh ? malloc(nh * sizeof(*list)) : NULL;
+        if (nh && !list) {
+            free(h);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < nh; i++) {
+            const hist *v = &h[nh - 1 - i];
+            sx_secrets_version_state state = v->destroyed              ? SX_SECRETS_VERSION_DESTROYED
+                                             : v->version == d.version ? SX_SECRETS_VERSION_CURRENT
+                                                                       : SX_SECRETS_VERSION_PREVIOUS;
+            list[i] = (sx_secrets_version){v->version, v->created_ms, state};
+        }
+        free(h);
+        *ret_list = list;
+        *ret_n = nh;
         return 0;
     }
     return SX_SECRETS_ECONTENTION;
@@ -908,7 +951,7 @@ static int build_set_value(const sx_secrets_ctx *c, const sx_secrets_place *p, c
      * the pruned mark. */
     uint32_t prune_from = cnt.pruned < keep_above ? cnt.pruned + 1 : keep_above + 1;
     if (keep_above >= prune_from && keep_above - prune_from >= PRUNE_BY_NUMBER_MAX) {
-        if ((rc = history_collect(c, p, &a->hist, &a->nhist)) != 0)
+        if ((rc = history_collect(c, SX_SECRETS_RECORD_HISTORY, p, &a->hist, &a->nhist)) != 0)
             return rc;
         size_t kept = 0;
         for (size_t i = 0; i < a->nhist; i++)
@@ -1024,7 +1067,7 @@ static int build_destroy(const sx_secrets_ctx *c, const sx_secrets_place *p, con
 static int build_delete(const sx_secrets_ctx *c, const sx_secrets_place *p, attempt *a, const char *mkey, size_t mkl,
                         const char *vkey, size_t vkl, uint64_t rev)
 {
-    int rc = history_collect(c, p, &a->hist, &a->nhist);
+    int rc = history_collect(c, SX_SECRETS_RECORD_HISTORY, p, &a->hist, &a->nhist);
     if (rc == 0)
         rc = attempt_alloc(a, 2);
     if (rc != 0)

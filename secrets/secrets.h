@@ -410,19 +410,32 @@ int sx_secrets_version_destroy(const sx_secrets_ctx *c, const sx_secrets_place *
 
 /* ---- deleted secrets (trash.c) -------------------------------------------------------------------- */
 
-/* A deleted secret as listed: its name, when it was deleted, when it may be purged, and how many
- * versions with a value it keeps. */
+/* A deleted secret as listed: its name, when it was deleted, when it may be purged, how many
+ * versions with a value it keeps, the version that was current when it was deleted (0 = it had no
+ * value) with that version's createdAt, and the secret's own createdAt. */
 typedef struct sx_secrets_deleted {
     char name[SX_SECRETS_NAME_MAX + 1];
     int64_t deleted_ms;
     int64_t purge_ms;
     uint32_t versions;
+    uint32_t version;
+    int64_t value_created_ms;
+    int64_t created_ms;
 } sx_secrets_deleted;
 
 /* The deleted secrets of env (env->name ignored), by name. *ret_list is malloc'd (free() it; NULL
  * when *ret_n is 0). 0, -EBADMSG or a storage code. */
 int sx_secrets_deleted_list(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_secrets_deleted **ret_list,
                             size_t *ret_n) __attribute__((warn_unused_result));
+/* The deleted secret p, as the list gives it, and the revision of its record (ret_rev may be NULL).
+ * 0, SX_SECRETS_ENOTDELETED, -EBADMSG or a storage code. */
+int sx_secrets_deleted_get(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_deleted *ret,
+                           uint64_t *ret_rev) __attribute__((warn_unused_result));
+/* The versions the deleted secret p keeps, newest first, as sx_secrets_versions() lists a live
+ * secret's (the version it was deleted at is the CURRENT one). *ret_list is malloc'd (free() it; NULL
+ * when *ret_n is 0). 0, SX_SECRETS_ENOTDELETED, SX_SECRETS_ECONTENTION, -EBADMSG or a storage code. */
+int sx_secrets_deleted_history(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_version **ret_list,
+                               size_t *ret_n) __attribute__((warn_unused_result));
 /* Bring the deleted secret p back with every version it kept (its updatedAt becomes now). A value
  * not under the env's active data key is encrypted again under it, and the batch carries the
  * key-state pin, so a restore never outlives a rotation's sweep. *ret_meta and *ret_rev get the

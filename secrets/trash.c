@@ -355,6 +355,49 @@ static int trash_get(const sx_secrets_ctx *c, const sx_secrets_place *p, void **
     return 0;
 }
 
+/* The listed form of a deleted record of name (namelen bytes). 0 or -EBADMSG. */
+static int deleted_of(const void *rec, size_t len, const char *name, size_t namelen, sx_secrets_deleted *ret)
+{
+    sx_secrets_trash_view t;
+    sx_secret_meta_view m;
+    if (namelen == 0 || namelen > SX_SECRETS_NAME_MAX || sx_secrets_trash_view_of(&t, rec, len) != 0 ||
+        sx_meta_view(&m, t.meta, t.meta_len) != 0)
+        return -EBADMSG;
+    memcpy(ret->name, name, namelen);
+    ret->name[namelen] = '\0';
+    ret->deleted_ms = t.deleted_ms;
+    ret->purge_ms = t.purge_ms;
+    ret->versions = t.versions;
+    ret->version = m.has_value ? m.version : 0;
+    ret->value_created_ms = m.has_value ? m.value_created_ms : 0;
+    ret->created_ms = m.created_ms;
+    return 0;
+}
+
+int sx_secrets_deleted_get(const sx_secrets_ctx *c, const sx_secrets_place *p, sx_secrets_deleted *ret,
+                           uint64_t *ret_rev)
+{
+    char tkey[SX_SECRETS_KEY_MAX];
+    size_t tkl = sx_secrets_key_build(tkey, SX_SECRETS_RECORD_TRASH, p);
+    void *raw = NULL;
+    size_t len = 0;
+    uint64_t rev = 0;
+    int rc = sx_storage_get(c->storage, tkey, tkl, &raw, &len, &rev);
+    if (rc == -ENOENT)
+        return SX_SECRETS_ENOTDELETED;
+    if (rc != 0)
+        return rc;
+    sx_secrets_deleted d;
+    rc = deleted_of(raw, len, p->name, strlen(p->name), &d);
+    sx_storage_free(raw);
+    if (rc == 0) {
+        *ret = d;
+        if (ret_rev)
+            *ret_rev = rev;
+    }
+    return rc;
+}
+
 /* ---- restore ------------------------------------------------------------------------------------ */
 
 /* A version record of the deleted secret, as the live secret's record: re-encrypted under the
@@ -567,11 +610,6 @@ int sx_secrets_deleted_list(const sx_secrets_ctx *c, const sx_secrets_place *env
     const void *k, *v;
     size_t kl, vl;
     while ((rc = sx_storage_iter_next(it, &k, &kl, &v, &vl, NULL)) == 0) {
-        sx_secrets_trash_view t;
-        if (kl - pl > SX_SECRETS_NAME_MAX || kl == pl || sx_secrets_trash_view_of(&t, v, vl) != 0) {
-            rc = -EBADMSG;
-            break;
-        }
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             sx_secrets_deleted *nl = realloc(list, ncap * sizeof(*nl));
@@ -582,12 +620,9 @@ int sx_secrets_deleted_list(const sx_secrets_ctx *c, const sx_secrets_place *env
             list = nl;
             cap = ncap;
         }
-        sx_secrets_deleted *d = &list[n++];
-        memcpy(d->name, (const char *)k + pl, kl - pl);
-        d->name[kl - pl] = '\0';
-        d->deleted_ms = t.deleted_ms;
-        d->purge_ms = t.purge_ms;
-        d->versions = t.versions;
+        if ((rc = deleted_of(v, vl, (const char *)k + pl, kl - pl, &list[n])) != 0)
+            break;
+        n++;
     }
     sx_storage_iter_free(it);
     if (rc < 0) {

@@ -45,6 +45,8 @@ const char *sx_status_reason(int status)
         return "OK";
     case 201:
         return "Created";
+    case 204:
+        return "No Content";
     case 202:
         return "Accepted";
     case 304:
@@ -184,6 +186,16 @@ void sx_send_json(sx_request *r, int status, const char *reason, const char *jso
     (void)reason;
     sx_request_finish(r, status);
     send_json_raw(r->req, status, json, len);
+}
+
+void sx_send_no_content(sx_request *r)
+{
+    h2o_req_t *req = r->req;
+    sx_request_finish(r, 204);
+    req->res.status = 204;
+    req->res.reason = sx_status_reason(204);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, "", 0);
 }
 
 void sx_send_error_raw(h2o_req_t *req, int status, const char *code, const char *message)

@@ -35,7 +35,8 @@ typedef struct parse_ctx {
     sx_json_value *out;
     int depth;
     int field;      /* index of the field whose value comes next, -1 none */
-    int members_of; /* index of the SX_JSON_MEMBERS field whose object is open (depth 2), -1 none */
+    int members_of; /* index of the SX_JSON_MEMBERS (ITEMS) field whose object (array) is open (depth 2), -1 none */
+    bool items;     /* members_of's is an SX_JSON_ITEMS array: its values come without keys */
     size_t members_cap;
     char *member_key; /* the key of the member whose value comes next (request pool), NULL none */
     size_t member_key_len;
@@ -72,7 +73,7 @@ static int on_member(parse_ctx *c, unsigned type, const unsigned char *s, size_t
 {
     const sx_json_field *f = &c->fields[c->members_of];
     sx_json_value *v = &c->out[c->members_of];
-    if (type == SX_JSON_OBJECT || type == SX_JSON_ARRAY || !c->member_key) {
+    if (type == SX_JSON_OBJECT || type == SX_JSON_ARRAY || (!c->items && !c->member_key)) {
         snprintf(c->err, c->errlen, "field \"%s\" must be %s", f->name, f->type_desc);
         c->failed = true;
         return 1;
@@ -123,8 +124,10 @@ static int on_value(parse_ctx *c, unsigned type, const unsigned char *s, size_t 
     if (c->field < 0)
         return fail(c, "%s", "the body is not a flat JSON object");
     const sx_json_field *f = &c->fields[c->field];
-    if (type == SX_JSON_OBJECT && (f->types & SX_JSON_MEMBERS)) {
+    if ((type == SX_JSON_OBJECT && (f->types & SX_JSON_MEMBERS)) ||
+        (type == SX_JSON_ARRAY && (f->types & SX_JSON_ITEMS))) {
         c->members_of = c->field; /* the members follow (cb_map_key, on_member) */
+        c->items = type == SX_JSON_ARRAY;
         c->members_cap = 0;
         c->out[c->field].present = true;
         c->field = -1;
@@ -214,6 +217,10 @@ static int cb_end_array(void *ctx)
 {
     parse_ctx *c = ctx;
     c->depth--;
+    if (c->depth == 1) {
+        c->members_of = -1;
+        c->items = false;
+    }
     return 1;
 }
 

@@ -25,6 +25,9 @@
 /* An object whose members are scalars (string, number, bool or null), each key once: collected into
  * the value's members. A nested object or array in it breaks the field's rule. */
 #define SX_JSON_MEMBERS (1u << 6)
+/* An array of scalars: collected into the value's members like SX_JSON_MEMBERS, each with key NULL
+ * (key_len 0), in the order of the body. A nested object or array in it breaks the field's rule. */
+#define SX_JSON_ITEMS (1u << 7)
 
 /* Parse errors: SX_JSON_EINVALID and SX_JSON_ERULE (common/errors.h). */
 
@@ -35,8 +38,8 @@ typedef struct sx_json_field {
     bool required;
 } sx_json_field;
 
-/* One member of an SX_JSON_MEMBERS object: its key and value (strings and numbers copied into the
- * request pool, NUL-terminated), in the order of the body. */
+/* One member of an SX_JSON_MEMBERS object (or an item of an SX_JSON_ITEMS array): its key and value (strings and
+ * numbers copied into the request pool, NUL-terminated), in the order of the body. */
 typedef struct sx_json_member {
     char *key;
     size_t key_len;
@@ -53,7 +56,7 @@ typedef struct sx_json_value {
     bool boolean;
     char *str; /* strings and numbers: a NUL-terminated copy in the request pool */
     size_t len;
-    sx_json_member *members; /* SX_JSON_MEMBERS: in the request pool */
+    sx_json_member *members; /* SX_JSON_MEMBERS, SX_JSON_ITEMS: in the request pool */
     size_t nmembers;
 } sx_json_value;
 

@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#define SX_METRICS_MAX_ROUTES 48 /* route table entries + 1 for "no route" */
+#define SX_METRICS_MAX_ROUTES 49 /* SX_ROUTES_MAX route table entries + 1 for "no route" */
 #define SX_METRICS_NSTATUS    17 /* the statuses of sx_metrics_status_codes, and "other" */
 #define SX_METRICS_NBUCKETS   15 /* latency histogram buckets: 14 bounds (100 us .. 2.5 s) + Inf */
 

@@ -47,6 +47,12 @@ const sx_route sx_route_table[] = {
     {"/v1/{mount}/data/{path*}", SX_GET, SX_ROUTE_VAULT, sx_api_vault_read, "vault.read"},
     {"/v1/{mount}/data/{path*}", SX_POST | SX_PUT | SX_PATCH, SX_ROUTE_VAULT, sx_api_vault_write, "vault.write"},
     {"/v1/{mount}/metadata/{path*}", SX_GET | SX_LIST, SX_ROUTE_VAULT, sx_api_vault_metadata, "vault.metadata"},
+    {"/v1/{mount}/data/{path*}", SX_DELETE, SX_ROUTE_VAULT, sx_api_vault_delete, "vault.delete"},
+    {"/v1/{mount}/delete/{path*}", SX_POST | SX_PUT, SX_ROUTE_VAULT, sx_api_vault_delete_versions,
+     "vault.delete_versions"},
+    {"/v1/{mount}/undelete/{path*}", SX_POST | SX_PUT, SX_ROUTE_VAULT, sx_api_vault_undelete, "vault.undelete"},
+    {"/v1/{mount}/destroy/{path*}", SX_POST | SX_PUT, SX_ROUTE_VAULT, sx_api_vault_destroy, "vault.destroy"},
+    {"/v1/{mount}/metadata/{path*}", SX_DELETE, SX_ROUTE_VAULT, sx_api_vault_delete_metadata, "vault.delete_metadata"},
 };
 
 const size_t sx_route_table_len = sizeof(sx_route_table) / sizeof(sx_route_table[0]);

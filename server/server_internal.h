@@ -290,7 +290,7 @@ typedef enum sx_route_result {
 
 /* The route table (routes.c, the only file that names every handler): sx_route_table_len entries,
  * at most SX_ROUTES_MAX (one metrics label is kept for "no route"). */
-#define SX_ROUTES_MAX 39
+#define SX_ROUTES_MAX 48
 extern const sx_route sx_route_table[];
 extern const size_t sx_route_table_len;
 
@@ -326,6 +326,8 @@ void sx_send_json_pooled(sx_request *r, int status, h2o_iovec_t body);
 void sx_send_body(sx_request *r, int status, h2o_iovec_t content_type, h2o_iovec_t cache_control, h2o_iovec_t body);
 /* Send 304 Not Modified: no body; the caller added the ETag. */
 void sx_send_not_modified(sx_request *r);
+/* Send 204 No Content (no body). */
+void sx_send_no_content(sx_request *r);
 /* Send the error form {"error": message, "code": code} with status; for a Vault request
  * (r->vault), Vault's form {"errors": [message]} (vault_http.c). */
 void sx_send_error(sx_request *r, int status, const char *code, const char *message);

@@ -10,7 +10,9 @@
  *
  * vault_http.c holds the shared parts (the error form, the token headers, paths, the answers'
  * envelope) and the sys/auth endpoints; vault_kv.c the data/ routes (read, write, patch);
- * vault_meta.c the metadata/ routes (versions and LIST). Every secret is read and written through
+ * vault_meta.c the metadata/ routes (versions and LIST); vault_delete.c the deletes (DELETE data/,
+ * delete/, undelete/, destroy/, DELETE metadata/) mapped onto soft delete, restore, version
+ * destroy and purge. Every secret is read and written through
  * secrets/, with the permissions our own routes require.
  */
 #ifndef SX_SERVER_API_VAULT_H
@@ -46,6 +48,9 @@ bool sx_vault_allow(sx_request *r, const sx_auth_token *t, unsigned perms, const
 /* The start of a /v1/{mount}/{data|metadata}/{path*} handler: authenticate, the path, the audit
  * line's target. Sends the error and returns false when the request may not go on. */
 bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path);
+/* The same for a handler that changes a KV path (writes and deletes): the path must also name an
+ * env's map or a secret (400 otherwise). */
+bool sx_vault_begin_change(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path);
 /* The audit line's scope and name for vp (the route's parameters do not say them). */
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp);
 /* The value of query parameter name ("" when given without '='); false when absent. */
@@ -85,6 +90,18 @@ typedef struct sx_vault_map_head {
 /* 0 or a storage code (-EBADMSG). */
 int sx_vault_map_head_read(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_vault_map_head *ret);
 
+/* The names of an env's secrets (a copy: the caller may write to the env while walking it), which
+ * have a value, and the map's version. Zero it before the read; free it with sx_vault_names_free
+ * whatever the read returned. 0, -ENOMEM or a storage code. */
+typedef struct sx_vault_names {
+    char (*names)[SX_SECRETS_NAME_MAX + 1];
+    bool *has_value;
+    size_t n, cap;
+    uint64_t version;
+} sx_vault_names;
+int sx_vault_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_vault_names *ret);
+void sx_vault_names_free(sx_vault_names *e);
+
 /* Handlers (routes.c). */
 void sx_api_vault_health(sx_request *r);
 void sx_api_vault_mount(sx_request *r);
@@ -93,5 +110,11 @@ void sx_api_vault_renew_self(sx_request *r);
 void sx_api_vault_read(sx_request *r);
 void sx_api_vault_write(sx_request *r);
 void sx_api_vault_metadata(sx_request *r);
+/* vault_delete.c */
+void sx_api_vault_delete(sx_request *r);
+void sx_api_vault_delete_versions(sx_request *r);
+void sx_api_vault_undelete(sx_request *r);
+void sx_api_vault_destroy(sx_request *r);
+void sx_api_vault_delete_metadata(sx_request *r);
 
 #endif /* SX_SERVER_API_VAULT_H */

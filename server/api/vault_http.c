@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -149,6 +150,18 @@ bool sx_vault_begin(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *
     return true;
 }
 
+bool sx_vault_begin_change(sx_request *r, sx_auth_token *ret_principal, sx_vault_path *ret_path)
+{
+    if (!sx_vault_begin(r, ret_principal, ret_path))
+        return false;
+    if (ret_path->depth < SX_VAULT_AT_ENV) {
+        sx_send_error(r, 400, "invalid_request",
+                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
+        return false;
+    }
+    return true;
+}
+
 void sx_vault_audit_target(sx_request *r, const sx_vault_path *vp)
 {
     const sx_secrets_place *p = &vp->place;
@@ -272,6 +285,47 @@ int sx_vault_map_head_read(const sx_secrets_ctx *c, const sx_secrets_place *env,
         return rc;
     *ret = h;
     return 0;
+}
+
+int sx_vault_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, sx_vault_names *ret)
+{
+    sx_secrets_scan scan;
+    int rc = sx_secrets_list_open(&scan, c, env, NULL);
+    if (rc != 0)
+        return rc;
+    const char *name;
+    size_t namelen;
+    sx_secret_meta_view m;
+    while ((rc = sx_secrets_list_next(&scan, &name, &namelen, &m)) == 0) {
+        if (ret->n == ret->cap) {
+            size_t cap = ret->cap ? ret->cap * 2 : 32;
+            void *nn = realloc(ret->names, cap * sizeof(*ret->names));
+            if (nn)
+                ret->names = nn;
+            void *nh = realloc(ret->has_value, cap * sizeof(*ret->has_value));
+            if (nh)
+                ret->has_value = nh;
+            if (!nn || !nh) {
+                rc = -ENOMEM;
+                break;
+            }
+            ret->cap = cap;
+        }
+        memcpy(ret->names[ret->n], name, namelen);
+        ret->names[ret->n][namelen] = '\0';
+        ret->has_value[ret->n++] = m.has_value;
+        if (m.has_value)
+            ret->version += m.version;
+    }
+    sx_secrets_scan_close(&scan);
+    return rc == SX_STORAGE_DONE ? 0 : rc;
+}
+
+void sx_vault_names_free(sx_vault_names *e)
+{
+    free(e->names);
+    free(e->has_value);
+    memset(e, 0, sizeof(*e));
 }
 
 /* ---- sys/health ---------------------------------------------------------------------------------- */

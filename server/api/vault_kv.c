@@ -89,6 +89,43 @@ static int reveal_one(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32
     return rc;
 }
 
+/* A read of a deleted secret (no live one of the name; asked 0, or the version it was deleted at):
+ * Vault's 404 of a deleted version, {"data": {"data": null, "metadata": {..., "deletion_time"}}},
+ * from which clients learn that undelete can bring it back. False (nothing sent) otherwise. */
+static bool read_deleted(sx_request *r, const sx_secrets_ctx *c, const sx_vault_path *vp, uint32_t asked)
+{
+    void *raw = NULL;
+    sx_secret_meta_view m;
+    uint64_t rev = 0;
+    sx_secrets_deleted d;
+    int rc = sx_secrets_get(c, &vp->place, &raw, &m, &rev);
+    sx_storage_free(raw);
+    if (rc != -ENOENT || sx_secrets_deleted_get(c, &vp->place, &d, NULL) != 0 || !d.version ||
+        (asked && asked != d.version))
+        return false;
+    char ts[SX_TIME_SIZE];
+    yajl_gen g = sx_json_gen_thread();
+    sx_vault_envelope_open(r, g, r->server->config->vault_lease_duration);
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "data", NULL);
+    sx_json_str(g, "metadata");
+    yajl_gen_map_open(g);
+    sx_time_format(d.value_created_ms, ts, sizeof(ts));
+    sx_json_kv(g, "created_time", ts);
+    sx_json_kv(g, "custom_metadata", NULL);
+    sx_time_format(d.deleted_ms, ts, sizeof(ts));
+    sx_json_kv(g, "deletion_time", ts);
+    sx_json_str(g, "destroyed");
+    yajl_gen_bool(g, 0);
+    sx_json_str(g, "version");
+    yajl_gen_integer(g, d.version);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    sx_vault_envelope_close(g);
+    sx_send_json_pooled(r, 404, sx_json_gen_thread_finish(g, &r->req->pool));
+    return true;
+}
+
 static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
 {
     sx_secrets_ctx c;
@@ -100,6 +137,8 @@ static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
     int rc = reveal_one(&c, &vp->place, asked, &blob, &blen, &version, &created_ms);
     if (rc == -ENOENT || rc == SX_SECRETS_ENOVERSION)
         rc = SX_SECRETS_ENOVALUE; /* Vault's 404, nothing to log */
+    if (rc == SX_SECRETS_ENOVALUE && read_deleted(r, &c, vp, asked))
+        return;
     if (rc != 0) {
         sx_api_send_unreadable(r, rc, "revealing a secret");
         return;
@@ -249,54 +288,6 @@ static int write_secret(kv_write_job *j, const sx_secrets_ctx *c)
     return SX_SECRETS_ECONTENTION;
 }
 
-/* The names of an env's secrets, which have a value, and the map's version. */
-typedef struct env_names {
-    char (*names)[SX_SECRETS_NAME_MAX + 1];
-    bool *has_value;
-    size_t n, cap;
-    uint64_t version;
-} env_names;
-
-static int env_names_read(const sx_secrets_ctx *c, const sx_secrets_place *env, env_names *ret)
-{
-    sx_secrets_scan scan;
-    int rc = sx_secrets_list_open(&scan, c, env, NULL);
-    if (rc != 0)
-        return rc;
-    const char *name;
-    size_t namelen;
-    sx_secret_meta_view m;
-    while ((rc = sx_secrets_list_next(&scan, &name, &namelen, &m)) == 0) {
-        if (ret->n == ret->cap) {
-            size_t cap = ret->cap ? ret->cap * 2 : 32;
-            void *nn = realloc(ret->names, cap * sizeof(*ret->names));
-            if (nn)
-                ret->names = nn;
-            void *nh = realloc(ret->has_value, cap * sizeof(*ret->has_value));
-            if (nh)
-                ret->has_value = nh;
-            if (!nn || !nh) {
-                rc = -ENOMEM;
-                break;
-            }
-            ret->cap = cap;
-        }
-        memcpy(ret->names[ret->n], name, namelen);
-        ret->names[ret->n][namelen] = '\0';
-        ret->has_value[ret->n++] = m.has_value;
-        if (m.has_value)
-            ret->version += m.version;
-    }
-    sx_secrets_scan_close(&scan);
-    return rc == SX_STORAGE_DONE ? 0 : rc;
-}
-
-static void env_names_free(env_names *e)
-{
-    free(e->names);
-    free(e->has_value);
-}
-
 /* Is p's current value exactly value? Decrypted into a wiped buffer; any failure says no. */
 static bool value_is(const sx_secrets_ctx *c, const sx_secrets_place *p, const uint8_t *value, size_t len)
 {
@@ -343,8 +334,8 @@ static int write_map_item(const sx_secrets_ctx *c, const sx_secrets_place *p, co
 
 static int write_map(kv_write_job *j, const sx_secrets_ctx *c)
 {
-    env_names e = {0};
-    int rc = env_names_read(c, &j->w.place, &e);
+    sx_vault_names e = {0};
+    int rc = sx_vault_names_read(c, &j->w.place, &e);
     if (rc == 0 && j->patch && e.n == 0)
         rc = -ENOENT;
     if (rc == 0 && j->has_cas && j->cas != e.version) {
@@ -371,7 +362,7 @@ static int write_map(kv_write_job *j, const sx_secrets_ctx *c)
         if (rc == -ENOENT)
             rc = 0;
     }
-    env_names_free(&e);
+    sx_vault_names_free(&e);
     sx_vault_map_head h;
     if (rc == 0 && (rc = sx_vault_map_head_read(c, &j->w.place, &h)) == 0) {
         j->version = h.version;
@@ -537,13 +528,8 @@ void sx_api_vault_write(sx_request *r)
 {
     sx_auth_token t;
     sx_vault_path vp;
-    if (!sx_vault_begin(r, &t, &vp))
+    if (!sx_vault_begin_change(r, &t, &vp))
         return;
-    if (vp.depth < SX_VAULT_AT_ENV) {
-        sx_send_error(r, 400, "invalid_request",
-                      "a KV path is PROJECT/ENV (the env's values as one map) or PROJECT/ENV/NAME (one secret)");
-        return;
-    }
     bool patch = h2o_memis(r->req->method.base, r->req->method.len, H2O_STRLIT("PATCH"));
     if (patch && !is_merge_patch(r)) {
         sx_send_error(r, 415, "unsupported_media_type", "PATCH requires Content-Type: application/merge-patch+json");

@@ -14,7 +14,8 @@
  * another org is refused (403), as on our own routes.
  *
  * GET gives Vault's metadata of a secret (its versions: current, oldest, each one's createdAt and
- * whether it was destroyed) or of an env's map (one version: see vault.h).
+ * whether it was destroyed; of a deleted secret, each with the delete's time as deletion_time) or of
+ * an env's map (one version: see vault.h).
  */
 #include "server/api/vault.h"
 
@@ -127,7 +128,8 @@ static void list_keys(sx_request *r, const sx_auth_token *t, const sx_vault_path
 
 /* ---- GET ----------------------------------------------------------------------------------------- */
 
-static void version_entry(yajl_gen g, uint64_t version, int64_t created_ms, bool destroyed)
+/* One entry of "versions"; deleted_ms 0: not deleted. */
+static void version_entry(yajl_gen g, uint64_t version, int64_t created_ms, int64_t deleted_ms, bool destroyed)
 {
     char key[24], ts[SX_TIME_SIZE];
     snprintf(key, sizeof(key), "%llu", (unsigned long long)version);
@@ -135,7 +137,9 @@ static void version_entry(yajl_gen g, uint64_t version, int64_t created_ms, bool
     yajl_gen_map_open(g);
     sx_time_format(created_ms, ts, sizeof(ts));
     sx_json_kv(g, "created_time", ts);
-    sx_json_kv(g, "deletion_time", "");
+    if (deleted_ms)
+        sx_time_format(deleted_ms, ts, sizeof(ts));
+    sx_json_kv(g, "deletion_time", deleted_ms ? ts : "");
     sx_json_str(g, "destroyed");
     yajl_gen_bool(g, destroyed);
     yajl_gen_map_close(g);
@@ -181,6 +185,8 @@ static void read_failed(sx_request *r, int rc)
     sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
 }
 
+/* The versions of a secret, or of the deleted secret of that name when none lives: every version
+ * it keeps has the delete's time as deletion_time (they were deleted together), updated_time too. */
 static void secret_meta(sx_request *r, const sx_vault_path *vp)
 {
     sx_secrets_ctx c;
@@ -188,16 +194,25 @@ static void secret_meta(sx_request *r, const sx_vault_path *vp)
     void *raw = NULL;
     sx_secret_meta_view m;
     uint64_t rev = 0;
-    int rc = sx_secrets_get(&c, &vp->place, &raw, &m, &rev);
-    if (rc != 0) {
-        read_failed(r, rc);
-        return;
-    }
-    int64_t created_ms = m.created_ms, updated_ms = m.updated_ms;
-    sx_storage_free(raw);
+    sx_secrets_deleted d = {0};
+    int64_t created_ms = 0, updated_ms = 0;
     sx_secrets_version *list = NULL;
     size_t n = 0;
-    if ((rc = sx_secrets_versions(&c, &vp->place, &list, &n)) != 0) {
+    int rc = sx_secrets_get(&c, &vp->place, &raw, &m, &rev);
+    if (rc == 0) {
+        created_ms = m.created_ms;
+        updated_ms = m.updated_ms;
+        sx_storage_free(raw);
+        rc = sx_secrets_versions(&c, &vp->place, &list, &n);
+    } else if (rc == -ENOENT && (rc = sx_secrets_deleted_history(&c, &vp->place, &list, &n)) == 0) {
+        rc = sx_secrets_deleted_get(&c, &vp->place, &d, NULL);
+        created_ms = d.created_ms;
+        updated_ms = d.deleted_ms;
+    }
+    if (rc == SX_SECRETS_ENOTDELETED)
+        rc = -ENOENT;
+    if (rc != 0) {
+        free(list);
         read_failed(r, rc);
         return;
     }
@@ -211,7 +226,8 @@ static void secret_meta(sx_request *r, const sx_vault_path *vp)
     yajl_gen g = sx_json_gen_thread();
     meta_head(r, g, created_ms, updated_ms, current, oldest);
     for (size_t i = n; i-- > 0;) /* oldest first, as Vault lists them */
-        version_entry(g, list[i].version, list[i].created_ms, list[i].state == SX_SECRETS_VERSION_DESTROYED);
+        version_entry(g, list[i].version, list[i].created_ms, d.deleted_ms,
+                      list[i].state == SX_SECRETS_VERSION_DESTROYED);
     free(list);
     meta_send(r, g);
 }
@@ -231,7 +247,7 @@ static void map_meta(sx_request *r, const sx_vault_path *vp)
     yajl_gen g = sx_json_gen_thread();
     meta_head(r, g, h.created_ms, h.updated_ms, h.version, h.version);
     if (h.values)
-        version_entry(g, h.version, h.value_ms, false);
+        version_entry(g, h.version, h.value_ms, 0, false);
     meta_send(r, g);
 }
 

@@ -4,7 +4,8 @@
 Usage: VAULT_TOKEN=<owner token of the mount's org> hvac_client.py URL MOUNT [CA_FILE]
 
 Every call is one an application makes with hvac: token check, health, KV v2 writes (with
-check-and-set), reads (of a version too), patch, list at each level, metadata. Prints one line per
+check-and-set), reads (of a version too), patch, list at each level, metadata, and the deletes
+(latest version, versions, undelete, destroy, metadata and all versions) of a secret and a map. Prints one line per
 step and "hvac: ok" at the end; exits 1 at the first answer that is not the expected one. The test
 values are made up for the test and may be printed.
 """
@@ -100,4 +101,74 @@ md = kv.read_secret_metadata(path=env, mount_point=mount)["data"]
 check(md["current_version"] == m["data"]["metadata"]["version"] + 1, "read_secret_metadata of a map")
 raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path="app/dev/NOPE", mount_point=mount),
        "read_secret_version of an unknown secret is 404")
+
+# deletes: Vault's soft delete, undelete, destroy and metadata delete on our deleted secrets
+d = "app/del/S"
+kv.create_or_update_secret(path=d, secret={"value": "v1"}, mount_point=mount)
+kv.create_or_update_secret(path=d, secret={"value": "v2"}, mount_point=mount)
+r = kv.delete_latest_version_of_secret(path=d, mount_point=mount)
+check(r.status_code == 204 and r.text == "", "delete_latest_version_of_secret is 204")
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=d, mount_point=mount),
+       "read_secret_version of a deleted secret is 404")
+body = client.adapter.get("/v1/%s/data/%s" % (mount, d), raise_exception=False)
+meta = body.json()["data"]["metadata"]
+check(body.status_code == 404 and body.json()["data"]["data"] is None and meta["version"] == 2
+      and meta["deletion_time"] != "" and meta["destroyed"] is False, "the 404 names the deleted version and its deletion_time")
+md = kv.read_secret_metadata(path=d, mount_point=mount)["data"]
+check(md["current_version"] == 2 and md["versions"]["1"]["deletion_time"] == meta["deletion_time"]
+      and md["versions"]["2"]["deletion_time"] == meta["deletion_time"], "read_secret_metadata of a deleted secret")
+r = kv.undelete_secret_versions(path=d, versions=[2], mount_point=mount)
+check(r.status_code == 204, "undelete_secret_versions is 204")
+r = kv.read_secret_version(path=d, mount_point=mount)
+check(r["data"]["data"]["value"] == "v2" and r["data"]["metadata"]["version"] == 2, "undelete brings the secret back")
+r = kv.read_secret_version(path=d, version=1, mount_point=mount)
+check(r["data"]["data"]["value"] == "v1", "with its previous versions")
+raises(hvac.exceptions.InvalidRequest, lambda: kv.delete_secret_versions(path=d, versions=[1], mount_point=mount),
+       "delete_secret_versions of a previous version alone is refused", "current version (2)")
+r = kv.delete_secret_versions(path=d, versions=[1, 2], mount_point=mount)
+check(r.status_code == 204, "delete_secret_versions naming the current version")
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=d, mount_point=mount),
+       "the secret is deleted")
+raises(hvac.exceptions.InvalidRequest, lambda: kv.undelete_secret_versions(path=d, versions=[1], mount_point=mount),
+       "undelete of another version than the deleted one is refused", "deleted at (2)")
+raises(hvac.exceptions.InvalidRequest, lambda: kv.destroy_secret_versions(path=d, versions=[1], mount_point=mount),
+       "destroy of a deleted secret's versions is refused", "undelete it first")
+kv.undelete_secret_versions(path=d, versions=["2"], mount_point=mount)
+raises(hvac.exceptions.InvalidRequest, lambda: kv.destroy_secret_versions(path=d, versions=[1, 2], mount_point=mount),
+       "destroy of the current version is refused", "current version (2)")
+r = kv.read_secret_version(path=d, version=1, mount_point=mount)
+check(r["data"]["data"]["value"] == "v1", "a refused destroy destroyed nothing")
+r = kv.destroy_secret_versions(path=d, versions=[1, 77], mount_point=mount)
+check(r.status_code == 204, "destroy_secret_versions of a previous version (an unknown one skipped)")
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=d, version=1, mount_point=mount),
+       "a destroyed version reads 404")
+md = kv.read_secret_metadata(path=d, mount_point=mount)["data"]
+check(md["versions"]["1"]["destroyed"] is True and md["versions"]["2"]["destroyed"] is False,
+      "read_secret_metadata shows the destroyed version")
+r = kv.delete_metadata_and_all_versions(path=d, mount_point=mount)
+check(r.status_code == 204, "delete_metadata_and_all_versions is 204")
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_metadata(path=d, mount_point=mount),
+       "no metadata after delete_metadata_and_all_versions")
+kv.undelete_secret_versions(path=d, versions=[2], mount_point=mount)
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=d, mount_point=mount),
+       "nothing to undelete after delete_metadata_and_all_versions")
+r = kv.delete_latest_version_of_secret(path="app/del/NEVER", mount_point=mount)
+check(r.status_code == 204, "delete of a path that holds nothing is 204, as Vault answers")
+
+m = "app/delmap"
+kv.create_or_update_secret(path=m, secret={"A": "1", "B": "2"}, mount_point=mount)
+kv.delete_latest_version_of_secret(path=m, mount_point=mount)
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=m, mount_point=mount),
+       "delete of a map deletes every secret of the env")
+raises(hvac.exceptions.InvalidRequest, lambda: kv.undelete_secret_versions(path=m, versions=[2], mount_point=mount),
+       "undelete of a map is refused", "name one secret")
+kv.undelete_secret_versions(path=m + "/A", versions=[1], mount_point=mount)
+r = kv.read_secret_version(path=m, mount_point=mount)
+check(r["data"]["data"] == {"A": "1"}, "a map's secrets are undeleted one by one")
+kv.delete_metadata_and_all_versions(path=m, mount_point=mount)
+raises(hvac.exceptions.InvalidPath, lambda: kv.list_secrets(path=m, mount_point=mount),
+       "delete_metadata_and_all_versions of a map empties the env")
+kv.undelete_secret_versions(path=m + "/B", versions=[1], mount_point=mount)
+raises(hvac.exceptions.InvalidPath, lambda: kv.read_secret_version(path=m + "/B", mount_point=mount),
+       "and purges its deleted secrets")
 print("hvac: ok")

@@ -4,7 +4,8 @@
  * Usage: VAULT_TOKEN=<owner token of the mount's org> node node_client.js URL MOUNT [CA_FILE]
  *
  * health, token lookup-self, KV v2 write and read of a map and of a secret (with check-and-set),
- * LIST as the LIST method and as ?list=1, a 404 and a 403. Prints one line per step and
+ * LIST as the LIST method and as ?list=1, a 404 and a 403, delete, undelete, destroy and delete of
+ * the metadata. Prints one line per step and
  * "node-vault: ok" at the end; exits 1 at the first unexpected answer. The test values are made up.
  */
 'use strict';
@@ -57,6 +58,22 @@ async function status(promise) {
     check(await status(vault.read(`${mount}/data/app/node/NOPE`)) === 404, 'an unknown secret is 404');
     const stranger = make({ token: `sxt_${'0'.repeat(32)}_${'A'.repeat(43)}` });
     check(await status(stranger.read(`${mount}/data/app/node`)) === 403, 'an unknown token is 403');
+
+    /* deletes: soft delete, undelete, destroy, metadata */
+    await vault.delete(`${mount}/data/app/node/B`);
+    check(await status(vault.read(`${mount}/data/app/node/B`)) === 404, 'delete of data/ hides the secret');
+    await vault.write(`${mount}/undelete/app/node/B`, { versions: [1] });
+    r = await vault.read(`${mount}/data/app/node/B`);
+    check(r.data.data.value === 'two words', 'undelete brings it back');
+    await vault.write(`${mount}/destroy/app/node/A`, { versions: [1] });
+    check(await status(vault.read(`${mount}/data/app/node/A?version=1`)) === 404, 'destroy of a previous version');
+    check(await status(vault.write(`${mount}/destroy/app/node/A`, { versions: [2] })) === 400,
+          'destroy of the current version is 400');
+    await vault.delete(`${mount}/metadata/app/node/A`);
+    l = await vault.list(`${mount}/metadata/app/node`);
+    check(JSON.stringify(l.data.keys) === JSON.stringify(['B']), 'delete of metadata/ removes the secret');
+    await vault.write(`${mount}/undelete/app/node/A`, { versions: [2] });
+    check(await status(vault.read(`${mount}/data/app/node/A`)) === 404, 'and leaves nothing to undelete');
     console.log('node-vault: ok');
 })().catch((e) => {
     console.log(`FAIL: ${e.stack || e}`);

@@ -257,9 +257,9 @@ static void errors_have_vaults_form_and_status_and_change_nothing(void)
     CHECK(verr(&srv, "GET", "/v1/nothing-here", t, NULL, NULL, 404, NULL));
     CHECK(verr(&srv, "GET", "/v1/sys/internal/ui/mounts", t, NULL, NULL, 404, NULL));
     sx_resp r;
-    CHECK_INT(vreq(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev", t, NULL, NULL, &r), 405);
+    CHECK_INT(vreq(&srv, SX_H1, "POST", "/v1/secret/metadata/app/dev", t, J, "{}", &r), 405);
     char allow[128] = "";
-    CHECK(sx_resp_header(&r, "allow", allow, sizeof(allow)) && strstr(allow, "PATCH"));
+    CHECK(sx_resp_header(&r, "allow", allow, sizeof(allow)) && strstr(allow, "DELETE") && strstr(allow, "LIST"));
     CHECK(vault_error(&r, 405, "method"));
     sx_resp_free(&r);
 
@@ -306,20 +306,42 @@ static void errors_have_vaults_form_and_status_and_change_nothing(void)
     stop(&srv);
 }
 
+/* A token of each role for the whole of acme, one scoped to acme/app/prod with role prod_role, and
+ * an owner of beta. */
+typedef struct role_tokens {
+    char *owner, *editor, *viewer, *service, *prod_only, *other_org;
+} role_tokens;
+
+static bool mint_roles(sx_srv *srv, const char *prod_role, role_tokens *ret)
+{
+    ret->owner = sx_srv_mint_token(srv, "acme", NULL, NULL, "owner", NULL);
+    ret->editor = sx_srv_mint_token(srv, "acme", NULL, NULL, "editor", NULL);
+    ret->viewer = sx_srv_mint_token(srv, "acme", NULL, NULL, "viewer", NULL);
+    ret->service = sx_srv_mint_token(srv, "acme", NULL, NULL, "service", NULL);
+    ret->prod_only = sx_srv_mint_token(srv, "acme", "app", "prod", prod_role, NULL);
+    ret->other_org = sx_srv_mint_token(srv, "beta", NULL, NULL, "owner", NULL);
+    return ret->owner && ret->editor && ret->viewer && ret->service && ret->prod_only && ret->other_org;
+}
+
+static void free_roles(role_tokens *t)
+{
+    char *all[] = {t->owner, t->editor, t->viewer, t->service, t->prod_only, t->other_org};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        free(all[i]);
+}
+
 /* ---- permissions --------------------------------------------------------------------------------- */
 
 static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
 {
     sx_srv srv;
     REQUIRE(start(&srv, MOUNTS));
-    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
-    char *editor = sx_srv_mint_token(&srv, "acme", NULL, NULL, "editor", NULL);
-    char *viewer = sx_srv_mint_token(&srv, "acme", NULL, NULL, "viewer", NULL);
-    char *service = sx_srv_mint_token(&srv, "acme", NULL, NULL, "service", NULL);
+    role_tokens rt;
+    REQUIRE(mint_roles(&srv, "service", &rt));
     char *app_only = sx_srv_mint_token(&srv, "acme", "app", NULL, "owner", NULL);
-    char *prod_only = sx_srv_mint_token(&srv, "acme", "app", "prod", "service", NULL);
-    char *other_org = sx_srv_mint_token(&srv, "beta", NULL, NULL, "owner", NULL);
-    REQUIRE(owner && editor && viewer && service && app_only && prod_only && other_org);
+    REQUIRE(app_only);
+    const char *owner = rt.owner, *editor = rt.editor, *viewer = rt.viewer, *service = rt.service,
+               *prod_only = rt.prod_only, *other_org = rt.other_org;
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/dev", owner, "{\"data\":{\"A\":\"1\",\"T1\":\"t\"}}"), 200);
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/prod", owner, "{\"data\":{\"P\":\"p\"}}"), 200);
     CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/web/dev", owner, "{\"data\":{\"W\":\"w\"}}"), 200);
@@ -387,9 +409,8 @@ static void each_role_and_scope_gets_what_our_own_routes_give_it(void)
     /* what the refused writes left: the owner's values only */
     CHECK_STR(read_value(&srv, "secret", "app/dev/A", owner), "2");
     CHECK_STR(read_value(&srv, "secret", "app/dev/NEW", owner), "n");
-    char *tokens[] = {owner, editor, viewer, service, app_only, prod_only, other_org};
-    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
-        free(tokens[i]);
+    free(app_only);
+    free_roles(&rt);
     stop(&srv);
 }
 
@@ -426,6 +447,292 @@ static void list_levels_name_every_project_and_env_once(void)
     CHECK(verr(&srv, "LIST", "/v1/secret/metadata/b", t, NULL, NULL, 404, NULL));
     CHECK(verr(&srv, "LIST", "/v1/acme2/metadata/", t, NULL, NULL, 403, "permission denied"));
     free(t);
+    stop(&srv);
+}
+
+/* ---- deletes ------------------------------------------------------------------------------------- */
+
+/* Our own API's answer to GET path with token (Authorization: Bearer): its body, "#N" when not 200. */
+static char *api_get(const sx_srv *srv, const char *token, const char *path)
+{
+    char auth[160];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *h[] = {auth, NULL};
+    sx_resp r;
+    char *out = NULL;
+    if (sx_srv_request(srv, SX_H1, "GET", path, h, NULL, 0, &r) == 0)
+        out = r.status == 200 ? strdup(r.body) : NULL;
+    if (!out) {
+        out = malloc(16);
+        snprintf(out, 16, "#%ld", r.status);
+    }
+    sx_resp_free(&r);
+    return out;
+}
+
+/* Does our own list of the deleted secrets of acme/app/{env} name name? */
+static bool deleted_has(const sx_srv *srv, const char *token, const char *env, const char *name)
+{
+    char path[128], needle[300];
+    snprintf(path, sizeof(path), "/acme/app/envs/%s/deleted-secrets", env);
+    snprintf(needle, sizeof(needle), "\"name\":\"%s\"", name);
+    char *body = api_get(srv, token, path);
+    bool has = strstr(body, needle) != NULL;
+    free(body);
+    return has;
+}
+
+/* The current version of acme/app/dev/{name} by our own versions list (newest first), 0 when none. */
+static unsigned current_version(const sx_srv *srv, const char *token, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/acme/app/envs/dev/secrets/%s/versions", name);
+    char *body = api_get(srv, token, path);
+    const char *v = strstr(body, "\"version\":");
+    unsigned n = v ? (unsigned)strtoul(v + 10, NULL, 10) : 0;
+    free(body);
+    return n;
+}
+
+/* A 204 with no body, over proto. */
+static bool no_content(const sx_srv *srv, sx_proto proto, const char *method, const char *path, const char *token,
+                       const char *body)
+{
+    sx_resp r;
+    long st = vreq(srv, proto, method, path, token, body ? "application/json" : NULL, body, &r);
+    bool ok = st == 204 && r.body_len == 0;
+    if (!ok)
+        fprintf(stderr, "%s %s: expected 204 and no body, got %ld: %s\n", method, path, st, r.body);
+    sx_resp_free(&r);
+    return ok;
+}
+
+static void deletes_map_onto_deleted_secrets_restore_destroy_and_purge(void)
+{
+    sx_srv srv;
+    REQUIRE(start(&srv, MOUNTS));
+    char *t = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(t);
+    const char *J = "application/json";
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "one"), 200);
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "two"), 200);
+
+    /* DELETE data/ is our soft delete: listed in the deleted secrets, read as Vault's 404 of a
+     * deleted version, restored by undelete with every version */
+    CHECK(no_content(&srv, SX_H2C, "DELETE", "/v1/secret/data/app/dev/S", t, NULL));
+    CHECK(deleted_has(&srv, t, "dev", "S"));
+    sx_resp r;
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, &r), 404);
+    static const char *const dt[] = {"data", "metadata", "deletion_time", NULL}, *const ver[] = {"data", "metadata",
+                                                                                                 "version", NULL};
+    CHECK(strlen(jpath(&r, dt)) == 24 && jpath(&r, dt)[23] == 'Z');
+    CHECK_STR(jpath(&r, ver), "2");
+    CHECK(strstr(r.body, "\"data\":{\"data\":null,") != NULL && strstr(r.body, "two") == NULL);
+    sx_resp_free(&r);
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/data/app/dev/S?version=2", t, NULL, NULL, &r), 404);
+    CHECK_STR(jpath(&r, ver), "2");
+    sx_resp_free(&r);
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S?version=1", t, NULL, NULL, 404, NULL));
+    /* its metadata: the versions it keeps, each deleted with it */
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, &r), 200);
+    static const char *const cur[] = {"data", "current_version", NULL},
+                             *const dt1[] = {"data", "versions", "1", "deletion_time", NULL},
+                             *const dt2[] = {"data", "versions", "2", "deletion_time", NULL},
+                             *const upd[] = {"data", "updated_time", NULL};
+    CHECK_STR(jpath(&r, cur), "2");
+    char when[64];
+    snprintf(when, sizeof(when), "%s", jpath(&r, dt2));
+    CHECK(strlen(when) == 24);
+    CHECK_STR(jpath(&r, dt1), when);
+    CHECK_STR(jpath(&r, upd), when);
+    sx_resp_free(&r);
+    CHECK(no_content(&srv, SX_H1TLS, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":\"1,2\"}"));
+    CHECK(!deleted_has(&srv, t, "dev", "S"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "two");
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=1", t), "one");
+    CHECK_INT(vreq(&srv, SX_H1, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, &r), 200);
+    CHECK_STR(jpath(&r, dt1), "");
+    CHECK_STR(jpath(&r, dt2), "");
+    sx_resp_free(&r);
+
+    /* a name written again after the delete: undelete is refused, nothing changes */
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/dev/S", t, "{\"versions\":[2]}"));
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "three"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/S", t, J, "{\"versions\":[2]}", 400, "exists again"));
+    CHECK(deleted_has(&srv, t, "dev", "S"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "three");
+    /* undelete of the live secret's own versions: nothing deleted, nothing done */
+    CHECK(no_content(&srv, SX_H1, "PUT", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[3]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S", t), "three");
+
+    /* destroy: previous versions only, refused before anything is destroyed when the current one
+     * is listed; unknown versions skipped */
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "four"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/dev/S", t, J, "{\"versions\":[3,4]}", 400, "current version (4)"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=3", t), "three");
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/S", t, "{\"versions\":[3,1000]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/S?version=3", t), "#404");
+    char *versions = api_get(&srv, t, "/acme/app/envs/dev/secrets/S/versions");
+    CHECK(strstr(versions, "\"version\":3,\"createdAt\"") && strstr(versions, "\"state\":\"destroyed\""));
+    free(versions);
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/S", t, "{\"versions\":[3]}"));
+
+    /* DELETE metadata/: the live secret and its deleted copy are both gone for good */
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/dev/S", t, NULL));
+    CHECK(!deleted_has(&srv, t, "dev", "S"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[4]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/metadata/app/dev/S", t, NULL, NULL, 404, NULL));
+    /* nothing at a path: 204, as Vault answers */
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/NONE", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/dev/NONE", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/destroy/app/dev/NONE", t, "{\"versions\":[1]}"));
+
+    /* a map: DELETE data/ deletes each secret (each restorable), delete/ needs the map's version,
+     * undelete and destroy are a secret's; DELETE metadata/ purges the env, deleted secrets too */
+    CHECK_INT(vstatus(&srv, "POST", "/v1/secret/data/app/map", t, "{\"data\":{\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}}"),
+              200);
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/map", t, J, "{\"versions\":[1]}", 400, "current version (3)"));
+    CHECK_STR(read_value(&srv, "secret", "app/map/A", t), "1");
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/map", t, J, "{\"versions\":[3]}", 400, "name one secret"));
+    CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/map", t, J, "{\"versions\":[3]}", 400, "name one secret"));
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/map/C", t, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/map", t, "{\"versions\":[2]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/map", t, NULL, NULL, 404, NULL));
+    CHECK(deleted_has(&srv, t, "map", "A") && deleted_has(&srv, t, "map", "B") && deleted_has(&srv, t, "map", "C"));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/map/B", t, "{\"versions\":[1]}"));
+    CHECK_STR(read_value(&srv, "secret", "app/map/B", t), "2");
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/metadata/app/map", t, NULL));
+    char *left = api_get(&srv, t, "/acme/app/envs/map/deleted-secrets");
+    CHECK_STR(left, "[]");
+    free(left);
+    CHECK(verr(&srv, "LIST", "/v1/secret/metadata/app/map", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/delete/app/map", t, "{\"versions\":[1]}"));
+
+    /* bodies and paths: Vault's 400, nothing changed */
+    CHECK_INT(write_value(&srv, "secret", "app/dev/K", t, "k"), 200);
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[]}", 400, "no version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{}", 400, "\"versions\" is required"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, NULL, NULL, 400, "JSON"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[0]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[-1]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1.5]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[null]}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"1,,2\"}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"1,\"}", 400, "version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":\"\"}", 400, "no version number"));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[[1]]}", 400, "\"versions\""));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":{\"a\":1}}", 400, "\"versions\""));
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, "{\"versions\":[1],\"x\":1}", 400, "unknown"));
+    CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/K", t, J, "{\"versions\":[4294967296]}", 400, "version"));
+    char many[8192];
+    size_t mn = (size_t)snprintf(many, sizeof(many), "{\"versions\":[");
+    for (int i = 1; i <= 1001; i++)
+        mn += (size_t)snprintf(many + mn, sizeof(many) - mn, "%s%d", i > 1 ? "," : "", i);
+    snprintf(many + mn, sizeof(many) - mn, "]}");
+    CHECK(verr(&srv, "POST", "/v1/secret/delete/app/dev/K", t, J, many, 400, "more than 1000 versions"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app", t, NULL, NULL, 400, "PROJECT/ENV"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/metadata/", t, NULL, NULL, 400, "PROJECT/ENV"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/dev/K/x", t, NULL, NULL, 404, NULL));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/%2e%2e/K", t, NULL, NULL, 400, "[A-Za-z0-9._-]"));
+    CHECK(verr(&srv, "GET", "/v1/secret/destroy/app/dev/K", t, NULL, NULL, 405, "method"));
+    CHECK(verr(&srv, "DELETE", "/v1/secret/data/app/dev/K", NULL, NULL, NULL, 403, "permission denied"));
+    CHECK_STR(read_value(&srv, "secret", "app/dev/K", t), "k");
+
+    /* the audit lines name the Vault routes */
+    char *audit = sx_test_path(srv.dir, "audit.log");
+    static const char *const actions[] = {"vault.delete\"", "vault.delete_versions\"", "vault.undelete\"",
+                                          "vault.destroy\"", "vault.delete_metadata\""};
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        CHECK(sx_test_file_wait(audit, actions[i], 5000));
+    free(audit);
+    free(t);
+    stop(&srv);
+
+    /* [secrets] recovery_window = 0: a delete destroys at once, undelete finds nothing */
+    REQUIRE(start(&srv, MOUNTS "[secrets]\nrecovery_window = 0\n"));
+    t = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(t);
+    CHECK_INT(write_value(&srv, "secret", "app/dev/S", t, "one"), 200);
+    CHECK(no_content(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/S", t, NULL));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    CHECK(no_content(&srv, SX_H1, "POST", "/v1/secret/undelete/app/dev/S", t, "{\"versions\":[1]}"));
+    CHECK(verr(&srv, "GET", "/v1/secret/data/app/dev/S", t, NULL, NULL, 404, NULL));
+    free(t);
+    stop(&srv);
+}
+
+/* Each delete needs what our own route for the same change needs: DELETE data/ and delete/ our
+ * DELETE's secrets:write, undelete our restore's and destroy our version destroy's
+ * secrets:set-value, DELETE metadata/ both; refused before the body is read, and nothing changes. */
+static void each_role_and_scope_gets_the_deletes_our_own_routes_give_it(void)
+{
+    sx_srv srv;
+    REQUIRE(start(&srv, MOUNTS));
+    role_tokens rt;
+    REQUIRE(mint_roles(&srv, "owner", &rt));
+    const char *owner = rt.owner, *editor = rt.editor, *viewer = rt.viewer, *service = rt.service,
+               *prod_only = rt.prod_only, *other_org = rt.other_org;
+    struct {
+        const char *role;
+        const char *token;
+        long del, del_versions, undelete, destroy, metadata;
+    } roles[] = {
+        {"viewer", viewer, 403, 403, 403, 403, 403},       {"service", service, 403, 403, 403, 403, 403},
+        {"editor", editor, 204, 204, 403, 403, 403},       {"prod-only", prod_only, 403, 403, 403, 403, 403},
+        {"other-org", other_org, 403, 403, 403, 403, 403}, {"owner", owner, 204, 204, 204, 204, 204},
+    };
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        fprintf(stderr, "role %s\n", roles[i].role);
+        const char *tk = roles[i].token;
+        /* two versions of D1 and D2, one deleted copy of U */
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D1", owner, "a"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D1", owner, "b"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D2", owner, "a"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/D2", owner, "b"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/U", owner, "u"), 200);
+        CHECK_INT(vstatus(&srv, "DELETE", "/v1/secret/data/app/dev/U", owner, NULL), 204);
+        sx_resp r;
+        long st = vreq(&srv, SX_H1, "DELETE", "/v1/secret/data/app/dev/D1", tk, NULL, NULL, &r);
+        CHECK_INT(st, roles[i].del);
+        if (st == 403)
+            CHECK(vault_error(&r, 403, "permission denied"));
+        sx_resp_free(&r);
+        /* version numbers go on across the rounds (a purge keeps a name's counter) */
+        char ver[32];
+        snprintf(ver, sizeof(ver), "{\"versions\":[%u]}", current_version(&srv, owner, "D2"));
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/delete/app/dev/D2", tk, ver), roles[i].del_versions);
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/undelete/app/dev/U", tk, "{\"versions\":[1,2,3,4,5,6,7,8]}"),
+                  roles[i].undelete);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/X", owner, "x1"), 200);
+        CHECK_INT(write_value(&srv, "secret", "app/dev/X", owner, "x2"), 200);
+        unsigned cur = current_version(&srv, owner, "X");
+        snprintf(ver, sizeof(ver), "{\"versions\":[%u]}", cur - 1);
+        CHECK_INT(vstatus(&srv, "POST", "/v1/secret/destroy/app/dev/X", tk, ver), roles[i].destroy);
+        CHECK_INT(vstatus(&srv, "DELETE", "/v1/secret/metadata/app/dev/X", tk, NULL), roles[i].metadata);
+        /* a 403 comes before the body is read, and whether or not the name exists */
+        if (roles[i].undelete == 403) {
+            CHECK(verr(&srv, "POST", "/v1/secret/undelete/app/dev/U", tk, "application/json", "{\"versions\":[]}", 403,
+                       "permission denied"));
+            CHECK(verr(&srv, "POST", "/v1/secret/destroy/app/dev/NOPE", tk, "application/json", "nonsense", 403,
+                       "permission denied"));
+        }
+        /* what each refusal left */
+        CHECK_STR(read_value(&srv, "secret", "app/dev/D1", owner), roles[i].del == 204 ? "#404" : "b");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/D2", owner), roles[i].del_versions == 204 ? "#404" : "b");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/U", owner), roles[i].undelete == 204 ? "u" : "#404");
+        char path[64];
+        snprintf(path, sizeof(path), "app/dev/X?version=%u", cur - 1);
+        CHECK_STR(read_value(&srv, "secret", path, owner), roles[i].metadata == 204 ? "#404" : "x1");
+        CHECK_STR(read_value(&srv, "secret", "app/dev/X", owner), roles[i].metadata == 204 ? "#404" : "x2");
+        /* clean up for the next role */
+        static const char *const names[] = {"D1", "D2", "U", "X"};
+        for (size_t k = 0; k < 4; k++) {
+            snprintf(path, sizeof(path), "/v1/secret/metadata/app/dev/%s", names[k]);
+            CHECK_INT(vstatus(&srv, "DELETE", path, owner, NULL), 204);
+        }
+    }
+    free_roles(&rt);
     stop(&srv);
 }
 
@@ -600,6 +907,10 @@ int main(int argc, char **argv)
          errors_have_vaults_form_and_status_and_change_nothing},
         {"each_role_and_scope_gets_what_our_own_routes_give_it", each_role_and_scope_gets_what_our_own_routes_give_it},
         {"list_levels_name_every_project_and_env_once", list_levels_name_every_project_and_env_once},
+        {"deletes_map_onto_deleted_secrets_restore_destroy_and_purge",
+         deletes_map_onto_deleted_secrets_restore_destroy_and_purge},
+        {"each_role_and_scope_gets_the_deletes_our_own_routes_give_it",
+         each_role_and_scope_gets_the_deletes_our_own_routes_give_it},
         {"disabled_vault_answers_404_in_our_form_and_our_routes_work",
          disabled_vault_answers_404_in_our_form_and_our_routes_work},
         {"mounts_alias_orgs_and_both_surfaces_share_the_secrets",
