@@ -175,8 +175,13 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline, int *ret_er
 
 static int connect_tcp(ctl_wire *w, int64_t deadline, ctl_wire_resp *r)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG}, *res = NULL;
+    /* An address literal needs no resolver: no NSS modules, no netlink query for AI_ADDRCONFIG. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST}, *res = NULL;
     int rc = getaddrinfo(w->t.host, w->t.port, &hints, &res);
+    if (rc == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+        rc = getaddrinfo(w->t.host, w->t.port, &hints, &res);
+    }
     if (rc != 0) {
         ctl_wire_fail(r, CTL_WIRE_RESOLVE, "cannot resolve \"%s\": %s", w->t.host, gai_strerror(rc));
         return -1;
@@ -215,6 +220,9 @@ static int load_cas(SSL_CTX *ctx, const char *cacert)
 static int start_tls(ctl_wire *w, int64_t deadline, ctl_wire_resp *r)
 {
     if (!w->ctx) {
+        /* secretsctl sets its own TLS policy below; the system's openssl.cnf is not read (it
+         * costs a file parse at every start and changes nothing of it on Debian). */
+        OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
         SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
         if (!ctx) {
             ctl_wire_fail(r, CTL_WIRE_NOMEM, "cannot set up TLS");
