@@ -50,8 +50,8 @@ int ctl_request(const ctl *c, const char *method, const char *path, const char *
     *ret_status = r.status;
     /* The buffer changes hands: callers free it with free() (admin answers may hold tokens or
      * secrets being created; they are not wiped, as before). */
-    ret_body->data = r.body;
-    ret_body->len = r.len;
+    ret_body->data = r.body.data;
+    ret_body->len = r.body.len;
     return 0;
 }
 

@@ -275,8 +275,8 @@ int ctl_api_call(ctl_api *a, const char *method, const char *path, const char *b
     int rc = ctl_wire_request(a->w, method, full, hdrs, n, body, body ? strlen(body) : 0, CTL_RESPONSE_MAX, &wr);
     free(full);
     ret->status = wr.status;
-    ret->body = wr.body; /* the answer changes hands: wiped by ctl_api_resp_free */
-    ret->len = wr.len;
+    ret->body = wr.body.data; /* the answer changes hands: wiped by ctl_api_resp_free */
+    ret->len = wr.body.len;
     snprintf(ret->etag, sizeof(ret->etag), "%s", wr.etag);
     ret->err = wr.err;
     snprintf(ret->error, sizeof(ret->error), "%s", wr.error);

@@ -19,7 +19,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,42 +72,21 @@ static int wait_fd(int fd, bool in, int64_t deadline)
 
 bool ctl_wire_body_add(ctl_wire_resp *r, const void *p, size_t n, size_t max)
 {
-    if (n > max || r->len > max - n) {
+    if (n > max || r->body.len > max - n) {
         ctl_wire_fail(r, CTL_WIRE_TOO_BIG, "the answer's body is over %zu bytes", max);
         return false;
     }
-    if (r->len + n + 1 > r->cap) {
-        /* Grow by hand, so no copy of a value is left behind in freed memory by realloc. */
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *nb = malloc(cap);
-        if (!nb) {
-            ctl_wire_fail(r, CTL_WIRE_NOMEM, "out of memory");
-            return false;
-        }
-        if (r->body) {
-            memcpy(nb, r->body, r->len);
-            sodium_memzero(r->body, r->cap);
-            free(r->body);
-        }
-        r->body = nb;
-        r->cap = cap;
+    ctl_text_add(&r->body, p, n);
+    if (r->body.failed) {
+        ctl_wire_fail(r, CTL_WIRE_NOMEM, "out of memory");
+        return false;
     }
-    memcpy(r->body + r->len, p, n);
-    r->len += n;
-    r->body[r->len] = '\0';
     return true;
 }
 
 void ctl_wire_resp_free(ctl_wire_resp *r)
 {
-    if (r->body) {
-        sodium_memzero(r->body, r->cap ? r->cap : r->len + 1);
-        free(r->body);
-    }
-    r->body = NULL;
-    r->len = r->cap = 0;
+    ctl_text_free(&r->body);
 }
 
 /* ---- connecting ---------------------------------------------------------------------------------- */
@@ -475,10 +453,9 @@ int ctl_wire_request(ctl_wire *w, const char *method, const char *path, const ct
         ctl_wire_resp_free(ret);
         memset(ret, 0, sizeof(*ret));
     }
-    if (!ret->body) {
-        ret->body = calloc(1, 1);
-        ret->cap = ret->body ? 1 : 0;
-        if (!ret->body)
+    if (!ret->body.data) {
+        ctl_text_add(&ret->body, "", 0);
+        if (ret->body.failed)
             ctl_wire_fail(ret, CTL_WIRE_NOMEM, "out of memory");
     }
     if (ret->err != CTL_WIRE_OK) {

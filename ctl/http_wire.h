@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ctl/text.h"
+
 /* Why no answer came. */
 typedef enum ctl_wire_err {
     CTL_WIRE_OK = 0,
@@ -67,10 +69,8 @@ typedef struct ctl_wire_header {
 /* An answer, or why none came. */
 typedef struct ctl_wire_resp {
     ctl_wire_err err;
-    int status; /* 0 when no answer came */
-    char *body; /* NUL-terminated, malloc'd (wiped by ctl_wire_resp_free), never NULL after a request */
-    size_t len;
-    size_t cap;
+    int status;                   /* 0 when no answer came */
+    ctl_text body;                /* wiped by ctl_wire_resp_free; body.data is never NULL after a request */
     char etag[CTL_WIRE_ETAG_MAX]; /* "" when none came or it was too long */
     int peer_uid;                 /* CTL_WIRE_PEER: the uid serving the socket, -1 unknown */
     char error[CTL_WIRE_ERROR_MAX];

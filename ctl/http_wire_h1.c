@@ -228,7 +228,7 @@ static int read_chunked(ctl_wire *w, ctl_wire_resp *r, size_t max, bool *got_any
             ctl_wire_fail(r, CTL_WIRE_MALFORMED, "the answer holds an invalid chunk size");
             return -1;
         }
-        if (size > max - r->len) {
+        if (size > max - r->body.len) {
             ctl_wire_fail(r, CTL_WIRE_TOO_BIG, "the answer's body is over %zu bytes", max);
             return -1;
         }
