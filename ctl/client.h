@@ -28,8 +28,7 @@ typedef struct buf {
 
 /* Perform method path (with an optional JSON body) over the admin socket. On success (an HTTP
  * answer came back, any status) returns 0, *ret_status is the status and *ret_body the answer
- * (free ret_body->data with free()). Prints why to stderr and returns a negative errno otherwise.
- * Needs curl_global_init() done (main() does it). */
+ * (free ret_body->data with free()). Prints why to stderr and returns a negative errno otherwise. */
 int ctl_request(const ctl *c, const char *method, const char *path, const char *body, long *ret_status, buf *ret_body);
 
 /* Print the server's error answer ({"error": ..., "code": ...}) to stderr. */

@@ -3,12 +3,11 @@
  *
  *   secretsctl [--config FILE | --socket PATH] [--json] COMMAND [ARGS]
  *
- * It talks HTTP to a running secretsd over the Unix admin socket (client.c: libcurl with
- * CURLOPT_UNIX_SOCKET_PATH). The socket's file mode (0600, owned by the server's user) is the only
- * gate on the admin API, so secretsctl has to run as that user; it talks only to a server that runs
- * as its own user or root (checked with SO_PEERCRED before anything is sent). Human-readable output goes to
- * stdout, diagnostics to stderr; --json prints the server's JSON answer unchanged for scripts.
- * Exit status: 0 success, 1 the server answered with an error or could not be reached, 2 usage.
+ * It talks HTTP to a running secretsd over the Unix admin socket (client.c, over http_wire.h). The socket's file mode
+ * (0600, owned by the server's user) is the only gate on the admin API, so secretsctl has to run as that user; it talks
+ * only to a server that runs as its own user or root (checked with SO_PEERCRED before anything is sent). Human-readable
+ * output goes to stdout, diagnostics to stderr; --json prints the server's JSON answer unchanged for scripts. Exit
+ * status: 0 success, 1 the server answered with an error or could not be reached, 2 usage.
  *
  * The client commands (secret, export, run) are HTTP clients of the API instead, at SECRETSD_ADDR
  * with an API token (http_client.h); they need no admin socket and have two more exit statuses (3
@@ -17,7 +16,6 @@
  * This file is main(): the global options, the socket named by --socket or by [server]
  * admin_socket of --config, and the table of commands (ctl.h) it dispatches to.
  */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -137,7 +135,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "secretsctl: libsodium cannot be initialised\n");
         return 1;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     int status = 2;
     if (cmd) {
         status = cmd->run(&c, argc - optind, argv + optind);
@@ -145,7 +142,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "secretsctl: unknown command \"%s\"\n", argv[optind]);
         usage(stderr);
     }
-    curl_global_cleanup();
     free(c.socket_path);
     return status;
 }

@@ -150,12 +150,12 @@ static int fetch_values(ctl_api *a, const run_opts *ro, const char *if_none_matc
     ctl_api_resp r;
     ctl_api_call(a, "GET", path, NULL, if_none_match, &r);
     *ret_unchanged = false;
-    if (r.curl == CURLE_OK && r.status == 304 && if_none_match) {
+    if (r.err == CTL_WIRE_OK && r.status == 304 && if_none_match) {
         *ret_unchanged = true;
         ctl_api_resp_free(&r);
         return CTL_EXIT_OK;
     }
-    if (r.curl == CURLE_OK && r.status == 200) {
+    if (r.err == CTL_WIRE_OK && r.status == 200) {
         memset(ret, 0, sizeof(*ret));
         ctl_text_add(&ret->json, r.body, r.len);
         snprintf(ret->etag, sizeof(ret->etag), "%s", r.etag);
@@ -179,8 +179,8 @@ static int fetch_values(ctl_api *a, const run_opts *ro, const char *if_none_matc
         return code == CTL_EXIT_OK ? CTL_EXIT_FAIL : code;
     }
     /* The server cannot be reached: the snapshot stands in, if it is good and young enough. */
-    char why[CURL_ERROR_SIZE + 32];
-    if (r.curl != CURLE_OK)
+    char why[CTL_API_ERROR_MAX + 32];
+    if (r.err != CTL_WIRE_OK)
         snprintf(why, sizeof(why), "%s", r.error);
     else
         snprintf(why, sizeof(why), "it answered %ld", r.status);
@@ -615,7 +615,6 @@ int ctl_cmd_run(const ctl *c, int argc, char **argv)
          * become CMD. */
         ctl_text_free(&cur.json);
         ctl_api_close(&a);
-        curl_global_cleanup();
         fflush(NULL);
         execvpe(ro.cmd[0], ro.cmd, envp);
         int err = errno;

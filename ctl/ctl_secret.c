@@ -219,7 +219,7 @@ static int create_secret(ctl_api *a, const char *prefix, const char *name, const
     char what[CTL_NAME_MAX + 32];
     snprintf(what, sizeof(what), "creating secret \"%s\"", name);
     /* 409: created meanwhile by someone else; the value goes to it. */
-    int code = r.curl == CURLE_OK && r.status == 409 ? CTL_EXIT_OK : ctl_api_report(a, &r, what);
+    int code = r.err == CTL_WIRE_OK && r.status == 409 ? CTL_EXIT_OK : ctl_api_report(a, &r, what);
     ctl_api_resp_free(&r);
     ctl_text_free(&body);
     return code;
@@ -262,7 +262,7 @@ static int secret_set(ctl_api *a, const ctl_api_opts *o, const char *prefix, con
     ctl_api_resp r;
     ctl_api_call(a, "PUT", path, body.data, NULL, &r);
     bool created = false;
-    if (r.curl == CURLE_OK && r.status == 404) {
+    if (r.err == CTL_WIRE_OK && r.status == 404) {
         ctl_api_resp_free(&r);
         int code = create_secret(a, prefix, name, description);
         if (code != CTL_EXIT_OK) {

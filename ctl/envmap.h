@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ctl/text.h"
+
 typedef struct ctl_var {
     char *name;  /* malloc'd, NUL-terminated; the prefix included after ctl_envmap_select() */
     char *value; /* malloc'd, NUL-terminated (a value may also hold NUL bytes: value_len counts them) */
@@ -26,15 +28,6 @@ typedef struct ctl_envmap {
     size_t n, cap;
 } ctl_envmap;
 
-/* A growing text whose buffer is wiped when it grows or is freed. */
-typedef struct ctl_text {
-    char *data; /* NUL-terminated once anything was appended */
-    size_t len, cap;
-    bool failed; /* out of memory: the text is incomplete */
-} ctl_text;
-
-void ctl_text_add(ctl_text *t, const char *p, size_t n);
-void ctl_text_free(ctl_text *t);
 /* Append n bytes of v as a JSON string: quotes, backslashes and control characters escaped,
  * other bytes (UTF-8) as they are. */
 void ctl_text_add_json_string(ctl_text *t, const char *v, size_t n);

@@ -1,12 +1,12 @@
 /*
  * http_client.c - secretsctl's client of the HTTP API (see http_client.h): the settings from the
- * environment, one libcurl easy handle whose connection is kept between requests (run --watch
- * polls on it), answers collected into buffers that are wiped when freed, and the mapping of
- * answers to exit statuses and messages.
+ * environment, one connection (http_wire.h) kept between requests (run --watch polls on it),
+ * answers collected into buffers that are wiped when freed, and the mapping of answers to exit
+ * statuses and messages.
  *
  * http:// speaks HTTP/2 with prior knowledge (h2c) unless --http1.1; https:// offers h2 and
  * http/1.1 over ALPN and verifies the server's certificate and name, against SECRETSD_CACERT when
- * it is set.
+ * it is set. SECRETSD_ADDR may carry a path (a gateway's prefix), put before every request's.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
@@ -95,13 +94,55 @@ static bool token_ok(const char *t)
     return true;
 }
 
-/* Sockets are opened close-on-exec: `run --watch` forks children that must not inherit them. */
-static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+/* Split SECRETSD_ADDR (scheme://host[:port][/path]) into where to connect. false after printing
+ * why. The strings go into t (host, port, authority) as copies into buf. */
+static bool parse_addr(const char *addr, bool https, char *buf, size_t cap, ctl_wire_target *t, const char **ret_path)
 {
-    (void)clientp;
-    (void)purpose;
-    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-    return fd < 0 ? CURL_SOCKET_BAD : fd;
+    const char *auth = addr + (https ? 8 : 7);
+    size_t alen = strcspn(auth, "/");
+    const char *path = auth + alen;
+    if (alen == 0 || alen >= cap / 3 || memchr(auth, '@', alen) || strpbrk(path, "?#") || memchr(auth, '?', alen) ||
+        memchr(auth, '#', alen)) {
+        fprintf(stderr, "secretsctl: SECRETSD_ADDR \"%s\" is not http(s)://HOST[:PORT][/PATH]\n", addr);
+        return false;
+    }
+    char *host = buf, *port = buf + cap / 3, *authority = buf + 2 * (cap / 3);
+    memcpy(authority, auth, alen);
+    authority[alen] = '\0';
+    const char *hs = auth, *he, *rest;
+    if (*auth == '[') {
+        const char *rb = memchr(auth, ']', alen);
+        if (!rb) {
+            fprintf(stderr, "secretsctl: SECRETSD_ADDR \"%s\": an IPv6 address needs a closing ]\n", addr);
+            return false;
+        }
+        hs = auth + 1;
+        he = rb;
+        rest = rb + 1;
+    } else {
+        he = memchr(auth, ':', alen);
+        if (!he)
+            he = auth + alen;
+        rest = he;
+    }
+    bool port_ok = rest == auth + alen || (*rest == ':' && rest + 1 < auth + alen);
+    for (const char *c = rest + 1; port_ok && rest != auth + alen && c < auth + alen; c++)
+        port_ok = *c >= '0' && *c <= '9' && c - rest <= 5;
+    if (he == hs || !port_ok) {
+        fprintf(stderr, "secretsctl: SECRETSD_ADDR \"%s\" is not http(s)://HOST[:PORT][/PATH]\n", addr);
+        return false;
+    }
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    if (rest == auth + alen)
+        strcpy(port, https ? "443" : "80");
+    else
+        snprintf(port, cap / 3, "%.*s", (int)(auth + alen - rest - 1), rest + 1);
+    t->host = host;
+    t->port = port;
+    t->authority = authority;
+    *ret_path = path;
+    return true;
 }
 
 int ctl_api_open(ctl_api *a, const ctl_api_opts *o)
@@ -122,8 +163,8 @@ int ctl_api_open(ctl_api *a, const ctl_api_opts *o)
     while (alen > 0 && addr[alen - 1] == '/')
         alen--;
     a->base = strndup(addr, alen);
-    /* "Authorization: Bearer " + token: the token is read straight into its slot, never copied. */
-    static const char prefix[] = "Authorization: Bearer ";
+    /* "Bearer " + token: the token is read straight into its slot, never copied. */
+    static const char prefix[] = "Bearer ";
     a->auth = sodium_malloc(sizeof(prefix) + CTL_TOKEN_MAX);
     if (!a->base || !a->auth) {
         fprintf(stderr, "secretsctl: out of memory\n");
@@ -132,48 +173,47 @@ int ctl_api_open(ctl_api *a, const ctl_api_opts *o)
     }
     memcpy(a->auth, prefix, sizeof(prefix));
     a->token = a->auth + sizeof(prefix) - 1;
+    ctl_wire_target t = {.tls = a->https,
+                         .http11 = o->http11,
+                         .connect_timeout_ms = CTL_API_CONNECT_TIMEOUT_MS,
+                         .request_timeout_ms = CTL_API_REQUEST_TIMEOUT_MS};
+    char where[3 * 512];
+    const char *path = NULL;
+    if (!parse_addr(a->base, a->https, where, sizeof(where), &t, &path)) {
+        ctl_api_close(a);
+        return CTL_EXIT_USAGE;
+    }
+    a->prefix = strdup(path);
+    if (!a->prefix) {
+        fprintf(stderr, "secretsctl: out of memory\n");
+        ctl_api_close(a);
+        return CTL_EXIT_FAIL;
+    }
     if (o->token_file) {
         if (read_token_file(o->token_file, a->token, CTL_TOKEN_MAX) != 0) {
             ctl_api_close(a);
             return CTL_EXIT_USAGE;
         }
     } else {
-        const char *t = getenv("SECRETSD_TOKEN");
-        if (!t || !*t) {
+        const char *tok = getenv("SECRETSD_TOKEN");
+        if (!tok || !*tok) {
             fprintf(stderr, "secretsctl: no token: set SECRETSD_TOKEN or give --token-file PATH\n");
             ctl_api_close(a);
             return CTL_EXIT_USAGE;
         }
-        if (strlen(t) >= CTL_TOKEN_MAX) {
+        if (strlen(tok) >= CTL_TOKEN_MAX) {
             fprintf(stderr, "secretsctl: SECRETSD_TOKEN is too long for a token\n");
             ctl_api_close(a);
             return CTL_EXIT_USAGE;
         }
-        strcpy(a->token, t);
+        strcpy(a->token, tok);
     }
     if (!token_ok(a->token)) {
         fprintf(stderr, "secretsctl: the token is empty or holds blanks or control characters\n");
         ctl_api_close(a);
         return CTL_EXIT_USAGE;
     }
-    a->h = curl_easy_init();
-    if (!a->h) {
-        fprintf(stderr, "secretsctl: cannot set up libcurl\n");
-        ctl_api_close(a);
-        return CTL_EXIT_FAIL;
-    }
-    CURL *h = a->h;
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     if (a->https) {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, o->http11 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         const char *ca = getenv("SECRETSD_CACERT");
         if (ca && *ca) {
             if (access(ca, R_OK) != 0) {
@@ -181,26 +221,24 @@ int ctl_api_open(ctl_api *a, const ctl_api_opts *o)
                 ctl_api_close(a);
                 return CTL_EXIT_USAGE;
             }
-            curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+            t.cacert = ca;
         }
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
-                         o->http11 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-        /* libcurl 7.88 fails the second request on a kept h2c (prior knowledge) connection with
-         * "Error in the HTTP2 framing layer"; a loopback or LAN connect costs less than a
-         * retry, so each h2c request gets a connection of its own. TLS h2 and HTTP/1.1 keep theirs. */
-        if (!o->http11)
-            curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
+    a->w = ctl_wire_new(&t);
+    if (!a->w) {
+        fprintf(stderr, "secretsctl: out of memory\n");
+        ctl_api_close(a);
+        return CTL_EXIT_FAIL;
     }
     return CTL_EXIT_OK;
 }
 
 void ctl_api_close(ctl_api *a)
 {
-    if (a->h)
-        curl_easy_cleanup(a->h);
+    ctl_wire_free(a->w);
     sodium_free(a->auth); /* wipes the token */
     free(a->base);
+    free(a->prefix);
     memset(a, 0, sizeof(*a));
 }
 
@@ -214,102 +252,37 @@ const char *ctl_api_token_secret(const ctl_api *a, size_t *ret_len)
     return t;
 }
 
-/* Grow the answer by hand, so no copy of a value is left behind in freed memory by realloc. */
-static size_t on_body(char *p, size_t size, size_t n, void *userdata)
-{
-    ctl_api_resp *r = userdata;
-    size_t add = size * n;
-    if (r->len + add > CTL_RESPONSE_MAX)
-        return 0;
-    char *nb = malloc(r->len + add + 1);
-    if (!nb)
-        return 0;
-    if (r->body) {
-        memcpy(nb, r->body, r->len);
-        sodium_memzero(r->body, r->len);
-        free(r->body);
-    }
-    memcpy(nb + r->len, p, add);
-    r->body = nb;
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *userdata)
-{
-    ctl_api_resp *r = userdata;
-    size_t len = size * n;
-    if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
-        size_t i = 5;
-        while (i < len && (p[i] == ' ' || p[i] == '\t'))
-            i++;
-        size_t end = len;
-        while (end > i && (p[end - 1] == '\r' || p[end - 1] == '\n' || p[end - 1] == ' '))
-            end--;
-        if (end - i < sizeof(r->etag)) {
-            memcpy(r->etag, p + i, end - i);
-            r->etag[end - i] = '\0';
-        }
-    } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        r->etag[0] = '\0'; /* a new answer (after a 100 Continue) */
-    }
-    return len;
-}
-
 int ctl_api_call(ctl_api *a, const char *method, const char *path, const char *body, const char *if_none_match,
                  ctl_api_resp *ret)
 {
     memset(ret, 0, sizeof(*ret));
-    size_t ulen = strlen(a->base) + strlen(path) + 1;
-    char *url = malloc(ulen);
-    if (!url) {
-        ret->curl = CURLE_OUT_OF_MEMORY;
+    size_t plen = strlen(a->prefix) + strlen(path) + 1;
+    char *full = malloc(plen);
+    if (!full) {
+        ret->err = CTL_WIRE_NOMEM;
         snprintf(ret->error, sizeof(ret->error), "out of memory");
         ret->body = calloc(1, 1);
         return -ENOMEM;
     }
-    snprintf(url, ulen, "%s%s", a->base, path);
-    CURL *h = a->h;
-    struct curl_slist *hdrs = curl_slist_append(NULL, a->auth);
-    char inm[CTL_ETAG_MAX + 32];
-    if (if_none_match && *if_none_match) {
-        snprintf(inm, sizeof(inm), "If-None-Match: %s", if_none_match);
-        hdrs = curl_slist_append(hdrs, inm);
-    }
-    /* A request without a body sends none and no Content-Type (libcurl would otherwise add a
-     * form type to an empty POST). */
-    hdrs = curl_slist_append(hdrs, body ? "Content-Type: application/json" : "Content-Type:");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, ret);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, ret);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ret->error);
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-    } else {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
-    }
-    ret->curl = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_slist_free_all(hdrs); /* the If-None-Match and Authorization lines are no secret beyond the token */
-    free(url);
+    snprintf(full, plen, "%s%s", a->prefix, path);
+    ctl_wire_header hdrs[3] = {{"authorization", a->auth, true}};
+    size_t n = 1;
+    if (if_none_match && *if_none_match)
+        hdrs[n++] = (ctl_wire_header){"if-none-match", if_none_match, false};
+    if (body)
+        hdrs[n++] = (ctl_wire_header){"content-type", "application/json", false};
+    ctl_wire_resp wr;
+    int rc = ctl_wire_request(a->w, method, full, hdrs, n, body, body ? strlen(body) : 0, CTL_RESPONSE_MAX, &wr);
+    free(full);
+    ret->status = wr.status;
+    ret->body = wr.body.data; /* the answer changes hands: wiped by ctl_api_resp_free */
+    ret->len = wr.body.len;
+    snprintf(ret->etag, sizeof(ret->etag), "%s", wr.etag);
+    ret->err = wr.err;
+    snprintf(ret->error, sizeof(ret->error), "%s", wr.error);
     if (!ret->body)
         ret->body = calloc(1, 1);
-    if (ret->curl != CURLE_OK) {
-        if (!ret->error[0])
-            snprintf(ret->error, sizeof(ret->error), "%s", curl_easy_strerror(ret->curl));
-        ret->status = 0;
-        return -EIO;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
-    return 0;
+    return rc == 0 ? 0 : -EIO;
 }
 
 void ctl_api_resp_free(ctl_api_resp *r)
@@ -324,19 +297,13 @@ void ctl_api_resp_free(ctl_api_resp *r)
 
 bool ctl_api_unreachable(const ctl_api_resp *r)
 {
-    switch (r->curl) {
-    case CURLE_OK:
+    switch (r->err) {
+    case CTL_WIRE_OK:
         return r->status == 502 || r->status == 503 || r->status == 504;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_PARTIAL_FILE:
+    case CTL_WIRE_RESOLVE:
+    case CTL_WIRE_CONNECT:
+    case CTL_WIRE_TIMEOUT:
+    case CTL_WIRE_DROPPED:
         return true;
     default:
         return false; /* TLS verification failures among them: never papered over */
@@ -356,8 +323,11 @@ int ctl_exit_for_status(long status)
 
 int ctl_api_report(const ctl_api *a, const ctl_api_resp *r, const char *what)
 {
-    if (r->curl != CURLE_OK) {
-        fprintf(stderr, "secretsctl: cannot reach the server at %s: %s\n", a->base, r->error);
+    if (r->err != CTL_WIRE_OK) {
+        if (ctl_api_unreachable(r))
+            fprintf(stderr, "secretsctl: cannot reach the server at %s: %s\n", a->base, r->error);
+        else
+            fprintf(stderr, "secretsctl: no usable answer from the server at %s: %s\n", a->base, r->error);
         return CTL_EXIT_FAIL;
     }
     int code = ctl_exit_for_status(r->status);

@@ -7,15 +7,17 @@
  *
  * Answers that may hold values are kept in buffers that are wiped before they are freed
  * (ctl_api_resp_free), and the token lives in one sodium_malloc'd slot wiped by ctl_api_close.
- * libcurl copies the Authorization line into its own buffers while it sends a request; those are
- * not wiped, which is accepted: they live in this short-lived process only, never in a file.
+ * The transport (http_wire.h) wipes its copy of the Authorization line once sent; nghttp2's HPACK
+ * encoder keeps one while it encodes, which is accepted: it lives in this short-lived process
+ * only, never in a file.
  */
 #ifndef SX_CTL_HTTP_CLIENT_H
 #define SX_CTL_HTTP_CLIENT_H
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "ctl/http_wire.h"
 
 /* The exit statuses of the client commands. */
 enum {
@@ -29,9 +31,14 @@ enum {
 /* Bytes of a token read from a file or the environment, newline excluded. */
 #define CTL_TOKEN_MAX 512
 /* Bytes of an ETag kept from an answer, quotes included. */
-#define CTL_ETAG_MAX 128
+#define CTL_ETAG_MAX CTL_WIRE_ETAG_MAX
+/* Bytes of the reason no answer came (ctl_api_resp.error). */
+#define CTL_API_ERROR_MAX CTL_WIRE_ERROR_MAX
 /* Bytes of an answer body accepted; a longer one fails the request. */
 #define CTL_RESPONSE_MAX (64u * 1024 * 1024)
+/* Milliseconds to connect (TLS handshake included) and to get one whole answer. */
+#define CTL_API_CONNECT_TIMEOUT_MS 5000
+#define CTL_API_REQUEST_TIMEOUT_MS 30000
 /* Bytes of an env's path prefix "/o/p/envs/env" (three segments of at most 64) with a NUL. */
 #define CTL_SCOPE_MAX 208
 /* Bytes of a secret name with a NUL. */
@@ -58,10 +65,11 @@ typedef struct ctl_api_opts {
 
 /* One connection's worth of client state. */
 typedef struct ctl_api {
-    CURL *h;
-    char *base;  /* SECRETSD_ADDR without a trailing '/', malloc'd */
-    char *auth;  /* "Authorization: Bearer <token>", sodium_malloc'd */
-    char *token; /* points into auth */
+    ctl_wire *w;
+    char *base;   /* SECRETSD_ADDR without a trailing '/', malloc'd */
+    char *prefix; /* the path of SECRETSD_ADDR (may be ""), put before each request's, malloc'd */
+    char *auth;   /* "Bearer <token>", sodium_malloc'd */
+    char *token;  /* points into auth */
     bool https;
 } ctl_api;
 
@@ -71,8 +79,8 @@ typedef struct ctl_api_resp {
     char *body;  /* NUL-terminated, never NULL after ctl_api_call */
     size_t len;
     char etag[CTL_ETAG_MAX]; /* "" when none */
-    CURLcode curl;           /* CURLE_OK when an HTTP answer came back */
-    char error[CURL_ERROR_SIZE];
+    ctl_wire_err err;        /* CTL_WIRE_OK when an HTTP answer came back */
+    char error[CTL_API_ERROR_MAX];
 } ctl_api_resp;
 
 /* Handle one of the CTL_OPT_* ids of getopt_long into o; false when opt is not one of them. */
@@ -82,8 +90,8 @@ bool ctl_api_option(ctl_api_opts *o, int opt, const char *arg);
 extern const char ctl_api_usage[];
 
 /* Read SECRETSD_ADDR, the token (o->token_file, else SECRETSD_TOKEN) and SECRETSD_CACERT and set
- * up a libcurl handle. Returns CTL_EXIT_OK, or CTL_EXIT_USAGE after printing why. On success the
- * caller ends with ctl_api_close(). Needs curl_global_init() done and sodium_init() called. */
+ * up the connection (opened by the first request). Returns CTL_EXIT_OK, or CTL_EXIT_USAGE after
+ * printing why. On success the caller ends with ctl_api_close(). Needs sodium_init() called. */
 int ctl_api_open(ctl_api *a, const ctl_api_opts *o);
 void ctl_api_close(ctl_api *a);
 
@@ -92,7 +100,7 @@ void ctl_api_close(ctl_api *a);
 const char *ctl_api_token_secret(const ctl_api *a, size_t *ret_len);
 
 /* One request: method path (starting with '/', appended to SECRETSD_ADDR), an optional JSON body
- * and an optional If-None-Match value. *ret is always filled: ret->curl != CURLE_OK when no
+ * and an optional If-None-Match value. *ret is always filled: ret->err != CTL_WIRE_OK when no
  * answer came (ret->error says why). Returns 0 when an HTTP answer came back (any status),
  * -EIO otherwise. Free with ctl_api_resp_free(). */
 int ctl_api_call(ctl_api *a, const char *method, const char *path, const char *body, const char *if_none_match,

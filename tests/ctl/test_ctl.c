@@ -285,6 +285,12 @@ int main(int argc, char **argv)
         {"run_watch_restarts_on_change_and_forwards_signals", run_watch_restarts_on_change_and_forwards_signals},
         {"run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered",
          run_fallback_used_only_when_unreachable_and_refused_when_old_or_tampered},
+        {"wire_http11_reads_chunked_and_read_to_close_answers", wire_http11_reads_chunked_and_read_to_close_answers},
+        {"wire_tls_server_offering_only_http11_is_spoken_to_in_http11",
+         wire_tls_server_offering_only_http11_is_spoken_to_in_http11},
+        {"wire_certificate_for_another_name_fails_without_fallback",
+         wire_certificate_for_another_name_fails_without_fallback},
+        {"wire_oversized_heads_and_bodies_are_refused", wire_oversized_heads_and_bodies_are_refused},
     };
     signal(SIGPIPE, SIG_IGN);
     if (ctl_suite_start() != 0)
