@@ -577,6 +577,8 @@ static void seal_done(sx_job *job)
         sx_json_kv(g, "tcti", j->tcti);
         sx_json_kv(g, "pcrs", j->pcrs[0] ? j->pcrs : "none");
         break;
+    case SX_CRYPTO_SEAL_RECOVERY:
+        break;
     }
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);

@@ -92,11 +92,11 @@ static void test_tpm_seal_unseal_and_flush_every_handle(void)
     CHECK_INT(tpm_leftovers(&t), 0);
     /* The store holds the sealed object, never the seal key. */
     size_t len;
-    uint8_t *rec = must_get(st, SX_KEY_S_SEAL, &len);
-    sx_seal_params sp;
-    CHECK_INT(sx_seal_params_decode(&sp, rec, len), 0);
-    CHECK_INT(sp.type, SX_CRYPTO_SEAL_TPM);
-    CHECK(sp.tpm_publen > 0 && sp.tpm_privlen > 0);
+    uint8_t *rec = must_get(st, SX_KEY_SLOT_FIRST, &len);
+    sx_slot s;
+    CHECK_INT(sx_slot_parse(&s, 1, rec, len), 0);
+    CHECK_INT(s.sp.type, SX_CRYPTO_SEAL_TPM);
+    CHECK(s.sp.tpm_publen > 0 && s.sp.tpm_privlen > 0);
     sx_storage_free(rec);
 
     REQUIRE(sx_crypto_open(&c, NULL, st, &o, err, sizeof err) == 0);
