@@ -246,6 +246,16 @@ static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret
         opt.seal.type = SX_CRYPTO_SEAL_TPM;
         opt.seal.tcti = cfg->seal_tcti;
         opt.seal.pcrs = cfg->seal_pcrs;
+        if (*cfg->seal_pin_env) {
+            /* The PIN, like a passphrase, is taken from the environment once and wiped there. */
+            passphrase = take_passphrase(cfg->seal_pin_env, &opt.seal.pin_len);
+            if (!passphrase) {
+                sx_log(SX_LOG_ERROR, "[seal] pin_env = %s, but that environment variable is empty or unset",
+                       cfg->seal_pin_env);
+                return -EINVAL;
+            }
+            opt.seal.pin = passphrase;
+        }
         break;
     }
     if (cfg->seal == SX_CONFIG_SEAL_FILE)
