@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "ops/ops.h"
+#include "server/metrics.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
@@ -372,7 +373,10 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
             return rc;
         }
     }
-    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)", seal_label(cfg));
+    sx_crypto_seal_type type;
+    uint32_t slot = sx_crypto_slot_current(*ret, &type);
+    sx_metrics_unlock((unsigned)type, slot);
+    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal, slot %u)", seal_label(cfg), (unsigned)slot);
     return 0;
 }
 
@@ -433,10 +437,12 @@ static int run_recover(const sx_config *cfg, sx_storage *storage)
             fprintf(stderr, "secretsd: recovery failed: %s\n", err);
         return 1;
     }
+    uint32_t slot = sx_crypto_slot_current(crypto, NULL);
     sx_crypto_free(crypto);
-    printf("secretsd: the keyring is re-sealed under the configured %s seal. The previous seal no longer opens\n"
-           "it; the recovery key stays valid. Start secretsd normally now.\n",
-           seal_label(cfg));
+    printf("secretsd: the keyring is re-sealed under the configured %s seal (new slot %u). This node's previous\n"
+           "slots of that type no longer open it; other slots and the recovery key stay valid. Start secretsd\n"
+           "normally now.\n",
+           seal_label(cfg), (unsigned)slot);
     return 0;
 }
 

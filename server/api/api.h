@@ -155,6 +155,11 @@ void sx_api_master_rotate(sx_request *r);
 void sx_api_env_rotate(sx_request *r);
 void sx_api_env_keys(sx_request *r);
 void sx_api_seal_migrate(sx_request *r);
+/* seal.c */
+void sx_api_seal_slots(sx_request *r);
+void sx_api_seal_slot_add(sx_request *r);
+void sx_api_seal_slot_remove(sx_request *r);
+void sx_api_seal_rekey(sx_request *r);
 void sx_api_backup(sx_request *r);
 void sx_api_audit_verify(sx_request *r);
 /* health.c */

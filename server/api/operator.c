@@ -1,13 +1,12 @@
 /*
- * operator.c - the operator endpoints of the admin socket: status, key rotation, seal migration,
- * backups and the check of an audit file.
+ * operator.c - the operator endpoints of the admin socket: status, key rotation, backups and the
+ * check of an audit file (the seal's endpoints are seal.c's).
  *
  *   GET  /v1/status                          server, seal, master versions, rotations in progress
  *   GET  /v1/rotations                       [rotation]
  *   POST /v1/master/rotate      {"rate"?}    202 rotation | 409 rotation_in_progress
  *   POST /v1/envs/{o}/{p}/{env}/rotate {"rate"?}  202 rotation | 404 | 409
  *   GET  /v1/envs/{o}/{p}/{env}              the env's data-key versions and what uses them
- *   POST /v1/seal/migrate       {"to", "keyFile"? | "passphrase"? "passphraseEnv"? | "tcti"? "pcrs"?}
  *   POST /v1/backup             {"dir"}      201 what the backup holds
  *   POST /v1/audit/verify       {"path", "rotated"?}  the verdict on an audit file
  *
@@ -30,7 +29,6 @@
 
 #include "ops/ops.h"
 
-#define PASSPHRASE_MAX   1024
 #define ENV_VERSIONS_MAX 64 /* data-key versions an env listing shows */
 
 /* ---- answers ------------------------------------------------------------------------------------- */
@@ -513,167 +511,6 @@ void sx_api_env_keys(sx_request *r)
     if (!j)
         return;
     sx_api_place_of(r, &j->env);
-    sx_request_submit(r, &j->base.super);
-}
-
-/* ---- POST /v1/seal/migrate ----------------------------------------------------------------------- */
-
-typedef struct seal_job {
-    sx_api_job base;
-    sx_crypto_seal_options seal;
-    char *passphrase;    /* sodium_malloc */
-    char path[PATH_MAX]; /* keyFile */
-    char tcti[256], pcrs[128], passphrase_env[128];
-    int rc;
-    char message[512];
-} seal_job;
-
-static void seal_work(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    struct stat sb;
-    if (j->seal.type == SX_CRYPTO_SEAL_FILE && lstat(j->path, &sb) == 0) {
-        snprintf(j->message, sizeof(j->message),
-                 "\"%.300s\" exists: a migration to a file seal creates a new key file, so name one that does not "
-                 "exist yet",
-                 j->path);
-        j->rc = -EEXIST;
-        return;
-    }
-    char err[512] = "";
-    j->rc = sx_crypto_reseal(j->base.server->crypto, &j->seal, err, sizeof(err));
-    snprintf(j->message, sizeof(j->message), "%s", err[0] ? err : sx_crypto_strerror(j->rc));
-}
-
-static void seal_done(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    sx_request *r = j->base.r;
-    if (j->rc != 0) {
-        send_ops_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
-        return;
-    }
-    const sx_config *cfg = j->base.server->config;
-    const char *seal = sx_crypto_seal_type_name(j->seal.type);
-    char num[32];
-    yajl_gen g = sx_json_gen_new();
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "seal", seal);
-    sx_json_str(g, "config"); /* the [seal] lines for the next start */
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "type", seal);
-    switch (j->seal.type) {
-    case SX_CRYPTO_SEAL_FILE:
-        sx_json_kv(g, "key_file", j->path);
-        break;
-    case SX_CRYPTO_SEAL_PASSPHRASE:
-        sx_json_kv(g, "passphrase_env", j->passphrase_env[0] ? j->passphrase_env : cfg->seal_passphrase_env);
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)j->seal.pwhash_opslimit);
-        sx_json_kv(g, "pwhash_opslimit", num);
-        snprintf(num, sizeof(num), "%zu", j->seal.pwhash_memlimit);
-        sx_json_kv(g, "pwhash_memlimit", num);
-        break;
-    case SX_CRYPTO_SEAL_TPM:
-        sx_json_kv(g, "tcti", j->tcti);
-        sx_json_kv(g, "pcrs", j->pcrs[0] ? j->pcrs : "none");
-        break;
-    case SX_CRYPTO_SEAL_RECOVERY:
-        break;
-    }
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
-    sx_log(SX_LOG_INFO, "admin: keyring re-sealed under a %s seal; the previous seal no longer opens it", seal);
-    sx_send_json(r, 200, NULL, body.base, body.len);
-}
-
-static void seal_release(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    if (j->passphrase)
-        sodium_free(j->passphrase); /* wipes it */
-    free(j);
-}
-
-static const sx_json_field migrate_fields[] = {
-    {"to", SX_JSON_STRING, "\"file\", \"passphrase\" or \"tpm\"", true},
-    {"keyFile", SX_JSON_STRING, "an absolute path", false},
-    {"passphrase", SX_JSON_STRING, "a non-empty string", false},
-    {"passphraseEnv", SX_JSON_STRING, "the name of an environment variable", false},
-    {"tcti", SX_JSON_STRING, "a TCTI string such as device:/dev/tpmrm0", false},
-    {"pcrs", SX_JSON_STRING, "a PCR list such as sha256:7,14 or none", false},
-};
-
-static const char *check_migrate(seal_job *j, sx_json_value *v)
-{
-    const sx_config *cfg = j->base.server->config;
-    const char *to = v[0].str;
-    bool any_file = v[1].present, any_pass = v[2].present || v[3].present, any_tpm = v[4].present || v[5].present;
-    if (strcmp(to, "file") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_FILE;
-        if (any_pass || any_tpm)
-            return "a migration to a file seal takes only \"keyFile\"";
-        if (!v[1].present || !sx_json_copy_string(j->path, sizeof(j->path), &v[1]) || j->path[0] != '/')
-            return "field \"keyFile\" must be the absolute path of the new key file";
-        j->seal.key_file = j->path;
-    } else if (strcmp(to, "passphrase") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_PASSPHRASE;
-        if (any_file || any_tpm)
-            return "a migration to a passphrase seal takes only \"passphrase\" and \"passphraseEnv\"";
-        if (!v[2].present || v[2].len == 0 || v[2].len > PASSPHRASE_MAX)
-            return "field \"passphrase\" must be 1-1024 bytes";
-        if (!sx_json_copy_string(j->passphrase_env, sizeof(j->passphrase_env), &v[3]))
-            return "field \"passphraseEnv\" is too long";
-        if (!(j->passphrase = sodium_malloc(v[2].len + 1)))
-            return "out of memory";
-        memcpy(j->passphrase, v[2].str, v[2].len);
-        j->seal.passphrase = j->passphrase;
-        j->seal.passphrase_len = v[2].len;
-        j->seal.pwhash_opslimit = cfg->seal_pwhash_opslimit;
-        j->seal.pwhash_memlimit = cfg->seal_pwhash_memlimit;
-    } else if (strcmp(to, "tpm") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_TPM;
-        if (any_file || any_pass)
-            return "a migration to a TPM seal takes only \"tcti\" and \"pcrs\"";
-        snprintf(j->tcti, sizeof(j->tcti), "%s", cfg->seal_tcti ? cfg->seal_tcti : "device:/dev/tpmrm0");
-        if (!sx_json_copy_string(j->tcti, sizeof(j->tcti), &v[4]) || !j->tcti[0])
-            return "field \"tcti\" must be a TCTI string of at most 255 bytes";
-        if (!sx_json_copy_string(j->pcrs, sizeof(j->pcrs), &v[5]) || sx_config_parse_pcrs(j->pcrs, &j->seal.pcrs) != 0)
-            return "field \"pcrs\" must be a PCR list such as sha256:7,14 (PCRs 0-23) or none";
-        j->seal.tcti = j->tcti;
-    } else {
-        return "field \"to\" must be \"file\", \"passphrase\" or \"tpm\"";
-    }
-    return NULL;
-}
-
-void sx_api_seal_migrate(sx_request *r)
-{
-    if (!sx_require_json(r))
-        return;
-    sx_json_value v[6];
-    char err[256];
-    int rc =
-        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, migrate_fields, 6, v, err, sizeof(err));
-    /* The raw body may hold a passphrase; the parsed fields are copies in the request pool. */
-    sodium_memzero(r->req->entity.base, r->req->entity.len);
-    if (rc != 0) {
-        if (v[2].present && v[2].str)
-            sodium_memzero(v[2].str, v[2].len);
-        sx_send_failure(r, SX_ERR_ANY, rc, err);
-        return;
-    }
-    seal_job *j = sx_api_job_new(r, sizeof(*j), seal_work, seal_done, seal_release);
-    const char *bad = j ? check_migrate(j, v) : NULL;
-    if (v[2].present) /* the parsed passphrase in request memory: the job has its own copy */
-        sodium_memzero(v[2].str, v[2].len);
-    if (!j)
-        return;
-    if (bad) {
-        seal_release(&j->base.super);
-        sx_send_error(r, 400, "invalid_request", bad);
-        return;
-    }
     sx_request_submit(r, &j->base.super);
 }
 
