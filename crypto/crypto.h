@@ -1,8 +1,9 @@
 /*
  * crypto.h - secretsd's KMS-style key hierarchy.
  *
- *     seal key     (key file | passphrase via Argon2id | TPM 2.0 sealed object)
- *       keyring    master-key versions (one active) + long-lived system keys, sealed under the seal key
+ *     slots        (key file | passphrase via Argon2id | TPM 2.0 sealed object | recovery key), each
+ *                  wrapping the keyring key (keyslots: several unlock methods at once)
+ *       keyring    master-key versions (one active) + long-lived system keys, under the keyring key
  *         data key per-environment versions (one active), each wrapped under one master version
  *           value  a secret's value, encrypted under one data-key version of its environment
  *
@@ -13,9 +14,9 @@
  * which can re-seal the keyring when the seal is lost (dead TPM, lost key file, forgotten passphrase).
  *
  * Persistence goes through the storage vtable (storage/storage.h). The module owns these keys:
- *     s/seal               seal parameters (type, seal id, salt + limits, TPM public/private blobs)
- *     s/keyring            the keyring sealed under the seal key
- *     s/keyring.recovery   the keyring wrapped for the recovery key
+ *     s/keyring            the keyring under the keyring key
+ *     s/slot/{%08x id}     a slot: the keyring key wrapped under one method (0 = the recovery key)
+ *     s/slot.used/{id}     when the slot last opened the keyring (information only)
  *     e/{org}/{project}/{env}               the env's data-key state (active version)
  *     d/{org}/{project}/{env}/{%08x ver}    wrapped data-key versions
  * Every multi-record change is one sx_storage_batch() with preconditions, so several threads or
