@@ -8,7 +8,9 @@
  *  - the refusals: the slot a node opened with (without --force), the recovery slot, an unknown id;
  *  - the passphrase slot is removed; both nodes restart with [seal] type = tpm and unlock with their
  *    own TPM only, serving what the other wrote;
- *  - once B's slot is removed (from A), B cannot unlock with A's slot and says so.
+ *  - once B's slot is removed (from A), B cannot unlock with A's slot and says so;
+ *  - `seal rekey` keeps A's slot and the recovery slot, removes and lists the others, and A opens
+ *    the new keyring key with its re-wrapped slot after a restart.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +201,19 @@ static void two_nodes_each_unlock_with_their_own_tpm(void)
     free(audit);
     free(audit_path);
 
+    /* Rekey on A: A's TPM slot and the recovery slot are re-wrapped; a passphrase slot added
+     * meanwhile is not at hand on A (its passphrase is not kept) and is removed, and listed. */
+    setenv("SX_TEST_PASS2", "another correct horse battery", 1);
+    ctl_expect(&a, "tpm.conf", "seal add --type passphrase --passphrase-env SX_TEST_PASS2 --label spare", 0,
+               "Added slot");
+    ctl_expect(&a, "tpm.conf", "seal rekey", 0, "Removed (their method is not at hand");
+    CHECK_INT(slot_id(&a, "spare"), -1);
+    CHECK_INT(slot_id(&a, "node-a"), ida);
+    CHECK_INT(slot_id(&a, "recovery"), 0);
+    CHECK_INT(ops_seed(&a.srv, token, "acme", "slots", "e%d", NULL, 8, 2, true), 0);
+    CHECK_INT(sx_srv_stop(&a.srv, SIGTERM, 30), 0);
+    REQUIRE(ops_start(&a.srv, a.dir, "tpm.conf", NULL) == 0); /* the re-wrapped slot opens the new key */
+    CHECK_INT(ops_seed(&a.srv, token, "acme", "slots", "e%d", NULL, 8, 2, true), 0);
     CHECK_INT(sx_srv_stop(&a.srv, SIGTERM, 30), 0);
     free(token);
     sx_swtpm_stop(&a.tpm);
