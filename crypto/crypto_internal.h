@@ -355,6 +355,14 @@ int sx_crypto_handle_new(sx_crypto **ret, sx_storage *st, const sx_crypto_option
  * changed the records meanwhile (the caller reads them again). */
 int sx_crypto_legacy_open(sx_crypto *c, const sx_crypto_options *opt, const uint8_t *kp, char *err, size_t errlen);
 
+/* slot.c: write the records a store starts with - s/keyring of c->kr under a new keyring key (put
+ * at keyring_rev, 0 = absent), the recovery slot and slot 1 (labelled label) for sp under
+ * c->seal_key, both absent-only - together with the caller's extra ops (at most 4: preconditions,
+ * deletions) in one batch. 1 when a precondition failed (another process was first). On success
+ * the handle has opened with slot 1. */
+int sx_crypto_first_slots_commit(sx_crypto *c, const sx_seal_params *sp, const char *label, uint64_t keyring_rev,
+                                 const sx_storage_op *extra, size_t nextra);
+
 /* slot.c: open the keyring from the slots (called by sx_crypto_open for a store with slots). */
 int sx_crypto_slots_unlock(sx_crypto *c, const sx_crypto_options *opt, char *err, size_t errlen);
 /* slot.c: the recovery key path: unwrap kk from the recovery slot (kp = raw key, pk, sk). */

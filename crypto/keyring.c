@@ -324,67 +324,26 @@ static int hierarchy_init(sx_crypto *c, char **ret_recovery_key, const sx_crypto
         sodium_free(raw);
         return r;
     }
-    uint8_t *kr_blob = NULL, *rec_slot = NULL, *own_slot = NULL;
-    size_t kr_len = 0, rec_len = 0, own_len = 0;
-    int64_t now = (int64_t)time(NULL);
     randombytes_buf(raw, 32);
     sx_crypto_recovery_keypair(c->kr->recovery_pk, raw + 32, raw);
     randombytes_buf(c->kr->install_id, sizeof c->kr->install_id);
     randombytes_buf(c->sys, 64);
     sx_crypto_sys_derive(c->sys);
-    randombytes_buf(c->kk, SX_CRYPTO_KEYBYTES);
-    randombytes_buf(c->kkid, SX_KKID_BYTES);
     c->kr->n = 1;
     c->kr->flags = SX_KEYRING_F_RECORD_MACS; /* a new store has no record written without a MAC */
     c->kr->active = 1;
     c->kr->masters[0].version = 1;
     randombytes_buf(c->kr->masters[0].key, SX_CRYPTO_KEYBYTES);
-    r = sx_crypto_keyring_blob(&kr_blob, &kr_len, c->kr, c->sys, c->kk, c->kkid);
-    if (r == 0)
-        r = sx_slot_build_recovery(&rec_slot, &rec_len, now, c->kr->recovery_pk, c->kkid, c->kk);
-    if (r == 0)
-        r = sx_slot_build(&own_slot, &own_len, 1, now, "", &sp, c->kkid, c->seal_key, c->kk);
+    sx_storage_op no_seal = {.kind = SX_STORAGE_OP_CHECK,
+                             .key = SX_KEY_S_SEAL,
+                             .klen = strlen(SX_KEY_S_SEAL),
+                             .cond = SX_STORAGE_COND_ABSENT};
+    r = sx_crypto_first_slots_commit(c, &sp, "", 0, &no_seal, 1);
     sx_seal_params_release(&sp);
     if (r < 0)
-        goto out;
-
-    char k0[SX_SLOT_KEY_BUF], k1[SX_SLOT_KEY_BUF];
-    sx_storage_op ops[4] = {
-        {.kind = SX_STORAGE_OP_CHECK,
-         .key = SX_KEY_S_SEAL,
-         .klen = strlen(SX_KEY_S_SEAL),
-         .cond = SX_STORAGE_COND_ABSENT},
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = SX_KEY_S_KEYRING,
-         .klen = strlen(SX_KEY_S_KEYRING),
-         .val = kr_blob,
-         .vlen = kr_len,
-         .cond = SX_STORAGE_COND_ABSENT},
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = k0,
-         .klen = sx_slot_key(k0, SX_CRYPTO_RECOVERY_SLOT),
-         .val = rec_slot,
-         .vlen = rec_len,
-         .cond = SX_STORAGE_COND_ABSENT},
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = k1,
-         .klen = sx_slot_key(k1, 1),
-         .val = own_slot,
-         .vlen = own_len,
-         .cond = SX_STORAGE_COND_ABSENT},
-    };
-    r = sx_storage_batch(c->st, ops, 4, NULL);
-    if (r == SX_STORAGE_ECONDITION) {
-        r = 1;
-        goto out;
-    }
-    if (r < 0) {
         sx_fail(err, errlen, r, "cannot store the new keyring: %s", sx_storage_strerror(r));
+    if (r != 0)
         goto out;
-    }
-    c->keyring_rev = ops[1].ret_rev;
-    c->slot_id = 1;
-    c->seal_type = opt->seal.type;
     if (ret_recovery_key) {
         char *text = sodium_malloc(SX_CRYPTO_RECOVERY_KEY_SIZE);
         if (!text)
@@ -400,9 +359,6 @@ out:
         sodium_memzero(c->sys, SX_SYS_BYTES);
     }
     sodium_free(raw);
-    free(kr_blob);
-    free(rec_slot);
-    free(own_slot);
     return r;
 }
 

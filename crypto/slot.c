@@ -412,6 +412,44 @@ static void op_rev(sx_storage_op *op, int kind, const char *key, size_t klen, ui
     *op = (sx_storage_op){.kind = kind, .key = key, .klen = klen, .cond = SX_STORAGE_COND_REV, .rev = rev};
 }
 
+/* --- the first slots --------------------------------------------------------------------------- */
+
+int sx_crypto_first_slots_commit(sx_crypto *c, const sx_seal_params *sp, const char *label, uint64_t keyring_rev,
+                                 const sx_storage_op *extra, size_t nextra)
+{
+    uint8_t *recs[3] = {NULL, NULL, NULL};
+    size_t lens[3] = {0, 0, 0};
+    int64_t now = (int64_t)time(NULL);
+    randombytes_buf(c->kk, SX_CRYPTO_KEYBYTES);
+    randombytes_buf(c->kkid, SX_KKID_BYTES);
+    int r = sx_crypto_keyring_blob(&recs[0], &lens[0], c->kr, c->sys, c->kk, c->kkid);
+    if (r == 0)
+        r = sx_slot_build_recovery(&recs[1], &lens[1], now, c->kr->recovery_pk, c->kkid, c->kk);
+    if (r == 0)
+        r = sx_slot_build(&recs[2], &lens[2], 1, now, label, sp, c->kkid, c->seal_key, c->kk);
+    char k0[SX_SLOT_KEY_BUF], k1[SX_SLOT_KEY_BUF];
+    sx_storage_op ops[3 + 4];
+    if (r == 0 && nextra <= 4) {
+        op_put(&ops[0], SX_KEY_S_KEYRING, strlen(SX_KEY_S_KEYRING), recs[0], lens[0], keyring_rev);
+        op_put(&ops[1], k0, sx_slot_key(k0, SX_CRYPTO_RECOVERY_SLOT), recs[1], lens[1], 0);
+        op_put(&ops[2], k1, sx_slot_key(k1, 1), recs[2], lens[2], 0);
+        memcpy(ops + 3, extra, nextra * sizeof *extra);
+        r = sx_storage_batch(c->st, ops, 3 + nextra, NULL);
+    } else if (r == 0) {
+        r = -EINVAL;
+    }
+    for (int i = 0; i < 3; i++)
+        free(recs[i]);
+    if (r == SX_STORAGE_ECONDITION)
+        return 1;
+    if (r < 0)
+        return r;
+    c->keyring_rev = ops[0].ret_rev;
+    c->slot_id = 1;
+    c->seal_type = sp->type;
+    return 0;
+}
+
 /* Add a slot with key slot_key and parameters sp, and delete the slots in drop[] (ids whose
  * revisions must still match), in one batch conditional on the keyring's revision; retried while
  * other writers win. adopt_new makes the new slot this handle's. */

@@ -14,7 +14,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct legacy {
     uint8_t *seal, *keyring, *recovery;
@@ -108,8 +107,6 @@ int sx_crypto_legacy_open(sx_crypto *c, const sx_crypto_options *opt, const uint
     }
     sx_seal_params sp;
     uint8_t *pt = sodium_malloc(SX_KEYRING_PLAIN_MAX);
-    uint8_t *kr_blob = NULL, *rec_slot = NULL, *own_slot = NULL;
-    size_t kr_len = 0, rec_len = 0, own_len = 0;
     bool made = false;
     if (!pt) {
         legacy_clear(&l);
@@ -121,39 +118,7 @@ int sx_crypto_legacy_open(sx_crypto *c, const sx_crypto_options *opt, const uint
     if (r < 0)
         goto out;
 
-    int64_t now = (int64_t)time(NULL);
-    randombytes_buf(c->kk, SX_CRYPTO_KEYBYTES);
-    randombytes_buf(c->kkid, SX_KKID_BYTES);
-    r = sx_crypto_keyring_blob(&kr_blob, &kr_len, c->kr, c->sys, c->kk, c->kkid);
-    if (r == 0)
-        r = sx_slot_build_recovery(&rec_slot, &rec_len, now, c->kr->recovery_pk, c->kkid, c->kk);
-    if (r == 0)
-        r = sx_slot_build(&own_slot, &own_len, 1, now, kp ? "recovered" : "upgraded", &sp, c->kkid, c->seal_key, c->kk);
-    if (r < 0) {
-        sx_fail(err, errlen, r, "cannot build the keyslots: %s", sx_crypto_strerror(r));
-        goto out;
-    }
-    char k0[SX_SLOT_KEY_BUF], k1[SX_SLOT_KEY_BUF];
-    sx_storage_op ops[5] = {
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = SX_KEY_S_KEYRING,
-         .klen = strlen(SX_KEY_S_KEYRING),
-         .val = kr_blob,
-         .vlen = kr_len,
-         .cond = SX_STORAGE_COND_REV,
-         .rev = l.keyring_rev},
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = k0,
-         .klen = sx_slot_key(k0, SX_CRYPTO_RECOVERY_SLOT),
-         .val = rec_slot,
-         .vlen = rec_len,
-         .cond = SX_STORAGE_COND_ABSENT},
-        {.kind = SX_STORAGE_OP_PUT,
-         .key = k1,
-         .klen = sx_slot_key(k1, 1),
-         .val = own_slot,
-         .vlen = own_len,
-         .cond = SX_STORAGE_COND_ABSENT},
+    sx_storage_op drop[2] = {
         {.kind = SX_STORAGE_OP_DELETE,
          .key = SX_KEY_S_SEAL,
          .klen = strlen(SX_KEY_S_SEAL),
@@ -165,18 +130,9 @@ int sx_crypto_legacy_open(sx_crypto *c, const sx_crypto_options *opt, const uint
          .cond = l.recovery_rev ? SX_STORAGE_COND_REV : SX_STORAGE_COND_NONE,
          .rev = l.recovery_rev},
     };
-    r = sx_storage_batch(c->st, ops, 5, NULL);
-    if (r == SX_STORAGE_ECONDITION) {
-        r = 1;
-        goto out;
-    }
-    if (r < 0) {
-        sx_fail(err, errlen, r, "cannot store the upgraded keyring: %s", sx_storage_strerror(r));
-        goto out;
-    }
-    c->keyring_rev = ops[0].ret_rev;
-    c->slot_id = 1;
-    c->seal_type = sp.type;
+    r = sx_crypto_first_slots_commit(c, &sp, kp ? "recovered" : "upgraded", l.keyring_rev, drop, 2);
+    if (r < 0)
+        sx_fail(err, errlen, r, "cannot store the upgraded keyring: %s", sx_crypto_strerror(r));
 out:
     if (made)
         sx_seal_params_release(&sp);
@@ -185,9 +141,6 @@ out:
         sodium_memzero(c->sys, SX_SYS_BYTES);
     }
     sodium_free(pt);
-    free(kr_blob);
-    free(rec_slot);
-    free(own_slot);
     legacy_clear(&l);
     return r;
 }

@@ -159,8 +159,7 @@ static void gen_requests(out *o, const sx_metrics_snapshot *m)
     family(o, "secretsd_seal_slot_changes_total", "counter",
            "Changes of the keyring's slots made through this node, by operation.");
     for (unsigned i = 0; i < SX_METRICS_SEAL_NOPS; i++)
-        put(o, "secretsd_seal_slot_changes_total{op=\"%s\"} %" PRIu64 "\n", sx_metrics_seal_ops[i],
-            m->seal_changes[i]);
+        put(o, "secretsd_seal_slot_changes_total{op=\"%s\"} %" PRIu64 "\n", sx_metrics_seal_ops[i], m->seal_changes[i]);
     family(o, "secretsd_keyring_unlocks_total", "counter", "Unlocks of the keyring by this process, by slot type.");
     for (unsigned i = 1; i < SX_METRICS_UNLOCK_NTYPES; i++)
         put(o, "secretsd_keyring_unlocks_total{type=\"%s\"} %" PRIu64 "\n",

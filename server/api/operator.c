@@ -33,15 +33,6 @@
 
 /* ---- answers ------------------------------------------------------------------------------------- */
 
-static void gen_uint(yajl_gen g, const char *key, uint64_t v)
-{
-    char num[24];
-    if (key)
-        sx_json_str(g, key);
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    yajl_gen_number(g, num, (size_t)n);
-}
-
 static void gen_rotation(yajl_gen g, const sx_rotation *rot)
 {
     char ts[32];
@@ -53,17 +44,17 @@ static void gen_rotation(yajl_gen g, const sx_rotation *rot)
         sx_json_kv(g, "env", rot->env);
     }
     sx_json_kv(g, "phase", sx_rotation_phase_name(rot));
-    gen_uint(g, "from", rot->from);
+    sx_api_gen_uint(g, "from", rot->from);
     if (rot->to) {
-        gen_uint(g, "to", rot->to);
+        sx_api_gen_uint(g, "to", rot->to);
     } else {
         sx_json_str(g, "to");
         yajl_gen_null(g);
     }
-    gen_uint(g, "done", rot->done);
-    gen_uint(g, "total", rot->total);
-    gen_uint(g, "sweeps", rot->sweeps);
-    gen_uint(g, "rate", rot->rate);
+    sx_api_gen_uint(g, "done", rot->done);
+    sx_api_gen_uint(g, "total", rot->total);
+    sx_api_gen_uint(g, "sweeps", rot->sweeps);
+    sx_api_gen_uint(g, "rate", rot->rate);
     sx_time_format(rot->started_ms, ts, sizeof(ts));
     sx_json_kv(g, "startedAt", ts);
     sx_json_kv(g, "lastError", rot->last_error ? rot->last_error_msg : NULL);
@@ -81,15 +72,6 @@ static void send_accepted(sx_request *r, h2o_iovec_t body)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, body.base, body.len);
-}
-
-/* An operator job's failure: logged when the server is at fault, then answered. */
-static void send_ops_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail)
-{
-    const sx_http_error *e = sx_http_error_of(ctx, rc);
-    if (e->status >= 500)
-        sx_log(SX_LOG_WARN, "admin: %s", e->message ? e->message : detail ? detail : sx_crypto_strerror(rc));
-    sx_send_failure(r, ctx, rc, detail);
 }
 
 /* ---- GET /v1/status ------------------------------------------------------------------------------ */
@@ -125,9 +107,9 @@ static void gen_sweeper(yajl_gen g, sx_server *s)
     sx_sweeper_stats_get(sw, &st);
     char ts[32];
     yajl_gen_map_open(g);
-    gen_uint(g, "recoveryWindowSeconds", s->config->recovery_window);
-    gen_uint(g, "intervalSeconds", s->config->sweep_interval);
-    gen_uint(g, "runs", st.runs);
+    sx_api_gen_uint(g, "recoveryWindowSeconds", s->config->recovery_window);
+    sx_api_gen_uint(g, "intervalSeconds", s->config->sweep_interval);
+    sx_api_gen_uint(g, "runs", st.runs);
     sx_json_str(g, "lastRunAt");
     if (st.last_run_ms) {
         sx_time_format(st.last_run_ms, ts, sizeof(ts));
@@ -135,15 +117,15 @@ static void gen_sweeper(yajl_gen g, sx_server *s)
     } else {
         yajl_gen_null(g);
     }
-    gen_uint(g, "purged", st.purged_total);
-    gen_uint(g, "failures", st.failures);
-    gen_uint(g, "deletedSecrets", st.deleted_secrets);
-    gen_uint(g, "deletedSecretVersions", st.deleted_version_records);
-    gen_uint(g, "previousVersionRecords", st.previous_version_records);
+    sx_api_gen_uint(g, "purged", st.purged_total);
+    sx_api_gen_uint(g, "failures", st.failures);
+    sx_api_gen_uint(g, "deletedSecrets", st.deleted_secrets);
+    sx_api_gen_uint(g, "deletedSecretVersions", st.deleted_version_records);
+    sx_api_gen_uint(g, "previousVersionRecords", st.previous_version_records);
     sx_json_str(g, "compaction");
     yajl_gen_bool(g, st.compact_supported);
-    gen_uint(g, "compactions", st.compactions);
-    gen_uint(g, "compactionFailures", st.compact_failures);
+    sx_api_gen_uint(g, "compactions", st.compactions);
+    sx_api_gen_uint(g, "compactionFailures", st.compact_failures);
     sx_json_str(g, "compactionPending");
     yajl_gen_bool(g, st.compact_pending);
     sx_json_str(g, "lastError");
@@ -159,7 +141,7 @@ static void status_done(sx_job *job)
     status_job *j = (status_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
         return;
     }
     sx_server *s = j->base.server;
@@ -169,12 +151,12 @@ static void status_done(sx_job *job)
     sx_json_kv(g, "status", "ok");
     sx_json_kv(g, "version", SX_VERSION);
     sx_json_kv(g, "storage", sx_storage_name(s->storage));
-    gen_uint(g, "threads", s->nthreads);
-    gen_uint(g, "pool_queued", sx_pool_queued(s->pool));
+    sx_api_gen_uint(g, "threads", s->nthreads);
+    sx_api_gen_uint(g, "pool_queued", sx_pool_queued(s->pool));
     sx_json_str(g, "requests_per_thread");
     yajl_gen_array_open(g);
     for (unsigned i = 0; i < s->nthreads; i++)
-        gen_uint(g, NULL, atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
+        sx_api_gen_uint(g, NULL, atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
     yajl_gen_array_close(g);
     /* A server only ever runs unsealed: without its seal it does not start. */
     sx_json_str(g, "sealed");
@@ -182,20 +164,20 @@ static void status_done(sx_job *job)
     sx_json_kv(g, "seal", sx_crypto_seal_type_name(cs->seal));
     sx_json_str(g, "masterKey");
     yajl_gen_map_open(g);
-    gen_uint(g, "active", cs->active_master);
+    sx_api_gen_uint(g, "active", cs->active_master);
     sx_json_str(g, "versions");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < cs->n_masters; i++) {
         yajl_gen_map_open(g);
-        gen_uint(g, "version", cs->masters[i].version);
-        gen_uint(g, "dataKeys", cs->masters[i].data_keys);
+        sx_api_gen_uint(g, "version", cs->masters[i].version);
+        sx_api_gen_uint(g, "dataKeys", cs->masters[i].data_keys);
         sx_json_str(g, "active");
         yajl_gen_bool(g, cs->masters[i].version == cs->active_master);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    gen_uint(g, "dataKeys", cs->data_keys);
+    sx_api_gen_uint(g, "dataKeys", cs->data_keys);
     sx_json_str(g, "rotations");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->nrots; i++)
@@ -242,7 +224,7 @@ static void rotations_done(sx_job *job)
     rotations_job *j = (rotations_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_new();
@@ -345,7 +327,7 @@ static void master_rotate_done(sx_job *job)
 {
     rotate_job *j = (rotate_job *)job;
     if (j->rc < 0) {
-        send_ops_failure(j->base.r, SX_ERR_MASTER_ROTATE, j->rc, NULL);
+        sx_api_send_ops_failure(j->base.r, SX_ERR_MASTER_ROTATE, j->rc, NULL);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: master-key rotation requested (from version %u)", j->rot.from);
@@ -356,7 +338,7 @@ static void env_rotate_done(sx_job *job)
 {
     rotate_job *j = (rotate_job *)job;
     if (j->rc < 0) {
-        send_ops_failure(j->base.r, SX_ERR_ENV_ROTATE, j->rc, NULL);
+        sx_api_send_ops_failure(j->base.r, SX_ERR_ENV_ROTATE, j->rc, NULL);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: data-key rotation of \"%s/%s/%s\" requested (from version %u)", j->env.org,
@@ -464,7 +446,7 @@ static void env_keys_done(sx_job *job)
     env_keys_job *j = (env_keys_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_ENV_KEYS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_ENV_KEYS, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_new();
@@ -474,27 +456,27 @@ static void env_keys_done(sx_job *job)
     sx_json_kv(g, "env", j->env.env);
     sx_json_str(g, "activeVersion");
     if (j->active)
-        gen_uint(g, NULL, j->active);
+        sx_api_gen_uint(g, NULL, j->active);
     else
         yajl_gen_null(g);
     sx_json_str(g, "dataKeys");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->nvers; i++) {
         yajl_gen_map_open(g);
-        gen_uint(g, "version", j->vers[i].version);
-        gen_uint(g, "masterVersion", j->vers[i].master);
-        gen_uint(g, "values", j->vers_values[i]);
-        gen_uint(g, "retainedVersions", j->vers_retained[i]);
-        gen_uint(g, "deletedSecretVersions", j->vers_deleted[i]);
+        sx_api_gen_uint(g, "version", j->vers[i].version);
+        sx_api_gen_uint(g, "masterVersion", j->vers[i].master);
+        sx_api_gen_uint(g, "values", j->vers_values[i]);
+        sx_api_gen_uint(g, "retainedVersions", j->vers_retained[i]);
+        sx_api_gen_uint(g, "deletedSecretVersions", j->vers_deleted[i]);
         sx_json_str(g, "active");
         yajl_gen_bool(g, j->vers[i].version == j->active);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    gen_uint(g, "values", j->values);
-    gen_uint(g, "retainedVersions", j->retained);
-    gen_uint(g, "deletedSecrets", j->deleted_secrets);
-    gen_uint(g, "deletedSecretVersions", j->deleted_versions);
+    sx_api_gen_uint(g, "values", j->values);
+    sx_api_gen_uint(g, "retainedVersions", j->retained);
+    sx_api_gen_uint(g, "deletedSecrets", j->deleted_secrets);
+    sx_api_gen_uint(g, "deletedSecretVersions", j->deleted_versions);
     sx_json_str(g, "rotation");
     if (j->has_rot)
         gen_rotation(g, &j->rot);
@@ -536,7 +518,7 @@ static void backup_done(sx_job *job)
     backup_job *j = (backup_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_BACKUP, j->rc, j->err);
+        sx_api_send_ops_failure(r, SX_ERR_BACKUP, j->rc, j->err);
         return;
     }
     const sx_backup_info *b = &j->backup;
@@ -550,16 +532,16 @@ static void backup_done(sx_job *job)
     sx_json_kv(g, "createdAt", ts);
     sx_json_kv(g, "backend", b->backend);
     sx_json_kv(g, "seal", b->seal);
-    gen_uint(g, "activeMasterVersion", b->active_master);
-    gen_uint(g, "files", b->files);
-    gen_uint(g, "bytes", b->bytes);
+    sx_api_gen_uint(g, "activeMasterVersion", b->active_master);
+    sx_api_gen_uint(g, "files", b->files);
+    sx_api_gen_uint(g, "bytes", b->bytes);
     sx_json_str(g, "records");
     yajl_gen_map_open(g);
-    gen_uint(g, "secrets", b->secrets);
-    gen_uint(g, "values", b->values);
-    gen_uint(g, "envs", b->envs);
-    gen_uint(g, "dataKeys", b->data_keys);
-    gen_uint(g, "tokens", b->tokens);
+    sx_api_gen_uint(g, "secrets", b->secrets);
+    sx_api_gen_uint(g, "values", b->values);
+    sx_api_gen_uint(g, "envs", b->envs);
+    sx_api_gen_uint(g, "dataKeys", b->data_keys);
+    sx_api_gen_uint(g, "tokens", b->tokens);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
@@ -623,12 +605,12 @@ static void verify_done(sx_job *job)
     yajl_gen_map_open(g);
     sx_json_str(g, "ok");
     yajl_gen_bool(g, j->rep.ok);
-    gen_uint(g, "lines", j->rep.lines);
-    gen_uint(g, "firstSeq", j->rep.first_seq);
-    gen_uint(g, "lastSeq", j->rep.last_seq);
-    gen_uint(g, "headSeq", j->rep.head_seq);
+    sx_api_gen_uint(g, "lines", j->rep.lines);
+    sx_api_gen_uint(g, "firstSeq", j->rep.first_seq);
+    sx_api_gen_uint(g, "lastSeq", j->rep.last_seq);
+    sx_api_gen_uint(g, "headSeq", j->rep.head_seq);
     if (j->rep.bad_line) {
-        gen_uint(g, "badLine", j->rep.bad_line);
+        sx_api_gen_uint(g, "badLine", j->rep.bad_line);
     } else {
         sx_json_str(g, "badLine");
         yajl_gen_null(g);

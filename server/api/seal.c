@@ -29,15 +29,6 @@
 
 #define PASSPHRASE_MAX 1024
 
-static void gen_uint(yajl_gen g, const char *key, uint64_t v)
-{
-    char num[24];
-    if (key)
-        sx_json_str(g, key);
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    yajl_gen_number(g, num, (size_t)n);
-}
-
 /* The audit line's target: scope "seal", name "slot N type". */
 static void audit_slot(sx_request *r, uint32_t id, sx_crypto_seal_type type)
 {
@@ -45,15 +36,6 @@ static void audit_slot(sx_request *r, uint32_t id, sx_crypto_seal_type type)
     int n = snprintf(name, sizeof(name), "slot %u %s", (unsigned)id, sx_crypto_seal_type_name(type));
     r->audit_scope = "seal";
     r->audit_name = h2o_strdup(&r->req->pool, name, (size_t)n).base;
-}
-
-/* A failure: logged when the server is at fault, then answered. */
-static void send_seal_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail)
-{
-    const sx_http_error *e = sx_http_error_of(ctx, rc);
-    if (e->status >= 500)
-        sx_log(SX_LOG_WARN, "admin: %s", e->message ? e->message : detail ? detail : sx_crypto_strerror(rc));
-    sx_send_failure(r, ctx, rc, detail);
 }
 
 /* ---- POST /v1/seal/migrate ----------------------------------------------------------------------- */
@@ -96,7 +78,7 @@ static void seal_done(sx_job *job)
     seal_job *j = (seal_job *)job;
     sx_request *r = j->base.r;
     if (j->rc != 0) {
-        send_seal_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
+        sx_api_send_ops_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
         return;
     }
     const sx_config *cfg = j->base.server->config;
@@ -105,7 +87,7 @@ static void seal_done(sx_job *job)
     yajl_gen g = sx_json_gen_new();
     yajl_gen_map_open(g);
     sx_json_kv(g, "seal", seal);
-    gen_uint(g, "slot", j->id);
+    sx_api_gen_uint(g, "slot", j->id);
     if (j->add)
         sx_json_kv(g, "label", j->label);
     sx_json_str(g, "config"); /* the [seal] lines for the next start */
@@ -333,7 +315,7 @@ static void pcr_list(char *buf, size_t cap, uint32_t pcrs)
 static void gen_slot(yajl_gen g, const sx_crypto_slot_info *s)
 {
     yajl_gen_map_open(g);
-    gen_uint(g, "id", s->id);
+    sx_api_gen_uint(g, "id", s->id);
     sx_json_kv(g, "type", sx_crypto_seal_type_name(s->type));
     sx_json_kv(g, "label", s->label);
     gen_time(g, "created", s->created);
@@ -354,6 +336,16 @@ static void gen_slot(yajl_gen g, const sx_crypto_slot_info *s)
     yajl_gen_map_close(g);
 }
 
+/* key: [slot, ...] */
+static void gen_slots(yajl_gen g, const char *key, const sx_crypto_slot_info *slots, size_t n)
+{
+    sx_json_str(g, key);
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++)
+        gen_slot(g, &slots[i]);
+    yajl_gen_array_close(g);
+}
+
 static void slots_work(sx_job *job)
 {
     slots_job *j = (slots_job *)job;
@@ -365,16 +357,12 @@ static void slots_done(sx_job *job)
     slots_job *j = (slots_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_seal_failure(r, SX_ERR_OPS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_new();
     yajl_gen_map_open(g);
-    sx_json_str(g, "slots");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < j->n; i++)
-        gen_slot(g, &j->slots[i]);
-    yajl_gen_array_close(g);
+    gen_slots(g, "slots", j->slots, j->n);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
     sx_send_json(r, 200, NULL, body.base, body.len);
@@ -422,7 +410,7 @@ static void remove_done(sx_job *job)
     if (j->rc < 0) {
         if (j->rc == SX_CRYPTO_ESLOTREFUSED)
             sx_log(SX_LOG_WARN, "admin: removal of seal slot %u refused: %s", (unsigned)j->id, j->message);
-        send_seal_failure(r, SX_ERR_SEAL_SLOT, j->rc, j->message);
+        sx_api_send_ops_failure(r, SX_ERR_SEAL_SLOT, j->rc, j->message);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: seal slot %u (%s) removed%s", (unsigned)j->id, sx_crypto_seal_type_name(j->type),
@@ -430,7 +418,7 @@ static void remove_done(sx_job *job)
     sx_metrics_seal(SX_METRICS_SEAL_REMOVE);
     yajl_gen g = sx_json_gen_new();
     yajl_gen_map_open(g);
-    gen_uint(g, "removed", j->id);
+    sx_api_gen_uint(g, "removed", j->id);
     sx_json_kv(g, "type", sx_crypto_seal_type_name(j->type));
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
@@ -482,7 +470,7 @@ static void rekey_done(sx_job *job)
     uint32_t own = sx_crypto_slot_current(j->base.server->crypto, &type);
     audit_slot(r, own, type);
     if (j->rc < 0) {
-        send_seal_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
+        sx_api_send_ops_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: keyring rekeyed; %zu slot(s) kept, %zu removed (they wrapped the old key)", j->n,
@@ -490,16 +478,8 @@ static void rekey_done(sx_job *job)
     sx_metrics_seal(SX_METRICS_SEAL_REKEY);
     yajl_gen g = sx_json_gen_new();
     yajl_gen_map_open(g);
-    sx_json_str(g, "slots");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < j->n; i++)
-        gen_slot(g, &j->slots[i]);
-    yajl_gen_array_close(g);
-    sx_json_str(g, "removed"); /* to be added again with their methods */
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < j->ndropped; i++)
-        gen_slot(g, &j->dropped[i]);
-    yajl_gen_array_close(g);
+    gen_slots(g, "slots", j->slots, j->n);
+    gen_slots(g, "removed", j->dropped, j->ndropped); /* to be added again with their methods */
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
     sx_send_json(r, 200, NULL, body.base, body.len);
