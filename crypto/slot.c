@@ -450,11 +450,11 @@ int sx_crypto_first_slots_commit(sx_crypto *c, const sx_seal_params *sp, const c
     return 0;
 }
 
-/* Add a slot with key slot_key and parameters sp, and delete the slots in drop[] (ids whose
- * revisions must still match), in one batch conditional on the keyring's revision; retried while
- * other writers win. adopt_new makes the new slot this handle's. */
-static int slot_commit(sx_crypto *c, uint32_t *ret_id, const sx_seal_params *sp, const uint8_t *slot_key,
-                       const char *label, const uint32_t *drop, size_t ndrop, bool adopt_new)
+/* One attempt of a slot change on the slots as read: 0, a negative error, or SX_STORAGE_ECONDITION
+ * when another writer won (then the keyring is reloaded and the change tried again). */
+typedef int (*slots_attempt_fn)(sx_crypto *c, const sx_slot *slots, size_t n, void *ctx);
+
+static int slots_retry(sx_crypto *c, slots_attempt_fn fn, void *ctx)
 {
     int r = SX_STORAGE_ECONDITION;
     for (int attempt = 0; attempt < SX_KEYRING_COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
@@ -464,42 +464,70 @@ static int slot_commit(sx_crypto *c, uint32_t *ret_id, const sx_seal_params *sp,
         size_t n;
         if ((r = sx_slots_read(c->st, &slots, &n)) < 0)
             break;
-        if (n - ndrop >= SX_CRYPTO_MAX_SLOTS) {
-            sx_slots_free(slots, n);
-            return SX_CRYPTO_ETOOMANY;
-        }
-        uint32_t id = next_id(slots, n);
-        char keys[SX_CRYPTO_MAX_SLOTS + 1][SX_SLOT_KEY_BUF];
-        sx_storage_op ops[2 * SX_CRYPTO_MAX_SLOTS + 2];
-        size_t nops = 0;
-        uint8_t *rec = NULL;
-        size_t len = 0;
-        pthread_rwlock_wrlock(&c->lock);
-        r = slot_encode(&rec, &len, id, (int64_t)time(NULL), label, sp, c->kkid, slot_key, c->kk);
-        if (r == 0) {
-            op_put(&ops[nops++], keys[0], sx_slot_key(keys[0], id), rec, len, 0);
-            ops[nops++] = (sx_storage_op){.kind = SX_STORAGE_OP_CHECK,
-                                          .key = SX_KEY_S_KEYRING,
-                                          .klen = strlen(SX_KEY_S_KEYRING),
-                                          .cond = SX_STORAGE_COND_REV,
-                                          .rev = c->keyring_rev};
-            for (size_t i = 0; i < ndrop; i++)
-                for (size_t j = 0; j < n; j++)
-                    if (slots[j].id == drop[i])
-                        op_rev(&ops[nops++], SX_STORAGE_OP_DELETE, keys[1 + i], sx_slot_key(keys[1 + i], drop[i]),
-                               slots[j].rev);
-            r = sx_storage_batch(c->st, ops, nops, NULL);
-        }
-        if (r == 0 && adopt_new) {
-            sx_slot s = {.id = id, .type = sp->type};
-            adopt(c, &s, slot_key, NULL, NULL);
-        }
-        pthread_rwlock_unlock(&c->lock);
-        free(rec);
+        r = fn(c, slots, n, ctx);
         sx_slots_free(slots, n);
-        if (r == 0)
-            *ret_id = id;
     }
+    return r;
+}
+
+typedef struct commit_ctx {
+    const sx_seal_params *sp;
+    const uint8_t *slot_key;
+    const char *label;
+    const uint32_t *drop;
+    size_t ndrop;
+    bool adopt_new;
+    uint32_t id; /* out */
+} commit_ctx;
+
+static int commit_attempt(sx_crypto *c, const sx_slot *slots, size_t n, void *ctx)
+{
+    commit_ctx *x = ctx;
+    char keys[SX_CRYPTO_MAX_SLOTS + 1][SX_SLOT_KEY_BUF];
+    sx_storage_op ops[SX_CRYPTO_MAX_SLOTS + 2];
+    size_t nops = 2, kept = n;
+    for (size_t i = 0; i < x->ndrop; i++)
+        for (size_t j = 0; j < n; j++)
+            if (slots[j].id == x->drop[i] && nops < SX_CRYPTO_MAX_SLOTS + 2) {
+                op_rev(&ops[nops], SX_STORAGE_OP_DELETE, keys[nops - 1], sx_slot_key(keys[nops - 1], x->drop[i]),
+                       slots[j].rev);
+                nops++;
+                kept--;
+            }
+    if (kept >= SX_CRYPTO_MAX_SLOTS)
+        return SX_CRYPTO_ETOOMANY;
+    uint32_t id = next_id(slots, n);
+    uint8_t *rec = NULL;
+    size_t len = 0;
+    pthread_rwlock_wrlock(&c->lock);
+    int r = slot_encode(&rec, &len, id, (int64_t)time(NULL), x->label, x->sp, c->kkid, x->slot_key, c->kk);
+    if (r == 0) {
+        op_put(&ops[0], keys[0], sx_slot_key(keys[0], id), rec, len, 0);
+        op_rev(&ops[1], SX_STORAGE_OP_CHECK, SX_KEY_S_KEYRING, strlen(SX_KEY_S_KEYRING), c->keyring_rev);
+        r = sx_storage_batch(c->st, ops, nops, NULL);
+    }
+    if (r == 0 && x->adopt_new) {
+        sx_slot s = {.id = id, .type = x->sp->type};
+        adopt(c, &s, x->slot_key, NULL, NULL);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    free(rec);
+    if (r == 0)
+        x->id = id;
+    return r;
+}
+
+/* Add a slot with key slot_key and parameters sp, and delete the slots in drop[] (ids whose
+ * revisions must still match), in one batch conditional on the keyring's revision; retried while
+ * other writers win. adopt_new makes the new slot this handle's. */
+static int slot_commit(sx_crypto *c, uint32_t *ret_id, const sx_seal_params *sp, const uint8_t *slot_key,
+                       const char *label, const uint32_t *drop, size_t ndrop, bool adopt_new)
+{
+    commit_ctx x = {
+        .sp = sp, .slot_key = slot_key, .label = label, .drop = drop, .ndrop = ndrop, .adopt_new = adopt_new};
+    int r = slots_retry(c, commit_attempt, &x);
+    if (r == 0)
+        *ret_id = x.id;
     return r;
 }
 
@@ -610,6 +638,68 @@ int sx_crypto_slot_remove(sx_crypto *c, uint32_t id, unsigned flags, char *err, 
     return r;
 }
 
+typedef struct rekey_ctx {
+    const uint8_t *kk;
+    const uint8_t *kkid;
+    sx_crypto_slot_info *dropped;
+    size_t cap, ndropped;
+    char *err;
+    size_t errlen;
+} rekey_ctx;
+
+/* Re-encrypt the keyring under x->kk, re-wrap this handle's slot and the recovery slot, delete the
+ * others: one batch. Holds the write lock so that the keyring it encrypts is the one it commits. */
+static int rekey_attempt(sx_crypto *c, const sx_slot *slots, size_t n, void *ctx)
+{
+    rekey_ctx *x = ctx;
+    char keys[SX_CRYPTO_MAX_SLOTS + 1][SX_SLOT_KEY_BUF];
+    uint8_t *recs[SX_CRYPTO_MAX_SLOTS + 1] = {0};
+    sx_storage_op ops[SX_CRYPTO_MAX_SLOTS + 1];
+    size_t nops = 0, lens[SX_CRYPTO_MAX_SLOTS + 1];
+    bool own_found = false;
+    x->ndropped = 0;
+    pthread_rwlock_wrlock(&c->lock);
+    int r =
+        sx_crypto_keyring_blob(&recs[SX_CRYPTO_MAX_SLOTS], &lens[SX_CRYPTO_MAX_SLOTS], c->kr, c->sys, x->kk, x->kkid);
+    if (r == 0)
+        op_put(&ops[nops++], SX_KEY_S_KEYRING, strlen(SX_KEY_S_KEYRING), recs[SX_CRYPTO_MAX_SLOTS],
+               lens[SX_CRYPTO_MAX_SLOTS], c->keyring_rev);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        const sx_slot *s = &slots[i];
+        size_t kl = sx_slot_key(keys[i], s->id);
+        if (s->id == c->slot_id && s->type != SX_CRYPTO_SEAL_RECOVERY) {
+            own_found = true;
+            r = slot_encode(&recs[i], &lens[i], s->id, s->created, s->label, &s->sp, x->kkid, c->seal_key, x->kk);
+        } else if (s->type == SX_CRYPTO_SEAL_RECOVERY) {
+            r = sx_slot_build_recovery(&recs[i], &lens[i], s->created, c->kr->recovery_pk, x->kkid, x->kk);
+        } else {
+            op_rev(&ops[nops++], SX_STORAGE_OP_DELETE, keys[i], kl, s->rev);
+            if (x->ndropped < x->cap)
+                slot_info(&x->dropped[x->ndropped], s, c->kkid, c->slot_id);
+            x->ndropped++;
+            continue;
+        }
+        if (r == 0)
+            op_put(&ops[nops++], keys[i], kl, recs[i], lens[i], s->rev);
+    }
+    if (r == 0 && !own_found)
+        r = sx_fail(x->err, x->errlen, -ENOENT,
+                    "the slot this node opened with (%u) no longer exists: a rekey would leave this node without a "
+                    "slot; add one with `secretsctl seal add` first",
+                    c->slot_id);
+    if (r == 0)
+        r = sx_storage_batch(c->st, ops, nops, NULL);
+    if (r == 0) {
+        memcpy(c->kk, x->kk, SX_CRYPTO_KEYBYTES);
+        memcpy(c->kkid, x->kkid, SX_KKID_BYTES);
+        c->keyring_rev = ops[0].ret_rev;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    for (size_t i = 0; i <= SX_CRYPTO_MAX_SLOTS; i++)
+        free(recs[i]);
+    return r;
+}
+
 int sx_crypto_rekey(sx_crypto *c, sx_crypto_slot_info *ret_dropped, size_t cap, size_t *ret_n_dropped, char *err,
                     size_t errlen)
 {
@@ -623,66 +713,13 @@ int sx_crypto_rekey(sx_crypto *c, sx_crypto_slot_info *ret_dropped, size_t cap, 
     uint8_t kkid[SX_KKID_BYTES];
     randombytes_buf(kk, SX_CRYPTO_KEYBYTES);
     randombytes_buf(kkid, sizeof kkid);
-    int r = SX_STORAGE_ECONDITION;
-    size_t ndropped = 0;
-    for (int attempt = 0; attempt < SX_KEYRING_COMMIT_RETRIES && r == SX_STORAGE_ECONDITION; attempt++) {
-        if (attempt > 0 && (r = sx_crypto_keyring_reload(c)) < 0)
-            break;
-        sx_slot *slots;
-        size_t n;
-        if ((r = sx_slots_read(c->st, &slots, &n)) < 0)
-            break;
-        char keys[SX_CRYPTO_MAX_SLOTS + 1][SX_SLOT_KEY_BUF];
-        uint8_t *recs[SX_CRYPTO_MAX_SLOTS + 1] = {0};
-        sx_storage_op ops[SX_CRYPTO_MAX_SLOTS + 1];
-        size_t nops = 0, lens[SX_CRYPTO_MAX_SLOTS + 1];
-        bool own_found = false;
-        ndropped = 0;
-        pthread_rwlock_wrlock(&c->lock);
-        r = sx_crypto_keyring_blob(&recs[SX_CRYPTO_MAX_SLOTS], &lens[SX_CRYPTO_MAX_SLOTS], c->kr, c->sys, kk, kkid);
-        if (r == 0)
-            op_put(&ops[nops++], SX_KEY_S_KEYRING, strlen(SX_KEY_S_KEYRING), recs[SX_CRYPTO_MAX_SLOTS],
-                   lens[SX_CRYPTO_MAX_SLOTS], c->keyring_rev);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-            const sx_slot *s = &slots[i];
-            size_t kl = sx_slot_key(keys[i], s->id);
-            if (s->id == c->slot_id && s->type != SX_CRYPTO_SEAL_RECOVERY) {
-                own_found = true;
-                r = slot_encode(&recs[i], &lens[i], s->id, s->created, s->label, &s->sp, kkid, c->seal_key, kk);
-            } else if (s->type == SX_CRYPTO_SEAL_RECOVERY) {
-                r = sx_slot_build_recovery(&recs[i], &lens[i], s->created, c->kr->recovery_pk, kkid, kk);
-            } else {
-                op_rev(&ops[nops++], SX_STORAGE_OP_DELETE, keys[i], kl, s->rev);
-                if (ndropped < cap)
-                    slot_info(&ret_dropped[ndropped], s, c->kkid, c->slot_id);
-                ndropped++;
-                continue;
-            }
-            if (r == 0)
-                op_put(&ops[nops++], keys[i], kl, recs[i], lens[i], s->rev);
-        }
-        if (r == 0 && !own_found)
-            r = sx_fail(err, errlen, -ENOENT,
-                        "the slot this node opened with (%u) no longer exists: a rekey would leave this node "
-                        "without a slot; add one with `secretsctl seal add` first",
-                        c->slot_id);
-        if (r == 0)
-            r = sx_storage_batch(c->st, ops, nops, NULL);
-        if (r == 0) {
-            memcpy(c->kk, kk, SX_CRYPTO_KEYBYTES);
-            memcpy(c->kkid, kkid, SX_KKID_BYTES);
-            c->keyring_rev = ops[0].ret_rev;
-        }
-        pthread_rwlock_unlock(&c->lock);
-        for (size_t i = 0; i <= SX_CRYPTO_MAX_SLOTS; i++)
-            free(recs[i]);
-        sx_slots_free(slots, n);
-    }
+    rekey_ctx x = {.kk = kk, .kkid = kkid, .dropped = ret_dropped, .cap = cap, .err = err, .errlen = errlen};
+    int r = slots_retry(c, rekey_attempt, &x);
     sodium_free(kk);
     if (r < 0 && err && !err[0])
         sx_fail(err, errlen, r, "cannot rekey: %s", sx_crypto_strerror(r));
     if (r == 0)
-        *ret_n_dropped = ndropped < cap ? ndropped : cap;
+        *ret_n_dropped = x.ndropped < cap ? x.ndropped : cap;
     return r;
 }
 
@@ -744,7 +781,7 @@ int sx_crypto_slots_recover(sx_crypto *c, const uint8_t *kp, const sx_crypto_opt
     r = sx_seal_create(keys, &sp, &opt->seal, err, errlen);
     if (r < 0)
         goto out;
-    uint32_t id;
+    uint32_t id = 0;
     r = slot_commit(c, &id, &sp, keys, "recovered", drop, ndrop, true);
     sx_seal_params_release(&sp);
     if (r < 0)
