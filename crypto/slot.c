@@ -96,7 +96,8 @@ static int slot_encode(uint8_t **ret, size_t *ret_len, uint32_t id, int64_t crea
     memcpy(p + 12, kkid, SX_KKID_BYTES);
     p += 12 + SX_KKID_BYTES;
     *p++ = (uint8_t)l;
-    memcpy(p, label, l);
+    if (l)
+        memcpy(p, label, l);
     p += l;
     *p++ = (uint8_t)(tail >> 8);
     *p++ = (uint8_t)tail;
