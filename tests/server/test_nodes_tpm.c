@@ -198,6 +198,8 @@ static void two_nodes_each_unlock_with_their_own_tpm(void)
     char *audit = sx_test_read_file(audit_path, NULL);
     snprintf(line, sizeof(line), "slot %ld tpm", idb);
     CHECK(audit && strstr(audit, "seal.remove") && strstr(audit, line));
+    snprintf(line, sizeof(line), "\"slot %ld tpm\"", ida);
+    CHECK(audit && strstr(audit, "seal.unlock") && strstr(audit, line)); /* A's start with its TPM */
     free(audit);
     free(audit_path);
 
