@@ -38,6 +38,10 @@
 #define SX_CRYPTO_ELOCKOUT     (-1109) /* the TPM is in dictionary-attack lockout */
 #define SX_CRYPTO_ETPM         (-1110) /* any other TPM failure */
 #define SX_CRYPTO_ETOOMANY     (-1111) /* the keyring already holds SX_CRYPTO_MAX_MASTERS versions */
+#define SX_CRYPTO_EPIN         (-1112) /* the TPM refused the PIN of a PIN-bound slot */
+#define SX_CRYPTO_ESLOTREFUSED                                                                                         \
+    (-1113) /* a slot change that would lock the operator out (last, own or recovery slot)                             \
+             */
 
 /* ---- JSON bodies ------------------------------------------------------------------------------ */
 #define SX_JSON_EINVALID (-1200) /* not parsable JSON (syntax, invalid UTF-8): 400 invalid_json */

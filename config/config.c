@@ -435,6 +435,7 @@ void sx_config_free(sx_config *cfg)
     free(cfg->seal_recovery_key_file);
     free(cfg->seal_passphrase_env);
     free(cfg->seal_tcti);
+    free(cfg->seal_pin_env);
     free(cfg->access_log);
     free(cfg->audit_log);
     free(cfg);

@@ -141,6 +141,7 @@ typedef struct sx_config {
     size_t seal_pwhash_memlimit;             /* default crypto_pwhash_MEMLIMIT_MODERATE */
     char *seal_tcti;                         /* default "device:/dev/tpmrm0" */
     uint32_t seal_pcrs;                      /* bitmask of sha256 PCRs to bind to (bit n = PCR n); default 0 = none */
+    char *seal_pin_env;                      /* TPM: variable holding the PIN (PolicyAuthValue); default "" = no PIN */
     char *seal_recovery_key_file;            /* absolute; where a new keyring's recovery key is written (mode 0400) when
                                                 stdout is not a terminal; default "var/recovery.key" */
 

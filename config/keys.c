@@ -136,6 +136,8 @@ const sx_config_item sx_config_items[] = {
      sx_config_set_string, FIELD(seal_tcti)},
     {{"seal", "pcrs", false, "none"},
      sx_config_set_pcrs, FIELD(seal_pcrs)},
+    {{"seal", "pin_env", false, ""},
+     sx_config_set_env_name_opt, FIELD(seal_pin_env)},
     {{"seal", "recovery_key_file", false, "var/recovery.key"},
      sx_config_set_path, FIELD(seal_recovery_key_file)},
 

@@ -155,6 +155,13 @@ int sx_config_set_env_name(const sx_config_item *item, const char *v, sx_config 
     return set_copy(item, cfg, v);
 }
 
+int sx_config_set_env_name_opt(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    if (!*v)
+        return set_copy(item, cfg, v);
+    return sx_config_set_env_name(item, v, cfg, line, why);
+}
+
 /* True when a libpq connection string or URI carries a password, which must come from
  * [storage] password_env or password_file instead. */
 static bool dsn_has_password(const char *v)

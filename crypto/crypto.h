@@ -1,8 +1,9 @@
 /*
  * crypto.h - secretsd's KMS-style key hierarchy.
  *
- *     seal key     (key file | passphrase via Argon2id | TPM 2.0 sealed object)
- *       keyring    master-key versions (one active) + long-lived system keys, sealed under the seal key
+ *     slots        (key file | passphrase via Argon2id | TPM 2.0 sealed object | recovery key), each
+ *                  wrapping the keyring key (keyslots: several unlock methods at once)
+ *       keyring    master-key versions (one active) + long-lived system keys, under the keyring key
  *         data key per-environment versions (one active), each wrapped under one master version
  *           value  a secret's value, encrypted under one data-key version of its environment
  *
@@ -13,9 +14,9 @@
  * which can re-seal the keyring when the seal is lost (dead TPM, lost key file, forgotten passphrase).
  *
  * Persistence goes through the storage vtable (storage/storage.h). The module owns these keys:
- *     s/seal               seal parameters (type, seal id, salt + limits, TPM public/private blobs)
- *     s/keyring            the keyring sealed under the seal key
- *     s/keyring.recovery   the keyring wrapped for the recovery key
+ *     s/keyring            the keyring under the keyring key
+ *     s/slot/{%08x id}     a slot: the keyring key wrapped under one method (0 = the recovery key)
+ *     s/slot.used/{id}     when the slot last opened the keyring (information only)
  *     e/{org}/{project}/{env}               the env's data-key state (active version)
  *     d/{org}/{project}/{env}/{%08x ver}    wrapped data-key versions
  * Every multi-record change is one sx_storage_batch() with preconditions, so several threads or
@@ -95,6 +96,7 @@ typedef enum sx_crypto_seal_type {
     SX_CRYPTO_SEAL_FILE = 1,       /* 32 random bytes in a 0600 file, created on first start */
     SX_CRYPTO_SEAL_PASSPHRASE = 2, /* Argon2id(passphrase, stored salt) */
     SX_CRYPTO_SEAL_TPM = 3,        /* sealed under the TPM's storage primary key (ECC P-256) */
+    SX_CRYPTO_SEAL_RECOVERY = 4,   /* a slot only: the keyring key encrypted to the recovery public key */
 } sx_crypto_seal_type;
 
 /* How the seal key is obtained. Borrowed for the duration of the call that takes it. */
@@ -107,7 +109,12 @@ typedef struct sx_crypto_seal_options {
     size_t pwhash_memlimit;             /* PASSPHRASE: for a new seal (>= INTERACTIVE); 0 = MEMLIMIT_MODERATE */
     const char *tcti;                   /* TPM: e.g. "device:/dev/tpmrm0" (default), "swtpm:host=...,port=..." */
     uint32_t pcrs;                      /* TPM: sha256 PCRs to bind a new seal to (bit n = PCR n); 0 = none */
+    const char *pin;                    /* TPM: a PIN (PolicyAuthValue) for a new seal and to unseal; NULL = none */
+    size_t pin_len;                     /* TPM: 1..SX_CRYPTO_PIN_MAX bytes when pin is set */
 } sx_crypto_seal_options;
+
+/* Longest TPM PIN (the sealed object's auth value is a SHA-256-sized TPM2B). */
+#define SX_CRYPTO_PIN_MAX 32u
 
 typedef struct sx_crypto_options {
     sx_crypto_seal_options seal;
@@ -158,8 +165,11 @@ void sx_crypto_recovery_key_free(char *key);
 
 /*
  * Recovery: open the hierarchy with the recovery key (the printed form; case, spaces and dashes
- * are ignored) and re-seal the keyring under opt->seal in one atomic write, replacing the old seal,
- * which stops working. The recovery key itself stays valid. On success *ret is an open handle as
+ * are ignored) through the recovery slot and add a slot for opt->seal, in one atomic write that
+ * also removes this node's lost slots of that type: each slot of opt->seal's type that the
+ * configured method does not open (a file or passphrase slot under another key, a TPM slot of this
+ * TPM whose policy no longer matches); TPM slots of other machines stay. The recovery key itself
+ * stays valid. On success *ret is an open handle as
  * from sx_crypto_open(). Errors: SX_CRYPTO_EBADRECOVERY, the seal errors of sx_crypto_open(),
  * SX_STORAGE_ECONDITION when another process changed the seal meanwhile (retry), storage errors.
  */
@@ -167,11 +177,64 @@ int sx_crypto_recover(sx_crypto **ret, sx_storage *st, const char *recovery_key,
                       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
- * Seal migration: re-seal the keyring under new_seal (e.g. file -> TPM) in one atomic write. The
- * old seal no longer opens the store. Errors as sx_crypto_recover(); on failure nothing changed.
+ * Seal migration: add a slot for new_seal (e.g. file -> TPM) and remove the slot this handle opened
+ * with, in one atomic write; the new slot becomes this handle's. The old slot no longer opens the
+ * store; other slots (other nodes', the recovery slot) stay. Errors as sx_crypto_recover(); on
+ * failure nothing changed.
  */
 int sx_crypto_reseal(sx_crypto *c, const sx_crypto_seal_options *new_seal, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* --- keyslots (slot.c) ------------------------------------------------------------------------ *
+ * The keyring is encrypted under one random keyring key; each slot wraps that key under one unlock
+ * method (FORMAT.md). A node opens with the first slot of its configured type that works; the
+ * recovery slot (id 0) wraps it for the recovery key. Slot changes are single conditional batches,
+ * so operators on several nodes may add and remove slots at once without losing one. */
+#define SX_CRYPTO_SLOT_LABEL_MAX 64u /* bytes of a slot label (printable ASCII) */
+#define SX_CRYPTO_MAX_SLOTS      64u /* slots per store */
+#define SX_CRYPTO_RECOVERY_SLOT  0u  /* the recovery slot's id */
+
+typedef struct sx_crypto_slot_info {
+    uint32_t id;
+    sx_crypto_seal_type type;
+    char label[SX_CRYPTO_SLOT_LABEL_MAX + 1];
+    int64_t created;   /* Unix seconds */
+    int64_t last_used; /* Unix seconds of the last open with this slot; 0 = never */
+    uint32_t pcrs;     /* TPM: the PCR mask it is bound to */
+    bool pin;          /* TPM: bound to a PIN too */
+    bool current;      /* the slot this handle opened with */
+    bool stale;        /* wraps an older keyring key (a rekey happened since): it opens nothing */
+} sx_crypto_slot_info;
+
+/* The store's slots in id order: at most cap into ret[], their number into *ret_n. No key
+ * material is read. 0 or a storage error. */
+int sx_crypto_slot_list(sx_crypto *c, sx_crypto_slot_info *ret, size_t cap, size_t *ret_n)
+    __attribute__((warn_unused_result));
+
+/* The slot this handle opened with (its id and type). */
+uint32_t sx_crypto_slot_current(sx_crypto *c, sx_crypto_seal_type *ret_type);
+
+/* Add a slot for o (a FILE slot creates o->key_file, which must not exist; a TPM slot is created
+ * with the TPM o->tcti reaches) labelled label (NULL or "" = none; printable ASCII up to
+ * SX_CRYPTO_SLOT_LABEL_MAX, else -EINVAL). *ret_id gets the new slot's id. Blocks (TPM, Argon2id).
+ * Errors: the seal errors of sx_crypto_open(), SX_CRYPTO_ETOOMANY (SX_CRYPTO_MAX_SLOTS), storage. */
+int sx_crypto_slot_add(sx_crypto *c, uint32_t *ret_id, const sx_crypto_seal_options *o, const char *label, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
+/* Remove slot id. SX_CRYPTO_ESLOTREFUSED for the last slot, and without SX_CRYPTO_SLOT_FORCE for the
+ * slot this handle opened with or the recovery slot; -ENOENT when there is no such slot. The removal
+ * is conditional on every other slot being unchanged, so two removals racing never remove both of
+ * the last two slots. */
+#define SX_CRYPTO_SLOT_FORCE 1u
+int sx_crypto_slot_remove(sx_crypto *c, uint32_t id, unsigned flags, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Rekey: a new keyring key encrypts the keyring, and is wrapped again into the slot this handle
+ * opened with and the recovery slot (the methods at hand); every other slot is removed in the same
+ * batch (a slot wrapping the old key would open nothing), its info into ret_dropped[] (at most cap,
+ * the number into *ret_n_dropped). Copies of old slot records stop opening the keyring. */
+int sx_crypto_rekey(sx_crypto *c, sx_crypto_slot_info *ret_dropped, size_t cap, size_t *ret_n_dropped, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
 
 /* --- values ----------------------------------------------------------------------------------- */
 

@@ -112,6 +112,28 @@ int sx_crypto_recovery_seal_eph(uint8_t *out, const uint8_t rpk[32], const uint8
 int sx_crypto_recovery_seal(uint8_t *out, const uint8_t rpk[32], const uint8_t *pt, size_t len);
 int sx_crypto_recovery_open_raw(uint8_t *out, size_t *ret_len, const uint8_t rpk[32], const uint8_t rsk[32],
                                 const uint8_t *blob, size_t len);
+/* The key that wraps a recovery copy or the recovery slot: BLAKE2b over the X25519 secret of (sk,
+ * pk_other) with eph_pk and rpk. SX_CRYPTO_EFORMAT for a low-order point. */
+int sx_crypto_recovery_wrap_key(uint8_t key[32], const uint8_t sk[32], const uint8_t pk_other[32],
+                                const uint8_t eph_pk[32], const uint8_t rpk[32]);
+
+/* Keyring of format 2, under the keyring key: fmt(0x02) | keyring-key id(16) | nonce | ct+tag.
+ * out must hold SX_KEYRING2_HDR_LEN + len + SX_TAGBYTES. Open: SX_CRYPTO_EBADSEAL on
+ * authentication failure, out must hold len - SX_KEYRING2_HDR_LEN - SX_TAGBYTES. */
+#define SX_KEYRING_BLOB_V2  0x02
+#define SX_KKID_BYTES       16u
+#define SX_KEYRING2_HDR_LEN (1u + SX_KKID_BYTES + SX_NONCEBYTES)
+void sx_crypto_keyring2_seal_nonce(uint8_t *out, const uint8_t kk[32], const uint8_t kkid[SX_KKID_BYTES],
+                                   const uint8_t *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES]);
+int sx_crypto_keyring2_open_raw(uint8_t *out, size_t *ret_len, const uint8_t kk[32], const uint8_t *blob, size_t len);
+
+/* A slot's wrapped keyring key: hdr (the slot record's header, FORMAT.md) is the associated data;
+ * out must hold SX_SLOT_WRAP_LEN. Open: SX_CRYPTO_EBADSEAL on authentication failure. */
+#define SX_SLOT_WRAP_LEN (SX_NONCEBYTES + SX_CRYPTO_KEYBYTES + SX_TAGBYTES)
+void sx_crypto_slot_wrap_nonce(uint8_t *out, const uint8_t slot_key[32], const uint8_t *hdr, size_t hdrlen,
+                               const uint8_t kk[32], const uint8_t nonce[SX_NONCEBYTES]);
+int sx_crypto_slot_unwrap(uint8_t kk[32], const uint8_t slot_key[32], const uint8_t *hdr, size_t hdrlen,
+                          const uint8_t *wrap);
 
 /* Recovery key text <-> 32 raw bytes; and the X25519 key pair derived from the raw key. */
 void sx_crypto_recovery_encode(char out[SX_CRYPTO_RECOVERY_KEY_SIZE], const uint8_t raw[32]);
@@ -130,11 +152,22 @@ typedef struct sx_seal_params {
     size_t tpm_publen;
     const uint8_t *tpm_priv;
     size_t tpm_privlen;
+    bool pin;           /* tpm (slots only): bound to a PIN through PolicyAuthValue */
+    uint8_t eph_pk[32]; /* recovery (slots only): the ephemeral X25519 public key */
 } sx_seal_params;
 
-/* Encode params into a malloc'd record; decode a record (borrowing blobs from rec). */
+/* Encode params into a malloc'd record; decode a record (borrowing blobs from rec). This is the
+ * s/seal record of stores made before keyslots (read by the upgrade; tests write it). */
 int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *sp);
 int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len);
+
+/* The type-specific part of a seal's parameters: s/seal format (slot false) or a slot's (slot
+ * true: a TPM flags byte, the recovery type). _size gives the bytes _put writes, -EINVAL for a
+ * type or blob size it cannot encode. _get parses exactly len bytes (borrowing blobs) for
+ * sp->type, SX_CRYPTO_EFORMAT. */
+int sx_seal_tail_size(size_t *ret, const sx_seal_params *sp, bool slot);
+uint8_t *sx_seal_tail_put(uint8_t *p, const sx_seal_params *sp, bool slot);
+int sx_seal_tail_get(sx_seal_params *sp, const uint8_t *p, size_t len, bool slot);
 
 /* seal.c: create a new seal of o->type (fresh seal id; TPM blobs malloc'd, released with
  * sx_seal_params_release()) and its key; or unlock stored params with o. key is sodium_malloc'd. */
@@ -203,10 +236,11 @@ struct sx_crypto {
     sx_storage *st;
     pthread_rwlock_t lock; /* guards everything below except the cache and sys */
     sx_keyring *kr;        /* sodium_malloc */
-    uint8_t *seal_key;     /* sodium_malloc, 32 bytes */
-    uint8_t *seal_rec;     /* malloc'd s/seal record (no secret) */
-    size_t seal_len;
-    uint64_t seal_rev, keyring_rev, recovery_rev;
+    uint8_t *kk;           /* sodium_malloc, 32 bytes: the keyring key */
+    uint8_t kkid[SX_KKID_BYTES];
+    uint8_t *seal_key; /* sodium_malloc, 32 bytes: the key of this handle's slot (wraps kk) */
+    uint32_t slot_id;  /* the slot this handle opened with */
+    uint64_t keyring_rev;
     sx_crypto_seal_type seal_type;
     uint8_t *sys; /* sodium_malloc, SX_SYS_BYTES: token-hash, audit and record-MAC keys; constant */
     sx_dk_cache *cache;
@@ -257,8 +291,81 @@ int sx_crypto_env_advance(sx_crypto *c, uint32_t *ret_active, uint64_t *ret_rev,
 typedef int (*sx_crypto_scan_fn)(void *ctx, const char *key, size_t klen, uint32_t mk_version);
 int sx_crypto_scan_datakeys(sx_crypto *c, const char *prefix, sx_crypto_scan_fn fn, void *ctx);
 
-#define SX_KEY_S_SEAL     "s/seal"
-#define SX_KEY_S_KEYRING  "s/keyring"
-#define SX_KEY_S_RECOVERY "s/keyring.recovery"
+#define SX_KEY_S_SEAL      "s/seal" /* before keyslots; removed by the upgrade */
+#define SX_KEY_S_KEYRING   "s/keyring"
+#define SX_KEY_S_RECOVERY  "s/keyring.recovery" /* before keyslots; removed by the upgrade */
+#define SX_KEY_SLOT_PREFIX "s/slot/"
+#define SX_KEY_SLOT_USED   "s/slot.used/"
+#define SX_SLOT_KEY_BUF    32
+/* The records initialisation writes: the recovery slot and the first node's slot. */
+#define SX_KEY_SLOT_RECOVERY "s/slot/00000000"
+#define SX_KEY_SLOT_FIRST    "s/slot/00000001"
+
+/* --- keyslots (slot.c) -------------------------------------------------------------------------- */
+/* keyring.c: encode kr (and the system keys) and encrypt it under kk into a malloc'd s/keyring blob. */
+int sx_crypto_keyring_blob(uint8_t **ret, size_t *ret_len, const sx_keyring *kr, const uint8_t *sys, const uint8_t *kk,
+                           const uint8_t kkid[SX_KKID_BYTES]);
+/* keyring.c: decrypt an s/keyring blob with kk into kr (and sys when not NULL). */
+int sx_crypto_keyring_unseal(sx_keyring *kr, uint8_t *sys, const uint8_t *kk, const uint8_t *blob, size_t len);
+
+/* A stored slot record, parsed (pointers into rec). */
+typedef struct sx_slot {
+    uint32_t id;
+    sx_crypto_seal_type type;
+    int64_t created;
+    uint8_t kkid[SX_KKID_BYTES];
+    char label[SX_CRYPTO_SLOT_LABEL_MAX + 1];
+    sx_seal_params sp; /* type-specific parameters (blobs borrowed from rec) */
+    const uint8_t *rec;
+    size_t hdrlen; /* header bytes (the AD); the wrap follows */
+    size_t len;
+    uint64_t rev;
+} sx_slot;
+
+/* "s/slot/%08x" into buf (SX_SLOT_KEY_BUF); returns the length. */
+size_t sx_slot_key(char *buf, uint32_t id);
+/* Parse a slot record stored under id. SX_CRYPTO_EFORMAT when malformed or when its id differs. */
+int sx_slot_parse(sx_slot *s, uint32_t id, const uint8_t *rec, size_t len);
+/* A malloc'd slot record: header from the arguments, the keyring key wrapped under slot_key. */
+int sx_slot_build(uint8_t **ret, size_t *ret_len, uint32_t id, int64_t created, const char *label,
+                  const sx_seal_params *sp, const uint8_t kkid[SX_KKID_BYTES], const uint8_t *slot_key,
+                  const uint8_t *kk);
+/* The recovery slot for recovery public key rpk (a fresh ephemeral key). */
+int sx_slot_build_recovery(uint8_t **ret, size_t *ret_len, int64_t created, const uint8_t rpk[32],
+                           const uint8_t kkid[SX_KKID_BYTES], const uint8_t *kk);
+/* Unwrap the keyring key of a parsed slot with slot_key into kk. SX_CRYPTO_EBADSEAL. */
+int sx_slot_open(uint8_t *kk, const sx_slot *s, const uint8_t *slot_key);
+
+/* Every slot record of st: a malloc'd array of *ret_n parsed slots whose records are malloc'd too
+ * (free with sx_slots_free). A malformed record is SX_CRYPTO_EFORMAT. */
+int sx_slots_read(sx_storage *st, sx_slot **ret, size_t *ret_n);
+void sx_slots_free(sx_slot *s, size_t n);
+
+/* keyring.c: the keyring plaintext (FORMAT.md); decode fills sys (when not NULL) with the system
+ * keys, deriving the record-MAC key. */
+size_t sx_crypto_keyring_encode(uint8_t *out, const sx_keyring *kr, const uint8_t *sys);
+int sx_crypto_keyring_decode(sx_keyring *kr, uint8_t *sys, const uint8_t *pt, size_t len);
+void sx_crypto_sys_derive(uint8_t *sys);
+/* keyring.c: an empty handle on st (keys in sodium_malloc memory, all zero). */
+int sx_crypto_handle_new(sx_crypto **ret, sx_storage *st, const sx_crypto_options *opt);
+
+/* upgrade.c: open a store of the one-seal format (s/seal, s/keyring of format 1,
+ * s/keyring.recovery) with opt->seal, or with the recovery key kp (raw key, public, secret; a new
+ * slot for opt->seal is made then), and rewrite it as keyslots in one batch. 1 when another process
+ * changed the records meanwhile (the caller reads them again). */
+int sx_crypto_legacy_open(sx_crypto *c, const sx_crypto_options *opt, const uint8_t *kp, char *err, size_t errlen);
+
+/* slot.c: write the records a store starts with - s/keyring of c->kr under a new keyring key (put
+ * at keyring_rev, 0 = absent), the recovery slot and slot 1 (labelled label) for sp under
+ * c->seal_key, both absent-only - together with the caller's extra ops (at most 4: preconditions,
+ * deletions) in one batch. 1 when a precondition failed (another process was first). On success
+ * the handle has opened with slot 1. */
+int sx_crypto_first_slots_commit(sx_crypto *c, const sx_seal_params *sp, const char *label, uint64_t keyring_rev,
+                                 const sx_storage_op *extra, size_t nextra);
+
+/* slot.c: open the keyring from the slots (called by sx_crypto_open for a store with slots). */
+int sx_crypto_slots_unlock(sx_crypto *c, const sx_crypto_options *opt, char *err, size_t errlen);
+/* slot.c: the recovery key path: unwrap kk from the recovery slot (kp = raw key, pk, sk). */
+int sx_crypto_slots_recover(sx_crypto *c, const uint8_t *kp, const sx_crypto_options *opt, char *err, size_t errlen);
 
 #endif /* SX_CRYPTO_INTERNAL_H */

@@ -24,6 +24,8 @@ static const char LABEL_RECOVERY_WRAP[] = "secretsd.recovery.wrap.v1";
 static const char LABEL_RECOVERY_X25519[] = "secretsd.recovery.x25519.v1";
 static const char LABEL_RECOVERY_CHECK[] = "secretsd.recovery.check.v1";
 static const char LABEL_SEAL_REC[] = "secretsd.seal.record.v1";
+static const char LABEL_KEYRING_V2[] = "secretsd.keyring.v2";
+static const char LABEL_SLOT[] = "secretsd.slot.v1";
 
 const char *sx_crypto_strerror(int code)
 {
@@ -294,13 +296,78 @@ int sx_crypto_keyring_open_raw(uint8_t *out, size_t *ret_len, const uint8_t sk[3
     return 0;
 }
 
+/* --- keyring format 2: fmt(1) | keyring-key id(16) | nonce(24) | ciphertext+tag ---------------- *
+ * Under the keyring key; the AD binds the header (format byte and keyring-key id). */
+
+void sx_crypto_keyring2_seal_nonce(uint8_t *out, const uint8_t kk[32], const uint8_t kkid[SX_KKID_BYTES],
+                                   const uint8_t *pt, size_t len, const uint8_t nonce[SX_NONCEBYTES])
+{
+    ad_buf ad = {.n = 0};
+    out[0] = SX_KEYRING_BLOB_V2;
+    memcpy(out + 1, kkid, SX_KKID_BYTES);
+    memcpy(out + 1 + SX_KKID_BYTES, nonce, SX_NONCEBYTES);
+    ad_str(&ad, LABEL_KEYRING_V2);
+    ad_field(&ad, out, 1 + SX_KKID_BYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + SX_KEYRING2_HDR_LEN, NULL, pt, len, ad.b, ad.n, NULL, nonce, kk);
+}
+
+int sx_crypto_keyring2_open_raw(uint8_t *out, size_t *ret_len, const uint8_t kk[32], const uint8_t *blob, size_t len)
+{
+    ad_buf ad = {.n = 0};
+    if (len < SX_KEYRING2_HDR_LEN + SX_TAGBYTES || len > SX_KEYRING2_HDR_LEN + SX_KEYRING_PLAIN_MAX + SX_TAGBYTES ||
+        blob[0] != SX_KEYRING_BLOB_V2)
+        return SX_CRYPTO_EFORMAT;
+    ad_str(&ad, LABEL_KEYRING_V2);
+    ad_field(&ad, blob, 1 + SX_KKID_BYTES);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + SX_KEYRING2_HDR_LEN,
+                                                   len - SX_KEYRING2_HDR_LEN, ad.b, ad.n, blob + 1 + SX_KKID_BYTES,
+                                                   kk) != 0)
+        return SX_CRYPTO_EBADSEAL;
+    *ret_len = len - SX_KEYRING2_HDR_LEN - SX_TAGBYTES;
+    return 0;
+}
+
+/* --- a slot's wrapped keyring key: nonce(24) | ciphertext(32)+tag -------------------------------- *
+ * AD = lp(label) lp(BLAKE2b-256(slot header)); the header holds the slot's id and type, so a record
+ * copied under another id or with its type byte changed fails to open. */
+
+static void ad_slot(ad_buf *ad, const uint8_t *hdr, size_t hdrlen)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, hdr, hdrlen, NULL, 0);
+    ad->n = 0;
+    ad_str(ad, LABEL_SLOT);
+    ad_field(ad, h, sizeof h);
+}
+
+void sx_crypto_slot_wrap_nonce(uint8_t *out, const uint8_t slot_key[32], const uint8_t *hdr, size_t hdrlen,
+                               const uint8_t kk[32], const uint8_t nonce[SX_NONCEBYTES])
+{
+    ad_buf ad;
+    ad_slot(&ad, hdr, hdrlen);
+    memcpy(out, nonce, SX_NONCEBYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + SX_NONCEBYTES, NULL, kk, SX_CRYPTO_KEYBYTES, ad.b, ad.n, NULL,
+                                               nonce, slot_key);
+}
+
+int sx_crypto_slot_unwrap(uint8_t kk[32], const uint8_t slot_key[32], const uint8_t *hdr, size_t hdrlen,
+                          const uint8_t *wrap)
+{
+    ad_buf ad;
+    ad_slot(&ad, hdr, hdrlen);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(kk, NULL, NULL, wrap + SX_NONCEBYTES,
+                                                   SX_CRYPTO_KEYBYTES + SX_TAGBYTES, ad.b, ad.n, wrap, slot_key) != 0)
+        return SX_CRYPTO_EBADSEAL;
+    return 0;
+}
+
 /* --- recovery copy: fmt(1) | eph_pk(32) | nonce(24) | ciphertext+tag ---------------------------- *
  * An X25519 exchange between a fresh ephemeral key and the recovery public key gives a shared
  * secret; BLAKE2b keyed with it over (label, eph_pk, rpk) gives the XChaCha20-Poly1305 key. The
  * running server needs only the public key to keep the recovery copy current after rotations. */
 
-static int recovery_wrap_key(uint8_t key[32], const uint8_t sk[32], const uint8_t pk_other[32],
-                             const uint8_t eph_pk[32], const uint8_t rpk[32])
+int sx_crypto_recovery_wrap_key(uint8_t key[32], const uint8_t sk[32], const uint8_t pk_other[32],
+                                const uint8_t eph_pk[32], const uint8_t rpk[32])
 {
     uint8_t shared[crypto_scalarmult_BYTES];
     if (crypto_scalarmult(shared, sk, pk_other) != 0)
@@ -332,7 +399,7 @@ int sx_crypto_recovery_seal_eph(uint8_t *out, const uint8_t rpk[32], const uint8
     out[0] = SX_FMT_V1;
     crypto_scalarmult_base(out + 1, eph_sk);
     memcpy(out + 33, nonce, SX_NONCEBYTES);
-    int r = recovery_wrap_key(key, eph_sk, rpk, out + 1, rpk);
+    int r = sx_crypto_recovery_wrap_key(key, eph_sk, rpk, out + 1, rpk);
     if (r < 0)
         return r;
     ad_recovery(&ad, rpk, out);
@@ -359,7 +426,7 @@ int sx_crypto_recovery_open_raw(uint8_t *out, size_t *ret_len, const uint8_t rpk
     if (len < SX_RECOVERY_HDR_LEN + SX_TAGBYTES || len > SX_RECOVERY_HDR_LEN + SX_KEYRING_PLAIN_MAX + SX_TAGBYTES ||
         blob[0] != SX_FMT_V1)
         return SX_CRYPTO_EFORMAT;
-    int r = recovery_wrap_key(key, rsk, blob + 1, blob + 1, rpk);
+    int r = sx_crypto_recovery_wrap_key(key, rsk, blob + 1, blob + 1, rpk);
     if (r < 0)
         return SX_CRYPTO_EBADRECOVERY;
     ad_recovery(&ad, rpk, blob);

@@ -23,28 +23,35 @@ const char *sx_crypto_seal_type_name(sx_crypto_seal_type t)
         return "passphrase";
     case SX_CRYPTO_SEAL_TPM:
         return "tpm";
+    case SX_CRYPTO_SEAL_RECOVERY:
+        return "recovery";
     }
     return "unknown";
 }
 
-int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *sp)
+int sx_seal_tail_size(size_t *ret, const sx_seal_params *sp, bool slot)
 {
-    size_t len = 2 + SX_SEAL_IDBYTES;
-    if (sp->type == SX_CRYPTO_SEAL_PASSPHRASE)
-        len += 8 + 8 + SX_SALTBYTES;
-    else if (sp->type == SX_CRYPTO_SEAL_TPM) {
+    switch (sp->type) {
+    case SX_CRYPTO_SEAL_FILE:
+        *ret = 0;
+        return 0;
+    case SX_CRYPTO_SEAL_PASSPHRASE:
+        *ret = 8 + 8 + SX_SALTBYTES;
+        return 0;
+    case SX_CRYPTO_SEAL_TPM:
         if (sp->tpm_publen > UINT16_MAX || sp->tpm_privlen > UINT16_MAX)
             return -EINVAL;
-        len += 4 + 2 + sp->tpm_publen + 2 + sp->tpm_privlen;
-    } else if (sp->type != SX_CRYPTO_SEAL_FILE)
-        return -EINVAL;
-    uint8_t *b = malloc(len), *p = b;
-    if (!b)
-        return -ENOMEM;
-    *p++ = SX_FMT_V1;
-    *p++ = (uint8_t)sp->type;
-    memcpy(p, sp->seal_id, SX_SEAL_IDBYTES);
-    p += SX_SEAL_IDBYTES;
+        *ret = 4 + (slot ? 1 : 0) + 2 + sp->tpm_publen + 2 + sp->tpm_privlen;
+        return 0;
+    case SX_CRYPTO_SEAL_RECOVERY:
+        *ret = 32;
+        return slot ? 0 : -EINVAL;
+    }
+    return -EINVAL;
+}
+
+uint8_t *sx_seal_tail_put(uint8_t *p, const sx_seal_params *sp, bool slot)
+{
     if (sp->type == SX_CRYPTO_SEAL_PASSPHRASE) {
         sx_be64_put(p, sp->opslimit);
         sx_be64_put(p + 8, sp->memlimit);
@@ -53,6 +60,8 @@ int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *
     } else if (sp->type == SX_CRYPTO_SEAL_TPM) {
         sx_be32_put(p, sp->pcrs);
         p += 4;
+        if (slot)
+            *p++ = sp->pin ? 1 : 0;
         *p++ = (uint8_t)(sp->tpm_publen >> 8);
         *p++ = (uint8_t)sp->tpm_publen;
         memcpy(p, sp->tpm_pub, sp->tpm_publen);
@@ -61,20 +70,16 @@ int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *
         *p++ = (uint8_t)sp->tpm_privlen;
         memcpy(p, sp->tpm_priv, sp->tpm_privlen);
         p += sp->tpm_privlen;
+    } else if (sp->type == SX_CRYPTO_SEAL_RECOVERY) {
+        memcpy(p, sp->eph_pk, 32);
+        p += 32;
     }
-    *ret = b;
-    *ret_len = (size_t)(p - b);
-    return 0;
+    return p;
 }
 
-int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len)
+int sx_seal_tail_get(sx_seal_params *sp, const uint8_t *p, size_t len, bool slot)
 {
-    memset(sp, 0, sizeof *sp);
-    if (len < 2 + SX_SEAL_IDBYTES || rec[0] != SX_FMT_V1)
-        return SX_CRYPTO_EFORMAT;
-    sp->type = (sx_crypto_seal_type)rec[1];
-    memcpy(sp->seal_id, rec + 2, SX_SEAL_IDBYTES);
-    const uint8_t *p = rec + 2 + SX_SEAL_IDBYTES, *end = rec + len;
+    const uint8_t *end = p + len;
     switch (sp->type) {
     case SX_CRYPTO_SEAL_FILE:
         break;
@@ -87,10 +92,15 @@ int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len)
         p += 16 + SX_SALTBYTES;
         break;
     case SX_CRYPTO_SEAL_TPM:
-        if (end - p < 4 + 2)
+        if (end - p < 4 + 2 + (slot ? 1 : 0))
             return SX_CRYPTO_EFORMAT;
         sp->pcrs = sx_be32_get(p);
         p += 4;
+        if (slot) {
+            if (*p > 1)
+                return SX_CRYPTO_EFORMAT;
+            sp->pin = *p++ == 1;
+        }
         sp->tpm_publen = (size_t)p[0] << 8 | p[1];
         p += 2;
         if ((size_t)(end - p) < sp->tpm_publen + 2)
@@ -104,12 +114,44 @@ int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len)
         sp->tpm_priv = p;
         p += sp->tpm_privlen;
         break;
+    case SX_CRYPTO_SEAL_RECOVERY:
+        if (!slot || end - p != 32)
+            return SX_CRYPTO_EFORMAT;
+        memcpy(sp->eph_pk, p, 32);
+        p += 32;
+        break;
     default:
         return SX_CRYPTO_EFORMAT;
     }
-    if (p != end)
-        return SX_CRYPTO_EFORMAT;
+    return p == end ? 0 : SX_CRYPTO_EFORMAT;
+}
+
+int sx_seal_params_encode(uint8_t **ret, size_t *ret_len, const sx_seal_params *sp)
+{
+    size_t tail;
+    if (sx_seal_tail_size(&tail, sp, false) < 0)
+        return -EINVAL;
+    size_t len = 2 + SX_SEAL_IDBYTES + tail;
+    uint8_t *b = malloc(len), *p = b;
+    if (!b)
+        return -ENOMEM;
+    *p++ = SX_FMT_V1;
+    *p++ = (uint8_t)sp->type;
+    memcpy(p, sp->seal_id, SX_SEAL_IDBYTES);
+    p = sx_seal_tail_put(p + SX_SEAL_IDBYTES, sp, false);
+    *ret = b;
+    *ret_len = (size_t)(p - b);
     return 0;
+}
+
+int sx_seal_params_decode(sx_seal_params *sp, const uint8_t *rec, size_t len)
+{
+    memset(sp, 0, sizeof *sp);
+    if (len < 2 + SX_SEAL_IDBYTES || rec[0] != SX_FMT_V1 || rec[1] == SX_CRYPTO_SEAL_RECOVERY)
+        return SX_CRYPTO_EFORMAT;
+    sp->type = (sx_crypto_seal_type)rec[1];
+    memcpy(sp->seal_id, rec + 2, SX_SEAL_IDBYTES);
+    return sx_seal_tail_get(sp, rec + 2 + SX_SEAL_IDBYTES, len - 2 - SX_SEAL_IDBYTES, false);
 }
 
 void sx_seal_params_release(sx_seal_params *sp)
@@ -133,6 +175,8 @@ int sx_seal_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal_opt
         return sx_seal_passphrase_create(key, sp, o, err, errlen);
     case SX_CRYPTO_SEAL_TPM:
         return sx_seal_tpm_create(key, sp, o, err, errlen);
+    case SX_CRYPTO_SEAL_RECOVERY:
+        break;
     }
     return sx_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
 }
@@ -151,6 +195,8 @@ int sx_seal_unlock(uint8_t key[32], const sx_seal_params *sp, const sx_crypto_se
         return sx_seal_passphrase_derive(key, sp, o, err, errlen);
     case SX_CRYPTO_SEAL_TPM:
         return sx_seal_tpm_unseal(key, sp, o, err, errlen);
+    case SX_CRYPTO_SEAL_RECOVERY:
+        break;
     }
     return sx_fail(err, errlen, -EINVAL, "unknown seal type %d", (int)o->type);
 }

@@ -41,15 +41,17 @@ static int tpm_fail(TSS2_RC rc, const char *what, char *err, size_t errlen)
         TSS2_RC base = (code & TPM2_RC_FMT1) ? (code & (TPM2_RC_FMT1 | 0x3F)) : (code & 0xFFF);
         if (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED) {
             r = SX_CRYPTO_EPCR;
-            hint = "the PCR values differ from those the seal key was bound to (boot chain or firmware changed); "
-                   "recover with the recovery key and re-seal";
+            hint = "the PCR values differ from those the slot was bound to (boot chain or firmware changed); "
+                   "open with another slot or the recovery key, then re-enrol: secretsctl seal add --type tpm, "
+                   "then seal remove of the old slot";
         } else if (base == TPM2_RC_LOCKOUT) {
             r = SX_CRYPTO_ELOCKOUT;
             hint = "the TPM is in dictionary-attack lockout; wait for it to expire or reset it with the lockout "
                    "authorization";
         } else if (base == TPM2_RC_INTEGRITY || base == TPM2_RC_BINDING) {
             r = SX_CRYPTO_ETPMWRONG;
-            hint = "the sealed key was made by another TPM (or this TPM was cleared); use the recovery key";
+            hint = "the slot was made by another machine's TPM (or this TPM was cleared); enrol this machine's TPM "
+                   "from a running node (secretsctl seal add --type tpm) or use the recovery key";
         } else if (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH) {
             hint = "the TPM refused the authorization (is an owner password set?)";
         }
@@ -153,8 +155,9 @@ static int tpm_open(tpm *t, const char *tcti_conf, char *err, size_t errlen)
     return 0;
 }
 
-/* Start a session of type (TRIAL or POLICY) and run PolicyPCR over the current values of pcrs. */
-static TSS2_RC policy_pcr(tpm *t, TPM2_SE type, uint32_t pcrs, ESYS_TR *ret)
+/* Start a session of type (TRIAL or POLICY) and run the object's policy in it: PolicyPCR over the
+ * current values of pcrs (when any), then PolicyAuthValue when the object has a PIN. */
+static TSS2_RC policy_start(tpm *t, TPM2_SE type, uint32_t pcrs, bool pin, ESYS_TR *ret)
 {
     static const TPMT_SYM_DEF null_sym = {.algorithm = TPM2_ALG_NULL};
     TPML_PCR_SELECTION sel;
@@ -167,9 +170,21 @@ static TSS2_RC policy_pcr(tpm *t, TPM2_SE type, uint32_t pcrs, ESYS_TR *ret)
         return rc;
     if (type == TPM2_SE_POLICY)
         rc = Esys_TRSess_SetAttributes(t->esys, *ret, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION, 0xff);
-    if (rc == TSS2_RC_SUCCESS)
+    if (rc == TSS2_RC_SUCCESS && pcrs)
         rc = Esys_PolicyPCR(t->esys, *ret, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
+    if (rc == TSS2_RC_SUCCESS && pin)
+        rc = Esys_PolicyAuthValue(t->esys, *ret, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
     return rc;
+}
+
+/* Whether rc is the TPM's answer to a wrong authorization value (a wrong PIN). */
+static bool rc_is_bad_auth(TSS2_RC rc)
+{
+    if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+        return false;
+    TSS2_RC code = rc & 0xFFFF;
+    TSS2_RC base = (code & TPM2_RC_FMT1) ? (code & (TPM2_RC_FMT1 | 0x3F)) : (code & 0xFFF);
+    return base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH;
 }
 
 /*
@@ -177,12 +192,15 @@ static TSS2_RC policy_pcr(tpm *t, TPM2_SE type, uint32_t pcrs, ESYS_TR *ret)
  *
  *   1. tpm_open(): connect through the TCTI, re-derive the storage primary key, start the salted
  *      HMAC session with parameter encryption (see above).
- *   2. When PCRs are configured, compute the policy digest the sealed object will demand: a trial
- *      session runs PolicyPCR over the *current* sha256 values of those PCRs and PolicyGetDigest
- *      returns the digest; the trial session is flushed at once. The sealed object then has
- *      authPolicy = that digest and no userWithAuth, so only a policy session in which PolicyPCR
- *      succeeded against the same values can unseal it. Without PCRs the object has an empty auth
- *      value and userWithAuth.
+ *   2. When PCRs or a PIN are configured, compute the policy digest the sealed object will demand:
+ *      a trial session runs PolicyPCR over the *current* sha256 values of those PCRs and/or
+ *      PolicyAuthValue (the PIN), and PolicyGetDigest returns the digest; the trial session is
+ *      flushed at once. The sealed object then has authPolicy = that digest and no userWithAuth,
+ *      so only a policy session in which PolicyPCR succeeded against the same values, and whose
+ *      HMAC was keyed with the right PIN, can unseal it. The PIN is the object's authValue. An
+ *      object with a PIN is not noDA: wrong PINs count towards the TPM's dictionary-attack lockout,
+ *      which is what makes a short PIN safe, so secretsd never retries after a wrong PIN (one
+ *      attempt per start). Without PCRs or PIN the object has an empty auth value and userWithAuth.
  *   3. Create a KEYEDHASH object (fixedTPM, fixedParent, noDA, no sensitiveDataOrigin because we
  *      supply the data) under the primary with the 32 random bytes as its sensitive data. The key
  *      travels encrypted by the session (decrypt attribute). The TPM returns the object's public
@@ -200,6 +218,9 @@ int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal
 {
     if (o->pcrs & ~0xFFFFFFu)
         return sx_fail(err, errlen, -EINVAL, "PCR mask names a PCR above 23");
+    if (o->pin && (o->pin_len == 0 || o->pin_len > SX_CRYPTO_PIN_MAX))
+        return sx_fail(err, errlen, -EINVAL, "a TPM PIN is 1-%u bytes", SX_CRYPTO_PIN_MAX);
+    bool pin = o->pin != NULL;
     tpm t;
     int r = tpm_open(&t, o->tcti, err, errlen);
     if (r < 0)
@@ -214,17 +235,19 @@ int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal
                 .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
             },
     };
-    if (o->pcrs) {
+    if (pin)
+        pub.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
+    if (o->pcrs || pin) {
         ESYS_TR trial = ESYS_TR_NONE;
         TPM2B_DIGEST *digest = NULL;
-        rc = policy_pcr(&t, TPM2_SE_TRIAL, o->pcrs, &trial);
+        rc = policy_start(&t, TPM2_SE_TRIAL, o->pcrs, pin, &trial);
         if (rc == TSS2_RC_SUCCESS)
             rc = Esys_PolicyGetDigest(t.esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest);
         if (trial != ESYS_TR_NONE)
             (void)Esys_FlushContext(t.esys, trial);
         if (rc != TSS2_RC_SUCCESS) {
             tpm_close(&t);
-            return tpm_fail(rc, "PCR policy computation", err, errlen);
+            return tpm_fail(rc, "policy computation", err, errlen);
         }
         pub.publicArea.authPolicy = *digest;
         Esys_Free(digest);
@@ -240,6 +263,10 @@ int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal
     randombytes_buf(key, SX_CRYPTO_KEYBYTES);
     sens.sensitive.data.size = SX_CRYPTO_KEYBYTES;
     memcpy(sens.sensitive.data.buffer, key, SX_CRYPTO_KEYBYTES);
+    if (pin) {
+        sens.sensitive.userAuth.size = (UINT16)o->pin_len;
+        memcpy(sens.sensitive.userAuth.buffer, o->pin, o->pin_len);
+    }
     rc = Esys_Create(t.esys, t.primary, t.session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &pub, &outside, &none, &out_priv,
                      &out_pub, NULL, NULL, NULL);
     sodium_memzero(&sens, sizeof sens);
@@ -265,6 +292,7 @@ int sx_seal_tpm_create(uint8_t key[32], sx_seal_params *sp, const sx_crypto_seal
         return sx_fail(err, errlen, r, "cannot marshal the sealed TPM object");
     }
     sp->pcrs = o->pcrs;
+    sp->pin = pin;
     sp->tpm_pub = pubbuf;
     sp->tpm_publen = publen;
     sp->tpm_priv = privbuf;
@@ -295,9 +323,26 @@ int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypt
         tpm_close(&t);
         return tpm_fail(rc, "Load (sealed key)", err, errlen);
     }
+    /* Loaded: the object is this TPM's. Only now is a missing PIN this slot's problem. */
+    if (sp->pin && (!o->pin || o->pin_len == 0 || o->pin_len > SX_CRYPTO_PIN_MAX)) {
+        tpm_close(&t);
+        return sx_fail(err, errlen, SX_CRYPTO_EPIN,
+                       "the TPM slot is bound to a PIN, and none is configured "
+                       "([seal] pin_env)");
+    }
+    if (sp->pin) {
+        TPM2B_AUTH auth_value = {.size = (UINT16)o->pin_len};
+        memcpy(auth_value.buffer, o->pin, o->pin_len);
+        rc = Esys_TR_SetAuth(t.esys, t.object, &auth_value);
+        sodium_memzero(&auth_value, sizeof auth_value);
+        if (rc != TSS2_RC_SUCCESS) {
+            tpm_close(&t);
+            return tpm_fail(rc, "SetAuth", err, errlen);
+        }
+    }
     ESYS_TR auth = t.session;
-    if (sp->pcrs) {
-        rc = policy_pcr(&t, TPM2_SE_POLICY, sp->pcrs, &t.policy);
+    if (sp->pcrs || sp->pin) {
+        rc = policy_start(&t, TPM2_SE_POLICY, sp->pcrs, sp->pin, &t.policy);
         if (rc != TSS2_RC_SUCCESS) {
             tpm_close(&t);
             return tpm_fail(rc, "PolicyPCR", err, errlen);
@@ -307,6 +352,11 @@ int sx_seal_tpm_unseal(uint8_t key[32], const sx_seal_params *sp, const sx_crypt
     TPM2B_SENSITIVE_DATA *out = NULL;
     rc = Esys_Unseal(t.esys, t.object, auth, ESYS_TR_NONE, ESYS_TR_NONE, &out);
     tpm_close(&t);
+    if (rc != TSS2_RC_SUCCESS && sp->pin && rc_is_bad_auth(rc))
+        return sx_fail(err, errlen, SX_CRYPTO_EPIN,
+                       "the TPM refused the PIN (%s); secretsd does not retry, so the TPM's dictionary-attack "
+                       "counter grows by one per start with a wrong PIN",
+                       Tss2_RC_Decode(rc));
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(rc, "Unseal", err, errlen);
     if (out->size != SX_CRYPTO_KEYBYTES)

@@ -37,7 +37,7 @@ static const command commands[] = {
     {"status", "show the server's state: seal, master-key versions, rotations in progress", ctl_cmd_status},
     {"master", "rotate the master key (online)", ctl_cmd_master},
     {"env", "show or rotate an environment's data key (online)", ctl_cmd_env},
-    {"seal", "migrate the keyring to another seal, or recover it", ctl_cmd_seal},
+    {"seal", "the keyring's slots: list, add, remove, rekey, migrate, recover", ctl_cmd_seal},
     {"backup", "write an online backup of the store into a new folder", ctl_cmd_backup},
     {"token", "create, list or revoke API tokens", ctl_cmd_token},
     {"audit", "verify an audit log file against the server's MAC chain", ctl_cmd_audit},

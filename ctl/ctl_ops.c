@@ -1,9 +1,9 @@
 /*
  * ctl_ops.c - the operator commands of secretsctl: status, master rotate, env rotate / show, seal
- * migrate / recover, backup, audit verify. Each sends one request over the admin socket (client.h)
- * and prints the answer for people, or unchanged with --json. `--wait` polls GET /v1/rotations
- * every half second and shows the progress on one terminal line (or a line every few seconds when
- * stdout is not a terminal) until the rotation is gone, which is when it finished.
+ * list / add / remove / rekey / migrate / recover, backup, audit verify. Each sends one request over the admin socket
+ * (client.h) and prints the answer for people, or unchanged with --json. `--wait` polls GET /v1/rotations every half
+ * second and shows the progress on one terminal line (or a line every few seconds when stdout is not a terminal) until
+ * the rotation is gone, which is when it finished.
  *
  * A passphrase for a seal migration is read from the environment variable the operator names
  * (never from argv, which other users can read in /proc) and travels only in the request body over
@@ -454,19 +454,32 @@ static int passphrase_chars(const char *s)
 
 static void seal_usage(FILE *f)
 {
-    fprintf(f, "usage: secretsctl seal migrate --to file --key-file NEW_PATH\n"
-               "       secretsctl seal migrate --to passphrase --passphrase-env NAME\n"
-               "       secretsctl seal migrate --to tpm [--tcti TCTI] [--pcrs sha256:7,14]\n"
+    fprintf(f, "usage: secretsctl seal list\n"
+               "       secretsctl seal add --type file --key-file NEW_PATH [--label L]\n"
+               "       secretsctl seal add --type passphrase --passphrase-env NAME [--label L]\n"
+               "       secretsctl seal add --type tpm [--tcti TCTI] [--pcrs sha256:7,14] [--pin-env NAME] [--label L]\n"
+               "       secretsctl seal remove ID [--force]\n"
+               "       secretsctl seal rekey\n"
+               "       secretsctl seal migrate --to file|passphrase|tpm [the options of add]\n"
                "       secretsctl --config FILE seal recover [--key-file-in PATH]\n"
                "\n"
-               "migrate: re-seals the keyring under a new seal in one atomic write; the old seal stops opening\n"
-               "         it at once. A file seal creates NEW_PATH (which must not exist). A passphrase (at least\n"
-               "         12 characters) is read from the environment variable NAME of this process, never from\n"
-               "         the command line. The TCTI defaults to the server's [seal] tcti. Afterwards change [seal]\n"
-               "         in the server's configuration as printed, or the next start fails.\n"
+               "The keyring is encrypted under one keyring key; each slot wraps that key under one unlock method\n"
+               "(a key file, a passphrase, one machine's TPM, the recovery key). A node unlocks with a slot of the\n"
+               "type its [seal] names. Every change is online: no node restarts.\n"
+               "list:    the slots: id, type, label, created, last used, PCRs (never key material).\n"
+               "add:     a new slot, made on the node whose admin socket this talks to (a TPM slot with that\n"
+               "         machine's TPM; a file slot creates NEW_PATH there, which must not exist). A passphrase (at\n"
+               "         least 12 characters) or a TPM PIN is read from the environment variable NAME of this\n"
+               "         process, never from the command line.\n"
+               "remove:  removes slot ID. Refused for the last slot, and without --force for the slot the node\n"
+               "         opened with and for the recovery slot (0).\n"
+               "rekey:   a new keyring key, wrapped again into this node's slot and the recovery slot; every other\n"
+               "         slot is removed (listed: add them again). Copies of old slots stop opening the keyring.\n"
+               "migrate: add + remove of this node's slot in one step. Afterwards change [seal] in the server's\n"
+               "         configuration as printed, or the next start fails.\n"
                "recover: works while the server is STOPPED: runs `secretsd --config FILE --recover`, which reads\n"
-               "         the recovery key from stdin (or from --key-file-in PATH) and re-seals the keyring under\n"
-               "         the seal configured in FILE, when the old seal (key file, passphrase, TPM) is lost.\n");
+               "         the recovery key from stdin (or from --key-file-in PATH) and adds a slot for the seal\n"
+               "         configured in FILE, removing this node's lost slots of that type.\n");
 }
 
 static int seal_recover(const ctl *c, int argc, char **argv)
@@ -514,21 +527,21 @@ static void gen_kv(yajl_gen g, const char *k, const char *v, size_t vlen)
     yajl_gen_string(g, (const unsigned char *)v, vlen);
 }
 
-static int seal_migrate(const ctl *c, int argc, char **argv)
+/* seal add (add) or seal migrate: the options name a method; the body carries it. */
+static int seal_change(const ctl *c, int argc, char **argv, bool add)
 {
     static const struct option opts[] = {
-        {"to", required_argument, NULL, 't'},
-        {"key-file", required_argument, NULL, 'k'},
-        {"passphrase-env", required_argument, NULL, 'p'},
-        {"tcti", required_argument, NULL, 'T'},
-        {"pcrs", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"to", required_argument, NULL, 't'},       {"type", required_argument, NULL, 't'},
+        {"key-file", required_argument, NULL, 'k'}, {"passphrase-env", required_argument, NULL, 'p'},
+        {"tcti", required_argument, NULL, 'T'},     {"pcrs", required_argument, NULL, 'P'},
+        {"pin-env", required_argument, NULL, 'n'},  {"label", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *to = NULL, *key_file = NULL, *pass_env = NULL, *tcti = NULL, *pcrs = NULL;
+    const char *to = NULL, *key_file = NULL, *pass_env = NULL, *tcti = NULL, *pcrs = NULL, *pin_env = NULL;
+    const char *label = NULL;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "t:k:p:T:P:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "t:k:p:T:P:n:l:h", opts, NULL)) != -1) {
         switch (o) {
         case 't':
             to = optarg;
@@ -545,6 +558,12 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
         case 'P':
             pcrs = optarg;
             break;
+        case 'n':
+            pin_env = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
         case 'h':
             seal_usage(stdout);
             return 0;
@@ -553,27 +572,29 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
             return 2;
         }
     }
-    if (!to || optind != argc) {
+    if (!to || optind != argc || (label && !add)) {
         seal_usage(stderr);
         return 2;
     }
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    gen_kv(g, "to", to, strlen(to));
+    gen_kv(g, add ? "type" : "to", to, strlen(to));
+    if (label)
+        gen_kv(g, "label", label, strlen(label));
     char abs[PATH_MAX];
     int rc = 0;
     if (strcmp(to, "file") == 0) {
-        if (!key_file || pass_env || tcti || pcrs || !absolute(key_file, abs, sizeof(abs)))
+        if (!key_file || pass_env || tcti || pcrs || pin_env || !absolute(key_file, abs, sizeof(abs)))
             rc = 2;
         else
             gen_kv(g, "keyFile", abs, strlen(abs));
     } else if (strcmp(to, "passphrase") == 0) {
         const char *pass = pass_env ? getenv(pass_env) : NULL;
-        if (!pass_env || key_file || tcti || pcrs) {
+        if (!pass_env || key_file || tcti || pcrs || pin_env) {
             rc = 2;
         } else if (!pass || !*pass) {
             fprintf(stderr, "secretsctl: the environment variable \"%s\" is empty or unset\n", pass_env);
-            rc = 2;
+            rc = 3;
         } else if (passphrase_chars(pass) < MIN_PASSPHRASE_CHARS) {
             fprintf(stderr,
                     "secretsctl: the passphrase in \"%s\" is shorter than %d characters; a passphrase seal needs a "
@@ -585,12 +606,20 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
             gen_kv(g, "passphraseEnv", pass_env, strlen(pass_env));
         }
     } else if (strcmp(to, "tpm") == 0) {
+        const char *pin = pin_env ? getenv(pin_env) : NULL;
         if (key_file || pass_env)
             rc = 2;
         if (tcti)
             gen_kv(g, "tcti", tcti, strlen(tcti));
         if (pcrs)
             gen_kv(g, "pcrs", pcrs, strlen(pcrs));
+        if (pin_env && (!pin || !*pin)) {
+            fprintf(stderr, "secretsctl: the environment variable \"%s\" is empty or unset\n", pin_env);
+            rc = 3;
+        } else if (pin_env) {
+            gen_kv(g, "pin", pin, strlen(pin));
+            gen_kv(g, "pinEnv", pin_env, strlen(pin_env));
+        }
     } else {
         rc = 2;
     }
@@ -600,28 +629,121 @@ static int seal_migrate(const ctl *c, int argc, char **argv)
     yajl_gen_get_buf(g, &body, &blen);
     yajl_val v = NULL;
     if (rc == 0)
-        v = call(c, "POST", "/v1/seal/migrate", (const char *)body, 200, 200, true);
-    sodium_memzero((void *)body, blen); /* may hold the passphrase */
+        v = call(c, "POST", add ? "/v1/seal/slots" : "/v1/seal/migrate", (const char *)body, add ? 201 : 200,
+                 add ? 201 : 200, true);
+    sodium_memzero((void *)body, blen); /* may hold the passphrase or PIN */
     yajl_gen_free(g);
     if (rc == 3)
         return 2;
     if (rc == 2) {
-        fprintf(stderr, "secretsctl: --to file needs --key-file; --to passphrase needs --passphrase-env; --to tpm "
-                        "takes --tcti and --pcrs; no other combination\n");
+        fprintf(stderr, "secretsctl: file needs --key-file; passphrase needs --passphrase-env; tpm takes --tcti, "
+                        "--pcrs and --pin-env; no other combination\n");
         return 2;
     }
     if (!v)
         return 1;
     if (!c->json) {
         yajl_val cfg = jget(v, "config", yajl_t_object);
-        printf("The keyring is now sealed by a %s seal; the previous seal no longer opens it.\n"
-               "Before secretsd starts again, set [seal] in %s to:\n\n[seal]\n",
-               jstr(v, "seal", "?"), c->config_path ? c->config_path : "its configuration");
+        if (add)
+            printf("Added slot %lld (%s%s%s). A node unlocks with it when its [seal] says:\n\n[seal]\n",
+                   jint(v, "slot"), jstr(v, "seal", "?"), label ? ", " : "", label ? label : "");
+        else
+            printf("The keyring is now sealed by a %s seal (slot %lld); the previous slot of this node no longer\n"
+                   "opens it. Before secretsd starts again, set [seal] in %s to:\n\n[seal]\n",
+                   jstr(v, "seal", "?"), jint(v, "slot"), c->config_path ? c->config_path : "its configuration");
         for (size_t i = 0; cfg && i < cfg->u.object.len; i++)
             if (YAJL_IS_STRING(cfg->u.object.values[i]))
                 printf("%s = %s\n", cfg->u.object.keys[i], YAJL_GET_STRING(cfg->u.object.values[i]));
         if (strcmp(to, "passphrase") == 0)
             printf("\nand start it with the passphrase in the environment variable \"%s\".\n", pass_env);
+        if (pin_env)
+            printf("\nand start it with the PIN in the environment variable \"%s\".\n", pin_env);
+    }
+    yajl_tree_free(v);
+    return 0;
+}
+
+/* One slot as a line of `seal list`. */
+static void print_slot(yajl_val s)
+{
+    yajl_val pcrs = jget(s, "pcrs", yajl_t_string), pin = jget(s, "pin", yajl_t_any);
+    char tpm[128] = "";
+    if (pcrs)
+        snprintf(tpm, sizeof(tpm), "%s%s", YAJL_GET_STRING(pcrs), pin && YAJL_IS_TRUE(pin) ? "+pin" : "");
+    printf("%-4lld %-10s %-20s %-24s %-24s %s%s%s\n", jint(s, "id"), jstr(s, "type", "?"), jstr(s, "label", ""),
+           jstr(s, "created", "-"), jstr(s, "lastUsed", "never"), tpm,
+           YAJL_IS_TRUE(jget(s, "current", yajl_t_any)) ? (tpm[0] ? " (this node)" : "(this node)") : "",
+           YAJL_IS_TRUE(jget(s, "stale", yajl_t_any)) ? " (stale: wraps a replaced key)" : "");
+}
+
+static void print_slots(yajl_val arr)
+{
+    printf("%-4s %-10s %-20s %-24s %-24s %s\n", "ID", "TYPE", "LABEL", "CREATED", "LAST USED", "PCRS");
+    for (size_t i = 0; arr && i < arr->u.array.len; i++)
+        print_slot(arr->u.array.values[i]);
+}
+
+static int seal_list(const ctl *c, int argc)
+{
+    if (argc != 1) {
+        seal_usage(stderr);
+        return 2;
+    }
+    yajl_val v = call(c, "GET", "/v1/seal/slots", NULL, 200, 200, true);
+    if (!v)
+        return 1;
+    if (!c->json)
+        print_slots(jget(v, "slots", yajl_t_array));
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int seal_remove(const ctl *c, int argc, char **argv)
+{
+    const char *id = NULL;
+    bool force = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0)
+            force = true;
+        else if (!id && argv[i][0] >= '0' && argv[i][0] <= '9' && strspn(argv[i], "0123456789") == strlen(argv[i]))
+            id = argv[i];
+        else {
+            seal_usage(stderr);
+            return 2;
+        }
+    }
+    if (!id || strlen(id) > 10) {
+        seal_usage(stderr);
+        return 2;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/v1/seal/slots/%s", id);
+    yajl_val v = call(c, "DELETE", path, force ? "{\"force\":true}" : NULL, 200, 200, true);
+    if (!v)
+        return 1;
+    if (!c->json)
+        printf("Removed slot %lld (%s): it no longer opens the keyring.\n", jint(v, "removed"), jstr(v, "type", "?"));
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int seal_rekey(const ctl *c, int argc)
+{
+    if (argc != 1) {
+        seal_usage(stderr);
+        return 2;
+    }
+    yajl_val v = call(c, "POST", "/v1/seal/rekey", "{}", 200, 200, true);
+    if (!v)
+        return 1;
+    if (!c->json) {
+        yajl_val gone = jget(v, "removed", yajl_t_array);
+        printf("The keyring has a new keyring key. Slots that open it:\n");
+        print_slots(jget(v, "slots", yajl_t_array));
+        if (gone && gone->u.array.len) {
+            printf("\nRemoved (their method is not at hand on this node; add them again with seal add):\n");
+            print_slots(gone);
+        }
     }
     yajl_tree_free(v);
     return 0;
@@ -634,7 +756,15 @@ int ctl_cmd_seal(const ctl *c, int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "migrate") == 0)
-        return seal_migrate(c, argc - 1, argv + 1);
+        return seal_change(c, argc - 1, argv + 1, false);
+    if (strcmp(argv[1], "add") == 0)
+        return seal_change(c, argc - 1, argv + 1, true);
+    if (strcmp(argv[1], "list") == 0)
+        return seal_list(c, argc - 1);
+    if (strcmp(argv[1], "remove") == 0)
+        return seal_remove(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "rekey") == 0)
+        return seal_rekey(c, argc - 1);
     if (strcmp(argv[1], "recover") == 0) {
         if (wants_help(argc - 1, argv + 1)) {
             seal_usage(stdout);

@@ -71,7 +71,12 @@ static const sx_http_error table[] = {
     {SX_CRYPTO_ENOTPM, SX_ERR_SEAL_MIGRATE, 503, "unavailable", NULL},
     {SX_CRYPTO_ELOCKOUT, SX_ERR_SEAL_MIGRATE, 503, "unavailable", NULL},
     {SX_CRYPTO_ETPM, SX_ERR_SEAL_MIGRATE, 503, "unavailable", NULL},
-    {SX_STORAGE_ECONDITION, SX_ERR_SEAL_MIGRATE, 409, "conflict", NULL},
+    {SX_STORAGE_ECONDITION, SX_ERR_SEAL_MIGRATE | SX_ERR_SEAL_SLOT, 409, "conflict", NULL},
+    {SX_CRYPTO_EPIN, SX_ERR_SEAL_MIGRATE, 400, "invalid_request", NULL},
+    {SX_CRYPTO_ETOOMANY, SX_ERR_SEAL_MIGRATE, 409, "conflict", NULL},
+    {SX_CRYPTO_ESLOTREFUSED, SX_ERR_SEAL_SLOT, 409, "refused", NULL},
+    {-ENOENT, SX_ERR_SEAL_SLOT, 404, "not_found", NULL},
+    {SX_CRYPTO_EFORMAT, SX_ERR_SEAL_SLOT | SX_ERR_SEAL_MIGRATE, 500, "internal", NULL},
     /* memory for the request's own work */
     {-ENOMEM, SX_ERR_ALLOC, 503, "unavailable", "out of memory"},
     /* the defaults of each context */

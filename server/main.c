@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "ops/ops.h"
+#include "server/metrics.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
@@ -246,6 +247,16 @@ static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret
         opt.seal.type = SX_CRYPTO_SEAL_TPM;
         opt.seal.tcti = cfg->seal_tcti;
         opt.seal.pcrs = cfg->seal_pcrs;
+        if (*cfg->seal_pin_env) {
+            /* The PIN, like a passphrase, is taken from the environment once and wiped there. */
+            passphrase = take_passphrase(cfg->seal_pin_env, &opt.seal.pin_len);
+            if (!passphrase) {
+                sx_log(SX_LOG_ERROR, "[seal] pin_env = %s, but that environment variable is empty or unset",
+                       cfg->seal_pin_env);
+                return -EINVAL;
+            }
+            opt.seal.pin = passphrase;
+        }
         break;
     }
     if (cfg->seal == SX_CONFIG_SEAL_FILE)
@@ -362,7 +373,10 @@ static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **re
             return rc;
         }
     }
-    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal)", seal_label(cfg));
+    sx_crypto_seal_type type;
+    uint32_t slot = sx_crypto_slot_current(*ret, &type);
+    sx_metrics_unlock((unsigned)type, slot);
+    sx_log(SX_LOG_INFO, "keyring unsealed (%s seal, slot %u)", seal_label(cfg), (unsigned)slot);
     return 0;
 }
 
@@ -423,10 +437,12 @@ static int run_recover(const sx_config *cfg, sx_storage *storage)
             fprintf(stderr, "secretsd: recovery failed: %s\n", err);
         return 1;
     }
+    uint32_t slot = sx_crypto_slot_current(crypto, NULL);
     sx_crypto_free(crypto);
-    printf("secretsd: the keyring is re-sealed under the configured %s seal. The previous seal no longer opens\n"
-           "it; the recovery key stays valid. Start secretsd normally now.\n",
-           seal_label(cfg));
+    printf("secretsd: the keyring is re-sealed under the configured %s seal (new slot %u). This node's previous\n"
+           "slots of that type no longer open it; other slots and the recovery key stay valid. Start secretsd\n"
+           "normally now.\n",
+           seal_label(cfg), (unsigned)slot);
     return 0;
 }
 

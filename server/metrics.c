@@ -55,6 +55,25 @@ void sx_metrics_forged_record(sx_metrics_forged kind)
                sx_metrics_forged_kinds[kind]);
 }
 
+/* Slot changes and unlocks (rare: atomic adds from any thread). */
+static counter seal_changes[SX_METRICS_SEAL_NOPS];
+static counter unlocks[SX_METRICS_UNLOCK_NTYPES];
+static counter unlock_slot;
+const char *const sx_metrics_seal_ops[SX_METRICS_SEAL_NOPS] = {"add", "remove", "migrate", "rekey"};
+
+void sx_metrics_seal(sx_metrics_seal_op op)
+{
+    if ((unsigned)op < SX_METRICS_SEAL_NOPS)
+        atomic_fetch_add_explicit(&seal_changes[op], 1, memory_order_relaxed);
+}
+
+void sx_metrics_unlock(unsigned type, uint32_t slot)
+{
+    if (type < SX_METRICS_UNLOCK_NTYPES)
+        atomic_fetch_add_explicit(&unlocks[type], 1, memory_order_relaxed);
+    atomic_store_explicit(&unlock_slot, slot, memory_order_relaxed);
+}
+
 void sx_metrics_abuse_close(sx_metrics_abuse why)
 {
     if ((unsigned)why < SX_METRICS_ABUSE_NREASONS)
@@ -147,4 +166,9 @@ void sx_metrics_collect(const struct sx_server *s, sx_metrics_snapshot *ret)
         ret->abuse[i] = ld(&abuse_closes[i]);
     for (unsigned i = 0; i < SX_METRICS_FORGED_NKINDS; i++)
         ret->forged[i] = ld(&forged_records[i]);
+    for (unsigned i = 0; i < SX_METRICS_SEAL_NOPS; i++)
+        ret->seal_changes[i] = ld(&seal_changes[i]);
+    for (unsigned i = 0; i < SX_METRICS_UNLOCK_NTYPES; i++)
+        ret->unlocks[i] = ld(&unlocks[i]);
+    ret->unlock_slot = ld(&unlock_slot);
 }

@@ -44,6 +44,17 @@ typedef enum sx_metrics_forged {
     SX_METRICS_FORGED_NKINDS = 3,
 } sx_metrics_forged;
 
+/* Changes of the keyring's slots by this node, by operation. */
+typedef enum sx_metrics_seal_op {
+    SX_METRICS_SEAL_ADD = 0,
+    SX_METRICS_SEAL_REMOVE = 1,
+    SX_METRICS_SEAL_MIGRATE = 2,
+    SX_METRICS_SEAL_REKEY = 3,
+    SX_METRICS_SEAL_NOPS = 4,
+} sx_metrics_seal_op;
+/* Unlocks of the keyring by this process, by slot type (crypto's sx_crypto_seal_type, 1..4). */
+#define SX_METRICS_UNLOCK_NTYPES 5
+
 /* The names of the reasons and kinds above, for labels. */
 extern const char *const sx_metrics_abuse_reasons[SX_METRICS_ABUSE_NREASONS];
 extern const char *const sx_metrics_forged_kinds[SX_METRICS_FORGED_NKINDS];
@@ -62,6 +73,11 @@ void sx_metrics_abuse_close(sx_metrics_abuse why);
 /* Count one record that failed its MAC (any thread); the first of each kind is logged (a warning
  * naming the kind, never the record's bytes), later ones are only counted. */
 void sx_metrics_forged_record(sx_metrics_forged kind);
+/* Count one slot change (any thread). */
+void sx_metrics_seal(sx_metrics_seal_op op);
+/* Count one unlock of the keyring with a slot of type (1..4) and note that slot as this node's. */
+void sx_metrics_unlock(unsigned type, uint32_t slot);
+extern const char *const sx_metrics_seal_ops[SX_METRICS_SEAL_NOPS];
 
 /* Every counter summed over the loops (and the shared set), at one scrape. Buckets are not
  * cumulative. */
@@ -76,6 +92,9 @@ typedef struct sx_metrics_snapshot {
     sx_metrics_histogram storage[SX_METRICS_STORAGE_NOPS];
     uint64_t abuse[SX_METRICS_ABUSE_NREASONS];
     uint64_t forged[SX_METRICS_FORGED_NKINDS];
+    uint64_t seal_changes[SX_METRICS_SEAL_NOPS];
+    uint64_t unlocks[SX_METRICS_UNLOCK_NTYPES]; /* by slot type; [0] unused */
+    uint64_t unlock_slot;                       /* the slot of the last unlock */
 } sx_metrics_snapshot;
 
 /* Sum s's counters into *ret (relaxed reads: a request may be counted and its latency not yet).

@@ -148,6 +148,12 @@ static const char *check_param(const char *pname, size_t plen, h2o_iovec_t v)
             ok = (v.base[i] >= '0' && v.base[i] <= '9') || (v.base[i] >= 'a' && v.base[i] <= 'f');
         return ok ? NULL : "path parameter \"id\" must be a token id (32 lowercase hex digits)";
     }
+    if (plen == 4 && memcmp(pname, "slot", 4) == 0) {
+        bool ok = v.len >= 1 && v.len <= 10;
+        for (size_t i = 0; ok && i < v.len; i++)
+            ok = v.base[i] >= '0' && v.base[i] <= '9';
+        return ok ? NULL : "path parameter \"slot\" must be a slot id (1-10 decimal digits; see GET /v1/seal/slots)";
+    }
     if (plen == 7 && memcmp(pname, "version", 7) == 0) {
         bool ok = v.len >= 1 && v.len <= 10;
         for (size_t i = 0; ok && i < v.len; i++)

@@ -373,6 +373,13 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
                           sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_RECORD), s->nthreads, err, errlen);
         if (rc != 0)
             goto fail;
+        /* The unlock itself is an audit line: which slot (id and type) opened the keyring. */
+        sx_crypto_seal_type type;
+        uint32_t slot = sx_crypto_slot_current(s->crypto, &type);
+        char name[48];
+        snprintf(name, sizeof(name), "slot %u %s", (unsigned)slot, sx_crypto_seal_type_name(type));
+        sx_audit_rec rec = {.client = "local", .action = "seal.unlock", .scope = "seal", .name = name, .status = 200};
+        sx_audit_log(s->audit, SX_AUDIT_ANY_THREAD, &rec);
     }
     *ret = s;
     return 0;

@@ -368,12 +368,13 @@ typedef enum sx_err_ctx {
     SX_ERR_MASTER_ROTATE = 1u << 6, /* POST /v1/master/rotate */
     SX_ERR_ENV_ROTATE = 1u << 7,    /* POST /v1/envs/{o}/{p}/{env}/rotate */
     SX_ERR_ENV_KEYS = 1u << 8,      /* GET /v1/envs/{o}/{p}/{env} */
-    SX_ERR_SEAL_MIGRATE = 1u << 9,  /* POST /v1/seal/migrate */
+    SX_ERR_SEAL_MIGRATE = 1u << 9,  /* POST /v1/seal/migrate, /v1/seal/slots, /v1/seal/rekey */
     SX_ERR_BACKUP = 1u << 10,       /* POST /v1/backup */
     SX_ERR_AUDIT_VERIFY = 1u << 11, /* POST /v1/audit/verify: reading the file */
     SX_ERR_AUDIT_INTENT = 1u << 12, /* an intent line that fail_closed could not write */
     SX_ERR_READY = 1u << 13,        /* GET /readyz: the store's answer */
     SX_ERR_ALLOC = 1u << 14,        /* memory for the request's own work (a job, a page) */
+    SX_ERR_SEAL_SLOT = 1u << 15,    /* DELETE /v1/seal/slots/{slot} */
     SX_ERR_ANY = 0xffffu,
 } sx_err_ctx;
 

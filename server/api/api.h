@@ -54,6 +54,10 @@ bool sx_api_parse_body(sx_request *r, const sx_json_field *fields, size_t n, sx_
  * sx_api_secrets_ctx_pool: on worker-pool threads (the shared metrics). */
 void sx_api_secrets_ctx(sx_request *r, sx_secrets_ctx *ret);
 void sx_api_secrets_ctx_pool(sx_server *s, sx_secrets_ctx *ret);
+/* A JSON number member (key NULL: an array element) of v. */
+void sx_api_gen_uint(yajl_gen g, const char *key, uint64_t v);
+/* An operator job's failure: logged when the server is at fault (5xx), then answered. */
+void sx_api_send_ops_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail);
 /* Add ETag: the revision as "%016x", quoted. */
 void sx_api_etag(sx_request *r, uint64_t rev);
 
@@ -180,6 +184,11 @@ void sx_api_master_rotate(sx_request *r);
 void sx_api_env_rotate(sx_request *r);
 void sx_api_env_keys(sx_request *r);
 void sx_api_seal_migrate(sx_request *r);
+/* seal.c */
+void sx_api_seal_slots(sx_request *r);
+void sx_api_seal_slot_add(sx_request *r);
+void sx_api_seal_slot_remove(sx_request *r);
+void sx_api_seal_rekey(sx_request *r);
 void sx_api_backup(sx_request *r);
 void sx_api_audit_verify(sx_request *r);
 /* health.c */

@@ -156,6 +156,17 @@ static void gen_requests(out *o, const sx_metrics_snapshot *m)
     for (unsigned i = 0; i < SX_METRICS_FORGED_NKINDS; i++)
         put(o, "secretsd_forged_records_total{kind=\"%s\"} %" PRIu64 "\n", sx_metrics_forged_kinds[i], m->forged[i]);
 
+    family(o, "secretsd_seal_slot_changes_total", "counter",
+           "Changes of the keyring's slots made through this node, by operation.");
+    for (unsigned i = 0; i < SX_METRICS_SEAL_NOPS; i++)
+        put(o, "secretsd_seal_slot_changes_total{op=\"%s\"} %" PRIu64 "\n", sx_metrics_seal_ops[i], m->seal_changes[i]);
+    family(o, "secretsd_keyring_unlocks_total", "counter", "Unlocks of the keyring by this process, by slot type.");
+    for (unsigned i = 1; i < SX_METRICS_UNLOCK_NTYPES; i++)
+        put(o, "secretsd_keyring_unlocks_total{type=\"%s\"} %" PRIu64 "\n",
+            sx_crypto_seal_type_name((sx_crypto_seal_type)i), m->unlocks[i]);
+    family(o, "secretsd_keyring_unlock_slot", "gauge", "The id of the slot this process unlocked the keyring with.");
+    put(o, "secretsd_keyring_unlock_slot %" PRIu64 "\n", m->unlock_slot);
+
     family(o, "secretsd_storage_operation_duration_seconds", "histogram", "Storage operations of the API, by kind.");
     for (unsigned op = 0; op < SX_METRICS_STORAGE_NOPS; op++) {
         char labels[32];

@@ -1,13 +1,12 @@
 /*
- * operator.c - the operator endpoints of the admin socket: status, key rotation, seal migration,
- * backups and the check of an audit file.
+ * operator.c - the operator endpoints of the admin socket: status, key rotation, backups and the
+ * check of an audit file (the seal's endpoints are seal.c's).
  *
  *   GET  /v1/status                          server, seal, master versions, rotations in progress
  *   GET  /v1/rotations                       [rotation]
  *   POST /v1/master/rotate      {"rate"?}    202 rotation | 409 rotation_in_progress
  *   POST /v1/envs/{o}/{p}/{env}/rotate {"rate"?}  202 rotation | 404 | 409
  *   GET  /v1/envs/{o}/{p}/{env}              the env's data-key versions and what uses them
- *   POST /v1/seal/migrate       {"to", "keyFile"? | "passphrase"? "passphraseEnv"? | "tcti"? "pcrs"?}
  *   POST /v1/backup             {"dir"}      201 what the backup holds
  *   POST /v1/audit/verify       {"path", "rotated"?}  the verdict on an audit file
  *
@@ -30,19 +29,9 @@
 
 #include "ops/ops.h"
 
-#define PASSPHRASE_MAX   1024
 #define ENV_VERSIONS_MAX 64 /* data-key versions an env listing shows */
 
 /* ---- answers ------------------------------------------------------------------------------------- */
-
-static void gen_uint(yajl_gen g, const char *key, uint64_t v)
-{
-    char num[24];
-    if (key)
-        sx_json_str(g, key);
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    yajl_gen_number(g, num, (size_t)n);
-}
 
 static void gen_rotation(yajl_gen g, const sx_rotation *rot)
 {
@@ -55,17 +44,17 @@ static void gen_rotation(yajl_gen g, const sx_rotation *rot)
         sx_json_kv(g, "env", rot->env);
     }
     sx_json_kv(g, "phase", sx_rotation_phase_name(rot));
-    gen_uint(g, "from", rot->from);
+    sx_api_gen_uint(g, "from", rot->from);
     if (rot->to) {
-        gen_uint(g, "to", rot->to);
+        sx_api_gen_uint(g, "to", rot->to);
     } else {
         sx_json_str(g, "to");
         yajl_gen_null(g);
     }
-    gen_uint(g, "done", rot->done);
-    gen_uint(g, "total", rot->total);
-    gen_uint(g, "sweeps", rot->sweeps);
-    gen_uint(g, "rate", rot->rate);
+    sx_api_gen_uint(g, "done", rot->done);
+    sx_api_gen_uint(g, "total", rot->total);
+    sx_api_gen_uint(g, "sweeps", rot->sweeps);
+    sx_api_gen_uint(g, "rate", rot->rate);
     sx_time_format(rot->started_ms, ts, sizeof(ts));
     sx_json_kv(g, "startedAt", ts);
     sx_json_kv(g, "lastError", rot->last_error ? rot->last_error_msg : NULL);
@@ -83,15 +72,6 @@ static void send_accepted(sx_request *r, h2o_iovec_t body)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, body.base, body.len);
-}
-
-/* An operator job's failure: logged when the server is at fault, then answered. */
-static void send_ops_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail)
-{
-    const sx_http_error *e = sx_http_error_of(ctx, rc);
-    if (e->status >= 500)
-        sx_log(SX_LOG_WARN, "admin: %s", e->message ? e->message : detail ? detail : sx_crypto_strerror(rc));
-    sx_send_failure(r, ctx, rc, detail);
 }
 
 /* ---- GET /v1/status ------------------------------------------------------------------------------ */
@@ -127,9 +107,9 @@ static void gen_sweeper(yajl_gen g, sx_server *s)
     sx_sweeper_stats_get(sw, &st);
     char ts[32];
     yajl_gen_map_open(g);
-    gen_uint(g, "recoveryWindowSeconds", s->config->recovery_window);
-    gen_uint(g, "intervalSeconds", s->config->sweep_interval);
-    gen_uint(g, "runs", st.runs);
+    sx_api_gen_uint(g, "recoveryWindowSeconds", s->config->recovery_window);
+    sx_api_gen_uint(g, "intervalSeconds", s->config->sweep_interval);
+    sx_api_gen_uint(g, "runs", st.runs);
     sx_json_str(g, "lastRunAt");
     if (st.last_run_ms) {
         sx_time_format(st.last_run_ms, ts, sizeof(ts));
@@ -137,15 +117,15 @@ static void gen_sweeper(yajl_gen g, sx_server *s)
     } else {
         yajl_gen_null(g);
     }
-    gen_uint(g, "purged", st.purged_total);
-    gen_uint(g, "failures", st.failures);
-    gen_uint(g, "deletedSecrets", st.deleted_secrets);
-    gen_uint(g, "deletedSecretVersions", st.deleted_version_records);
-    gen_uint(g, "previousVersionRecords", st.previous_version_records);
+    sx_api_gen_uint(g, "purged", st.purged_total);
+    sx_api_gen_uint(g, "failures", st.failures);
+    sx_api_gen_uint(g, "deletedSecrets", st.deleted_secrets);
+    sx_api_gen_uint(g, "deletedSecretVersions", st.deleted_version_records);
+    sx_api_gen_uint(g, "previousVersionRecords", st.previous_version_records);
     sx_json_str(g, "compaction");
     yajl_gen_bool(g, st.compact_supported);
-    gen_uint(g, "compactions", st.compactions);
-    gen_uint(g, "compactionFailures", st.compact_failures);
+    sx_api_gen_uint(g, "compactions", st.compactions);
+    sx_api_gen_uint(g, "compactionFailures", st.compact_failures);
     sx_json_str(g, "compactionPending");
     yajl_gen_bool(g, st.compact_pending);
     sx_json_str(g, "lastError");
@@ -161,7 +141,7 @@ static void status_done(sx_job *job)
     status_job *j = (status_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
         return;
     }
     sx_server *s = j->base.server;
@@ -171,12 +151,12 @@ static void status_done(sx_job *job)
     sx_json_kv(g, "status", "ok");
     sx_json_kv(g, "version", SX_VERSION);
     sx_json_kv(g, "storage", sx_storage_name(s->storage));
-    gen_uint(g, "threads", s->nthreads);
-    gen_uint(g, "pool_queued", sx_pool_queued(s->pool));
+    sx_api_gen_uint(g, "threads", s->nthreads);
+    sx_api_gen_uint(g, "pool_queued", sx_pool_queued(s->pool));
     sx_json_str(g, "requests_per_thread");
     yajl_gen_array_open(g);
     for (unsigned i = 0; i < s->nthreads; i++)
-        gen_uint(g, NULL, atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
+        sx_api_gen_uint(g, NULL, atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
     yajl_gen_array_close(g);
     /* A server only ever runs unsealed: without its seal it does not start. */
     sx_json_str(g, "sealed");
@@ -184,20 +164,20 @@ static void status_done(sx_job *job)
     sx_json_kv(g, "seal", sx_crypto_seal_type_name(cs->seal));
     sx_json_str(g, "masterKey");
     yajl_gen_map_open(g);
-    gen_uint(g, "active", cs->active_master);
+    sx_api_gen_uint(g, "active", cs->active_master);
     sx_json_str(g, "versions");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < cs->n_masters; i++) {
         yajl_gen_map_open(g);
-        gen_uint(g, "version", cs->masters[i].version);
-        gen_uint(g, "dataKeys", cs->masters[i].data_keys);
+        sx_api_gen_uint(g, "version", cs->masters[i].version);
+        sx_api_gen_uint(g, "dataKeys", cs->masters[i].data_keys);
         sx_json_str(g, "active");
         yajl_gen_bool(g, cs->masters[i].version == cs->active_master);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    gen_uint(g, "dataKeys", cs->data_keys);
+    sx_api_gen_uint(g, "dataKeys", cs->data_keys);
     sx_json_str(g, "rotations");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->nrots; i++)
@@ -244,7 +224,7 @@ static void rotations_done(sx_job *job)
     rotations_job *j = (rotations_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_OPS, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_new();
@@ -347,7 +327,7 @@ static void master_rotate_done(sx_job *job)
 {
     rotate_job *j = (rotate_job *)job;
     if (j->rc < 0) {
-        send_ops_failure(j->base.r, SX_ERR_MASTER_ROTATE, j->rc, NULL);
+        sx_api_send_ops_failure(j->base.r, SX_ERR_MASTER_ROTATE, j->rc, NULL);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: master-key rotation requested (from version %u)", j->rot.from);
@@ -358,7 +338,7 @@ static void env_rotate_done(sx_job *job)
 {
     rotate_job *j = (rotate_job *)job;
     if (j->rc < 0) {
-        send_ops_failure(j->base.r, SX_ERR_ENV_ROTATE, j->rc, NULL);
+        sx_api_send_ops_failure(j->base.r, SX_ERR_ENV_ROTATE, j->rc, NULL);
         return;
     }
     sx_log(SX_LOG_INFO, "admin: data-key rotation of \"%s/%s/%s\" requested (from version %u)", j->env.org,
@@ -466,7 +446,7 @@ static void env_keys_done(sx_job *job)
     env_keys_job *j = (env_keys_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_ENV_KEYS, j->rc, NULL);
+        sx_api_send_ops_failure(r, SX_ERR_ENV_KEYS, j->rc, NULL);
         return;
     }
     yajl_gen g = sx_json_gen_new();
@@ -476,27 +456,27 @@ static void env_keys_done(sx_job *job)
     sx_json_kv(g, "env", j->env.env);
     sx_json_str(g, "activeVersion");
     if (j->active)
-        gen_uint(g, NULL, j->active);
+        sx_api_gen_uint(g, NULL, j->active);
     else
         yajl_gen_null(g);
     sx_json_str(g, "dataKeys");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->nvers; i++) {
         yajl_gen_map_open(g);
-        gen_uint(g, "version", j->vers[i].version);
-        gen_uint(g, "masterVersion", j->vers[i].master);
-        gen_uint(g, "values", j->vers_values[i]);
-        gen_uint(g, "retainedVersions", j->vers_retained[i]);
-        gen_uint(g, "deletedSecretVersions", j->vers_deleted[i]);
+        sx_api_gen_uint(g, "version", j->vers[i].version);
+        sx_api_gen_uint(g, "masterVersion", j->vers[i].master);
+        sx_api_gen_uint(g, "values", j->vers_values[i]);
+        sx_api_gen_uint(g, "retainedVersions", j->vers_retained[i]);
+        sx_api_gen_uint(g, "deletedSecretVersions", j->vers_deleted[i]);
         sx_json_str(g, "active");
         yajl_gen_bool(g, j->vers[i].version == j->active);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    gen_uint(g, "values", j->values);
-    gen_uint(g, "retainedVersions", j->retained);
-    gen_uint(g, "deletedSecrets", j->deleted_secrets);
-    gen_uint(g, "deletedSecretVersions", j->deleted_versions);
+    sx_api_gen_uint(g, "values", j->values);
+    sx_api_gen_uint(g, "retainedVersions", j->retained);
+    sx_api_gen_uint(g, "deletedSecrets", j->deleted_secrets);
+    sx_api_gen_uint(g, "deletedSecretVersions", j->deleted_versions);
     sx_json_str(g, "rotation");
     if (j->has_rot)
         gen_rotation(g, &j->rot);
@@ -513,165 +493,6 @@ void sx_api_env_keys(sx_request *r)
     if (!j)
         return;
     sx_api_place_of(r, &j->env);
-    sx_request_submit(r, &j->base.super);
-}
-
-/* ---- POST /v1/seal/migrate ----------------------------------------------------------------------- */
-
-typedef struct seal_job {
-    sx_api_job base;
-    sx_crypto_seal_options seal;
-    char *passphrase;    /* sodium_malloc */
-    char path[PATH_MAX]; /* keyFile */
-    char tcti[256], pcrs[128], passphrase_env[128];
-    int rc;
-    char message[512];
-} seal_job;
-
-static void seal_work(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    struct stat sb;
-    if (j->seal.type == SX_CRYPTO_SEAL_FILE && lstat(j->path, &sb) == 0) {
-        snprintf(j->message, sizeof(j->message),
-                 "\"%.300s\" exists: a migration to a file seal creates a new key file, so name one that does not "
-                 "exist yet",
-                 j->path);
-        j->rc = -EEXIST;
-        return;
-    }
-    char err[512] = "";
-    j->rc = sx_crypto_reseal(j->base.server->crypto, &j->seal, err, sizeof(err));
-    snprintf(j->message, sizeof(j->message), "%s", err[0] ? err : sx_crypto_strerror(j->rc));
-}
-
-static void seal_done(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    sx_request *r = j->base.r;
-    if (j->rc != 0) {
-        send_ops_failure(r, SX_ERR_SEAL_MIGRATE, j->rc, j->message);
-        return;
-    }
-    const sx_config *cfg = j->base.server->config;
-    const char *seal = sx_crypto_seal_type_name(j->seal.type);
-    char num[32];
-    yajl_gen g = sx_json_gen_new();
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "seal", seal);
-    sx_json_str(g, "config"); /* the [seal] lines for the next start */
-    yajl_gen_map_open(g);
-    sx_json_kv(g, "type", seal);
-    switch (j->seal.type) {
-    case SX_CRYPTO_SEAL_FILE:
-        sx_json_kv(g, "key_file", j->path);
-        break;
-    case SX_CRYPTO_SEAL_PASSPHRASE:
-        sx_json_kv(g, "passphrase_env", j->passphrase_env[0] ? j->passphrase_env : cfg->seal_passphrase_env);
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)j->seal.pwhash_opslimit);
-        sx_json_kv(g, "pwhash_opslimit", num);
-        snprintf(num, sizeof(num), "%zu", j->seal.pwhash_memlimit);
-        sx_json_kv(g, "pwhash_memlimit", num);
-        break;
-    case SX_CRYPTO_SEAL_TPM:
-        sx_json_kv(g, "tcti", j->tcti);
-        sx_json_kv(g, "pcrs", j->pcrs[0] ? j->pcrs : "none");
-        break;
-    }
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
-    sx_log(SX_LOG_INFO, "admin: keyring re-sealed under a %s seal; the previous seal no longer opens it", seal);
-    sx_send_json(r, 200, NULL, body.base, body.len);
-}
-
-static void seal_release(sx_job *job)
-{
-    seal_job *j = (seal_job *)job;
-    if (j->passphrase)
-        sodium_free(j->passphrase); /* wipes it */
-    free(j);
-}
-
-static const sx_json_field migrate_fields[] = {
-    {"to", SX_JSON_STRING, "\"file\", \"passphrase\" or \"tpm\"", true},
-    {"keyFile", SX_JSON_STRING, "an absolute path", false},
-    {"passphrase", SX_JSON_STRING, "a non-empty string", false},
-    {"passphraseEnv", SX_JSON_STRING, "the name of an environment variable", false},
-    {"tcti", SX_JSON_STRING, "a TCTI string such as device:/dev/tpmrm0", false},
-    {"pcrs", SX_JSON_STRING, "a PCR list such as sha256:7,14 or none", false},
-};
-
-static const char *check_migrate(seal_job *j, sx_json_value *v)
-{
-    const sx_config *cfg = j->base.server->config;
-    const char *to = v[0].str;
-    bool any_file = v[1].present, any_pass = v[2].present || v[3].present, any_tpm = v[4].present || v[5].present;
-    if (strcmp(to, "file") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_FILE;
-        if (any_pass || any_tpm)
-            return "a migration to a file seal takes only \"keyFile\"";
-        if (!v[1].present || !sx_json_copy_string(j->path, sizeof(j->path), &v[1]) || j->path[0] != '/')
-            return "field \"keyFile\" must be the absolute path of the new key file";
-        j->seal.key_file = j->path;
-    } else if (strcmp(to, "passphrase") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_PASSPHRASE;
-        if (any_file || any_tpm)
-            return "a migration to a passphrase seal takes only \"passphrase\" and \"passphraseEnv\"";
-        if (!v[2].present || v[2].len == 0 || v[2].len > PASSPHRASE_MAX)
-            return "field \"passphrase\" must be 1-1024 bytes";
-        if (!sx_json_copy_string(j->passphrase_env, sizeof(j->passphrase_env), &v[3]))
-            return "field \"passphraseEnv\" is too long";
-        if (!(j->passphrase = sodium_malloc(v[2].len + 1)))
-            return "out of memory";
-        memcpy(j->passphrase, v[2].str, v[2].len);
-        j->seal.passphrase = j->passphrase;
-        j->seal.passphrase_len = v[2].len;
-        j->seal.pwhash_opslimit = cfg->seal_pwhash_opslimit;
-        j->seal.pwhash_memlimit = cfg->seal_pwhash_memlimit;
-    } else if (strcmp(to, "tpm") == 0) {
-        j->seal.type = SX_CRYPTO_SEAL_TPM;
-        if (any_file || any_pass)
-            return "a migration to a TPM seal takes only \"tcti\" and \"pcrs\"";
-        snprintf(j->tcti, sizeof(j->tcti), "%s", cfg->seal_tcti ? cfg->seal_tcti : "device:/dev/tpmrm0");
-        if (!sx_json_copy_string(j->tcti, sizeof(j->tcti), &v[4]) || !j->tcti[0])
-            return "field \"tcti\" must be a TCTI string of at most 255 bytes";
-        if (!sx_json_copy_string(j->pcrs, sizeof(j->pcrs), &v[5]) || sx_config_parse_pcrs(j->pcrs, &j->seal.pcrs) != 0)
-            return "field \"pcrs\" must be a PCR list such as sha256:7,14 (PCRs 0-23) or none";
-        j->seal.tcti = j->tcti;
-    } else {
-        return "field \"to\" must be \"file\", \"passphrase\" or \"tpm\"";
-    }
-    return NULL;
-}
-
-void sx_api_seal_migrate(sx_request *r)
-{
-    if (!sx_require_json(r))
-        return;
-    sx_json_value v[6];
-    char err[256];
-    int rc =
-        sx_json_parse(&r->req->pool, r->req->entity.base, r->req->entity.len, migrate_fields, 6, v, err, sizeof(err));
-    /* The raw body may hold a passphrase; the parsed fields are copies in the request pool. */
-    sodium_memzero(r->req->entity.base, r->req->entity.len);
-    if (rc != 0) {
-        if (v[2].present && v[2].str)
-            sodium_memzero(v[2].str, v[2].len);
-        sx_send_failure(r, SX_ERR_ANY, rc, err);
-        return;
-    }
-    seal_job *j = sx_api_job_new(r, sizeof(*j), seal_work, seal_done, seal_release);
-    const char *bad = j ? check_migrate(j, v) : NULL;
-    if (v[2].present) /* the parsed passphrase in request memory: the job has its own copy */
-        sodium_memzero(v[2].str, v[2].len);
-    if (!j)
-        return;
-    if (bad) {
-        seal_release(&j->base.super);
-        sx_send_error(r, 400, "invalid_request", bad);
-        return;
-    }
     sx_request_submit(r, &j->base.super);
 }
 
@@ -697,7 +518,7 @@ static void backup_done(sx_job *job)
     backup_job *j = (backup_job *)job;
     sx_request *r = j->base.r;
     if (j->rc < 0) {
-        send_ops_failure(r, SX_ERR_BACKUP, j->rc, j->err);
+        sx_api_send_ops_failure(r, SX_ERR_BACKUP, j->rc, j->err);
         return;
     }
     const sx_backup_info *b = &j->backup;
@@ -711,16 +532,16 @@ static void backup_done(sx_job *job)
     sx_json_kv(g, "createdAt", ts);
     sx_json_kv(g, "backend", b->backend);
     sx_json_kv(g, "seal", b->seal);
-    gen_uint(g, "activeMasterVersion", b->active_master);
-    gen_uint(g, "files", b->files);
-    gen_uint(g, "bytes", b->bytes);
+    sx_api_gen_uint(g, "activeMasterVersion", b->active_master);
+    sx_api_gen_uint(g, "files", b->files);
+    sx_api_gen_uint(g, "bytes", b->bytes);
     sx_json_str(g, "records");
     yajl_gen_map_open(g);
-    gen_uint(g, "secrets", b->secrets);
-    gen_uint(g, "values", b->values);
-    gen_uint(g, "envs", b->envs);
-    gen_uint(g, "dataKeys", b->data_keys);
-    gen_uint(g, "tokens", b->tokens);
+    sx_api_gen_uint(g, "secrets", b->secrets);
+    sx_api_gen_uint(g, "values", b->values);
+    sx_api_gen_uint(g, "envs", b->envs);
+    sx_api_gen_uint(g, "dataKeys", b->data_keys);
+    sx_api_gen_uint(g, "tokens", b->tokens);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
@@ -784,12 +605,12 @@ static void verify_done(sx_job *job)
     yajl_gen_map_open(g);
     sx_json_str(g, "ok");
     yajl_gen_bool(g, j->rep.ok);
-    gen_uint(g, "lines", j->rep.lines);
-    gen_uint(g, "firstSeq", j->rep.first_seq);
-    gen_uint(g, "lastSeq", j->rep.last_seq);
-    gen_uint(g, "headSeq", j->rep.head_seq);
+    sx_api_gen_uint(g, "lines", j->rep.lines);
+    sx_api_gen_uint(g, "firstSeq", j->rep.first_seq);
+    sx_api_gen_uint(g, "lastSeq", j->rep.last_seq);
+    sx_api_gen_uint(g, "headSeq", j->rep.head_seq);
     if (j->rep.bad_line) {
-        gen_uint(g, "badLine", j->rep.bad_line);
+        sx_api_gen_uint(g, "badLine", j->rep.bad_line);
     } else {
         sx_json_str(g, "badLine");
         yajl_gen_null(g);

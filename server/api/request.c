@@ -274,3 +274,20 @@ bool sx_api_not_modified(sx_request *r, const sx_api_etag_buf *e)
     }
     return false;
 }
+
+void sx_api_gen_uint(yajl_gen g, const char *key, uint64_t v)
+{
+    char num[24];
+    if (key)
+        sx_json_str(g, key);
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+    yajl_gen_number(g, num, (size_t)n);
+}
+
+void sx_api_send_ops_failure(sx_request *r, sx_err_ctx ctx, int rc, const char *detail)
+{
+    const sx_http_error *e = sx_http_error_of(ctx, rc);
+    if (e->status >= 500)
+        sx_log(SX_LOG_WARN, "admin: %s", e->message ? e->message : detail ? detail : sx_crypto_strerror(rc));
+    sx_send_failure(r, ctx, rc, detail);
+}

@@ -141,11 +141,11 @@ static void test_passphrase_seal_right_wrong_and_empty(void)
     /* Every byte of the passphrase seal record (salt, limits) is covered too. */
     o = pass_opts("correct horse battery staple");
     size_t len;
-    uint8_t *rec = must_get(st, SX_KEY_S_SEAL, &len);
+    uint8_t *rec = must_get(st, SX_KEY_SLOT_FIRST, &len);
     int detected = 0;
     for (size_t i = 0; i < len; i++) {
         rec[i] ^= 0x01;
-        must_put(st, SX_KEY_S_SEAL, rec, len);
+        must_put(st, SX_KEY_SLOT_FIRST, rec, len);
         int r = sx_crypto_open(&c, NULL, st, &o, err, sizeof err);
         detected += r == SX_CRYPTO_EBADSEAL || r == SX_CRYPTO_EFORMAT || r == SX_CRYPTO_ESEALTYPE;
         if (r == 0)
@@ -166,11 +166,11 @@ static void test_passphrase_seal_moderate_limits(void)
     sx_crypto *c = must_open(st, &o);
     sx_crypto_free(c);
     size_t len;
-    uint8_t *rec = must_get(st, SX_KEY_S_SEAL, &len);
-    sx_seal_params sp;
-    REQUIRE(sx_seal_params_decode(&sp, rec, len) == 0);
-    CHECK_INT(sp.opslimit, crypto_pwhash_OPSLIMIT_MODERATE);
-    CHECK_INT(sp.memlimit, crypto_pwhash_MEMLIMIT_MODERATE);
+    uint8_t *rec = must_get(st, SX_KEY_SLOT_FIRST, &len);
+    sx_slot s;
+    REQUIRE(sx_slot_parse(&s, 1, rec, len) == 0);
+    CHECK_INT(s.sp.opslimit, crypto_pwhash_OPSLIMIT_MODERATE);
+    CHECK_INT(s.sp.memlimit, crypto_pwhash_MEMLIMIT_MODERATE);
     sx_storage_free(rec);
     sx_storage_close(st);
 }
@@ -298,8 +298,9 @@ static void test_keyring_from_another_install_fails(void)
     char err[256];
     copy_record(a, b, SX_KEY_S_KEYRING);
     CHECK_INT(sx_crypto_open(&cb, NULL, b, &f.opt, err, sizeof err), SX_CRYPTO_EBADSEAL);
-    /* Copy A's seal record too: the keyring opens, but B's data keys are not A's to unwrap. */
-    copy_record(a, b, SX_KEY_S_SEAL);
+    /* Copy A's slots too: the keyring opens, but B's data keys are not A's to unwrap. */
+    copy_record(a, b, SX_KEY_SLOT_FIRST);
+    copy_record(a, b, SX_KEY_SLOT_RECOVERY);
     cb = must_open(b, &f.opt);
     CHECK_INT(decrypt_is(cb, &p, bb, lb, "b's value"), SX_CRYPTO_EFORGED);
     sx_crypto_free(cb);
@@ -466,7 +467,8 @@ static void test_passphrase_seal_refuses_short_passphrase_and_weak_limits(void)
     CHECK(strstr(err, "INTERACTIVE") != NULL);
     size_t len;
     void *rec = NULL;
-    CHECK_INT(sx_storage_get(st, SX_KEY_S_SEAL, strlen(SX_KEY_S_SEAL), &rec, &len, NULL), -ENOENT);
+    CHECK_INT(sx_storage_get(st, SX_KEY_S_KEYRING, strlen(SX_KEY_S_KEYRING), &rec, &len, NULL), -ENOENT);
+    CHECK_INT(sx_storage_get(st, SX_KEY_SLOT_FIRST, strlen(SX_KEY_SLOT_FIRST), &rec, &len, NULL), -ENOENT);
     sx_storage_free(rec);
     /* Exactly 12 characters (twelve 2-byte ones) and INTERACTIVE limits are enough. */
     o = pass_opts("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");

@@ -185,7 +185,7 @@ static void test_every_byte_of_wrapped_datakey_is_authenticated(void)
     fixture_clear(&f);
 }
 
-/* Every byte of s/seal, s/keyring and s/keyring.recovery. */
+/* Every byte of the node's slot, s/keyring and the recovery slot. */
 static void test_every_byte_of_keyring_records_is_authenticated(void)
 {
     fixture f;
@@ -196,7 +196,7 @@ static void test_every_byte_of_keyring_records_is_authenticated(void)
     REQUIRE(sx_crypto_open(&c, &rk, st, &f.opt, err, sizeof err) == 0);
     REQUIRE(rk != NULL);
     sx_crypto_free(c);
-    const char *keys[] = {SX_KEY_S_SEAL, SX_KEY_S_KEYRING};
+    const char *keys[] = {SX_KEY_SLOT_FIRST, SX_KEY_S_KEYRING};
     for (size_t k = 0; k < 2; k++) {
         size_t len;
         uint8_t *rec = must_get(st, keys[k], &len);
@@ -218,11 +218,11 @@ static void test_every_byte_of_keyring_records_is_authenticated(void)
     }
     /* The recovery copy: every flip makes recovery fail. */
     size_t len;
-    uint8_t *rec = must_get(st, SX_KEY_S_RECOVERY, &len);
+    uint8_t *rec = must_get(st, SX_KEY_SLOT_RECOVERY, &len);
     int detected = 0, total = 0;
     for (size_t i = 0; i < len; i++) {
         rec[i] ^= 0x01;
-        must_put(st, SX_KEY_S_RECOVERY, rec, len);
+        must_put(st, SX_KEY_SLOT_RECOVERY, rec, len);
         int r = sx_crypto_recover(&c, st, rk, &f.opt, err, sizeof err);
         detected += r == SX_CRYPTO_EBADRECOVERY || r == SX_CRYPTO_EFORMAT;
         total++;
@@ -231,7 +231,7 @@ static void test_every_byte_of_keyring_records_is_authenticated(void)
         rec[i] ^= 0x01;
     }
     CHECK_INT(detected, total);
-    must_put(st, SX_KEY_S_RECOVERY, rec, len);
+    must_put(st, SX_KEY_SLOT_RECOVERY, rec, len);
     sx_storage_free(rec);
     c = must_open(st, &f.opt);
     sx_crypto_free(c);

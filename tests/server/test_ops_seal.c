@@ -101,7 +101,7 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
     free(out);
     CHECK_INT(ops_seed(&srv, token, "acme", "seal", "e%d", NULL, 12, 2, true), 0); /* still serving */
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
-    refuses_to_start(dir, "file.conf", "sealed with the 'passphrase' seal");
+    refuses_to_start(dir, "file.conf", "has no 'file' slot (it has: 'recovery', 'passphrase')");
     setenv("SX_TEST_PASS", "wrong horse", 1);
     refuses_to_start(dir, "pass.conf", "does not open the keyring");
     setenv("SX_TEST_PASS", "correct horse", 1);
@@ -128,7 +128,7 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
         free(out);
         CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
         if (have_tpm) {
-            refuses_to_start(dir, "pass.conf", "sealed with the 'tpm' seal");
+            refuses_to_start(dir, "pass.conf", "has no 'passphrase' slot (it has: 'recovery', 'tpm')");
             serves_every_value(dir, "tpm.conf", token);
             last = "tpm.conf";
         }
@@ -145,7 +145,7 @@ static void seal_migrations_keep_every_value_and_retire_the_old_seal(void)
     free(out);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     refuses_to_start(dir, "file.conf", "does not open the keyring"); /* the first key file is dead */
-    refuses_to_start(dir, last, "sealed with the 'file' seal");
+    refuses_to_start(dir, last, "slot (it has: 'recovery', 'file')");
     serves_every_value(dir, "file2.conf", token);
 
     /* Lost key file: recover offline with the recovery key (from a file, never argv). */
