@@ -130,6 +130,20 @@ static void write_credential(const char *dir, const char *name, const void *data
     free(creds);
 }
 
+enum { CRED_ENV_MAX = 4200 };
+
+/* Options of a RocksDB server kept in dir whose [seal] is seal_lines, started with
+ * CREDENTIALS_DIRECTORY=dir/creds (written into the caller's env; extra_env names it). */
+static sx_srv_opts credential_opts(const char *dir, char env[CRED_ENV_MAX], const char *extra_env[2],
+                                   const char *seal_lines)
+{
+    snprintf(env, CRED_ENV_MAX, "CREDENTIALS_DIRECTORY=%s/creds", dir);
+    extra_env[0] = env;
+    extra_env[1] = NULL;
+    return (sx_srv_opts){
+        .backend = "rocksdb", .dir = dir, .keep_dir = true, .extra_env = extra_env, .seal_lines = seal_lines};
+}
+
 static const char key_bytes[33] = "0123456789abcdefghijKLMNOPQRST!?";
 
 /* A file seal whose key is a credential: the keyring is sealed under it (no key file is made),
@@ -139,14 +153,10 @@ static void credential_file_seal_starts_and_reopens(void)
     char *dir = sx_test_tmpdir("cred");
     REQUIRE(dir);
     write_credential(dir, "secretsd-seal", key_bytes, 32);
-    char env[4200];
-    snprintf(env, sizeof env, "CREDENTIALS_DIRECTORY=%s/creds", dir);
-    const char *extra_env[] = {env, NULL};
-    sx_srv_opts o = {.backend = "rocksdb",
-                     .dir = dir,
-                     .keep_dir = true,
-                     .extra_env = extra_env,
-                     .seal_lines = "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n"};
+    char env[CRED_ENV_MAX];
+    const char *extra_env[2];
+    sx_srv_opts o =
+        credential_opts(dir, env, extra_env, "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n");
     sx_srv srv;
     REQUIRE(sx_srv_start(&srv, &o) == 0);
     char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
@@ -207,15 +217,10 @@ static void credential_passphrase_seal_starts(void)
     char with_nl[64];
     snprintf(with_nl, sizeof with_nl, "%s\n", pass);
     write_credential(dir, "pass", with_nl, strlen(with_nl));
-    char env[4200];
-    snprintf(env, sizeof env, "CREDENTIALS_DIRECTORY=%s/creds", dir);
-    const char *extra_env[] = {env, NULL};
-    sx_srv_opts o = {.backend = "rocksdb",
-                     .dir = dir,
-                     .keep_dir = true,
-                     .extra_env = extra_env,
-                     .seal_lines =
-                         "type = passphrase\ncredential = pass\npwhash_opslimit = 2\npwhash_memlimit = 64M\n"};
+    char env[CRED_ENV_MAX];
+    const char *extra_env[2];
+    sx_srv_opts o = credential_opts(
+        dir, env, extra_env, "type = passphrase\ncredential = pass\npwhash_opslimit = 2\npwhash_memlimit = 64M\n");
     sx_srv srv;
     REQUIRE(sx_srv_start(&srv, &o) == 0);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
@@ -252,7 +257,7 @@ static void credential_errors_stop_start_up_clearly(void)
     CHECK(err && strstr(err, "[seal] credential = \"secretsd-seal\", but $CREDENTIALS_DIRECTORY is not set"));
     free(err);
 
-    char env[4200];
+    char env[CRED_ENV_MAX];
     snprintf(env, sizeof env, "CREDENTIALS_DIRECTORY=%s/creds", dir);
     char *const envp[] = {env, NULL};
     char *creds = sx_test_path(dir, "creds");
