@@ -207,6 +207,39 @@ static void credential_file_seal_starts_and_reopens(void)
     free(dir);
 }
 
+/* Migrating away from a credential: the answer's [seal] lines empty `credential`, and with them
+ * the server starts on the new key file alone. */
+static void credential_seal_migrates_to_a_key_file(void)
+{
+    char *dir = sx_test_tmpdir("credmig");
+    REQUIRE(dir);
+    write_credential(dir, "secretsd-seal", key_bytes, 32);
+    char env[CRED_ENV_MAX];
+    const char *extra_env[2];
+    sx_srv_opts o =
+        credential_opts(dir, env, extra_env, "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n");
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char body[4400];
+    int n = snprintf(body, sizeof body, "{\"to\":\"file\",\"keyFile\":\"%s/new.key\"}", dir);
+    const char *hdrs[] = {"Content-Type: application/json", NULL};
+    sx_resp r;
+    CHECK(sx_srv_request(&srv, SX_ADMIN, "POST", "/v1/seal/migrate", hdrs, body, (size_t)n, &r) == 0 &&
+          r.status == 200 && strstr(r.body, "\"credential\":\"\""));
+    sx_resp_free(&r);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+
+    char lines[4400];
+    snprintf(lines, sizeof lines, "type = file\nkey_file = %s/new.key\ncredential =\n", dir);
+    o.seal_lines = lines;
+    o.extra_env = NULL; /* no CREDENTIALS_DIRECTORY: none is needed now */
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    CHECK_INT(healthz(&srv), 200);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    sx_test_rmtree(dir);
+    free(dir);
+}
+
 /* A passphrase seal from a credential (one final newline dropped); the passphrase never reaches
  * the log and the environment variable passphrase_env is not needed. */
 static void credential_passphrase_seal_starts(void)
@@ -316,6 +349,7 @@ int main(int argc, char **argv)
     static const sx_test tests[] = {
         {"notify_ready_when_serving_and_stopping_at_the_drain", notify_ready_when_serving_and_stopping_at_the_drain},
         {"credential_file_seal_starts_and_reopens", credential_file_seal_starts_and_reopens},
+        {"credential_seal_migrates_to_a_key_file", credential_seal_migrates_to_a_key_file},
         {"credential_passphrase_seal_starts", credential_passphrase_seal_starts},
         {"credential_errors_stop_start_up_clearly", credential_errors_stop_start_up_clearly},
         {"sighup_reopens_the_access_log_after_a_rename", sighup_reopens_the_access_log_after_a_rename},
