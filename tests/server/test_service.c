@@ -146,19 +146,27 @@ static sx_srv_opts credential_opts(const char *dir, char env[CRED_ENV_MAX], cons
 
 static const char key_bytes[33] = "0123456789abcdefghijKLMNOPQRST!?";
 
+/* Start a server in dir whose file seal's key is the credential "secretsd-seal" (key_bytes); *o
+ * gets its options (for a restart), borrowing env and extra_env. */
+static int start_on_key_credential(const char *dir, char env[CRED_ENV_MAX], const char *extra_env[2], sx_srv_opts *o,
+                                   sx_srv *srv)
+{
+    write_credential(dir, "secretsd-seal", key_bytes, 32);
+    *o = credential_opts(dir, env, extra_env, "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n");
+    return sx_srv_start(srv, o);
+}
+
 /* A file seal whose key is a credential: the keyring is sealed under it (no key file is made),
  * a value survives a restart, and neither the key nor a recovery key reaches the log. */
 static void credential_file_seal_starts_and_reopens(void)
 {
     char *dir = sx_test_tmpdir("cred");
     REQUIRE(dir);
-    write_credential(dir, "secretsd-seal", key_bytes, 32);
     char env[CRED_ENV_MAX];
     const char *extra_env[2];
-    sx_srv_opts o =
-        credential_opts(dir, env, extra_env, "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n");
+    sx_srv_opts o;
     sx_srv srv;
-    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    REQUIRE(start_on_key_credential(dir, env, extra_env, &o, &srv) == 0);
     char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
     REQUIRE(owner);
     char *auth = sx_auth_header(owner);
@@ -213,13 +221,11 @@ static void credential_seal_migrates_to_a_key_file(void)
 {
     char *dir = sx_test_tmpdir("credmig");
     REQUIRE(dir);
-    write_credential(dir, "secretsd-seal", key_bytes, 32);
     char env[CRED_ENV_MAX];
     const char *extra_env[2];
-    sx_srv_opts o =
-        credential_opts(dir, env, extra_env, "type = file\nkey_file = seal.key\ncredential = secretsd-seal\n");
+    sx_srv_opts o;
     sx_srv srv;
-    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    REQUIRE(start_on_key_credential(dir, env, extra_env, &o, &srv) == 0);
     char body[4400];
     int n = snprintf(body, sizeof body, "{\"to\":\"file\",\"keyFile\":\"%s/new.key\"}", dir);
     const char *hdrs[] = {"Content-Type: application/json", NULL};
