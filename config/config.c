@@ -327,6 +327,12 @@ static void check_all(load_ctx *c)
         fail(c, -EINVAL, line_of(c, "storage", "dsn"), "[storage] dsn: only used with backend = postgres");
         return;
     }
+    if (*cfg->seal_credential && cfg->seal == SX_CONFIG_SEAL_TPM) {
+        fail(c, -EINVAL, line_of(c, "seal", "credential"),
+             "[seal] credential: only for type = file (the key) or passphrase (the passphrase); a tpm seal has no "
+             "secret to load");
+        return;
+    }
     if (cfg->max_value_bytes >= cfg->max_body_bytes) {
         int line = line_of(c, "server", "max_value_bytes");
         if (!line)
@@ -434,6 +440,7 @@ void sx_config_free(sx_config *cfg)
     free(cfg->seal_key_file);
     free(cfg->seal_recovery_key_file);
     free(cfg->seal_passphrase_env);
+    free(cfg->seal_credential);
     free(cfg->seal_tcti);
     free(cfg->seal_pin_env);
     free(cfg->access_log);

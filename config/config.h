@@ -41,6 +41,10 @@ typedef struct sx_config_cidr {
     uint8_t addr[16];
 } sx_config_cidr;
 
+/* The longest name [seal] credential accepts (systemd's own limit for a credential name is the
+ * file-name limit, 255). */
+#define SX_CONFIG_CREDENTIAL_MAX 255
+
 /* A mount of [vault] mounts: the name Vault clients use in /v1/{mount}/ and the org it stands for
  * (both 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit). */
 #define SX_CONFIG_MOUNT_MAX 64u
@@ -137,6 +141,9 @@ typedef struct sx_config {
     sx_config_seal seal;                     /* default file */
     char *seal_key_file;                     /* absolute; default "var/seal.key" */
     char *seal_passphrase_env;               /* name of the environment variable; default "SECRETSD_PASSPHRASE" */
+    char *seal_credential;                   /* systemd credential holding the file seal's key or the passphrase
+                                                ($CREDENTIALS_DIRECTORY/NAME), instead of key_file or passphrase_env;
+                                                default "" = none */
     unsigned long long seal_pwhash_opslimit; /* default crypto_pwhash_OPSLIMIT_MODERATE */
     size_t seal_pwhash_memlimit;             /* default crypto_pwhash_MEMLIMIT_MODERATE */
     char *seal_tcti;                         /* default "device:/dev/tpmrm0" */

@@ -125,6 +125,8 @@ const sx_config_item sx_config_items[] = {
      sx_config_set_path, FIELD(seal_key_file)},
     {{"seal", "passphrase_env", false, "SECRETSD_PASSPHRASE"},
      sx_config_set_env_name, FIELD(seal_passphrase_env)},
+    {{"seal", "credential", false, ""},
+     sx_config_set_credential, FIELD(seal_credential)},
     /* libsodium's OPSLIMIT_MODERATE and MEMLIMIT_MODERATE (tests/config checks that they still are). */
     {{"seal", "pwhash_opslimit", false, "3"},
      sx_config_set_pwhash, FIELD(seal_pwhash_opslimit),

@@ -162,6 +162,21 @@ int sx_config_set_env_name_opt(const sx_config_item *item, const char *v, sx_con
     return sx_config_set_env_name(item, v, cfg, line, why);
 }
 
+int sx_config_set_credential(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    size_t len = strlen(v);
+    bool ok = len <= SX_CONFIG_CREDENTIAL_MAX && strcmp(v, ".") != 0 && strcmp(v, "..") != 0;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = v[i] > ' ' && v[i] < 0x7f && v[i] != '/';
+    if (!ok) {
+        snprintf(why, SX_CONFIG_WHY_LEN,
+                 "expected a credential name (1..%d printable characters, no '/' or blank, not . or ..), got '%.100s'",
+                 SX_CONFIG_CREDENTIAL_MAX, v);
+        return -EINVAL;
+    }
+    return set_copy(item, cfg, v);
+}
+
 /* True when a libpq connection string or URI carries a password, which must come from
  * [storage] password_env or password_file instead. */
 static bool dsn_has_password(const char *v)

@@ -103,6 +103,9 @@ typedef enum sx_crypto_seal_type {
 typedef struct sx_crypto_seal_options {
     sx_crypto_seal_type type;
     const char *key_file;               /* FILE: path of the key file */
+    const uint8_t *key;                 /* FILE: the SX_CRYPTO_KEYBYTES key bytes themselves (a systemd
+                                           credential read by the caller) instead of key_file; borrowed
+                                           for the call, never written anywhere */
     const char *passphrase;             /* PASSPHRASE: the bytes (the caller read the env variable) */
     size_t passphrase_len;              /* PASSPHRASE: a new seal needs SX_CRYPTO_PASSPHRASE_MIN_CHARS */
     unsigned long long pwhash_opslimit; /* PASSPHRASE: for a new seal (>= INTERACTIVE); 0 = OPSLIMIT_MODERATE */

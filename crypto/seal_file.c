@@ -8,6 +8,10 @@
  * A key file that group or others may access, or that another user owns (who could read it,
  * or swap in a key of their own), is refused rather than silently fixed: it may already have
  * leaked, and the operator should know.
+ *
+ * The key may also come from the caller as bytes (o->key: a systemd credential, which the service
+ * manager decrypted into a private, non-swappable folder of the unit): then no file is read or
+ * created, and a first start seals the keyring under those bytes.
  */
 #include "crypto/crypto_internal.h"
 
@@ -20,6 +24,10 @@
 
 int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
+    if (o->key) {
+        memcpy(key, o->key, SX_CRYPTO_KEYBYTES);
+        return 0;
+    }
     if (!o->key_file || !*o->key_file)
         return sx_fail(err, errlen, -EINVAL, "seal key_file is not set");
     int fd = open(o->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -66,6 +74,8 @@ int sx_seal_file_load(uint8_t key[32], const sx_crypto_seal_options *o, char *er
 
 int sx_seal_file_create(uint8_t key[32], const sx_crypto_seal_options *o, char *err, size_t errlen)
 {
+    if (o->key)
+        return sx_seal_file_load(key, o, err, errlen);
     if (!o->key_file || !*o->key_file)
         return sx_fail(err, errlen, -EINVAL, "seal key_file is not set");
     struct stat sb;

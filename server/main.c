@@ -220,26 +220,124 @@ static const char *seal_label(const sx_config *cfg)
     return sx_crypto_seal_type_name(types[cfg->seal]);
 }
 
-/* The configured seal as crypto options; *ret_passphrase (sodium_malloc'd, free with sodium_free)
- * holds the passphrase the options point at. */
-static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret_passphrase)
+/* The most a credential may hold: a file seal's key is SX_CRYPTO_KEYBYTES, a passphrase far less. */
+#define CREDENTIAL_MAX 4096
+
+/*
+ * Read [seal] credential NAME once from $CREDENTIALS_DIRECTORY/NAME (the folder systemd gives a
+ * unit with LoadCredential= or LoadCredentialEncrypted=: private to the service, on a non-swappable
+ * file system) into sodium_malloc memory (free with sodium_free). For a file seal it must be the
+ * SX_CRYPTO_KEYBYTES key bytes; for a passphrase seal it is the passphrase, without one final
+ * newline. Its bytes are never logged: the errors name the credential and the folder only.
+ */
+static int take_credential(const sx_config *cfg, char **ret, size_t *ret_len)
+{
+    const char *name = cfg->seal_credential;
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir) {
+        sx_log(SX_LOG_ERROR,
+               "[seal] credential = \"%s\", but $CREDENTIALS_DIRECTORY is not set: the credential comes from the "
+               "service manager (LoadCredential= or LoadCredentialEncrypted= in the systemd unit, see "
+               "secretsd.service); outside systemd, point CREDENTIALS_DIRECTORY at a folder holding it",
+               name);
+        return -ENOENT;
+    }
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
+        sx_log(SX_LOG_ERROR, "[seal] credential \"%s\": $CREDENTIALS_DIRECTORY is too long", name);
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        sx_log(SX_LOG_ERROR, "[seal] credential \"%s\" cannot be opened in \"%s\": %s", name, dir, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXO | S_IWGRP)) || st.st_size > CREDENTIAL_MAX) {
+        sx_log(SX_LOG_ERROR,
+               "[seal] credential \"%s\" in \"%s\" must be a regular file of at most %d bytes that others cannot "
+               "access",
+               name, dir, CREDENTIAL_MAX);
+        close(fd);
+        return -EPERM;
+    }
+    char *buf = sodium_malloc(CREDENTIAL_MAX + 1);
+    size_t len = 0;
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0 && len < CREDENTIAL_MAX) {
+        ssize_t n = read(fd, buf + len, CREDENTIAL_MAX - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -errno;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (rc != 0) {
+        sx_log(SX_LOG_ERROR, "[seal] credential \"%s\" cannot be read: %s", name, strerror(-rc));
+        sodium_free(buf);
+        return rc;
+    }
+    if (cfg->seal == SX_CONFIG_SEAL_FILE && len != SX_CRYPTO_KEYBYTES) {
+        sx_log(SX_LOG_ERROR,
+               "[seal] credential \"%s\" holds %zu bytes; a file seal's key is %u random bytes (make one with "
+               "`head -c %u /dev/urandom`)",
+               name, len, SX_CRYPTO_KEYBYTES, SX_CRYPTO_KEYBYTES);
+        sodium_free(buf);
+        return -EINVAL;
+    }
+    if (cfg->seal == SX_CONFIG_SEAL_PASSPHRASE) {
+        if (len > 0 && buf[len - 1] == '\n')
+            len--;
+        if (len > 0 && buf[len - 1] == '\r')
+            len--;
+        if (len == 0) {
+            sx_log(SX_LOG_ERROR, "[seal] credential \"%s\" is empty: it must hold the passphrase", name);
+            sodium_free(buf);
+            return -EINVAL;
+        }
+    }
+    buf[len] = '\0';
+    *ret = buf;
+    *ret_len = len;
+    return 0;
+}
+
+/* The configured seal as crypto options; *ret_secret (sodium_malloc'd, free with sodium_free, NULL
+ * when none) holds the passphrase, the PIN or the credential bytes the options point at. */
+static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret_secret)
 {
     sx_crypto_options opt = {0};
-    char *passphrase = NULL;
+    char *secret = NULL;
+    size_t secret_len = 0;
+    bool from_credential = *cfg->seal_credential != '\0';
+    if (from_credential) {
+        int rc = take_credential(cfg, &secret, &secret_len);
+        if (rc != 0)
+            return rc;
+    }
     switch (cfg->seal) {
     case SX_CONFIG_SEAL_FILE:
         opt.seal.type = SX_CRYPTO_SEAL_FILE;
         opt.seal.key_file = cfg->seal_key_file;
+        opt.seal.key = (const uint8_t *)secret;
         break;
     case SX_CONFIG_SEAL_PASSPHRASE:
         opt.seal.type = SX_CRYPTO_SEAL_PASSPHRASE;
-        passphrase = take_passphrase(cfg->seal_passphrase_env, &opt.seal.passphrase_len);
-        if (!passphrase) {
+        if (!from_credential)
+            secret = take_passphrase(cfg->seal_passphrase_env, &secret_len);
+        if (!secret) {
             sx_log(SX_LOG_ERROR, "[seal] type = passphrase, but the environment variable \"%s\" is empty or unset",
                    cfg->seal_passphrase_env);
             return -EINVAL;
         }
-        opt.seal.passphrase = passphrase;
+        opt.seal.passphrase = secret;
+        opt.seal.passphrase_len = secret_len;
         opt.seal.pwhash_opslimit = cfg->seal_pwhash_opslimit;
         opt.seal.pwhash_memlimit = cfg->seal_pwhash_memlimit;
         break;
@@ -249,20 +347,20 @@ static int seal_options(const sx_config *cfg, sx_crypto_options *ret, char **ret
         opt.seal.pcrs = cfg->seal_pcrs;
         if (*cfg->seal_pin_env) {
             /* The PIN, like a passphrase, is taken from the environment once and wiped there. */
-            passphrase = take_passphrase(cfg->seal_pin_env, &opt.seal.pin_len);
-            if (!passphrase) {
+            secret = take_passphrase(cfg->seal_pin_env, &opt.seal.pin_len);
+            if (!secret) {
                 sx_log(SX_LOG_ERROR, "[seal] pin_env = %s, but that environment variable is empty or unset",
                        cfg->seal_pin_env);
                 return -EINVAL;
             }
-            opt.seal.pin = passphrase;
+            opt.seal.pin = secret;
         }
         break;
     }
-    if (cfg->seal == SX_CONFIG_SEAL_FILE)
+    if (cfg->seal == SX_CONFIG_SEAL_FILE && !from_credential)
         ensure_parent_dir(cfg->seal_key_file);
     *ret = opt;
-    *ret_passphrase = passphrase;
+    *ret_secret = secret;
     return 0;
 }
 
@@ -351,15 +449,15 @@ static int show_recovery_key(const sx_config *cfg, const char *recovery)
 static int open_crypto(const sx_config *cfg, sx_storage *storage, sx_crypto **ret)
 {
     sx_crypto_options opt;
-    char *passphrase = NULL;
-    int rc = seal_options(cfg, &opt, &passphrase);
+    char *secret = NULL;
+    int rc = seal_options(cfg, &opt, &secret);
     if (rc != 0)
         return rc;
     char err[1024];
     char *recovery = NULL;
     rc = sx_crypto_open(ret, &recovery, storage, &opt, err, sizeof(err));
-    if (passphrase)
-        sodium_free(passphrase);
+    if (secret)
+        sodium_free(secret);
     if (rc != 0) {
         sx_log(SX_LOG_ERROR, "cannot unseal the keyring: %s", err);
         return rc;
@@ -423,15 +521,15 @@ static int run_recover(const sx_config *cfg, sx_storage *storage)
         return 2;
     }
     sx_crypto_options opt;
-    char *passphrase = NULL;
-    int rc = seal_options(cfg, &opt, &passphrase);
+    char *secret = NULL;
+    int rc = seal_options(cfg, &opt, &secret);
     char err[1024] = "";
     sx_crypto *crypto = NULL;
     if (rc == 0)
         rc = sx_crypto_recover(&crypto, storage, key, &opt, err, sizeof(err));
     sodium_free(key);
-    if (passphrase)
-        sodium_free(passphrase);
+    if (secret)
+        sodium_free(secret);
     if (rc != 0) {
         if (err[0])
             fprintf(stderr, "secretsd: recovery failed: %s\n", err);

@@ -748,7 +748,15 @@ int sx_server_run(sx_server *s)
             sx_log(SX_LOG_INFO, "listening on %s", s->listeners[i].name);
         sx_log(SX_LOG_INFO, "serving with %u threads", s->nthreads);
         sx_ops_start(s);
+        char state[128];
+        snprintf(state, sizeof state, "READY=1\nSTATUS=serving with %u threads on %zu listeners", s->nthreads,
+                 s->nlisteners);
+        if ((rc = sx_notify(state)) != 0)
+            sx_log(SX_LOG_WARN, "cannot tell the service manager that secretsd is ready (NOTIFY_SOCKET): %s",
+                   strerror(-rc));
+        rc = 0;
         wait_for_stop(s);
+        (void)sx_notify("STOPPING=1\nSTATUS=draining");
         sx_ops_stop(s); /* the rotation thread persists its cursor and ends while the loops drain */
         for (unsigned i = 0; i < s->nthreads; i++) {
             stop_msg *m = calloc(1, sizeof(*m));

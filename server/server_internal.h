@@ -214,6 +214,13 @@ void sx_access_log_reopen(void);
  * handler or a completion runs; NULL clears it). The string is borrowed until cleared. */
 void sx_log_set_request_id(const char *id);
 
+/* ---- the service manager (notify.c) ------------------------------------------------------------ */
+
+/* Send state ("READY=1\nSTATUS=...", newline-separated assignments) to the service manager's
+ * NOTIFY_SOCKET (systemd's Type=notify). 0 when sent or when NOTIFY_SOCKET is unset; a negative
+ * errno when it could not be sent (the caller logs it once). Any thread may call it. */
+int sx_notify(const char *state);
+
 /* ---- requests and routing (http.c, router.c) -------------------------------------------------- */
 
 #define SX_MAX_PARAMS 5

@@ -113,6 +113,10 @@ static void seal_done(sx_job *job)
     case SX_CRYPTO_SEAL_RECOVERY:
         break;
     }
+    /* The new slot's secret is a key file or an environment variable, not the credential that
+     * opened this node: the next start must not read it. */
+    if (*cfg->seal_credential)
+        sx_json_kv(g, "credential", "");
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);

@@ -172,6 +172,19 @@ static void bad_pcrs(void)
            "2: [seal] pcrs: expected none or sha256:N[,N...] with PCR numbers 0..23, got '7,14'");
 }
 
+static void bad_credential_names(void)
+{
+    EXPECT("[seal]\ncredential = a/b\n", "2: [seal] credential: expected a credential name (1..255 printable "
+                                         "characters, no '/' or blank, not . or ..), got 'a/b'");
+    EXPECT("[seal]\ncredential = ..\n", "2: [seal] credential: expected a credential name (1..255 printable "
+                                        "characters, no '/' or blank, not . or ..), got '..'");
+    EXPECT("[seal]\ncredential = \"a b\"\n", "2: [seal] credential: expected a credential name (1..255 "
+                                             "printable characters, no '/' or blank, not . or ..), got 'a b'");
+    EXPECT("[seal]\ntype = tpm\ncredential = seal\n",
+           "3: [seal] credential: only for type = file (the key) or passphrase (the passphrase); a tpm seal has no "
+           "secret to load");
+}
+
 static void bad_level_and_enums(void)
 {
     EXPECT("[log]\nlevel = verbose\n", "2: [log] level: expected error, warn, info or debug, got 'verbose'");
@@ -296,6 +309,7 @@ int main(int argc, char **argv)
         {"bad_host_port_syntax", bad_host_port_syntax},
         {"same_address_twice", same_address_twice},
         {"bad_pcrs", bad_pcrs},
+        {"bad_credential_names", bad_credential_names},
         {"bad_level_and_enums", bad_level_and_enums},
         {"bad_strings_and_paths", bad_strings_and_paths},
         {"duplicate_key_names_both_lines", duplicate_key_names_both_lines},

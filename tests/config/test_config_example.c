@@ -93,6 +93,7 @@ static void example_equals_the_defaults(void)
         CHECK_STR(a->seal_key_file, b->seal_key_file);
         CHECK_STR(a->seal_recovery_key_file, b->seal_recovery_key_file);
         CHECK_STR(a->seal_passphrase_env, b->seal_passphrase_env);
+        CHECK_STR(a->seal_credential, b->seal_credential);
         CHECK_INT(a->seal_pwhash_opslimit, b->seal_pwhash_opslimit);
         CHECK_INT(a->seal_pwhash_memlimit, b->seal_pwhash_memlimit);
         CHECK_STR(a->seal_tcti, b->seal_tcti);

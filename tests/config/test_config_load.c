@@ -78,6 +78,7 @@ static void every_key_parsed_to_non_default_values(void)
                                             "type = passphrase\n"
                                             "key_file = keys/seal.key\n"
                                             "passphrase_env = MY_PASS_2\n"
+                                            "credential = secretsd-passphrase.cred\n"
                                             "pwhash_opslimit = 5\n"
                                             "pwhash_memlimit = 64M\n"
                                             "tcti = swtpm:host=127.0.0.1,port=2321\n"
@@ -116,6 +117,7 @@ static void every_key_parsed_to_non_default_values(void)
     CHECK_STR(cfg->seal_key_file, in_dir("keys/seal.key"));
     CHECK_STR(cfg->seal_recovery_key_file, in_dir("keys/recovery.key"));
     CHECK_STR(cfg->seal_passphrase_env, "MY_PASS_2");
+    CHECK_STR(cfg->seal_credential, "secretsd-passphrase.cred");
     CHECK_INT(cfg->seal_pwhash_opslimit, 5);
     CHECK_INT(cfg->seal_pwhash_memlimit, 64 * 1024 * 1024);
     CHECK_STR(cfg->seal_tcti, "swtpm:host=127.0.0.1,port=2321");
@@ -159,6 +161,7 @@ static void empty_file_gives_every_default(void)
     CHECK_STR(cfg->seal_key_file, in_dir("var/seal.key"));
     CHECK_STR(cfg->seal_recovery_key_file, in_dir("var/recovery.key"));
     CHECK_STR(cfg->seal_passphrase_env, "SECRETSD_PASSPHRASE");
+    CHECK_STR(cfg->seal_credential, "");
     CHECK_INT(cfg->seal_pwhash_opslimit, crypto_pwhash_OPSLIMIT_MODERATE);
     CHECK_INT(cfg->seal_pwhash_memlimit, crypto_pwhash_MEMLIMIT_MODERATE);
     CHECK_STR(cfg->seal_tcti, "device:/dev/tpmrm0");

@@ -38,6 +38,7 @@ typedef struct sx_srv_opts {
     const char *seal_key;         /* [seal] key_file; default "seal.key" in the temp dir (nodes share one) */
     const char *const *extra_env; /* NULL-terminated "NAME=value" added to secretsd's environment */
     const char *extra_secrets;    /* lines for a [secrets] section, e.g. "max_versions = 3\n" */
+    const char *seal_lines;       /* the whole body of [seal] instead of "type = file\nkey_file = ..." */
 } sx_srv_opts;
 
 typedef struct sx_srv {
