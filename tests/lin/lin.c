@@ -13,11 +13,11 @@
  * The search (Wing & Gong, with Lowe's memoisation). The calls and returns of a key's operations
  * form a list ordered by time; the search walks it, linearizing the first call it can (its outcome
  * agrees with the state, which then moves on) unless the same set of linearized operations already
- * led to the same state before, and backtracks when it meets a return whose operation it has not
- * linearized. An operation of unknown outcome has no return: it may be linearized (with the effect
- * a success would have) anywhere after its call, or never; the key is linearizable once every
- * operation with a known outcome is. The deepest point the search reached is kept to describe the
- * anomaly: the last operations linearized, the state, and the operation nothing could place.
+ * led to the same state before (sets kept as hashes, below), and backtracks when it meets a return whose operation it
+ * has not linearized. An operation of unknown outcome has no return: it may be linearized (with the effect a success
+ * would have) anywhere after its call, or never; the key is linearizable once every operation with a known outcome is.
+ * The deepest point the search reached is kept to describe the anomaly: the last operations linearized, the state, and
+ * the operation nothing could place.
  */
 #include "lin.h"
 
@@ -371,15 +371,22 @@ static bool step(const keyctx *k, const mstate *s, int32_t i, mstate *ns)
 
 /* ---- the memo: (linearized set, state) pairs seen -------------------------------------------------- */
 
+/*
+ * A set of linearized operations is kept as two independent 64-bit Zobrist hashes (the XOR of a
+ * random word per operation in the set), updated as operations are linearized and backed out, so
+ * an entry costs 32 bytes whatever the history's length. Two different sets are taken for the
+ * same only when both hashes collide: with n entries the odds are about n^2 / 2^129, and such a
+ * collision could only prune an order, never invent one.
+ */
+typedef struct mslot {
+    uint64_t a, b; /* the set's two hashes */
+    mstate st;
+    bool used;
+} mslot;
+
 typedef struct memo {
-    uint64_t *hashes; /* 0 = empty slot */
-    mstate *states;
-    uint64_t **sets;
-    size_t cap, used, words;
-    uint64_t *arena; /* sets are copied into chunks */
-    size_t arena_left;
-    uint64_t **chunks;
-    size_t nchunks;
+    mslot *slots;
+    size_t cap, used;
 } memo;
 
 static uint64_t mix64(uint64_t x)
@@ -392,87 +399,47 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static uint64_t state_hash(const mstate *s)
+static uint64_t slot_hash(uint64_t a, const mstate *s)
 {
-    uint64_t a = ((uint64_t)(uint32_t)s->present << 32) | (uint32_t)s->etag;
-    uint64_t b = ((uint64_t)(uint32_t)s->desc << 32) | (uint32_t)s->value;
-    return mix64(a ^ mix64(b));
+    uint64_t x = ((uint64_t)(uint32_t)s->present << 32) | (uint32_t)s->etag;
+    uint64_t y = ((uint64_t)(uint32_t)s->desc << 32) | (uint32_t)s->value;
+    return a ^ mix64(x ^ mix64(y));
 }
 
 static void memo_grow(memo *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 4096;
-    uint64_t *nh = calloc(ncap, sizeof(*nh));
-    mstate *ns = calloc(ncap, sizeof(*ns));
-    uint64_t **nsets = calloc(ncap, sizeof(*nsets));
-    if (!nh || !ns || !nsets)
+    mslot *ns = calloc(ncap, sizeof(*ns));
+    if (!ns)
         abort();
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->hashes[i])
+        if (!m->slots[i].used)
             continue;
-        size_t j = m->hashes[i] & (ncap - 1);
-        while (nh[j])
+        size_t j = slot_hash(m->slots[i].a, &m->slots[i].st) & (ncap - 1);
+        while (ns[j].used)
             j = (j + 1) & (ncap - 1);
-        nh[j] = m->hashes[i];
-        ns[j] = m->states[i];
-        nsets[j] = m->sets[i];
+        ns[j] = m->slots[i];
     }
-    free(m->hashes);
-    free(m->states);
-    free(m->sets);
-    m->hashes = nh;
-    m->states = ns;
-    m->sets = nsets;
+    free(m->slots);
+    m->slots = ns;
     m->cap = ncap;
 }
 
-static uint64_t *memo_copy(memo *m, const uint64_t *set)
+/* Insert (set, s); false when it was there already. */
+static bool memo_add(memo *m, uint64_t a, uint64_t b, const mstate *s)
 {
-    if (m->arena_left < m->words) {
-        size_t n = m->words * 1024;
-        m->chunks = realloc(m->chunks, (m->nchunks + 1) * sizeof(*m->chunks));
-        m->arena = malloc(n * sizeof(uint64_t));
-        if (!m->chunks || !m->arena)
-            abort();
-        m->chunks[m->nchunks++] = m->arena;
-        m->arena_left = n;
-    }
-    uint64_t *d = m->arena;
-    memcpy(d, set, m->words * sizeof(uint64_t));
-    m->arena += m->words;
-    m->arena_left -= m->words;
-    return d;
-}
-
-/* Insert (set, s) with hash h; false when it was there already. */
-static bool memo_add(memo *m, const uint64_t *set, const mstate *s, uint64_t h)
-{
-    if (!h)
-        h = 1;
     if ((m->used + 1) * 2 > m->cap)
         memo_grow(m);
-    size_t j = h & (m->cap - 1);
-    while (m->hashes[j]) {
-        if (m->hashes[j] == h && memcmp(&m->states[j], s, sizeof(*s)) == 0 &&
-            memcmp(m->sets[j], set, m->words * sizeof(uint64_t)) == 0)
+    size_t j = slot_hash(a, s) & (m->cap - 1);
+    while (m->slots[j].used) {
+        const mslot *x = &m->slots[j];
+        if (x->a == a && x->b == b && memcmp(&x->st, s, sizeof(*s)) == 0)
             return false;
         j = (j + 1) & (m->cap - 1);
     }
-    m->hashes[j] = h;
-    m->states[j] = *s;
-    m->sets[j] = memo_copy(m, set);
+    m->slots[j] = (mslot){a, b, *s, true};
     m->used++;
     return true;
-}
-
-static void memo_free(memo *m)
-{
-    for (size_t i = 0; i < m->nchunks; i++)
-        free(m->chunks[i]);
-    free(m->chunks);
-    free(m->hashes);
-    free(m->states);
-    free(m->sets);
 }
 
 /* ---- the search -------------------------------------------------------------------------------------- */
@@ -550,14 +517,13 @@ static sx_lin_verdict search(const keyctx *k, const sx_lin_limits *lim, deepest 
     size_t n = k->n;
     entry *e = calloc(2 * n + 1, sizeof(*e));
     frame *stack = calloc(n + 1, sizeof(*stack));
-    size_t words = (n + 63) / 64 + 1;
-    uint64_t *set = calloc(words, sizeof(uint64_t));
-    uint64_t *zob = calloc(n + 1, sizeof(uint64_t));
-    if (!e || !stack || !set || !zob)
+    uint64_t *zob = calloc(2 * (n + 1), sizeof(uint64_t)); /* two words per operation */
+    if (!e || !stack || !zob)
         abort();
     size_t ne = 1;
     for (size_t i = 0; i < n; i++) {
-        zob[i] = mix64(0x9e3779b97f4a7c15ULL * (i + 1));
+        zob[2 * i] = mix64(0x9e3779b97f4a7c15ULL * (i + 1));
+        zob[2 * i + 1] = mix64(0xd1b54a32d192ed03ULL * (i + 1) + 0x632be59bd9b4e019ULL);
         e[ne++] = (entry){.time = k->ops[i].op->call, .op = (int32_t)i, .is_ret = false, .match = -1};
         if (k->ops[i].op->outcome != SX_LIN_UNKNOWN)
             e[ne++] = (entry){.time = k->ops[i].op->ret, .op = (int32_t)i, .is_ret = true, .match = -1};
@@ -577,9 +543,9 @@ static sx_lin_verdict search(const keyctx *k, const sx_lin_limits *lim, deepest 
             e[call_of[e[i].op]].match = (int32_t)i;
     e[0] = (entry){.prev = -1, .next = ne > 1 ? 1 : -1, .match = -1, .op = -1};
 
-    memo m = {.words = words};
+    memo m = {0};
     mstate state = {0, NONE, NONE, NONE};
-    uint64_t zh = 0;
+    uint64_t za = 0, zb = 0; /* the hashes of the linearized set */
     size_t depth = 0, known_done = 0;
     uint64_t steps = 0, max_steps = lim && lim->max_steps ? lim->max_steps : 50000000ULL;
     double max_s = lim && lim->max_seconds > 0 ? lim->max_seconds : 60.0, t0 = now_s();
@@ -601,19 +567,17 @@ static sx_lin_verdict search(const keyctx *k, const sx_lin_limits *lim, deepest 
             int32_t i = e[cur].op;
             mstate ns;
             if (step(k, &state, i, &ns)) {
-                set[i / 64] |= 1ULL << (i % 64);
-                uint64_t nzh = zh ^ zob[i];
-                if (memo_add(&m, set, &ns, nzh ^ state_hash(&ns))) {
+                if (memo_add(&m, za ^ zob[2 * i], zb ^ zob[2 * i + 1], &ns)) {
                     stack[depth++] = (frame){cur, state};
                     state = ns;
-                    zh = nzh;
+                    za ^= zob[2 * i];
+                    zb ^= zob[2 * i + 1];
                     if (k->ops[i].op->outcome != SX_LIN_UNKNOWN)
                         known_done++;
                     lift(e, cur);
                     cur = e[0].next;
                     continue;
                 }
-                set[i / 64] &= ~(1ULL << (i % 64));
             }
             cur = e[cur].next;
             continue;
@@ -640,18 +604,17 @@ static sx_lin_verdict search(const keyctx *k, const sx_lin_limits *lim, deepest 
         frame f = stack[--depth];
         int32_t i = e[f.call].op;
         state = f.state;
-        set[i / 64] &= ~(1ULL << (i % 64));
-        zh ^= zob[i];
+        za ^= zob[2 * i];
+        zb ^= zob[2 * i + 1];
         if (k->ops[i].op->outcome != SX_LIN_UNKNOWN)
             known_done--;
         unlift(e, f.call);
         cur = e[f.call].next;
     }
     *ret_steps = steps;
-    memo_free(&m);
+    free(m.slots);
     free(call_of);
     free(zob);
-    free(set);
     free(stack);
     free(e);
     return verdict;
