@@ -54,7 +54,11 @@ typedef struct load {
     pthread_mutex_t out_lock;
     int64_t deadline;
     atomic_ulong ops, ok, failed, unknown;
+    atomic_ulong refused[5]; /* failures by code: see fail_codes */
 } load;
+
+/* The failures counted apart in the summary; the last slot counts any other. */
+static const char *const fail_codes[] = {"not_found", "already_exists", "precondition_failed", "not_connected"};
 
 typedef struct client {
     load *l;
@@ -308,9 +312,13 @@ static void one_op(client *c, CURL *h)
     atomic_fetch_add(&l->ops, 1);
     if (outcome[0] == 'o')
         atomic_fetch_add(&l->ok, 1);
-    else if (outcome[0] == 'f')
+    else if (outcome[0] == 'f') {
         atomic_fetch_add(&l->failed, 1);
-    else
+        size_t i = 0;
+        while (i < 4 && strcmp(code, fail_codes[i]) != 0)
+            i++;
+        atomic_fetch_add(&l->refused[i], 1);
+    } else
         atomic_fetch_add(&l->unknown, 1);
     c->fresh = cc != CURLE_OK || l->h2c;
     if (cc != CURLE_OK) {
@@ -444,6 +452,10 @@ int main(int argc, char **argv)
     printf("lin_load: %lu operations (%lu ok, %lu failed, %lu unknown) by %u clients on %u keys (tag %s) in %.1f s\n",
            atomic_load(&l.ops), atomic_load(&l.ok), atomic_load(&l.failed), atomic_load(&l.unknown), l.clients, l.keys,
            l.tag, secs);
+    printf(
+        "lin_load: failed: %lu not_found, %lu already_exists, %lu precondition_failed, %lu not_connected, %lu other\n",
+        atomic_load(&l.refused[0]), atomic_load(&l.refused[1]), atomic_load(&l.refused[2]), atomic_load(&l.refused[3]),
+        atomic_load(&l.refused[4]));
     free(cs);
     free(tids);
     curl_global_cleanup();
