@@ -110,15 +110,16 @@ int sx_srv_start(sx_srv *srv, const sx_srv_opts *opts)
     else
         snprintf(seal, sizeof(seal), "type = file\nkey_file = %s\n", opts->seal_key ? opts->seal_key : "seal.key");
     snprintf(conf, sizeof(conf),
-             "[server]\nlisten = 127.0.0.1:0\nthreads = %u\nadmin_socket = admin.sock\n%s"
-             "[tls]\nlisten = 127.0.0.1:0\ncert = cert.pem\nkey = key.pem\n"
+             "[server]\nlisten = 127.0.0.1:%d\nthreads = %u\nadmin_socket = admin.sock\n%s"
+             "[tls]\nlisten = 127.0.0.1:%d\ncert = cert.pem\nkey = key.pem\n"
              "[storage]\nbackend = %s\npath = data\n%s%s"
              "[seal]\n%s"
              "[log]\nlevel = info\naccess_log = access.log\n%s"
              "%s%s",
-             opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "", backend, own_storage,
-             opts->extra_storage ? opts->extra_storage : "", seal, opts->extra_log ? opts->extra_log : "",
-             opts->extra_secrets ? "[secrets]\n" : "", opts->extra_secrets ? opts->extra_secrets : "");
+             opts->port, opts->threads ? opts->threads : 2, opts->extra_server ? opts->extra_server : "",
+             opts->tls_port, backend, own_storage, opts->extra_storage ? opts->extra_storage : "", seal,
+             opts->extra_log ? opts->extra_log : "", opts->extra_secrets ? "[secrets]\n" : "",
+             opts->extra_secrets ? opts->extra_secrets : "");
     if (sx_test_write_file(srv->config_path, conf, strlen(conf)) != 0)
         return -1;
     unlink(srv->stderr_path);

@@ -39,6 +39,8 @@ typedef struct sx_srv_opts {
     const char *const *extra_env; /* NULL-terminated "NAME=value" added to secretsd's environment */
     const char *extra_secrets;    /* lines for a [secrets] section, e.g. "max_versions = 3\n" */
     const char *seal_lines;       /* the whole body of [seal] instead of "type = file\nkey_file = ..." */
+    int port;                     /* the cleartext listener's port (a restart on the same one); 0 = ephemeral */
+    int tls_port;                 /* the TLS listener's port; 0 = ephemeral */
 } sx_srv_opts;
 
 typedef struct sx_srv {
