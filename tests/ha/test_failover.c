@@ -52,6 +52,7 @@ static int g_skip;
 /* What the clients saw in one phase of the run. */
 typedef struct phase_stats {
     long requests, failed, unavailable, cut, other;
+    long slowest_ms;                     /* the longest a request took, answered or not */
     int64_t first_fail_ms, last_fail_ms; /* monotonic; 0 = none */
 } phase_stats;
 
@@ -216,8 +217,8 @@ static long client_call(client *c, CURL *curl, const char *method, const char *p
     return st;
 }
 
-/* Count the outcome of one request in the current phase; true when it succeeded. */
-static bool client_count(client *c, long st, const char *body, bool ok)
+/* Count the outcome of one request sent at sent_ms in the current phase; true when it succeeded. */
+static bool client_count(client *c, int64_t sent_ms, long st, const char *body, bool ok)
 {
     ha *h = c->h;
     int64_t now = sx_clock_mono_ms();
@@ -225,6 +226,8 @@ static bool client_count(client *c, long st, const char *body, bool ok)
     pthread_mutex_lock(&h->mu);
     phase_stats *ps = &h->stats[atomic_load(&h->phase)];
     ps->requests++;
+    if (now - sent_ms > ps->slowest_ms)
+        ps->slowest_ms = (long)(now - sent_ms);
     if (!ok) {
         ps->failed++;
         if (unavailable)
@@ -278,6 +281,7 @@ static void *client_main(void *arg)
     int seq = 0;
     for (long i = 0; !atomic_load(&h->stop); i++) {
         int k = (int)(i % KEYS);
+        int64_t sent = sx_clock_mono_ms();
         long st;
         char *body = NULL;
         bool ok;
@@ -291,7 +295,7 @@ static void *client_main(void *arg)
             snprintf(json, sizeof(json), "{\"value\":\"%d:%d:%d\"}", c->id, k, seq);
             c->attempted[k] = seq;
             st = client_call(c, curl, "PUT", path, json, &body);
-            ok = client_count(c, st, body, st == 200);
+            ok = client_count(c, sent, st, body, st == 200);
             if (ok) {
                 c->acked[k] = seq;
                 c->acked_writes++;
@@ -302,7 +306,7 @@ static void *client_main(void *arg)
                 continue;
             snprintf(json, sizeof(json), "{\"kind\":\"secret\",\"name\":\"N%dI%ld\"}", c->id, i);
             st = client_call(c, curl, "POST", "/acme/ha/envs/prod/secrets", json, &body);
-            ok = client_count(c, st, body, st == 201);
+            ok = client_count(c, sent, st, body, st == 201);
             if (ok) {
                 c->created[c->ncreated++] = (int)i;
                 c->acked_writes++;
@@ -312,7 +316,7 @@ static void *client_main(void *arg)
             snprintf(path, sizeof(path), "/acme/ha/envs/prod/secrets/C%dK%d/value", c->id, k);
             int floor = c->acked[k], ceil = c->attempted[k];
             st = client_call(c, curl, "GET", path, NULL, &body);
-            ok = client_count(c, st, body, st == 200 || (st == 404 && ceil == 0)); /* no value yet */
+            ok = client_count(c, sent, st, body, st == 200 || (st == 404 && ceil == 0)); /* no value yet */
             if (st == 404 && ceil > 0)
                 stale_read(c, k, -1, floor, ceil);
             int got = st == 200 ? value_seq(body, c->id, k) : 0;
@@ -371,13 +375,14 @@ static phase_stats phase_get(ha *h, int phase)
 static void print_phase(const char *what, const phase_stats *ps, int64_t event_ms)
 {
     if (ps->failed == 0 || !event_ms) {
-        printf("  %s: %ld requests, %ld failed\n", what, ps->requests, ps->failed);
+        printf("  %s: %ld requests, %ld failed; the slowest took %ld ms\n", what, ps->requests, ps->failed,
+               ps->slowest_ms);
         return;
     }
     printf("  %s: %ld requests, %ld failed (%ld 503 unavailable, %ld connections cut, %ld other) "
-           "from %+ld ms to %+ld ms after the stop: a window of %ld ms\n",
+           "from %+ld ms to %+ld ms after the stop: a window of %ld ms; the slowest request took %ld ms\n",
            what, ps->requests, ps->failed, ps->unavailable, ps->cut, ps->other, (long)(ps->first_fail_ms - event_ms),
-           (long)(ps->last_fail_ms - event_ms), (long)(ps->last_fail_ms - ps->first_fail_ms));
+           (long)(ps->last_fail_ms - event_ms), (long)(ps->last_fail_ms - ps->first_fail_ms), ps->slowest_ms);
 }
 
 /* Stop the primary (killed, or a fast shutdown), promote the standby, and wait until both nodes
