@@ -25,7 +25,7 @@
  * attempt whose answer was lost. No timing is asserted.
  *
  * `test_failover failover_and_failback_lose_no_acknowledged_write` keeps the load on a few seconds
- * around each step; `..._long` for a minute or so (ctest label "long").
+ * around each step; `..._long` for 30 s around each (ctest label "long").
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -169,18 +169,10 @@ static void ha_down(ha *h)
     pthread_mutex_destroy(&h->mu);
 }
 
-/* One request as the owner to srv over HTTP/1.1 on a fresh connection; the status (0: none). */
+/* One request as the owner straight to srv over HTTP/1.1; the status (0: none). */
 static long call(ha *h, const sx_srv *srv, const char *method, const char *path, const char *json, char **ret_body)
 {
-    const char *hd[] = {h->auth, "Content-Type: application/json", NULL};
-    sx_resp r;
-    long st = 0;
-    if (sx_srv_request(srv, SX_H1, method, path, hd, json, json ? strlen(json) : 0, &r) == 0)
-        st = r.status;
-    if (ret_body)
-        *ret_body = strdup(r.body ? r.body : "");
-    sx_resp_free(&r);
-    return st;
+    return sx_srv_call(srv, h->auth, method, path, json, ret_body);
 }
 
 /* ---- the clients --------------------------------------------------------------------------------- */

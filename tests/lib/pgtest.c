@@ -347,7 +347,10 @@ static int start_cluster(sx_pgtest *pg, bool replication)
     const char *repl = "\n# replication (pgtest)\nfull_page_writes = on\nwal_log_hints = on\nwal_keep_size = "
                        "256MB\nwal_retrieve_retry_interval = 200ms\n";
     FILE *f = replication ? fopen(conf, "a") : NULL;
-    if (replication && (!f || fputs(repl, f) < 0 || fclose(f) != 0)) {
+    bool written = f && fputs(repl, f) >= 0;
+    if (f && fclose(f) != 0)
+        written = false;
+    if (replication && !written) {
         fprintf(stderr, "pgtest: cannot write %s\n", conf);
         sx_pgtest_stop(pg);
         return -1;
@@ -426,13 +429,19 @@ void sx_pgtest_dsn(const sx_pgtest *pg, const char *db, char *buf, size_t cap)
     snprintf(buf, cap, "host=127.0.0.1 port=%d dbname=%s user=secretsd", pg->port, db);
 }
 
-int sx_pgtest_exec(const sx_pgtest *pg, const char *db, const char *sql)
+/* A connection to database db as the superuser (check PQstatus; PQfinish it in any case). */
+static PGconn *connect_db(const sx_pgtest *pg, const char *db)
 {
     char ci[256];
     conninfo(pg, db, ci, sizeof(ci));
     const char *kw[] = {"dbname", "password", NULL};
     const char *val[] = {ci, pg->password, NULL};
-    PGconn *c = PQconnectdbParams(kw, val, 1);
+    return PQconnectdbParams(kw, val, 1);
+}
+
+int sx_pgtest_exec(const sx_pgtest *pg, const char *db, const char *sql)
+{
+    PGconn *c = connect_db(pg, db);
     int r = -1;
     if (PQstatus(c) == CONNECTION_OK) {
         PGresult *res = PQexec(c, sql);
@@ -517,11 +526,7 @@ int sx_pgtest_promote(sx_pgtest *pg)
 
 int sx_pgtest_query(const sx_pgtest *pg, const char *db, const char *sql, char *buf, size_t cap)
 {
-    char ci[256];
-    conninfo(pg, db, ci, sizeof(ci));
-    const char *kw[] = {"dbname", "password", NULL};
-    const char *val[] = {ci, pg->password, NULL};
-    PGconn *c = PQconnectdbParams(kw, val, 1);
+    PGconn *c = connect_db(pg, db);
     int r = -1;
     if (PQstatus(c) == CONNECTION_OK) {
         PGresult *res = PQexec(c, sql);
