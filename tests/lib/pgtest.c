@@ -137,10 +137,10 @@ static void conninfo(const sx_pgtest *pg, const char *db, char *buf, size_t cap)
 }
 
 /* Start postgres on the folder and wait until it accepts connections. 0, 1 (it exited: port
- * taken?), -1 (timeout). starting: in standby mode with hot_standby off, so that it stays in
+ * taken?), -1 (timeout). standby: in standby mode with hot_standby off, so that it stays in
  * recovery and refuses every connection ("not accepting connections") until it is promoted. A
- * replication cluster keeps full-page writes and hint-bit logging on (pg_rewind needs them) and, as
- * a standby, streams from pg->upstream_port. */
+ * replication cluster keeps the full-page writes its configuration file asks for (see
+ * start_cluster) and, as a standby, streams from pg->upstream_port. */
 static int start_server_mode(sx_pgtest *pg, bool standby)
 {
     char bin[4200], data[4200], port[16], sock[4200], log[4200], upstream[4400];

@@ -19,7 +19,9 @@
  * the test kills the primary (sx_pgtest_kill: SIGKILL, like a machine dying) and promotes the
  * standby (sx_pgtest_promote: it then commits without waiting for a standby, since it has none);
  * sx_pgtest_rejoin() brings the old primary back as the synchronous standby of the new one
- * (pg_rewind, or a fresh base backup when that fails), ready for the next failover.
+ * (pg_rewind, or a fresh base backup when that fails), ready for the next failover. A standby
+ * retries its primary every 200 ms (wal_retrieve_retry_interval), which bounds how long a promotion
+ * waits.
  *
  * The binaries come from SX_PG_BINDIR (found by CMake, /usr/lib/postgresql/N/bin on Debian); when
  * there is none, sx_pgtest_start() returns SX_PGTEST_SKIP and the test should exit with it (ctest
