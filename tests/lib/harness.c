@@ -515,3 +515,17 @@ char *sx_auth_header(const char *token)
     snprintf(h, n, "Authorization: Bearer %s", token);
     return h;
 }
+
+long sx_srv_call(const sx_srv *srv, const char *auth, const char *method, const char *path, const char *json,
+                 char **ret_body)
+{
+    const char *hd[] = {"Content-Type: application/json", auth, NULL};
+    sx_resp r;
+    long st = 0;
+    if (sx_srv_request(srv, SX_H1, method, path, hd, json, json ? strlen(json) : 0, &r) == 0)
+        st = r.status;
+    if (ret_body)
+        *ret_body = strdup(r.body ? r.body : "");
+    sx_resp_free(&r);
+    return st;
+}

@@ -101,6 +101,12 @@ bool sx_resp_is_error(const sx_resp *r, const char *code);
 char *sx_srv_mint_token(const sx_srv *srv, const char *org, const char *project, const char *env, const char *role,
                         char *id_out);
 
+/* One JSON request over HTTP/1.1 with the header line auth ("Authorization: Bearer ...", may be
+ * NULL) and json as the body (may be NULL); the status, 0 when no answer came. With ret_body, the
+ * answer's body (or "") as a malloc'd string the caller frees. */
+long sx_srv_call(const sx_srv *srv, const char *auth, const char *method, const char *path, const char *json,
+                 char **ret_body);
+
 /* "Authorization: Bearer <token>" as a malloc'd header line. */
 char *sx_auth_header(const char *token);
 

@@ -120,15 +120,7 @@ static bool cluster_ready(cluster *c)
 /* One request as the owner; returns the status, the body into *body (may be NULL). */
 static long call(cluster *c, sx_srv *srv, const char *method, const char *path, const char *json, char **body)
 {
-    const char *h[] = {c->auth, "Content-Type: application/json", NULL};
-    sx_resp r;
-    long st = 0;
-    if (sx_srv_request(srv, SX_H1, method, path, h, json, json ? strlen(json) : 0, &r) == 0)
-        st = r.status;
-    if (body)
-        *body = strdup(r.body ? r.body : "");
-    sx_resp_free(&r);
-    return st;
+    return sx_srv_call(srv, c->auth, method, path, json, body);
 }
 
 static bool log_has(const sx_srv *srv, const char *needle, int *ret_count)

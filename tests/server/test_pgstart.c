@@ -99,15 +99,7 @@ static void *resume_main(void *arg)
 static long call(const sx_srv *srv, const char *auth, const char *method, const char *path, const char *json,
                  char **ret_body)
 {
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    sx_resp r;
-    long st = 0;
-    if (sx_srv_request(srv, SX_H1, method, path, h, json, json ? strlen(json) : 0, &r) == 0)
-        st = r.status;
-    if (ret_body)
-        *ret_body = r.body ? strdup(r.body) : NULL;
-    sx_resp_free(&r);
-    return st;
+    return sx_srv_call(srv, auth, method, path, json, ret_body);
 }
 
 /* Start the node while the database is not up; up() brings it up once the node waits. */
