@@ -204,8 +204,12 @@ socklen_t sx_peer_request_client(const sx_config *cfg, h2o_req_t *req, struct so
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
 
 bool sx_access_log_enabled(void);
-/* Append one complete line (with its newline) to the access log. */
+/* Queue one complete line (with its newline) for the access log: copied into the calling thread's
+ * buffer, written by the access log's writer thread; never blocks on the file. A line that finds
+ * the buffer full (the file stalls) is dropped and counted. */
 void sx_access_log_write(const char *line, size_t len);
+/* Lines queued and lines dropped since the start. */
+void sx_access_log_stats(uint64_t *ret_lines, uint64_t *ret_dropped);
 /* True when [log] format = json. */
 bool sx_log_json(void);
 /* Reopen the access log file (SIGHUP, after rotation). */
