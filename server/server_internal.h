@@ -419,5 +419,10 @@ bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool
                        h2o_iovec_t *ret_link);
 /* Keep a copy of body and link under id, read at change sequence seq (read before the scan). */
 void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link);
+/* The same for one secret's metadata answer, in a table of its own: id is "org/project/env\nname",
+ * the header kept with the body is its ETag value. */
+bool sx_meta_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_etag);
+void sx_meta_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t etag);
 
 #endif /* SX_SERVER_INTERNAL_H */
