@@ -195,7 +195,7 @@ static void credential_file_seal_starts_and_reopens(void)
           r.status == 200 && strstr(r.body, "\"v1\""));
     sx_resp_free(&r);
     char *log = sx_test_read_file(srv.stderr_path, NULL);
-    CHECK(log && strstr(log, "keyring unsealed (file seal)"));
+    CHECK(log && strstr(log, "keyring unsealed (file seal, slot "));
     CHECK(log && !sx_test_memmem(log, strlen(log), key_bytes, 32));
     free(log);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
@@ -270,7 +270,7 @@ static void credential_passphrase_seal_starts(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     REQUIRE(sx_srv_start(&srv, &o) == 0); /* the same passphrase opens it again */
     char *log = sx_test_read_file(srv.stderr_path, NULL);
-    CHECK(log && strstr(log, "keyring unsealed (passphrase seal)"));
+    CHECK(log && strstr(log, "keyring unsealed (passphrase seal, slot "));
     CHECK(log && !strstr(log, pass));
     free(log);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
