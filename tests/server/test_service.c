@@ -417,22 +417,6 @@ static void *fifo_drain_main(void *arg)
     return NULL;
 }
 
-/* The value of a counter in the admin /metrics page, or -1. */
-static long long metric(const sx_srv *srv, const char *name)
-{
-    sx_resp r;
-    if (sx_srv_request(srv, SX_ADMIN, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
-        return -1;
-    long long v = -1;
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = r.body ? strstr(r.body, key) : NULL;
-    if (p)
-        v = strtoll(p + strlen(key), NULL, 10);
-    sx_resp_free(&r);
-    return v;
-}
-
 /* An access log whose reader stops reading (a FIFO nobody drains, standing for a stalled disk):
  * the server keeps serving, drops the lines it cannot hold and counts them in /metrics and
  * /v1/status; once the reader drains again, the lines it kept arrive whole, and on a clean stop
@@ -448,7 +432,7 @@ static void a_stalled_access_log_drops_counted_lines_and_serving_goes_on(void)
     sx_srv srv;
     sx_srv_opts o = {.dir = dir, .threads = 1};
     REQUIRE(sx_srv_start(&srv, &o) == 0);
-    CHECK_INT(metric(&srv, "secretsd_access_log_dropped_lines_total"), 0);
+    CHECK_INT(sx_srv_metric(&srv, "secretsd_access_log_dropped_lines_total"), 0);
 
     /* Long paths (404s) fill the server's buffer sooner; one keep-alive connection keeps it quick. */
     char *out = NULL;
@@ -468,7 +452,7 @@ static void a_stalled_access_log_drops_counted_lines_and_serving_goes_on(void)
     CHECK(out && atoi(out) == 1500);
     free(out);
     CHECK_INT(healthz_id(&srv, "served-after-the-stall"), 200);
-    long long dropped = metric(&srv, "secretsd_access_log_dropped_lines_total");
+    long long dropped = sx_srv_metric(&srv, "secretsd_access_log_dropped_lines_total");
     CHECK(dropped > 0);
     sx_resp r;
     CHECK(sx_srv_request(&srv, SX_ADMIN, "GET", "/v1/status", NULL, NULL, 0, &r) == 0);
