@@ -14,7 +14,9 @@
  * FILE is a captured response: a status line and header lines as `curl -D` writes them, a blank
  * line, then the body, exactly the bytes secretsd answered (bench/run captures them after seeding).
  * Headers that h2o writes itself (date, server, content-length, connection, transfer-encoding)
- * are dropped from the file and left to h2o, as they are in secretsd. PATTERN is a path in which
+ * are dropped from the file and left to h2o, as they are in secretsd. An x-request-id header gets a
+ * fresh value of the same length in each response (secretsd makes one per request, and a value
+ * that never changes would cost less to compress in HTTP/2 than secretsd's do). PATTERN is a path in which
  * '*' stands for one or more bytes other than '/'; the query string is ignored. Unknown routes get
  * a JSON 404. Port 0 picks a free port; each bound address is printed to stderr as
  * "listening on http://HOST:PORT" (or https://). SIGTERM or SIGINT ends the process.
@@ -48,6 +50,7 @@ typedef struct header {
     const h2o_token_t *token; /* NULL: use name */
     h2o_iovec_t name;
     h2o_iovec_t value;
+    int fresh_id; /* x-request-id: a new value of the same length for each response, as secretsd's */
 } header;
 
 typedef struct route {
@@ -174,6 +177,7 @@ static void load_route(route *r, const char *method, const char *pattern, const 
             h->token = h2o_lookup_token(p, nlen);
             h->name = h2o_iovec_init(p, nlen);
             h->value = h2o_iovec_init(v, (size_t)(lend - v));
+            h->fresh_id = nlen == 12 && memcmp(p, "x-request-id", 12) == 0 && h->value.len >= 8;
         }
         p = eol + 1;
     }
@@ -202,6 +206,22 @@ static int path_matches(const char *pat, const char *path, size_t len)
 
 /* ---- the handler --------------------------------------------------------------------------------- */
 
+static _Thread_local unsigned long long id_next;
+
+/* A request id as secretsd makes them: the captured value's first bytes, then a per-thread counter
+ * in hex over the last 12 (fewer when the captured value is shorter), in request memory. */
+static h2o_iovec_t fresh_id(h2o_mem_pool_t *pool, h2o_iovec_t captured)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = h2o_mem_alloc_pool(pool, captured.len);
+    memcpy(p, captured.base, captured.len);
+    unsigned long long n = id_next++;
+    size_t digits = captured.len - 8 < 12 ? captured.len - 8 : 12;
+    for (size_t k = 0; k < digits; k++, n >>= 4)
+        p[captured.len - 1 - k] = hex[n & 15];
+    return h2o_iovec_init(p, captured.len);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -221,11 +241,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         req->res.content_length = r->body.len;
         for (size_t k = 0; k < r->nheaders; k++) {
             const header *h = &r->headers[k];
+            h2o_iovec_t v = h->fresh_id ? fresh_id(&req->pool, h->value) : h->value;
             if (h->token)
-                h2o_add_header(&req->pool, &req->res.headers, h->token, NULL, h->value.base, h->value.len);
+                h2o_add_header(&req->pool, &req->res.headers, h->token, NULL, v.base, v.len);
             else
-                h2o_add_header_by_str(&req->pool, &req->res.headers, h->name.base, h->name.len, 0, NULL, h->value.base,
-                                      h->value.len);
+                h2o_add_header_by_str(&req->pool, &req->res.headers, h->name.base, h->name.len, 0, NULL, v.base, v.len);
         }
         /* The body is sent from the route table itself, without a copy. */
         h2o_iovec_t body = r->body;

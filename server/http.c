@@ -515,12 +515,56 @@ static size_t copy_printable(char *dst, const char *src, size_t len, size_t max)
     return n;
 }
 
+/* An access log line being built; its buffer (ACCESS_LINE_MAX) holds the longest line, as every
+ * part put into it is bounded (the path at 515 bytes, the peer at 64, the request id at 64). */
+#define ACCESS_LINE_MAX 1280
+typedef struct line_buf {
+    char *p;
+    size_t len;
+} line_buf;
+
+static void put_n(line_buf *b, const char *s, size_t n)
+{
+    if (n > ACCESS_LINE_MAX - 1 - b->len)
+        n = ACCESS_LINE_MAX - 1 - b->len;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put(line_buf *b, const char *s)
+{
+    put_n(b, s, strlen(s));
+}
+
+static void put_uint(line_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_n(b, d + sizeof(d) - n, n);
+}
+
+/* Microseconds as milliseconds with three decimals ("12.345"), as printf's %.3f writes them. */
+static void put_ms(line_buf *b, int64_t us)
+{
+    if (us < 0) {
+        put(b, "-");
+        us = -us;
+    }
+    put_uint(b, (uint64_t)us / 1000);
+    char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    put_n(b, f, 4);
+}
+
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
     if (!sx_access_log_enabled())
         return;
-    char line[1280];
+    char line[ACCESS_LINE_MAX];
     char ts[32], peer[64], method[20], path[520];
     sx_time_format(sx_clock_wall_ms(), ts, sizeof(ts));
     format_peer(req, peer, sizeof(peer));
@@ -548,21 +592,56 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     }
     struct timeval now;
     gettimeofday(&now, NULL);
-    double ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
-                (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
+    int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+                 (int64_t)(now.tv_usec - req->timestamps.request_begin_at.tv_usec);
     if (req->timestamps.request_begin_at.tv_sec == 0)
-        ms = 0;
+        us = 0;
     const char *proto = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1";
-    int n;
-    if (sx_log_json())
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"type\":\"access\",\"client\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                     "\"proto\":\"%s\",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f,\"requestId\":\"%s\"}\n",
-                     ts, peer, method, path, proto, req->res.status, req->bytes_sent, ms, rid);
-    else
-        n = snprintf(line, sizeof(line), "%s %s \"%s %s\" %s %d %zu %.3fms %s\n", ts, peer, method, path, proto,
-                     req->res.status, req->bytes_sent, ms, rid);
-    size_t len = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
+    /* Built by hand rather than with snprintf: this runs for every request on the loop thread, and
+     * formatting was the larger part of the access log's cost there. */
+    line_buf b = {line, 0};
+    bool json = sx_log_json();
+    if (json) {
+        put(&b, "{\"time\":\"");
+        put(&b, ts);
+        put(&b, "\",\"type\":\"access\",\"client\":\"");
+        put(&b, peer);
+        put(&b, "\",\"method\":\"");
+        put(&b, method);
+        put(&b, "\",\"path\":\"");
+        put(&b, path);
+        put(&b, "\",\"proto\":\"");
+        put(&b, proto);
+        put(&b, "\",\"status\":");
+        put_uint(&b, (uint64_t)(req->res.status < 0 ? 0 : req->res.status));
+        put(&b, ",\"bytes\":");
+        put_uint(&b, req->bytes_sent);
+        put(&b, ",\"ms\":");
+        put_ms(&b, us);
+        put(&b, ",\"requestId\":\"");
+        put(&b, rid);
+        put(&b, "\"}\n");
+    } else {
+        put(&b, ts);
+        put(&b, " ");
+        put(&b, peer);
+        put(&b, " \"");
+        put(&b, method);
+        put(&b, " ");
+        put(&b, path);
+        put(&b, "\" ");
+        put(&b, proto);
+        put(&b, " ");
+        put_uint(&b, (uint64_t)(req->res.status < 0 ? 0 : req->res.status));
+        put(&b, " ");
+        put_uint(&b, req->bytes_sent);
+        put(&b, " ");
+        put_ms(&b, us);
+        put(&b, "ms ");
+        put(&b, rid);
+        put(&b, "\n");
+    }
+    size_t len = b.len;
     sx_access_log_write(line, len);
 }
 

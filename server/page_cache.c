@@ -22,7 +22,12 @@
  * Threads: each event-loop thread has its own cache (no locks); pages live in h2o shared memory,
  * so a hit links the page into the request's pool instead of copying it, and an evicted page
  * lives on until the last response that sends it is done. Bounded: PAGE_SLOTS pages and
- * PAGE_BYTES of bodies per thread, least recently used evicted first.
+ * PAGE_BYTES of bodies per table and thread, least recently used evicted first.
+ *
+ * A second table, with the same rules, keeps single secrets' metadata answers (GET of one secret:
+ * the JSON body and its ETag): the most frequent read, which without it costs a store read and a
+ * JSON object per request. It is a table of its own so that reading many secrets never evicts the
+ * list pages.
  */
 #include "server/server_internal.h"
 
@@ -50,7 +55,14 @@ typedef struct page_cache {
     uint64_t clock;
 } page_cache;
 
-static __thread page_cache *thread_cache;
+/* A loop thread's two tables: list pages, and single secrets' metadata answers (kept apart so that
+ * reads of many secrets never push the more expensive list pages out). */
+typedef struct thread_caches {
+    page_cache pages;
+    page_cache metas;
+} thread_caches;
+
+static __thread thread_caches *thread_cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
@@ -65,10 +77,12 @@ static void drop(page_cache *c, page *p)
 
 static void cache_free(void *arg)
 {
-    page_cache *c = arg;
-    for (size_t i = 0; i < PAGE_SLOTS; i++)
-        drop(c, &c->slots[i]);
-    free(c);
+    thread_caches *t = arg;
+    for (size_t i = 0; i < PAGE_SLOTS; i++) {
+        drop(&t->pages, &t->pages.slots[i]);
+        drop(&t->metas, &t->metas.slots[i]);
+    }
+    free(t);
 }
 
 static void cache_key_init(void)
@@ -76,7 +90,7 @@ static void cache_key_init(void)
     pthread_key_create(&cache_key, cache_free);
 }
 
-static page_cache *cache_get(void)
+static thread_caches *caches_get(void)
 {
     if (!thread_cache) {
         pthread_once(&cache_once, cache_key_init);
@@ -105,10 +119,9 @@ static page *find(page_cache *c, const char *id, size_t len, uint64_t h)
     return NULL;
 }
 
-bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
-                       h2o_iovec_t *ret_link)
+static bool cache_lookup(page_cache *c, const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool,
+                         h2o_iovec_t *ret_body, h2o_iovec_t *ret_link)
 {
-    page_cache *c = cache_get();
     if (!c || id_len > SX_PAGE_ID_MAX)
         return false;
     page *p = find(c, id, id_len, hash_of(id, id_len));
@@ -125,9 +138,8 @@ bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool
     return true;
 }
 
-void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link)
+static void cache_store(page_cache *c, const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link)
 {
-    page_cache *c = cache_get();
     size_t size = body.len + link.len;
     if (!c || id_len > SX_PAGE_ID_MAX || size > PAGE_BODY_MAX || size == 0)
         return;
@@ -166,4 +178,32 @@ void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t 
     p->id_len = id_len;
     memcpy(p->id, id, id_len);
     c->bytes += size;
+}
+
+bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_link)
+{
+    thread_caches *t = caches_get();
+    return t && cache_lookup(&t->pages, id, id_len, seq, pool, ret_body, ret_link);
+}
+
+void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link)
+{
+    thread_caches *t = caches_get();
+    if (t)
+        cache_store(&t->pages, id, id_len, seq, body, link);
+}
+
+bool sx_meta_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_etag)
+{
+    thread_caches *t = caches_get();
+    return t && cache_lookup(&t->metas, id, id_len, seq, pool, ret_body, ret_etag);
+}
+
+void sx_meta_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t etag)
+{
+    thread_caches *t = caches_get();
+    if (t)
+        cache_store(&t->metas, id, id_len, seq, body, etag);
 }

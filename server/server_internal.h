@@ -204,8 +204,12 @@ socklen_t sx_peer_request_client(const sx_config *cfg, h2o_req_t *req, struct so
 /* ---- logging helpers (log.c) ----------------------------------------------------------------- */
 
 bool sx_access_log_enabled(void);
-/* Append one complete line (with its newline) to the access log. */
+/* Queue one complete line (with its newline) for the access log: copied into the calling thread's
+ * buffer, written by the access log's writer thread; never blocks on the file. A line that finds
+ * the buffer full (the file stalls) is dropped and counted. */
 void sx_access_log_write(const char *line, size_t len);
+/* Lines queued and lines dropped since the start. */
+void sx_access_log_stats(uint64_t *ret_lines, uint64_t *ret_dropped);
 /* True when [log] format = json. */
 bool sx_log_json(void);
 /* Reopen the access log file (SIGHUP, after rotation). */
@@ -415,5 +419,10 @@ bool sx_page_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool
                        h2o_iovec_t *ret_link);
 /* Keep a copy of body and link under id, read at change sequence seq (read before the scan). */
 void sx_page_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t link);
+/* The same for one secret's metadata answer, in a table of its own: id is "org/project/env\nname",
+ * the header kept with the body is its ETag value. */
+bool sx_meta_cache_get(const char *id, size_t id_len, uint64_t seq, h2o_mem_pool_t *pool, h2o_iovec_t *ret_body,
+                       h2o_iovec_t *ret_etag);
+void sx_meta_cache_put(const char *id, size_t id_len, uint64_t seq, h2o_iovec_t body, h2o_iovec_t etag);
 
 #endif /* SX_SERVER_INTERNAL_H */

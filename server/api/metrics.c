@@ -250,6 +250,13 @@ static void metrics_done(sx_job *job)
     put(&o, "secretsd_audit_write_failures_total %" PRIu64 "\n", as.write_failures);
     family(&o, "secretsd_audit_failing", "gauge", "1 while the audit log cannot be written.");
     put(&o, "secretsd_audit_failing %d\n", as.failing ? 1 : 0);
+    uint64_t al_lines, al_dropped;
+    sx_access_log_stats(&al_lines, &al_dropped);
+    family(&o, "secretsd_access_log_lines_total", "counter", "Access log lines queued for writing.");
+    put(&o, "secretsd_access_log_lines_total %" PRIu64 "\n", al_lines);
+    family(&o, "secretsd_access_log_dropped_lines_total", "counter",
+           "Access log lines dropped because the file could not keep up.");
+    put(&o, "secretsd_access_log_dropped_lines_total %" PRIu64 "\n", al_dropped);
 
     sx_request *r = j->base.r;
     if (o.oom || !o.buf) {

@@ -158,6 +158,15 @@ static void status_done(sx_job *job)
     for (unsigned i = 0; i < s->nthreads; i++)
         sx_api_gen_uint(g, NULL, atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed));
     yajl_gen_array_close(g);
+    uint64_t al_lines, al_dropped;
+    sx_access_log_stats(&al_lines, &al_dropped);
+    sx_json_str(g, "accessLog");
+    yajl_gen_map_open(g);
+    sx_json_str(g, "enabled");
+    yajl_gen_bool(g, sx_access_log_enabled());
+    sx_api_gen_uint(g, "lines", al_lines);
+    sx_api_gen_uint(g, "droppedLines", al_dropped);
+    yajl_gen_map_close(g);
     /* A server only ever runs unsealed: without its seal it does not start. */
     sx_json_str(g, "sealed");
     yajl_gen_bool(g, 0);

@@ -70,15 +70,6 @@ size_t sx_secret_json_write(char *out, const char *name, size_t namelen, const s
     return write_secret(out, name, namelen, &v);
 }
 
-static void send_secret(sx_request *r, int status, const char *name, const sx_secret_meta_view *m, uint64_t rev)
-{
-    size_t namelen = strlen(name);
-    char *buf = h2o_mem_alloc_pool(&r->req->pool, SECRET_JSON_MAX(namelen, m->description_len));
-    size_t n = write_secret(buf, name, namelen, m);
-    sx_api_etag(r, rev);
-    sx_send_json_pooled(r, status, h2o_iovec_init(buf, n));
-}
-
 static void send_read_failure(sx_request *r, int rc, const char *what)
 {
     if (rc == -EBADMSG)
@@ -95,6 +86,37 @@ void sx_api_get(sx_request *r)
     sx_secrets_place p;
     if (!sx_api_begin(r, SX_AUTH_PERM_READ, &p))
         return;
+    /* An answer sent before is sent again while the store is unchanged (page_cache.c), as list
+     * pages are: the change sequence is read before the record, so a racing write only makes the
+     * kept answer stale, never wrong. */
+    uint64_t seq = 0;
+    bool cacheable = sx_storage_change_seq(r->server->storage, &seq) == 0;
+    char id[SX_PAGE_ID_MAX];
+    size_t id_len = 0;
+    if (cacheable) {
+        /* "org/project/env\nname", put together by hand: this runs for every metadata read. */
+        const char *parts[4] = {p.org, p.project, p.env, p.name};
+        const char seps[4] = {'/', '/', '\n', '\0'};
+        for (size_t i = 0; i < 4 && cacheable; i++) {
+            size_t l = strlen(parts[i]);
+            if (id_len + l + 1 > sizeof(id)) {
+                cacheable = false;
+                break;
+            }
+            memcpy(id + id_len, parts[i], l);
+            id_len += l;
+            if (seps[i])
+                id[id_len++] = seps[i];
+        }
+    }
+    if (cacheable) {
+        h2o_iovec_t cbody, cetag;
+        if (sx_meta_cache_get(id, id_len, seq, &r->req->pool, &cbody, &cetag)) {
+            h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_ETAG, NULL, cetag.base, cetag.len);
+            sx_send_json_pooled(r, 200, cbody);
+            return;
+        }
+    }
     sx_secrets_ctx c;
     sx_api_secrets_ctx(r, &c);
     sx_secret_meta_view m;
@@ -105,8 +127,16 @@ void sx_api_get(sx_request *r)
         send_read_failure(r, rc, "reading a secret");
         return;
     }
-    send_secret(r, 200, p.name, &m, rev);
+    size_t namelen = strlen(p.name);
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, SECRET_JSON_MAX(namelen, m.description_len));
+    size_t n = write_secret(buf, p.name, namelen, &m);
     sx_storage_free(raw);
+    sx_api_etag_buf e;
+    sx_api_etag_of_rev(rev, &e);
+    if (cacheable)
+        sx_meta_cache_put(id, id_len, seq, h2o_iovec_init(buf, n), h2o_iovec_init(e.s, e.len));
+    sx_api_etag_add(r, &e);
+    sx_send_json_pooled(r, 200, h2o_iovec_init(buf, n));
 }
 
 /* Query of the list: limit=N (1..1000) and after=NAME, nothing else. */

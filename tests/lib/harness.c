@@ -529,3 +529,17 @@ long sx_srv_call(const sx_srv *srv, const char *auth, const char *method, const 
     sx_resp_free(&r);
     return st;
 }
+
+long long sx_srv_metric(const sx_srv *srv, const char *sample)
+{
+    sx_resp r;
+    if (sx_srv_request(srv, SX_ADMIN, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
+        return -1;
+    long long v = -1;
+    size_t n = strlen(sample);
+    for (char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            v = atoll(p + n + 1);
+    sx_resp_free(&r);
+    return v;
+}

@@ -98,6 +98,9 @@ bool sx_resp_is_error(const sx_resp *r, const char *code);
 
 /* Mint a token over the admin socket (POST /v1/tokens). project/env may be NULL. Returns a
  * malloc'd token string and writes its id into id_out (33 bytes) when not NULL; NULL on failure. */
+/* The value of a sample of the admin socket's /metrics (e.g. `secretsd_forged_records_total{kind="token"}`),
+ * -1 when absent or when the request fails. */
+long long sx_srv_metric(const sx_srv *srv, const char *sample);
 char *sx_srv_mint_token(const sx_srv *srv, const char *org, const char *project, const char *env, const char *role,
                         char *id_out);
 

@@ -59,21 +59,6 @@ static int edit_byte(sx_storage *st, const char *key, size_t off, unsigned char 
     return rc;
 }
 
-/* The value of a sample of /metrics (e.g. `secretsd_forged_records_total{kind="token"}`), -1 when absent. */
-static long long metric(const sx_srv *srv, const char *sample)
-{
-    sx_resp r;
-    if (sx_srv_request(srv, SX_ADMIN, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
-        return -1;
-    long long v = -1;
-    size_t n = strlen(sample);
-    for (char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
-            v = atoll(p + n + 1);
-    sx_resp_free(&r);
-    return v;
-}
-
 static long get_status(const sx_srv *srv, const char *token, const char *path)
 {
     ops_client c;
@@ -115,7 +100,7 @@ static void token_record_edited_in_rocksdb_is_refused_401(void)
     CHECK_INT(get_status(&srv, viewer, REVEAL), 401);
     CHECK_INT(get_status(&srv, viewer, "/acme/rec/envs/e0/secrets"), 401);
     CHECK_INT(get_status(&srv, owner, REVEAL), 200); /* the untouched token still works */
-    CHECK(metric(&srv, "secretsd_forged_records_total{kind=\"token\"}") >= 1);
+    CHECK(sx_srv_metric(&srv, "secretsd_forged_records_total{kind=\"token\"}") >= 1);
     snprintf(path, sizeof(path), "%s/stderr.log", dir);
     char *log = sx_test_read_file(path, NULL);
     CHECK(log && strstr(log, "stored token record fails its MAC"));
@@ -148,7 +133,7 @@ static void token_record_edited_in_a_postgres_row_is_refused_401(void)
     CHECK_INT(sx_pgtest_exec(srv.pg, "postgres", sql), 0);
     CHECK_INT(get_status(&srv, viewer, REVEAL), 401);
     CHECK_INT(get_status(&srv, owner, REVEAL), 200);
-    CHECK(metric(&srv, "secretsd_forged_records_total{kind=\"token\"}") >= 1);
+    CHECK(sx_srv_metric(&srv, "secretsd_forged_records_total{kind=\"token\"}") >= 1);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     free(owner);
     free(viewer);
@@ -195,7 +180,7 @@ static void rotation_record_edited_in_rocksdb_is_not_run(void)
         sx_test_sleep_ms(200);
     }
     CHECK_INT(keys, 2);
-    CHECK(metric(&srv, "secretsd_forged_records_total{kind=\"rotation\"}") >= 1);
+    CHECK(sx_srv_metric(&srv, "secretsd_forged_records_total{kind=\"rotation\"}") >= 1);
     /* Asking again is refused: the record is there but is not one this server wrote. */
     sx_resp r;
     const char *hdrs[] = {"Content-Type: application/json", NULL};

@@ -3,7 +3,8 @@
  * (READY=1 once it serves, STOPPING=1 when the drain begins) to a fake NOTIFY_SOCKET, the seal's
  * key or passphrase read from a systemd credential ($CREDENTIALS_DIRECTORY/NAME) and never logged,
  * a clear start-up error without $CREDENTIALS_DIRECTORY, and SIGHUP reopening the access log after
- * logrotate moved it (what the packaged logrotate configuration relies on).
+ * logrotate moved it (what the packaged logrotate configuration relies on), and an access log that
+ * stalls dropping counted lines rather than holding requests up.
  */
 #include "harness.h"
 #include "testutil.h"
@@ -11,6 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -326,8 +331,23 @@ static void credential_errors_stop_start_up_clearly(void)
     free(dir);
 }
 
+/* GET /healthz with an X-Request-Id header; the status. */
+static int healthz_id(const sx_srv *srv, const char *id)
+{
+    char h[128];
+    snprintf(h, sizeof h, "X-Request-Id: %s", id);
+    const char *hdrs[] = {h, NULL};
+    sx_resp r;
+    if (sx_srv_request(srv, SX_H1, "GET", "/healthz", hdrs, NULL, 0, &r) != 0)
+        return -1;
+    int st = r.status;
+    sx_resp_free(&r);
+    return st;
+}
+
 /* logrotate's way: the access log is renamed, SIGHUP makes secretsd open a new one at the configured
- * path, and the next request's line lands there while the old file keeps the earlier ones. */
+ * path, and the next request's line lands there while the old file keeps the earlier ones. Lines
+ * still queued when the file is renamed land in one file or the other: none is lost. */
 static void sighup_reopens_the_access_log_after_a_rename(void)
 {
     sx_srv srv;
@@ -337,17 +357,142 @@ static void sighup_reopens_the_access_log_after_a_rename(void)
     char rotated[4200];
     snprintf(rotated, sizeof rotated, "%s.1", srv.access_log);
     CHECK(sx_test_file_wait(srv.access_log, "/healthz", 10000));
+    enum { N = 20 };
+    char id[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "before-rename-%d", i);
+        CHECK_INT(healthz_id(&srv, id), 200);
+    }
     CHECK(rename(srv.access_log, rotated) == 0);
     kill(srv.pid, SIGHUP);
     CHECK(sx_test_file_wait(srv.stderr_path, "received SIGHUP, reopening the logs", 10000));
     for (int i = 0; i < 100 && access(srv.access_log, F_OK) != 0; i++)
         sx_test_sleep_ms(50);
-    CHECK_INT(healthz(&srv), 200);
-    CHECK(sx_test_file_wait(srv.access_log, "/healthz", 10000));
-    char *old = sx_test_read_file(rotated, NULL);
-    CHECK(old && strstr(old, "/healthz"));
-    free(old);
+    CHECK_INT(healthz_id(&srv, "after-rename"), 200);
+    CHECK(sx_test_file_wait(srv.access_log, "after-rename", 10000));
+    char *path = strdup(srv.access_log);
+    char *dir = strdup(srv.dir);
+    srv.own_dir = false;
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    char *old = sx_test_read_file(rotated, NULL);
+    char *cur = sx_test_read_file(path, NULL);
+    REQUIRE(old && cur);
+    CHECK(strstr(old, "/healthz") != NULL);
+    CHECK(strstr(old, "after-rename") == NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "before-rename-%d\n", i);
+        CHECK(strstr(old, id) || strstr(cur, id));
+    }
+    free(old);
+    free(cur);
+    sx_test_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
+/* Reads a FIFO until told to stop, keeping what it read. */
+typedef struct fifo_drain {
+    int fd;
+    _Atomic bool stop;
+    sx_test_buf got;
+} fifo_drain;
+
+static void *fifo_drain_main(void *arg)
+{
+    fifo_drain *d = arg;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p = {.fd = d->fd, .events = POLLIN};
+        int n = poll(&p, 1, 100);
+        if (n > 0) {
+            ssize_t r = read(d->fd, buf, sizeof buf);
+            if (r > 0) {
+                sx_test_buf_append(buf, 1, (size_t)r, &d->got);
+                continue;
+            }
+        }
+        if (atomic_load(&d->stop))
+            break;
+    }
+    return NULL;
+}
+
+/* An access log whose reader stops reading (a FIFO nobody drains, standing for a stalled disk):
+ * the server keeps serving, drops the lines it cannot hold and counts them in /metrics and
+ * /v1/status; once the reader drains again, the lines it kept arrive whole, and on a clean stop
+ * the line of the last request served is written too. */
+static void a_stalled_access_log_drops_counted_lines_and_serving_goes_on(void)
+{
+    char *dir = sx_test_tmpdir("alstall");
+    char *fifo = sx_test_path(dir, "access.log");
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    fifo_drain d = {.fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)};
+    REQUIRE(d.fd >= 0);
+    fcntl(d.fd, F_SETPIPE_SZ, 4096); /* the smallest pipe: it fills after a few lines */
+    sx_srv srv;
+    sx_srv_opts o = {.dir = dir, .threads = 1};
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    CHECK_INT(sx_srv_metric(&srv, "secretsd_access_log_dropped_lines_total"), 0);
+
+    /* Long paths (404s) fill the server's buffer sooner; one keep-alive connection keeps it quick. */
+    char *out = NULL;
+    int rc = sx_test_sh(&out,
+                        "python3 -c \"import http.client\n"
+                        "c = http.client.HTTPConnection('127.0.0.1', %d, timeout=60)\n"
+                        "p = '/healthz/' + 'x' * 500\n"
+                        "n = 0\n"
+                        "for i in range(1500):\n"
+                        "    c.request('GET', p)\n"
+                        "    r = c.getresponse()\n"
+                        "    r.read()\n"
+                        "    n += r.status == 404\n"
+                        "print(n)\n\"",
+                        srv.port);
+    CHECK_INT(rc, 0);
+    CHECK(out && atoi(out) == 1500);
+    free(out);
+    CHECK_INT(healthz_id(&srv, "served-after-the-stall"), 200);
+    long long dropped = sx_srv_metric(&srv, "secretsd_access_log_dropped_lines_total");
+    CHECK(dropped > 0);
+    sx_resp r;
+    CHECK(sx_srv_request(&srv, SX_ADMIN, "GET", "/v1/status", NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"accessLog\":{\"enabled\":true,"));
+    CHECK(r.body && strstr(r.body, "\"droppedLines\":") && atoll(strstr(r.body, "\"droppedLines\":") + 15) >= dropped);
+    sx_resp_free(&r);
+
+    /* The reader drains again: the stop writes what is left, the last request's line with it. */
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fifo_drain_main, &d) == 0);
+    srv.own_dir = false;
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    atomic_store(&d.stop, true);
+    pthread_join(t, NULL);
+    close(d.fd);
+    REQUIRE(d.got.data != NULL);
+    CHECK(strstr(d.got.data, "served-after-the-stall\n") != NULL);
+    /* Every line is whole: a time stamp, the request, a request id, one newline. */
+    size_t lines = 0;
+    bool whole = d.got.len > 0 && d.got.data[d.got.len - 1] == '\n';
+    for (char *line = d.got.data; *line; lines++) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (strncmp(line, "20", 2) != 0 || !strstr(line, "\" HTTP/1.1 ") || !strstr(line, "ms ") ||
+            line[strlen(line) - 1] == ' ') {
+            fprintf(stderr, "not a whole line: %s\n", line);
+            whole = false;
+        }
+        line = nl + 1;
+    }
+    CHECK(whole);
+    CHECK((long long)lines + dropped <= 1500 + 8); /* the dropped lines are not in the file */
+    CHECK(lines > 0);
+    free(d.got.data);
+    sx_test_rmtree(dir);
+    free(dir);
+    free(fifo);
 }
 
 int main(int argc, char **argv)
@@ -359,6 +504,8 @@ int main(int argc, char **argv)
         {"credential_passphrase_seal_starts", credential_passphrase_seal_starts},
         {"credential_errors_stop_start_up_clearly", credential_errors_stop_start_up_clearly},
         {"sighup_reopens_the_access_log_after_a_rename", sighup_reopens_the_access_log_after_a_rename},
+        {"a_stalled_access_log_drops_counted_lines_and_serving_goes_on",
+         a_stalled_access_log_drops_counted_lines_and_serving_goes_on},
     };
     return sx_test_main(tests, sizeof tests / sizeof *tests, argc, argv);
 }
