@@ -38,6 +38,8 @@
  * trip); later ones for as many records as the largest seen so far fit in PG_PAGE_BYTES, at most
  * PG_PAGE_ROWS. (A byte limit computed by the database, a window sum over the value lengths, cost
  * a third of a page query's time.)
+ * Every read waits for its round trip, so the backend says SX_STORAGE_CAP_SLOW_READS: the server
+ * makes its reads on worker threads, never on an event loop.
  *
  * Connections (postgres_conn.c): a pool of at most pool_size, opened on demand, each used by one
  * thread at a time. An idle connection is checked before use (a restarted server leaves dead
@@ -676,7 +678,7 @@ const sx_storage_ops sx_storage_postgres_ops = {
      * (and even then until the space is reused), and in the WAL segments until the server
      * recycles them, in replicas and in archived WAL: the database's operator owns all of that,
      * so this backend cannot promise that a deleted record is gone from the files. */
-    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED,
+    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED | SX_STORAGE_CAP_SLOW_READS,
     .open = pg_open,
     .close = pg_close,
     .get = pg_get,

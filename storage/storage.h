@@ -58,6 +58,11 @@ extern "C" {
 #define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
 #define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes share the store (caches go stale) */
 #define SX_STORAGE_CAP_COMPACT    (1u << 3) /* compact slot implemented: deleted records leave the files */
+/* Reads (get, iter_new, iter_next) wait for a network round trip, milliseconds or, while the
+ * database is unreachable or locked, up to its timeouts: a caller that must not block (an event
+ * loop) makes them on another thread. Without the bit a read is answered from memory or local
+ * files. Every slot works from any thread either way. */
+#define SX_STORAGE_CAP_SLOW_READS (1u << 4)
 
 /* Largest key any backend must accept. */
 #define SX_STORAGE_MAX_KEY 4096
