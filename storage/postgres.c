@@ -51,6 +51,12 @@
  * synchronous_commit = off: faster, and a database crash may lose the last writes, never part of
  * one.
  *
+ * For operators (the remote slot): the host and port of the server the last connection reached,
+ * whether it takes writes (pg_is_in_recovery() and default_transaction_read_only, asked once per
+ * new connection), how many connections were opened again after one was lost, and when a failover
+ * was last seen: a reconnect that reached another host:port (a multi-host dsn, a moved DNS name),
+ * a new connection to a server that turned standby, or a write refused as read-only.
+ *
  * Secrets: the connection string must not hold a password; the caller passes it separately (from
  * an environment variable or a file). It is kept in sodium_malloc memory for reconnecting, and
  * scrubbed from every libpq message before one reaches an error string. Like every backend this
@@ -347,6 +353,8 @@ static int pg_batch(sx_storage *base, sx_storage_op *ops, size_t n, size_t *ret_
             r = sxs_pg_classify(c->pq, res, &broken, &retry); /* retry: rolled back, run it again */
         PQclear(res);
         sxs_pg_conn_give(s, c, broken);
+        if (r == -EROFS)
+            sxs_pg_note_read_only(s);
         if (r == 0 && count == 1 && revs[0] < 0) {
             if ((size_t)-revs[0] > n) {
                 r = -EIO;
@@ -665,7 +673,22 @@ static int pg_open(const sx_storage_options *opt, sx_storage **ret, char *err, s
         return r;
     }
     s->conns[0].pq = pq;
+    s->conns[0].was_open = true;
+    s->remote.primary = -1;
+    sxs_pg_note_connected(s, pq, false);
     *ret = &s->base;
+    return 0;
+}
+
+static int pg_remote(sx_storage *base, sx_storage_remote *ret)
+{
+    pg_store *s = (pg_store *)base;
+    pthread_mutex_lock(&s->mu);
+    *ret = s->remote;
+    ret->connected = false;
+    for (size_t i = 0; i < s->nconns && !ret->connected; i++)
+        ret->connected = s->conns[i].pq != NULL;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -689,4 +712,5 @@ const sx_storage_ops sx_storage_postgres_ops = {
     .checkpoint = NULL,
     .change_seq = NULL,
     .compact = NULL,
+    .remote = pg_remote,
 };

@@ -7,7 +7,9 @@
  *    reads are answered once the lock goes;
  *  - a read waiting for the database when the database goes away is answered 503 in the JSON error
  *    form, and the node serves reads again once the database is back (and stops cleanly: no request
- *    was left behind).
+ *    was left behind);
+ *  - /v1/status and /metrics name the database server the node is connected to, say it is a
+ *    primary, and count the reconnects after the database's operator ends the node's sessions.
  *
  * "Waiting" is observed in the database (pg_stat_activity: the node's sessions waiting for a lock),
  * never measured by a clock. Each test starts its own PostgreSQL server (tests/lib/pgtest.h) through
@@ -231,6 +233,72 @@ static void a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serve
     free(auth);
 }
 
+/* The body of an admin GET (malloc'd), or NULL. */
+static char *admin_get(const sx_srv *srv, const char *path)
+{
+    sx_resp r;
+    char *body = NULL;
+    if (call(srv, SX_ADMIN, NULL, "GET", path, NULL, &r) == 200 && r.body)
+        body = strdup(r.body);
+    sx_resp_free(&r);
+    return body;
+}
+
+static void status_and_metrics_name_the_database_and_count_a_reconnect_after_its_sessions_are_killed(void)
+{
+    sx_srv srv;
+    char *auth = NULL, id[33];
+    if (!node_up(&srv, &auth, id)) {
+        if (!g_skip)
+            CHECK(!"node up");
+        sx_srv_stop(&srv, SIGTERM, 10);
+        free(auth);
+        return;
+    }
+    sx_pgtest *pg = srv.pg;
+    char want[200];
+    char *st = admin_get(&srv, "/v1/status");
+    snprintf(want, sizeof(want),
+             "\"database\":{\"host\":\"127.0.0.1\",\"port\":%d,\"connected\":true,\"primary\":true,"
+             "\"reconnects\":0,\"lastFailoverAt\":null}",
+             pg->port);
+    CHECK(st && strstr(st, want));
+    if (st && !strstr(st, want))
+        fprintf(stderr, "status: %s\nwanted: %s\n", st, want);
+    free(st);
+    char *m = admin_get(&srv, "/metrics");
+    snprintf(want, sizeof(want), "secretsd_db_info{host=\"127.0.0.1:%d\"} 1\n", pg->port);
+    CHECK(m && strstr(m, want));
+    CHECK(m && strstr(m, "\nsecretsd_db_primary 1\n"));
+    CHECK(m && strstr(m, "\nsecretsd_db_reconnects_total 0\n"));
+    CHECK(m && strstr(m, "\nsecretsd_db_last_failover_timestamp_seconds 0\n"));
+    free(m);
+
+    /* Every session of the node is ended by the database's operator: the next reads reconnect. */
+    PGconn *c = db_connect(pg);
+    REQUIRE(c);
+    REQUIRE(db_run(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'secretsd'"));
+    PQfinish(c);
+    long code = 0;
+    for (int i = 0; i < 200 && code != 200; i++) {
+        code = call(&srv, SX_H1, auth, "GET", SECRET_PATH, NULL, NULL);
+        if (code != 200)
+            sx_test_sleep_ms(50);
+    }
+    CHECK_INT(code, 200);
+    st = admin_get(&srv, "/v1/status");
+    CHECK(st && strstr(st, "\"primary\":true"));
+    CHECK(st && !strstr(st, "\"reconnects\":0,"));
+    CHECK(st && strstr(st, "\"lastFailoverAt\":null")); /* the same server: no failover */
+    free(st);
+    m = admin_get(&srv, "/metrics");
+    CHECK(m && strstr(m, want));
+    CHECK(m && !strstr(m, "\nsecretsd_db_reconnects_total 0\n") && strstr(m, "\nsecretsd_db_reconnects_total "));
+    free(m);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    free(auth);
+}
+
 int main(int argc, char **argv)
 {
     static const sx_test tests[] = {
@@ -238,6 +306,8 @@ int main(int argc, char **argv)
          reads_waiting_for_a_locked_database_leave_health_and_cached_token_failures_answered},
         {"a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serves_after",
          a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serves_after},
+        {"status_and_metrics_name_the_database_and_count_a_reconnect_after_its_sessions_are_killed",
+         status_and_metrics_name_the_database_and_count_a_reconnect_after_its_sessions_are_killed},
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int r = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
