@@ -291,6 +291,31 @@ int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *
                          const char *value, size_t len, int64_t now_ms, sx_auth_token *ret, unsigned *ret_retry_after_s)
     __attribute__((warn_unused_result));
 
+/* A token record read ahead (sx_auth_fetch_new) for sx_auth_authenticate_nowait(). */
+typedef struct sx_auth_fetch sx_auth_fetch;
+
+/*
+ * Read the stored record of the token in an Authorization header value (blocking: any thread but
+ * an event loop's). On 0, *ret holds the record or the storage code of the read (not found, forged,
+ * unreadable: the verification decides what each means); free it with sx_auth_fetch_free(), which
+ * wipes it. SX_AUTH_EMALFORMED for a header that names no token, -EINVAL, -ENOMEM.
+ */
+int sx_auth_fetch_new(sx_auth *auth, const char *value, size_t len, sx_auth_fetch **ret)
+    __attribute__((warn_unused_result));
+void sx_auth_fetch_free(sx_auth_fetch *f); /* NULL ok */
+
+/*
+ * sx_auth_authenticate() for a thread that must not wait for storage: where the cache cannot answer
+ * and a storage read is due, it uses fetched (when it is the record of this header's token, read
+ * by sx_auth_fetch_new() just before) or returns -EWOULDBLOCK having counted nothing against addr;
+ * the caller then reads the record on another thread and calls again with it. Every other result
+ * is sx_auth_authenticate()'s.
+ */
+int sx_auth_authenticate_nowait(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle,
+                                const struct sockaddr *addr, const char *value, size_t len, int64_t now_ms,
+                                const sx_auth_fetch *fetched, sx_auth_token *ret, unsigned *ret_retry_after_s)
+    __attribute__((warn_unused_result));
+
 /* Count the token records in st (revoked and expired ones included). Needs no key. 0 or a storage
  * code. */
 int sx_auth_store_count(sx_storage *st, uint64_t *ret_tokens) __attribute__((warn_unused_result));

@@ -18,6 +18,11 @@
  *   there), so an attacker cannot fill or churn the cache with unknown ids or wrong secrets.
  * - A token's hash never changes, so a presented secret that does not match a cached entry - fresh
  *   or stale - is rejected without a storage read.
+ *
+ * A thread that must not wait for storage (an event loop on a networked store) verifies with
+ * sx_auth_authenticate_nowait(): when the cache cannot answer it says so (-EWOULDBLOCK), another
+ * thread reads the record (sx_auth_fetch_new()), and the same verification runs again with that
+ * record in place of the storage read - the same checks, the same cache fill.
  */
 #include "auth/auth_internal.h"
 
@@ -128,7 +133,54 @@ static int judge(const sx_auth_token *info, int64_t now_ms, sx_auth_token *ret)
     return 0;
 }
 
-static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len, int64_t now_ms, sx_auth_token *ret)
+/* A token record read ahead of a verification that may not read storage itself. */
+struct sx_auth_fetch {
+    int rc; /* of sx_auth_record_read() */
+    sx_auth_record rec;
+};
+
+int sx_auth_fetch_new(sx_auth *auth, const char *value, size_t len, sx_auth_fetch **ret)
+{
+    if (!auth || !ret)
+        return -EINVAL;
+    unsigned char id[SX_AUTH_ID_BYTES], secret[SX_AUTH_SECRET_BYTES];
+    if (sx_auth_header_parse(value, len, id, secret) != 0)
+        return SX_AUTH_EMALFORMED;
+    sodium_memzero(secret, sizeof secret);
+    sx_auth_fetch *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    f->rc = sx_auth_record_read(auth, id, &f->rec, NULL);
+    memcpy(f->rec.id, id, SX_AUTH_ID_BYTES); /* what was looked for, matched again in verify */
+    *ret = f;
+    return 0;
+}
+
+void sx_auth_fetch_free(sx_auth_fetch *f)
+{
+    if (!f)
+        return;
+    sodium_memzero(f, sizeof *f);
+    free(f);
+}
+
+/* The record of id: read from storage (may_read), taken from pre (when it was read for this id),
+ * or -EWOULDBLOCK. */
+static int record_of(sx_auth *auth, const unsigned char id[SX_AUTH_ID_BYTES], bool may_read, const sx_auth_fetch *pre,
+                     sx_auth_record *ret)
+{
+    if (pre && memcmp(pre->rec.id, id, SX_AUTH_ID_BYTES) == 0) {
+        if (pre->rc == 0)
+            *ret = pre->rec;
+        return pre->rc;
+    }
+    if (!may_read)
+        return -EWOULDBLOCK;
+    return sx_auth_record_read(auth, id, ret, NULL);
+}
+
+static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len, int64_t now_ms, bool may_read,
+                  const sx_auth_fetch *pre, sx_auth_token *ret)
 {
     unsigned char id[SX_AUTH_ID_BYTES], secret[SX_AUTH_SECRET_BYTES], hash[SX_AUTH_HASH_BYTES];
     if (sx_auth_header_parse(value, len, id, secret) != 0)
@@ -152,7 +204,9 @@ static int verify(sx_auth *auth, sx_auth_cache *c, const char *value, size_t len
     }
 
     sx_auth_record r;
-    int rc = sx_auth_record_read(auth, id, &r, NULL);
+    int rc = record_of(auth, id, may_read, pre, &r);
+    if (rc == -EWOULDBLOCK)
+        return rc;
     if (rc == -ENOENT) {
         if (e)
             sodium_memzero(e, sizeof *e);
@@ -183,16 +237,34 @@ int sx_auth_verify(sx_auth *auth, sx_auth_cache *cache, const char *value, size_
 {
     if (!auth || !cache || !ret)
         return -EINVAL;
-    return verify(auth, cache, value, len, now_ms, ret);
+    return verify(auth, cache, value, len, now_ms, true, NULL, ret);
 }
+
+static int authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle, const struct sockaddr *addr,
+                        const char *value, size_t len, int64_t now_ms, bool may_read, const sx_auth_fetch *pre,
+                        sx_auth_token *ret, unsigned *ret_retry_after_s);
 
 int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle, const struct sockaddr *addr,
                          const char *value, size_t len, int64_t now_ms, sx_auth_token *ret, unsigned *ret_retry_after_s)
 {
+    return authenticate(auth, cache, throttle, addr, value, len, now_ms, true, NULL, ret, ret_retry_after_s);
+}
+
+int sx_auth_authenticate_nowait(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle,
+                                const struct sockaddr *addr, const char *value, size_t len, int64_t now_ms,
+                                const sx_auth_fetch *fetched, sx_auth_token *ret, unsigned *ret_retry_after_s)
+{
+    return authenticate(auth, cache, throttle, addr, value, len, now_ms, false, fetched, ret, ret_retry_after_s);
+}
+
+static int authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *throttle, const struct sockaddr *addr,
+                        const char *value, size_t len, int64_t now_ms, bool may_read, const sx_auth_fetch *pre,
+                        sx_auth_token *ret, unsigned *ret_retry_after_s)
+{
     if (!auth || !cache || !ret)
         return -EINVAL;
     if (!throttle || !addr)
-        return verify(auth, cache, value, len, now_ms, ret);
+        return verify(auth, cache, value, len, now_ms, may_read, pre, ret);
 
     /* Every token is verified, also from a throttled address: the address may be a NAT or a load
      * balancer that many clients share, and a valid token must be served whatever its neighbours
@@ -200,8 +272,8 @@ int sx_auth_authenticate(sx_auth *auth, sx_auth_cache *cache, sx_auth_throttle *
      * not even whether an id exists. (A malformed header is refused before hashing or storage.) */
     unsigned retry = 0;
     bool blocked = sx_auth_throttle_blocked(throttle, addr, now_ms, &retry);
-    int rc = verify(auth, cache, value, len, now_ms, ret);
-    if (rc == 0 || rc == SX_AUTH_EUNAVAILABLE || rc == -EINVAL)
+    int rc = verify(auth, cache, value, len, now_ms, may_read, pre, ret);
+    if (rc == 0 || rc == SX_AUTH_EUNAVAILABLE || rc == -EINVAL || rc == -EWOULDBLOCK)
         return rc;
     /* Every failure counts, also while blocked: a client that keeps failing stays blocked. */
     sx_auth_throttle_failed(throttle, addr, now_ms);

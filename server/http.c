@@ -223,6 +223,7 @@ static void on_request_dispose(void *p)
     sx_request *r = p;
     if (r->job)
         atomic_store(&r->job->cancelled, true);
+    sx_auth_fetch_free(r->auth_fetch);
     if (r->thread && r->thread->inflight)
         r->thread->inflight--;
     if (r->conn && r->conn->inflight)
@@ -237,6 +238,13 @@ void sx_request_submit(sx_request *r, sx_job *job)
     job->owner_slot = &r->job;
     r->job = job;
     sx_pool_submit(r->server->pool, job);
+}
+
+void sx_request_rerun(sx_request *r)
+{
+    sx_log_set_request_id(r->req_id);
+    r->route->handler(r);
+    sx_log_set_request_id(NULL);
 }
 
 extern void sx_conn_on_close(void *data);
@@ -406,9 +414,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     case SX_ROUTE_FOUND:
         r->route_index = (uint8_t)(route - sx_router_at(0));
         r->audit_action = route->audit;
-        sx_log_set_request_id(r->req_id);
-        route->handler(r);
-        sx_log_set_request_id(NULL);
+        r->route = route;
+        sx_request_rerun(r);
         return 0;
     case SX_ROUTE_BAD_PATH:
         sx_send_error(r, 400, "invalid_request", bad);

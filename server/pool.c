@@ -94,7 +94,10 @@ void sx_pool_submit(sx_pool *pool, sx_job *job)
     pthread_mutex_lock(&pool->mutex);
     h2o_linklist_insert(&pool->queue, &job->pending);
     pool->queued++;
-    if (pool->idle == 0 && pool->nthreads < pool->max_threads) {
+    /* An idle thread counts itself busy only once it has woken up: while more jobs wait than
+     * threads are idle, one more thread is made, so a burst of jobs submitted back to back does not
+     * queue behind the first one (a read that waits for a locked database). */
+    if (pool->queued > pool->idle && pool->nthreads < pool->max_threads) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 1024 * 1024);

@@ -245,8 +245,12 @@ struct sx_request {
     h2o_iovec_t query; /* after '?', may be empty */
     h2o_iovec_t params[SX_MAX_PARAMS];
     size_t nparams;
-    sx_job *job; /* blocking work in flight for this request, cancelled if the request goes away */
-    bool vault;  /* a /v1/ request on a public listener with [vault] enabled: errors in Vault's form */
+    sx_job *job;                  /* blocking work in flight for this request, cancelled if the request goes away */
+    const struct sx_route *route; /* the route it was dispatched to (NULL before routing) */
+    /* the caller's token record, read on the worker pool because the loop's cache could not answer
+     * and the store's reads are slow (request.c); freed (wiped) with the request */
+    struct sx_auth_fetch *auth_fetch;
+    bool vault; /* a /v1/ request on a public listener with [vault] enabled: errors in Vault's form */
     /* observability (http.c): the request id, the route for metrics, what the audit line says */
     char req_id[SX_REQUEST_ID_MAX + 1];
     uint8_t req_id_len;
@@ -363,6 +367,10 @@ void sx_request_audit_rec(sx_request *r, struct sx_audit_rec *rec, char *client,
 
 /* Submit blocking work for r; the job is cancelled if the request goes away first. */
 void sx_request_submit(sx_request *r, sx_job *job);
+/* Run r's route handler again from the start (on r's loop, from a job's done()): for a request
+ * that stopped before anything was sent to wait for a read the loop could not make (its token's
+ * record), which it now finds in r. */
+void sx_request_rerun(sx_request *r);
 
 /* ---- codes to HTTP answers (errors_http.c) ----------------------------------------------------- */
 

@@ -170,6 +170,12 @@ static const sx_storage_iter_ops fault_iter_ops = {
     .free = fault_iter_free,
 };
 
+/* What the inner store is connected to: no fault is injected into a bookkeeping read. */
+static int fault_remote(sx_storage *base, sx_storage_remote *ret)
+{
+    return sx_storage_remote_get(((fault_store *)base)->inner, ret);
+}
+
 static const sx_storage_ops fault_template = {
     .version = SX_STORAGE_OPS_VERSION,
     .name = "fault",
@@ -183,6 +189,7 @@ static const sx_storage_ops fault_template = {
     .iter_new = fault_iter_new,
     .checkpoint = fault_checkpoint,
     .compact = fault_compact,
+    .remote = fault_remote,
 };
 
 int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret)
@@ -202,6 +209,8 @@ int sx_storage_fault_wrap(sx_storage *inner, sx_storage **ret)
         s->table.checkpoint = NULL;
     if (inner->ops->version < 3 || !inner->ops->compact)
         s->table.compact = NULL;
+    if (inner->ops->version < 4 || !inner->ops->remote)
+        s->table.remote = NULL;
     s->inner = inner;
     s->base.ops = &s->table;
     *ret = &s->base;

@@ -38,6 +38,8 @@
  * trip); later ones for as many records as the largest seen so far fit in PG_PAGE_BYTES, at most
  * PG_PAGE_ROWS. (A byte limit computed by the database, a window sum over the value lengths, cost
  * a third of a page query's time.)
+ * Every read waits for its round trip, so the backend says SX_STORAGE_CAP_SLOW_READS: the server
+ * makes its reads on worker threads, never on an event loop.
  *
  * Connections (postgres_conn.c): a pool of at most pool_size, opened on demand, each used by one
  * thread at a time. An idle connection is checked before use (a restarted server leaves dead
@@ -48,6 +50,12 @@
  * was lost and it may have committed (it never half-committed). [storage] sync = false sets
  * synchronous_commit = off: faster, and a database crash may lose the last writes, never part of
  * one.
+ *
+ * For operators (the remote slot): the host and port of the server the last connection reached,
+ * whether it takes writes (pg_is_in_recovery() and default_transaction_read_only, asked once per
+ * new connection), how many connections were opened again after one was lost, and when a failover
+ * was last seen: a reconnect that reached another host:port (a multi-host dsn, a moved DNS name),
+ * a new connection to a server that turned standby, or a write refused as read-only.
  *
  * Secrets: the connection string must not hold a password; the caller passes it separately (from
  * an environment variable or a file). It is kept in sodium_malloc memory for reconnecting, and
@@ -345,6 +353,8 @@ static int pg_batch(sx_storage *base, sx_storage_op *ops, size_t n, size_t *ret_
             r = sxs_pg_classify(c->pq, res, &broken, &retry); /* retry: rolled back, run it again */
         PQclear(res);
         sxs_pg_conn_give(s, c, broken);
+        if (r == -EROFS)
+            sxs_pg_note_read_only(s);
         if (r == 0 && count == 1 && revs[0] < 0) {
             if ((size_t)-revs[0] > n) {
                 r = -EIO;
@@ -663,7 +673,22 @@ static int pg_open(const sx_storage_options *opt, sx_storage **ret, char *err, s
         return r;
     }
     s->conns[0].pq = pq;
+    s->conns[0].was_open = true;
+    s->remote.primary = -1;
+    sxs_pg_note_connected(s, pq, false);
     *ret = &s->base;
+    return 0;
+}
+
+static int pg_remote(sx_storage *base, sx_storage_remote *ret)
+{
+    pg_store *s = (pg_store *)base;
+    pthread_mutex_lock(&s->mu);
+    *ret = s->remote;
+    ret->connected = false;
+    for (size_t i = 0; i < s->nconns && !ret->connected; i++)
+        ret->connected = s->conns[i].pq != NULL;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -676,7 +701,7 @@ const sx_storage_ops sx_storage_postgres_ops = {
      * (and even then until the space is reused), and in the WAL segments until the server
      * recycles them, in replicas and in archived WAL: the database's operator owns all of that,
      * so this backend cannot promise that a deleted record is gone from the files. */
-    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED,
+    .caps = SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED | SX_STORAGE_CAP_SLOW_READS,
     .open = pg_open,
     .close = pg_close,
     .get = pg_get,
@@ -687,4 +712,5 @@ const sx_storage_ops sx_storage_postgres_ops = {
     .checkpoint = NULL,
     .change_seq = NULL,
     .compact = NULL,
+    .remote = pg_remote,
 };

@@ -283,6 +283,50 @@ static int conn_open(pg_store *s, PGconn **ret, char *err, size_t errlen)
     return r;
 }
 
+/* ---- what the operator sees --------------------------------------------------------------------- */
+
+/* Whether the server behind pq takes writes: 1, 0 (in recovery, or read-only by default), -1 when
+ * it did not say. */
+static int server_primary(PGconn *pq)
+{
+    PGresult *res = PQexec(pq, "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')");
+    int primary = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2)
+        primary = strcmp(PQgetvalue(res, 0, 0), "f") == 0 && strcmp(PQgetvalue(res, 0, 1), "off") == 0;
+    PQclear(res);
+    return primary;
+}
+
+void sxs_pg_note_connected(pg_store *s, PGconn *pq, bool reconnect)
+{
+    int primary = server_primary(pq);
+    const char *host = PQhost(pq), *port = PQport(pq);
+    char h[SX_STORAGE_HOST_MAX];
+    snprintf(h, sizeof(h), "%s", host ? host : "");
+    unsigned p = port && *port ? (unsigned)strtoul(port, NULL, 10) : 0;
+    pthread_mutex_lock(&s->mu);
+    sx_storage_remote *r = &s->remote;
+    bool moved = r->host[0] && (strcmp(r->host, h) != 0 || r->port != p);
+    bool demoted = r->primary == 1 && primary == 0;
+    if (moved || demoted)
+        r->last_failover_ms = sx_clock_wall_ms();
+    if (reconnect)
+        r->reconnects++;
+    memcpy(r->host, h, sizeof(h));
+    r->port = p;
+    r->primary = primary;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sxs_pg_note_read_only(pg_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->remote.primary == 1)
+        s->remote.last_failover_ms = sx_clock_wall_ms();
+    s->remote.primary = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* An idle connection is usable when libpq thinks so and nothing arrived on it: a server that shut
  * down or restarted has sent a termination message or closed the socket. */
 static bool conn_healthy(PGconn *pq)
@@ -354,10 +398,13 @@ int sxs_pg_conn_take(pg_store *s, pg_conn **ret)
         if (probe)
             s->probing = false;
         if (r == 0) {
+            bool reconnect = c->was_open;
             c->pq = pq;
+            c->was_open = true;
             s->retry_at_ms = 0;
             s->backoff_ms = 0;
             pthread_mutex_unlock(&s->mu);
+            sxs_pg_note_connected(s, pq, reconnect);
             *ret = c;
             return 0;
         }

@@ -25,8 +25,9 @@
 #define PG_BATCH_RETRIES   8
 
 typedef struct pg_conn {
-    PGconn *pq; /* NULL when not connected */
-    bool busy;  /* lent to a call */
+    PGconn *pq;    /* NULL when not connected */
+    bool busy;     /* lent to a call */
+    bool was_open; /* had a connection before: opening one again is a reconnect */
 } pg_conn;
 
 typedef struct pg_store {
@@ -42,6 +43,8 @@ typedef struct pg_store {
     int64_t retry_at_ms; /* monotonic; 0 = the last connection attempt worked */
     unsigned backoff_ms;
     bool probing; /* one thread is trying to reconnect while backing off */
+    /* what the operator sees (sx_storage_remote): the server reached last, its role, reconnects */
+    sx_storage_remote remote;
 } pg_store;
 
 /* Copy a libpq message into err as one line, the password scrubbed. */
@@ -57,6 +60,12 @@ int sxs_pg_connect(pg_store *s, PGconn **ret, char *err, size_t errlen);
 int sxs_pg_schema_ensure(pg_store *s, PGconn *pq, char *err, size_t errlen);
 /* Session settings and prepared statements of a new connection. */
 int sxs_pg_session_setup(pg_store *s, PGconn *pq, char *err, size_t errlen);
+
+/* A connection was opened (reconnect: to replace one that was lost): note the server it reached
+ * and its role (one round trip on pq), and a failover when either changed. */
+void sxs_pg_note_connected(pg_store *s, PGconn *pq, bool reconnect);
+/* A statement was refused because the server is read-only (-EROFS): the primary became a standby. */
+void sxs_pg_note_read_only(pg_store *s);
 
 /* Lend a connection to the calling thread (0, -ENOTCONN at once while backing off, -EAGAIN when
  * every connection stayed busy); give it back with sxs_pg_conn_give(), broken or not. */

@@ -46,7 +46,7 @@
 extern "C" {
 #endif
 
-#define SX_STORAGE_OPS_VERSION 3 /* 2: change_seq; 3: compact */
+#define SX_STORAGE_OPS_VERSION 4 /* 2: change_seq; 3: compact; 4: remote */
 
 /* Project-specific error codes: SX_STORAGE_ECONDITION (-1000 .. -1099), in common/errors.h. */
 
@@ -58,6 +58,11 @@ extern "C" {
 #define SX_STORAGE_CAP_CHECKPOINT (1u << 1) /* checkpoint slot implemented */
 #define SX_STORAGE_CAP_SHARED     (1u << 2) /* several processes / nodes share the store (caches go stale) */
 #define SX_STORAGE_CAP_COMPACT    (1u << 3) /* compact slot implemented: deleted records leave the files */
+/* Reads (get, iter_new, iter_next) wait for a network round trip, milliseconds or, while the
+ * database is unreachable or locked, up to its timeouts: a caller that must not block (an event
+ * loop) makes them on another thread. Without the bit a read is answered from memory or local
+ * files. Every slot works from any thread either way. */
+#define SX_STORAGE_CAP_SLOW_READS (1u << 4)
 
 /* Largest key any backend must accept. */
 #define SX_STORAGE_MAX_KEY 4096
@@ -83,6 +88,21 @@ typedef struct sx_storage_options {
     const char *password; /* NULL = none (libpq may still use PGPASSFILE / ~/.pgpass) */
     unsigned pool_size;   /* most connections this handle opens; 0 = 8 */
 } sx_storage_options;
+
+/* Longest database host name sx_storage_remote reports (longer ones are cut). */
+#define SX_STORAGE_HOST_MAX 256
+
+/* What a networked store is connected to, for operators (see the remote slot). */
+typedef struct sx_storage_remote {
+    char host[SX_STORAGE_HOST_MAX]; /* of the server the store reached last ("" = never reached) */
+    unsigned port;                  /* 0 = unknown (a Unix socket's default) */
+    bool connected;                 /* a connection to it is open now */
+    int primary;                    /* 1 it takes writes, 0 it is a standby / read-only, -1 unknown */
+    uint64_t reconnects;            /* connections opened again after one was lost or broke */
+    int64_t last_failover_ms;       /* wall clock (ms since the epoch) of the last failover seen: a
+                                     * reconnect that reached another host:port, or the primary
+                                     * seen turning read-only; 0 = none since the store was opened */
+} sx_storage_remote;
 
 /* The kinds of operation in a batch. */
 typedef enum sx_storage_op_kind {
@@ -169,6 +189,13 @@ struct sx_storage_ops {
      * (or overwritten) before the call whose key lies in [begin, end) (begin NULL = from the first
      * key, end NULL = through the last key); see sx_storage_compact() for the full contract. */
     int (*compact)(sx_storage *s, const void *begin, size_t blen, const void *end, size_t elen);
+
+    /* --- version 4 --- */
+
+    /* Optional (NULL for stores in this process's memory or files): what a networked store is
+     * connected to (*ret filled). Answers from the handle's own bookkeeping, never with a round
+     * trip: any thread, event loops included. */
+    int (*remote)(sx_storage *s, sx_storage_remote *ret);
 };
 
 struct sx_storage_iter_ops {
@@ -357,6 +384,17 @@ __attribute__((warn_unused_result)) static inline int sx_storage_compact(sx_stor
             return 0;
     }
     return s->ops->compact(s, blen ? begin : NULL, blen, elen ? end : NULL, elen);
+}
+
+/* What a networked store is connected to (see the remote slot): 0 and *ret, or -ENOTSUP when the
+ * store is local. Never blocks for the network. */
+__attribute__((warn_unused_result)) static inline int sx_storage_remote_get(sx_storage *s, sx_storage_remote *ret)
+{
+    if (!s || !ret)
+        return -EINVAL;
+    if (s->ops->version < 4 || !s->ops->remote)
+        return -ENOTSUP;
+    return s->ops->remote(s, ret);
 }
 
 #ifdef __cplusplus

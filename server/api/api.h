@@ -84,6 +84,56 @@ bool sx_api_has_if_none_match(sx_request *r);
  * caller has a current representation), answers 304 with e and no body, and returns true. */
 bool sx_api_not_modified(sx_request *r, const sx_api_etag_buf *e);
 
+/* ---- reads of the store (request.c) -------------------------------------------------------------- */
+
+/*
+ * A read for a request, made where the store allows: inline on r's loop when the store answers from
+ * memory or local files, on the worker pool when its reads are slow (SX_STORAGE_CAP_SLOW_READS: a
+ * database), so that a loop never waits for the network and keeps answering what needs no read.
+ * The handler authenticates and checks the request on the loop, fills the job, and starts it.
+ *
+ * read() works only on the job: its copies of what the request said, and j->pool for the memory
+ * of the answer (r's own pool inline; on the worker pool a pool of the job's that r takes over
+ * before answer() runs, so the answer is sent as read() wrote it, and what it allocated wiped is
+ * wiped when r ends). answer() runs on r's loop while r lives and sends. A read whose request went
+ * away is dropped when it comes back.
+ */
+typedef struct sx_read_job sx_read_job;
+struct sx_read_job {
+    sx_api_job base;
+    sx_secrets_place place;
+    int (*read)(sx_read_job *j, const sx_secrets_ctx *c);
+    void (*answer)(sx_read_job *j);
+    void (*clear)(sx_read_job *j); /* frees what a handler's job owns (NULL: nothing); any thread */
+    h2o_mem_pool_t *pool;          /* where read() allocates the answer */
+    bool on_loop;                  /* read() runs on r's loop (it may use the loop's caches) */
+    char *if_none_match;           /* the request's If-None-Match fields, comma-joined; NULL = none */
+    size_t if_none_match_len;
+    /* outcome */
+    int rc;
+    bool not_modified; /* read() found the representation the client has: 304 */
+    bool has_etag;
+    sx_api_etag_buf etag;
+    h2o_iovec_t body; /* in j->pool */
+    /* the job's own pool, on the worker pool only */
+    h2o_mem_pool_t own;
+    bool own_live;
+};
+
+/* A zeroed read job of size bytes (a struct whose first member is sx_read_job) for r on place p,
+ * with If-None-Match copied. Answers 503 and returns NULL when out of memory. */
+void *sx_read_job_new(sx_request *r, size_t size, const sx_secrets_place *p,
+                      int (*read)(sx_read_job *, const sx_secrets_ctx *), void (*answer)(sx_read_job *),
+                      void (*clear)(sx_read_job *));
+/* Run it inline or hand it to the worker pool (see above); the job is the callee's either way. */
+void sx_read_job_start(sx_request *r, sx_read_job *j);
+/* In read(): a conditional read whose If-None-Match names e (or is "*"): sets the outcome to 304
+ * with e and returns true; nothing more needs to be read. */
+bool sx_read_job_not_modified(sx_read_job *j, const sx_api_etag_buf *e);
+/* In answer(): a successful read's answer: 304 with the ETag, or 200 with the ETag and the JSON
+ * body. */
+void sx_read_job_send(sx_read_job *j);
+
 /* ---- the Secret object and the writes (secrets.c) ------------------------------------------------ */
 
 /* Write a Secret object straight into out, which has room for sx_secret_json_max(namelen,

@@ -176,6 +176,40 @@ static void gen_requests(out *o, const sx_metrics_snapshot *m)
     }
 }
 
+/* A networked store's connection (storage.h, sx_storage_remote): where, its role, reconnects and
+ * the last failover. Nothing for a store in local files or memory. */
+static void gen_database(out *o, sx_storage *st)
+{
+    sx_storage_remote rm;
+    if (sx_storage_remote_get(st, &rm) != 0)
+        return;
+    /* A label value escapes backslash, double quote and newline (the text format). */
+    char host[2 * SX_STORAGE_HOST_MAX + 16];
+    size_t n = 0;
+    for (const char *p = rm.host; *p && n + 2 < sizeof(host) - 8; p++) {
+        if (*p == '\\' || *p == '"')
+            host[n++] = '\\';
+        if (*p == '\n') {
+            host[n++] = '\\';
+            host[n++] = 'n';
+            continue;
+        }
+        host[n++] = *p;
+    }
+    n += (size_t)snprintf(host + n, sizeof(host) - n, ":%u", rm.port);
+    family(o, "secretsd_db_info", "gauge",
+           "The database server this node reached last (host:port), 1 while a connection to it is open.");
+    put(o, "secretsd_db_info{host=\"%s\"} %d\n", host, rm.connected ? 1 : 0);
+    family(o, "secretsd_db_primary", "gauge", "1 when that database server takes writes, 0 when it is a standby.");
+    if (rm.primary >= 0)
+        put(o, "secretsd_db_primary %d\n", rm.primary);
+    family(o, "secretsd_db_reconnects_total", "counter", "Database connections opened again after one was lost.");
+    put(o, "secretsd_db_reconnects_total %" PRIu64 "\n", rm.reconnects);
+    family(o, "secretsd_db_last_failover_timestamp_seconds", "gauge",
+           "When a reconnect last reached another database server, or the primary turned standby (0 = never).");
+    put(o, "secretsd_db_last_failover_timestamp_seconds %" PRId64 "\n", rm.last_failover_ms / 1000);
+}
+
 static void metrics_done(sx_job *job)
 {
     metrics_job *j = (metrics_job *)job;
@@ -238,6 +272,7 @@ static void metrics_done(sx_job *job)
         family(&o, "secretsd_compaction_failures_total", "counter", "Compaction rounds that failed (retried later).");
         put(&o, "secretsd_compaction_failures_total %" PRIu64 "\n", ss.compact_failures);
     }
+    gen_database(&o, s->storage);
     sx_audit_stats as;
     sx_audit_get_stats(s->audit, &as);
     family(&o, "secretsd_audit_enabled", "gauge", "1 when [log] audit_log is set.");

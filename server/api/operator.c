@@ -136,6 +136,38 @@ static void gen_sweeper(yajl_gen g, sx_server *s)
     yajl_gen_map_close(g);
 }
 
+/* "database": where a networked store is connected, its role, reconnects, the last failover; null
+ * for a store in local files or memory. */
+static void gen_database(yajl_gen g, sx_server *s)
+{
+    sx_storage_remote rm;
+    sx_json_str(g, "database");
+    if (sx_storage_remote_get(s->storage, &rm) != 0) {
+        yajl_gen_null(g);
+        return;
+    }
+    yajl_gen_map_open(g);
+    sx_json_kv(g, "host", rm.host);
+    sx_api_gen_uint(g, "port", rm.port);
+    sx_json_str(g, "connected");
+    yajl_gen_bool(g, rm.connected);
+    sx_json_str(g, "primary");
+    if (rm.primary >= 0)
+        yajl_gen_bool(g, rm.primary);
+    else
+        yajl_gen_null(g);
+    sx_api_gen_uint(g, "reconnects", rm.reconnects);
+    sx_json_str(g, "lastFailoverAt");
+    if (rm.last_failover_ms) {
+        char ts[32];
+        sx_time_format(rm.last_failover_ms, ts, sizeof(ts));
+        sx_json_str(g, ts);
+    } else {
+        yajl_gen_null(g);
+    }
+    yajl_gen_map_close(g);
+}
+
 static void status_done(sx_job *job)
 {
     status_job *j = (status_job *)job;
@@ -193,6 +225,7 @@ static void status_done(sx_job *job)
         gen_rotation(g, &j->rots[i]);
     yajl_gen_array_close(g);
     gen_sweeper(g, s);
+    gen_database(g, s);
     yajl_gen_map_close(g);
     h2o_iovec_t body = sx_json_gen_finish(g, &r->req->pool);
     sx_send_json(r, 200, NULL, body.base, body.len);

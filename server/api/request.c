@@ -10,6 +10,7 @@
 
 #include "ops/ops.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,116 @@ void *sx_api_job_new(sx_request *r, size_t size, void (*work)(sx_job *), void (*
     return j;
 }
 
+/* ---- reads of the store -------------------------------------------------------------------------- */
+
+static void read_job_release(sx_job *job)
+{
+    sx_read_job *j = (sx_read_job *)job;
+    if (j->clear)
+        j->clear(j);
+    if (j->own_live)
+        h2o_mem_clear_pool(&j->own); /* wipes what read() allocated wiped */
+    free(j->if_none_match);
+    free(j);
+}
+
+void *sx_read_job_new(sx_request *r, size_t size, const sx_secrets_place *p,
+                      int (*read)(sx_read_job *, const sx_secrets_ctx *), void (*answer)(sx_read_job *),
+                      void (*clear)(sx_read_job *))
+{
+    h2o_headers_t *hs = &r->req->headers;
+    size_t inm = 0;
+    for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_IF_NONE_MATCH, i)) >= 0;)
+        inm += hs->entries[i].value.len + 1;
+    sx_read_job *j = sx_api_job_new(r, size, NULL, NULL, read_job_release);
+    if (!j)
+        return NULL;
+    if (inm) {
+        if (!(j->if_none_match = malloc(inm))) {
+            free(j);
+            sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+            return NULL;
+        }
+        /* Several If-None-Match fields are one list (RFC 9110, 5.3). */
+        for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_IF_NONE_MATCH, i)) >= 0;) {
+            if (j->if_none_match_len)
+                j->if_none_match[j->if_none_match_len++] = ',';
+            memcpy(j->if_none_match + j->if_none_match_len, hs->entries[i].value.base, hs->entries[i].value.len);
+            j->if_none_match_len += hs->entries[i].value.len;
+        }
+    }
+    j->place = *p;
+    j->read = read;
+    j->answer = answer;
+    j->clear = clear;
+    return j;
+}
+
+static void read_job_work(sx_job *job)
+{
+    sx_read_job *j = (sx_read_job *)job;
+    sx_secrets_ctx c;
+    sx_api_secrets_ctx_pool(j->base.server, &c);
+    j->rc = j->read(j, &c);
+}
+
+static void keep_pool_dispose(void *p)
+{
+    h2o_mem_clear_pool(p);
+}
+
+static void read_job_done(sx_job *job)
+{
+    sx_read_job *j = (sx_read_job *)job;
+    h2o_req_t *req = j->base.r->req;
+    /* The request takes the answer's memory over: it lives (and is wiped) until the request ends. */
+    h2o_mem_pool_t *kept = h2o_mem_alloc_shared(&req->pool, sizeof(*kept), keep_pool_dispose);
+    *kept = j->own;
+    j->own_live = false;
+    j->pool = kept;
+    j->answer(j);
+}
+
+void sx_read_job_start(sx_request *r, sx_read_job *j)
+{
+    if (!sx_storage_has(r->server->storage, SX_STORAGE_CAP_SLOW_READS)) {
+        sx_secrets_ctx c;
+        sx_api_secrets_ctx(r, &c);
+        j->pool = &r->req->pool;
+        j->on_loop = true;
+        j->rc = j->read(j, &c);
+        j->answer(j);
+        read_job_release(&j->base.super);
+        return;
+    }
+    h2o_mem_init_pool(&j->own);
+    j->own_live = true;
+    j->pool = &j->own;
+    j->base.super.work = read_job_work;
+    j->base.super.done = read_job_done;
+    sx_request_submit(r, &j->base.super);
+}
+
+bool sx_read_job_not_modified(sx_read_job *j, const sx_api_etag_buf *e)
+{
+    if (!j->if_none_match || !sx_api_etag_list_match(j->if_none_match, j->if_none_match_len, e->s, e->len, true))
+        return false;
+    j->etag = *e;
+    j->has_etag = true;
+    j->not_modified = true;
+    return true;
+}
+
+void sx_read_job_send(sx_read_job *j)
+{
+    sx_request *r = j->base.r;
+    sx_api_etag_add(r, j->has_etag ? &j->etag : NULL);
+    if (j->not_modified)
+        sx_send_not_modified(r);
+    else
+        sx_send_json_pooled(r, 200, j->body);
+}
+
 /* ---- the path and the caller --------------------------------------------------------------------- */
 
 void sx_api_copy_param(char *dst, size_t cap, h2o_iovec_t v)
@@ -61,6 +172,64 @@ void sx_api_place_of(sx_request *r, sx_secrets_place *ret)
         sx_api_copy_param(ret->name, sizeof(ret->name), r->params[3]);
 }
 
+/*
+ * The caller's token record when the loop's cache cannot answer and the store's reads are slow:
+ * read on the worker pool, handed to the request, and the route's handler runs again from the
+ * start (every handler authenticates before it does anything else), now verifying with it.
+ */
+typedef struct auth_fetch_job {
+    sx_api_job base;
+    char *value; /* the Authorization header value: a token, wiped in release */
+    size_t vlen;
+    sx_auth_fetch *fetch;
+    int rc;
+} auth_fetch_job;
+
+static void auth_fetch_work(sx_job *job)
+{
+    auth_fetch_job *j = (auth_fetch_job *)job;
+    j->rc = sx_auth_fetch_new(j->base.server->auth, j->value, j->vlen, &j->fetch);
+}
+
+static void auth_fetch_done(sx_job *job)
+{
+    auth_fetch_job *j = (auth_fetch_job *)job;
+    sx_request *r = j->base.r;
+    if (j->rc != 0) {
+        sx_send_failure(r, SX_ERR_AUTH, j->rc == SX_AUTH_EMALFORMED ? j->rc : SX_AUTH_EUNAVAILABLE, NULL);
+        return;
+    }
+    r->auth_fetch = j->fetch;
+    j->fetch = NULL;
+    sx_request_rerun(r);
+}
+
+static void auth_fetch_release(sx_job *job)
+{
+    auth_fetch_job *j = (auth_fetch_job *)job;
+    if (j->value) {
+        sodium_memzero(j->value, j->vlen);
+        free(j->value);
+    }
+    sx_auth_fetch_free(j->fetch);
+    free(j);
+}
+
+static void auth_fetch_submit(sx_request *r, const char *value, size_t vlen)
+{
+    auth_fetch_job *j = sx_api_job_new(r, sizeof(*j), auth_fetch_work, auth_fetch_done, auth_fetch_release);
+    if (!j)
+        return;
+    if (!(j->value = malloc(vlen ? vlen : 1))) {
+        auth_fetch_release(&j->base.super);
+        sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+        return;
+    }
+    memcpy(j->value, value, vlen);
+    j->vlen = vlen;
+    sx_request_submit(r, &j->base.super);
+}
+
 bool sx_api_authenticate(sx_request *r, const char *value, size_t vlen, sx_auth_token *ret_principal)
 {
     h2o_req_t *req = r->req;
@@ -71,8 +240,18 @@ bool sx_api_authenticate(sx_request *r, const char *value, size_t vlen, sx_auth_
         ss.ss_family = AF_UNSPEC;
     unsigned retry_after = 0;
     sx_auth_token principal;
-    int rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,
+    int rc;
+    if (sx_storage_has(s->storage, SX_STORAGE_CAP_SLOW_READS)) {
+        rc = sx_auth_authenticate_nowait(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value,
+                                         vlen, sx_clock_wall_ms(), r->auth_fetch, &principal, &retry_after);
+        if (rc == -EWOULDBLOCK) {
+            auth_fetch_submit(r, value, vlen); /* answers, or runs the handler again */
+            return false;
+        }
+    } else {
+        rc = sx_auth_authenticate(s->auth, r->thread->auth_cache, s->throttle, (struct sockaddr *)&ss, value, vlen,
                                   sx_clock_wall_ms(), &principal, &retry_after);
+    }
     if (rc == SX_AUTH_ERATELIMITED) {
         char buf[16];
         int n = snprintf(buf, sizeof(buf), "%u", retry_after ? retry_after : 1);

@@ -3,7 +3,8 @@
  * GET, PUT (description) and DELETE on /{o}/{p}/envs/{env}/secrets/{name}; and the write jobs that
  * values.c shares.
  *
- * Reads run inline on the event loop (storage reads are served from caches). A write is validated
+ * Reads are read jobs (api.h): inline on the event loop when the store answers from memory or local
+ * files, on the worker pool when it is a database. A write is validated
  * on the loop (auth, media type, strict JSON, the field rules) and handed to the worker pool as a
  * job that owns copies of everything it needs, since the request may go away while it runs; the
  * transaction itself is secrets/'s.
@@ -81,6 +82,44 @@ static void send_read_failure(sx_request *r, int rc, const char *what)
 
 /* ---- reads --------------------------------------------------------------------------------------- */
 
+static int get_read(sx_read_job *j, const sx_secrets_ctx *c)
+{
+    sx_secret_meta_view m;
+    void *raw = NULL;
+    uint64_t rev = 0;
+    int rc = sx_secrets_get(c, &j->place, &raw, &m, &rev);
+    if (rc != 0)
+        return rc;
+    size_t namelen = strlen(j->place.name);
+    char *buf = h2o_mem_alloc_pool(j->pool, SECRET_JSON_MAX(namelen, m.description_len));
+    j->body = h2o_iovec_init(buf, write_secret(buf, j->place.name, namelen, &m));
+    sx_storage_free(raw);
+    sx_api_etag_of_rev(rev, &j->etag);
+    j->has_etag = true;
+    return 0;
+}
+
+/* A metadata read, with where its answer is kept for the next read while the store is unchanged. */
+typedef struct get_job {
+    sx_read_job base;
+    bool cacheable;
+    uint64_t seq;
+    size_t id_len;
+    char id[SX_PAGE_ID_MAX];
+} get_job;
+
+static void get_answer(sx_read_job *rj)
+{
+    get_job *j = (get_job *)rj;
+    if (rj->rc != 0) {
+        send_read_failure(rj->base.r, rj->rc, "reading a secret");
+        return;
+    }
+    if (j->cacheable)
+        sx_meta_cache_put(j->id, j->id_len, j->seq, rj->body, h2o_iovec_init(rj->etag.s, rj->etag.len));
+    sx_read_job_send(rj);
+}
+
 void sx_api_get(sx_request *r)
 {
     sx_secrets_place p;
@@ -88,7 +127,7 @@ void sx_api_get(sx_request *r)
         return;
     /* An answer sent before is sent again while the store is unchanged (page_cache.c), as list
      * pages are: the change sequence is read before the record, so a racing write only makes the
-     * kept answer stale, never wrong. */
+     * kept answer stale, never wrong. Shared stores have no change sequence and are not cached. */
     uint64_t seq = 0;
     bool cacheable = sx_storage_change_seq(r->server->storage, &seq) == 0;
     char id[SX_PAGE_ID_MAX];
@@ -117,26 +156,16 @@ void sx_api_get(sx_request *r)
             return;
         }
     }
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    sx_secret_meta_view m;
-    void *raw = NULL;
-    uint64_t rev = 0;
-    int rc = sx_secrets_get(&c, &p, &raw, &m, &rev);
-    if (rc != 0) {
-        send_read_failure(r, rc, "reading a secret");
+    get_job *j = sx_read_job_new(r, sizeof(*j), &p, get_read, get_answer, NULL);
+    if (!j)
         return;
+    j->cacheable = cacheable;
+    if (cacheable) {
+        memcpy(j->id, id, id_len);
+        j->id_len = id_len;
+        j->seq = seq;
     }
-    size_t namelen = strlen(p.name);
-    char *buf = h2o_mem_alloc_pool(&r->req->pool, SECRET_JSON_MAX(namelen, m.description_len));
-    size_t n = write_secret(buf, p.name, namelen, &m);
-    sx_storage_free(raw);
-    sx_api_etag_buf e;
-    sx_api_etag_of_rev(rev, &e);
-    if (cacheable)
-        sx_meta_cache_put(id, id_len, seq, h2o_iovec_init(buf, n), h2o_iovec_init(e.s, e.len));
-    sx_api_etag_add(r, &e);
-    sx_send_json_pooled(r, 200, h2o_iovec_init(buf, n));
+    sx_read_job_start(r, &j->base);
 }
 
 /* Query of the list: limit=N (1..1000) and after=NAME, nothing else. */
@@ -186,48 +215,29 @@ static bool parse_list_query(sx_request *r, size_t *ret_limit, char *after, size
     return true;
 }
 
-void sx_api_list(sx_request *r)
-{
-    sx_secrets_place p;
-    if (!sx_api_begin(r, SX_AUTH_PERM_READ, &p))
-        return;
-    size_t limit = 0;
+/* A page of the list: what the query asked, and the Link to the next page. */
+typedef struct list_job {
+    sx_read_job base;
+    size_t limit;
     char after[SX_SECRETS_NAME_MAX + 1];
-    if (!parse_list_query(r, &limit, after, sizeof(after)))
-        return;
-
-    /* A page sent before is sent again while the store is unchanged (page_cache.c); the change
-     * sequence is read before the scan, so a write racing with it only makes the page stale. */
-    uint64_t seq = 0;
-    bool cacheable = sx_storage_change_seq(r->server->storage, &seq) == 0;
+    bool cacheable; /* the page goes into the loop's page cache under page_id at seq */
+    uint64_t seq;
     char page_id[SX_PAGE_ID_MAX];
-    size_t page_id_len = 0;
-    if (cacheable) {
-        int n = snprintf(page_id, sizeof(page_id), "%s/%s/%s\n%zu\n%s", p.org, p.project, p.env, limit, after);
-        page_id_len = n < 0 || (size_t)n >= sizeof(page_id) ? 0 : (size_t)n;
-        cacheable = page_id_len > 0;
-    }
-    if (cacheable) {
-        h2o_iovec_t cbody, clink;
-        if (sx_page_cache_get(page_id, page_id_len, seq, &r->req->pool, &cbody, &clink)) {
-            if (clink.len)
-                h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, clink.base, clink.len);
-            sx_send_json_pooled(r, 200, cbody);
-            return;
-        }
-    }
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
+    size_t page_id_len;
+    h2o_iovec_t link; /* in the job's pool; len 0 = the last page */
+} list_job;
+
+static int list_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    list_job *j = (list_job *)rj;
     sx_secrets_scan scan;
-    int rc = sx_secrets_list_open(&scan, &c, &p, after);
-    if (rc != 0) {
-        send_read_failure(r, rc, "listing secrets");
-        return;
-    }
-    /* Grown by doubling in the request pool; each record needs at most SECRET_JSON_MAX bytes. The
-     * first size holds a page of 100 secrets with descriptions of a sentence without growing. */
+    int rc = sx_secrets_list_open(&scan, c, &rj->place, j->after);
+    if (rc != 0)
+        return rc;
+    /* Grown by doubling; each record needs at most SECRET_JSON_MAX bytes. The first size holds a
+     * page of 100 secrets with descriptions of a sentence without growing. */
     size_t cap = 32768, len = 0;
-    char *buf = h2o_mem_alloc_pool(&r->req->pool, cap);
+    char *buf = h2o_mem_alloc_pool(rj->pool, cap);
     buf[len++] = '[';
     size_t count = 0;
     bool more = false;
@@ -237,7 +247,7 @@ void sx_api_list(sx_request *r)
     size_t namelen;
     sx_secret_meta_view m;
     while ((rc = sx_secrets_list_next(&scan, &name, &namelen, &m)) == 0) {
-        if (limit && count == limit) {
+        if (j->limit && count == j->limit) {
             more = true;
             break;
         }
@@ -245,7 +255,7 @@ void sx_api_list(sx_request *r)
         if (len + need > cap) {
             while (len + need > cap)
                 cap *= 2;
-            char *nb = h2o_mem_alloc_pool(&r->req->pool, cap);
+            char *nb = h2o_mem_alloc_pool(rj->pool, cap);
             memcpy(nb, buf, len);
             buf = nb;
         }
@@ -257,23 +267,68 @@ void sx_api_list(sx_request *r)
         count++;
     }
     sx_secrets_scan_close(&scan);
-    if (rc < 0) {
-        send_read_failure(r, rc, "listing secrets");
+    if (rc < 0)
+        return rc;
+    buf[len++] = ']';
+    rj->body = h2o_iovec_init(buf, len);
+    if (more) {
+        const sx_secrets_place *p = &rj->place;
+        char lbuf[1024];
+        int n = snprintf(lbuf, sizeof(lbuf), "</%s/%s/envs/%s/secrets?limit=%zu&after=%.*s>; rel=\"next\"", p->org,
+                         p->project, p->env, j->limit, (int)lastlen, last ? last : "");
+        j->link = h2o_strdup(rj->pool, lbuf, (size_t)n);
+    }
+    return 0;
+}
+
+static void list_answer(sx_read_job *rj)
+{
+    list_job *j = (list_job *)rj;
+    sx_request *r = rj->base.r;
+    if (rj->rc != 0) {
+        send_read_failure(r, rj->rc, "listing secrets");
         return;
     }
-    buf[len++] = ']';
-    h2o_iovec_t body = h2o_iovec_init(buf, len);
-    h2o_iovec_t link = {NULL, 0};
-    if (more) {
-        char lbuf[1024];
-        int n = snprintf(lbuf, sizeof(lbuf), "</%s/%s/envs/%s/secrets?limit=%zu&after=%.*s>; rel=\"next\"", p.org,
-                         p.project, p.env, limit, (int)lastlen, last ? last : "");
-        link = h2o_strdup(&r->req->pool, lbuf, (size_t)n);
-        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, link.base, link.len);
+    if (j->link.len)
+        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, j->link.base, j->link.len);
+    if (j->cacheable)
+        sx_page_cache_put(j->page_id, j->page_id_len, j->seq, rj->body, j->link);
+    sx_read_job_send(rj);
+}
+
+void sx_api_list(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_READ, &p))
+        return;
+    list_job *j = sx_read_job_new(r, sizeof(*j), &p, list_read, list_answer, NULL);
+    if (!j)
+        return;
+    if (!parse_list_query(r, &j->limit, j->after, sizeof(j->after))) {
+        j->base.base.super.release(&j->base.base.super);
+        return;
     }
-    if (cacheable)
-        sx_page_cache_put(page_id, page_id_len, seq, body, link);
-    sx_send_json_pooled(r, 200, body);
+
+    /* A page sent before is sent again while the store is unchanged (page_cache.c); the change
+     * sequence is read before the scan, so a write racing with it only makes the page stale. */
+    j->cacheable = sx_storage_change_seq(r->server->storage, &j->seq) == 0;
+    if (j->cacheable) {
+        int n =
+            snprintf(j->page_id, sizeof(j->page_id), "%s/%s/%s\n%zu\n%s", p.org, p.project, p.env, j->limit, j->after);
+        j->page_id_len = n < 0 || (size_t)n >= sizeof(j->page_id) ? 0 : (size_t)n;
+        j->cacheable = j->page_id_len > 0;
+    }
+    if (j->cacheable) {
+        h2o_iovec_t cbody, clink;
+        if (sx_page_cache_get(j->page_id, j->page_id_len, j->seq, &r->req->pool, &cbody, &clink)) {
+            j->base.base.super.release(&j->base.base.super);
+            if (clink.len)
+                h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_LINK, NULL, clink.base, clink.len);
+            sx_send_json_pooled(r, 200, cbody);
+            return;
+        }
+    }
+    sx_read_job_start(r, &j->base);
 }
 
 /* ---- write jobs ---------------------------------------------------------------------------------- */

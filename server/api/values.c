@@ -316,6 +316,77 @@ static int64_t reveal_version_of(sx_request *r)
     return 0;
 }
 
+/* A reveal: the version asked for (0 = the current one) and what failed. */
+typedef struct reveal_read_job {
+    sx_read_job base;
+    uint32_t asked;
+    const char *what; /* static: what was being done when rc failed */
+} reveal_read_job;
+
+static int reveal_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    reveal_read_job *j = (reveal_read_job *)rj;
+    const sx_secrets_place *p = &rj->place;
+    void *blob = NULL;
+    size_t blen = 0;
+    uint64_t rev = 0;
+    int64_t updated_ms = 0;
+    uint32_t version = j->asked;
+    j->what = "revealing a secret";
+    int rc = j->asked ? sx_secrets_reveal_version(c, p, version, &blob, &blen, &rev, &updated_ms)
+                      : sx_secrets_reveal(c, p, &blob, &blen, &rev, &updated_ms, &version);
+    if (rc != 0)
+        return rc;
+    /* The ETag of the current value is the secret's revision (as set-value answered it, for an
+     * If-Match); version N's names that version of this secret, whose plaintext never changes. */
+    if (j->asked) {
+        uint8_t tag[SX_SECRETS_TAG_LEN];
+        sx_secrets_version_tag(p, version, tag);
+        sx_api_etag_of_tag(tag, &rj->etag);
+    } else {
+        sx_api_etag_of_rev(rev, &rj->etag);
+    }
+    rj->has_etag = true;
+    if (sx_read_job_not_modified(rj, &rj->etag)) { /* nothing decrypted, no value leaves */
+        sx_storage_free(blob);
+        return 0;
+    }
+    size_t namelen = strlen(p->name);
+    sx_wiped_out o = {.pool = rj->pool};
+    sx_wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
+    sx_wiped_lit(&o, "{\"name\":\"", 9);
+    sx_wiped_lit(&o, p->name, namelen);
+    sx_wiped_lit(&o, "\",\"value\":\"", 11);
+    if ((rc = sx_wiped_value(&o, c, p, version, blob, blen)) != 0) {
+        j->what = "reading a data key";
+        return rc;
+    }
+    sx_wiped_reserve(&o, 80);
+    if (j->asked) /* a version's answer names it, and its updatedAt is when that version was written */
+        o.len += (size_t)snprintf(o.buf + o.len, 32, "\",\"version\":%u", version);
+    else
+        sx_wiped_lit(&o, "\"", 1);
+    sx_wiped_lit(&o, ",\"updatedAt\":\"", 14);
+    o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
+    sx_wiped_lit(&o, "\"}", 2);
+    rj->body = h2o_iovec_init(o.buf, o.len);
+    return 0;
+}
+
+/* The answer of a reveal or of the env's values: the failure, a 304, or the values once the audit
+ * allows them to leave. */
+static void revealed_answer(sx_read_job *rj)
+{
+    reveal_read_job *j = (reveal_read_job *)rj;
+    sx_request *r = rj->base.r;
+    if (rj->rc != 0)
+        sx_api_send_unreadable(r, rj->rc, j->what);
+    else if (rj->not_modified)
+        sx_read_job_send(rj);
+    else
+        sx_api_send_revealed(r, &rj->place, rj->has_etag ? &rj->etag : NULL, rj->body);
+}
+
 void sx_api_reveal(sx_request *r)
 {
     sx_secrets_place p;
@@ -324,52 +395,11 @@ void sx_api_reveal(sx_request *r)
     int64_t asked = reveal_version_of(r);
     if (asked < 0)
         return;
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    void *blob = NULL;
-    size_t blen = 0;
-    uint64_t rev = 0;
-    int64_t updated_ms = 0;
-    uint32_t version = (uint32_t)asked;
-    int rc = asked ? sx_secrets_reveal_version(&c, &p, version, &blob, &blen, &rev, &updated_ms)
-                   : sx_secrets_reveal(&c, &p, &blob, &blen, &rev, &updated_ms, &version);
-    if (rc != 0) {
-        sx_api_send_unreadable(r, rc, "revealing a secret");
+    reveal_read_job *j = sx_read_job_new(r, sizeof(*j), &p, reveal_read, revealed_answer, NULL);
+    if (!j)
         return;
-    }
-    /* The ETag of the current value is the secret's revision (as set-value answered it, for an
-     * If-Match); version N's names that version of this secret, whose plaintext never changes. */
-    sx_api_etag_buf etag;
-    if (asked) {
-        uint8_t tag[SX_SECRETS_TAG_LEN];
-        sx_secrets_version_tag(&p, version, tag);
-        sx_api_etag_of_tag(tag, &etag);
-    } else {
-        sx_api_etag_of_rev(rev, &etag);
-    }
-    if (sx_api_not_modified(r, &etag)) { /* nothing decrypted, no value leaves */
-        sx_storage_free(blob);
-        return;
-    }
-    size_t namelen = strlen(p.name);
-    sx_wiped_out o = {.pool = &r->req->pool};
-    sx_wiped_reserve(&o, 96 + namelen + SX_CRYPTO_VALUE_PLAIN_LEN(blen)); /* all of it, unless escaped */
-    sx_wiped_lit(&o, "{\"name\":\"", 9);
-    sx_wiped_lit(&o, p.name, namelen);
-    sx_wiped_lit(&o, "\",\"value\":\"", 11);
-    if ((rc = sx_wiped_value(&o, &c, &p, version, blob, blen)) != 0) {
-        sx_api_send_unreadable(r, rc, "reading a data key");
-        return;
-    }
-    sx_wiped_reserve(&o, 80);
-    if (asked) /* a version's answer names it, and its updatedAt is when that version was written */
-        o.len += (size_t)snprintf(o.buf + o.len, 32, "\",\"version\":%u", version);
-    else
-        sx_wiped_lit(&o, "\"", 1);
-    sx_wiped_lit(&o, ",\"updatedAt\":\"", 14);
-    o.len += sx_time_format(updated_ms, o.buf + o.len, 32);
-    sx_wiped_lit(&o, "\"}", 2);
-    sx_api_send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
+    j->asked = (uint32_t)asked;
+    sx_read_job_start(r, &j->base);
 }
 
 /* ---- the values of an environment ---------------------------------------------------------------- */
@@ -412,19 +442,20 @@ int sx_api_values_write(const sx_secrets_ctx *c, const sx_secrets_place *env, sx
 
 /*
  * The ETag the env's values map has now, for a conditional read: from the metadata records, or,
- * while the store has not changed since it was last worked out on this loop, from the page cache
- * (page_cache.c: the store's change sequence is read before the walk, so a write racing with it
- * only makes the entry stale). Only the tag is kept, never a value, and only after the caller's
- * permission was checked, as for every read. False when the walk failed.
+ * on the loop while the store has not changed since it was last worked out there, from the loop's
+ * page cache (page_cache.c: the store's change sequence is read before the walk, so a write racing
+ * with it only makes the entry stale). Only the tag is kept, never a value, and only after the
+ * caller's permission was checked, as for every read. False when the walk failed.
  */
-static bool values_etag_now(sx_request *r, const sx_secrets_ctx *c, const sx_secrets_place *p, sx_api_etag_buf *ret)
+static bool values_etag_now(sx_read_job *j, const sx_secrets_ctx *c, sx_api_etag_buf *ret)
 {
+    const sx_secrets_place *p = &j->place;
     uint64_t seq = 0;
     char id[SX_PAGE_ID_MAX];
     int n = snprintf(id, sizeof(id), "%s/%s/%s\nvalues etag", p->org, p->project, p->env);
-    bool cacheable = n > 0 && (size_t)n < sizeof(id) && sx_storage_change_seq(r->server->storage, &seq) == 0;
+    bool cacheable = j->on_loop && n > 0 && (size_t)n < sizeof(id) && sx_storage_change_seq(c->storage, &seq) == 0;
     h2o_iovec_t body, link;
-    if (cacheable && sx_page_cache_get(id, (size_t)n, seq, &r->req->pool, &body, &link) && body.len < SX_API_ETAG_MAX) {
+    if (cacheable && sx_page_cache_get(id, (size_t)n, seq, j->pool, &body, &link) && body.len < SX_API_ETAG_MAX) {
         memcpy(ret->s, body.base, body.len);
         ret->s[body.len] = '\0';
         ret->len = body.len;
@@ -439,26 +470,33 @@ static bool values_etag_now(sx_request *r, const sx_secrets_ctx *c, const sx_sec
     return true;
 }
 
+static int values_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    reveal_read_job *j = (reveal_read_job *)rj;
+    j->what = "reading values";
+    /* A poller that has the map already: a walk of the metadata that reads no value tells whether
+     * it changed. When it did (or that walk failed), the map is read and its ETag is the one of the
+     * values sent. */
+    sx_api_etag_buf etag;
+    if (rj->if_none_match && values_etag_now(rj, c, &etag) && sx_read_job_not_modified(rj, &etag))
+        return 0;
+    uint8_t tag[SX_SECRETS_TAG_LEN];
+    sx_wiped_out o = {.pool = rj->pool};
+    int rc = sx_api_values_write(c, &rj->place, &o, tag);
+    if (rc != 0)
+        return rc;
+    sx_api_etag_of_tag(tag, &rj->etag);
+    rj->has_etag = true;
+    rj->body = h2o_iovec_init(o.buf, o.len);
+    return 0;
+}
+
 void sx_api_values(sx_request *r)
 {
     sx_secrets_place p;
     if (!sx_api_begin(r, SX_AUTH_PERM_REVEAL, &p))
         return;
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    /* A poller that has the map already: a walk of the metadata that reads no value tells whether
-     * it changed. When it did (or that walk failed), the map is read and its ETag is the one of the
-     * values sent. */
-    sx_api_etag_buf etag;
-    if (sx_api_has_if_none_match(r) && values_etag_now(r, &c, &p, &etag) && sx_api_not_modified(r, &etag))
-        return;
-    uint8_t tag[SX_SECRETS_TAG_LEN];
-    sx_wiped_out o = {.pool = &r->req->pool};
-    int rc = sx_api_values_write(&c, &p, &o, tag);
-    if (rc != 0) {
-        sx_api_send_unreadable(r, rc, "reading values");
-        return;
-    }
-    sx_api_etag_of_tag(tag, &etag);
-    sx_api_send_revealed(r, &p, &etag, h2o_iovec_init(o.buf, o.len));
+    reveal_read_job *j = sx_read_job_new(r, sizeof(*j), &p, values_read, revealed_answer, NULL);
+    if (j)
+        sx_read_job_start(r, &j->base);
 }

@@ -30,38 +30,60 @@ bool sx_api_version_parse(const char *s, size_t len, uint32_t *ret_version)
 
 /* ---- the list ------------------------------------------------------------------------------------ */
 
-void sx_api_versions(sx_request *r)
+/* The list is read by a read job (inline, or on the worker pool when the store's reads are slow)
+ * and written out on the loop. */
+typedef struct versions_job {
+    sx_read_job base;
+    sx_secrets_version *list;
+    size_t n;
+} versions_job;
+
+static int versions_read(sx_read_job *rj, const sx_secrets_ctx *c)
 {
-    sx_secrets_place p;
-    if (!sx_api_begin(r, SX_AUTH_PERM_READ, &p))
-        return;
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    sx_secrets_version *list = NULL;
-    size_t n = 0;
-    int rc = sx_secrets_versions(&c, &p, &list, &n);
-    if (rc != 0) {
-        if (rc != -ENOENT)
-            sx_log(SX_LOG_WARN, "listing the versions of a secret failed: %s", sx_storage_strerror(rc));
-        sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
+    versions_job *j = (versions_job *)rj;
+    return sx_secrets_versions(c, &rj->place, &j->list, &j->n);
+}
+
+static void versions_answer(sx_read_job *rj)
+{
+    versions_job *j = (versions_job *)rj;
+    sx_request *r = rj->base.r;
+    if (rj->rc != 0) {
+        if (rj->rc != -ENOENT)
+            sx_log(SX_LOG_WARN, "listing the versions of a secret failed: %s", sx_storage_strerror(rj->rc));
+        sx_send_failure(r, SX_ERR_SECRET, rj->rc, NULL);
         return;
     }
     static const char *const states[] = {"current", "previous", "destroyed"};
     yajl_gen g = sx_json_gen_thread();
     char ts[32];
     yajl_gen_array_open(g);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < j->n; i++) {
         yajl_gen_map_open(g);
         sx_json_str(g, "version");
-        yajl_gen_integer(g, list[i].version);
-        sx_time_format(list[i].created_ms, ts, sizeof(ts));
+        yajl_gen_integer(g, j->list[i].version);
+        sx_time_format(j->list[i].created_ms, ts, sizeof(ts));
         sx_json_kv(g, "createdAt", ts);
-        sx_json_kv(g, "state", states[list[i].state]);
+        sx_json_kv(g, "state", states[j->list[i].state]);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    free(list);
     sx_send_json_pooled(r, 200, sx_json_gen_thread_finish(g, &r->req->pool));
+}
+
+static void versions_clear(sx_read_job *rj)
+{
+    free(((versions_job *)rj)->list);
+}
+
+void sx_api_versions(sx_request *r)
+{
+    sx_secrets_place p;
+    if (!sx_api_begin(r, SX_AUTH_PERM_READ, &p))
+        return;
+    versions_job *j = sx_read_job_new(r, sizeof(*j), &p, versions_read, versions_answer, versions_clear);
+    if (j)
+        sx_read_job_start(r, &j->base);
 }
 
 /* ---- destroy ------------------------------------------------------------------------------------- */

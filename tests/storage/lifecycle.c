@@ -56,7 +56,11 @@ static void test_registry_lists_backends(void)
     CHECK(sx_storage_backend_find("rocksdb")->caps & SX_STORAGE_CAP_DURABLE);
     CHECK(!(sx_storage_backend_find("memory")->caps & SX_STORAGE_CAP_DURABLE));
 #ifdef SX_HAVE_POSTGRES
-    CHECK_INT(sx_storage_backend_find("postgres")->caps, SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED);
+    CHECK_INT(sx_storage_backend_find("postgres")->caps,
+              SX_STORAGE_CAP_DURABLE | SX_STORAGE_CAP_SHARED | SX_STORAGE_CAP_SLOW_READS);
+    /* Local stores answer reads from memory or files: the server reads them on its loops. */
+    CHECK(!(sx_storage_backend_find("rocksdb")->caps & SX_STORAGE_CAP_SLOW_READS));
+    CHECK(!(sx_storage_backend_find("memory")->caps & SX_STORAGE_CAP_SLOW_READS));
 #else
     CHECK(sx_storage_backend_find("postgres") == NULL);
 #endif
