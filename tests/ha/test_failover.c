@@ -24,6 +24,11 @@
  * every acknowledged create still exists and every value is the last acknowledged one or a later
  * attempt whose answer was lost. No timing is asserted.
  *
+ * Besides its own clients, two lin_load processes (tests/lin) run through haproxy's port for the
+ * whole run, one over HTTP/1.1 (a keep-alive connection per client), one over h2c, on secrets of
+ * their own env (lin/ha/prod, an owner token); at the end lin_check must find each recorded history
+ * linearizable. A failing run keeps the histories and says where.
+ *
  * `test_failover failover_and_failback_lose_no_acknowledged_write` keeps the load on a few seconds
  * around each step; `..._long` for 30 s around each (ctest label "long").
  */
@@ -34,6 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "harness.h"
@@ -46,6 +54,10 @@
 #define MAX_CREATES      4096  /* secrets each client may create */
 #define RECOVERY_MS      60000 /* the bound on "every node serves writes again" */
 #define FAILURE_PAUSE_MS 20    /* a client waits this long after a failed request, as a retrying client would */
+#define LIN_CLIENTS      "4"   /* of each lin_load */
+#define LIN_KEYS         "3"
+#define LIN_SECONDS      "3600" /* an upper bound: the test stops lin_load (SIGTERM) after the fail-back */
+#define LIN_CHECK_SECS   "600"  /* lin_check's time budget per key, so that its step budget decides */
 
 static int g_skip;
 
@@ -308,8 +320,9 @@ static void *client_main(void *arg)
             snprintf(path, sizeof(path), "/acme/ha/envs/prod/secrets/C%dK%d/value", c->id, k);
             int floor = c->acked[k], ceil = c->attempted[k];
             st = client_call(c, curl, "GET", path, NULL, &body);
-            ok = client_count(c, sent, st, body, st == 200 || (st == 404 && ceil == 0)); /* no value yet */
-            if (st == 404 && ceil > 0)
+            /* no value yet: none sent, or none acknowledged (the answers of those sent were lost) */
+            ok = client_count(c, sent, st, body, st == 200 || (st == 404 && floor == 0));
+            if (st == 404 && floor > 0)
                 stale_read(c, k, -1, floor, ceil);
             int got = st == 200 ? value_seq(body, c->id, k) : 0;
             if (st == 200 && (got < floor || got > ceil))
@@ -323,6 +336,104 @@ static void *client_main(void *arg)
     }
     curl_easy_cleanup(curl);
     return NULL;
+}
+
+/* ---- lin_load through haproxy --------------------------------------------------------------------- */
+
+enum { LIN_LOADS = 2 }; /* HTTP/1.1, h2c */
+
+typedef struct lin_run {
+    char *dir, *token_file;
+    char history[LIN_LOADS][600];
+    pid_t pid[LIN_LOADS];
+} lin_run;
+
+/* Start argv[0] with argv; the child gets SIGTERM should this test die first. The pid, or -1. */
+static pid_t spawn(char *const argv[])
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait for pid; true when it exited with status 0. */
+static bool exited_ok(pid_t pid)
+{
+    int st = 0;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Mint an owner token for lin/ha/prod and start the lin_loads through haproxy. */
+static bool lin_start(ha *h, lin_run *lr)
+{
+    memset(lr, 0, sizeof(*lr));
+    lr->dir = sx_test_tmpdir("ha-lin");
+    lr->token_file = sx_test_path(lr->dir, "token");
+    char *token = sx_srv_mint_token(&h->nodes[0], "lin", "ha", "prod", "owner", NULL);
+    if (!token)
+        return false;
+    int w = sx_test_write_file(lr->token_file, token, strlen(token));
+    free(token);
+    if (w != 0)
+        return false;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", h->lb.port);
+    for (int i = 0; i < LIN_LOADS; i++) {
+        snprintf(lr->history[i], sizeof(lr->history[i]), "%s/history-%s.jsonl", lr->dir, i ? "h2c" : "http1");
+        char *argv[] = {
+            SX_LIN_LOAD_PATH, "--url",     url,         "--token-file", lr->token_file, "--org",           "lin",
+            "--project",      "ha",        "--env",     "prod",         "--clients",    LIN_CLIENTS,       "--keys",
+            LIN_KEYS,         "--seconds", LIN_SECONDS, "--history",    lr->history[i], i ? "--h2" : NULL, NULL};
+        if ((lr->pid[i] = spawn(argv)) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* The number of lines of a history whose outcome is ok. */
+static long history_ok(const char *path)
+{
+    char *text = sx_test_read_file(path, NULL);
+    long n = 0;
+    for (const char *p = text; p && (p = strstr(p, "\"outcome\":\"ok\"")); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/* Stop each lin_load in turn (it finishes its requests in flight and prints its counts), then
+ * lin_check its history: it prints the counts and the verdict and must find it linearizable.
+ * Keeps the histories when anything failed. */
+static void lin_finish(lin_run *lr)
+{
+    for (int i = 0; i < LIN_LOADS; i++) {
+        if (lr->pid[i] <= 0)
+            continue;
+        printf("lin_load over %s through haproxy, history %s:\n", i ? "h2c" : "HTTP/1.1", lr->history[i]);
+        fflush(stdout);
+        kill(lr->pid[i], SIGTERM);
+        CHECK(exited_ok(lr->pid[i]));
+        char *argv[] = {SX_LIN_CHECK_PATH, "--max-seconds", LIN_CHECK_SECS, lr->history[i], NULL};
+        bool linearizable = exited_ok(spawn(argv));
+        if (!linearizable)
+            fprintf(stderr, "lin_check: the history %s is not linearizable (or undecided, or unreadable)\n",
+                    lr->history[i]);
+        CHECK(linearizable);
+        CHECK(history_ok(lr->history[i]) > 0);
+    }
+    fflush(stdout);
+    if (sx_test_failures)
+        fprintf(stderr, "the lin_load histories are kept in %s\n", lr->dir);
+    else
+        sx_test_rmtree(lr->dir);
+    free(lr->dir);
+    free(lr->token_file);
 }
 
 /* ---- one failover -------------------------------------------------------------------------------- */
@@ -466,6 +577,8 @@ static void run(int steady_ms, int settle_ms)
         snprintf(json, sizeof(json), "{\"kind\":\"secret\",\"name\":\"PROBE%d\"}", i);
         CHECK_INT(call(&h, &h.via, "POST", "/acme/ha/envs/prod/secrets", json, NULL), 201);
     }
+    lin_run lr;
+    CHECK(lin_start(&h, &lr));
     for (int i = 0; i < CLIENTS; i++)
         REQUIRE(pthread_create(&th[i], NULL, client_main, &cl[i]) == 0);
     sx_test_sleep_ms(steady_ms);
@@ -486,6 +599,7 @@ static void run(int steady_ms, int settle_ms)
     atomic_store(&h.stop, true);
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(th[i], NULL);
+    lin_finish(&lr);
 
     long acked = 0, bad = 0, stale = 0;
     for (int i = 0; i < CLIENTS; i++) {

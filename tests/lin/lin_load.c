@@ -13,10 +13,12 @@
  * of this run, so a history always starts from secrets that do not exist.
  *
  * A request without an answer within 5 s, a broken connection or a 5xx is an unknown outcome. After
- * such a failure the client waits a little and goes on with a new connection; when that connection
+ * such a failure the client waits a little (longer after each failure in a row, up to 320 ms) and
+ * goes on, with a new connection after a transport failure; when that connection
  * is refused (the server is still down) nothing was sent, and that is a definite failure. So the server may be killed
  * and come back on the same address while this runs. lin_load does not judge the history: it exits 0 when it ran, 2 on
- * bad arguments or when it cannot write OUT.
+ * bad arguments or when it cannot write OUT. SIGTERM or SIGINT ends the run early, as the end of S seconds
+ * does: the requests in flight complete and are recorded, and the history is whole.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,7 +39,8 @@
 enum {
     TIMEOUT_MS = 5000,         /* a request without an answer by then has an unknown outcome */
     CONNECT_TIMEOUT_MS = 2000, /* ... and so has one whose connection was not accepted by then */
-    BACKOFF_MS = 20,           /* pause after a failed connection */
+    BACKOFF_MS = 20,           /* pause after a failed connection or a 5xx ... */
+    MAX_BACKOFF_MS = 320,      /* ... doubled after each failure in a row up to this */
     MAX_KEYS = 1000,
     MAX_CLIENTS = 256,
 };
@@ -60,13 +63,23 @@ typedef struct load {
 /* The failures counted apart in the summary; the last slot counts any other. */
 static const char *const fail_codes[] = {"not_found", "already_exists", "precondition_failed", "not_connected"};
 
+/* Set by SIGTERM or SIGINT: the clients start no new request. Lock-free, so safe in a handler. */
+static atomic_bool g_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    atomic_store(&g_stop, true);
+}
+
 typedef struct client {
     load *l;
     unsigned id;
     unsigned seed;
     unsigned long counter;
-    char **etags; /* the last ETag this client saw of each key, or NULL */
-    bool fresh;   /* the next request must open a new connection (the first one, or after a failure) */
+    char **etags;    /* the last ETag this client saw of each key, or NULL */
+    bool fresh;      /* the next request must open a new connection (the first one, or after a failure) */
+    long backoff_ms; /* the pause after the next failure; 0 after an answer */
 } client;
 
 typedef struct buf {
@@ -321,10 +334,17 @@ static void one_op(client *c, CURL *h)
     } else
         atomic_fetch_add(&l->unknown, 1);
     c->fresh = cc != CURLE_OK || l->h2c;
-    if (cc != CURLE_OK) {
-        struct timespec ts = {0, BACKOFF_MS * 1000000L};
+    /* After a failed connection or a 5xx the client waits before its next request, longer after
+     * each failure in a row, as a retrying client would: a server answering 503 at once (its
+     * database failing over) would otherwise get thousands of requests a second, each an unknown
+     * outcome the check must place. */
+    if (outcome[0] == 'u' || (code && strcmp(code, "not_connected") == 0)) {
+        long ms = c->backoff_ms ? c->backoff_ms : BACKOFF_MS;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
-    }
+        c->backoff_ms = ms * 2 < MAX_BACKOFF_MS ? ms * 2 : MAX_BACKOFF_MS;
+    } else
+        c->backoff_ms = 0;
 }
 
 static void *client_main(void *arg)
@@ -347,7 +367,7 @@ static void *client_main(void *arg)
         curl_easy_setopt(h, CURLOPT_CAINFO, l->cacert);
     if (l->h2c) /* see load.h2c */
         curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-    while (mono_ns() < l->deadline)
+    while (mono_ns() < l->deadline && !atomic_load(&g_stop))
         one_op(c, h);
     curl_easy_cleanup(h);
     return NULL;
@@ -424,6 +444,10 @@ int main(int argc, char **argv)
      * new connection for every request. Over TLS (ALPN h2) connections are kept. */
     l.h2c = l.h2 && strncmp(l.url, "https:", 6) != 0 && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     curl_global_init(CURL_GLOBAL_ALL);
     pthread_mutex_init(&l.out_lock, NULL);
     uint64_t t = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
@@ -435,12 +459,20 @@ int main(int argc, char **argv)
     pthread_t *tids = calloc(l.clients, sizeof(*tids));
     if (!cs || !tids)
         abort();
+    /* The clients start with SIGTERM and SIGINT blocked, so that only this thread takes them and
+     * no request of theirs is interrupted. */
+    sigset_t stops, before;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, &before);
     for (unsigned i = 0; i < l.clients; i++) {
         cs[i] = (client){.l = &l, .id = i, .seed = (unsigned)t + i * 7919u, .fresh = true};
         cs[i].etags = calloc(l.keys, sizeof(char *));
         if (!cs[i].etags || pthread_create(&tids[i], NULL, client_main, &cs[i]) != 0)
             abort();
     }
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
     for (unsigned i = 0; i < l.clients; i++) {
         pthread_join(tids[i], NULL);
         for (unsigned k = 0; k < l.keys; k++)
