@@ -223,6 +223,8 @@ static void on_request_dispose(void *p)
     sx_request *r = p;
     if (r->job)
         atomic_store(&r->job->cancelled, true);
+    if (r->audit_wait)
+        sx_audit_wait_request_gone(r);
     if (r->thread && r->thread->inflight)
         r->thread->inflight--;
     if (r->conn && r->conn->inflight)
