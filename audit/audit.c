@@ -415,6 +415,7 @@ static int load_head(const sx_audit *a, uint64_t *ret_seq, uint8_t *ret_mac, uin
 
 /* Parse the seq and MAC of the line of ll bytes at line; false when it is not one of ours. */
 static bool line_seq_mac(const char *line, size_t ll, uint64_t *ret_seq, uint8_t *ret_mac);
+#define MAC_TAIL_LEN (8 + 2 * MAC_LEN + 2) /* ,"mac":"<hex>"} */
 
 /* Read the first line of the file open at fd (for a head that does not name it yet). */
 static void read_first_line(sx_audit *a, const char *path)
@@ -429,6 +430,118 @@ static void read_first_line(sx_audit *a, const char *path)
     if (nl && line_seq_mac(buf, (size_t)(nl - buf), &a->first_seq, a->first_mac))
         return;
     a->first_seq = 0;
+}
+
+/* The chain MAC of a line whose bytes before ,"mac" are line[0..plen), after the MAC prev. */
+static void line_mac(const sx_audit *a, const uint8_t *prev, const char *line, size_t plen, uint8_t *ret_mac)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, a->key, 32, MAC_LEN);
+    crypto_generichash_update(&st, prev, MAC_LEN);
+    crypto_generichash_update(&st, (const unsigned char *)line, plen);
+    crypto_generichash_final(&st, ret_mac, MAC_LEN);
+}
+
+#define TAIL_CHUNK (1u << 20) /* the end of the file read first when looking for lines after the head */
+
+/*
+ * At start-up, on a file that already has lines: continue the chain from the file's last line when
+ * the file is ahead of the stored head. A crash (or SIGKILL) between a batch's write and its head
+ * store leaves such lines, which are the chain's; a restart that chained on from the head instead
+ * would number its open line like one already on file and make the file fail verification. The
+ * lines after the head are taken only as far as they chain from it (so an edited tail still
+ * shows). A last line cut short by the crash (a write interrupted part-way; it was never answered)
+ * is cut off first. Reads the file's end, more of it only when the lines after the head are many.
+ */
+static void continue_from(sx_audit *a, int rfd, size_t size)
+{
+    for (size_t chunk = TAIL_CHUNK;; chunk *= 4) {
+        size_t off = size > chunk ? size - chunk : 0;
+        char *buf = malloc(size - off);
+        if (!buf)
+            return;
+        ssize_t n = pread(rfd, buf, size - off, (off_t)off);
+        if (n != (ssize_t)(size - off)) {
+            free(buf);
+            return;
+        }
+        size_t len = (size_t)n;
+        if (buf[len - 1] != '\n') {
+            const char *last = NULL;
+            for (size_t i = len; i-- > 0;)
+                if (buf[i] == '\n') {
+                    last = buf + i;
+                    break;
+                }
+            if (!last && off > 0) { /* a line longer than the chunk: read more */
+                free(buf);
+                continue;
+            }
+            size_t keep = last ? (size_t)(last - buf) + 1 : 0;
+            if (ftruncate(a->fd, (off_t)(off + keep)) == 0) {
+                sx_log(SX_LOG_WARN, "audit log: cut an incomplete last line from \"%s\" (the server stopped mid-write)",
+                       a->path);
+                size = off + keep;
+                len = keep;
+            }
+        }
+        /* Find the head's line (none: the chain starts at the file's first line), then follow. */
+        size_t i = 0;
+        if (off > 0) {
+            const char *nl = memchr(buf, '\n', len);
+            i = nl ? (size_t)(nl - buf) + 1 : len;
+        }
+        bool found = a->seq == 0 && off == 0;
+        uint64_t seq = a->seq;
+        uint8_t prev[MAC_LEN];
+        memcpy(prev, a->prev, MAC_LEN);
+        while (i < len) {
+            const char *line = buf + i;
+            const char *nl = memchr(line, '\n', len - i);
+            size_t ll = (size_t)(nl - line);
+            i += ll + 1;
+            uint64_t ls;
+            uint8_t lm[MAC_LEN], want[MAC_LEN];
+            if (!line_seq_mac(line, ll, &ls, lm)) {
+                if (found)
+                    break;
+                continue;
+            }
+            if (!found) {
+                found = ls == a->seq && sodium_memcmp(lm, a->prev, MAC_LEN) == 0;
+                continue;
+            }
+            line_mac(a, prev, line, ll - MAC_TAIL_LEN, want);
+            if (ls != seq + 1 || sodium_memcmp(want, lm, MAC_LEN) != 0)
+                break;
+            seq = ls;
+            memcpy(prev, lm, MAC_LEN);
+        }
+        free(buf);
+        if (found || off == 0) {
+            if (found && seq != a->seq) {
+                sx_log(SX_LOG_INFO,
+                       "audit log: \"%s\" goes on past the stored chain head (seq %llu to %llu): continuing from its "
+                       "last line",
+                       a->path, (unsigned long long)a->seq, (unsigned long long)seq);
+                a->seq = seq;
+                memcpy(a->prev, prev, MAC_LEN);
+            }
+            return;
+        }
+    }
+}
+
+static void continue_from_file(sx_audit *a)
+{
+    struct stat sb;
+    if (fstat(a->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+        return;
+    int rfd = open(a->path, O_RDONLY | O_CLOEXEC); /* a->fd is write-only */
+    if (rfd < 0)
+        return;
+    continue_from(a, rfd, (size_t)sb.st_size);
+    close(rfd);
 }
 
 /* Answer the tickets of a batch with rc (0 = their lines are on file). A posted ticket belongs to
@@ -747,6 +860,8 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
         a->first_seq = 0;
     else if (rc != 0 || a->first_seq == 0)
         read_first_line(a, a->path);
+    if (!a->file_fresh)
+        continue_from_file(a);
     if ((rc = pthread_create(&a->head_tid, NULL, head_main, a)) != 0) {
         snprintf(err, errlen, "cannot start the audit head thread");
         a->head_tid = 0;
@@ -826,7 +941,6 @@ static void fail_at(sx_audit_report *rep, uint64_t line, const char *fmt, unsign
     snprintf(rep->reason, sizeof(rep->reason), fmt, x);
 }
 
-#define MAC_TAIL_LEN (8 + 2 * MAC_LEN + 2) /* ,"mac":"<hex>"} */
 _Static_assert(MAC_TAIL_LEN == 74, "the MAC field is 74 bytes from the end of a line");
 static const char field_m[] = ",\"mac\":\""; /* the public form of the last field, not a MAC */
 
@@ -898,11 +1012,7 @@ static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_repo
                     lineno);
             return;
         }
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, a->key, 32, MAC_LEN);
-        crypto_generichash_update(&st, prev, MAC_LEN);
-        crypto_generichash_update(&st, (const unsigned char *)line, plen);
-        crypto_generichash_final(&st, mac, MAC_LEN);
+        line_mac(a, prev, line, plen, mac);
         if (sodium_memcmp(mac, got, MAC_LEN) != 0) {
             fail_at(rep, lineno, "line %llu fails its MAC (it was changed, or lines were reordered or removed)",
                     lineno);
