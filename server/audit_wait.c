@@ -96,7 +96,9 @@ void sx_audit_wait_start(sx_request *r, sx_audit_wait *w, const sx_audit_rec *re
     sx_audit_copy_set(&w->who, rec);
     w->timer = (h2o_timeout_entry_t){.cb = on_timeout};
     h2o_timeout_link(t->ctx.loop, &t->audit_timeout, &w->timer);
-    int rc = sx_audit_log_async(r->server->audit, t->index, rec, &w->ticket, on_logged, w);
+    /* A loop that has stopped no longer gets the writer's answers (they were flushed before it
+     * disposes of itself). */
+    int rc = t->stopped ? -ESHUTDOWN : sx_audit_log_async(r->server->audit, t->index, rec, &w->ticket, on_logged, w);
     if (rc != 0) {
         detach(w);
         refuse(w, r, rc);
