@@ -605,13 +605,21 @@ typedef struct mreq {
     long status;
 } mreq;
 
-/* Run the n requests at once as streams of TLS h2 connections (libcurl 7.88 fails streams that
- * reuse an h2c prior-knowledge connection, curl/curl#10634). kill_after > 0: SIGKILL the server
- * once that many answers came back, and give up on the rest. Returns how many were answered. */
+#define STREAMS_PER_CONN 100 /* the server's http2_max_concurrent_requests */
+
+/* Run the n requests at once as streams of TLS h2 connections, STREAMS_PER_CONN to a connection,
+ * each connection of its own libcurl multi handle (libcurl 7.88 fails streams that join a
+ * connection another multi-plexed set already uses, h2c or a retried TLS one, curl/curl#10634).
+ * kill_after > 0: SIGKILL the server once that many answers came back, and give up on the rest.
+ * Returns how many were answered. */
 static size_t run_multi(sx_srv *srv, const char *token, mreq *q, size_t n, size_t kill_after)
 {
-    CURLM *m = curl_multi_init();
-    curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    size_t nm = (n + STREAMS_PER_CONN - 1) / STREAMS_PER_CONN;
+    CURLM **ms = calloc(nm, sizeof(*ms));
+    for (size_t k = 0; k < nm; k++) {
+        ms[k] = curl_multi_init();
+        curl_multi_setopt(ms[k], CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    }
     CURL **hs = calloc(n, sizeof(*hs));
     struct curl_slist **hl = calloc(n, sizeof(*hl));
     char auth[256];
@@ -640,26 +648,43 @@ static size_t run_multi(sx_srv *srv, const char *token, mreq *q, size_t n, size_
         sx_test_buf *sink = calloc(1, sizeof(*sink));
         curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
         curl_easy_setopt(h, CURLOPT_PRIVATE, sink);
-        curl_multi_add_handle(m, h);
+        curl_multi_add_handle(ms[i / STREAMS_PER_CONN], h);
     }
-    size_t answered = 0, failed = 0;
-    int running = 1;
+    size_t answered = 0, failed = 0, retries = 0;
+    bool running = true;
     while (running) {
-        curl_multi_perform(m, &running);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK)
-                answered++;
-            else if (msg->msg == CURLMSG_DONE && !kill_after && failed++ < 3)
-                fprintf(stderr, "request failed: %s\n", curl_easy_strerror(msg->data.result));
+        running = false;
+        for (size_t k = 0; k < nm; k++) {
+            CURLM *m = ms[k];
+            int still = 0;
+            curl_multi_perform(m, &still);
+            running = running || still > 0;
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                CURLcode res = msg->data.result;
+                if (res == CURLE_OK) {
+                    answered++;
+                } else if ((res == CURLE_SSL_CONNECT_ERROR || res == CURLE_COULDNT_CONNECT) && retries++ < n) {
+                    /* A TLS handshake that failed (a slow sanitizer build starting many connections at
+                     * once): the request never left, so it is sent again. */
+                    CURL *h = msg->easy_handle;
+                    curl_multi_remove_handle(m, h);
+                    curl_multi_add_handle(m, h);
+                    running = true;
+                } else if (!kill_after && failed++ < 3) {
+                    fprintf(stderr, "request failed: %s\n", curl_easy_strerror(res));
+                }
+            }
         }
         if (kill_after && answered >= kill_after) {
             kill(srv->pid, SIGKILL);
             break;
         }
         if (running)
-            curl_multi_wait(m, NULL, 0, 100, NULL);
+            curl_multi_wait(ms[0], NULL, 0, 5, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         curl_easy_getinfo(hs[i], CURLINFO_RESPONSE_CODE, &q[i].status);
@@ -668,11 +693,13 @@ static size_t run_multi(sx_srv *srv, const char *token, mreq *q, size_t n, size_
         if (sink)
             free(sink->data);
         free(sink);
-        curl_multi_remove_handle(m, hs[i]);
+        curl_multi_remove_handle(ms[i / STREAMS_PER_CONN], hs[i]);
         curl_easy_cleanup(hs[i]);
         curl_slist_free_all(hl[i]);
     }
-    curl_multi_cleanup(m);
+    for (size_t k = 0; k < nm; k++)
+        curl_multi_cleanup(ms[k]);
+    free(ms);
     free(hs);
     free(hl);
     return answered;
