@@ -1,24 +1,31 @@
 /*
  * audit.c - the tamper-evident audit log: per-thread line buffers, one writer thread that numbers,
- * MACs and appends the lines and stores the chain head, and server-side verification.
+ * MACs and appends the lines, a head thread that stores the chain head, and server-side
+ * verification.
  *
  * Why a writer thread: the MAC chain needs one order, and a disk that stalls must not stall an
  * event loop. Loop threads append finished line bodies to their own buffer (an uncontended mutex,
  * no allocation once the buffer has grown) and never wait; the writer swaps the buffers out every
  * few ms, so reads of metadata cost a memcpy. Lines that must be on file before the server acts -
- * the intent line of a write or a reveal under fail_closed - are queued with sx_audit_log_sync(),
- * which a worker-pool thread (never a loop) waits on with a timeout.
+ * the intent line of a write or a reveal under fail_closed - are queued with sx_audit_log_async()
+ * with a ticket, which wakes the writer; nobody blocks on them.
  *
- * "Change nothing" under fail_closed: a write job appends its intent line and waits for the writer
- * to confirm it before the storage batch runs, and a reveal waits for its intent line before the
- * value is sent; when the line cannot be written (or the writer does not answer in time) the
- * request gets 503 and nothing was changed or returned. The outcome line follows asynchronously.
- * A line counts as written once write() has accepted it; the batch is then fdatasync'ed and only
- * then does the head in storage advance, so the stored head is never ahead of the file (a crash
- * may leave the file ahead of the head, which verification accepts).
+ * Group commit: the writer takes every queued line (of every thread) as one batch, appends it with
+ * write(), fdatasyncs it, and only then answers the batch's tickets, each through the post callback
+ * to the thread that queued it. The chain head of the batch (seq and MAC) goes to the head thread,
+ * which stores it while the writer already collects, writes and syncs the next batch: a slow store
+ * costs no throughput. The head thread stores one head at a time and the writer hands it the next
+ * one only when it is done, so the stored head is never ahead of the file and the file is ahead of
+ * the stored head by at most the two newest batches (a crash there leaves lines after the head,
+ * which verification accepts, as for a crash between a write and its head store).
  *
- * On a failed write the partial batch is cut off again (ftruncate to the size before it) and the
- * chain rolls back to the last line on file, so the file stays verifiable after the disk recovers.
+ * "Change nothing" under fail_closed: the server acts on a reveal or a write only once the ticket
+ * of its intent line came back with 0, and answers 503 when it comes back with -EIO or not within
+ * SX_AUDIT_SYNC_TIMEOUT_MS (its own timer). The outcome line follows asynchronously.
+ *
+ * On a failed write (or fdatasync) the batch is cut off again (ftruncate to the size before it) and
+ * the chain rolls back to the last line on file, so the file stays verifiable after the disk
+ * recovers.
  */
 #include "audit/audit.h"
 #include "common/clock.h"
@@ -49,19 +56,25 @@
 #define HEAD_LEN       (1 + 8 + MAC_LEN + 8 + MAC_LEN)
 #define OPEN_PREFIX    "\"event\":\"audit.open\",\"prev\":\""
 
+/* A line in a thread's buffer: its body's length (u16), its place in the order of all lines
+ * (u64, native order), its body. */
+#define REC_HDR 10
+
 typedef struct slot {
     pthread_mutex_t mu;
-    char *buf; /* [u16 len][body] records */
+    char *buf; /* records (REC_HDR, body), in the order they were queued */
     size_t len, cap;
+    char *wbuf; /* the writer's: the buffer it took last, reused as buf at the next swap */
+    size_t wlen, wcap;
+    sx_audit_ticket *tickets, **tickets_tail; /* of lines in buf, in order */
+    unsigned ntickets;
 } __attribute__((aligned(64))) slot;
 
-typedef struct sync_ent {
-    struct sync_ent *next;
-    int result;
-    bool done, abandoned;
-    size_t len;
-    char body[BODY_MAX];
-} sync_ent;
+/* A chain head as stored: the last line on file and the current file's first line. */
+typedef struct head_state {
+    uint64_t seq, first_seq;
+    uint8_t mac[MAC_LEN], first_mac[MAC_LEN];
+} head_state;
 
 struct sx_audit {
     const uint8_t *key;
@@ -74,13 +87,24 @@ struct sx_audit {
     int fd;
     unsigned nslots;
     slot *slots;
+    void (*post)(void *post_ctx, unsigned thread_index, sx_audit_ticket *t);
+    void *post_ctx;
     pthread_t tid;
-    pthread_mutex_t mu; /* sync queue, flags and stats */
+    pthread_mutex_t mu; /* flags and flush counters */
     pthread_cond_t writer_cv;
-    pthread_cond_t done_cv;
-    sync_ent *sync_head, **sync_tail;
+    pthread_cond_t done_cv; /* a flush is answered */
     bool stop, reopen;
-    pthread_mutex_t file_mu; /* the file and the stored head change together (verify reads both) */
+    uint64_t flush_req, flush_done;
+    atomic_uint waiting;     /* tickets queued and not yet taken by the writer */
+    atomic_bool writer_idle; /* the writer is (about to be) asleep: a ticket must wake it */
+    pthread_mutex_t file_mu; /* the file descriptor (write, cut back, reopen) */
+    /* the head thread: stores the head of the last batch while the writer goes on */
+    pthread_t head_tid;
+    pthread_mutex_t head_mu;
+    pthread_cond_t head_cv;      /* a head to store, or stop */
+    pthread_cond_t head_idle_cv; /* the head thread took and stored one */
+    bool head_pending, head_busy, head_stop;
+    head_state head_next;
     /* writer-only state */
     uint8_t prev[MAC_LEN];
     uint64_t seq; /* of the last line on file */
@@ -93,8 +117,7 @@ struct sx_audit {
     bool file_fresh;
     char *out;
     size_t out_cap;
-    char *spare;
-    size_t spare_cap;
+    atomic_ullong order; /* the next line's place in the chain (see enqueue) */
     /* stats */
     atomic_ulong lines, dropped, failures;
     atomic_bool failing;
@@ -170,59 +193,89 @@ bool sx_audit_fail_closed(const sx_audit *a)
     return a && a->fail_closed;
 }
 
-void sx_audit_log(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec)
+/* Append one line body (and its ticket, NULL for none) to the buffer of thread_index. False when
+ * the buffer is full: the line is dropped. */
+static bool enqueue(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec, sx_audit_ticket *t)
 {
-    if (!a)
-        return;
     char body[BODY_MAX];
     size_t len = format_body(body, rec);
     slot *s = &a->slots[thread_index < a->nslots - 1 ? thread_index : a->nslots - 1];
     pthread_mutex_lock(&s->mu);
-    if (s->len + len + 2 > s->cap) {
+    if (s->len + len + REC_HDR > s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 65536;
-        while (nc < s->len + len + 2)
+        while (nc < s->len + len + REC_HDR)
             nc *= 2;
         char *nb = nc <= SLOT_MAX_BYTES ? realloc(s->buf, nc) : NULL;
         if (!nb) {
             pthread_mutex_unlock(&s->mu);
             atomic_fetch_add_explicit(&a->dropped, 1, memory_order_relaxed);
-            return;
+            return false;
         }
         s->buf = nb;
         s->cap = nc;
     }
+    /* Taken under the slot's lock, so a buffer's lines are in order; and a line queued after
+     * another (on any thread) gets a later place: the chain keeps the order in which things
+     * happened, not the order of the threads' buffers. */
+    uint64_t order = atomic_fetch_add_explicit(&a->order, 1, memory_order_relaxed);
     s->buf[s->len] = (char)(len & 0xff);
     s->buf[s->len + 1] = (char)(len >> 8);
-    memcpy(s->buf + s->len + 2, body, len);
-    s->len += len + 2;
+    memcpy(s->buf + s->len + 2, &order, 8);
+    memcpy(s->buf + s->len + REC_HDR, body, len);
+    s->len += len + REC_HDR;
+    if (t) {
+        t->next = NULL;
+        *s->tickets_tail = t;
+        s->tickets_tail = &t->next;
+        s->ntickets++;
+    }
     pthread_mutex_unlock(&s->mu);
+    return true;
 }
 
-int sx_audit_log_sync(sx_audit *a, const sx_audit_rec *rec)
+void sx_audit_log(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec)
+{
+    if (a)
+        (void)enqueue(a, thread_index, rec, NULL);
+}
+
+int sx_audit_log_async(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec, sx_audit_ticket *t,
+                       void (*done)(void *arg, int rc), void *arg)
+{
+    if (!a->post)
+        return -ENOTSUP;
+    t->done = done;
+    t->arg = arg;
+    t->thread_index = thread_index;
+    t->rc = -EIO;
+    if (!enqueue(a, thread_index, rec, t))
+        return -ENOBUFS;
+    /* Wake the writer when it sleeps. It sets writer_idle before it looks at waiting, and this
+     * adds to waiting before it looks at writer_idle: one of the two sees the other's store. */
+    atomic_fetch_add(&a->waiting, 1);
+    if (atomic_load(&a->writer_idle)) {
+        pthread_mutex_lock(&a->mu);
+        pthread_cond_signal(&a->writer_cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    return 0;
+}
+
+void sx_audit_ticket_done(sx_audit_ticket *t)
+{
+    t->done(t->arg, t->rc);
+}
+
+void sx_audit_flush(sx_audit *a)
 {
     if (!a)
-        return 0;
-    sync_ent *e = calloc(1, sizeof(*e));
-    if (!e)
-        return -ENOMEM;
-    e->len = format_body(e->body, rec);
-    struct timespec deadline = sx_clock_mono_deadline(SX_AUDIT_SYNC_TIMEOUT_MS);
+        return;
     pthread_mutex_lock(&a->mu);
-    *a->sync_tail = e;
-    a->sync_tail = &e->next;
+    uint64_t mine = ++a->flush_req;
     pthread_cond_signal(&a->writer_cv);
-    int rc = 0;
-    while (!e->done && rc == 0)
-        rc = pthread_cond_timedwait(&a->done_cv, &a->mu, &deadline);
-    if (!e->done) {
-        e->abandoned = true; /* the writer frees it */
-        pthread_mutex_unlock(&a->mu);
-        return -ETIMEDOUT;
-    }
-    int result = e->result;
+    while (a->flush_done < mine)
+        pthread_cond_wait(&a->done_cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
-    free(e);
-    return result;
 }
 
 void sx_audit_reopen(sx_audit *a)
@@ -315,14 +368,14 @@ static size_t open_body(char *out, const uint8_t *prev)
     return put_str(out, n, "time", ts);
 }
 
-static int store_head(sx_audit *a)
+static int store_head(sx_audit *a, const head_state *h)
 {
     uint8_t rec[HEAD_LEN + SX_CRYPTO_RECORD_MACBYTES];
     rec[0] = HEAD_FORMAT;
-    sx_be64_put(rec + 1, a->seq);
-    memcpy(rec + 9, a->prev, MAC_LEN);
-    sx_be64_put(rec + 9 + MAC_LEN, a->first_seq);
-    memcpy(rec + 17 + MAC_LEN, a->first_mac, MAC_LEN);
+    sx_be64_put(rec + 1, h->seq);
+    memcpy(rec + 9, h->mac, MAC_LEN);
+    sx_be64_put(rec + 9 + MAC_LEN, h->first_seq);
+    memcpy(rec + 17 + MAC_LEN, h->first_mac, MAC_LEN);
     sx_crypto_record_mac(rec + HEAD_LEN, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec,
                          HEAD_LEN);
     return sx_storage_put(a->storage, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec, sizeof(rec), NULL);
@@ -362,6 +415,7 @@ static int load_head(const sx_audit *a, uint64_t *ret_seq, uint8_t *ret_mac, uin
 
 /* Parse the seq and MAC of the line of ll bytes at line; false when it is not one of ours. */
 static bool line_seq_mac(const char *line, size_t ll, uint64_t *ret_seq, uint8_t *ret_mac);
+#define MAC_TAIL_LEN (8 + 2 * MAC_LEN + 2) /* ,"mac":"<hex>"} */
 
 /* Read the first line of the file open at fd (for a head that does not name it yet). */
 static void read_first_line(sx_audit *a, const char *path)
@@ -378,27 +432,133 @@ static void read_first_line(sx_audit *a, const char *path)
     a->first_seq = 0;
 }
 
-/* Answer the waiters of syncs with rc (0 = their lines are on file). */
-static void answer(sx_audit *a, sync_ent *syncs, int rc)
+/* The chain MAC of a line whose bytes before ,"mac" are line[0..plen), after the MAC prev. */
+static void line_mac(const sx_audit *a, const uint8_t *prev, const char *line, size_t plen, uint8_t *ret_mac)
 {
-    pthread_mutex_lock(&a->mu);
-    for (sync_ent *e = syncs, *next; e; e = next) {
-        next = e->next;
-        if (e->abandoned) {
-            free(e);
-            continue;
-        }
-        e->result = rc == 0 ? 0 : -EIO;
-        e->done = true;
-    }
-    pthread_cond_broadcast(&a->done_cv);
-    pthread_mutex_unlock(&a->mu);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, a->key, 32, MAC_LEN);
+    crypto_generichash_update(&st, prev, MAC_LEN);
+    crypto_generichash_update(&st, (const unsigned char *)line, plen);
+    crypto_generichash_final(&st, ret_mac, MAC_LEN);
 }
 
-/* Write a->out[0..len) (lines chained into new_prev/new_seq): on success the waiters are answered
- * as soon as write() has taken the lines, then the file is fdatasync'ed and the head stored; on
- * failure the file is cut back and the chain stays where it was. */
-static int commit(sx_audit *a, size_t len, const uint8_t *new_prev, uint64_t new_seq, sync_ent *syncs)
+#define TAIL_CHUNK (1u << 20) /* the end of the file read first when looking for lines after the head */
+
+/*
+ * At start-up, on a file that already has lines: continue the chain from the file's last line when
+ * the file is ahead of the stored head. A crash (or SIGKILL) between a batch's write and its head
+ * store leaves such lines, which are the chain's; a restart that chained on from the head instead
+ * would number its open line like one already on file and make the file fail verification. The
+ * lines after the head are taken only as far as they chain from it (so an edited tail still
+ * shows). A last line cut short by the crash (a write interrupted part-way; it was never answered)
+ * is cut off first. Reads the file's end, more of it only when the lines after the head are many.
+ */
+static void continue_from(sx_audit *a, int rfd, size_t size)
+{
+    for (size_t chunk = TAIL_CHUNK;; chunk *= 4) {
+        size_t off = size > chunk ? size - chunk : 0;
+        char *buf = malloc(size - off);
+        if (!buf)
+            return;
+        ssize_t n = pread(rfd, buf, size - off, (off_t)off);
+        if (n != (ssize_t)(size - off)) {
+            free(buf);
+            return;
+        }
+        size_t len = (size_t)n;
+        if (buf[len - 1] != '\n') {
+            const char *last = NULL;
+            for (size_t i = len; i-- > 0;)
+                if (buf[i] == '\n') {
+                    last = buf + i;
+                    break;
+                }
+            if (!last && off > 0) { /* a line longer than the chunk: read more */
+                free(buf);
+                continue;
+            }
+            size_t keep = last ? (size_t)(last - buf) + 1 : 0;
+            if (ftruncate(a->fd, (off_t)(off + keep)) == 0) {
+                sx_log(SX_LOG_WARN, "audit log: cut an incomplete last line from \"%s\" (the server stopped mid-write)",
+                       a->path);
+                size = off + keep;
+                len = keep;
+            }
+        }
+        /* Find the head's line (none: the chain starts at the file's first line), then follow. */
+        size_t i = 0;
+        if (off > 0) {
+            const char *nl = memchr(buf, '\n', len);
+            i = nl ? (size_t)(nl - buf) + 1 : len;
+        }
+        bool found = a->seq == 0 && off == 0;
+        uint64_t seq = a->seq;
+        uint8_t prev[MAC_LEN];
+        memcpy(prev, a->prev, MAC_LEN);
+        while (i < len) {
+            const char *line = buf + i;
+            const char *nl = memchr(line, '\n', len - i);
+            size_t ll = (size_t)(nl - line);
+            i += ll + 1;
+            uint64_t ls;
+            uint8_t lm[MAC_LEN], want[MAC_LEN];
+            if (!line_seq_mac(line, ll, &ls, lm)) {
+                if (found)
+                    break;
+                continue;
+            }
+            if (!found) {
+                found = ls == a->seq && sodium_memcmp(lm, a->prev, MAC_LEN) == 0;
+                continue;
+            }
+            line_mac(a, prev, line, ll - MAC_TAIL_LEN, want);
+            if (ls != seq + 1 || sodium_memcmp(want, lm, MAC_LEN) != 0)
+                break;
+            seq = ls;
+            memcpy(prev, lm, MAC_LEN);
+        }
+        free(buf);
+        if (found || off == 0) {
+            if (found && seq != a->seq) {
+                sx_log(SX_LOG_INFO,
+                       "audit log: \"%s\" goes on past the stored chain head (seq %llu to %llu): continuing from its "
+                       "last line",
+                       a->path, (unsigned long long)a->seq, (unsigned long long)seq);
+                a->seq = seq;
+                memcpy(a->prev, prev, MAC_LEN);
+            }
+            return;
+        }
+    }
+}
+
+static void continue_from_file(sx_audit *a)
+{
+    struct stat sb;
+    if (fstat(a->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+        return;
+    int rfd = open(a->path, O_RDONLY | O_CLOEXEC); /* a->fd is write-only */
+    if (rfd < 0)
+        return;
+    continue_from(a, rfd, (size_t)sb.st_size);
+    close(rfd);
+}
+
+/* Answer the tickets of a batch with rc (0 = their lines are on file). A posted ticket belongs to
+ * its owner again and may be gone at once: read next before posting. */
+static void answer(sx_audit *a, sx_audit_ticket *list, int rc)
+{
+    for (sx_audit_ticket *t = list, *next; t; t = next) {
+        next = t->next;
+        t->next = NULL;
+        t->rc = rc == 0 ? 0 : -EIO;
+        a->post(a->post_ctx, t->thread_index, t);
+    }
+}
+
+/* Append a->out[0..len) to the file and fdatasync it: 0 once the lines are on file; otherwise the
+ * file is cut back to its size before the batch. */
+static int write_batch(sx_audit *a, size_t len)
 {
     int rc = 0;
     pthread_mutex_lock(&a->file_mu);
@@ -417,23 +577,52 @@ static int commit(sx_audit *a, size_t len, const uint8_t *new_prev, uint64_t new
             }
             off += (size_t)w;
         }
+        /* EINVAL: a file that cannot be synced (a pipe, a character device) */
+        if (rc == 0 && fdatasync(a->fd) != 0 && errno != EINVAL)
+            rc = -errno;
         if (rc != 0 && before >= 0 && off > 0 && ftruncate(a->fd, before) != 0) {
             /* /dev/full and friends: nothing was written anyway */
         }
     }
-    answer(a, syncs, rc);
-    if (rc == 0) {
-        memcpy(a->prev, new_prev, MAC_LEN);
-        a->seq = new_seq;
-        /* The head may only name lines that are on disk: sync the file first. */
-        if (fdatasync(a->fd) != 0 && errno != EINVAL)
-            sx_log(SX_LOG_WARN, "audit log: fdatasync failed: %s", strerror(errno));
-        int hrc = store_head(a);
-        if (hrc != 0)
-            sx_log(SX_LOG_WARN, "audit log: cannot store the chain head: %s", sx_storage_strerror(hrc));
-    }
     pthread_mutex_unlock(&a->file_mu);
     return rc;
+}
+
+/* Give the head thread the head of the batch just written, once it has stored the previous one:
+ * one store in flight at a time, so the stored head trails the file by at most two batches. */
+static void head_handoff(sx_audit *a, const head_state *h)
+{
+    pthread_mutex_lock(&a->head_mu);
+    while (a->head_pending || a->head_busy)
+        pthread_cond_wait(&a->head_idle_cv, &a->head_mu);
+    a->head_next = *h;
+    a->head_pending = true;
+    pthread_cond_signal(&a->head_cv);
+    pthread_mutex_unlock(&a->head_mu);
+}
+
+static void *head_main(void *arg)
+{
+    sx_audit *a = arg;
+    pthread_mutex_lock(&a->head_mu);
+    for (;;) {
+        while (!a->head_pending && !a->head_stop)
+            pthread_cond_wait(&a->head_cv, &a->head_mu);
+        if (!a->head_pending)
+            break; /* stopping, and every head is stored */
+        head_state h = a->head_next;
+        a->head_pending = false;
+        a->head_busy = true;
+        pthread_mutex_unlock(&a->head_mu);
+        int hrc = store_head(a, &h);
+        if (hrc != 0)
+            sx_log(SX_LOG_WARN, "audit log: cannot store the chain head: %s", sx_storage_strerror(hrc));
+        pthread_mutex_lock(&a->head_mu);
+        a->head_busy = false;
+        pthread_cond_broadcast(&a->head_idle_cv);
+    }
+    pthread_mutex_unlock(&a->head_mu);
+    return NULL;
 }
 
 static bool file_empty(int fd)
@@ -460,8 +649,8 @@ static void do_reopen(sx_audit *a)
         read_first_line(a, a->path); /* reopened onto a file that already has lines */
 }
 
-/* Take every queued line, write them as one batch and answer the waiters. */
-static void run_batch(sx_audit *a, sync_ent *syncs)
+/* Take every queued line, write them as one batch, answer their tickets and have the head stored. */
+static void run_batch(sx_audit *a)
 {
     uint8_t prev[MAC_LEN];
     memcpy(prev, a->prev, MAC_LEN);
@@ -481,49 +670,76 @@ static void run_batch(sx_audit *a, sync_ent *syncs)
             memcpy(first_mac, prev, MAC_LEN);
         }
     }
+    /* Take every buffer with all their locks held at once: a consistent cut, so that a line taken
+     * now never follows one queued before it that is left for the next batch. */
+    sx_audit_ticket *tickets = NULL, **tickets_tail = &tickets;
+    unsigned ntickets = 0;
+    for (unsigned i = 0; i < a->nslots; i++)
+        pthread_mutex_lock(&a->slots[i].mu);
     for (unsigned i = 0; i < a->nslots; i++) {
         slot *s = &a->slots[i];
-        pthread_mutex_lock(&s->mu);
         char *b = s->buf;
-        size_t bl = s->len, bc = s->cap;
-        s->buf = a->spare;
-        s->cap = a->spare_cap;
+        size_t bc = s->cap;
+        s->buf = s->wbuf;
+        s->cap = s->wcap;
+        s->wbuf = b;
+        s->wcap = bc;
+        s->wlen = s->len;
         s->len = 0;
-        pthread_mutex_unlock(&s->mu);
-        for (size_t off = 0; off + 2 <= bl;) {
-            size_t ll = (unsigned char)b[off] | (size_t)(unsigned char)b[off + 1] << 8;
-            ok = emit(a, &len, b + off + 2, ll, prev, &seq) && ok;
-            off += ll + 2;
-            count++;
+        if (s->tickets) {
+            *tickets_tail = s->tickets;
+            tickets_tail = s->tickets_tail;
+            ntickets += s->ntickets;
         }
-        a->spare = b;
-        a->spare_cap = bc;
+        s->tickets = NULL;
+        s->tickets_tail = &s->tickets;
+        s->ntickets = 0;
     }
-    for (sync_ent *e = syncs; e; e = e->next) {
-        ok = emit(a, &len, e->body, e->len, prev, &seq) && ok;
+    for (unsigned i = a->nslots; i-- > 0;)
+        pthread_mutex_unlock(&a->slots[i].mu);
+    /* Merge the buffers by each line's place in the order. */
+    size_t pos[a->nslots];
+    memset(pos, 0, sizeof(pos));
+    for (;;) {
+        unsigned best = a->nslots;
+        uint64_t best_order = 0;
+        for (unsigned i = 0; i < a->nslots; i++) {
+            slot *s = &a->slots[i];
+            if (pos[i] + REC_HDR > s->wlen)
+                continue;
+            uint64_t o;
+            memcpy(&o, s->wbuf + pos[i] + 2, 8);
+            if (best == a->nslots || o < best_order) {
+                best = i;
+                best_order = o;
+            }
+        }
+        if (best == a->nslots)
+            break;
+        slot *s = &a->slots[best];
+        const char *r = s->wbuf + pos[best];
+        size_t ll = (unsigned char)r[0] | (size_t)(unsigned char)r[1] << 8;
+        ok = emit(a, &len, r + REC_HDR, ll, prev, &seq) && ok;
+        pos[best] += ll + REC_HDR;
         count++;
     }
+    if (ntickets)
+        atomic_fetch_sub(&a->waiting, ntickets);
     if (count == 0)
         return;
-    int rc = -ENOMEM;
-    if (ok) {
-        /* commit() stores the head: it must name the first line already */
-        uint64_t old_first = a->first_seq;
-        uint8_t old_mac[MAC_LEN];
-        memcpy(old_mac, a->first_mac, MAC_LEN);
+    int rc = ok ? write_batch(a, len) : -ENOMEM;
+    answer(a, tickets, rc);
+    if (rc == 0) {
+        memcpy(a->prev, prev, MAC_LEN);
+        a->seq = seq;
         a->first_seq = first_seq;
         memcpy(a->first_mac, first_mac, MAC_LEN);
-        rc = commit(a, len, prev, seq, syncs);
-        if (rc != 0) {
-            a->first_seq = old_first;
-            memcpy(a->first_mac, old_mac, MAC_LEN);
-        } else {
-            a->file_fresh = false;
-        }
-    } else
-        answer(a, syncs, rc);
-    if (rc == 0) {
+        a->file_fresh = false;
         a->need_open_line = false;
+        head_state h = {.seq = seq, .first_seq = first_seq};
+        memcpy(h.mac, prev, MAC_LEN);
+        memcpy(h.first_mac, first_mac, MAC_LEN);
+        head_handoff(a, &h);
         atomic_fetch_add(&a->lines, count);
         if (atomic_exchange(&a->failing, false))
             sx_log(SX_LOG_INFO, "audit log: writing again to \"%s\"", a->path);
@@ -540,23 +756,29 @@ static void *writer_main(void *arg)
     sx_audit *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        if (!a->sync_head && !a->reopen && !a->stop) {
-            struct timespec ts = sx_clock_mono_deadline(IDLE_WAIT_MS);
-            pthread_cond_timedwait(&a->writer_cv, &a->mu, &ts);
+        if (!a->reopen && !a->stop && a->flush_req == a->flush_done && atomic_load(&a->waiting) == 0) {
+            atomic_store(&a->writer_idle, true);
+            if (atomic_load(&a->waiting) == 0) {
+                struct timespec ts = sx_clock_mono_deadline(IDLE_WAIT_MS);
+                pthread_cond_timedwait(&a->writer_cv, &a->mu, &ts);
+            }
+            atomic_store(&a->writer_idle, false);
         }
-        sync_ent *syncs = a->sync_head;
-        a->sync_head = NULL;
-        a->sync_tail = &a->sync_head;
         bool reopen = a->reopen, stop = a->stop;
+        uint64_t flush = a->flush_req;
         a->reopen = false;
         pthread_mutex_unlock(&a->mu);
         if (reopen) {
-            run_batch(a, NULL); /* what was queued for the old file goes there */
+            run_batch(a); /* what was queued for the old file goes there */
             do_reopen(a);
         }
-        run_batch(a, syncs);
+        run_batch(a);
         pthread_mutex_lock(&a->mu);
-        if (stop && !a->sync_head)
+        if (a->flush_done < flush) {
+            a->flush_done = flush;
+            pthread_cond_broadcast(&a->done_cv);
+        }
+        if (stop)
             break;
     }
     pthread_mutex_unlock(&a->mu);
@@ -583,6 +805,8 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
     a->fail_closed = opt->fail_closed;
     a->on_forged = opt->on_forged;
     a->forged_ctx = opt->ctx;
+    a->post = opt->post;
+    a->post_ctx = opt->post_ctx;
     a->nslots = nthreads + 1; /* the last one is shared by worker-pool threads */
     a->slots = calloc(a->nslots, sizeof(*a->slots));
     a->path = strdup(opt->path);
@@ -592,13 +816,17 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
         free(a);
         return -ENOMEM;
     }
-    for (unsigned i = 0; i < a->nslots; i++)
+    for (unsigned i = 0; i < a->nslots; i++) {
         pthread_mutex_init(&a->slots[i].mu, NULL);
+        a->slots[i].tickets_tail = &a->slots[i].tickets;
+    }
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->file_mu, NULL);
+    pthread_mutex_init(&a->head_mu, NULL);
     sx_clock_cond_init(&a->writer_cv);
     sx_clock_cond_init(&a->done_cv);
-    a->sync_tail = &a->sync_head;
+    pthread_cond_init(&a->head_cv, NULL);
+    pthread_cond_init(&a->head_idle_cv, NULL);
     a->need_open_line = true;
     a->fd = -1;
     int rc = load_head(a, &a->seq, a->prev, &a->first_seq, a->first_mac);
@@ -632,6 +860,14 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
         a->first_seq = 0;
     else if (rc != 0 || a->first_seq == 0)
         read_first_line(a, a->path);
+    if (!a->file_fresh)
+        continue_from_file(a);
+    if ((rc = pthread_create(&a->head_tid, NULL, head_main, a)) != 0) {
+        snprintf(err, errlen, "cannot start the audit head thread");
+        a->head_tid = 0;
+        sx_audit_free(a);
+        return -rc;
+    }
     if ((rc = pthread_create(&a->tid, NULL, writer_main, a)) != 0) {
         snprintf(err, errlen, "cannot start the audit writer");
         a->tid = 0;
@@ -653,20 +889,30 @@ void sx_audit_free(sx_audit *a)
         pthread_mutex_unlock(&a->mu);
         pthread_join(a->tid, NULL);
     }
+    if (a->head_tid) { /* after the writer: it stores the last batch's head */
+        pthread_mutex_lock(&a->head_mu);
+        a->head_stop = true;
+        pthread_cond_signal(&a->head_cv);
+        pthread_mutex_unlock(&a->head_mu);
+        pthread_join(a->head_tid, NULL);
+    }
     if (a->fd >= 0)
         close(a->fd);
     for (unsigned i = 0; a->slots && i < a->nslots; i++) {
         free(a->slots[i].buf);
+        free(a->slots[i].wbuf);
         pthread_mutex_destroy(&a->slots[i].mu);
     }
     free(a->slots);
     free(a->out);
-    free(a->spare);
     free(a->path);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->file_mu);
     pthread_cond_destroy(&a->writer_cv);
     pthread_cond_destroy(&a->done_cv);
+    pthread_mutex_destroy(&a->head_mu);
+    pthread_cond_destroy(&a->head_cv);
+    pthread_cond_destroy(&a->head_idle_cv);
     free(a);
 }
 
@@ -695,7 +941,6 @@ static void fail_at(sx_audit_report *rep, uint64_t line, const char *fmt, unsign
     snprintf(rep->reason, sizeof(rep->reason), fmt, x);
 }
 
-#define MAC_TAIL_LEN (8 + 2 * MAC_LEN + 2) /* ,"mac":"<hex>"} */
 _Static_assert(MAC_TAIL_LEN == 74, "the MAC field is 74 bytes from the end of a line");
 static const char field_m[] = ",\"mac\":\""; /* the public form of the last field, not a MAC */
 
@@ -767,11 +1012,7 @@ static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_repo
                     lineno);
             return;
         }
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, a->key, 32, MAC_LEN);
-        crypto_generichash_update(&st, prev, MAC_LEN);
-        crypto_generichash_update(&st, (const unsigned char *)line, plen);
-        crypto_generichash_final(&st, mac, MAC_LEN);
+        line_mac(a, prev, line, plen, mac);
         if (sodium_memcmp(mac, got, MAC_LEN) != 0) {
             fail_at(rep, lineno, "line %llu fails its MAC (it was changed, or lines were reordered or removed)",
                     lineno);
@@ -799,8 +1040,8 @@ int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report
     memset(rep, 0, sizeof(*rep));
     uint8_t head_mac[MAC_LEN], first_mac[MAC_LEN];
     uint64_t head_seq = 0, first_seq = 0;
-    /* Head and file size together: the writer appends before it stores a head, both under
-     * file_mu, so every line up to the head is inside the size read here. */
+    /* Head first, then the file's size: a head is stored only once its lines are on file, so every
+     * line up to the head is inside the size read here (file_mu: not across a reopen). */
     pthread_mutex_lock(&a->file_mu);
     int hrc = load_head(a, &head_seq, head_mac, &first_seq, first_mac);
     struct stat sb;

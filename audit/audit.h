@@ -15,13 +15,22 @@
  *    "label":"..."|null,"role":"..."|null,"client":"...","action":"secret.reveal",
  *    "scope":"o/p/env"|null,"name":"..."|null,"phase":"intent"|"done","status":200|null,
  *    "grantedRole":"..." (token.create only), "mac":"64 hex"}
+ *   (status SX_AUDIT_STATUS_GONE, 499: the client went away after the intent line and before the
+ *    request acted; nothing was changed or returned)
  *   {"seq":1,"event":"audit.open","prev":"64 hex","time":"...","mac":"..."}   (first line of a file
  *    and after every start or reopen; prev is the MAC the chain continues from, zeros at genesis)
  * Never a value, a token or key material: callers pass names and ids only.
  *
- * Threads: sx_audit_log() from any thread (loop threads pass their index, others
- * SX_AUDIT_ANY_THREAD); sx_audit_log_sync() and sx_audit_verify() from worker-pool threads only
- * (they block); sx_audit_reopen() from any thread.
+ * Lines that must be on file before their caller acts (the intent line of a reveal or a write under
+ * fail_closed) are queued with sx_audit_log_async(): nobody waits for them. The writer takes every
+ * queued line as one batch (group commit), appends it, fdatasyncs it and then answers each such
+ * line's ticket through the post callback the caller installed, which carries it back to the thread
+ * that queued it; the chain head of that batch is stored by a second thread while the writer goes
+ * on with the next batch, so a slow store does not hold up the file.
+ *
+ * Threads: sx_audit_log() and sx_audit_log_async() from any thread (loop threads pass their index,
+ * others SX_AUDIT_ANY_THREAD); sx_audit_verify() and sx_audit_flush() from threads that may block
+ * (worker pool, main); sx_audit_reopen() from any thread.
  *
  * Nothing here knows HTTP: the caller hands in the file, the policy and the keys, and learns of a
  * forged chain head through a callback. The writer thread logs its own file errors (common/log.h).
@@ -40,6 +49,7 @@ typedef struct sx_audit sx_audit;
 
 #define SX_AUDIT_ANY_THREAD      (~0u)
 #define SX_AUDIT_SYNC_TIMEOUT_MS 2000 /* a stuck disk answers 503 after this, never hangs a request */
+#define SX_AUDIT_STATUS_GONE     499  /* outcome of a request whose client went away before it acted */
 #define SX_AUDIT_HEAD_KEY        "s/audit.head"
 
 /* What one line says. Every string is borrowed for the call only; NULL is written as null. */
@@ -85,6 +95,18 @@ void sx_audit_copy_set(sx_audit_copy *c, const sx_audit_rec *rec);
 /* Fill rec from c: rec's strings point into c (valid while c is). */
 void sx_audit_copy_rec(const sx_audit_copy *c, sx_audit_rec *rec);
 
+/*
+ * A line that must be on file before its caller goes on (sx_audit_log_async). The caller owns the
+ * memory and keeps it valid until done has run; its fields belong to the audit log until then.
+ */
+typedef struct sx_audit_ticket {
+    struct sx_audit_ticket *next; /* the audit log's */
+    void (*done)(void *arg, int rc);
+    void *arg;
+    unsigned thread_index;
+    int rc; /* 0: written and fdatasync'ed; -EIO: it could not be */
+} sx_audit_ticket;
+
 /* How an audit log is run. Borrowed for the sx_audit_new() call (path is copied). */
 typedef struct sx_audit_options {
     const char *path; /* the audit file, opened for appending (created 0600) */
@@ -93,6 +115,11 @@ typedef struct sx_audit_options {
      * at start-up, which then fails, and by sx_audit_verify(). May be NULL. */
     void (*on_forged)(void *ctx);
     void *ctx;
+    /* Carries a finished ticket back to the thread that queued it (thread_index as given to
+     * sx_audit_log_async), which then calls sx_audit_ticket_done(t). Called on the writer thread:
+     * it must not block. NULL: sx_audit_log_async() is refused. */
+    void (*post)(void *post_ctx, unsigned thread_index, sx_audit_ticket *t);
+    void *post_ctx;
 } sx_audit_options;
 
 /*
@@ -115,9 +142,20 @@ bool sx_audit_fail_closed(const sx_audit *a);
  * does not fit the thread's buffer (the writer is far behind or failing) is dropped and counted. */
 void sx_audit_log(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec);
 
-/* Queue one line and wait until the writer has appended it: 0, -EIO when it could not be written,
- * -ETIMEDOUT after SX_AUDIT_SYNC_TIMEOUT_MS. Blocks: worker-pool threads only. */
-int sx_audit_log_sync(sx_audit *a, const sx_audit_rec *rec);
+/* Queue one line that its caller must know to be on file, and return at once. 0: queued, and t's
+ * done(arg, rc) will run exactly once, on the thread that gets t from the post callback (rc 0 once
+ * the line is written and fdatasync'ed, -EIO when its batch could not be written); t must stay
+ * valid until then. -ENOBUFS: the thread's buffer is full (the writer is far behind), -ENOTSUP: no
+ * post callback; the line was dropped and done never runs. The caller keeps its own deadline
+ * (SX_AUDIT_SYNC_TIMEOUT_MS): a late answer still comes, and must find t. */
+int sx_audit_log_async(sx_audit *a, unsigned thread_index, const sx_audit_rec *rec, sx_audit_ticket *t,
+                       void (*done)(void *arg, int rc), void *arg) __attribute__((warn_unused_result));
+/* On the thread the post callback delivered t to: run its done(arg, rc). */
+void sx_audit_ticket_done(sx_audit_ticket *t);
+
+/* Wait until every line queued before the call has had its batch written (or failed) and every
+ * ticket among them was posted. Blocks (as long as the disk does). NULL ok. */
+void sx_audit_flush(sx_audit *a);
 
 /* Ask the writer to close and reopen the file (SIGHUP, after log rotation). The chain continues. */
 void sx_audit_reopen(sx_audit *a);

@@ -224,6 +224,8 @@ static void on_request_dispose(void *p)
     if (r->job)
         atomic_store(&r->job->cancelled, true);
     sx_auth_fetch_free(r->auth_fetch);
+    if (r->audit_wait)
+        sx_audit_wait_request_gone(r);
     if (r->thread && r->thread->inflight)
         r->thread->inflight--;
     if (r->conn && r->conn->inflight)

@@ -368,7 +368,9 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     if (cfg->audit_log && *cfg->audit_log) {
         sx_audit_options aopt = {.path = cfg->audit_log,
                                  .fail_closed = cfg->audit_policy == SX_AUDIT_FAIL_CLOSED,
-                                 .on_forged = on_audit_head_forged};
+                                 .on_forged = on_audit_head_forged,
+                                 .post = sx_audit_wait_post,
+                                 .post_ctx = s};
         rc = sx_audit_new(&s->audit, &aopt, s->storage, sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_AUDIT),
                           sx_crypto_system_key(s->crypto, SX_CRYPTO_KEY_RECORD), s->nthreads, err, errlen);
         if (rc != 0)
@@ -402,7 +404,7 @@ void sx_server_free(sx_server *s)
     free(s->listeners);
     sx_ops_free(s);
     sx_pool_free(s->pool);
-    sx_audit_free(s->audit); /* after the pool: write jobs wait on it */
+    sx_audit_free(s->audit); /* after the loops and the pool: both queue lines */
     sx_auth_throttle_free(s->throttle);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
@@ -605,6 +607,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     h2o_linklist_init_anchor(&t->conns);
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->globalconf);
     sx_guard_thread_init(t);
+    sx_audit_wait_thread_init(t);
     h2o_timeout_init(t->ctx.loop, &t->accept_timeout, ACCEPT_PAUSE_MS);
     h2o_timeout_init(t->ctx.loop, &t->proxy_timeout, (uint64_t)s->config->request_timeout * 1000);
     t->accept_resume.cb = accept_resume;
@@ -616,6 +619,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     t->queue = h2o_multithread_create_queue(t->ctx.loop);
     h2o_multithread_register_receiver(t->queue, &t->pool_receiver, sx_pool_on_reply);
     h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);
+    h2o_multithread_register_receiver(t->queue, &t->audit_receiver, sx_audit_wait_on_answer);
     t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
     if (!t->listen_socks)
         return -ENOMEM;
@@ -646,9 +650,10 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
 
 static void thread_dispose(sx_thread *t)
 {
-    /* Deliver the last pool replies (their release() frees the jobs). */
+    /* Deliver the last pool replies and audit answers (their release() frees the jobs and waits). */
     h2o_evloop_run(t->ctx.loop, 0);
     sx_guard_thread_dispose(t);
+    sx_audit_wait_thread_dispose(t);
     if (h2o_timeout_is_linked(&t->accept_resume))
         h2o_timeout_unlink(&t->accept_resume);
     h2o_timeout_dispose(t->ctx.loop, &t->accept_timeout);
@@ -663,6 +668,7 @@ static void thread_dispose(sx_thread *t)
     t->auth_cache = NULL;
     h2o_multithread_unregister_receiver(t->queue, &t->pool_receiver);
     h2o_multithread_unregister_receiver(t->queue, &t->ctl_receiver);
+    h2o_multithread_unregister_receiver(t->queue, &t->audit_receiver);
     h2o_multithread_destroy_queue(t->queue);
     /* The queue's notification socket is freed by the loop's next turn. */
     h2o_evloop_run(t->ctx.loop, 0);
@@ -773,6 +779,8 @@ int sx_server_run(sx_server *s)
     sx_pool_free(s->pool);
     s->pool = NULL;
     sx_ops_stop_sweeper(s); /* after every job that could note a deletion to it */
+    /* Every parked request's answer is posted to its loop, which delivers it as it disposes. */
+    sx_audit_flush(s->audit);
     life_bump(s, &s->life_pool_freed);
     for (unsigned i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i].tid, NULL);

@@ -12,6 +12,7 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "common/clock.h"
 #include "crypto/crypto.h"
@@ -98,9 +99,11 @@ struct sx_thread {
     h2o_accept_ctx_t accept_ctx[4]; /* per listener kind */
     h2o_socket_t **listen_socks;    /* one per listener */
     h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t pool_receiver; /* replies from the worker pool */
-    h2o_multithread_receiver_t ctl_receiver;  /* stop requests from the main thread */
-    sx_auth_cache *auth_cache;                /* verified tokens, this loop only */
+    h2o_multithread_receiver_t pool_receiver;  /* replies from the worker pool */
+    h2o_multithread_receiver_t ctl_receiver;   /* stop requests from the main thread */
+    h2o_multithread_receiver_t audit_receiver; /* intent lines on file, from the audit writer */
+    h2o_timeout_t audit_timeout;               /* SX_AUDIT_SYNC_TIMEOUT_MS for a parked request */
+    sx_auth_cache *auth_cache;                 /* verified tokens, this loop only */
     h2o_linklist_t conns;
     size_t nconns;
     size_t inflight;
@@ -250,6 +253,7 @@ struct sx_request {
     /* the caller's token record, read on the worker pool because the loop's cache could not answer
      * and the store's reads are slow (request.c); freed (wiped) with the request */
     struct sx_auth_fetch *auth_fetch;
+    struct sx_audit_wait *audit_wait; /* parked until its audit intent line is on file (audit_wait.c) */
     bool vault; /* a /v1/ request on a public listener with [vault] enabled: errors in Vault's form */
     /* observability (http.c): the request id, the route for metrics, what the audit line says */
     char req_id[SX_REQUEST_ID_MAX + 1];
@@ -371,6 +375,45 @@ void sx_request_submit(sx_request *r, sx_job *job);
  * that stopped before anything was sent to wait for a read the loop could not make (its token's
  * record), which it now finds in r. */
 void sx_request_rerun(sx_request *r);
+
+/* ---- requests parked until their audit intent line is on file (audit_wait.c) ------------------- */
+
+/*
+ * A request that may act only once its intent line is on file (a reveal or a write under
+ * fail_closed) parks: no thread waits. The audit writer answers the line's ticket to the loop that
+ * queued it, through that loop's audit_receiver, and the request goes on there - the worker pool's
+ * way in reverse. Embed sx_audit_wait first in a malloc'd struct (not request-pool memory: the
+ * writer may answer after the request is gone) and set proceed and release.
+ */
+typedef struct sx_audit_wait sx_audit_wait;
+struct sx_audit_wait {
+    h2o_multithread_message_t super; /* the writer's answer comes back to the loop as this */
+    sx_audit_ticket ticket;
+    h2o_timeout_entry_t timer; /* SX_AUDIT_SYNC_TIMEOUT_MS */
+    sx_thread *thread;
+    sx_request *r;     /* NULL once r was answered without proceeding, or went away */
+    sx_audit_copy who; /* the intent line's principal and target, for its outcome line */
+    /* The intent line is on file and r is still there: go on (answer r, or submit its job). */
+    void (*proceed)(sx_audit_wait *w, sx_request *r);
+    /* Free w and what it still owns; runs exactly once, when the writer has answered. */
+    void (*release)(sx_audit_wait *w);
+};
+
+/* Queue rec (an intent line) for r and park r until it is on file; then w->proceed(w, r) runs on
+ * r's loop. When the line cannot be written, or is not on file within SX_AUDIT_SYNC_TIMEOUT_MS, r
+ * is answered 503 with its outcome line and never proceeds. When r goes away first, an outcome line
+ * with status SX_AUDIT_STATUS_GONE is written. w->release(w) always runs once, possibly before this
+ * returns (the line could not be queued). Loop threads only; the server has an audit log. */
+void sx_audit_wait_start(sx_request *r, sx_audit_wait *w, const sx_audit_rec *rec);
+/* r goes away while parked (its dispose). */
+void sx_audit_wait_request_gone(sx_request *r);
+/* The audit writer's post callback (sx_audit_options.post): ctx is the server. */
+void sx_audit_wait_post(void *ctx, unsigned thread_index, sx_audit_ticket *t);
+/* The receiver callback each loop registers for the writer's answers. */
+void sx_audit_wait_on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* A loop's part: its timer list (init after h2o_context_init; dispose once the loop stopped). */
+void sx_audit_wait_thread_init(sx_thread *t);
+void sx_audit_wait_thread_dispose(sx_thread *t);
 
 /* ---- codes to HTTP answers (errors_http.c) ----------------------------------------------------- */
 

@@ -150,6 +150,8 @@ typedef struct sx_write_job {
     size_t if_match_len;
     sx_audit *audit; /* NULL = not audited */
     sx_audit_copy who;
+    bool intent_on_file; /* fail_closed: the intent line was on file before the job was submitted */
+    bool ran;            /* work() ran (a job cancelled first changed nothing) */
     /* outcome */
     int rc;
     sx_err_ctx rc_ctx; /* what rc is about: the write, or its audit intent line */
@@ -161,11 +163,11 @@ typedef struct sx_write_job {
  * If-Match header. Answers 503 and returns NULL when out of memory. */
 sx_write_job *sx_write_job_new(sx_request *r, size_t size, const sx_secrets_place *p, void (*work)(sx_job *),
                                void (*done)(sx_job *), void (*release)(sx_job *));
-/* Hand it to the pool with who asked, for its audit lines. */
+/* Hand it to the pool with who asked, for its audit lines; under fail_closed only once its intent
+ * line is on file (the request parks meanwhile, audit_wait.c). */
 void sx_write_job_submit(sx_request *r, sx_write_job *j);
-/* In work(): the audit intent line, then apply (its code goes to j->rc; on 0 it wrote the outcome),
- * then the outcome line with ok_status or the failure's status. Under fail_closed a failed intent line stops the write
- * before apply. */
+/* In work(): the audit intent line (unless already on file), then apply (its code goes to j->rc;
+ * on 0 it wrote the outcome), then the outcome line with ok_status or the failure's status. */
 void sx_write_job_run(sx_write_job *j, int (*apply)(sx_write_job *j, const sx_secrets_ctx *c), int ok_status);
 /* The If-Match precondition for a transaction (in buf), or NULL when the request had none. */
 const sx_secrets_cond *sx_write_job_cond(sx_write_job *j, sx_secrets_cond *buf);

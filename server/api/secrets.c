@@ -373,6 +373,30 @@ sx_write_job *sx_write_job_new(sx_request *r, size_t size, const sx_secrets_plac
     return j;
 }
 
+/* Under fail_closed a write parks until its intent line is on file (audit_wait.c): the job goes
+ * to the pool only then, so a pool thread never waits for the audit writer. */
+typedef struct write_wait {
+    sx_audit_wait base;
+    sx_write_job *job; /* NULL once submitted */
+} write_wait;
+
+static void write_proceed(sx_audit_wait *w, sx_request *r)
+{
+    write_wait *ww = (write_wait *)w;
+    sx_write_job *j = ww->job;
+    ww->job = NULL;
+    j->intent_on_file = true;
+    sx_request_submit(r, &j->base.super);
+}
+
+static void write_wait_release(sx_audit_wait *w)
+{
+    write_wait *ww = (write_wait *)w;
+    if (ww->job)
+        ww->job->base.super.release(&ww->job->base.super);
+    free(ww);
+}
+
 void sx_write_job_submit(sx_request *r, sx_write_job *j)
 {
     if (r->server->audit) {
@@ -382,37 +406,39 @@ void sx_write_job_submit(sx_request *r, sx_write_job *j)
         sx_request_audit_rec(r, &rec, client, scope, j->place.name[0] ? j->place.name : NULL);
         sx_audit_copy_set(&j->who, &rec);
         j->audit = r->server->audit;
+        if (sx_audit_fail_closed(j->audit)) {
+            write_wait *w = calloc(1, sizeof(*w));
+            if (!w) {
+                sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
+                j->base.super.release(&j->base.super);
+                return;
+            }
+            w->base.proceed = write_proceed;
+            w->base.release = write_wait_release;
+            w->job = j;
+            rec.intent = true;
+            sx_audit_wait_start(r, &w->base, &rec);
+            return;
+        }
     }
     sx_request_submit(r, &j->base.super);
 }
 
 /*
  * The audit lines of a write are the job's, not the request's, so that they are written even when
- * the client goes away mid-write: an intent line before anything is read or changed, the outcome
- * line after. Under fail_closed the job waits (on this pool thread, never a loop) until the writer
- * confirms the intent line; when it cannot, the answer is 503 and the storage batch never runs,
- * so nothing changed.
+ * the client goes away mid-write: an intent line before anything is read or changed (under
+ * fail_closed already on file before the job was submitted), the outcome line after.
  */
 void sx_write_job_run(sx_write_job *j, int (*apply)(sx_write_job *j, const sx_secrets_ctx *c), int ok_status)
 {
     sx_audit_rec rec;
     j->rc_ctx = SX_ERR_SECRET;
+    j->ran = true;
     if (j->audit) {
         sx_audit_copy_rec(&j->who, &rec);
         rec.intent = true;
-        if (sx_audit_fail_closed(j->audit)) {
-            int rc = sx_audit_log_sync(j->audit, &rec);
-            if (rc != 0) {
-                j->rc = rc;
-                j->rc_ctx = SX_ERR_AUDIT_INTENT;
-                rec.intent = false;
-                rec.status = sx_http_error_of(SX_ERR_AUDIT_INTENT, rc)->status;
-                sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
-                return;
-            }
-        } else {
+        if (!j->intent_on_file)
             sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
-        }
     }
     sx_secrets_ctx c;
     sx_api_secrets_ctx_pool(j->base.server, &c);
@@ -441,6 +467,14 @@ bool sx_write_job_failed(sx_write_job *j)
 void sx_write_job_release(sx_job *job)
 {
     sx_write_job *j = (sx_write_job *)job;
+    if (j->audit && j->intent_on_file && !j->ran) {
+        /* cancelled before it ran (the client went away): the intent line is on file, so say
+         * that nothing was changed */
+        sx_audit_rec rec;
+        sx_audit_copy_rec(&j->who, &rec);
+        rec.status = SX_AUDIT_STATUS_GONE;
+        sx_audit_log(j->audit, SX_AUDIT_ANY_THREAD, &rec);
+    }
     free(j->if_match);
     sodium_memzero(j, sizeof(*j));
     free(j);

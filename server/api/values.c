@@ -152,41 +152,29 @@ void sx_api_rollback(sx_request *r)
 
 /*
  * A reveal is audited before its value leaves: an intent line, then the answer (whose "done" line
- * sx_request_finish() queues). Under fail_closed the intent line must be on file first, so a
- * worker-pool job waits for the audit writer (the loop never does) and the value is sent only
- * when it confirms; otherwise the answer is 503 and nothing was revealed. Under fail_open the
- * intent line is queued and the value sent at once. The body lives in wiped request-pool memory
- * and is sent without a further (unwiped) copy.
+ * sx_request_finish() queues). Under fail_closed the intent line must be on file first: the request
+ * parks (audit_wait.c) and the value is sent only when the audit writer confirms the line; when it
+ * cannot, or not in time, the answer is 503 and nothing was revealed. Under fail_open the intent
+ * line is queued and the value sent at once. The body lives in wiped request-pool memory and is
+ * sent without a further (unwiped) copy.
  */
-typedef struct reveal_job {
-    sx_api_job base;
-    sx_audit *audit;
-    h2o_iovec_t body; /* request-pool memory: only touched in done(), while the request lives */
+typedef struct reveal_wait {
+    sx_audit_wait base;
+    h2o_iovec_t body; /* request-pool memory: only touched in proceed(), while the request lives */
     sx_api_etag_buf etag;
     bool has_etag;
-    sx_audit_copy who;
-    int rc;
-} reveal_job;
+} reveal_wait;
 
-static void reveal_work(sx_job *job)
+static void reveal_proceed(sx_audit_wait *w, sx_request *r)
 {
-    reveal_job *j = (reveal_job *)job;
-    sx_audit_rec rec;
-    sx_audit_copy_rec(&j->who, &rec);
-    rec.intent = true;
-    j->rc = sx_audit_log_sync(j->audit, &rec);
+    reveal_wait *rw = (reveal_wait *)w;
+    sx_api_etag_add(r, rw->has_etag ? &rw->etag : NULL);
+    sx_send_json_pooled(r, 200, rw->body);
 }
 
-static void reveal_done(sx_job *job)
+static void reveal_release(sx_audit_wait *w)
 {
-    reveal_job *j = (reveal_job *)job;
-    if (j->rc == 0) {
-        sx_api_etag_add(j->base.r, j->has_etag ? &j->etag : NULL);
-        sx_send_json_pooled(j->base.r, 200, j->body);
-        return;
-    }
-    sx_log(SX_LOG_ERROR, "reveal refused: the audit log cannot be written (%s)", strerror(-j->rc));
-    sx_send_failure(j->base.r, SX_ERR_AUDIT_INTENT, j->rc, NULL);
+    free(w);
 }
 
 /* Send the revealed body with its ETag (NULL: none), once the audit allows it (an error answer
@@ -210,16 +198,18 @@ void sx_api_send_revealed(sx_request *r, const sx_secrets_place *p, const sx_api
         sx_send_json_pooled(r, 200, body);
         return;
     }
-    reveal_job *j = sx_api_job_new(r, sizeof(*j), reveal_work, reveal_done, NULL);
-    if (!j)
+    reveal_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        sx_send_failure(r, SX_ERR_ALLOC, -ENOMEM, NULL);
         return;
-    j->audit = au;
-    j->body = body;
-    j->has_etag = etag != NULL;
+    }
+    w->base.proceed = reveal_proceed;
+    w->base.release = reveal_release;
+    w->body = body;
+    w->has_etag = etag != NULL;
     if (etag)
-        j->etag = *etag;
-    sx_audit_copy_set(&j->who, &rec);
-    sx_request_submit(r, &j->base.super);
+        w->etag = *etag;
+    sx_audit_wait_start(r, &w->base, &rec);
 }
 
 void sx_api_send_unreadable(sx_request *r, int rc, const char *what)

@@ -2,14 +2,19 @@
  * test_audit.c - the audit log and request ids against the real binary: every endpoint
  * writes exactly its expected lines, `secretsctl audit verify` passes on a real log and catches a
  * changed byte, a deleted line, swapped lines and a cut tail, fail_closed answers 503 and changes
- * nothing when the log cannot be written (the file swapped for /dev/full and reopened by SIGHUP),
- * and no value ever reaches the audit log.
+ * nothing when the log cannot be written (the file swapped for /dev/full and reopened by SIGHUP)
+ * or when the disk stalls (a FIFO nobody reads), 1,000 concurrent reveals each get their intent and
+ * outcome lines in order, a SIGKILL amid audited batches leaves a file that verifies after a
+ * restart, and no value ever reaches the audit log.
  */
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -450,6 +455,22 @@ static void break_audit_log(const sx_srv *srv, const char *ap)
     sx_test_sleep_ms(300);
 }
 
+/* acme/web/prod/DB still holds the value "v1" (a reveal answers it). */
+static void expect_db_value_v1(const sx_srv *srv, const char *owner)
+{
+    sx_resp r;
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", owner);
+    const char *h[] = {auth, NULL};
+    if (sx_srv_request(srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", h, NULL, 0, &r) != 0) {
+        sx_test_failures++;
+        return;
+    }
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"value\":\"v1\"") != NULL);
+    sx_resp_free(&r);
+}
+
 static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
 {
     sx_srv srv;
@@ -485,14 +506,11 @@ static void fail_closed_refuses_reveals_and_writes_and_changes_nothing(void)
     unlink(ap);
     kill(srv.pid, SIGHUP);
     sx_test_sleep_ms(300);
+    expect_db_value_v1(&srv, owner);
     sx_resp r;
     char auth[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", owner);
     const char *h[] = {auth, NULL};
-    REQUIRE(sx_srv_request(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", h, NULL, 0, &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK(r.body && strstr(r.body, "\"value\":\"v1\"") != NULL);
-    sx_resp_free(&r);
     REQUIRE(sx_srv_request(&srv, SX_H1, "GET", sec, h, NULL, 0, &r) == 0);
     CHECK(r.body && strstr(r.body, "\"description\":null") != NULL);
     sx_resp_free(&r);
@@ -590,6 +608,359 @@ static void json_log_format_carries_request_ids(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* ---- many requests at once ------------------------------------------------------------------------ */
+
+typedef struct mreq {
+    const char *method;
+    char path[128];
+    char rid[32];
+    const char *body;
+    long status;
+} mreq;
+
+#define STREAMS_PER_CONN 100 /* the server's http2_max_concurrent_requests */
+
+/* Run the n requests at once as streams of TLS h2 connections, STREAMS_PER_CONN to a connection,
+ * each connection of its own libcurl multi handle (libcurl 7.88 fails streams that join a
+ * connection another multi-plexed set already uses, h2c or a retried TLS one, curl/curl#10634).
+ * kill_after > 0: SIGKILL the server once that many answers came back, and give up on the rest.
+ * Returns how many were answered. */
+static size_t run_multi(sx_srv *srv, const char *token, mreq *q, size_t n, size_t kill_after)
+{
+    size_t nm = (n + STREAMS_PER_CONN - 1) / STREAMS_PER_CONN;
+    CURLM **ms = calloc(nm, sizeof(*ms));
+    for (size_t k = 0; k < nm; k++) {
+        ms[k] = curl_multi_init();
+        curl_multi_setopt(ms[k], CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    }
+    CURL **hs = calloc(n, sizeof(*hs));
+    struct curl_slist **hl = calloc(n, sizeof(*hl));
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    for (size_t i = 0; i < n; i++) {
+        char url[256], idh[64];
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", srv->tls_port, q[i].path);
+        snprintf(idh, sizeof(idh), "X-Request-Id: %s", q[i].rid);
+        q[i].status = 0;
+        CURL *h = hs[i] = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        curl_easy_setopt(h, CURLOPT_CAINFO, srv->cert_path);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q[i].method);
+        hl[i] = curl_slist_append(hl[i], auth);
+        hl[i] = curl_slist_append(hl[i], idh);
+        if (q[i].body) {
+            hl[i] = curl_slist_append(hl[i], "Content-Type: application/json");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, q[i].body);
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl[i]);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sx_test_buf_append);
+        sx_test_buf *sink = calloc(1, sizeof(*sink));
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, sink);
+        curl_multi_add_handle(ms[i / STREAMS_PER_CONN], h);
+    }
+    size_t answered = 0, failed = 0, retries = 0;
+    bool running = true;
+    while (running) {
+        running = false;
+        for (size_t k = 0; k < nm; k++) {
+            CURLM *m = ms[k];
+            int still = 0;
+            curl_multi_perform(m, &still);
+            running = running || still > 0;
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                CURLcode res = msg->data.result;
+                if (res == CURLE_OK) {
+                    answered++;
+                } else if ((res == CURLE_SSL_CONNECT_ERROR || res == CURLE_COULDNT_CONNECT) && retries++ < n) {
+                    /* A TLS handshake that failed (a slow sanitizer build starting many connections at
+                     * once): the request never left, so it is sent again. */
+                    CURL *h = msg->easy_handle;
+                    curl_multi_remove_handle(m, h);
+                    curl_multi_add_handle(m, h);
+                    running = true;
+                } else if (!kill_after && failed++ < 3) {
+                    fprintf(stderr, "request failed: %s\n", curl_easy_strerror(res));
+                }
+            }
+        }
+        if (kill_after && answered >= kill_after) {
+            kill(srv->pid, SIGKILL);
+            break;
+        }
+        if (running)
+            curl_multi_wait(ms[0], NULL, 0, 5, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        curl_easy_getinfo(hs[i], CURLINFO_RESPONSE_CODE, &q[i].status);
+        sx_test_buf *sink = NULL;
+        curl_easy_getinfo(hs[i], CURLINFO_PRIVATE, (char **)&sink);
+        if (sink)
+            free(sink->data);
+        free(sink);
+        curl_multi_remove_handle(ms[i / STREAMS_PER_CONN], hs[i]);
+        curl_easy_cleanup(hs[i]);
+        curl_slist_free_all(hl[i]);
+    }
+    for (size_t k = 0; k < nm; k++)
+        curl_multi_cleanup(ms[k]);
+    free(ms);
+    free(hs);
+    free(hl);
+    return answered;
+}
+
+/* How many lines of the file at path carry "requestId":"<prefix>... */
+static size_t count_lines_with(const char *path, const char *prefix)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "\"requestId\":\"%s", prefix);
+    char *log = sx_test_read_file(path, NULL);
+    size_t n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* Wait (at most a minute: a wait, not a measure) until the file has want such lines. */
+static void wait_lines(const char *path, const char *prefix, size_t want)
+{
+    for (int i = 0; i < 600 && count_lines_with(path, prefix) < want; i++)
+        sx_test_sleep_ms(100);
+}
+
+/* Start srv with opts and store acme/web/prod secret DB with value (a JSON string's contents);
+ * returns an owner token of acme (malloc'd), NULL when the server could not start. */
+static char *start_with_secret(sx_srv *srv, const sx_srv_opts *opts, const char *value)
+{
+    if (sx_srv_start(srv, opts) != 0)
+        return NULL;
+    char *owner = sx_srv_mint_token(srv, "acme", NULL, NULL, "owner", NULL);
+    if (!owner)
+        return NULL;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"value\":\"%s\"}", value);
+    CHECK_INT(
+        req(srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"DB\"}"),
+        201);
+    CHECK_INT(req(srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, body), 200);
+    return owner;
+}
+
+#define NREVEALS 1000
+
+static void thousand_concurrent_reveals_log_one_intent_and_one_done_each_in_order(void)
+{
+    sx_srv srv;
+    char *owner = start_with_secret(&srv, &audit_opts, CANARY);
+    REQUIRE(owner);
+    mreq *q = calloc(NREVEALS, sizeof(*q));
+    for (size_t i = 0; i < NREVEALS; i++) {
+        q[i].method = "GET";
+        snprintf(q[i].path, sizeof(q[i].path), "/acme/web/envs/prod/secrets/DB/value");
+        snprintf(q[i].rid, sizeof(q[i].rid), "rv-%04zu", i);
+    }
+    size_t answered = run_multi(&srv, owner, q, NREVEALS, 0);
+    CHECK_INT((long)answered, NREVEALS);
+    if (answered != NREVEALS) { /* why: the server's side */
+        char *err = sx_test_read_file(srv.stderr_path, NULL);
+        fprintf(stderr, "server log:\n%s\n", err ? err : "");
+        free(err);
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < NREVEALS; i++)
+        ok += q[i].status == 200;
+    CHECK_INT((long)ok, NREVEALS);
+
+    /* Every request: one intent line, then one outcome line with its 200, in chain order. */
+    char *ap = audit_path(&srv);
+    wait_lines(ap, "rv-", 2 * NREVEALS);
+    char *log = sx_test_read_file(ap, NULL);
+    REQUIRE(log);
+    long *intent_at = calloc(NREVEALS, sizeof(long)), *done_at = calloc(NREVEALS, sizeof(long));
+    int *intents = calloc(NREVEALS, sizeof(int)), *dones = calloc(NREVEALS, sizeof(int));
+    long lineno = 0;
+    for (char *line = log; *line;) {
+        char *end = strchr(line, '\n');
+        if (!end)
+            break;
+        *end = '\0';
+        lineno++;
+        char *id = strstr(line, "\"requestId\":\"rv-");
+        if (id) {
+            size_t k = strtoul(id + 16, NULL, 10);
+            REQUIRE(k < NREVEALS);
+            CHECK(strstr(line, "\"action\":\"secret.reveal\"") != NULL);
+            if (strstr(line, "\"phase\":\"intent\",\"status\":null")) {
+                intents[k]++;
+                intent_at[k] = lineno;
+            } else if (strstr(line, "\"phase\":\"done\",\"status\":200")) {
+                dones[k]++;
+                done_at[k] = lineno;
+            } else {
+                fprintf(stderr, "unexpected line for rv-%04zu: %s\n", k, line);
+                sx_test_failures++;
+            }
+        }
+        line = end + 1;
+    }
+    size_t bad = 0;
+    for (size_t k = 0; k < NREVEALS; k++)
+        if (intents[k] != 1 || dones[k] != 1 || intent_at[k] >= done_at[k]) {
+            if (bad++ < 5)
+                fprintf(stderr, "rv-%04zu: %d intent lines (line %ld), %d done lines (line %ld)\n", k, intents[k],
+                        intent_at[k], dones[k], done_at[k]);
+        }
+    CHECK_INT((long)bad, 0);
+    free(log);
+    log = sx_test_read_file(ap, NULL);
+    CHECK(log && strstr(log, CANARY) == NULL);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    free(log);
+    free(intent_at);
+    free(done_at);
+    free(intents);
+    free(dones);
+    free(q);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+/* Wait until a thread of pid is blocked in openat(2) (the audit writer reopening onto a FIFO that
+ * nobody reads): the disk "stalls" from then on. */
+static bool wait_writer_stuck_in_open(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    for (int tries = 0; tries < 300; tries++) {
+        char *out = NULL;
+        sx_test_sh(&out, "cat %s/*/syscall 2>/dev/null | awk '$1 == 257 {n++} END {print n+0}'", dir);
+        bool stuck = out && atoi(out) > 0;
+        free(out);
+        if (stuck)
+            return true;
+        sx_test_sleep_ms(50);
+    }
+    return false;
+}
+
+static void fail_closed_answers_503_when_the_disk_stalls_and_changes_nothing(void)
+{
+    sx_srv srv;
+    char *owner = start_with_secret(&srv, &audit_opts, "v1");
+    REQUIRE(owner);
+    char *ap = audit_path(&srv);
+    char old[4096], fifo_lines[65536];
+    snprintf(old, sizeof(old), "%s.1", ap);
+    sx_test_sleep_ms(200);
+    /* The writer reopens onto a FIFO and blocks in open() until someone reads it. */
+    CHECK(rename(ap, old) == 0);
+    CHECK(mkfifo(ap, 0600) == 0);
+    kill(srv.pid, SIGHUP);
+    REQUIRE(wait_writer_stuck_in_open(srv.pid));
+
+    /* Stalled: each answer is 503 (after the timeout), nothing is revealed or changed. */
+    CHECK_INT(req(&srv, SX_H2C, "GET", "/acme/web/envs/prod/secrets/DB/value", owner, "stall-reveal", NULL), 503);
+    CHECK_INT(req(&srv, SX_H1, "PUT", "/acme/web/envs/prod/secrets/DB/value", owner, "stall-put",
+                  "{\"value\":\"" CANARY "\"}"),
+              503);
+    CHECK_INT(req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, "stall-create",
+                  "{\"kind\":\"secret\",\"name\":\"NEW\"}"),
+              503);
+    /* reads of metadata go on */
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB", owner, NULL, NULL), 200);
+
+    /* The disk comes back: the queued lines arrive, each intent before its 503. */
+    int rfd = open(ap, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(rfd >= 0);
+    size_t got = 0;
+    for (int i = 0; i < 300 && !strstr(fifo_lines, "stall-create\""); i++) {
+        ssize_t r = read(rfd, fifo_lines + got, sizeof(fifo_lines) - 1 - got);
+        if (r > 0)
+            got += (size_t)r;
+        fifo_lines[got] = '\0';
+        if (r <= 0)
+            sx_test_sleep_ms(50);
+    }
+    char lines[1024];
+    lines_of(fifo_lines, "stall-reveal", lines, sizeof(lines));
+    CHECK_STR(lines, "secret.reveal intent null|secret.reveal done 503");
+    lines_of(fifo_lines, "stall-put", lines, sizeof(lines));
+    CHECK_STR(lines, "secret.set_value intent null|secret.set_value done 503");
+    lines_of(fifo_lines, "stall-create", lines, sizeof(lines));
+    CHECK_STR(lines, "secret.create intent null|secret.create done 503");
+    CHECK(strstr(fifo_lines, CANARY) == NULL);
+
+    /* A file again (the FIFO stays read until the writer has left it), and nothing had changed. */
+    CHECK(unlink(ap) == 0);
+    kill(srv.pid, SIGHUP);
+    CHECK(sx_test_file_wait(ap, "\"event\":\"audit.open\"", 10000));
+    close(rfd);
+    expect_db_value_v1(&srv, owner);
+    CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/NEW", owner, NULL, NULL), 404);
+    sx_test_sleep_ms(300);
+    char out[4096];
+    CHECK_INT(verify(&srv, old, false, "--rotated", out, sizeof(out)), 0);
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    free(ap);
+    free(owner);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
+#define NKILL 600
+
+static void sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_restart(void)
+{
+    sx_srv srv;
+    sx_srv_opts o = {.backend = "rocksdb", .extra_log = "audit_log = audit.log\n", .keep_dir = true};
+    char *owner = start_with_secret(&srv, &o, "v0");
+    REQUIRE(owner);
+    char *dir = strdup(srv.dir);
+    char *ap = audit_path(&srv);
+    for (int round = 0; round < 2; round++) {
+        /* reveals and writes in flight, and the server killed while their batches are written */
+        mreq *q = calloc(NKILL, sizeof(*q));
+        for (size_t i = 0; i < NKILL; i++) {
+            bool put = i % 4 == 0;
+            q[i].method = put ? "PUT" : "GET";
+            snprintf(q[i].path, sizeof(q[i].path), "/acme/web/envs/prod/secrets/DB/value");
+            snprintf(q[i].rid, sizeof(q[i].rid), "k%d-%04zu", round, i);
+            q[i].body = put ? "{\"value\":\"v\"}" : NULL;
+        }
+        size_t answered = run_multi(&srv, owner, q, NKILL, NKILL / 3);
+        CHECK(answered >= NKILL / 3);
+        free(q);
+        int st = sx_srv_stop(&srv, SIGKILL, 20);
+        (void)st; /* killed: not an exit status */
+        o.dir = dir;
+        REQUIRE(sx_srv_start(&srv, &o) == 0);
+        char out[4096];
+        if (verify(&srv, ap, false, NULL, out, sizeof(out)) != 0) {
+            fprintf(stderr, "round %d: after SIGKILL and restart: %s\n", round, out);
+            sx_test_failures++;
+        }
+        CHECK_INT(req(&srv, SX_H1, "GET", "/acme/web/envs/prod/secrets/DB/value", owner, NULL, NULL), 200);
+        sx_test_sleep_ms(200);
+        CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    }
+    free(ap);
+    free(owner);
+    srv.own_dir = true;
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -605,6 +976,12 @@ int main(int argc, char **argv)
         {"fail_open_serves_when_the_audit_log_is_broken", fail_open_serves_when_the_audit_log_is_broken},
         {"request_ids_are_honoured_or_generated_and_logged", request_ids_are_honoured_or_generated_and_logged},
         {"json_log_format_carries_request_ids", json_log_format_carries_request_ids},
+        {"thousand_concurrent_reveals_log_one_intent_and_one_done_each_in_order",
+         thousand_concurrent_reveals_log_one_intent_and_one_done_each_in_order},
+        {"fail_closed_answers_503_when_the_disk_stalls_and_changes_nothing",
+         fail_closed_answers_503_when_the_disk_stalls_and_changes_nothing},
+        {"sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_restart",
+         sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_restart},
     };
     int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
     curl_global_cleanup();
