@@ -55,6 +55,8 @@
 #define HEAD_V1_LEN    (1 + 8 + MAC_LEN)
 #define HEAD_LEN       (1 + 8 + MAC_LEN + 8 + MAC_LEN)
 #define OPEN_PREFIX    "\"event\":\"audit.open\",\"prev\":\""
+#define NODE_FIELD     ",\"node\":\"" /* after an open line's prev: the node whose chain it is */
+#define HEAD_KEY_SIZE  (sizeof(SX_AUDIT_HEAD_PREFIX) + SX_AUDIT_NODE_ID_MAX)
 
 /* A line in a thread's buffer: its body's length (u16), its place in the order of all lines
  * (u64, native order), its body. */
@@ -81,6 +83,9 @@ struct sx_audit {
     const uint8_t *record_key; /* MAC of the stored head (crypto.h, record MACs) */
     sx_storage *storage;
     char *path;
+    char node_id[SX_AUDIT_NODE_ID_SIZE];
+    char head_key[HEAD_KEY_SIZE]; /* SX_AUDIT_HEAD_PREFIX + node_id */
+    size_t head_klen;
     bool fail_closed;
     void (*on_forged)(void *ctx); /* the stored head failed its MAC (may be NULL) */
     void *forged_ctx;
@@ -356,43 +361,52 @@ static bool emit(sx_audit *a, size_t *len, const char *body, size_t blen, uint8_
     return true;
 }
 
-static size_t open_body(char *out, const uint8_t *prev)
+static size_t open_body(const sx_audit *a, char *out, const uint8_t *prev)
 {
     size_t n = sizeof(OPEN_PREFIX) - 1;
     memcpy(out, OPEN_PREFIX, n);
     tohex(out + n, prev, MAC_LEN);
     n += 2 * MAC_LEN;
     out[n++] = '"';
+    n = put_str(out, n, "node", a->node_id);
     char ts[32];
     sx_time_format(sx_clock_wall_ms(), ts, sizeof(ts));
     return put_str(out, n, "time", ts);
 }
 
-static int store_head(sx_audit *a, const head_state *h)
+#define HEAD_REC_LEN (HEAD_LEN + SX_CRYPTO_RECORD_MACBYTES)
+
+/* The record of head h under this node's key, with its record MAC. */
+static void head_record(const sx_audit *a, const head_state *h, uint8_t *rec)
 {
-    uint8_t rec[HEAD_LEN + SX_CRYPTO_RECORD_MACBYTES];
     rec[0] = HEAD_FORMAT;
     sx_be64_put(rec + 1, h->seq);
     memcpy(rec + 9, h->mac, MAC_LEN);
     sx_be64_put(rec + 9 + MAC_LEN, h->first_seq);
     memcpy(rec + 17 + MAC_LEN, h->first_mac, MAC_LEN);
-    sx_crypto_record_mac(rec + HEAD_LEN, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec,
-                         HEAD_LEN);
-    return sx_storage_put(a->storage, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, rec, sizeof(rec), NULL);
+    sx_crypto_record_mac(rec + HEAD_LEN, a->record_key, a->head_key, a->head_klen, rec, HEAD_LEN);
 }
 
-/* The stored head. A format-1 head (written before the file's first line was recorded) leaves
+static int store_head(sx_audit *a, const head_state *h)
+{
+    uint8_t rec[HEAD_REC_LEN];
+    head_record(a, h, rec);
+    return sx_storage_put(a->storage, a->head_key, a->head_klen, rec, sizeof(rec), NULL);
+}
+
+/* The head stored under key (a node's, or the legacy SX_AUDIT_HEAD_KEY), and its revision when
+ * ret_rev is not NULL. A format-1 head (written before the file's first line was recorded) leaves
  * *ret_first_seq 0. SX_CRYPTO_EFORGED (reported through on_forged) when the record fails its MAC. */
-static int load_head(const sx_audit *a, uint64_t *ret_seq, uint8_t *ret_mac, uint64_t *ret_first_seq,
-                     uint8_t *ret_first_mac)
+static int load_head(const sx_audit *a, const char *key, uint64_t *ret_seq, uint8_t *ret_mac, uint64_t *ret_first_seq,
+                     uint8_t *ret_first_mac, uint64_t *ret_rev)
 {
     void *val = NULL;
     size_t len = 0;
-    int rc = sx_storage_get(a->storage, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, &val, &len, NULL);
+    int rc = sx_storage_get(a->storage, key, strlen(key), &val, &len, ret_rev);
     if (rc != 0)
         return rc;
     const uint8_t *v = val;
-    if (sx_crypto_record_check(&len, a->record_key, SX_AUDIT_HEAD_KEY, sizeof(SX_AUDIT_HEAD_KEY) - 1, val, len) != 0) {
+    if (sx_crypto_record_check(&len, a->record_key, key, strlen(key), val, len) != 0) {
         sx_storage_free(val);
         if (a->on_forged)
             a->on_forged(a->forged_ctx);
@@ -453,17 +467,17 @@ static void line_mac(const sx_audit *a, const uint8_t *prev, const char *line, s
  * shows). A last line cut short by the crash (a write interrupted part-way; it was never answered)
  * is cut off first. Reads the file's end, more of it only when the lines after the head are many.
  */
-static void continue_from(sx_audit *a, int rfd, size_t size)
+static bool continue_from(sx_audit *a, int rfd, size_t size)
 {
     for (size_t chunk = TAIL_CHUNK;; chunk *= 4) {
         size_t off = size > chunk ? size - chunk : 0;
         char *buf = malloc(size - off);
         if (!buf)
-            return;
+            return false;
         ssize_t n = pread(rfd, buf, size - off, (off_t)off);
         if (n != (ssize_t)(size - off)) {
             free(buf);
-            return;
+            return false;
         }
         size_t len = (size_t)n;
         if (buf[len - 1] != '\n') {
@@ -527,21 +541,24 @@ static void continue_from(sx_audit *a, int rfd, size_t size)
                 a->seq = seq;
                 memcpy(a->prev, prev, MAC_LEN);
             }
-            return;
+            return found;
         }
     }
 }
 
-static void continue_from_file(sx_audit *a)
+/* continue_from() on the audit file; true when the file holds the line at the chain head (seq and
+ * MAC of a->seq, a->prev), or the head is genesis. */
+static bool continue_from_file(sx_audit *a)
 {
     struct stat sb;
     if (fstat(a->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
-        return;
+        return false;
     int rfd = open(a->path, O_RDONLY | O_CLOEXEC); /* a->fd is write-only */
     if (rfd < 0)
-        return;
-    continue_from(a, rfd, (size_t)sb.st_size);
+        return false;
+    bool found = continue_from(a, rfd, (size_t)sb.st_size);
     close(rfd);
+    return found;
 }
 
 /* Answer the tickets of a batch with rc (0 = their lines are on file). A posted ticket belongs to
@@ -662,7 +679,7 @@ static void run_batch(sx_audit *a)
     memcpy(first_mac, a->first_mac, MAC_LEN);
     if (a->need_open_line) {
         char body[256];
-        size_t bl = open_body(body, prev);
+        size_t bl = open_body(a, body, prev);
         ok = emit(a, &len, body, bl, prev, &seq);
         count++;
         if (a->file_fresh) { /* the open line starts this file */
@@ -785,6 +802,125 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* ---- the node id ------------------------------------------------------------------------------- */
+
+bool sx_audit_node_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > SX_AUDIT_NODE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+const char *sx_audit_node_id(const sx_audit *a)
+{
+    return a->node_id;
+}
+
+/* Read the node id kept in file (one line); -EBADMSG when it holds anything but an id. */
+static int read_node_file(const char *file, char *ret_id)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    char buf[SX_AUDIT_NODE_ID_SIZE + 2];
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got > 0 && buf[got - 1] == '\n')
+        got--;
+    if (!sx_audit_node_id_valid(buf, got))
+        return -EBADMSG;
+    memcpy(ret_id, buf, got);
+    ret_id[got] = '\0';
+    return 0;
+}
+
+/* This node's id: the configured one, or the one kept next to the audit file (created with a new
+ * random id on the first start; O_EXCL, so two starts racing end up with the same id). */
+static int set_node_id(sx_audit *a, const char *configured, char *err, size_t errlen)
+{
+    if (configured && *configured) {
+        if (!sx_audit_node_id_valid(configured, strlen(configured))) {
+            snprintf(err, errlen, "the node id must be 1..%u characters of [A-Za-z0-9._-]", SX_AUDIT_NODE_ID_MAX);
+            return -EINVAL;
+        }
+        snprintf(a->node_id, sizeof(a->node_id), "%s", configured);
+        return 0;
+    }
+    size_t plen = strlen(a->path);
+    char *file = malloc(plen + sizeof(SX_AUDIT_NODE_FILE_SUFFIX));
+    if (!file)
+        return -ENOMEM;
+    memcpy(file, a->path, plen);
+    memcpy(file + plen, SX_AUDIT_NODE_FILE_SUFFIX, sizeof(SX_AUDIT_NODE_FILE_SUFFIX));
+    int rc = 0;
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        uint8_t rnd[SX_AUDIT_NODE_ID_RANDOM];
+        randombytes_buf(rnd, sizeof(rnd));
+        char line[2 * SX_AUDIT_NODE_ID_RANDOM + 1];
+        tohex(line, rnd, sizeof(rnd));
+        line[2 * SX_AUDIT_NODE_ID_RANDOM] = '\n';
+        if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) || fsync(fd) != 0) {
+            rc = errno ? -errno : -EIO;
+            close(fd);
+            unlink(file);
+            snprintf(err, errlen, "cannot write the audit node id file \"%s\": %s", file, strerror(-rc));
+            free(file);
+            return rc;
+        }
+        close(fd);
+        memcpy(a->node_id, line, 2 * SX_AUDIT_NODE_ID_RANDOM);
+        a->node_id[2 * SX_AUDIT_NODE_ID_RANDOM] = '\0';
+    } else if (errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create the audit node id file \"%s\": %s", file, strerror(-rc));
+    } else if ((rc = read_node_file(file, a->node_id)) == -EBADMSG) {
+        snprintf(err, errlen,
+                 "the audit node id file \"%s\" is corrupt (it must hold one id of 1..%u characters of "
+                 "[A-Za-z0-9._-]): restore it, or set [server] node_id to this node's id",
+                 file, SX_AUDIT_NODE_ID_MAX);
+    } else if (rc != 0) {
+        snprintf(err, errlen, "cannot read the audit node id file \"%s\": %s", file, strerror(-rc));
+    }
+    free(file);
+    return rc;
+}
+
+/* Move the legacy head (rev) to this node's key, in one batch that fails if either changed. */
+static int adopt_legacy_head(sx_audit *a, uint64_t rev, const head_state *h)
+{
+    uint8_t rec[HEAD_REC_LEN];
+    head_record(a, h, rec);
+    sx_storage_op ops[2] = {
+        {.kind = SX_STORAGE_OP_PUT,
+         .key = a->head_key,
+         .klen = a->head_klen,
+         .val = rec,
+         .vlen = sizeof(rec),
+         .cond = SX_STORAGE_COND_ABSENT},
+        {.kind = SX_STORAGE_OP_DELETE,
+         .key = SX_AUDIT_HEAD_KEY,
+         .klen = sizeof(SX_AUDIT_HEAD_KEY) - 1,
+         .cond = SX_STORAGE_COND_REV,
+         .rev = rev},
+    };
+    return sx_storage_batch(a->storage, ops, 2, NULL);
+}
+
 int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, const uint8_t *key,
                  const uint8_t *record_key, unsigned nthreads, char *err, size_t errlen)
 {
@@ -829,7 +965,22 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
     pthread_cond_init(&a->head_idle_cv, NULL);
     a->need_open_line = true;
     a->fd = -1;
-    int rc = load_head(a, &a->seq, a->prev, &a->first_seq, a->first_mac);
+    int rc = set_node_id(a, opt->node_id, err, errlen);
+    if (rc != 0) {
+        sx_audit_free(a);
+        return rc;
+    }
+    a->head_klen = (size_t)snprintf(a->head_key, sizeof(a->head_key), "%s%s", SX_AUDIT_HEAD_PREFIX, a->node_id);
+    const char *head_key = a->head_key;
+    rc = load_head(a, head_key, &a->seq, a->prev, &a->first_seq, a->first_mac, NULL);
+    /* No head of our own: the store's legacy head, which this node adopts if its file continues it. */
+    uint64_t legacy_rev = 0;
+    bool legacy = false;
+    if (rc == -ENOENT) {
+        head_key = SX_AUDIT_HEAD_KEY;
+        rc = load_head(a, head_key, &a->seq, a->prev, &a->first_seq, a->first_mac, &legacy_rev);
+        legacy = rc == 0;
+    }
     if (rc == -ENOENT) {
         a->seq = 0;
         memset(a->prev, 0, MAC_LEN);
@@ -837,7 +988,7 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
         /* Starting a new chain would hide whatever the edit was meant to hide. */
         snprintf(err, errlen,
                  "the audit chain head (%s) fails its MAC: it was edited in storage; restore it from a backup",
-                 SX_AUDIT_HEAD_KEY);
+                 head_key);
         sx_audit_free(a);
         return rc;
     } else if (rc != 0) {
@@ -856,11 +1007,32 @@ int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, co
      * names (a restart appends to it), so lines cut from its start while the server was down show;
      * a head that names none yet (written before it could) learns it from the file once. */
     a->file_fresh = file_empty(a->fd);
+    if (legacy && (a->file_fresh || !continue_from_file(a))) {
+        /* Another node's chain (or a file that lost it): leave the legacy head to the node whose
+         * file continues it, and chain on from this file's own lines. */
+        legacy = false;
+        rc = -ENOENT;
+        a->seq = 0;
+        a->first_seq = 0;
+        memset(a->prev, 0, MAC_LEN);
+    } else if (legacy) {
+        head_state h = {.seq = a->seq, .first_seq = a->first_seq};
+        memcpy(h.mac, a->prev, MAC_LEN);
+        memcpy(h.first_mac, a->first_mac, MAC_LEN);
+        if ((rc = adopt_legacy_head(a, legacy_rev, &h)) != 0) {
+            snprintf(err, errlen,
+                     "cannot move the audit chain head %s to this node's %s: %s (another node took it: is its audit "
+                     "file the same as this one?)",
+                     SX_AUDIT_HEAD_KEY, a->head_key, sx_storage_strerror(rc));
+            sx_audit_free(a);
+            return rc;
+        }
+    }
     if (a->file_fresh)
         a->first_seq = 0;
     else if (rc != 0 || a->first_seq == 0)
         read_first_line(a, a->path);
-    if (!a->file_fresh)
+    if (!a->file_fresh && !legacy)
         continue_from_file(a);
     if ((rc = pthread_create(&a->head_tid, NULL, head_main, a)) != 0) {
         snprintf(err, errlen, "cannot start the audit head thread");
@@ -956,12 +1128,62 @@ static bool line_seq_mac(const char *line, size_t ll, uint64_t *ret_seq, uint8_t
     return seq != 0;
 }
 
-/* Check the lines of buf[0..len); fills rep (ok, counts, first bad line). */
+/* The node an audit.open line of ll bytes names: 1 (its id in ret_node), 0 for an open line that
+ * names none (written before per-node chains), -1 for any other line. */
+static int open_line_node(const char *line, size_t ll, char *ret_node)
+{
+    size_t i = 7;
+    if (ll < 8 || memcmp(line, "{\"seq\":", 7) != 0)
+        return -1;
+    while (i < ll && line[i] >= '0' && line[i] <= '9')
+        i++;
+    if (i >= ll || line[i] != ',')
+        return -1;
+    i++;
+    if (ll - i < sizeof(OPEN_PREFIX) - 1 + 2 * MAC_LEN + 1 ||
+        memcmp(line + i, OPEN_PREFIX, sizeof(OPEN_PREFIX) - 1) != 0)
+        return -1;
+    i += sizeof(OPEN_PREFIX) - 1 + 2 * MAC_LEN + 1;
+    if (ll - i < sizeof(NODE_FIELD) - 1 || memcmp(line + i, NODE_FIELD, sizeof(NODE_FIELD) - 1) != 0)
+        return 0;
+    i += sizeof(NODE_FIELD) - 1;
+    const char *end = memchr(line + i, '"', ll - i);
+    size_t n = end ? (size_t)(end - (line + i)) : 0;
+    if (!sx_audit_node_id_valid(line + i, n))
+        return 0;
+    memcpy(ret_node, line + i, n);
+    ret_node[n] = '\0';
+    return 1;
+}
+
+/* The node named by the first audit.open line of the file at path that names one ("" for none). */
+static int file_node(const char *path, char *ret_node)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    ret_node[0] = '\0';
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        size_t ll = (size_t)n - (line[n - 1] == '\n');
+        if (open_line_node(line, ll, ret_node) == 1)
+            break;
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* Check the lines of buf[0..len); fills rep (ok, counts, first bad line). Every open line naming a
+ * node must name rep->node, and open lines naming none only come before the first that does. */
 static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_report *rep)
 {
     uint8_t prev[MAC_LEN], mac[MAC_LEN], got[MAC_LEN];
     memset(prev, 0, MAC_LEN);
     uint64_t lineno = 0, last_seq = 0;
+    bool named = false;
     rep->ok = true;
     for (size_t off = 0; off < len;) {
         const char *line = buf + off;
@@ -1002,6 +1224,21 @@ static void verify_lines(sx_audit *a, const char *buf, size_t len, sx_audit_repo
                 memcpy(prev, p, MAC_LEN);
                 last_seq = seq - 1;
             }
+            char node[SX_AUDIT_NODE_ID_SIZE];
+            int nk = open_line_node(line, ll, node);
+            if (nk == 1 && strcmp(node, rep->node) != 0) {
+                rep->ok = false;
+                rep->bad_line = lineno;
+                snprintf(rep->reason, sizeof(rep->reason),
+                         "line %llu names node %s but the file is node %s's chain (lines of two nodes were mixed)",
+                         (unsigned long long)lineno, node, rep->node);
+                return;
+            }
+            if (nk == 0 && named) {
+                fail_at(rep, lineno, "line %llu names no node after lines that name one (lines were mixed)", lineno);
+                return;
+            }
+            named = named || nk == 1;
         } else if (lineno == 1) {
             fail_at(rep, 1, "line %llu is not the audit.open line a file starts with (lines were cut from the start)",
                     1);
@@ -1040,10 +1277,25 @@ int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report
     memset(rep, 0, sizeof(*rep));
     uint8_t head_mac[MAC_LEN], first_mac[MAC_LEN];
     uint64_t head_seq = 0, first_seq = 0;
+    /* Whose chain: the node its open lines name (a file from before per-node chains: the legacy
+     * head, while it exists). */
+    struct stat sb0; /* never open a FIFO or a device */
+    if (stat(path, &sb0) != 0)
+        return -errno;
+    if (!S_ISREG(sb0.st_mode))
+        return -EINVAL;
+    int nrc = file_node(path, rep->node);
+    if (nrc != 0)
+        return nrc;
+    char key[HEAD_KEY_SIZE];
+    if (rep->node[0])
+        snprintf(key, sizeof(key), "%s%s", SX_AUDIT_HEAD_PREFIX, rep->node);
+    else
+        snprintf(key, sizeof(key), "%s", SX_AUDIT_HEAD_KEY);
     /* Head first, then the file's size: a head is stored only once its lines are on file, so every
      * line up to the head is inside the size read here (file_mu: not across a reopen). */
     pthread_mutex_lock(&a->file_mu);
-    int hrc = load_head(a, &head_seq, head_mac, &first_seq, first_mac);
+    int hrc = load_head(a, key, &head_seq, head_mac, &first_seq, first_mac, NULL);
     struct stat sb;
     int src = stat(path, &sb);
     int serr = errno;

@@ -6,9 +6,19 @@
  * built on the thread that served the request and handed to one writer thread, which numbers them
  * (seq), chains them with a keyed BLAKE2b MAC (crypto_generichash keyed with the keyring's
  * SX_CRYPTO_KEY_AUDIT key, over the previous line's MAC and this line) and appends them to the
- * file; after each batch it stores the chain head (seq and MAC) in the `s/audit.head` record, so
- * that a cut tail is caught as well as an edited, inserted, deleted or reordered line. The MAC key
- * never leaves the process: verification runs here (sx_audit_verify) on a file the server reads.
+ * file; after each batch it stores the chain head (seq and MAC) in the node's `s/audit.head/{node}`
+ * record, so that a cut tail is caught as well as an edited, inserted, deleted or reordered line.
+ * The MAC key never leaves the process: verification runs here (sx_audit_verify) on a file the
+ * server reads.
+ *
+ * Nodes: several servers may share one store, each with its own file and its own chain, whose head
+ * is kept under the node's id ([server] node_id, or an id generated once and kept in the file
+ * `<audit file>.node`). Every audit.open line names its node, so a file says whose chain it is and
+ * is checked against that node's head. A store from before per-node chains has one head,
+ * `s/audit.head` (SX_AUDIT_HEAD_KEY): the node whose file continues it (a line of the file carries
+ * its seq and MAC) adopts it at start-up, moving it to its own key in one conditional batch; any
+ * other node starts a chain of its own. A file none of whose lines names a node (written before) is
+ * checked against that legacy head while it exists.
  *
  * Line format (the writer adds "seq" and "mac"; the MAC covers every byte before ,"mac"):
  *   {"seq":7,"event":"request","time":"...","requestId":"...","tokenId":"..."|null,
@@ -17,8 +27,9 @@
  *    "grantedRole":"..." (token.create only), "mac":"64 hex"}
  *   (status SX_AUDIT_STATUS_GONE, 499: the client went away after the intent line and before the
  *    request acted; nothing was changed or returned)
- *   {"seq":1,"event":"audit.open","prev":"64 hex","time":"...","mac":"..."}   (first line of a file
- *    and after every start or reopen; prev is the MAC the chain continues from, zeros at genesis)
+ *   {"seq":1,"event":"audit.open","prev":"64 hex","node":"...","time":"...","mac":"..."}   (first
+ *    line of a file and after every start or reopen; prev is the MAC the chain continues from, zeros
+ *    at genesis; node is the id of the node whose chain it is)
  * Never a value, a token or key material: callers pass names and ids only.
  *
  * Lines that must be on file before their caller acts (the intent line of a reveal or a write under
@@ -47,10 +58,15 @@
 
 typedef struct sx_audit sx_audit;
 
-#define SX_AUDIT_ANY_THREAD      (~0u)
-#define SX_AUDIT_SYNC_TIMEOUT_MS 2000 /* a stuck disk answers 503 after this, never hangs a request */
-#define SX_AUDIT_STATUS_GONE     499  /* outcome of a request whose client went away before it acted */
-#define SX_AUDIT_HEAD_KEY        "s/audit.head"
+#define SX_AUDIT_ANY_THREAD       (~0u)
+#define SX_AUDIT_SYNC_TIMEOUT_MS  2000            /* a stuck disk answers 503 after this, never hangs a request */
+#define SX_AUDIT_STATUS_GONE      499             /* outcome of a request whose client went away before it acted */
+#define SX_AUDIT_HEAD_KEY         "s/audit.head"  /* the single head of a store from before per-node chains */
+#define SX_AUDIT_HEAD_PREFIX      "s/audit.head/" /* + node id: each node's chain head */
+#define SX_AUDIT_NODE_ID_MAX      64u             /* a node id: 1..64 bytes of [A-Za-z0-9._-] */
+#define SX_AUDIT_NODE_ID_SIZE     (SX_AUDIT_NODE_ID_MAX + 1u)
+#define SX_AUDIT_NODE_FILE_SUFFIX ".node" /* appended to the audit file's path: the generated node id */
+#define SX_AUDIT_NODE_ID_RANDOM   16u     /* random bytes of a generated node id (written in hex) */
 
 /* What one line says. Every string is borrowed for the call only; NULL is written as null. */
 typedef struct sx_audit_rec {
@@ -110,6 +126,9 @@ typedef struct sx_audit_ticket {
 /* How an audit log is run. Borrowed for the sx_audit_new() call (path is copied). */
 typedef struct sx_audit_options {
     const char *path; /* the audit file, opened for appending (created 0600) */
+    /* This node's id (1..SX_AUDIT_NODE_ID_MAX bytes of [A-Za-z0-9._-]). NULL or "": the id kept in
+     * path + SX_AUDIT_NODE_FILE_SUFFIX, generated (and the file created, 0600) on the first start. */
+    const char *node_id;
     bool fail_closed; /* sx_audit_fail_closed() answers this: callers refuse to act unlogged */
     /* Called (on the thread that read it) each time the stored chain head fails its record MAC:
      * at start-up, which then fails, and by sx_audit_verify(). May be NULL. */
@@ -132,6 +151,11 @@ typedef struct sx_audit_options {
 int sx_audit_new(sx_audit **ret, const sx_audit_options *opt, sx_storage *st, const uint8_t *key,
                  const uint8_t *record_key, unsigned nthreads, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The node id the audit log's chain belongs to (configured or generated). */
+const char *sx_audit_node_id(const sx_audit *a);
+/* True when id[0..len) is a valid node id. */
+bool sx_audit_node_id_valid(const char *id, size_t len);
+
 /* Write what is queued, store the head and stop the writer. NULL ok. */
 void sx_audit_free(sx_audit *a);
 
@@ -160,7 +184,7 @@ void sx_audit_flush(sx_audit *a);
 /* Ask the writer to close and reopen the file (SIGHUP, after log rotation). The chain continues. */
 void sx_audit_reopen(sx_audit *a);
 
-#define SX_AUDIT_REASON_SIZE 200u /* sx_audit_report.reason, with its NUL */
+#define SX_AUDIT_REASON_SIZE 256u /* sx_audit_report.reason, with its NUL */
 
 typedef struct sx_audit_report {
     bool ok;
@@ -169,10 +193,14 @@ typedef struct sx_audit_report {
     uint64_t head_seq; /* the server's stored head; 0 when none */
     uint64_t bad_line; /* 1-based number of the first bad line; 0 when the problem is not one line */
     char reason[SX_AUDIT_REASON_SIZE];
+    /* The node whose chain the file is (named by its audit.open lines); "" for a file none of whose
+     * lines names one (written before per-node chains). */
+    char node[SX_AUDIT_NODE_ID_SIZE];
 } sx_audit_report;
 
 /* Check the MAC chain of the audit file at path (up to its size when called) and, unless rotated
- * (an older file that ends before the head), that it ends at the stored head. 0 with the verdict
+ * (an older file that ends before the head), that it ends at the stored head of the node its
+ * audit.open lines name (any node's file can be checked; lines naming two nodes fail). 0 with the verdict
  * in *rep (a stored head that fails its MAC is a verdict too), or a negative errno or storage
  * error when the file or the head cannot be read (-EINVAL: not a regular file). Blocks:
  * worker-pool threads only. */

@@ -445,5 +445,6 @@ void sx_config_free(sx_config *cfg)
     free(cfg->seal_pin_env);
     free(cfg->access_log);
     free(cfg->audit_log);
+    free(cfg->node_id);
     free(cfg);
 }

@@ -108,6 +108,7 @@ typedef struct sx_config {
     sx_config_listen *proxy_listen; /* cleartext HTTP/1.1 + h2c behind a PROXY protocol (v1 or v2)
                                        header from a trusted proxy; needs trusted_proxies */
     size_t n_proxy_listen;
+    char *node_id; /* this node's audit chain id (1..64 of [A-Za-z0-9._-]); "" = generated, kept next to audit_log */
 
     /* [tls] */
     sx_config_listen *tls_listen; /* HTTP/1.1 + h2 over ALPN */

@@ -80,6 +80,8 @@ int sx_config_set_string(const sx_config_item *item, const char *value, sx_confi
 int sx_config_set_env_name(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
 /* The same, or empty (the feature is off). */
 int sx_config_set_env_name_opt(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
+/* [server] node_id: 1..64 characters of [A-Za-z0-9._-], or "" (generated). */
+int sx_config_set_node_id(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);
 /* [seal] credential: the name of a systemd credential (a file name in $CREDENTIALS_DIRECTORY: no '/',
  * not "." or "..", printable ASCII, at most SX_CONFIG_CREDENTIAL_MAX bytes), or "" for none. */
 int sx_config_set_credential(const sx_config_item *item, const char *value, sx_config *cfg, int line, char *why);

@@ -74,6 +74,8 @@ const sx_config_item sx_config_items[] = {
      sx_config_set_networks, LIST(trusted_proxies, n_trusted_proxies), .max = MAX_TRUSTED},
     {{"server", "proxy_listen", true, NULL},
      sx_config_set_listen, LIST(proxy_listen, n_proxy_listen), .max = MAX_LISTEN},
+    {{"server", "node_id", false, ""},
+     sx_config_set_node_id, FIELD(node_id), .flags = SX_CONFIG_EMPTY_OFF},
 
     /* [tls] */
     {{"tls", "listen", true, NULL},

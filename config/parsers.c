@@ -162,6 +162,16 @@ int sx_config_set_env_name_opt(const sx_config_item *item, const char *v, sx_con
     return sx_config_set_env_name(item, v, cfg, line, why);
 }
 
+int sx_config_set_node_id(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
+{
+    size_t len = strlen(v);
+    if (len > 64 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
+        snprintf(why, SX_CONFIG_WHY_LEN, "expected a node id (1..64 characters of [A-Za-z0-9._-]), got '%.100s'", v);
+        return -EINVAL;
+    }
+    return set_copy(item, cfg, v);
+}
+
 int sx_config_set_credential(const sx_config_item *item, const char *v, sx_config *cfg, int line, char *why)
 {
     size_t len = strlen(v);

@@ -875,13 +875,15 @@ int ctl_cmd_audit(const ctl *c, int argc, char **argv)
     yajl_val okv = yajl_tree_get(v, (const char *[]){"ok", NULL}, yajl_t_any);
     bool ok = okv && YAJL_IS_TRUE(okv);
     if (!c->json) {
+        /* The node whose chain the file is; none for a file from before per-node chains. */
+        const char *node = jstr(v, "node", "(none)");
         if (ok)
-            printf("OK: %lld lines, seq %lld..%lld, chain head seq %lld\n", jint(v, "lines"), jint(v, "firstSeq"),
-                   jint(v, "lastSeq"), jint(v, "headSeq"));
+            printf("OK: node %s, %lld lines, seq %lld..%lld, chain head seq %lld\n", node, jint(v, "lines"),
+                   jint(v, "firstSeq"), jint(v, "lastSeq"), jint(v, "headSeq"));
         else if (jint(v, "badLine"))
-            printf("BAD: line %lld: %s\n", jint(v, "badLine"), jstr(v, "reason", "?"));
+            printf("BAD: node %s, line %lld: %s\n", node, jint(v, "badLine"), jstr(v, "reason", "?"));
         else
-            printf("BAD: %s\n", jstr(v, "reason", "?"));
+            printf("BAD: node %s: %s\n", node, jstr(v, "reason", "?"));
     }
     yajl_tree_free(v);
     return ok ? 0 : 1;

@@ -367,6 +367,7 @@ int sx_server_new(sx_server **ret, const sx_server_deps *deps, char *err, size_t
     }
     if (cfg->audit_log && *cfg->audit_log) {
         sx_audit_options aopt = {.path = cfg->audit_log,
+                                 .node_id = cfg->node_id,
                                  .fail_closed = cfg->audit_policy == SX_AUDIT_FAIL_CLOSED,
                                  .on_forged = on_audit_head_forged,
                                  .post = sx_audit_wait_post,

@@ -658,6 +658,12 @@ static void verify_done(sx_job *job)
         yajl_gen_null(g);
     }
     sx_json_kv(g, "reason", j->rep.reason);
+    if (j->rep.node[0]) {
+        sx_json_kv(g, "node", j->rep.node);
+    } else {
+        sx_json_str(g, "node");
+        yajl_gen_null(g);
+    }
     yajl_gen_map_close(g);
     sx_send_json_pooled(r, 200, sx_json_gen_thread_finish(g, &r->req->pool));
 }

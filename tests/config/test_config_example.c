@@ -83,6 +83,7 @@ static void example_equals_the_defaults(void)
         CHECK_INT(a->http2_max_concurrent_requests, b->http2_max_concurrent_requests);
         CHECK_INT(a->http2_max_resets, b->http2_max_resets);
         CHECK_INT(a->http2_max_control_frames, b->http2_max_control_frames);
+        CHECK_STR(a->node_id, b->node_id);
         CHECK_INT(a->n_tls_listen, b->n_tls_listen);
         CHECK_STR(a->tls_cert, b->tls_cert);
         CHECK_STR(a->tls_key, b->tls_key);

@@ -14,7 +14,11 @@
  *    wrapped under it (also from a cold start);
  *  - a rotation left behind by a node that was SIGKILLed is finished by the other;
  *  - the database restarting (crash-like) under writes on both nodes: 503s while it is down, never
- *    a crash or another error, recovery on their own, and no acknowledged write lost.
+ *    a crash or another error, recovery on their own, and no acknowledged write lost;
+ *  - both nodes auditing under load: each keeps its own chain (A under its configured node_id, B
+ *    under one generated and kept next to its audit log, the same after a restart), each file
+ *    verifies against its own node's head and names it, and a cut tail on B's file is caught while
+ *    A's still verifies.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -40,11 +44,14 @@ typedef struct cluster {
     char env_b[128];
     sx_srv a, b;
     char *token; /* owner of org "acme", minted on A */
+    char *dir_b; /* g_audit: B's folder, for a restart on it */
     char auth[512];
     bool up;
 } cluster;
 
 static int g_skip;
+static bool g_audit; /* the nodes keep audit logs: A as node AUDIT_NODE_A, B with a generated id */
+#define AUDIT_NODE_A "node-a.1"
 
 static int start_node(cluster *c, sx_srv *srv, bool is_a)
 {
@@ -54,6 +61,12 @@ static int start_node(cluster *c, sx_srv *srv, bool is_a)
                      .extra_storage = is_a ? c->storage_a : c->storage_b,
                      .seal_key = c->seal_key,
                      .extra_env = is_a ? NULL : env_b};
+    if (g_audit) {
+        o.extra_log = "audit_log = audit.log\n";
+        o.extra_server = is_a ? "node_id = " AUDIT_NODE_A "\n" : NULL;
+        o.keep_dir = true; /* restarted on its own folder; removed by cluster_down */
+        o.dir = is_a ? NULL : c->dir_b;
+    }
     return sx_srv_start(srv, &o);
 }
 
@@ -90,6 +103,7 @@ static bool cluster_up(cluster *c)
 
 static void cluster_down(cluster *c)
 {
+    c->a.own_dir = c->b.own_dir = true;
     if (c->a.pid)
         CHECK_INT(sx_srv_stop(&c->a, SIGTERM, 60), 0);
     else if (c->a.dir)
@@ -99,6 +113,9 @@ static void cluster_down(cluster *c)
     else if (c->b.dir)
         sx_srv_stop(&c->b, SIGTERM, 60);
     sx_pgtest_stop(&c->pg);
+    if (c->dir_b && !c->b.dir) /* B stopped by its test: its folder was kept */
+        sx_test_rmtree(c->dir_b);
+    free(c->dir_b);
     if (c->shared)
         sx_test_rmtree(c->shared);
     free(c->shared);
@@ -652,6 +669,192 @@ static void a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_w
     cluster_down(&c); /* both exit 0: neither crashed */
 }
 
+/* ---- one audit chain per node ---------------------------------------------------------------------- */
+
+typedef struct auditor {
+    cluster *c;
+    sx_srv *srv;
+    int id;
+    long failures;
+} auditor;
+
+#define AUDIT_ROUNDS 60
+
+/* Writes and reveals of this client's own secret, on one node: audited intent and done lines. */
+static void *auditor_main(void *arg)
+{
+    auditor *w = arg;
+    for (int i = 0; i < AUDIT_ROUNDS; i++) {
+        char path[128], body[64], want[64];
+        snprintf(path, sizeof(path), "/acme/audit/envs/load/secrets/C%d/value", w->id);
+        snprintf(body, sizeof(body), "{\"value\":\"v%d-%d\"}", w->id, i);
+        snprintf(want, sizeof(want), "\"value\":\"v%d-%d\"", w->id, i);
+        char *resp = NULL;
+        if (call(w->c, w->srv, "PUT", path, body, NULL) != 200)
+            w->failures++;
+        if (call(w->c, w->srv, "GET", path, NULL, &resp) != 200 || !resp || !strstr(resp, want))
+            w->failures++;
+        free(resp);
+    }
+    return NULL;
+}
+
+/* secretsctl audit verify FILE on node srv (text, or --json); the exit status, its output in out. */
+static int audit_verify(const sx_srv *srv, const char *file, bool json, char *out, size_t cap)
+{
+    char *text = NULL;
+    int st = sx_test_sh(&text, "'%s' --socket '%s' %s audit verify '%s' 2>&1", SX_SECRETSCTL_PATH, srv->admin_socket,
+                        json ? "--json" : "", file);
+    snprintf(out, cap, "%s", text ? text : "");
+    free(text);
+    return st;
+}
+
+/* The file verifies on srv and says it is node's chain, in the text and in the JSON answer. */
+static void expect_node_ok(const sx_srv *srv, const char *file, const char *node, const char *what)
+{
+    char out[4096], want[128];
+    int st = audit_verify(srv, file, false, out, sizeof(out));
+    snprintf(want, sizeof(want), "OK: node %s, ", node);
+    if (st != 0 || strncmp(out, want, strlen(want)) != 0) {
+        fprintf(stderr, "%s: verify exit %d, output %s (want %s...)\n", what, st, out, want);
+        sx_test_failures++;
+    }
+    st = audit_verify(srv, file, true, out, sizeof(out));
+    snprintf(want, sizeof(want), "\"node\":\"%s\"", node);
+    if (st != 0 || !strstr(out, "\"ok\":true") || !strstr(out, want)) {
+        fprintf(stderr, "%s: verify --json exit %d, answer %s (want %s)\n", what, st, out, want);
+        sx_test_failures++;
+    }
+}
+
+/* The node id in an audit file's open lines: every one names node (and there is at least one). */
+static int open_lines_naming(const char *file, const char *node)
+{
+    char *log = sx_test_read_file(file, NULL);
+    char want[128];
+    snprintf(want, sizeof(want), "\"event\":\"audit.open\",\"prev\":\"");
+    char named[128];
+    snprintf(named, sizeof(named), "\"node\":\"%s\",\"time\"", node);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, want)) != NULL; p++) {
+        const char *nl = strchr(p, '\n');
+        const char *q = strstr(p, named);
+        if (!q || (nl && q > nl)) {
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    free(log);
+    return n;
+}
+
+static void both_nodes_audit_under_load_each_to_its_own_chain(void)
+{
+    cluster c;
+    g_audit = true;
+    if (!cluster_ready(&c))
+        return;
+    char a_log[1100], b_log[1100], b_node_file[1100];
+    snprintf(a_log, sizeof(a_log), "%s/audit.log", c.a.dir);
+    snprintf(b_log, sizeof(b_log), "%s/audit.log", c.b.dir);
+    snprintf(b_node_file, sizeof(b_node_file), "%s/audit.log.node", c.b.dir);
+    c.dir_b = strdup(c.b.dir);
+    /* B generated its id: 16 random bytes in hex and a newline, in a file only its owner reads. */
+    size_t len = 0;
+    char *b_id = sx_test_read_file(b_node_file, &len);
+    REQUIRE(b_id && len == 33 && b_id[32] == '\n');
+    b_id[32] = '\0';
+    CHECK(strspn(b_id, "0123456789abcdef") == 32);
+    struct stat sb;
+    CHECK(stat(b_node_file, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    /* A has its configured id, and no file for a generated one. */
+    char a_node_file[1100];
+    snprintf(a_node_file, sizeof(a_node_file), "%s/audit.log.node", c.a.dir);
+    CHECK(access(a_node_file, F_OK) != 0);
+
+    CHECK_INT(call(&c, &c.a, "POST", "/acme/audit/envs/load/secrets", "{\"kind\":\"secret\",\"name\":\"X\"}", NULL),
+              201);
+    enum { CLIENTS = 4 };
+    char name[32], json[96];
+    for (int i = 0; i < CLIENTS; i++) {
+        snprintf(name, sizeof(name), "C%d", i);
+        snprintf(json, sizeof(json), "{\"kind\":\"secret\",\"name\":\"%s\"}", name);
+        CHECK_INT(call(&c, i % 2 ? &c.b : &c.a, "POST", "/acme/audit/envs/load/secrets", json, NULL), 201);
+    }
+    /* Writes and reveals on both nodes at once: both chains grow and store their heads together. */
+    auditor w[CLIENTS];
+    pthread_t th[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        w[i] = (auditor){.c = &c, .srv = i % 2 ? &c.b : &c.a, .id = i};
+        REQUIRE(pthread_create(&th[i], NULL, auditor_main, &w[i]) == 0);
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(w[i].failures, 0);
+    }
+    sx_test_sleep_ms(300); /* the heads of the last batches */
+    expect_node_ok(&c.a, a_log, AUDIT_NODE_A, "A's file on A");
+    expect_node_ok(&c.b, b_log, b_id, "B's file on B");
+    /* The chains share one MAC key: each node checks the other's file against the other's head. */
+    expect_node_ok(&c.a, b_log, b_id, "B's file on A");
+    expect_node_ok(&c.b, a_log, AUDIT_NODE_A, "A's file on B");
+    CHECK_INT(open_lines_naming(a_log, AUDIT_NODE_A), 1);
+    CHECK_INT(open_lines_naming(b_log, b_id), 1);
+
+    /* B restarted keeps its generated id: its file goes on under the same node, and verifies. */
+    CHECK_INT(sx_srv_stop(&c.b, SIGTERM, 60), 0);
+    REQUIRE(start_node(&c, &c.b, false) == 0);
+    char *again = sx_test_read_file(b_node_file, NULL);
+    CHECK(again && strncmp(again, b_id, 32) == 0);
+    free(again);
+    CHECK_INT(call(&c, &c.b, "PUT", "/acme/audit/envs/load/secrets/C1/value", "{\"value\":\"after\"}", NULL), 200);
+    sx_test_sleep_ms(300);
+    CHECK_INT(open_lines_naming(b_log, b_id), 2);
+    expect_node_ok(&c.a, b_log, b_id, "B's file after B's restart");
+
+    /* Cut B's tail (B stopped, so its head names its last line): caught, and A's file still verifies. */
+    CHECK_INT(sx_srv_stop(&c.b, SIGTERM, 60), 0);
+    char *log = sx_test_read_file(b_log, &len);
+    REQUIRE(log && len > 1);
+    size_t cut = len - 1;
+    for (int lines = 0; cut > 0 && lines < 3; cut--)
+        if (log[cut - 1] == '\n' && ++lines == 3)
+            break;
+    CHECK_INT(sx_test_write_file(b_log, log, cut), 0);
+    free(log);
+    char out[4096];
+    CHECK_INT(audit_verify(&c.a, b_log, true, out, sizeof(out)), 1);
+    CHECK(strstr(out, "\"ok\":false") && strstr(out, "cut from the end"));
+    snprintf(json, sizeof(json), "\"node\":\"%s\"", b_id);
+    CHECK(strstr(out, json) != NULL);
+    expect_node_ok(&c.a, a_log, AUDIT_NODE_A, "A's file after B's was cut");
+
+    /* A file whose open lines name two nodes: B's first line spliced before A's file. */
+    char mixed[1100];
+    snprintf(mixed, sizeof(mixed), "%s/mixed.log", c.a.dir);
+    char *a_text = sx_test_read_file(a_log, &len);
+    char *b_text = sx_test_read_file(b_log, NULL);
+    REQUIRE(a_text && b_text);
+    char *b_first = strchr(b_text, '\n');
+    REQUIRE(b_first);
+    size_t blen = (size_t)(b_first - b_text) + 1;
+    char *joined = malloc(blen + len);
+    REQUIRE(joined);
+    memcpy(joined, b_text, blen);
+    memcpy(joined + blen, a_text, len);
+    CHECK_INT(sx_test_write_file(mixed, joined, blen + len), 0);
+    CHECK_INT(audit_verify(&c.a, mixed, true, out, sizeof(out)), 1);
+    CHECK(strstr(out, "\"ok\":false") && strstr(out, "\"badLine\":2") && strstr(out, "two nodes"));
+    free(joined);
+    free(a_text);
+    free(b_text);
+    free(b_id);
+    cluster_down(&c);
+    g_audit = false;
+}
+
 int main(int argc, char **argv)
 {
     static const sx_test tests[] = {
@@ -664,6 +867,7 @@ int main(int argc, char **argv)
          a_rotation_left_by_a_killed_node_is_finished_by_the_other},
         {"a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_write",
          a_database_restart_gives_503s_then_recovers_losing_no_acknowledged_write},
+        {"both_nodes_audit_under_load_each_to_its_own_chain", both_nodes_audit_under_load_each_to_its_own_chain},
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int r = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
