@@ -205,6 +205,12 @@ static void bad_strings_and_paths(void)
     EXPECT("[seal]\nkey_file =\n", "2: [seal] key_file: must not be empty");
     EXPECT("[storage]\npath = ~/data\n", "2: [storage] path: '~' is not expanded; use an absolute path or one "
                                          "relative to the config file, got '~/data'");
+    EXPECT("[server]\nnode_id = a/b\n",
+           "2: [server] node_id: expected a node id (1..64 characters of [A-Za-z0-9._-]), got 'a/b'");
+    EXPECT("[server]\nnode_id = "
+           "n12345678901234567890123456789012345678901234567890123456789012345\n",
+           "2: [server] node_id: expected a node id (1..64 characters of [A-Za-z0-9._-]), got "
+           "'n12345678901234567890123456789012345678901234567890123456789012345'");
     EXPECT("[log]\naudit_log = -\n", "2: [log] audit_log: '-' (stderr) is only allowed for [log] access_log");
     EXPECT("[secrets]\nrecovery_window = 7w\n", "2: [secrets] recovery_window: expected a duration (a whole number "
                                                 "of seconds, or followed by s, m, h or d), got '7w'");

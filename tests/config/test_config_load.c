@@ -169,6 +169,7 @@ static void empty_file_gives_every_default(void)
     CHECK_INT(cfg->log_level, SX_LOG_INFO);
     CHECK_STR(cfg->access_log, "-");
     CHECK_STR(cfg->audit_log, "");
+    CHECK_STR(cfg->node_id, "");
     done(cfg);
 }
 

@@ -5,7 +5,9 @@
  * nothing when the log cannot be written (the file swapped for /dev/full and reopened by SIGHUP)
  * or when the disk stalls (a FIFO nobody reads), 1,000 concurrent reveals each get their intent and
  * outcome lines in order, a SIGKILL amid audited batches leaves a file that verifies after a
- * restart, and no value ever reaches the audit log.
+ * restart, and no value ever reaches the audit log. Per-node chains: a store left with the single
+ * chain head of earlier versions is adopted by the node whose file continues it (and left alone by
+ * another), and a corrupt node id file stops start-up.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -19,7 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "crypto/crypto.h"
 #include "harness.h"
+#include "storage/storage.h"
 #include "testutil.h"
 
 #define CANARY "canaryValue_6f1d0c"
@@ -961,6 +968,223 @@ static void sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_resta
     free(dir);
 }
 
+/* ---- per-node chains ------------------------------------------------------------------------------ */
+
+/* Rewrite the audit file at path as a version without per-node chains wrote it: its open lines lose
+ * their "node" field and every line is MAC'd again under key (an open line's prev follows the
+ * chain). The last line's seq and MAC and the first line's go to *head. */
+typedef struct legacy_head {
+    uint64_t seq, first_seq;
+    uint8_t mac[32], first_mac[32];
+} legacy_head;
+
+static int strip_nodes(const char *path, const char *node, const uint8_t *key, legacy_head *head)
+{
+    size_t len = 0;
+    char *text = sx_test_read_file(path, &len);
+    char *out = malloc(len + 1);
+    if (!text || !out)
+        return -1;
+    char field[128];
+    snprintf(field, sizeof(field), ",\"node\":\"%s\"", node);
+    size_t flen = strlen(field), olen = 0;
+    uint8_t prev[32] = {0};
+    bool first = true;
+    for (char *line = text; line < text + len;) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            return -1;
+        *nl = '\0';
+        char *f = strstr(line, field);
+        if (f)
+            memmove(f, f + flen, strlen(f + flen) + 1);
+        char *m = strstr(line, ",\"mac\":\"");
+        char *p = strstr(line, "\"prev\":\"");
+        if (!m)
+            return -1;
+        if (p && !first) { /* a restart's open line continues the chain */
+            uint8_t old[32];
+            if (sodium_hex2bin(old, 32, p + 8, 64, NULL, NULL, NULL) != 0)
+                return -1;
+            if (!sodium_is_zero(old, 32)) {
+                sodium_bin2hex(p + 8, 65, prev, 32);
+                p[72] = '"';
+            }
+        }
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, key, 32, 32);
+        crypto_generichash_update(&st, prev, 32);
+        crypto_generichash_update(&st, (const unsigned char *)line, (size_t)(m - line));
+        crypto_generichash_final(&st, prev, 32);
+        sodium_bin2hex(m + 8, 65, prev, 32);
+        m[72] = '"';
+        uint64_t seq = strtoull(line + 7, NULL, 10);
+        if (first) {
+            head->first_seq = seq;
+            memcpy(head->first_mac, prev, 32);
+            first = false;
+        }
+        head->seq = seq;
+        memcpy(head->mac, prev, 32);
+        size_t ll = strlen(line);
+        memcpy(out + olen, line, ll);
+        out[olen + ll] = '\n';
+        olen += ll + 1;
+        line = nl + 1;
+    }
+    int rc = sx_test_write_file(path, out, olen);
+    free(text);
+    free(out);
+    return rc;
+}
+
+/* The stopped server in dir as a version without per-node chains left it: node's head moved to the
+ * single s/audit.head (format 2, its record MAC under that key) and the node gone from audit.log. */
+static int make_legacy_store(const char *dir, const char *node)
+{
+    char data[1024], keyfile[1024], log[1024], err[512];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(keyfile, sizeof(keyfile), "%s/seal.key", dir);
+    snprintf(log, sizeof(log), "%s/audit.log", dir);
+    sx_storage_options so = {.backend = "rocksdb", .path = data, .sync = true};
+    sx_storage *st = NULL;
+    sx_crypto *c = NULL;
+    char *recovery = NULL;
+    sx_crypto_options co = {.seal = {.type = SX_CRYPTO_SEAL_FILE, .key_file = keyfile}};
+    if (sx_storage_open(&so, &st, err, sizeof(err)) != 0 ||
+        sx_crypto_open(&c, &recovery, st, &co, err, sizeof(err)) != 0) {
+        fprintf(stderr, "legacy store: %s\n", err);
+        sx_storage_close(st);
+        return -1;
+    }
+    legacy_head h = {0};
+    int rc = strip_nodes(log, node, sx_crypto_system_key(c, SX_CRYPTO_KEY_AUDIT), &h);
+    uint8_t rec[1 + 8 + 32 + 8 + 32 + SX_CRYPTO_RECORD_MACBYTES];
+    rec[0] = 2;
+    for (int i = 0; i < 8; i++) {
+        rec[1 + i] = (uint8_t)(h.seq >> (56 - 8 * i));
+        rec[41 + i] = (uint8_t)(h.first_seq >> (56 - 8 * i));
+    }
+    memcpy(rec + 9, h.mac, 32);
+    memcpy(rec + 49, h.first_mac, 32);
+    sx_crypto_record_mac(rec + 81, sx_crypto_system_key(c, SX_CRYPTO_KEY_RECORD), SX_AUDIT_HEAD_KEY,
+                         strlen(SX_AUDIT_HEAD_KEY), rec, 81);
+    char node_key[128];
+    snprintf(node_key, sizeof(node_key), "%s%s", SX_AUDIT_HEAD_PREFIX, node);
+    if (rc == 0)
+        rc = sx_storage_put(st, SX_AUDIT_HEAD_KEY, strlen(SX_AUDIT_HEAD_KEY), rec, sizeof(rec), NULL);
+    if (rc == 0)
+        rc = sx_storage_delete(st, node_key, strlen(node_key));
+    if (recovery)
+        sx_crypto_recovery_key_free(recovery);
+    sx_crypto_free(c);
+    sx_storage_close(st);
+    return rc;
+}
+
+/* Whether the stopped server's store in dir has a record at key. */
+static bool store_has(const char *dir, const char *key)
+{
+    char data[1024], err[256];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    sx_storage_options so = {.backend = "rocksdb", .path = data, .sync = true};
+    sx_storage *st = NULL;
+    if (sx_storage_open(&so, &st, err, sizeof(err)) != 0)
+        return false;
+    void *v = NULL;
+    size_t len = 0;
+    int rc = sx_storage_get(st, key, strlen(key), &v, &len, NULL);
+    sx_storage_free(v);
+    sx_storage_close(st);
+    return rc == 0;
+}
+
+static void a_legacy_single_head_is_adopted_by_the_node_whose_file_continues_it(void)
+{
+    sx_srv srv;
+    sx_srv_opts o = {.backend = "rocksdb",
+                     .extra_log = "audit_log = audit.log\n",
+                     .extra_server = "node_id = n1\n",
+                     .keep_dir = true};
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    REQUIRE(owner);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
+        201);
+    char *dir = strdup(srv.dir);
+    char *ap = audit_path(&srv);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    REQUIRE(make_legacy_store(dir, "n1") == 0);
+    CHECK(store_has(dir, SX_AUDIT_HEAD_KEY) && !store_has(dir, SX_AUDIT_HEAD_PREFIX "n1"));
+
+    /* Another node (its own file) leaves the legacy head alone; the old file verifies against it. */
+    o.dir = dir;
+    o.extra_log = "audit_log = other.log\n";
+    o.extra_server = "node_id = other\n";
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char out[4096];
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK: node (none), ", 17) == 0);
+    CHECK_INT(verify(&srv, ap, true, NULL, out, sizeof(out)), 0);
+    CHECK(strstr(out, "\"node\":null") && !strstr(out, "\"headSeq\":0,"));
+    char other[1100];
+    snprintf(other, sizeof(other), "%s/other.log", dir);
+    sx_test_sleep_ms(300);
+    CHECK_INT(verify(&srv, other, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK: node other, ", 16) == 0);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    CHECK(store_has(dir, SX_AUDIT_HEAD_KEY) && store_has(dir, SX_AUDIT_HEAD_PREFIX "other"));
+
+    /* The node whose file continues it adopts it: moved to its key, and its file goes on under it. */
+    o.extra_log = "audit_log = audit.log\n";
+    o.extra_server = "node_id = n1\n";
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    CHECK_INT(
+        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"B\"}"),
+        201);
+    sx_test_sleep_ms(300);
+    CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
+    CHECK(strncmp(out, "OK: node n1, ", 13) == 0);
+    char *log = sx_test_read_file(ap, NULL);
+    CHECK(log && strstr(log, "\"node\":\"n1\"") && strstr(log, "\"name\":\"A\""));
+    free(log);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    CHECK(!store_has(dir, SX_AUDIT_HEAD_KEY) && store_has(dir, SX_AUDIT_HEAD_PREFIX "n1"));
+    sx_test_rmtree(dir);
+    free(dir);
+    free(ap);
+    free(owner);
+}
+
+static void a_corrupt_node_id_file_stops_start_up(void)
+{
+    sx_srv srv;
+    sx_srv_opts o = {.extra_log = "audit_log = audit.log\n", .keep_dir = true};
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char *dir = strdup(srv.dir);
+    char node_file[1100];
+    snprintf(node_file, sizeof(node_file), "%s/audit.log.node", dir);
+    char *id = sx_test_read_file(node_file, NULL);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    /* The same id after a restart. */
+    o.dir = dir;
+    REQUIRE(sx_srv_start(&srv, &o) == 0);
+    char *again = sx_test_read_file(node_file, NULL);
+    CHECK(id && again && strcmp(id, again) == 0);
+    free(again);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+    CHECK_INT(sx_test_write_file(node_file, "not/an id\n", 10), 0);
+    CHECK(sx_srv_start(&srv, &o) != 0);
+    char *err = sx_test_read_file(srv.stderr_path, NULL);
+    CHECK(err && strstr(err, "audit.log.node\" is corrupt"));
+    free(err);
+    sx_srv_stop(&srv, SIGTERM, 20);
+    sx_test_rmtree(dir);
+    free(dir);
+    free(id);
+}
+
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -982,6 +1206,9 @@ int main(int argc, char **argv)
          fail_closed_answers_503_when_the_disk_stalls_and_changes_nothing},
         {"sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_restart",
          sigkill_amid_audited_batches_leaves_a_file_that_verifies_after_restart},
+        {"a_legacy_single_head_is_adopted_by_the_node_whose_file_continues_it",
+         a_legacy_single_head_is_adopted_by_the_node_whose_file_continues_it},
+        {"a_corrupt_node_id_file_stops_start_up", a_corrupt_node_id_file_stops_start_up},
     };
     int rc = sx_test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
     curl_global_cleanup();
