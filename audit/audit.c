@@ -822,6 +822,21 @@ const char *sx_audit_node_id(const sx_audit *a)
     return a->node_id;
 }
 
+/* Read up to cap bytes from fd (fewer at its end or on an error); returns how many. */
+static size_t read_upto(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t r = read(fd, buf + got, cap - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
 /* Read the node id kept in file (one line); -EBADMSG when it holds anything but an id. */
 static int read_node_file(const char *file, char *ret_id)
 {
@@ -829,15 +844,7 @@ static int read_node_file(const char *file, char *ret_id)
     if (fd < 0)
         return -errno;
     char buf[SX_AUDIT_NODE_ID_SIZE + 2];
-    size_t got = 0;
-    while (got < sizeof(buf)) {
-        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = read_upto(fd, buf, sizeof(buf));
     close(fd);
     if (got > 0 && buf[got - 1] == '\n')
         got--;
@@ -1322,15 +1329,7 @@ int sx_audit_verify(sx_audit *a, const char *path, bool rotated, sx_audit_report
         free(buf);
         return -e;
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = read_upto(fd, buf, size);
     close(fd);
     rep->head_seq = hrc == 0 ? head_seq : 0;
     if (got == 0) {

@@ -398,6 +398,19 @@ static void audit_verify_catches_edits_deletions_swaps_and_a_cut_tail(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* Start a server with o and create secret A in acme/web/prod; the owner token (NULL on failure). */
+static char *start_with_secret_a(sx_srv *srv, const sx_srv_opts *o)
+{
+    if (sx_srv_start(srv, o) != 0)
+        return NULL;
+    char *owner = sx_srv_mint_token(srv, "acme", NULL, NULL, "owner", NULL);
+    if (owner)
+        CHECK_INT(
+            req(srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
+            201);
+    return owner;
+}
+
 /* A restart appends an audit.open line that continues the chain; cutting every line before it
  * leaves a file whose chain is intact from its first line. The stored head names the file's first
  * line, so verification still sees the cut. */
@@ -405,12 +418,8 @@ static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
 {
     sx_srv srv;
     sx_srv_opts o = {.backend = "rocksdb", .extra_log = "audit_log = audit.log\n", .keep_dir = true};
-    REQUIRE(sx_srv_start(&srv, &o) == 0);
-    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    char *owner = start_with_secret_a(&srv, &o);
     REQUIRE(owner);
-    CHECK_INT(
-        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
-        201);
     sx_test_sleep_ms(300);
     char *dir = strdup(srv.dir);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
@@ -1106,12 +1115,8 @@ static void a_legacy_single_head_is_adopted_by_the_node_whose_file_continues_it(
                      .extra_log = "audit_log = audit.log\n",
                      .extra_server = "node_id = n1\n",
                      .keep_dir = true};
-    REQUIRE(sx_srv_start(&srv, &o) == 0);
-    char *owner = sx_srv_mint_token(&srv, "acme", NULL, NULL, "owner", NULL);
+    char *owner = start_with_secret_a(&srv, &o);
     REQUIRE(owner);
-    CHECK_INT(
-        req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"A\"}"),
-        201);
     char *dir = strdup(srv.dir);
     char *ap = audit_path(&srv);
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
