@@ -1,7 +1,7 @@
 /*
  * audit.c - the tamper-evident audit log: per-thread line buffers, one writer thread that numbers,
- * MACs and appends the lines, a head thread that stores the chain head, and server-side
- * verification.
+ * MACs and appends the lines, a head thread that stores the chain head (this node's, under its
+ * node id; the legacy single head adopted at start-up), and server-side verification.
  *
  * Why a writer thread: the MAC chain needs one order, and a disk that stalls must not stall an
  * event loop. Loop threads append finished line bodies to their own buffer (an uncontended mutex,
