@@ -428,8 +428,10 @@ static void audit_verify_catches_a_cut_at_a_restarts_open_line(void)
     CHECK_INT(
         req(&srv, SX_H1, "POST", "/acme/web/envs/prod/secrets", owner, NULL, "{\"kind\":\"secret\",\"name\":\"B\"}"),
         201);
-    sx_test_sleep_ms(300);
     char *ap = audit_path(&srv);
+    /* The create's done line is written after its answer: cut only once it is on file, or it
+     * could land between the read below and the write of the cut file. */
+    CHECK(sx_test_file_wait(ap, "\"name\":\"B\",\"phase\":\"done\"", 10000));
     char out[4096];
     CHECK_INT(verify(&srv, ap, false, NULL, out, sizeof(out)), 0);
 
