@@ -62,6 +62,8 @@ bool sx_vault_is_list(sx_request *r);
  * then "data": - the caller writes data's value - and the close: "wrap_info", "warnings", "auth"
  * null. */
 void sx_vault_envelope_open(sx_request *r, yajl_gen g, unsigned lease_duration);
+/* The same with the request's id (req_id_len bytes) copied: for a read job off the loop. */
+void sx_vault_envelope_open_id(yajl_gen g, const char *req_id, size_t req_id_len, unsigned lease_duration);
 void sx_vault_envelope_close(yajl_gen g);
 /* The same head as text (for answers written into wiped memory): at most SX_VAULT_HEAD_MAX bytes
  * written to out, ending with "data":; returns the length. */

@@ -203,9 +203,14 @@ bool sx_vault_is_list(sx_request *r)
 
 void sx_vault_envelope_open(sx_request *r, yajl_gen g, unsigned lease_duration)
 {
+    sx_vault_envelope_open_id(g, r->req_id, r->req_id_len, lease_duration);
+}
+
+void sx_vault_envelope_open_id(yajl_gen g, const char *req_id, size_t req_id_len, unsigned lease_duration)
+{
     yajl_gen_map_open(g);
     sx_json_str(g, "request_id");
-    sx_json_strn(g, r->req_id, r->req_id_len);
+    sx_json_strn(g, req_id, req_id_len);
     sx_json_kv(g, "lease_id", "");
     sx_json_str(g, "renewable");
     yajl_gen_bool(g, 0);

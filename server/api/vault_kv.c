@@ -28,7 +28,11 @@
  * current one is not written again, so rewriting a map does not push each secret's history out of
  * [secrets] max_versions.
  *
- * Plaintext: a read's answer is written into wiped request-pool memory (values.c); a write's values
+ * Reads are read jobs (api.h): the permission is checked on the loop, and the read runs inline or,
+ * when the store's reads are slow (PostgreSQL), on the worker pool, so a loop never waits for it.
+ *
+ * Plaintext: a read's answer is written into wiped memory of the read job's pool, which the request
+ * takes over and wipes when it ends (values.c), and leaves after its audit line; a write's values
  * are copied from the parsed body (wiped at once) into the job's malloc'd buffers, wiped when the
  * job is released; a map write compares with each current value decrypted into a wiped buffer.
  */
@@ -89,20 +93,106 @@ static int reveal_one(const sx_secrets_ctx *c, const sx_secrets_place *p, uint32
     return rc;
 }
 
-/* A read of a deleted secret (no live one of the name; asked 0, or the version it was deleted at):
- * Vault's 404 of a deleted version, {"data": {"data": null, "metadata": {..., "deletion_time"}}},
- * from which clients learn that undelete can bring it back. False (nothing sent) otherwise. */
-static bool read_deleted(sx_request *r, const sx_secrets_ctx *c, const sx_vault_path *vp, uint32_t asked)
+/*
+ * A data read (a read job: inline on the loop, or on the worker pool when the store's reads are
+ * slow). read() writes the whole answer - the envelope's head, copied from the request on the loop,
+ * and the values - into wiped memory of the job's pool; answer() sends it once the audit allows.
+ */
+typedef struct kv_read_job {
+    sx_read_job base; /* place: the env (a map) or the secret */
+    bool map;
+    uint32_t asked;
+    char head[SX_VAULT_HEAD_MAX];
+    size_t head_len;
+    /* outcome */
+    const char *what; /* static: what was being done when rc failed */
+    bool deleted;     /* rc SX_SECRETS_ENOVALUE: the secret was deleted, d says how */
+    sx_secrets_deleted d;
+} kv_read_job;
+
+/* A read of a deleted secret (no live one of the name; asked 0, or the version it was deleted at)?
+ * Then j->d says how, and answer() sends Vault's 404 of a deleted version. */
+static bool read_deleted(kv_read_job *j, const sx_secrets_ctx *c)
 {
     void *raw = NULL;
     sx_secret_meta_view m;
     uint64_t rev = 0;
-    sx_secrets_deleted d;
-    int rc = sx_secrets_get(c, &vp->place, &raw, &m, &rev);
+    const sx_secrets_place *p = &j->base.place;
+    int rc = sx_secrets_get(c, p, &raw, &m, &rev);
     sx_storage_free(raw);
-    if (rc != -ENOENT || sx_secrets_deleted_get(c, &vp->place, &d, NULL) != 0 || !d.version ||
-        (asked && asked != d.version))
+    if (rc != -ENOENT || sx_secrets_deleted_get(c, p, &j->d, NULL) != 0 || !j->d.version ||
+        (j->asked && j->asked != j->d.version))
         return false;
+    return true;
+}
+
+static int read_secret(kv_read_job *j, const sx_secrets_ctx *c)
+{
+    const sx_secrets_place *p = &j->base.place;
+    void *blob = NULL;
+    size_t blen = 0;
+    uint32_t version = 0;
+    int64_t created_ms = 0;
+    j->what = "revealing a secret";
+    int rc = reveal_one(c, p, j->asked, &blob, &blen, &version, &created_ms);
+    if (rc == -ENOENT || rc == SX_SECRETS_ENOVERSION)
+        rc = SX_SECRETS_ENOVALUE; /* Vault's 404, nothing to log */
+    if (rc == SX_SECRETS_ENOVALUE)
+        j->deleted = read_deleted(j, c);
+    if (rc != 0)
+        return rc;
+    sx_wiped_out o = {.pool = j->base.pool};
+    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 32 + SX_CRYPTO_VALUE_PLAIN_LEN(blen));
+    sx_wiped_lit(&o, j->head, j->head_len);
+    sx_wiped_lit(&o, "{\"data\":{\"value\":\"", 18);
+    if ((rc = sx_wiped_value(&o, c, p, version, blob, blen)) != 0) {
+        j->what = "reading a data key";
+        return rc;
+    }
+    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
+    sx_wiped_lit(&o, "\"},\"metadata\":", 14);
+    o.len += sx_vault_version_meta_text(o.buf + o.len, created_ms, version);
+    sx_wiped_lit(&o, "}", 1);
+    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
+    j->base.body = h2o_iovec_init(o.buf, o.len);
+    return 0;
+}
+
+static int read_map(kv_read_job *j, const sx_secrets_ctx *c)
+{
+    const sx_secrets_place *p = &j->base.place;
+    sx_vault_map_head h;
+    j->what = "reading values";
+    int rc = sx_vault_map_head_read(c, p, &h);
+    if (rc == 0 && !h.values)
+        rc = SX_SECRETS_ENOVALUE;
+    if (rc != 0)
+        return rc;
+    sx_wiped_out o = {.pool = j->base.pool};
+    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 16);
+    sx_wiped_lit(&o, j->head, j->head_len);
+    sx_wiped_lit(&o, "{\"data\":", 8);
+    if ((rc = sx_api_values_write(c, p, &o, NULL)) != 0)
+        return rc;
+    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
+    sx_wiped_lit(&o, ",\"metadata\":", 12);
+    o.len += sx_vault_version_meta_text(o.buf + o.len, h.value_ms, h.version);
+    sx_wiped_lit(&o, "}", 1);
+    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
+    j->base.body = h2o_iovec_init(o.buf, o.len);
+    return 0;
+}
+
+static int kv_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    kv_read_job *j = (kv_read_job *)rj;
+    return j->map ? read_map(j, c) : read_secret(j, c);
+}
+
+/* Vault's 404 of a deleted version, {"data": {"data": null, "metadata": {..., "deletion_time"}}},
+ * from which clients learn that undelete can bring it back. */
+static void send_deleted(sx_request *r, const sx_secrets_deleted *d)
+{
     char ts[SX_TIME_SIZE];
     yajl_gen g = sx_json_gen_thread();
     sx_vault_envelope_open(r, g, r->server->config->vault_lease_duration);
@@ -110,81 +200,31 @@ static bool read_deleted(sx_request *r, const sx_secrets_ctx *c, const sx_vault_
     sx_json_kv(g, "data", NULL);
     sx_json_str(g, "metadata");
     yajl_gen_map_open(g);
-    sx_time_format(d.value_created_ms, ts, sizeof(ts));
+    sx_time_format(d->value_created_ms, ts, sizeof(ts));
     sx_json_kv(g, "created_time", ts);
     sx_json_kv(g, "custom_metadata", NULL);
-    sx_time_format(d.deleted_ms, ts, sizeof(ts));
+    sx_time_format(d->deleted_ms, ts, sizeof(ts));
     sx_json_kv(g, "deletion_time", ts);
     sx_json_str(g, "destroyed");
     yajl_gen_bool(g, 0);
     sx_json_str(g, "version");
-    yajl_gen_integer(g, d.version);
+    yajl_gen_integer(g, d->version);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     sx_vault_envelope_close(g);
     sx_send_json_pooled(r, 404, sx_json_gen_thread_finish(g, &r->req->pool));
-    return true;
 }
 
-static void read_secret(sx_request *r, const sx_vault_path *vp, uint32_t asked)
+static void kv_read_answer(sx_read_job *rj)
 {
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    void *blob = NULL;
-    size_t blen = 0;
-    uint32_t version = 0;
-    int64_t created_ms = 0;
-    int rc = reveal_one(&c, &vp->place, asked, &blob, &blen, &version, &created_ms);
-    if (rc == -ENOENT || rc == SX_SECRETS_ENOVERSION)
-        rc = SX_SECRETS_ENOVALUE; /* Vault's 404, nothing to log */
-    if (rc == SX_SECRETS_ENOVALUE && read_deleted(r, &c, vp, asked))
-        return;
-    if (rc != 0) {
-        sx_api_send_unreadable(r, rc, "revealing a secret");
-        return;
-    }
-    sx_wiped_out o = {.pool = &r->req->pool};
-    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 32 + SX_CRYPTO_VALUE_PLAIN_LEN(blen));
-    o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
-    sx_wiped_lit(&o, "{\"data\":{\"value\":\"", 18);
-    if ((rc = sx_wiped_value(&o, &c, &vp->place, version, blob, blen)) != 0) {
-        sx_api_send_unreadable(r, rc, "reading a data key");
-        return;
-    }
-    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
-    sx_wiped_lit(&o, "\"},\"metadata\":", 14);
-    o.len += sx_vault_version_meta_text(o.buf + o.len, created_ms, version);
-    sx_wiped_lit(&o, "}", 1);
-    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
-    sx_api_send_revealed(r, &vp->place, NULL, h2o_iovec_init(o.buf, o.len));
-}
-
-static void read_map(sx_request *r, const sx_vault_path *vp)
-{
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    sx_vault_map_head h;
-    int rc = sx_vault_map_head_read(&c, &vp->place, &h);
-    if (rc == 0 && !h.values)
-        rc = SX_SECRETS_ENOVALUE;
-    if (rc != 0) {
-        sx_api_send_unreadable(r, rc, "reading values");
-        return;
-    }
-    sx_wiped_out o = {.pool = &r->req->pool};
-    sx_wiped_reserve(&o, SX_VAULT_HEAD_MAX + 16);
-    o.len += sx_vault_envelope_head(r, o.buf, r->server->config->vault_lease_duration);
-    sx_wiped_lit(&o, "{\"data\":", 8);
-    if ((rc = sx_api_values_write(&c, &vp->place, &o, NULL)) != 0) {
-        sx_api_send_unreadable(r, rc, "reading values");
-        return;
-    }
-    sx_wiped_reserve(&o, SX_VAULT_META_MAX + sizeof(SX_VAULT_TAIL) + 32);
-    sx_wiped_lit(&o, ",\"metadata\":", 12);
-    o.len += sx_vault_version_meta_text(o.buf + o.len, h.value_ms, h.version);
-    sx_wiped_lit(&o, "}", 1);
-    sx_wiped_lit(&o, SX_VAULT_TAIL, sizeof(SX_VAULT_TAIL) - 1);
-    sx_api_send_revealed(r, &vp->place, NULL, h2o_iovec_init(o.buf, o.len));
+    kv_read_job *j = (kv_read_job *)rj;
+    sx_request *r = rj->base.r;
+    if (rj->rc == SX_SECRETS_ENOVALUE && j->deleted)
+        send_deleted(r, &j->d);
+    else if (rj->rc != 0)
+        sx_api_send_unreadable(r, rj->rc, j->what);
+    else
+        sx_api_send_revealed(r, &rj->place, NULL, rj->body);
 }
 
 void sx_api_vault_read(sx_request *r)
@@ -202,15 +242,19 @@ void sx_api_vault_read(sx_request *r)
     int64_t asked = version_query(r);
     if (asked < 0)
         return;
-    if (vp.depth == SX_VAULT_AT_SECRET) {
-        read_secret(r, &vp, (uint32_t)asked);
-    } else if (asked) {
+    if (vp.depth == SX_VAULT_AT_ENV && asked) {
         sx_send_error(r, 400, "invalid_request",
                       "query parameter \"version\" is taken on a secret's path (PROJECT/ENV/NAME), not on an env's "
                       "map");
-    } else {
-        read_map(r, &vp);
+        return;
     }
+    kv_read_job *j = sx_read_job_new(r, sizeof(*j), &vp.place, kv_read, kv_read_answer, NULL);
+    if (!j)
+        return;
+    j->map = vp.depth == SX_VAULT_AT_ENV;
+    j->asked = (uint32_t)asked;
+    j->head_len = sx_vault_envelope_head(r, j->head, r->server->config->vault_lease_duration);
+    sx_read_job_start(r, &j->base);
 }
 
 /* ---- writes -------------------------------------------------------------------------------------- */

@@ -28,6 +28,21 @@
 
 /* ---- LIST ---------------------------------------------------------------------------------------- */
 
+/*
+ * Reads are read jobs (inline on the loop, or on the worker pool when the store's reads are slow):
+ * the caller's permission is checked on the loop first. A LIST's read writes the whole answer with
+ * the thread's generator (names only, never a value) into the job's pool; a GET's read keeps what it
+ * found in the job and answer() writes it out on the loop.
+ */
+typedef struct list_job {
+    sx_read_job base; /* place: the path listed */
+    sx_vault_depth depth;
+    char only[SX_SECRETS_SCOPE_MAX + 1]; /* the token's own project or env at this level ("" = all) */
+    char req_id[SX_REQUEST_ID_MAX + 1];
+    size_t req_id_len;
+    size_t n; /* outcome: keys listed */
+} list_job;
+
 typedef struct list_ctx {
     yajl_gen g;
     const char *only; /* the token's own project or env at this level ("" = all) */
@@ -50,22 +65,19 @@ static int add_scope(void *arg, const char *name, size_t len)
     return 0;
 }
 
-/* The keys below vp into the generator's open array; *ret_n gets how many. 0 or a storage code. */
-static int list_below(sx_request *r, const sx_auth_token *t, const sx_vault_path *vp, yajl_gen g, size_t *ret_n)
+/* The keys below the job's path into the generator's open array; *ret_n gets how many. 0 or a
+ * storage code. */
+static int list_below(const list_job *j, const sx_secrets_ctx *c, yajl_gen g, size_t *ret_n)
 {
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    const sx_secrets_place *p = &vp->place;
-    if (vp->depth < SX_VAULT_AT_ENV) {
-        list_ctx l = {.g = g,
-                      .only = vp->depth == SX_VAULT_AT_MOUNT ? t->project : t->env,
-                      .both = vp->depth == SX_VAULT_AT_PROJECT};
-        int rc = sx_secrets_scopes(&c, p->org, vp->depth == SX_VAULT_AT_PROJECT ? p->project : NULL, add_scope, &l);
+    const sx_secrets_place *p = &j->base.place;
+    if (j->depth < SX_VAULT_AT_ENV) {
+        list_ctx l = {.g = g, .only = j->only, .both = j->depth == SX_VAULT_AT_PROJECT};
+        int rc = sx_secrets_scopes(c, p->org, j->depth == SX_VAULT_AT_PROJECT ? p->project : NULL, add_scope, &l);
         *ret_n = l.n;
         return rc;
     }
     sx_secrets_scan scan;
-    int rc = sx_secrets_list_open(&scan, &c, p, NULL);
+    int rc = sx_secrets_list_open(&scan, c, p, NULL);
     if (rc != 0)
         return rc;
     const char *name;
@@ -78,6 +90,39 @@ static int list_below(sx_request *r, const sx_auth_token *t, const sx_vault_path
     sx_secrets_scan_close(&scan);
     *ret_n = n;
     return rc == SX_STORAGE_DONE ? 0 : rc;
+}
+
+static int list_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    list_job *j = (list_job *)rj;
+    yajl_gen g = sx_json_gen_thread();
+    sx_vault_envelope_open_id(g, j->req_id, j->req_id_len, 0);
+    yajl_gen_map_open(g);
+    sx_json_str(g, "keys");
+    yajl_gen_array_open(g);
+    int rc = list_below(j, c, g, &j->n);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    sx_vault_envelope_close(g);
+    rj->body = sx_json_gen_thread_finish(g, rj->pool); /* resets the generator, whatever rc is */
+    return rc;
+}
+
+static void list_answer(sx_read_job *rj)
+{
+    list_job *j = (list_job *)rj;
+    sx_request *r = rj->base.r;
+    if (rj->rc != 0) {
+        if (rj->rc != -EBADMSG)
+            sx_log(SX_LOG_WARN, "listing a vault path failed: %s", sx_storage_strerror(rj->rc));
+        sx_send_failure(r, SX_ERR_SECRET, rj->rc, NULL);
+        return;
+    }
+    if (j->n == 0) {
+        sx_send_error(r, 404, "not_found", "nothing below this path");
+        return;
+    }
+    sx_send_json_pooled(r, 200, rj->body);
 }
 
 /* May t list below vp? Its org must be the mount's, and at the project and env levels its scope
@@ -102,28 +147,17 @@ static void list_keys(sx_request *r, const sx_auth_token *t, const sx_vault_path
         sx_send_error(r, 404, "not_found", "a secret has no keys below it");
         return;
     }
-    yajl_gen g = sx_json_gen_thread();
-    sx_vault_envelope_open(r, g, 0);
-    yajl_gen_map_open(g);
-    sx_json_str(g, "keys");
-    yajl_gen_array_open(g);
-    size_t n = 0;
-    int rc = list_below(r, t, vp, g, &n);
-    yajl_gen_array_close(g);
-    yajl_gen_map_close(g);
-    sx_vault_envelope_close(g);
-    h2o_iovec_t body = sx_json_gen_thread_finish(g, &r->req->pool);
-    if (rc != 0) {
-        if (rc != -EBADMSG)
-            sx_log(SX_LOG_WARN, "listing a vault path failed: %s", sx_storage_strerror(rc));
-        sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
+    list_job *j = sx_read_job_new(r, sizeof(*j), &vp->place, list_read, list_answer, NULL);
+    if (!j)
         return;
+    j->depth = vp->depth;
+    if (vp->depth < SX_VAULT_AT_ENV) {
+        const char *only = vp->depth == SX_VAULT_AT_MOUNT ? t->project : t->env;
+        snprintf(j->only, sizeof(j->only), "%s", only);
     }
-    if (n == 0) {
-        sx_send_error(r, 404, "not_found", "nothing below this path");
-        return;
-    }
-    sx_send_json_pooled(r, 200, body);
+    memcpy(j->req_id, r->req_id, r->req_id_len);
+    j->req_id_len = r->req_id_len;
+    sx_read_job_start(r, &j->base);
 }
 
 /* ---- GET ----------------------------------------------------------------------------------------- */
@@ -178,77 +212,90 @@ static void meta_send(sx_request *r, yajl_gen g)
     sx_send_json_pooled(r, 200, sx_json_gen_thread_finish(g, &r->req->pool));
 }
 
-static void read_failed(sx_request *r, int rc)
-{
-    if (rc != -ENOENT && rc != SX_SECRETS_ENOVALUE && rc != -EBADMSG)
-        sx_log(SX_LOG_WARN, "reading vault metadata failed: %s", sx_storage_strerror(rc));
-    sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
-}
+/* What a metadata read found: of a secret (its versions, or those of the deleted secret of that
+ * name) or of an env's map. */
+typedef struct meta_job {
+    sx_read_job base; /* place: the secret or the env */
+    bool map;
+    /* outcome */
+    sx_vault_map_head h;  /* a map's */
+    sx_secrets_deleted d; /* a deleted secret's (zero otherwise) */
+    int64_t created_ms;   /* a secret's */
+    int64_t updated_ms;
+    sx_secrets_version *list; /* malloc'd, freed in clear */
+    size_t n;
+} meta_job;
 
 /* The versions of a secret, or of the deleted secret of that name when none lives: every version
  * it keeps has the delete's time as deletion_time (they were deleted together), updated_time too. */
-static void secret_meta(sx_request *r, const sx_vault_path *vp)
+static int secret_meta_read(meta_job *j, const sx_secrets_ctx *c)
 {
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
+    const sx_secrets_place *p = &j->base.place;
     void *raw = NULL;
     sx_secret_meta_view m;
     uint64_t rev = 0;
-    sx_secrets_deleted d = {0};
-    int64_t created_ms = 0, updated_ms = 0;
-    sx_secrets_version *list = NULL;
-    size_t n = 0;
-    int rc = sx_secrets_get(&c, &vp->place, &raw, &m, &rev);
+    int rc = sx_secrets_get(c, p, &raw, &m, &rev);
     if (rc == 0) {
-        created_ms = m.created_ms;
-        updated_ms = m.updated_ms;
+        j->created_ms = m.created_ms;
+        j->updated_ms = m.updated_ms;
         sx_storage_free(raw);
-        rc = sx_secrets_versions(&c, &vp->place, &list, &n);
-    } else if (rc == -ENOENT && (rc = sx_secrets_deleted_history(&c, &vp->place, &list, &n)) == 0) {
-        rc = sx_secrets_deleted_get(&c, &vp->place, &d, NULL);
-        created_ms = d.created_ms;
-        updated_ms = d.deleted_ms;
+        rc = sx_secrets_versions(c, p, &j->list, &j->n);
+    } else if (rc == -ENOENT && (rc = sx_secrets_deleted_history(c, p, &j->list, &j->n)) == 0) {
+        rc = sx_secrets_deleted_get(c, p, &j->d, NULL);
+        j->created_ms = j->d.created_ms;
+        j->updated_ms = j->d.deleted_ms;
     }
-    if (rc == SX_SECRETS_ENOTDELETED)
-        rc = -ENOENT;
+    return rc == SX_SECRETS_ENOTDELETED ? -ENOENT : rc;
+}
+
+static int map_meta_read(meta_job *j, const sx_secrets_ctx *c)
+{
+    int rc = sx_vault_map_head_read(c, &j->base.place, &j->h);
+    return rc == 0 && !j->h.secrets ? -ENOENT : rc;
+}
+
+static int meta_read(sx_read_job *rj, const sx_secrets_ctx *c)
+{
+    meta_job *j = (meta_job *)rj;
+    return j->map ? map_meta_read(j, c) : secret_meta_read(j, c);
+}
+
+static void meta_answer(sx_read_job *rj)
+{
+    meta_job *j = (meta_job *)rj;
+    sx_request *r = rj->base.r;
+    int rc = rj->rc;
     if (rc != 0) {
-        free(list);
-        read_failed(r, rc);
+        if (rc != -ENOENT && rc != SX_SECRETS_ENOVALUE && rc != -EBADMSG)
+            sx_log(SX_LOG_WARN, "reading vault metadata failed: %s", sx_storage_strerror(rc));
+        sx_send_failure(r, SX_ERR_SECRET, rc, NULL);
+        return;
+    }
+    yajl_gen g = sx_json_gen_thread();
+    if (j->map) {
+        meta_head(r, g, j->h.created_ms, j->h.updated_ms, j->h.version, j->h.version);
+        if (j->h.values)
+            version_entry(g, j->h.version, j->h.value_ms, 0, false);
+        meta_send(r, g);
         return;
     }
     uint32_t current = 0, oldest = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (list[i].state == SX_SECRETS_VERSION_CURRENT)
-            current = list[i].version;
-        if (!oldest || list[i].version < oldest)
-            oldest = list[i].version;
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->list[i].state == SX_SECRETS_VERSION_CURRENT)
+            current = j->list[i].version;
+        if (!oldest || j->list[i].version < oldest)
+            oldest = j->list[i].version;
     }
-    yajl_gen g = sx_json_gen_thread();
-    meta_head(r, g, created_ms, updated_ms, current, oldest);
-    for (size_t i = n; i-- > 0;) /* oldest first, as Vault lists them */
-        version_entry(g, list[i].version, list[i].created_ms, d.deleted_ms,
-                      list[i].state == SX_SECRETS_VERSION_DESTROYED);
-    free(list);
+    meta_head(r, g, j->created_ms, j->updated_ms, current, oldest);
+    for (size_t i = j->n; i-- > 0;) /* oldest first, as Vault lists them */
+        version_entry(g, j->list[i].version, j->list[i].created_ms, j->d.deleted_ms,
+                      j->list[i].state == SX_SECRETS_VERSION_DESTROYED);
     meta_send(r, g);
 }
 
-static void map_meta(sx_request *r, const sx_vault_path *vp)
+static void meta_clear(sx_read_job *rj)
 {
-    sx_secrets_ctx c;
-    sx_api_secrets_ctx(r, &c);
-    sx_vault_map_head h;
-    int rc = sx_vault_map_head_read(&c, &vp->place, &h);
-    if (rc == 0 && !h.secrets)
-        rc = -ENOENT;
-    if (rc != 0) {
-        read_failed(r, rc);
-        return;
-    }
-    yajl_gen g = sx_json_gen_thread();
-    meta_head(r, g, h.created_ms, h.updated_ms, h.version, h.version);
-    if (h.values)
-        version_entry(g, h.version, h.value_ms, 0, false);
-    meta_send(r, g);
+    free(((meta_job *)rj)->list);
 }
 
 void sx_api_vault_metadata(sx_request *r)
@@ -267,8 +314,9 @@ void sx_api_vault_metadata(sx_request *r)
     }
     if (!sx_vault_allow(r, &t, SX_AUTH_PERM_READ, &vp.place))
         return;
-    if (vp.depth == SX_VAULT_AT_SECRET)
-        secret_meta(r, &vp);
-    else
-        map_meta(r, &vp);
+    meta_job *j = sx_read_job_new(r, sizeof(*j), &vp.place, meta_read, meta_answer, meta_clear);
+    if (!j)
+        return;
+    j->map = vp.depth == SX_VAULT_AT_ENV;
+    sx_read_job_start(r, &j->base);
 }

@@ -4,7 +4,8 @@
  *  - while reads wait for a database that holds a lock on the records table, the same node (one
  *    loop thread, so there is no other loop to answer) still answers /healthz (HTTP/1.1 and h2c),
  *    an unknown route, and a request whose token its cache already knows to be wrong; the waiting
- *    reads are answered once the lock goes;
+ *    reads are answered once the lock goes; the same for the Vault KV v2 reads (a secret, an env's
+ *    map, a secret's metadata, a LIST);
  *  - a read waiting for the database when the database goes away is answered 503 in the JSON error
  *    form, and the node serves reads again once the database is back (and stops cleanly: no request
  *    was left behind);
@@ -81,6 +82,7 @@ typedef struct reader {
     const sx_srv *srv;
     const char *auth;
     const char *path;
+    const char *method; /* NULL: GET */
     sx_resp resp;
     int rc;
 } reader;
@@ -89,7 +91,7 @@ static void *reader_main(void *arg)
 {
     reader *x = arg;
     const char *h[] = {x->auth, NULL};
-    x->rc = sx_srv_request(x->srv, SX_H1, "GET", x->path, h, NULL, 0, &x->resp);
+    x->rc = sx_srv_request(x->srv, SX_H1, x->method ? x->method : "GET", x->path, h, NULL, 0, &x->resp);
     return NULL;
 }
 
@@ -110,7 +112,7 @@ static long call(const sx_srv *srv, sx_proto proto, const char *auth, const char
 
 /* A node on its own database, one loop thread, with a token that can write and read acme/web/prod
  * and a secret with a value; the token is in the loop's cache. */
-static bool node_up(sx_srv *srv, char **ret_auth, char *ret_id)
+static bool node_start(sx_srv *srv, char **ret_auth, char *ret_id)
 {
     int r = sx_srv_start(srv, &(sx_srv_opts){.backend = "postgres", .threads = 1});
     if (r == SX_PGTEST_SKIP)
@@ -130,57 +132,112 @@ static bool node_up(sx_srv *srv, char **ret_auth, char *ret_id)
     return true;
 }
 
+/* node_start(), or false (a failed check unless PostgreSQL is missing: skipped) with the node
+ * stopped and nothing left to free. */
+static bool node_up(sx_srv *srv, char **ret_auth, char *ret_id)
+{
+    *ret_auth = NULL;
+    if (node_start(srv, ret_auth, ret_id))
+        return true;
+    if (!g_skip)
+        CHECK(!"node up");
+    sx_srv_stop(srv, SIGTERM, 10);
+    free(*ret_auth);
+    *ret_auth = NULL;
+    return false;
+}
+
+/* Run the n readers while a transaction of the test's holds a lock on the records table: once all n
+ * of the node's sessions wait for it, the loop must still answer /healthz (HTTP/1.1 and h2c) and
+ * whatever meanwhile(srv, token_id) checks (may be NULL); then the lock goes and every reader is
+ * joined, its answer in readers[i].resp for the caller to check and free. */
+static void reads_waiting_on_a_lock(sx_srv *srv, reader *readers, int n,
+                                    void (*meanwhile)(sx_srv *srv, const char *token_id), const char *token_id)
+{
+    PGconn *lock = db_connect(srv->pg), *watch = db_connect(srv->pg);
+    REQUIRE(lock && watch);
+    REQUIRE(db_run(lock, "BEGIN") && db_run(lock, "LOCK TABLE secretsd_records IN ACCESS EXCLUSIVE MODE"));
+    pthread_t th[READS];
+    REQUIRE(n <= READS);
+    for (int i = 0; i < n; i++)
+        REQUIRE(pthread_create(&th[i], NULL, reader_main, &readers[i]) == 0);
+    CHECK(until_waiting(watch, n));
+
+    /* The loop answers what needs no read meanwhile. */
+    CHECK_INT(call(srv, SX_H1, NULL, "GET", "/healthz", NULL, NULL), 200);
+    CHECK_INT(call(srv, SX_H2C, NULL, "GET", "/healthz", NULL, NULL), 200);
+    if (meanwhile)
+        meanwhile(srv, token_id);
+    CHECK_INT(waiting_sessions(watch), n); /* the reads were still waiting all along */
+
+    REQUIRE(db_run(lock, "ROLLBACK"));
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(readers[i].rc, 0);
+    }
+    PQfinish(lock);
+    PQfinish(watch);
+}
+
+/* token_id: the cached token's id, for a request with a wrong secret. */
+static void route_and_cached_token_answered(sx_srv *srv, const char *token_id)
+{
+    char bad[200];
+    CHECK_INT(call(srv, SX_H1, NULL, "GET", "/no/such/route", NULL, NULL), 404);
+    snprintf(bad, sizeof(bad), "Authorization: Bearer sxt_%s_%s", token_id,
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); /* the cached id, a wrong secret */
+    sx_resp r;
+    CHECK_INT(call(srv, SX_H1, bad, "GET", SECRET_PATH, NULL, &r), 401);
+    CHECK(sx_resp_is_error(&r, "unauthorized"));
+    sx_resp_free(&r);
+}
+
 static void reads_waiting_for_a_locked_database_leave_health_and_cached_token_failures_answered(void)
 {
     sx_srv srv;
     char *auth = NULL, id[33];
-    if (!node_up(&srv, &auth, id)) {
-        if (!g_skip)
-            CHECK(!"node up");
-        sx_srv_stop(&srv, SIGTERM, 10);
-        free(auth);
+    if (!node_up(&srv, &auth, id))
         return;
-    }
-    sx_pgtest *pg = srv.pg;
-    PGconn *lock = db_connect(pg), *watch = db_connect(pg);
-    REQUIRE(lock && watch);
-    REQUIRE(db_run(lock, "BEGIN") && db_run(lock, "LOCK TABLE secretsd_records IN ACCESS EXCLUSIVE MODE"));
-
     /* Metadata reads, a list, a reveal and the values map, all waiting for the lock. */
     static const char *const paths[READS] = {SECRET_PATH, "/acme/web/envs/prod/secrets", SECRET_PATH "/value",
                                              "/acme/web/envs/prod/values"};
     reader readers[READS];
-    pthread_t th[READS];
-    for (int i = 0; i < READS; i++) {
+    for (int i = 0; i < READS; i++)
         readers[i] = (reader){.srv = &srv, .auth = auth, .path = paths[i]};
-        REQUIRE(pthread_create(&th[i], NULL, reader_main, &readers[i]) == 0);
-    }
-    CHECK(until_waiting(watch, READS));
-
-    /* The loop answers what needs no read meanwhile. */
-    CHECK_INT(call(&srv, SX_H1, NULL, "GET", "/healthz", NULL, NULL), 200);
-    CHECK_INT(call(&srv, SX_H2C, NULL, "GET", "/healthz", NULL, NULL), 200);
-    CHECK_INT(call(&srv, SX_H1, auth, "GET", "/no/such/route", NULL, NULL), 404);
-    char bad[200];
-    snprintf(bad, sizeof(bad), "Authorization: Bearer sxt_%s_%s", id,
-             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); /* the cached id, a wrong secret */
-    sx_resp r;
-    CHECK_INT(call(&srv, SX_H1, bad, "GET", SECRET_PATH, NULL, &r), 401);
-    CHECK(sx_resp_is_error(&r, "unauthorized"));
-    sx_resp_free(&r);
-    CHECK_INT(waiting_sessions(watch), READS); /* the reads were still waiting all along */
-
-    REQUIRE(db_run(lock, "ROLLBACK"));
+    reads_waiting_on_a_lock(&srv, readers, READS, route_and_cached_token_answered, id);
     for (int i = 0; i < READS; i++) {
-        pthread_join(th[i], NULL);
-        CHECK_INT(readers[i].rc, 0);
         CHECK_INT(readers[i].resp.status, 200);
         if (i == 2)
             CHECK(readers[i].resp.body && strstr(readers[i].resp.body, "postgres://x"));
         sx_resp_free(&readers[i].resp);
     }
-    PQfinish(lock);
-    PQfinish(watch);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
+    free(auth);
+}
+
+static void vault_reads_wait_for_a_locked_database_while_the_loop_answers_health(void)
+{
+    sx_srv srv;
+    char *auth = NULL, id[33];
+    if (!node_up(&srv, &auth, id))
+        return;
+    /* The Vault KV v2 reads of the mount "acme" (the org's own name): a secret's value, the env's
+     * map, a secret's metadata and a LIST of the env, all waiting for the lock. */
+    reader readers[READS] = {
+        {.srv = &srv, .auth = auth, .path = "/v1/acme/data/web/prod/DB_URL"},
+        {.srv = &srv, .auth = auth, .path = "/v1/acme/data/web/prod"},
+        {.srv = &srv, .auth = auth, .path = "/v1/acme/metadata/web/prod/DB_URL"},
+        {.srv = &srv, .auth = auth, .path = "/v1/acme/metadata/web/prod", .method = "LIST"},
+    };
+    reads_waiting_on_a_lock(&srv, readers, READS, NULL, NULL);
+    static const char *const expect[READS] = {
+        "{\"data\":{\"value\":\"postgres://x\"},\"metadata\":", "{\"data\":{\"DB_URL\":\"postgres://x\"},\"metadata\":",
+        "\"current_version\":1", "{\"keys\":[\"DB_URL\"]}"};
+    for (int i = 0; i < READS; i++) {
+        CHECK_INT(readers[i].resp.status, 200);
+        CHECK(readers[i].resp.body && strstr(readers[i].resp.body, expect[i]));
+        sx_resp_free(&readers[i].resp);
+    }
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 30), 0);
     free(auth);
 }
@@ -189,13 +246,8 @@ static void a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serve
 {
     sx_srv srv;
     char *auth = NULL, id[33];
-    if (!node_up(&srv, &auth, id)) {
-        if (!g_skip)
-            CHECK(!"node up");
-        sx_srv_stop(&srv, SIGTERM, 10);
-        free(auth);
+    if (!node_up(&srv, &auth, id))
         return;
-    }
     sx_pgtest *pg = srv.pg;
     PGconn *lock = db_connect(pg), *watch = db_connect(pg);
     REQUIRE(lock && watch);
@@ -248,13 +300,8 @@ static void status_and_metrics_name_the_database_and_count_a_reconnect_after_its
 {
     sx_srv srv;
     char *auth = NULL, id[33];
-    if (!node_up(&srv, &auth, id)) {
-        if (!g_skip)
-            CHECK(!"node up");
-        sx_srv_stop(&srv, SIGTERM, 10);
-        free(auth);
+    if (!node_up(&srv, &auth, id))
         return;
-    }
     sx_pgtest *pg = srv.pg;
     char want[200];
     char *st = admin_get(&srv, "/v1/status");
@@ -304,6 +351,8 @@ int main(int argc, char **argv)
     static const sx_test tests[] = {
         {"reads_waiting_for_a_locked_database_leave_health_and_cached_token_failures_answered",
          reads_waiting_for_a_locked_database_leave_health_and_cached_token_failures_answered},
+        {"vault_reads_wait_for_a_locked_database_while_the_loop_answers_health",
+         vault_reads_wait_for_a_locked_database_while_the_loop_answers_health},
         {"a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serves_after",
          a_read_waiting_when_the_database_goes_away_is_503_and_the_node_serves_after},
         {"status_and_metrics_name_the_database_and_count_a_reconnect_after_its_sessions_are_killed",
