@@ -133,7 +133,7 @@ static void sstate_print(const char *label, const sstate *s)
 
 /* ---- HTTP ---------------------------------------------------------------------------------------- */
 
-/* One request on the caller's handle (its connection is kept alive). 0 and *status when an answer
+/* One request on the caller's handle (its HTTP/1.1 connection is kept alive). 0 and *status when an answer
  * came back; -1 when none did (connection refused or cut: the server is gone). *body is malloc'd. */
 static int http(CURL *h, const sx_srv *srv, bool h2c, const char *auth, const char *method, const char *path,
                 const char *body, long *status, char **ret_body)
@@ -145,6 +145,10 @@ static int http(CURL *h, const sx_srv *srv, bool h2c, const char *auth, const ch
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
                      h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_1_1);
+    /* libcurl 7.88 fails every second request on a reused h2c connection ("Error in the HTTP2
+     * framing layer", fixed in curl 8.0): over h2c each request gets a connection of its own. */
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, h2c ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, h2c ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     struct curl_slist *hl = NULL;
     hl = curl_slist_append(hl, auth);
