@@ -110,11 +110,16 @@ log_percentiles() {
 # One h2load run of DURATION seconds with LOAD_THREADS threads and AUTH; the arguments name the
 # URL (or -i FILE) and the load. Sets R_RPS, R_REQS (requests done), R_BAD (non-2xx and errors),
 # R_PROTO, R_P50 and R_P99 (ms). Its output and per-request log go to LOGS/h2load$LOGTAG.out/.log.
+# With H2LOAD_LOG=0 there is no per-request log and R_P50/R_P99 are "-": writing a line per request
+# costs h2load, which shares the cores with the server, about a third of its rate against a bare
+# h2o handler, so throughput is measured without it.
 run_h2load() { # duration h2load-args...
     local d=$1 lf="$LOGS/h2load${LOGTAG:-}.log" o="$LOGS/h2load${LOGTAG:-}.out"
     shift
     rm -f "$lf"
-    h2load -t "$LOAD_THREADS" -D "$d" -H "$AUTH" --log-file="$lf" "$@" >"$o" 2>&1 || true
+    local logarg=(--log-file="$lf")
+    [ "${H2LOAD_LOG:-1}" = 0 ] && logarg=()
+    h2load -t "$LOAD_THREADS" -D "$d" -H "$AUTH" "${logarg[@]}" "$@" >"$o" 2>&1 || true
     R_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$o")
     # "requests: T total, S started, D done, OK succeeded, F failed, E errored, TO timeout": failed
     # counts every done request that was not a 2xx/3xx (errors included); the status-code line
@@ -135,7 +140,11 @@ run_h2load() { # duration h2load-args...
         R_RPS=0; R_P50=-; R_P99=-
         return
     fi
-    read -r R_P50 R_P99 < <(log_percentiles "$lf")
+    if [ "${H2LOAD_LOG:-1}" = 0 ]; then
+        R_P50=-; R_P99=-
+    else
+        read -r R_P50 R_P99 < <(log_percentiles "$lf")
+    fi
 }
 
 # ---- a server's figures from /proc -------------------------------------------------------------------
