@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,17 @@ typedef struct thread {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx[2]; /* [0] cleartext, [1] TLS */
     pthread_t tid;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t conn_receiver; /* connections handed over by another loop */
+    atomic_uint load;                         /* open connections plus those handed over */
 } thread;
+
+/* A connection accepted by one loop for another (as secretsd spreads them). */
+typedef struct handoff_msg {
+    h2o_multithread_message_t super;
+    int fd;
+    int tls;
+} handoff_msg;
 
 typedef struct listen_sock {
     thread *t;
@@ -86,6 +97,9 @@ static listener listeners[MAX_LISTENERS];
 static size_t nlisteners;
 static route routes[MAX_ROUTES];
 static size_t nroutes;
+static unsigned nthreads; /* loop threads */
+static thread *threads;
+static pthread_barrier_t started; /* every loop's queue exists before any loop accepts */
 
 static void die(const char *fmt, const char *arg)
 {
@@ -312,6 +326,32 @@ static void open_listener(const char *spec, int tls)
     nlisteners++;
 }
 
+static void on_conn_close(void *data)
+{
+    atomic_fetch_sub_explicit(&((thread *)data)->load, 1, memory_order_relaxed);
+}
+
+static void adopt(thread *t, int fd, int tls)
+{
+    h2o_socket_t *s = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+    s->on_close.cb = on_conn_close;
+    s->on_close.data = t;
+    h2o_accept(&t->accept_ctx[tls], s);
+}
+
+static void on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    thread *t = H2O_STRUCT_FROM_MEMBER(thread, conn_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        handoff_msg *m = H2O_STRUCT_FROM_MEMBER(handoff_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        adopt(t, m->fd, m->tls);
+        free(m);
+    }
+}
+
+/* Each accepted connection goes to the loop with the fewest when the accepting loop has more by
+ * two or more: secretsd's rule, so that both spread a burst of connections the same way. */
 static void on_accept(h2o_socket_t *sock, const char *err)
 {
     listen_sock *ls = sock->data;
@@ -323,8 +363,25 @@ static void on_accept(h2o_socket_t *sock, const char *err)
             return;
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        h2o_socket_t *s = h2o_evloop_socket_create(ls->t->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-        h2o_accept(&ls->t->accept_ctx[ls->l->tls], s);
+        thread *t = ls->t, *to = t;
+        unsigned own = atomic_load_explicit(&t->load, memory_order_relaxed), best = own;
+        for (unsigned k = 0; k < nthreads; k++) {
+            unsigned l = atomic_load_explicit(&threads[k].load, memory_order_relaxed);
+            if (&threads[k] != t && l + 2 <= own && l < best) {
+                to = &threads[k];
+                best = l;
+            }
+        }
+        handoff_msg *m = to == t ? NULL : calloc(1, sizeof(*m));
+        if (!m) {
+            atomic_fetch_add_explicit(&t->load, 1, memory_order_relaxed);
+            adopt(t, fd, ls->l->tls);
+            continue;
+        }
+        atomic_fetch_add_explicit(&to->load, 1, memory_order_relaxed);
+        m->fd = fd;
+        m->tls = ls->l->tls;
+        h2o_multithread_send_message(&to->conn_receiver, &m->super);
     }
 }
 
@@ -339,6 +396,9 @@ static void thread_init(thread *t)
         t->accept_ctx[k].hosts = globalconf.hosts;
         t->accept_ctx[k].ssl_ctx = k ? ssl_ctx : NULL;
     }
+    t->queue = h2o_multithread_create_queue(t->ctx.loop);
+    h2o_multithread_register_receiver(t->queue, &t->conn_receiver, on_handoff);
+    pthread_barrier_wait(&started);
     for (size_t i = 0; i < nlisteners; i++) {
         listen_sock *ls = calloc(1, sizeof(*ls));
         ls->t = t;
@@ -383,7 +443,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    unsigned nthreads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    nthreads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     const char *cert = NULL, *key = NULL;
     const char *clear[MAX_LISTENERS], *tls[MAX_LISTENERS];
     size_t nclear = 0, ntls = 0;
@@ -435,9 +495,10 @@ int main(int argc, char **argv)
         open_listener(tls[i], 1);
     fflush(stderr);
 
-    thread *threads = calloc(nthreads, sizeof(*threads));
+    threads = calloc(nthreads, sizeof(*threads));
     if (!threads)
         die("%s", "out of memory");
+    pthread_barrier_init(&started, NULL, nthreads);
     for (unsigned i = 0; i < nthreads; i++)
         h2o_multithread_create_thread(&threads[i].tid, NULL, thread_main, &threads[i]);
     fprintf(stderr, "baseline: serving %zu routes with %u threads\n", nroutes, nthreads);

@@ -3,7 +3,10 @@
  *
  * Every listening socket is opened once, then each of the N loop threads watches its own dup() of
  * it, so all threads accept on all listeners (the kernel wakes one or a few; the others find
- * nothing and go back to sleep). Accepted connections are tracked per thread so that, on SIGTERM,
+ * nothing and go back to sleep). The loop that accepts a connection hands it to the loop with the
+ * fewest when its own has more by two or more, so that the connections of a client that opens
+ * them all at once (a pool of HTTP/2 connections, h2load) are spread over the loops instead of
+ * all landing on the one that woke first. Accepted connections are tracked per thread so that, on SIGTERM,
  * a drain can close the idle HTTP/1 keep-alive connections at once while busy ones finish: the
  * loops stop accepting, h2o sends HTTP/2 GOAWAY, and each loop exits when its last connection is
  * gone or [server] drain_timeout has passed.
@@ -429,6 +432,7 @@ void sx_conn_on_close(void *data)
     sx_conn *c = data;
     h2o_linklist_unlink(&c->link);
     c->thread->nconns--;
+    atomic_fetch_sub_explicit(&c->thread->load, 1, memory_order_relaxed);
     c->sock = NULL;
     sx_peer_conn_closed(c);
     if (!sx_guard_detach(c))
@@ -463,6 +467,79 @@ static void accept_pause(sx_thread *t, int e)
     }
 }
 
+/* A connection accepted by some loop, handed to the loop that serves it. */
+typedef struct handoff_msg {
+    h2o_multithread_message_t super;
+    int fd;
+    sx_listener *listener;
+} handoff_msg;
+
+/* Serve the accepted connection fd on loop t (t's own thread), which counted it in its load. */
+static void adopt(sx_thread *t, int fd, sx_listener *l)
+{
+    sx_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub_explicit(&t->load, 1, memory_order_relaxed);
+        return;
+    }
+    h2o_socket_t *sock = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+    c->thread = t;
+    c->sock = sock;
+    c->fd = fd;
+    c->kind = l->kind;
+    h2o_linklist_insert(&t->conns, &c->link);
+    t->nconns++;
+    sock->on_close.cb = sx_conn_on_close;
+    sock->on_close.data = c;
+    if (l->proxy) {
+        sx_peer_accept(c, &t->accept_ctx[l->kind]);
+        return;
+    }
+    h2o_accept(&t->accept_ctx[l->kind], sock);
+    sx_guard_attach(c); /* nothing was read yet, so h2o cannot have closed it */
+}
+
+static void on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sx_thread *t = H2O_STRUCT_FROM_MEMBER(sx_thread, conn_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        handoff_msg *m = H2O_STRUCT_FROM_MEMBER(handoff_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        if (t->stopping) { /* handed over as this loop began its drain */
+            close(m->fd);
+            atomic_fetch_sub_explicit(&t->load, 1, memory_order_relaxed);
+        } else {
+            adopt(t, m->fd, m->listener);
+        }
+        free(m);
+    }
+}
+
+/* The loop that is to serve a connection accepted by t: t itself unless another loop that is not
+ * draining has fewer by two or more (so a balanced server hands nothing over). Counts it in the
+ * chosen loop's load; NULL when that loop is full. */
+static sx_thread *pick_loop(sx_thread *t, size_t per_thread_max)
+{
+    sx_server *s = t->server;
+    sx_thread *best = t;
+    unsigned own = atomic_load_explicit(&t->load, memory_order_relaxed), best_load = own;
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        sx_thread *o = &s->threads[i];
+        if (o == t || atomic_load_explicit(&o->draining, memory_order_relaxed))
+            continue;
+        unsigned l = atomic_load_explicit(&o->load, memory_order_relaxed);
+        if (l + 2 <= own && l < best_load) {
+            best = o;
+            best_load = l;
+        }
+    }
+    if (best_load >= per_thread_max)
+        return NULL;
+    atomic_fetch_add_explicit(&best->load, 1, memory_order_relaxed);
+    return best;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     sx_listen_sock *ls = listener->data;
@@ -477,7 +554,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
                 accept_pause(t, errno);
             return; /* EAGAIN: another thread took it, or nothing left */
         }
-        if (t->nconns >= per_thread_max) {
+        sx_thread *to = pick_loop(t, per_thread_max);
+        if (!to) {
             close(fd);
             continue;
         }
@@ -485,26 +563,20 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             int on = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         }
-        sx_conn *c = calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
+        if (to == t) {
+            adopt(t, fd, ls->listener);
             continue;
         }
-        h2o_socket_t *sock = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-        c->thread = t;
-        c->sock = sock;
-        c->fd = fd;
-        c->kind = ls->listener->kind;
-        h2o_linklist_insert(&t->conns, &c->link);
-        t->nconns++;
-        sock->on_close.cb = sx_conn_on_close;
-        sock->on_close.data = c;
-        if (ls->listener->proxy) {
-            sx_peer_accept(c, &t->accept_ctx[ls->listener->kind]);
+        handoff_msg *m = calloc(1, sizeof(*m));
+        if (!m) {
+            atomic_fetch_sub_explicit(&to->load, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&t->load, 1, memory_order_relaxed);
+            adopt(t, fd, ls->listener);
             continue;
         }
-        h2o_accept(&t->accept_ctx[ls->listener->kind], sock);
-        sx_guard_attach(c); /* nothing was read yet, so h2o cannot have closed it */
+        m->fd = fd;
+        m->listener = ls->listener;
+        h2o_multithread_send_message(&to->conn_receiver, &m->super);
     }
 }
 
@@ -519,6 +591,7 @@ static void begin_drain(sx_thread *t)
     if (t->stopping)
         return;
     t->stopping = true;
+    atomic_store(&t->draining, true);
     for (size_t i = 0; i < t->server->nlisteners; i++) {
         if (t->listen_socks[i]) {
             h2o_socket_read_stop(t->listen_socks[i]);
@@ -621,6 +694,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     h2o_multithread_register_receiver(t->queue, &t->pool_receiver, sx_pool_on_reply);
     h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);
     h2o_multithread_register_receiver(t->queue, &t->audit_receiver, sx_audit_wait_on_answer);
+    h2o_multithread_register_receiver(t->queue, &t->conn_receiver, on_handoff);
     t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
     if (!t->listen_socks)
         return -ENOMEM;
@@ -670,6 +744,7 @@ static void thread_dispose(sx_thread *t)
     h2o_multithread_unregister_receiver(t->queue, &t->pool_receiver);
     h2o_multithread_unregister_receiver(t->queue, &t->ctl_receiver);
     h2o_multithread_unregister_receiver(t->queue, &t->audit_receiver);
+    h2o_multithread_unregister_receiver(t->queue, &t->conn_receiver);
     h2o_multithread_destroy_queue(t->queue);
     /* The queue's notification socket is freed by the loop's next turn. */
     h2o_evloop_run(t->ctx.loop, 0);

@@ -102,8 +102,11 @@ struct sx_thread {
     h2o_multithread_receiver_t pool_receiver;  /* replies from the worker pool */
     h2o_multithread_receiver_t ctl_receiver;   /* stop requests from the main thread */
     h2o_multithread_receiver_t audit_receiver; /* intent lines on file, from the audit writer */
-    h2o_timeout_t audit_timeout;               /* SX_AUDIT_SYNC_TIMEOUT_MS for a parked request */
-    sx_auth_cache *auth_cache;                 /* verified tokens, this loop only */
+    h2o_multithread_receiver_t conn_receiver;  /* connections accepted by another loop for this one */
+    atomic_uint load;            /* connections open on this loop plus those handed to it and not yet taken */
+    atomic_bool draining;        /* takes no more connections (set by the loop itself, read by the others) */
+    h2o_timeout_t audit_timeout; /* SX_AUDIT_SYNC_TIMEOUT_MS for a parked request */
+    sx_auth_cache *auth_cache;   /* verified tokens, this loop only */
     h2o_linklist_t conns;
     size_t nconns;
     size_t inflight;
