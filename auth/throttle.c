@@ -47,6 +47,7 @@ typedef struct slot {
 
 typedef struct tset {
     pthread_mutex_t mu;
+    atomic_uint nused; /* slots ever taken (they are reused, never freed): 0 = nothing to look up */
     slot slots[WAYS];
 } tset;
 
@@ -86,8 +87,10 @@ int sx_auth_throttle_new(const sx_auth_throttle_options *opt, sx_auth_throttle *
         free(t);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < t->nsets; i++)
+    for (size_t i = 0; i < t->nsets; i++) {
         pthread_mutex_init(&t->sets[i].mu, NULL);
+        atomic_init(&t->sets[i].nused, 0);
+    }
     t->burst = o.burst;
     t->rate = o.refill_per_s / 1000.0;
     randombytes_buf(t->hkey, sizeof t->hkey);
@@ -173,9 +176,13 @@ bool sx_auth_throttle_blocked(sx_auth_throttle *t, const struct sockaddr *addr, 
                               unsigned *ret_retry_after_s)
 {
     unsigned char key[KEY_LEN];
-    if (!t || !client_key(addr, key))
+    /* No address has failed yet (the usual state of a healthy server): nothing to look up or lock.
+     * A failure counted on another thread at this moment is ordered after this check. */
+    if (!t || atomic_load_explicit(&t->count, memory_order_acquire) == 0 || !client_key(addr, key))
         return false;
     tset *set = set_for(t, key);
+    if (atomic_load_explicit(&set->nused, memory_order_acquire) == 0)
+        return false;
     bool blocked = false;
     double tokens = 0;
     pthread_mutex_lock(&set->mu);
@@ -212,6 +219,7 @@ void sx_auth_throttle_failed(sx_auth_throttle *t, const struct sockaddr *addr, i
             if (!c->used) {
                 v = c;
                 atomic_fetch_add(&t->count, 1);
+                atomic_fetch_add(&set->nused, 1);
                 break;
             }
             double l = level(t, c, now_ms);

@@ -52,6 +52,37 @@ static void cache_hit_still_checks_the_secret(void)
     fx_close(&fx);
 }
 
+/* A cached entry skips the keyed hash only for the very secret that passed the full check: every
+ * one-character change of the token's secret part is rejected, before and after the entry is
+ * refreshed from storage, and none of them displaces the real token. */
+static void cached_fast_path_takes_only_the_verified_secret(void)
+{
+    fixture fx;
+    fx_open(&fx);
+    char *tok = NULL;
+    sx_auth_token p;
+    fx_mint(&fx, "acme", NULL, NULL, SX_AUTH_ROLE_OWNER, 0, &tok, NULL);
+    CHECK_INT(fx_verify(&fx, tok, T0, &p), 0);
+    size_t len = strlen(tok), rejected = 0;
+    char bad[SX_AUTH_TOKEN_LEN + 1];
+    for (size_t i = len - 43; i < len; i++) {
+        strcpy(bad, tok);
+        bad[i] = bad[i] == 'A' ? 'E' : 'A'; /* both canonical as the last character too */
+        for (int64_t when = T0; when <= T0 + 5000; when += 5000) {
+            CHECK_INT(fx_verify(&fx, bad, when, &p), SX_AUTH_EBADTOKEN);
+            rejected++;
+            CHECK_INT(fx_verify(&fx, tok, when, &p), 0);
+        }
+    }
+    CHECK_INT(rejected, 86);
+    /* The real token is still served from the cache with storage down. */
+    fx_fail_storage(&fx, true);
+    CHECK_INT(fx_verify(&fx, tok, T0 + 5100, &p), 0);
+    CHECK_STR(p.org, "acme");
+    sx_auth_token_plaintext_free(tok);
+    fx_close(&fx);
+}
+
 static void cached_entry_is_trusted_at_most_one_second(void)
 {
     fixture fx;
@@ -286,6 +317,7 @@ int main(int argc, char **argv)
         {"second_verify_is_served_from_cache_without_storage_read",
          second_verify_is_served_from_cache_without_storage_read},
         {"cache_hit_still_checks_the_secret", cache_hit_still_checks_the_secret},
+        {"cached_fast_path_takes_only_the_verified_secret", cached_fast_path_takes_only_the_verified_secret},
         {"cached_entry_is_trusted_at_most_one_second", cached_entry_is_trusted_at_most_one_second},
         {"revoke_on_this_node_takes_effect_immediately", revoke_on_this_node_takes_effect_immediately},
         {"revoke_through_storage_takes_effect_within_one_second",
