@@ -266,6 +266,69 @@ static void two_threads_serve_concurrently(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+/* One keep-alive HTTP/1.1 GET /healthz on fd; true when a 200 with its whole body came back. */
+static bool healthz_on(int fd)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+        return false;
+    char buf[4096];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0)
+            return false;
+        n += (size_t)r;
+        buf[n] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "content-length:");
+        if (end && cl && n >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+            return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+        if (n == sizeof(buf) - 1)
+            return false;
+    }
+}
+
+static bool requests_per_thread(const sx_srv *srv, unsigned long *a, unsigned long *b)
+{
+    sx_resp r;
+    bool ok = sx_srv_request(srv, SX_ADMIN, "GET", "/v1/status", NULL, NULL, 0, &r) == 0;
+    const char *p = ok ? strstr(r.body, "\"requests_per_thread\":[") : NULL;
+    ok = p && sscanf(p, "\"requests_per_thread\":[%lu,%lu]", a, b) == 2;
+    if (p)
+        sx_resp_free(&r);
+    return ok;
+}
+
+/* Connections opened all at once - as a client's pool of HTTP/2 connections or a load generator
+ * opens them - are spread over the loops for their whole life, not left on the loop that woke
+ * first: of 8 connections each loop serves at least 3. */
+static void a_burst_of_connections_is_spread_over_the_loops(void)
+{
+    sx_srv srv;
+    REQUIRE(sx_srv_start(&srv, &(sx_srv_opts){.threads = 2}) == 0);
+    unsigned long a0 = 0, b0 = 0, a1 = 0, b1 = 0;
+    REQUIRE(requests_per_thread(&srv, &a0, &b0));
+    int fds[8];
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 8; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    }
+    int served = 0;
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 8; i++)
+            served += healthz_on(fds[i]);
+    CHECK_INT(served, 80);
+    for (int i = 0; i < 8; i++)
+        close(fds[i]);
+    REQUIRE(requests_per_thread(&srv, &a1, &b1));
+    fprintf(stderr, "requests per loop: %lu and %lu\n", a1 - a0, b1 - b0);
+    CHECK(a1 - a0 >= 30 && b1 - b0 >= 30);
+    CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
+}
+
 static void access_log_has_one_line_per_request_without_secrets(void)
 {
     sx_srv srv;
@@ -326,6 +389,7 @@ int main(int argc, char **argv)
         {"secretsctl_fails_cleanly_without_a_server", secretsctl_fails_cleanly_without_a_server},
         {"sigterm_during_a_slow_request_still_answers_it", sigterm_during_a_slow_request_still_answers_it},
         {"two_threads_serve_concurrently", two_threads_serve_concurrently},
+        {"a_burst_of_connections_is_spread_over_the_loops", a_burst_of_connections_is_spread_over_the_loops},
         {"access_log_has_one_line_per_request_without_secrets", access_log_has_one_line_per_request_without_secrets},
         {"bad_config_exits_with_status_2", bad_config_exits_with_status_2},
     };
