@@ -54,6 +54,9 @@ typedef struct access_buf {
     char *data; /* ACCESS_BUF_BYTES, owned; swapped with the writer's spare */
     size_t len;
     bool nudged; /* the writer was woken for this fill */
+    /* this thread's lines kept and dropped: counted per thread, so that loops never write to a
+     * shared cache line for each request (sx_access_log_stats() sums them) */
+    _Atomic uint64_t lines, dropped;
     struct access_buf *next;
 } access_buf;
 
@@ -64,10 +67,10 @@ static _Thread_local access_buf *access_mine;
 static pthread_t access_writer;
 static bool access_writer_running, access_stopping, access_writer_done;
 static pthread_cond_t access_done_cond; /* CLOCK_MONOTONIC */
-static _Atomic uint64_t access_lines, access_dropped;
-static _Atomic int access_fd = -1; /* -1 = access log off */
-static char *access_path;          /* for reopen; NULL = stderr or off */
-static int log_fd = STDERR_FILENO; /* the diagnostic log's descriptor once stderr is captured */
+static _Atomic uint64_t access_dropped; /* lines of a thread that has no buffer */
+static _Atomic int access_fd = -1;      /* -1 = access log off */
+static char *access_path;               /* for reopen; NULL = stderr or off */
+static int log_fd = STDERR_FILENO;      /* the diagnostic log's descriptor once stderr is captured */
 
 static void access_write_all(const char *p, size_t len)
 {
@@ -366,7 +369,7 @@ void sx_access_log_write(const char *line, size_t len)
             nudge = b->nudged = true;
     }
     pthread_mutex_unlock(&b->mu);
-    atomic_fetch_add_explicit(kept ? &access_lines : &access_dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(kept ? &b->lines : &b->dropped, 1, memory_order_relaxed);
     if (nudge) {
         pthread_mutex_lock(&access_mutex);
         pthread_cond_signal(&access_cond);
@@ -376,6 +379,13 @@ void sx_access_log_write(const char *line, size_t len)
 
 void sx_access_log_stats(uint64_t *ret_lines, uint64_t *ret_dropped)
 {
-    *ret_lines = atomic_load_explicit(&access_lines, memory_order_relaxed);
-    *ret_dropped = atomic_load_explicit(&access_dropped, memory_order_relaxed);
+    uint64_t lines = 0, dropped = atomic_load_explicit(&access_dropped, memory_order_relaxed);
+    pthread_mutex_lock(&access_mutex);
+    for (access_buf *b = access_bufs; b; b = b->next) {
+        lines += atomic_load_explicit(&b->lines, memory_order_relaxed);
+        dropped += atomic_load_explicit(&b->dropped, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&access_mutex);
+    *ret_lines = lines;
+    *ret_dropped = dropped;
 }
