@@ -120,6 +120,13 @@ run_h2load() { # duration h2load-args...
     local logarg=(--log-file="$lf")
     [ "${H2LOAD_LOG:-1}" = 0 ] && logarg=()
     h2load -t "$LOAD_THREADS" -D "$d" -H "$AUTH" "${logarg[@]}" "$@" >"$o" 2>&1 || true
+    if [ "${H2LOAD_LOG:-1}" = 0 ]; then h2load_result "$o" ""; else h2load_result "$o" "$lf"; fi
+}
+
+# The R_* figures of run_h2load from an h2load output file and its per-request log ("" = none:
+# R_P50/R_P99 are "-"), also for an h2load that ran in the background.
+h2load_result() { # output log
+    local o=$1 lf=$2
     R_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$o")
     # "requests: T total, S started, D done, OK succeeded, F failed, E errored, TO timeout": failed
     # counts every done request that was not a 2xx/3xx (errors included); the status-code line
@@ -140,7 +147,7 @@ run_h2load() { # duration h2load-args...
         R_RPS=0; R_P50=-; R_P99=-
         return
     fi
-    if [ "${H2LOAD_LOG:-1}" = 0 ]; then
+    if [ -z "$lf" ]; then
         R_P50=-; R_P99=-
     else
         read -r R_P50 R_P99 < <(log_percentiles "$lf")
