@@ -537,9 +537,7 @@ static bool needles_from_dump(const char *db, needle *n, size_t count)
 static size_t needles_in_files(const char *dir, const needle *n, size_t count)
 {
     char *out = NULL;
-    char list[512];
-    snprintf(list, sizeof(list), "find '%s' -type f", dir);
-    if (sx_test_sh(&out, "%s", list) != 0 || !out) {
+    if (sx_test_sh(&out, "find '%s' -type f", dir) != 0 || !out) {
         free(out);
         return (size_t)-1;
     }
