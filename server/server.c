@@ -526,7 +526,10 @@ static sx_thread *pick_loop(sx_thread *t, size_t per_thread_max)
     unsigned own = atomic_load_explicit(&t->load, memory_order_relaxed), best_load = own;
     for (unsigned i = 0; i < s->nthreads; i++) {
         sx_thread *o = &s->threads[i];
-        if (o == t || atomic_load_explicit(&o->draining, memory_order_relaxed))
+        /* A loop still setting up (the listeners are open before every loop runs) or draining
+         * takes none. */
+        if (o == t || !atomic_load_explicit(&o->ready, memory_order_acquire) ||
+            atomic_load_explicit(&o->draining, memory_order_relaxed))
             continue;
         unsigned l = atomic_load_explicit(&o->load, memory_order_relaxed);
         if (l + 2 <= own && l < best_load) {
@@ -695,6 +698,7 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
     h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);
     h2o_multithread_register_receiver(t->queue, &t->audit_receiver, sx_audit_wait_on_answer);
     h2o_multithread_register_receiver(t->queue, &t->conn_receiver, on_handoff);
+    atomic_store_explicit(&t->ready, true, memory_order_release);
     t->listen_socks = calloc(s->nlisteners, sizeof(*t->listen_socks));
     if (!t->listen_socks)
         return -ENOMEM;

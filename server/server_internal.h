@@ -105,6 +105,7 @@ struct sx_thread {
     h2o_multithread_receiver_t conn_receiver;  /* connections accepted by another loop for this one */
     atomic_uint load;            /* connections open on this loop plus those handed to it and not yet taken */
     atomic_bool draining;        /* takes no more connections (set by the loop itself, read by the others) */
+    atomic_bool ready;           /* its conn_receiver is registered: other loops may hand it connections */
     h2o_timeout_t audit_timeout; /* SX_AUDIT_SYNC_TIMEOUT_MS for a parked request */
     sx_auth_cache *auth_cache;   /* verified tokens, this loop only */
     h2o_linklist_t conns;
