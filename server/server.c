@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "audit/audit.h"
+#include "common/testpoint.h"
 #include "server/metrics.h"
 #include "ops/ops.h"
 
@@ -693,6 +694,8 @@ static int thread_init(sx_server *s, sx_thread *t, unsigned index)
         t->accept_ctx[k].hosts = s->globalconf.hosts;
         t->accept_ctx[k].ssl_ctx = k == SX_LISTEN_TLS ? s->ssl_ctx : NULL;
     }
+    if (index == 1)
+        sx_testpoint("loop.setup"); /* the tests hold a loop here while another already serves */
     t->queue = h2o_multithread_create_queue(t->ctx.loop);
     h2o_multithread_register_receiver(t->queue, &t->pool_receiver, sx_pool_on_reply);
     h2o_multithread_register_receiver(t->queue, &t->ctl_receiver, on_ctl);

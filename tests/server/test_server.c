@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,85 @@ static void a_burst_of_connections_is_spread_over_the_loops(void)
     CHECK_INT(sx_srv_stop(&srv, SIGTERM, 20), 0);
 }
 
+typedef struct starter {
+    sx_srv srv;
+    sx_srv_opts opts;
+    int rc;
+} starter;
+
+static void *start_in_background(void *arg)
+{
+    starter *st = arg;
+    st->rc = sx_srv_start(&st->srv, &st->opts);
+    return NULL;
+}
+
+/* A free loopback port (bound once and let go). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sin);
+    int port = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+                       getsockname(fd, (struct sockaddr *)&sin, &sl) == 0
+                   ? ntohs(sin.sin_port)
+                   : 0;
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* The listeners are open before every loop runs, and a client that reconnects at once (after a
+ * restart) gets in while a loop is still setting up. The loop that accepts keeps what it cannot
+ * hand over: loop 1 is held in its set-up (a test pause point) while 8 connections are served by
+ * loop 0, then everything goes on as usual. */
+static void connections_accepted_while_a_loop_sets_up_are_served(void)
+{
+    char *pause = sx_test_tmpdir("pause");
+    char env[600], hold[700], paused[700];
+    snprintf(env, sizeof(env), "SECRETSD_TEST_PAUSE_DIR=%s", pause);
+    snprintf(hold, sizeof(hold), "%s/loop.setup.hold", pause);
+    snprintf(paused, sizeof(paused), "%s/loop.setup.paused", pause);
+    REQUIRE(sx_test_write_file(hold, "", 0) == 0);
+    const char *envs[] = {env, NULL};
+    starter st = {.opts = {.threads = 2, .extra_env = envs, .port = free_port()}};
+    REQUIRE(st.opts.port > 0);
+    pthread_t tid;
+    REQUIRE(pthread_create(&tid, NULL, start_in_background, &st) == 0);
+    bool held = false;
+    for (int i = 0; i < 3000 && !held; i++) {
+        held = access(paused, F_OK) == 0;
+        if (!held)
+            sx_test_sleep_ms(10);
+    }
+    CHECK(held);
+    int fds[8], served = 0;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.opts.port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 8; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    }
+    for (int round = 0; held && round < 3; round++)
+        for (int i = 0; i < 8; i++)
+            served += fds[i] >= 0 && healthz_on(fds[i]);
+    CHECK_INT(served, held ? 24 : 0);
+    CHECK(unlink(hold) == 0);
+    pthread_join(tid, NULL);
+    CHECK_INT(st.rc, 0);
+    for (int i = 0; i < 8; i++) {
+        if (fds[i] >= 0) {
+            CHECK(healthz_on(fds[i]));
+            close(fds[i]);
+        }
+    }
+    if (st.rc == 0)
+        CHECK_INT(sx_srv_stop(&st.srv, SIGTERM, 20), 0);
+    sx_test_rmtree(pause);
+    free(pause);
+}
+
 static void access_log_has_one_line_per_request_without_secrets(void)
 {
     sx_srv srv;
@@ -390,6 +470,7 @@ int main(int argc, char **argv)
         {"sigterm_during_a_slow_request_still_answers_it", sigterm_during_a_slow_request_still_answers_it},
         {"two_threads_serve_concurrently", two_threads_serve_concurrently},
         {"a_burst_of_connections_is_spread_over_the_loops", a_burst_of_connections_is_spread_over_the_loops},
+        {"connections_accepted_while_a_loop_sets_up_are_served", connections_accepted_while_a_loop_sets_up_are_served},
         {"access_log_has_one_line_per_request_without_secrets", access_log_has_one_line_per_request_without_secrets},
         {"bad_config_exits_with_status_2", bad_config_exits_with_status_2},
     };
