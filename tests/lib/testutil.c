@@ -179,6 +179,17 @@ void sx_test_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+bool sx_test_wait_for_file(const char *path, long timeout_ms)
+{
+    for (long waited = 0;; waited += 10) {
+        if (access(path, F_OK) == 0)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        sx_test_sleep_ms(10);
+    }
+}
+
 int sx_test_sh(char **ret_out, const char *fmt, ...)
 {
     char cmd[8192];

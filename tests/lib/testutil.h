@@ -99,6 +99,10 @@ char *sx_test_path(const char *dir, const char *name);
 /* Sleep ms milliseconds. */
 void sx_test_sleep_ms(long ms);
 
+/* Wait up to timeout_ms for path to exist (polling every 10 ms), as the ".paused" marker of a
+ * pause point (common/testpoint.h); false when it never appeared. */
+bool sx_test_wait_for_file(const char *path, long timeout_ms);
+
 /* Run a shell command made from fmt (printf-style) with popen(), stdout and stderr of this process
  * flushed first. Returns its exit status, or -1 when it did not exit normally or could not be
  * started. With ret_out != NULL, its standard output (never its stderr) goes to *ret_out, a

@@ -89,11 +89,8 @@ static bool paused_at(rig *g, const char *point)
 {
     char p[700];
     snprintf(p, sizeof(p), "%s/%s.paused", g->pause, point);
-    for (int i = 0; i < 6000; i++) {
-        if (access(p, F_OK) == 0)
-            return true;
-        sx_test_sleep_ms(10);
-    }
+    if (sx_test_wait_for_file(p, 60000))
+        return true;
     fprintf(stderr, "nothing paused at %s\n", point);
     return false;
 }

@@ -311,11 +311,9 @@ static void a_burst_of_connections_is_spread_over_the_loops(void)
     unsigned long a0 = 0, b0 = 0, a1 = 0, b1 = 0;
     REQUIRE(requests_per_thread(&srv, &a0, &b0));
     int fds[8];
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int i = 0; i < 8; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        REQUIRE(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == 0);
+        fds[i] = sx_test_tcp_connect(srv.port, 10);
+        REQUIRE(fds[i] >= 0);
     }
     int served = 0;
     for (int round = 0; round < 10; round++)
@@ -343,22 +341,6 @@ static void *start_in_background(void *arg)
     return NULL;
 }
 
-/* A free loopback port (bound once and let go). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sin);
-    int port = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-                       getsockname(fd, (struct sockaddr *)&sin, &sl) == 0
-                   ? ntohs(sin.sin_port)
-                   : 0;
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* The listeners are open before every loop runs, and a client that reconnects at once (after a
  * restart) gets in while a loop is still setting up. The loop that accepts keeps what it cannot
  * hand over: loop 1 is held in its set-up (a test pause point) while 8 connections are served by
@@ -372,23 +354,16 @@ static void connections_accepted_while_a_loop_sets_up_are_served(void)
     snprintf(paused, sizeof(paused), "%s/loop.setup.paused", pause);
     REQUIRE(sx_test_write_file(hold, "", 0) == 0);
     const char *envs[] = {env, NULL};
-    starter st = {.opts = {.threads = 2, .extra_env = envs, .port = free_port()}};
+    starter st = {.opts = {.threads = 2, .extra_env = envs, .port = sx_test_free_port()}};
     REQUIRE(st.opts.port > 0);
     pthread_t tid;
     REQUIRE(pthread_create(&tid, NULL, start_in_background, &st) == 0);
-    bool held = false;
-    for (int i = 0; i < 3000 && !held; i++) {
-        held = access(paused, F_OK) == 0;
-        if (!held)
-            sx_test_sleep_ms(10);
-    }
+    bool held = sx_test_wait_for_file(paused, 30000);
     CHECK(held);
     int fds[8], served = 0;
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.opts.port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int i = 0; i < 8; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == 0);
+        fds[i] = sx_test_tcp_connect(st.opts.port, 10);
+        CHECK(fds[i] >= 0);
     }
     for (int round = 0; held && round < 3; round++)
         for (int i = 0; i < 8; i++)

@@ -461,13 +461,7 @@ static void a_sweep_killed_between_two_purges_resumes_after_a_restart(void)
     }
     char paused[600];
     snprintf(paused, sizeof(paused), "%s/sweep.purged.paused", pause);
-    bool held = false;
-    for (int i = 0; i < 3000 && !held; i++) {
-        held = access(paused, F_OK) == 0;
-        if (!held)
-            sx_test_sleep_ms(10);
-    }
-    CHECK(held);
+    CHECK(sx_test_wait_for_file(paused, 30000));
     char got[512];
     deleted_of(SX_H1, env, got, sizeof(got));
     CHECK_STR(got, "k1:1,k2:1,k3:1,k4:1"); /* one purged (in name order), four left */
