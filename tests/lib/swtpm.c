@@ -49,16 +49,26 @@ bool sx_swtpm_start(sx_swtpm *t)
                    "--flags", "not-need-init,startup-clear", (char *)NULL);
             _exit(127);
         }
-        /* Wait (bounded) until it listens, or until it exits (a port taken meanwhile). */
-        for (int i = 0; i < 500; i++) {
-            if (sx_test_port_accepts(t->port)) {
+        /* Wait (bounded) until both its ports accept and it is still running a moment later, or
+         * until it exits (a port taken meanwhile: then another process may be what accepts). */
+        bool exited = false;
+        for (int i = 0; i < 500 && !exited; i++) {
+            if (sx_test_port_accepts(t->port) && sx_test_port_accepts(t->port + 1)) {
+                sx_test_sleep_ms(50);
+                if (waitpid(t->pid, NULL, WNOHANG) == t->pid) {
+                    exited = true;
+                    break;
+                }
                 snprintf(t->tcti, sizeof t->tcti, "swtpm:host=127.0.0.1,port=%d", t->port);
                 return true;
             }
-            int status;
-            if (waitpid(t->pid, &status, WNOHANG) == t->pid)
-                break;
-            sx_test_sleep_ms(10);
+            exited = waitpid(t->pid, NULL, WNOHANG) == t->pid;
+            if (!exited)
+                sx_test_sleep_ms(10);
+        }
+        if (exited) {
+            t->pid = 0;
+            continue;
         }
         kill(t->pid, SIGKILL);
         waitpid(t->pid, NULL, 0);
